@@ -1,0 +1,33 @@
+import { Command, CommanderError } from 'commander';
+import { ExitCode } from '../src/errors.js';
+import { register as route } from './route.js';
+import { reportError } from './ui/errors.js';
+import { setupColour } from './ui/output.js';
+
+/** Builds the program; each command file registers itself. */
+export function buildProgram(): Command {
+  const program = new Command('shardctl')
+    .description('split a PostgreSQL monolith into shards and operate them')
+    .version(process.env.npm_package_version ?? '0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const register of [route]) register(program);
+  return program;
+}
+
+/** Runs the CLI; returns the exit code instead of exiting, so output is never truncated. */
+export async function main(argv: string[]): Promise<number> {
+  setupColour();
+  const program = buildProgram();
+  const json = argv.includes('--json');
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // help and version are "errors" to commander; they already printed
+      return e.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    return reportError(e, json);
+  }
+}

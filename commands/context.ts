@@ -1,0 +1,40 @@
+import { Command, Option } from 'commander';
+import { loadConfig } from '../src/config/load.js';
+import type { Config } from '../src/config/types.js';
+import { createOutput, type Output } from './ui/output.js';
+
+export interface GlobalOptions {
+  config?: string;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+/** Options every command takes; declared once and added to each subcommand. */
+export function withGlobalOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('-c, --config <file>', 'config file (else $SHARDCTL_CONFIG, else ./shardctl.yaml)'))
+    .option('--json', 'print the result as JSON on stdout (logs and progress stay on stderr)')
+    .option('-q, --quiet', 'print only the result and problems');
+}
+
+/** Precedence: --config > SHARDCTL_CONFIG > ./shardctl.yaml. */
+export function configPath(opts: GlobalOptions): string {
+  return opts.config ?? process.env.SHARDCTL_CONFIG ?? 'shardctl.yaml';
+}
+
+export function load(opts: GlobalOptions): Config {
+  return loadConfig(configPath(opts));
+}
+
+export function output(opts: GlobalOptions): Output {
+  return createOutput(opts);
+}
+
+/** Integer option parser with a clear message (commander turns the thrown error into exit 2). */
+export function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a whole number of at least 1, got "${v}"`);
+    return n;
+  };
+}

@@ -1,0 +1,23 @@
+import chalk from 'chalk';
+import { ExitCode, isUserError } from '../../src/errors.js';
+import { redactText } from '../../src/redact.js';
+
+/**
+ * The one place an error becomes output and an exit code. A UserError was expected: one line, its
+ * details and hint, no stack. Anything else is a bug: the stack, and a request to report it.
+ */
+export function reportError(e: unknown, json: boolean): number {
+  if (isUserError(e)) {
+    if (json) {
+      process.stdout.write(`${JSON.stringify({ ok: false, error: { kind: e.kind, message: e.message, details: e.details, hint: e.hint } })}\n`);
+    }
+    process.stderr.write(`${chalk.red('shardctl: error:')} ${redactText(e.message)}\n`);
+    for (const d of e.details) process.stderr.write(`  ${redactText(d)}\n`);
+    if (e.hint) process.stderr.write(`${chalk.dim('hint:')} ${redactText(e.hint)}\n`);
+    return e.exitCode;
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  process.stderr.write(`${chalk.red('shardctl: internal error:')} ${redactText(err.stack ?? err.message)}\n`);
+  process.stderr.write('This is a bug in shardctl. Please report it with the command you ran and the output above.\n');
+  return ExitCode.blocked;
+}

@@ -1,0 +1,95 @@
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { UserError } from '../errors.js';
+import { redactText } from '../redact.js';
+import { checkConfig, type Problem } from './check.js';
+import { interpolate, type InterpolationProblem } from './interpolate.js';
+import { configSchema } from './schema.js';
+import type { Config } from './types.js';
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Reads, interpolates and validates a config file. Throws one `UserError` (exit 2) that lists every
+ * problem as `file: key.path: what is wrong`; never returns a config that did not pass.
+ *
+ * @example const config = loadConfig('shardctl.yaml');
+ */
+export function loadConfig(path: string, opts: LoadOptions = {}): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError('config', `${path}: cannot read the config file (${code === 'ENOENT' ? 'no such file' : code})`, {
+      hint: 'pass --config FILE or set SHARDCTL_CONFIG',
+    });
+  }
+  return parseConfig(text, path, opts);
+}
+
+/** Validates config text (YAML or JSON); `file` names it in messages. */
+export function parseConfig(text: string, file = '<inline>', opts: LoadOptions = {}): Config {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw configError(file, doc.errors.map((e) => `${file}: ${firstLine(e.message)}`));
+  }
+  const env = opts.env ?? process.env;
+  const missing: InterpolationProblem[] = [];
+  const data = interpolate(doc.toJS(), env, missing);
+  const secrets = collectPasswords(data);
+  const lines = missing.map((m) => line(file, m.path, `environment variable ${m.variable} is not set`));
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw configError(file, [`${file}: must be a mapping with source, strategy, shards and tables`]);
+  }
+  const parsed = configSchema.safeParse(data);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) lines.push(line(file, issue.path as Problem['path'], issueMessage(issue)));
+    throw configError(file, lines, secrets);
+  }
+  const { config, problems } = checkConfig(parsed.data, file);
+  for (const p of problems) lines.push(line(file, p.path, p.message));
+  if (!config || lines.length > 0) throw configError(file, lines, secrets);
+  return config;
+}
+
+function issueMessage(issue: { code: string; message: string; keys?: string[] }): string {
+  if (issue.code === 'unrecognized_keys' && issue.keys) {
+    return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  }
+  if (issue.message.startsWith('Invalid input: expected')) return issue.message.replace('Invalid input: expected', 'expected');
+  return issue.message;
+}
+
+function line(file: string, path: Problem['path'], message: string): string {
+  return `${file}: ${formatPath(path) || '(top level)'}: ${message}`;
+}
+
+export function formatPath(path: Problem['path']): string {
+  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : String(p)), '');
+}
+
+function configError(file: string, lines: string[], secrets: string[] = []): UserError {
+  const safe = [...new Set(lines.map((l) => redactText(l, secrets)))];
+  const head = safe.length === 1 ? safe[0]! : `${file}: ${safe.length} problems in the configuration`;
+  return new UserError('config', head, { details: safe.length === 1 ? [] : safe });
+}
+
+const firstLine = (s: string) => s.split('\n')[0] ?? s;
+
+/** Passwords found in any URL-looking value, so a message can never echo one. */
+function collectPasswords(data: unknown, out: string[] = []): string[] {
+  if (typeof data === 'string') {
+    try {
+      const p = new URL(data).password;
+      if (p) out.push(decodeURIComponent(p));
+    } catch {
+      /* not a URL */
+    }
+  } else if (data && typeof data === 'object') {
+    for (const v of Object.values(data)) collectPasswords(v, out);
+  }
+  return out;
+}

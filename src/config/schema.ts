@@ -1,0 +1,127 @@
+import { z } from 'zod';
+import { isCell } from '../routing/h3.js';
+
+/**
+ * The shape of shardctl.yaml as zod schemas. Objects are strict (unknown keys are errors). Checks that
+ * span several keys (ids that must exist, table order) live in `check.ts`, so every problem is
+ * reported in one pass.
+ */
+
+const dsn = z.string().superRefine((s, ctx) => {
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be a postgres:// connection URL' });
+    return;
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
+    ctx.addIssue({ code: 'custom', message: `must be a postgres:// connection URL, not ${u.protocol}//` });
+  } else if (!u.hostname) {
+    ctx.addIssue({ code: 'custom', message: 'connection URL has no host' });
+  }
+});
+
+const identifier = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(63, 'is longer than 63 characters (a PostgreSQL identifier)');
+
+const shardId = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_-]{0,62}$/, 'must start with a letter and use only letters, digits, _ and -');
+
+const UNITS: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
+/** A size as bytes (number) or text with a binary unit: `500MB`, `2 GB`. */
+export const byteSize = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB)\s*$/i.exec(v);
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: 'must be a size such as 500MB or 2GB' });
+    return z.NEVER;
+  }
+  return Math.round(Number(m[1]) * UNITS[m[2]!.toUpperCase()]!);
+});
+
+const h3Cell = z.string().refine(isCell, 'is not a valid H3 cell index (hex string)');
+const resolution = z.number().int().min(0).max(15);
+
+const shard = z.strictObject({
+  id: shardId,
+  primary: dsn,
+  replicas: z.array(dsn).default([]),
+  capacity: byteSize.optional(),
+});
+
+const jump = z.strictObject({
+  kind: z.literal('jump'),
+  key: identifier,
+  pins: z.record(z.string().min(1), shardId).default({}),
+});
+
+const mappingEntry = z.strictObject({
+  cell: h3Cell,
+  shard: shardId,
+  region: z.string().optional(),
+  capacity_status: z.enum(['active', 'full', 'read-only']).optional(),
+});
+
+const h3 = z.strictObject({
+  kind: z.literal('h3'),
+  indexResolution: resolution.default(12),
+  shardResolution: resolution.default(3),
+  defaultShard: shardId,
+  mapping: z.array(mappingEntry).default([]),
+});
+
+const strategy = z.discriminatedUnion('kind', [jump, h3], {
+  error: (issue) =>
+    issue.code === 'invalid_union' ? 'kind must be "jump" or "h3"' : undefined,
+});
+
+const VIA = /^\s*([A-Za-z_][A-Za-z0-9_$]*)\s*->\s*(?:([A-Za-z_][A-Za-z0-9_$]*)\.)?([A-Za-z_][A-Za-z0-9_$]*)\.([A-Za-z_][A-Za-z0-9_$]*)\s*$/;
+export function parseVia(text: string): { column: string; parentSchema?: string; parent: string; parentColumn: string } | undefined {
+  const m = VIA.exec(text);
+  return m ? { column: m[1]!, parentSchema: m[2], parent: m[3]!, parentColumn: m[4]! } : undefined;
+}
+
+const table = z.strictObject({
+  name: identifier,
+  schema: identifier.default('public'),
+  key: identifier.optional(),
+  via: z.string().refine((s) => parseVia(s) !== undefined, 'must look like "column -> parent_table.column"').optional(),
+  reference: z.boolean().default(false),
+  lat: identifier.optional(),
+  lng: identifier.optional(),
+  cell: identifier.optional(),
+  cellResolution: resolution.optional(),
+});
+
+const levels = (warning: number, critical: number) =>
+  z.strictObject({ warning: z.number().nonnegative().default(warning), critical: z.number().nonnegative().default(critical) })
+    .default({ warning, critical });
+const sizeLevels = (warning: number, critical: number) =>
+  z.strictObject({ warning: byteSize.default(warning), critical: byteSize.default(critical) }).default({ warning, critical });
+
+const health = z
+  .strictObject({
+    timeoutMs: z.number().int().positive().default(2000),
+    latencyMs: levels(250, 1000),
+    lagSeconds: levels(30, 300),
+    lagBytes: sizeLevels(64 * 1024 ** 2, 1024 ** 3),
+    slotRetainedBytes: sizeLevels(1024 ** 3, 8 * 1024 ** 3),
+    connections: levels(0.8, 0.95),
+    capacity: levels(0.8, 0.9),
+  })
+  .default({} as never);
+
+export const configSchema = z.strictObject({
+  source: dsn,
+  catalog: dsn.optional(),
+  strategy,
+  shards: z.array(shard).min(1, 'needs at least one shard'),
+  tables: z.array(table).min(1, 'needs at least one table'),
+  health,
+});
+
+export type RawConfig = z.output<typeof configSchema>;

@@ -1,0 +1,38 @@
+/**
+ * Passwords never appear in output, logs, JSON, reports or catalog rows. Everything that prints a
+ * connection string or an error that may embed one goes through these functions.
+ */
+
+/** `postgres://user:secret@host:5432/db?x=1` → `postgres://user:***@host:5432/db` (query dropped: it may carry `password=`). */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') return redactText(url);
+    const user = decodeURIComponent(u.username);
+    const auth = user ? `${user}:***@` : '';
+    const port = u.port ? `:${u.port}` : '';
+    return `${u.protocol}//${auth}${u.hostname}${port}${u.pathname}`;
+  } catch {
+    return redactText(url);
+  }
+}
+
+const URL_PASSWORD = /(postgres(?:ql)?:\/\/[^:/@\s]*:)([^@\s]*)@/gi;
+const KV_PASSWORD = /(password\s*=\s*)('[^']*'|"[^"]*"|\S+)/gi;
+
+/** Scrubs passwords out of free text (error messages from pg or the OS can echo a DSN). */
+export function redactText(text: string, secrets: readonly string[] = []): string {
+  let out = text.replace(URL_PASSWORD, '$1***@').replace(KV_PASSWORD, '$1***');
+  for (const s of secrets) if (s.length >= 3) out = out.split(s).join('***');
+  return out;
+}
+
+/** The password of a connection string, if any, for scrubbing it out of messages. */
+export function passwordOf(url: string): string | undefined {
+  try {
+    const p = new URL(url).password;
+    return p ? decodeURIComponent(p) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,68 @@
+import { cellToParent, getResolution, isValidCell, latLngToCell } from 'h3-js';
+
+export interface CellOptions {
+  /** Resolution the point is indexed at before taking the parent (default 12, as the seed does). */
+  indexResolution?: number;
+  /** Resolution of the cell that decides the shard (default 3). */
+  shardResolution?: number;
+}
+
+export const DEFAULT_INDEX_RESOLUTION = 12;
+export const DEFAULT_SHARD_RESOLUTION = 3;
+
+/**
+ * The H3 cell (hex string) that decides a location's shard: the point is indexed at the index
+ * resolution, then the parent at the shard resolution is taken. This is deliberately NOT
+ * `latLngToCell(lat, lng, 3)`: the two disagree for about 6% of points near cell edges, and the
+ * seed (and so the data already placed) uses the parent of the fine cell.
+ *
+ * @example shardCell(37.5665, 126.978) === '8330e1fffffffff'
+ */
+export function shardCell(lat: number, lng: number, opts: CellOptions = {}): string {
+  const indexRes = opts.indexResolution ?? DEFAULT_INDEX_RESOLUTION;
+  const shardRes = opts.shardResolution ?? DEFAULT_SHARD_RESOLUTION;
+  if (!Number.isFinite(lat) || lat < -90 || lat > 90) throw new RangeError(`latitude ${lat} is outside -90..90`);
+  if (!Number.isFinite(lng) || lng < -180 || lng > 180) throw new RangeError(`longitude ${lng} is outside -180..180`);
+  return cellToParent(latLngToCell(lat, lng, indexRes), shardRes);
+}
+
+/** The parent at `shardRes` of any valid H3 cell at that resolution or finer. */
+export function parentCell(cell: string, shardRes: number): string {
+  const res = getResolution(cell);
+  if (res < shardRes) throw new RangeError(`cell ${cell} is resolution ${res}, coarser than the shard resolution ${shardRes}`);
+  return res === shardRes ? cell : cellToParent(cell, shardRes);
+}
+
+export function isCell(cell: string): boolean {
+  return isValidCell(cell);
+}
+
+/** H3 index as the bigint a `bigint` column stores (two's complement never matters: the top bit of an H3 index is 0). */
+export const cellToBigInt = (cell: string): bigint => BigInt(`0x${cell}`);
+export const bigIntToCell = (v: bigint): string => v.toString(16);
+
+const DIGIT_BITS = 3n;
+const RES_SHIFT = 52n;
+const RES_MASK = 0xfn << RES_SHIFT;
+
+/**
+ * The inclusive integer range that holds every descendant of `cell` at resolution `childRes`.
+ * An H3 index stores one 3-bit digit per resolution (1..15), unused digits set to 7. Descendants
+ * share the parent's digits and vary the digits below it over 0..6, so the smallest has them all 0
+ * and the largest all 6; the bits above stay fixed. Any valid index of that resolution inside the
+ * range descends from `cell`, which lets a bigint index column be filtered with BETWEEN on an index.
+ */
+export function descendantRange(cell: string, childRes: number): { lo: bigint; hi: bigint } {
+  const res = getResolution(cell);
+  if (childRes < res || childRes > 15) throw new RangeError(`child resolution ${childRes} must be ${res}..15`);
+  const base = (cellToBigInt(cell) & ~RES_MASK) | (BigInt(childRes) << RES_SHIFT);
+  let lo = base;
+  let hi = base;
+  for (let r = res + 1; r <= childRes; r++) {
+    const shift = BigInt(15 - r) * DIGIT_BITS;
+    const clear = ~(7n << shift);
+    lo = lo & clear; // digit 0
+    hi = (hi & clear) | (6n << shift); // digit 6
+  }
+  return { lo, hi };
+}

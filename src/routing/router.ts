@@ -1,0 +1,60 @@
+import type { CellMapping, Config, Strategy } from '../config/types.js';
+import { jumpHash } from './jump.js';
+import { parentCell, shardCell } from './h3.js';
+import { tenantKey64, tenantText } from './tenant-key.js';
+
+export interface Router {
+  /** Shard ids in config order (bucket i of the jump hash is shards[i]). */
+  readonly shards: readonly string[];
+  /** jump: the shard of a tenant (pins first, then the hash). */
+  shardFor(key: string | number | bigint): string;
+  /** h3: the shard of a point (resolution-12 cell → its resolution-3 parent → mapping or default). */
+  shardForLocation(lat: number, lng: number): string;
+  /** h3: the shard of a cell at the shard resolution or finer. */
+  shardForCell(cell: string): string;
+  /** h3: the cell that decides a point's shard. */
+  cellFor(lat: number, lng: number): string;
+}
+
+/**
+ * The one routing function of the product: the CLI places data with it, and application code imports
+ * it to find the shard of a tenant or a location, so the two can never disagree.
+ *
+ * @example
+ *   const router = createRouter(loadConfig('shardctl.yaml'));
+ *   router.shardFor(42);                       // 's2'
+ *   router.shardForLocation(37.5665, 126.978); // 'kr-1'
+ */
+export function createRouter(config: Pick<Config, 'strategy' | 'shards'>): Router {
+  const shards = config.shards.map((s) => s.id);
+  const st: Strategy = config.strategy;
+  const needs = (kind: Strategy['kind'], what: string): never => {
+    throw new TypeError(`${what} needs the ${kind} strategy; this config uses ${st.kind}`);
+  };
+
+  if (st.kind === 'jump') {
+    const pins = new Map(Object.entries(st.pins));
+    return {
+      shards,
+      shardFor(key) {
+        const pinned = pins.get(tenantText(key));
+        if (pinned !== undefined) return pinned;
+        return shards[jumpHash(tenantKey64(key), shards.length)]!;
+      },
+      shardForLocation: () => needs('h3', 'shardForLocation'),
+      shardForCell: () => needs('h3', 'shardForCell'),
+      cellFor: () => needs('h3', 'cellFor'),
+    };
+  }
+
+  const mapping = new Map<string, CellMapping>(st.mapping.map((m) => [m.cell, m]));
+  const cellOpts = { indexResolution: st.indexResolution, shardResolution: st.shardResolution };
+  const forCell = (cell: string) => mapping.get(cell)?.shard ?? st.defaultShard;
+  return {
+    shards,
+    shardFor: () => needs('jump', 'shardFor'),
+    cellFor: (lat, lng) => shardCell(lat, lng, cellOpts),
+    shardForLocation: (lat, lng) => forCell(shardCell(lat, lng, cellOpts)),
+    shardForCell: (cell) => forCell(parentCell(cell.toLowerCase(), st.shardResolution)),
+  };
+}
