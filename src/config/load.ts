@@ -59,8 +59,10 @@ function issueMessage(issue: { code: string; message: string; keys?: string[] })
   if (issue.code === 'unrecognized_keys' && issue.keys) {
     return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   }
+  const m = /^Invalid input: expected (\w+), received undefined$/.exec(issue.message);
+  if (m) return `is required (${m[1]})`;
   if (issue.message.startsWith('Invalid input: expected')) return issue.message.replace('Invalid input: expected', 'expected');
-  return issue.message;
+  return issue.message.replace(/^Too (big|small): /, (_, w: string) => `too ${w}: `);
 }
 
 function line(file: string, path: Problem['path'], message: string): string {
@@ -77,7 +79,7 @@ function configError(file: string, lines: string[], secrets: string[] = []): Use
   return new UserError('config', head, { details: safe.length === 1 ? [] : safe });
 }
 
-const firstLine = (s: string) => s.split('\n')[0] ?? s;
+const firstLine = (s: string) => (s.split('\n')[0] ?? s).replace(/:\s*$/, '');
 
 /** Passwords found in any URL-looking value, so a message can never echo one. */
 function collectPasswords(data: unknown, out: string[] = []): string[] {

@@ -113,7 +113,7 @@ const health = z
     connections: levels(0.8, 0.95),
     capacity: levels(0.8, 0.9),
   })
-  .default({} as never);
+  .prefault({});
 
 export const configSchema = z.strictObject({
   source: dsn,

@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { cellToParent, latLngToCell, getResolution, cellToChildren, isPentagon } from 'h3-js';
+import { createRouter, descendantRange, jumpHash, shardCell, tenantKey64 } from '../src/index.js';
+import { parseConfig } from '../src/config/load.js';
+
+describe('jumpHash', () => {
+  it('matches the reference C++ implementation (table published with dgryski/go-jump)', () => {
+    const golden: [bigint, number[]][] = [
+      [0n, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]],
+      [1n, [0, 0, 0, 0, 0, 0, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 17, 17]],
+      [0xdeadbeefn, [0, 1, 2, 3, 3, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 16, 16, 16]],
+      [0x0ddc0ffeebadf00dn, [0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 15, 15, 15, 15]],
+    ];
+    for (const [key, buckets] of golden) {
+      buckets.forEach((want, i) => assert.equal(jumpHash(key, i + 1), want, `jumpHash(${key}, ${i + 1})`));
+    }
+  });
+
+  it('matches ClickHouse jumpConsistentHash values, including a key above 2^63', () => {
+    assert.equal(jumpHash(1n, 1), 0);
+    assert.equal(jumpHash(42n, 57), 43);
+    assert.equal(jumpHash(256n, 1024), 520);
+    assert.equal(jumpHash(3735883980n, 666), 361);
+    assert.equal(jumpHash(16045690984833335023n, 255), 237); // > 2^63
+  });
+
+  it('keeps every bit of keys above 2^53 (a Number would collapse these)', () => {
+    const a = 2n ** 60n + 1n;
+    const b = 2n ** 60n + 2n; // the same double as `a`
+    assert.equal(Number(a), Number(b));
+    const differ = [...Array(200).keys()].some((n) => jumpHash(a + BigInt(n) * 2n, 1000) !== jumpHash(b + BigInt(n) * 2n, 1000));
+    assert.ok(differ, 'neighbouring 64-bit keys must not all hash alike');
+    assert.equal(jumpHash(2n ** 64n - 1n, 10), jumpHash(18446744073709551615n, 10));
+    assert.throws(() => jumpHash(2n ** 64n, 10), RangeError);
+    assert.throws(() => jumpHash(-1n, 10), RangeError);
+    assert.throws(() => jumpHash(1n, 0), RangeError);
+  });
+
+  const N = 1_000_000;
+  const keys = Array.from({ length: N }, (_, i) => tenantKey64(i));
+
+  it('spreads 1M tenants evenly over 4..64 buckets', () => {
+    for (const buckets of [4, 5, 8, 16, 32, 64]) {
+      const counts = new Array<number>(buckets).fill(0);
+      for (const k of keys) counts[jumpHash(k, buckets)]!++;
+      const mean = N / buckets;
+      const chi2 = counts.reduce((s, c) => s + (c - mean) ** 2 / mean, 0);
+      // Chi-square with buckets-1 degrees of freedom: mean df, sd sqrt(2 df); 5 sd is far beyond chance.
+      const df = buckets - 1;
+      assert.ok(chi2 < df + 5 * Math.sqrt(2 * df), `chi2 ${chi2.toFixed(1)} over ${buckets} buckets`);
+      // Within 1% of the mean, or within 4 standard deviations of a perfect uniform draw where 1% is
+      // narrower than sampling noise itself (from 16 buckets on, sd/mean = sqrt(buckets/N) > 0.25%).
+      const bound = Math.max(0.01, 4 * Math.sqrt(buckets / N));
+      for (const c of counts) assert.ok(Math.abs(c - mean) / mean <= bound, `${c} vs mean ${mean} over ${buckets} buckets`);
+    }
+  });
+
+  it('moves only keys that land on the new bucket, about 1/(n+1) of them', () => {
+    for (const n of [4, 9, 31]) {
+      let moved = 0;
+      for (const k of keys) {
+        const before = jumpHash(k, n);
+        const after = jumpHash(k, n + 1);
+        if (before !== after) {
+          assert.equal(after, n, 'a moved key goes to the new bucket only');
+          moved++;
+        }
+      }
+      const share = moved / N;
+      assert.ok(Math.abs(share - 1 / (n + 1)) < 0.005, `moved ${share} going ${n} -> ${n + 1}`);
+    }
+  });
+});
+
+describe('tenantKey64', () => {
+  it('is md5 of the UTF-8 text, first 8 bytes big-endian', () => {
+    for (const id of ['42', 'restaurant-ü', '']) {
+      const d = createHash('md5').update(Buffer.from(id, 'utf8')).digest();
+      assert.equal(tenantKey64(id), BigInt(`0x${d.subarray(0, 8).toString('hex')}`));
+    }
+    assert.equal(tenantKey64(42), tenantKey64('42'));
+    assert.equal(tenantKey64(9007199254740993n), tenantKey64('9007199254740993'));
+    assert.throws(() => tenantKey64(2 ** 60), RangeError, 'unsafe numbers are refused, not rounded');
+  });
+});
+
+describe('shardCell (H3)', () => {
+  it('uses the parent of the resolution-12 cell, not latLngToCell(p, 3)', () => {
+    let differing = 0;
+    let checked = 0;
+    // A deterministic grid over Korea and Japan; about 6% of points differ between the two rules.
+    for (let lat = 33; lat < 38; lat += 0.05) {
+      for (let lng = 126; lng < 131; lng += 0.05) {
+        const viaParent = cellToParent(latLngToCell(lat, lng, 12), 3);
+        const direct = latLngToCell(lat, lng, 3);
+        assert.equal(shardCell(lat, lng), viaParent);
+        if (direct !== viaParent) differing++;
+        checked++;
+      }
+    }
+    assert.ok(differing > checked * 0.01, `only ${differing} of ${checked} points differ`);
+  });
+
+  it('takes configurable resolutions', () => {
+    const p = [35.1796, 129.0756] as const;
+    assert.equal(shardCell(...p, { indexResolution: 9, shardResolution: 5 }), cellToParent(latLngToCell(...p, 9), 5));
+    assert.equal(getResolution(shardCell(...p)), 3);
+    assert.throws(() => shardCell(91, 0), RangeError);
+  });
+
+  it('descendant ranges contain exactly the children of a cell', () => {
+    for (const cell of [shardCell(37.5, 127), '830800fffffffff' /* a pentagon */]) {
+      const { lo, hi } = descendantRange(cell, 5);
+      const children = cellToChildren(cell, 5).map((c) => BigInt(`0x${c}`));
+      assert.ok(children.every((c) => c >= lo && c <= hi));
+      assert.equal(children.length, isPentagon(cell) ? 41 : 49); // a pentagon has 6 children, 5 of them hexagons
+      // neighbours' children fall outside
+      const other = BigInt(`0x${cellToChildren(shardCell(-33.9, 151.2), 5)[0]}`);
+      assert.ok(other < lo || other > hi);
+    }
+  });
+});
+
+describe('createRouter', () => {
+  const jumpConfig = parseConfig(`
+source: postgres://app@mono/pos
+strategy: { kind: jump, key: restaurant_id, pins: { "8": s2 } }
+shards: [ { id: s0, primary: "postgres://a@h0/db" }, { id: s1, primary: "postgres://a@h1/db" }, { id: s2, primary: "postgres://a@h2/db" } ]
+tables: [ { name: orders } ]
+`);
+
+  it('routes tenants by the hash over shards in config order, pins first', () => {
+    const r = createRouter(jumpConfig);
+    for (const id of [1, 2, 3, 100, 12345]) assert.equal(r.shardFor(id), ['s0', 's1', 's2'][jumpHash(tenantKey64(id), 3)]);
+    assert.equal(r.shardFor(8), 's2');
+    assert.equal(r.shardFor('8'), 's2');
+    assert.equal(jumpHash(tenantKey64(8), 3), 0, 'without its pin tenant 8 would hash to s0');
+    assert.throws(() => r.shardForLocation(1, 1), /h3 strategy/);
+  });
+
+  it('routes locations and cells through the mapping, unmapped cells to the default shard', () => {
+    const seoul = shardCell(37.5665, 126.978);
+    const c = parseConfig(`
+source: postgres://app@mono/geo
+strategy: { kind: h3, defaultShard: us, mapping: [ { cell: "${seoul}", shard: kr, region: Seoul } ] }
+shards: [ { id: us, primary: "postgres://a@h0/db" }, { id: kr, primary: "postgres://a@h1/db" } ]
+tables: [ { name: locations, lat: latitude, lng: longitude } ]
+`);
+    const r = createRouter(c);
+    assert.equal(r.shardForLocation(37.5665, 126.978), 'kr');
+    assert.equal(r.shardForLocation(37.7749, -122.4194), 'us');
+    assert.equal(r.shardForCell(latLngToCell(37.5665, 126.978, 12)), 'kr');
+    assert.equal(r.shardForCell(seoul.toUpperCase()), 'kr');
+    assert.throws(() => r.shardFor(1), /jump strategy/);
+  });
+});
