@@ -48,8 +48,15 @@ export class UserError extends Error {
 }
 
 export const usageError = (message: string, hint?: string) => new UserError('usage', message, { hint });
-export const blockedError = (message: string, opts: { hint?: string; cause?: unknown } = {}) =>
+export const blockedError = (message: string, opts: { hint?: string; details?: string[]; cause?: unknown } = {}) =>
   new UserError('blocked', message, opts);
+
+/** One problem as the message, several as a count plus one detail line each. */
+export function problemsError(kind: UserErrorKind, problems: string[], summary: string, hint?: string): UserError {
+  return problems.length === 1
+    ? new UserError(kind, problems[0]!, { hint })
+    : new UserError(kind, summary, { details: problems, hint });
+}
 
 export function isUserError(e: unknown): e is UserError {
   return e instanceof UserError;

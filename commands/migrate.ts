@@ -1,0 +1,101 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { usageError } from '../src/errors.js';
+import { migrate, type MigrateResult } from '../src/migrate/index.js';
+import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
+import { interruptSignal } from './signals.js';
+import { formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
+import { createReporter } from './ui/progress.js';
+
+interface MigrateFlags extends GlobalOptions {
+  plan?: string;
+  concurrency?: number;
+  units?: string[];
+  tables?: string[];
+  dryRun?: boolean;
+  verify?: boolean;
+  resync?: boolean;
+}
+
+const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+
+export function register(program: Command): void {
+  withGlobalOptions(
+    program
+      .command('migrate')
+      .description('copy every unit from the source to its shard (streaming COPY, resumable, verified)')
+      .option('--plan <file>', 'migrate exactly the units of a reviewed plan (shardctl plan --out)')
+      .option('--concurrency <n>', 'batches in flight at once (default $SHARDCTL_CONCURRENCY or 2)', positiveInt('--concurrency'))
+      .option('--units <ids>', 'only these units (comma-separated; repeatable)', list)
+      .option('--tables <names>', 'only these tables (comma-separated; repeatable)', list)
+      .option('--dry-run', 'show what would be copied and change nothing')
+      .option('--no-verify', 'skip the per-unit count and checksum comparison')
+      .option('--resync', 'copy units again even if already placed (e.g. before cutover)'),
+  ).action(async (opts: MigrateFlags) => {
+    const config = load(opts);
+    const out = output(opts);
+    const reporter = createReporter(opts);
+    const interrupt = interruptSignal();
+    let result: MigrateResult;
+    try {
+      result = await migrate(config, {
+        concurrency: opts.concurrency ?? envInt('SHARDCTL_CONCURRENCY'),
+        units: opts.units,
+        tables: opts.tables,
+        plan: opts.plan ? readPlan(opts.plan) : undefined,
+        dryRun: opts.dryRun,
+        verify: opts.verify,
+        resync: opts.resync,
+        signal: interrupt.signal,
+        onEvent: (e) => reporter.event(e),
+      });
+    } finally {
+      reporter.stop();
+      interrupt.dispose();
+    }
+    out.result(render(result, config.file), result);
+    process.exitCode = result.exitCode;
+  });
+}
+
+function render(r: MigrateResult, file: string): string {
+  const lines: string[] = [];
+  const verb = r.dryRun ? 'would copy' : 'copied';
+  const pending = r.shards.reduce((n, s) => n + s.units, 0);
+  lines.push(
+    r.dryRun
+      ? `dry run: ${pending} of ${r.units.total} units to copy, ${r.units.skipped} already placed`
+      : `${verb} ${r.units.copied} units, ${formatCount(r.rows)} rows, ${formatBytes(r.bytes)} in ${formatSeconds(r.seconds)}` +
+          (r.seconds > 0 ? ` (${formatBytes(r.bytes / r.seconds)}/s)` : '') +
+          `; ${r.units.skipped} already placed`,
+  );
+  lines.push(
+    table(
+      ['shard', 'units', 'rows', 'bytes', 'failed'],
+      r.shards.map((s) => [s.shard, s.units, formatCount(s.rows), formatBytes(s.bytes), s.failed]),
+    ),
+  );
+  for (const f of r.failures) lines.push(`MISMATCH unit ${f.unit} on ${f.shard}: ${f.reason} (rolled back)`);
+  for (const e of r.errors) lines.push(`FAILED ${e.units.length} unit(s) for ${e.shard}: ${e.error}`);
+  if (r.elsewhere.length) {
+    lines.push(`${r.elsewhere.length} unit(s) are placed on another shard than they route to; run: shardctl rebalance --config ${file}`);
+  }
+  if (!r.ok) lines.push(`run the same command again to retry the units that were not copied`);
+  return lines.join('\n');
+}
+
+function readPlan(file: string): { units: { unit: string; shard: string }[] } {
+  try {
+    const doc = JSON.parse(readFileSync(file, 'utf8'));
+    if (!Array.isArray(doc.assignment)) throw new Error('no "assignment" list');
+    return { units: doc.assignment.map((a: { unit: string; shard: string }) => ({ unit: String(a.unit), shard: String(a.shard) })) };
+  } catch (e) {
+    throw usageError(`${file}: not a plan file written by shardctl plan --out (${(e as Error).message})`);
+  }
+}
+
+function envInt(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  return positiveInt(name)(v);
+}

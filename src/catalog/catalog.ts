@@ -1,0 +1,124 @@
+import { hostname } from 'node:os';
+import type pg from 'pg';
+import { blockedError } from '../errors.js';
+import { connect, type Endpoint } from '../db/connect.js';
+import { CATALOG_VERSION, MIGRATIONS } from './schema.js';
+
+/** One advisory lock key for every mutating command (two migrations at once would race on shards). */
+export const LOCK_KEY = 0x5368_6172_64n; // "Shard"
+
+export interface Run {
+  readonly id: number;
+  readonly command: string;
+}
+
+/**
+ * The catalog connection of one command run. Mutating commands call `lock()` first: it takes a
+ * session-level advisory lock held until `close()`, so a second run is refused and a crashed run
+ * (its session gone) releases it by itself.
+ */
+export class Catalog {
+  private constructor(
+    readonly client: pg.Client,
+    readonly endpoint: Endpoint,
+  ) {}
+
+  static async open(url: string, opts: { create?: boolean } = {}): Promise<Catalog> {
+    const endpoint = { label: 'catalog', url };
+    const client = await connect(endpoint);
+    const catalog = new Catalog(client, endpoint);
+    try {
+      if (opts.create !== false) await catalog.migrate();
+    } catch (e) {
+      await client.end().catch(() => undefined);
+      throw e;
+    }
+    return catalog;
+  }
+
+  /** Creates or upgrades the schema; refuses a catalog written by a newer shardctl. */
+  private async migrate(): Promise<void> {
+    const c = this.client;
+    const exists = await c.query(`SELECT to_regclass('shardctl.meta') IS NOT NULL AS ok`);
+    let version = 0;
+    if (exists.rows[0].ok) {
+      const r = await c.query(`SELECT value FROM shardctl.meta WHERE key = 'schema_version'`);
+      version = Number(r.rows[0]?.value ?? 0);
+    }
+    if (version > CATALOG_VERSION) {
+      throw blockedError(`catalog schema version ${version} is newer than this shardctl understands (${CATALOG_VERSION})`, {
+        hint: 'upgrade shardctl',
+      });
+    }
+    if (version === CATALOG_VERSION) return;
+    await c.query('BEGIN');
+    try {
+      // Serialise concurrent first runs: only one creates the schema.
+      await c.query('SELECT pg_advisory_xact_lock($1)', [String(LOCK_KEY + 1n)]);
+      await c.query('CREATE SCHEMA IF NOT EXISTS shardctl');
+      const again = await c.query(`SELECT to_regclass('shardctl.meta') IS NOT NULL AS ok`);
+      const current = again.rows[0].ok
+        ? Number((await c.query(`SELECT value FROM shardctl.meta WHERE key = 'schema_version'`)).rows[0]?.value ?? 0)
+        : 0;
+      for (let v = current; v < CATALOG_VERSION; v++) await c.query(MIGRATIONS[v]!);
+      await c.query(
+        `INSERT INTO shardctl.meta (key, value) VALUES ('schema_version', $1)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+        [String(CATALOG_VERSION)],
+      );
+      await c.query('COMMIT');
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Takes the run lock and records the run; exit 3 naming the holder when another run has it. */
+  async lock(command: string, args: Record<string, unknown>): Promise<Run> {
+    const got = await this.client.query('SELECT pg_try_advisory_lock($1) AS ok', [String(LOCK_KEY)]);
+    if (!got.rows[0].ok) {
+      const holder = await this.client.query(
+        `SELECT r.id, r.command, r.pid, r.host, r.started_at
+           FROM shardctl.runs r WHERE r.status = 'running' ORDER BY r.id DESC LIMIT 1`,
+      );
+      const h = holder.rows[0];
+      const who = h
+        ? `${h.command} (run ${h.id}, pid ${h.pid} on ${h.host}, started ${new Date(h.started_at).toISOString()})`
+        : 'another session';
+      throw blockedError(`another shardctl run holds the catalog lock: ${who}`, {
+        hint: 'wait for it to finish; a run that died releases the lock by itself',
+      });
+    }
+    // Runs still marked running were cut off (we hold the lock, so they are not running now).
+    await this.client.query(
+      `UPDATE shardctl.runs SET status = 'interrupted', finished_at = now() WHERE status = 'running'`,
+    );
+    const r = await this.client.query(
+      `INSERT INTO shardctl.runs (command, args, pid, host) VALUES ($1, $2, $3, $4) RETURNING id`,
+      [command, JSON.stringify(args), process.pid, hostname()],
+    );
+    return { id: Number(r.rows[0].id), command };
+  }
+
+  async finish(run: Run, status: 'ok' | 'failed' | 'interrupted', summary: unknown): Promise<void> {
+    await this.client.query(`UPDATE shardctl.runs SET status = $2, finished_at = now(), summary = $3 WHERE id = $1`, [
+      run.id,
+      status,
+      JSON.stringify(summary, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
+    ]);
+  }
+
+  async close(): Promise<void> {
+    await this.client.end().catch(() => undefined);
+  }
+}
+
+/** Opens the catalog, runs `fn`, always closes (which also releases the lock). */
+export async function withCatalog<T>(url: string, fn: (c: Catalog) => Promise<T>): Promise<T> {
+  const catalog = await Catalog.open(url);
+  try {
+    return await fn(catalog);
+  } finally {
+    await catalog.close();
+  }
+}

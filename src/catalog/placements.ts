@@ -1,0 +1,50 @@
+import type pg from 'pg';
+
+export interface Placement {
+  unit: string;
+  shard: string;
+}
+
+export interface TableProof {
+  table: string;
+  rows: bigint;
+  checksum: string;
+}
+
+/** unit → shard for every placed unit. */
+export async function readPlacements(c: pg.ClientBase): Promise<Map<string, string>> {
+  const r = await c.query<{ unit: string; shard: string }>('SELECT unit, shard FROM shardctl.placements');
+  return new Map(r.rows.map((p) => [p.unit, p.shard]));
+}
+
+/** Journals units as placed on a shard with their per-table proofs, in one catalog transaction. */
+export async function recordPlacements(
+  c: pg.ClientBase,
+  runId: number,
+  shard: string,
+  units: ReadonlyMap<string, { rows: bigint; bytes: bigint; tables: TableProof[] }>,
+): Promise<void> {
+  if (units.size === 0) return;
+  const names = [...units.keys()];
+  await c.query('BEGIN');
+  try {
+    await c.query(
+      `INSERT INTO shardctl.placements (unit, shard, rows, bytes, run_id)
+       SELECT u, $2, r, b, $3 FROM unnest($1::text[], $4::bigint[], $5::bigint[]) AS x(u, r, b)
+       ON CONFLICT (unit) DO UPDATE SET shard = EXCLUDED.shard, rows = EXCLUDED.rows, bytes = EXCLUDED.bytes,
+         run_id = EXCLUDED.run_id, placed_at = now()`,
+      [names, shard, runId, names.map((u) => String(units.get(u)!.rows)), names.map((u) => String(units.get(u)!.bytes))],
+    );
+    await c.query('DELETE FROM shardctl.placement_tables WHERE unit = ANY($1::text[])', [names]);
+    const rows = names.flatMap((u) => units.get(u)!.tables.map((t) => [u, t.table, String(t.rows), t.checksum]));
+    await c.query(
+      `INSERT INTO shardctl.placement_tables (unit, table_name, rows, checksum)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])`,
+      [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])],
+    );
+    await c.query('COMMIT');
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The catalog's DDL as ordered migrations. `meta.schema_version` records how many have run, so a
+ * later release appends a migration and upgrades an existing catalog in place. Never edit a
+ * released migration; add one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE shardctl.meta (key text PRIMARY KEY, value text NOT NULL);
+
+   -- one row per shardctl run that took the lock: the audit log
+   CREATE TABLE shardctl.runs (
+     id          bigserial PRIMARY KEY,
+     command     text NOT NULL,
+     args        jsonb NOT NULL DEFAULT '{}',
+     status      text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'ok', 'failed', 'interrupted')),
+     pid         integer NOT NULL,
+     host        text NOT NULL,
+     started_at  timestamptz NOT NULL DEFAULT now(),
+     finished_at timestamptz,
+     summary     jsonb
+   );
+
+   -- the topology as last used (connection strings stored redacted: never a password in the catalog)
+   CREATE TABLE shardctl.shards (
+     id          text PRIMARY KEY,
+     position    integer NOT NULL UNIQUE,
+     primary_url text NOT NULL,
+     added_at    timestamptz NOT NULL DEFAULT now()
+   );
+   CREATE TABLE shardctl.pins (
+     tenant     text PRIMARY KEY,
+     shard      text NOT NULL,
+     created_at timestamptz NOT NULL DEFAULT now()
+   );
+   CREATE TABLE shardctl.cell_mapping (
+     cell            text PRIMARY KEY,
+     shard           text NOT NULL,
+     region          text,
+     capacity_status text,
+     updated_at      timestamptz NOT NULL DEFAULT now()
+   );
+
+   -- where each unit (tenant or H3 cell) lives now: the source of truth after migration
+   CREATE TABLE shardctl.placements (
+     unit       text PRIMARY KEY,
+     shard      text NOT NULL,
+     rows       bigint NOT NULL DEFAULT 0,
+     bytes      bigint NOT NULL DEFAULT 0,
+     run_id     bigint REFERENCES shardctl.runs (id),
+     placed_at  timestamptz NOT NULL DEFAULT now()
+   );
+   CREATE INDEX ON shardctl.placements (shard);
+
+   -- per unit and table: the row count and checksum proven equal to the source when placed
+   CREATE TABLE shardctl.placement_tables (
+     unit       text NOT NULL REFERENCES shardctl.placements (unit) ON DELETE CASCADE,
+     table_name text NOT NULL,
+     rows       bigint NOT NULL,
+     checksum   text NOT NULL,
+     PRIMARY KEY (unit, table_name)
+   );
+
+   -- the journal of rebalance moves in flight; a row here means a unit is fenced or half-moved
+   CREATE TABLE shardctl.moves (
+     unit       text PRIMARY KEY,
+     from_shard text NOT NULL,
+     to_shard   text NOT NULL,
+     step       text NOT NULL,
+     run_id     bigint REFERENCES shardctl.runs (id),
+     started_at timestamptz NOT NULL DEFAULT now(),
+     updated_at timestamptz NOT NULL DEFAULT now()
+   );
+
+   -- definitions of the configured tables, captured from the source, for add-shard
+   CREATE TABLE shardctl.table_defs (
+     table_name  text PRIMARY KEY,
+     position    integer NOT NULL,
+     ddl         text NOT NULL,
+     captured_at timestamptz NOT NULL DEFAULT now()
+   );`,
+];
+
+export const CATALOG_VERSION = MIGRATIONS.length;

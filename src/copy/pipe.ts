@@ -1,0 +1,58 @@
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+
+export interface CopyResult {
+  rows: number;
+  bytes: number;
+}
+
+/**
+ * Streams `COPY (select) TO STDOUT` on `src` into `COPY target (columns) FROM STDIN` on `dst`, with
+ * backpressure end to end (memory stays flat whatever the size). When the promise resolves the
+ * target server has acknowledged every row. On any failure the caller must destroy BOTH clients: a
+ * source left mid-COPY cannot be reused (NOTES-COPY.md).
+ */
+export async function pipeCopy(
+  src: pg.ClientBase,
+  dst: pg.ClientBase,
+  select: string,
+  target: string,
+  onBytes?: (bytes: number) => void,
+): Promise<CopyResult> {
+  const out = src.query(copyTo(`COPY (${select}) TO STDOUT`));
+  const into = dst.query(copyFrom(`COPY ${target} FROM STDIN`));
+  let bytes = 0;
+  const meter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      onBytes?.(chunk.length);
+      done(null, chunk);
+    },
+  });
+  await pipeline(out, meter, into);
+  return { rows: into.rowCount, bytes };
+}
+
+/** Runs a COPY … FROM STDIN fed by an async iterable of text lines (each ending in \n). */
+export async function copyLinesInto(dst: pg.ClientBase, target: string, lines: AsyncIterable<string> | Iterable<string>): Promise<number> {
+  const into = dst.query(copyFrom(`COPY ${target} FROM STDIN`));
+  await pipeline(async function* () {
+    for await (const l of lines) yield l;
+  }, into);
+  return into.rowCount;
+}
+
+/** Streams the rows of `COPY (select) TO STDOUT` as arrays of raw text fields (COPY text format, `\N` = NULL). */
+export async function* copyRows(src: pg.ClientBase, select: string): AsyncGenerator<string[]> {
+  const out = src.query(copyTo(`COPY (${select}) TO STDOUT`));
+  let rest = '';
+  for await (const chunk of out as AsyncIterable<Buffer>) {
+    const text = rest + chunk.toString('utf8');
+    const lines = text.split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) yield line.split('\t');
+  }
+  if (rest) yield rest.split('\t');
+}

@@ -1,0 +1,93 @@
+import pg from 'pg';
+import { blockedError, UserError } from '../errors.js';
+import { passwordOf, redactText, redactUrl } from '../redact.js';
+import { startupOptions } from './session.js';
+
+/** What a connection is for, so every message can name it: `shard s2 (postgres://app:***@h:5432/pos)`. */
+export interface Endpoint {
+  readonly label: string;
+  readonly url: string;
+}
+
+export const endpointName = (e: Endpoint) => `${e.label} (${redactUrl(e.url)})`;
+
+export interface ConnectOptions {
+  /** Give up connecting after this long (default 10 s). */
+  timeoutMs?: number;
+  /** Shown in pg_stat_activity. */
+  applicationName?: string;
+  /** Skip pinning session settings (only `health`, which reads server defaults, wants that). */
+  raw?: boolean;
+}
+
+/**
+ * Opens one client with the pinned session settings. Connection failures become a UserError
+ * (exit 3) naming the endpoint, with the password scrubbed.
+ */
+export async function connect(e: Endpoint, opts: ConnectOptions = {}): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: e.url,
+    connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
+    application_name: opts.applicationName ?? 'shardctl',
+    options: opts.raw ? undefined : startupOptions(),
+  });
+  // An idle client whose server goes away emits 'error'; without a listener Node would crash.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw connectError(e, err);
+  }
+  return client;
+}
+
+export function connectError(e: Endpoint, err: unknown): UserError {
+  const code = (err as { code?: string }).code;
+  const reason = code === '28P01' ? 'password authentication failed'
+    : code === '3D000' ? 'the database does not exist'
+    : code === '28000' ? 'the server refused this role'
+    : redactText((err as Error).message ?? String(err), [passwordOf(e.url) ?? '']);
+  return blockedError(`${endpointName(e)}: cannot connect: ${reason}`, {
+    hint: code === '28P01' ? 'check the password (PGPASSWORD, ~/.pgpass or the URL)' : undefined,
+    cause: err,
+  });
+}
+
+/** Runs `fn` with a fresh client and always closes it. */
+export async function withClient<T>(e: Endpoint, fn: (c: pg.Client) => Promise<T>, opts?: ConnectOptions): Promise<T> {
+  const client = await connect(e, opts);
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Runs `fn` in a transaction: COMMIT when it returns, ROLLBACK when it throws (the error is rethrown).
+ * A broken connection makes the ROLLBACK fail too; the server then rolls back on its own.
+ */
+export async function withTransaction<T>(
+  client: pg.ClientBase,
+  fn: () => Promise<T>,
+  opts: { isolation?: 'REPEATABLE READ' | 'READ COMMITTED'; readOnly?: boolean } = {},
+): Promise<T> {
+  const mode = [opts.isolation && `ISOLATION LEVEL ${opts.isolation}`, opts.readOnly && 'READ ONLY'].filter(Boolean).join(' ');
+  await client.query(`BEGIN ${mode}`);
+  try {
+    const result = await fn();
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Destroys a client without waiting for the server (a COPY that is stuck cannot be ended politely). */
+export function destroy(client: pg.Client): void {
+  const conn = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection;
+  conn?.stream?.destroy();
+  client.end().catch(() => undefined);
+}

@@ -1,0 +1,12 @@
+/** What the migrate engine reports while it works; the CLI picks a reporter (bars, lines, NDJSON). */
+export type MigrateEvent =
+  | { type: 'start'; runId?: number; units: number; skipped: number; rows: number; shards: { shard: string; units: number; rows: number }[] }
+  | { type: 'reference'; shard: string; table: string; rows: number; changed: boolean }
+  | { type: 'bytes'; shard: string; bytes: number }
+  | { type: 'table'; shard: string; table: string; units: number; rows: number; bytes: number }
+  | { type: 'batch'; shard: string; units: string[]; rows: number; bytes: number; failed: { unit: string; reason: string }[] }
+  | { type: 'batch-error'; shard: string; units: string[]; error: string; retrying: boolean }
+  | { type: 'sequences'; shard: string; sequences: number }
+  | { type: 'done'; seconds: number; rows: number; bytes: number };
+
+export type EventSink = (e: MigrateEvent) => void;

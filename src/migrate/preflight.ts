@@ -1,0 +1,47 @@
+import type pg from 'pg';
+import type { Config } from '../config/types.js';
+import { problemsError } from '../errors.js';
+import { quoteIdent, quoteTable } from '../db/ident.js';
+import { introspect } from '../tables/introspect.js';
+import { compareTables } from '../tables/drift.js';
+import type { Model } from '../tables/model.js';
+import { routeChain } from '../tables/scope.js';
+
+/** Source rows that belong to no unit would silently never be copied: refuse before moving anything. */
+export async function checkSourceRows(source: pg.ClientBase, model: Model): Promise<void> {
+  const problems: string[] = [];
+  for (const t of model.sharded) {
+    const r = t.config.route;
+    let sql: string;
+    let what: string;
+    if (r.kind === 'key' || r.kind === 'cell') {
+      sql = `SELECT count(*) AS n FROM ${quoteTable(t.name)} WHERE ${quoteIdent(r.column)} IS NULL`;
+      what = `a NULL ${r.column}`;
+    } else if (r.kind === 'latlng') {
+      sql = `SELECT count(*) AS n FROM ${quoteTable(t.name)} WHERE ${quoteIdent(r.lat)} IS NULL OR ${quoteIdent(r.lng)} IS NULL`;
+      what = `a NULL ${r.lat} or ${r.lng}`;
+    } else if (r.kind === 'via') {
+      const parent = routeChain(model.config, t.config)[1]!;
+      sql = `SELECT count(*) AS n FROM ${quoteTable(t.name)} c WHERE NOT EXISTS (
+               SELECT 1 FROM ${quoteTable(`${parent.schema}.${parent.name}`)} p WHERE p.${quoteIdent(r.parentColumn)} = c.${quoteIdent(r.column)})`;
+      what = `a ${r.column} with no row in ${r.parent}`;
+    } else continue;
+    const n = Number((await source.query(sql)).rows[0].n);
+    if (n > 0) problems.push(`source: table ${t.name}: ${n} row${n === 1 ? ' has' : 's have'} ${what}; they belong to no unit and would not be copied`);
+  }
+  if (problems.length) {
+    throw problemsError('blocked', problems, `source: ${problems.length} tables have rows that belong to no unit`,
+      'fix or delete those rows on the source, then run again');
+  }
+}
+
+/** Each target shard must have every configured table with the source's columns and types. */
+export async function checkShardSchema(shard: string, client: pg.ClientBase, model: Model): Promise<string[]> {
+  const infos = await introspect(client, model.tables.map((t) => t.name));
+  return model.tables.flatMap((t) => compareTables(t.info, infos.get(t.name), `shard ${shard}`).filter((d) => d.blocking).map((d) => d.message));
+}
+
+export function schemaError(problems: string[], config: Config) {
+  return problemsError('blocked', problems, `${problems.length} schema problems on the shards`,
+    `create the tables on the shards with the source's definitions (${config.file} names them)`);
+}

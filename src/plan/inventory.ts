@@ -1,0 +1,54 @@
+import type pg from 'pg';
+import type { Model, TableModel } from '../tables/model.js';
+import { materializeCells } from '../tables/cells.js';
+import { h3Strategy } from '../tables/model.js';
+import { scopeOf } from '../tables/scope.js';
+
+export interface TableVolume {
+  rows: bigint;
+  bytes: bigint;
+}
+
+export interface UnitVolume extends TableVolume {
+  readonly unit: string;
+  /** per table (schema.table) */
+  readonly tables: Map<string, TableVolume>;
+}
+
+/**
+ * Counts rows (and, when asked, bytes) of every unit in `tables`, grouped on the server. Bytes are
+ * pg_column_size of the row: the on-disk tuple size, without indexes or TOAST overhead. lat/lng
+ * tables need their cell tables in `session` first (`prepareCells`).
+ */
+export async function takeInventory(
+  session: pg.ClientBase,
+  model: Model,
+  tables: readonly TableModel[],
+  opts: { bytes?: boolean } = {},
+): Promise<Map<string, UnitVolume>> {
+  const units = new Map<string, UnitVolume>();
+  for (const t of tables) {
+    const scope = scopeOf(model.ctx, t.config);
+    const bytes = opts.bytes ? 'sum(pg_column_size(t0.*))' : '0';
+    const r = await session.query<{ unit: string; rows: string; bytes: string }>(
+      `SELECT ${scope.unit} AS unit, count(*) AS rows, ${bytes} AS bytes FROM ${scope.from} WHERE ${scope.filter} GROUP BY 1`,
+    );
+    for (const row of r.rows) {
+      let u = units.get(row.unit);
+      if (!u) units.set(row.unit, (u = { unit: row.unit, rows: 0n, bytes: 0n, tables: new Map() }));
+      const v = { rows: BigInt(row.rows), bytes: BigInt(row.bytes ?? 0) };
+      u.tables.set(t.name, v);
+      u.rows += v.rows;
+      u.bytes += v.bytes;
+    }
+  }
+  return units;
+}
+
+/** Tables whose route decides units directly (not through a parent): enough to list every unit. */
+export const rootTables = (model: Model) => model.sharded.filter((t) => t.config.route.kind !== 'via');
+
+/** Loads the (pk, cell) table of every lat/lng table into `session`, reading through `reader`. */
+export async function prepareCells(session: pg.ClientBase, reader: pg.ClientBase, model: Model, cells?: ReadonlySet<string>): Promise<void> {
+  for (const spec of model.cellSpecs) await materializeCells(session, reader, spec, h3Strategy(model.config), cells);
+}

@@ -1,0 +1,53 @@
+import type pg from 'pg';
+import type { H3Strategy } from '../config/types.js';
+import { copyLinesInto, copyRows } from '../copy/pipe.js';
+import { quoteIdent, quoteTable } from '../db/ident.js';
+import { shardCell } from '../routing/h3.js';
+
+/**
+ * lat/lng tables have no cell column, and SQL cannot compute an H3 cell without an extension. So a
+ * session that works on such a table first streams (pk, lat, lng) through Node, computes each row's
+ * shard cell with the very function the router uses, and loads (pk, cell) into a temp table of its
+ * own session; every query then joins that table (see scope.ts). Memory stays flat: rows stream
+ * through, nothing is collected.
+ */
+export interface CellTableSpec {
+  readonly table: string; // schema.table
+  readonly pk: string;
+  readonly pkType: string;
+  readonly lat: string;
+  readonly lng: string;
+}
+
+export function cellTempName(table: string): string {
+  return `pg_temp.${quoteIdent(`shardctl_cells_${table.replace(/\W/g, '_')}`)}`;
+}
+
+/**
+ * Fills the temp table of `spec` in `session` with the rows `reader` sees whose cell is in `cells`
+ * (all rows when undefined). `reader` must see the same data as `session` (the same snapshot, or
+ * committed data that nothing changes meanwhile). Returns the row count loaded.
+ */
+export async function materializeCells(
+  session: pg.ClientBase,
+  reader: pg.ClientBase,
+  spec: CellTableSpec,
+  strategy: H3Strategy,
+  cells?: ReadonlySet<string>,
+): Promise<number> {
+  const temp = cellTempName(spec.table);
+  await session.query(`CREATE TEMP TABLE IF NOT EXISTS ${temp} (pk ${spec.pkType} PRIMARY KEY, cell text NOT NULL)`);
+  await session.query(`TRUNCATE ${temp}`);
+  const select = `SELECT ${quoteIdent(spec.pk)}, ${quoteIdent(spec.lat)}, ${quoteIdent(spec.lng)} FROM ${quoteTable(spec.table)}`;
+  const opts = { indexResolution: strategy.indexResolution, shardResolution: strategy.shardResolution };
+  async function* lines() {
+    for await (const [pk, lat, lng] of copyRows(reader, select)) {
+      if (lat === '\\N' || lng === '\\N') throw new Error(`${spec.table}: a row has a NULL ${spec.lat}/${spec.lng}`);
+      const cell = shardCell(Number(lat), Number(lng), opts);
+      if (!cells || cells.has(cell)) yield `${pk}\t${cell}\n`;
+    }
+  }
+  const n = await copyLinesInto(session, `${temp} (pk, cell)`, lines());
+  await session.query(`ANALYZE ${temp}`);
+  return n;
+}

@@ -1,0 +1,35 @@
+import { quoteIdent } from '../db/ident.js';
+import type { Scope } from './scope.js';
+
+/**
+ * Order-independent checksum of a set of rows, computed in SQL on each server (no rows reach Node):
+ * count(*) and the SUM of a 64-bit slice of md5 over the row's text, with the columns in canonical
+ * (name) order so a different physical column order still agrees. SUM rather than XOR, because XOR
+ * cannot see a pair of duplicated rows; md5 rather than hashtextextended, because it is the same on
+ * every CPU architecture. Text forms are stable because every session pins TimeZone, DateStyle,
+ * IntervalStyle, extra_float_digits and bytea_output (src/db/session.ts).
+ */
+export function rowHashSql(columns: readonly string[], alias = 't0'): string {
+  const row = columns.map((c) => `${alias}.${quoteIdent(c)}`).join(', ');
+  return `('x' || substr(md5(ROW(${row})::text), 1, 16))::bit(64)::bigint`;
+}
+
+/** One row per unit: unit, rows, checksum (the exact sum as text). */
+export function unitChecksumSql(scope: Scope, columns: readonly string[]): string {
+  return `SELECT ${scope.unit} AS unit, count(*) AS rows, sum(${rowHashSql(columns)})::text AS checksum
+            FROM ${scope.from} WHERE ${scope.filter} GROUP BY 1`;
+}
+
+/** One row for a whole table (reference tables). */
+export function tableChecksumSql(from: string, columns: readonly string[]): string {
+  return `SELECT count(*) AS rows, coalesce(sum(${rowHashSql(columns)}), 0)::text AS checksum FROM ${from} AS t0`;
+}
+
+export interface UnitSum {
+  rows: bigint;
+  checksum: string;
+}
+
+export function toUnitSums(rows: { unit: string; rows: string; checksum: string | null }[]): Map<string, UnitSum> {
+  return new Map(rows.map((r) => [r.unit, { rows: BigInt(r.rows), checksum: r.checksum ?? '0' }]));
+}

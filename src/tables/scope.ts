@@ -1,0 +1,122 @@
+import type { Config, TableConfig } from '../config/types.js';
+import { descendantRange } from '../routing/h3.js';
+import { quoteIdent, quoteTable, textArrayLiteral } from '../db/ident.js';
+
+/**
+ * Which rows of a table belong to which unit, as SQL. A table reaches its unit directly (a key
+ * column, an H3 index column, or lat/lng through a per-session cell table) or through a chain of
+ * `via` parents. The chain becomes joins t0 (the table) → t1 (its parent) → …; the root's route
+ * gives the unit expression and the filter for a set of units.
+ */
+export interface Scope {
+  /** `"public"."order_items" AS t0 JOIN "public"."orders" AS t1 ON t1."id" = t0."order_id"` */
+  readonly from: string;
+  /** the tables after t0 and their join conditions, for DELETE … USING */
+  readonly using: readonly string[];
+  readonly joins: readonly string[];
+  /** SQL text of the unit a row belongs to */
+  readonly unit: string;
+  /** SQL condition restricting to the given units (or `TRUE` for every unit) */
+  readonly filter: string;
+}
+
+export interface ScopeContext {
+  readonly config: Config;
+  /** key column type per table (format_type), so a text[] of units can be cast to it */
+  keyType(table: string): string;
+  /** lat/lng tables: the temp table holding (pk, cell) of this session, and the table's pk column */
+  cellTable(table: string): { temp: string; pk: string };
+}
+
+/** The chain from `table` up to the table whose route decides the unit. */
+export function routeChain(config: Config, table: TableConfig): TableConfig[] {
+  const chain = [table];
+  let t = table;
+  while (t.route.kind === 'via') {
+    const parentName = t.route.parent;
+    const parent = config.tables.find((p) => `${p.schema}.${p.name}` === parentName);
+    if (!parent) throw new Error(`internal: parent ${parentName} of ${t.name} not in config`);
+    chain.push(parent);
+    t = parent;
+  }
+  return chain;
+}
+
+export const qualifiedName = (t: TableConfig) => `${t.schema}.${t.name}`;
+
+/** Builds the scope of `table` for `units` (undefined = all units). */
+export function scopeOf(ctx: ScopeContext, table: TableConfig, units?: readonly string[]): Scope {
+  const chain = routeChain(ctx.config, table);
+  const using: string[] = [];
+  const joins: string[] = [];
+  chain.forEach((t, i) => {
+    if (i === 0) return;
+    const child = chain[i - 1]!;
+    if (child.route.kind !== 'via') throw new Error('internal: broken via chain');
+    using.push(`${quoteTable(qualifiedName(t))} AS t${i}`);
+    joins.push(`t${i}.${quoteIdent(child.route.parentColumn)} = t${i - 1}.${quoteIdent(child.route.column)}`);
+  });
+  const root = chain[chain.length - 1]!;
+  const r = `t${chain.length - 1}`;
+  const st = ctx.config.strategy;
+  let unit: string;
+  let filter = 'TRUE';
+  switch (root.route.kind) {
+    case 'key': {
+      const col = `${r}.${quoteIdent(root.route.column)}`;
+      unit = `${col}::text`;
+      if (units) filter = `${col} = ANY(${textArrayLiteral(units)}::${ctx.keyType(qualifiedName(root))}[])`;
+      break;
+    }
+    case 'cell': {
+      if (st.kind !== 'h3') throw new Error('internal: cell route without h3 strategy');
+      const col = `${r}.${quoteIdent(root.route.column)}`;
+      unit = parentCellSql(col, st.shardResolution);
+      if (units) {
+        const res = root.route.resolution;
+        const ranges = units.map((u) => descendantRange(u, res)).map(({ lo, hi }) => `${col} BETWEEN ${lo} AND ${hi}`);
+        filter = ranges.length ? `(${ranges.join(' OR ')})` : 'FALSE';
+      }
+      break;
+    }
+    case 'latlng': {
+      // The session's cell table holds (pk, cell) for exactly the rows in scope: the join is the filter.
+      const { temp, pk } = ctx.cellTable(qualifiedName(root));
+      const i = chain.length;
+      using.push(`${temp} AS t${i}`);
+      joins.push(`t${i}.pk = ${r}.${quoteIdent(pk)}`);
+      unit = `t${i}.cell`;
+      if (units) filter = `t${i}.cell = ANY(${textArrayLiteral(units)})`;
+      break;
+    }
+    default:
+      throw new Error(`internal: table ${root.name} has no unit route`);
+  }
+  const from = [`${quoteTable(qualifiedName(table))} AS t0`, ...using.map((u, i) => `JOIN ${u} ON ${joins[i]}`)].join(' ');
+  return { from, using, joins, unit, filter };
+}
+
+/** SELECT of the given columns of t0 for the scope (the body of a COPY … TO STDOUT). */
+export function selectSql(scope: Scope, columns: readonly string[]): string {
+  const cols = columns.map((c) => `t0.${quoteIdent(c)}`).join(', ');
+  return `SELECT ${cols} FROM ${scope.from} WHERE ${scope.filter}`;
+}
+
+/** DELETE of the scope's rows of t0 (children are deleted before parents, so the joins still find them). */
+export function deleteSql(table: TableConfig, scope: Scope): string {
+  const using = scope.using.length ? ` USING ${scope.using.join(', ')}` : '';
+  const where = [...scope.joins, scope.filter].join(' AND ');
+  return `DELETE FROM ${quoteTable(qualifiedName(table))} AS t0${using} WHERE ${where}`;
+}
+
+/**
+ * The parent of an H3 index at `res`, in SQL: set the resolution field to `res` and every digit
+ * below it to 7 (unused). Pure bit arithmetic on bigint, so a bigint index column is grouped by
+ * its shard cell on the server.
+ */
+export function parentCellSql(col: string, res: number): string {
+  const digitsBelow = (1n << BigInt(3 * (15 - res))) - 1n;
+  const resField = 15n << 52n;
+  const keep = ~(resField | digitsBelow) & ((1n << 63n) - 1n);
+  return `lower(to_hex((${col} & ${keep}) | ${(BigInt(res) << 52n) | digitsBelow}))`;
+}
