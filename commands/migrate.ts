@@ -15,6 +15,7 @@ interface MigrateFlags extends GlobalOptions {
   dryRun?: boolean;
   verify?: boolean;
   resync?: boolean;
+  batchRows?: number;
 }
 
 const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -30,7 +31,8 @@ export function register(program: Command): void {
       .option('--tables <names>', 'only these tables (comma-separated; repeatable)', list)
       .option('--dry-run', 'show what would be copied and change nothing')
       .option('--no-verify', 'skip the per-unit count and checksum comparison')
-      .option('--resync', 'copy units again even if already placed (e.g. before cutover)'),
+      .option('--resync', 'copy units again even if already placed (e.g. before cutover)')
+      .option('--batch-rows <n>', 'rows per batch: one source snapshot and one target transaction (default 250000)', positiveInt('--batch-rows')),
   ).action(async (opts: MigrateFlags) => {
     const config = load(opts);
     const out = output(opts);
@@ -46,6 +48,7 @@ export function register(program: Command): void {
         dryRun: opts.dryRun,
         verify: opts.verify,
         resync: opts.resync,
+        batchRows: opts.batchRows,
         signal: interrupt.signal,
         onEvent: (e) => reporter.event(e),
       });

@@ -4,6 +4,7 @@ import { quoteIdent, quoteTable } from '../db/ident.js';
 import { pipeCopy } from '../copy/pipe.js';
 import type { TableProof } from '../catalog/placements.js';
 import { prepareCells } from '../plan/inventory.js';
+import { cellTempName } from '../tables/cells.js';
 import { toUnitSums, unitChecksumSql, type UnitSum } from '../tables/checksum.js';
 import type { Model, TableModel } from '../tables/model.js';
 import { deleteSql, scopeOf, selectSql } from '../tables/scope.js';
@@ -85,6 +86,18 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       rows += r.rows;
       bytes += r.bytes;
       o.onTable?.(t.name, r.rows, r.bytes);
+    }
+
+    if (needsCells) {
+      // The shard's cell tables were computed before the copy (to delete the old rows); they must now
+      // describe the copied rows. Those are the source snapshot's rows, whose (pk, cell) the source
+      // session holds; the checksums below then prove the rows, lat/lng included, are identical.
+      for (const spec of o.model.cellSpecs) {
+        const temp = cellTempName(spec.table);
+        await dst.query(`TRUNCATE ${temp}`);
+        await pipeCopy(src, dst, `SELECT pk, cell FROM ${temp}`, `${temp} (pk, cell)`);
+        await dst.query(`ANALYZE ${temp}`);
+      }
     }
 
     const placed = new Map<string, PlacedUnit>(batch.units.map((u) => [u, { rows: 0n, bytes: 0n, tables: [] }]));

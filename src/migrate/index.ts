@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { Catalog, type Run } from '../catalog/catalog.js';
 import { readPlacements, recordPlacements } from '../catalog/placements.js';
@@ -122,10 +123,12 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     if (problems.length) throw schemaError(problems, config);
 
     const batches = makeBatches(pending, units, opts.batchRows ?? 250_000);
+    // Units were counted in their root tables only (cheap); scale by the planner's table sizes for progress totals.
+    const scale = await withClient(source, (c) => rowScale(c, model, tables));
     const perShard = config.shards.map((s) => ({
       shard: s.id,
       units: pending.get(s.id)!.length,
-      rows: pending.get(s.id)!.reduce((n, u) => n + Number(units.get(u)!.rows), 0),
+      rows: Math.round(pending.get(s.id)!.reduce((n, u) => n + Number(units.get(u)!.rows), 0) * scale),
     }));
     emit({ type: 'start', runId: run?.id, units: wanted.length, skipped, rows: perShard.reduce((n, s) => n + s.rows, 0), shards: perShard });
 
@@ -230,6 +233,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
 
     finish(result, started);
     await catalog.finish(run!, result.ok ? 'ok' : 'failed', summary(result, started));
+    emit({ type: 'done', seconds: result.seconds, rows: result.rows, bytes: result.bytes });
     return result;
   } catch (e) {
     if (run && !(e instanceof UserError && e.kind === 'interrupted')) {
@@ -237,9 +241,23 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     }
     throw e;
   } finally {
-    emit({ type: 'done', seconds: (performance.now() - started) / 1000, rows: 0, bytes: 0 });
     await catalog.close();
   }
+}
+
+/** estimated rows of all copied sharded tables per row of the root tables (pg_class.reltuples) */
+async function rowScale(c: pg.ClientBase, model: Model, tables: readonly TableModel[]): Promise<number> {
+  const sharded = tables.filter((t) => t.config.route.kind !== 'reference').map((t) => t.name);
+  const roots = rootTables(model).map((t) => t.name);
+  const r = await c.query(
+    `SELECT n.nspname || '.' || c.relname AS t, greatest(c.reltuples, 0) AS n
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname || '.' || c.relname = ANY($1::text[])`,
+    [[...new Set([...sharded, ...roots])]],
+  );
+  const est = new Map(r.rows.map((x) => [x.t as string, Number(x.n)]));
+  const rootRows = roots.reduce((n, t) => n + (est.get(t) ?? 0), 0);
+  const all = sharded.reduce((n, t) => n + (est.get(t) ?? 0), 0);
+  return rootRows > 0 && all > 0 ? all / rootRows : 1;
 }
 
 function finish(result: MigrateResult, started: number): MigrateResult {
