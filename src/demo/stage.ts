@@ -1,0 +1,93 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { stringify } from 'yaml';
+import { latLngToCell, cellToParent } from 'h3-js';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
+import { createFixtureSchema, fixtureTables, loadFixture, METROS, type FixtureKind } from '../fixtures/index.js';
+import { startFleet, type Fleet, type FleetOptions } from '../fleet/index.js';
+
+export interface StageOptions {
+  kind: FixtureKind;
+  shards: number;
+  replicas?: number;
+  scale: number;
+  seed?: number;
+  /** schema on these shard indexes is NOT created (tests of a missing table) */
+  skipSchemaOn?: number[];
+  fleet?: Partial<FleetOptions>;
+  onProgress?: (table: string, rows: number) => void;
+}
+
+export interface Stage {
+  fleet: Fleet;
+  /** the config file written into the fleet directory */
+  configPath: string;
+  config: Config;
+  /** the fixture's load counts per table */
+  rows: Record<string, number>;
+  stop(opts?: { keep?: boolean }): Promise<void>;
+}
+
+/**
+ * A local fleet ready for shardctl: a monolith loaded with a fixture, empty shards with the same
+ * schema, and a shardctl.yaml describing it. Used by `shardctl demo`, the tests and the benchmark.
+ */
+export async function stageFleet(opts: StageOptions): Promise<Stage> {
+  const fleet = await startFleet({ shards: opts.shards, replicas: opts.replicas ?? 0, ...opts.fleet });
+  try {
+    const rows = await withPg(fleet.source.url(), async (c) => {
+      await createFixtureSchema(c, opts.kind);
+      return (await loadFixture(c, opts.kind, { scale: opts.scale, seed: opts.seed, onProgress: opts.onProgress })).rows;
+    });
+    await Promise.all(
+      fleet.shards.map((s, i) => (opts.skipSchemaOn?.includes(i) ? undefined : withPg(s.primary.url(), (c) => createFixtureSchema(c, opts.kind)))),
+    );
+    const configPath = join(fleet.dir, 'shardctl.yaml');
+    writeFileSync(configPath, await configYaml(fleet, opts.kind), { mode: 0o600 });
+    return { fleet, configPath, config: loadConfig(configPath), rows, stop: (o) => fleet.stop(o) };
+  } catch (e) {
+    await fleet.stop();
+    throw e;
+  }
+}
+
+/** The shardctl.yaml for a fleet: jump on restaurant_id for POS; h3 with one metro per shard, round-robin, for location. */
+export async function configYaml(fleet: Fleet, kind: FixtureKind): Promise<string> {
+  const shards = fleet.shards.map((s) => ({
+    id: s.id,
+    primary: s.primary.url(),
+    ...(s.replicas.length ? { replicas: s.replicas.map((r) => r.url()) } : {}),
+  }));
+  const strategy =
+    kind === 'pos'
+      ? { kind: 'jump', key: 'restaurant_id' }
+      : {
+          kind: 'h3',
+          defaultShard: fleet.shards[0]!.id,
+          mapping: metroCells().map((m, i) => ({ cell: m.cell, shard: fleet.shards[i % fleet.shards.length]!.id, region: m.name })),
+        };
+  const doc = { source: fleet.source.url(), strategy, shards, tables: await fixtureTables(kind) };
+  return `# written by shardctl for a local embedded fleet in ${fleet.dir}\n${stringify(doc, { flowCollectionPadding: true })}`;
+}
+
+/** The resolution-3 cell of each metro centre of the location fixture (deduplicated). */
+function metroCells(): { cell: string; name: string }[] {
+  const seen = new Map<string, string>();
+  for (const m of METROS) {
+    const cell = cellToParent(latLngToCell(m.lat, m.lng, 12), 3);
+    if (!seen.has(cell)) seen.set(cell, m.name);
+  }
+  return [...seen].map(([cell, name]) => ({ cell, name }));
+}
+
+async function withPg<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
