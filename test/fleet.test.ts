@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { hydrateSymlinks, redactText, redactUrl, startFleet, sweepStaleFleets, type Fleet } from '../src/fleet/index.js';
+import { hydrateSymlinks, startFleet, sweepStaleFleets, type Fleet } from '../src/fleet/index.js';
+import { redactText, redactUrl } from '../src/redact.js';
 
 const FLEET_MODULE = new URL('../src/fleet/index.js', import.meta.url).href;
 
@@ -73,7 +74,7 @@ describe('hydrateSymlinks', () => {
 describe('redaction', () => {
   test('URLs and free text lose their passwords', () => {
     assert.equal(redactUrl('postgres://postgres:s3cr%40t@127.0.0.1:5432/app'), 'postgres://postgres:***@127.0.0.1:5432/app');
-    assert.equal(redactText('x postgresql://u:pw@h:1/d and pw again', ['pw']), 'x postgresql://u:***@h:1/d and *** again');
+    assert.equal(redactText('x postgresql://u:hunter2@h:1/d and hunter2 again', ['hunter2']), 'x postgresql://u:***@h:1/d and *** again');
   });
 });
 
