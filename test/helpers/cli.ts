@@ -1,0 +1,54 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { repoPath } from './paths.js';
+
+const BIN = repoPath('bin/shardctl.js');
+const ENV = { ...process.env, NO_COLOR: '1', CI: 'true' };
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built launcher, as a user or a CI job would. */
+export function runCli(args: string[], env: Record<string, string> = {}): CliResult {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...ENV, ...env }, timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export async function runCliAsync(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return watchCli(args, () => undefined, env);
+}
+
+/**
+ * Runs the launcher with --json progress on stderr and calls `onEvent` for each NDJSON event; the
+ * callback gets the child to kill or interrupt it at a chosen moment.
+ */
+export function watchCli(
+  args: string[],
+  onEvent: (e: { type: string; [k: string]: unknown }, child: ReturnType<typeof spawn>) => void,
+  env: Record<string, string> = {},
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...ENV, ...env } });
+    let stdout = '';
+    let stderr = '';
+    let partial = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d;
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) {
+        if (!l.startsWith('{')) continue;
+        try {
+          onEvent(JSON.parse(l), child);
+        } catch {
+          /* not an event */
+        }
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}

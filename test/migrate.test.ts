@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { Catalog } from '../src/catalog/catalog.js';
+import { stageFleet, type Stage } from '../src/demo/stage.js';
+import { migrate } from '../src/migrate/index.js';
+import { createRouter } from '../src/routing/router.js';
+import { runCli, watchCli } from './helpers/cli.js';
+import { assertExact } from './helpers/exact.js';
+import { resetShards, rowVersions, sql } from './helpers/fleet.js';
+
+describe('migrate: POS fixture (jump)', () => {
+  let stage: Stage;
+  let cfg: string;
+  before(async () => {
+    stage = await stageFleet({ kind: 'pos', shards: 3, scale: 0.012 });
+    cfg = stage.configPath;
+  });
+  after(() => stage?.stop());
+
+  it('copies every row to exactly the right shard and journals each unit with its proof', async () => {
+    const r = runCli(['migrate', '--config', cfg, '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const result = JSON.parse(r.stdout);
+    assert.equal(result.ok, true);
+    assert.equal(result.units.copied, 12);
+    assert.equal(result.units.failed, 0);
+    await assertExact(stage.config);
+    const placed = await sql(stage.config.catalog, 'SELECT unit, shard FROM shardctl.placements');
+    const router = createRouter(stage.config);
+    assert.equal(placed.length, 12);
+    for (const p of placed) assert.equal(p.shard, router.shardFor(p.unit));
+    const proofs = await sql(stage.config.catalog, `SELECT count(*) AS n FROM shardctl.placement_tables WHERE checksum <> '0'`);
+    assert.ok(Number(proofs[0].n) >= 12 * 7, 'a proof per unit and table');
+    const runs = await sql(stage.config.catalog, `SELECT command, status FROM shardctl.runs`);
+    assert.deepEqual(runs, [{ command: 'migrate', status: 'ok' }]);
+    // the progress was NDJSON on stderr, the result JSON on stdout
+    assert.match(r.stderr, /^\{"type":"start"/m);
+  });
+
+  it('a rerun is a no-op: nothing copied, no row rewritten', async () => {
+    const before = await rowVersions(stage.config);
+    const r = await migrate(stage.config);
+    assert.equal(r.units.copied, 0);
+    assert.equal(r.units.skipped, 12);
+    assert.equal(await rowVersions(stage.config), before);
+  });
+
+  it('--dry-run changes nothing and says what would be copied', async () => {
+    await resetShards(stage.config);
+    const r = runCli(['migrate', '--config', cfg, '--dry-run']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /dry run: 12 of 12 units to copy/);
+    const rows = await sql(stage.config.shards[0]!.primary, 'SELECT count(*) AS n FROM restaurants');
+    assert.equal(Number(rows[0].n), 0);
+  });
+
+  it('SIGKILL in the middle of a copy, then a rerun: exact, and finished units are not copied again', async () => {
+    await resetShards(stage.config);
+    let batches = 0;
+    const killed = await watchCli(['migrate', '--config', cfg, '--json', '--concurrency', '1', '--batch-rows', '1500'], (e, child) => {
+      if (e.type === 'batch') batches++;
+      // kill while the next batch is streaming its tables (its transaction is open)
+      if (batches >= 2 && e.type === 'table' && e.table === 'public.orders') child.kill('SIGKILL');
+    });
+    assert.equal(killed.status, null, 'the process was killed');
+    const placed = await sql(stage.config.catalog, 'SELECT unit FROM shardctl.placements');
+    assert.ok(placed.length >= 2 && placed.length < 12, `${placed.length} units journaled before the kill`);
+    const r = runCli(['migrate', '--config', cfg, '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const result = JSON.parse(r.stdout);
+    assert.equal(result.units.skipped, placed.length, 'journaled units are skipped');
+    assert.equal(result.units.copied, 12 - placed.length);
+    await assertExact(stage.config);
+    const runs = await sql(stage.config.catalog, `SELECT status FROM shardctl.runs ORDER BY id`);
+    assert.deepEqual(runs.map((x) => x.status), ['interrupted', 'ok'], 'the killed run is recorded as interrupted');
+  });
+
+  it('Ctrl-C rolls back the batch in flight, journals what finished and exits 130; a rerun completes it', async () => {
+    await resetShards(stage.config);
+    let batches = 0;
+    const r = await watchCli(['migrate', '--config', cfg, '--json', '--concurrency', '1', '--batch-rows', '1500'], (e, child) => {
+      if (e.type === 'batch') batches++;
+      if (batches === 1 && e.type === 'table' && e.table === 'public.orders') child.kill('SIGINT');
+    });
+    assert.equal(r.status, 130, r.stderr);
+    assert.match(r.stderr, /interrupted: \d+ units were copied and journaled/);
+    const placed = await sql(stage.config.catalog, 'SELECT unit, shard FROM shardctl.placements');
+    assert.ok(placed.length >= 1 && placed.length < 12);
+    // nothing of an unjournaled unit is on any shard: the batch in flight was rolled back
+    const onShards = new Set<string>();
+    for (const s of stage.config.shards) {
+      for (const row of await sql(s.primary, 'SELECT DISTINCT restaurant_id::text AS u FROM orders')) onShards.add(row.u);
+    }
+    assert.deepEqual([...onShards].sort(), placed.map((p) => p.unit).sort());
+    const runs = await sql(stage.config.catalog, `SELECT status FROM shardctl.runs ORDER BY id`);
+    assert.deepEqual(runs.map((x) => x.status), ['interrupted']);
+    assert.equal(runCli(['migrate', '--config', cfg]).status, 0);
+    await assertExact(stage.config);
+  });
+
+  describe('refuses early, naming the server and table, before writing anything', () => {
+    const variant = (edit: (text: string) => string) => {
+      const file = `${stage.fleet.dir}/variant.yaml`;
+      writeFileSync(file, edit(readFileSync(cfg, 'utf8')));
+      return file;
+    };
+    const s1 = () => stage.config.shards[1]!.primary;
+
+    it('a shard that is unreachable: exit 3', () => {
+      const file = variant((t) => t.replace(new URL(s1()).port, '1'));
+      const r = runCli(['migrate', '--config', file]);
+      assert.equal(r.status, 3);
+      assert.match(r.stderr, /shard s1 \(postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/app\): cannot connect/);
+      assertNoPassword(r.stderr + r.stdout);
+    });
+
+    it('wrong credentials: exit 3 with the reason', () => {
+      const pw = decodeURIComponent(new URL(s1()).password);
+      const file = variant((t) => t.replace(s1(), s1().replace(`:${encodeURIComponent(pw)}@`, ':wrong-password@')));
+      const r = runCli(['migrate', '--config', file]);
+      assert.equal(r.status, 3);
+      assert.match(r.stderr, /shard s1 .*: cannot connect: password authentication failed/);
+      assert.doesNotMatch(r.stderr, /wrong-password/);
+      assertNoPassword(r.stderr);
+    });
+
+    it('a table missing on a shard', async () => {
+      await sql(s1(), 'ALTER TABLE analytics_events RENAME TO analytics_events_old');
+      try {
+        const r = runCli(['migrate', '--config', cfg]);
+        assert.equal(r.status, 3);
+        assert.match(r.stderr, /shard s1: table public\.analytics_events does not exist/);
+      } finally {
+        await sql(s1(), 'ALTER TABLE analytics_events_old RENAME TO analytics_events');
+      }
+    });
+
+    it('a column missing, and a column of another type, on a shard: all problems listed', async () => {
+      await sql(s1(), 'ALTER TABLE products RENAME COLUMN sku TO sku_old');
+      await sql(s1(), 'ALTER TABLE themes ALTER COLUMN font TYPE text');
+      try {
+        const r = runCli(['migrate', '--config', cfg]);
+        assert.equal(r.status, 3);
+        assert.match(r.stderr, /3 schema problems on the shards/);
+        assert.match(r.stderr, /shard s1: table public\.products has no column sku\n/);
+        assert.match(r.stderr, /shard s1: table public\.products has an extra column sku_old character varying\(32\) NOT NULL without a default/);
+        assert.match(r.stderr, /shard s1: table public\.themes column font is text, expected character varying\(64\)/);
+      } finally {
+        await sql(s1(), 'ALTER TABLE products RENAME COLUMN sku_old TO sku');
+        await sql(s1(), 'ALTER TABLE themes ALTER COLUMN font TYPE varchar(64)');
+      }
+    });
+
+    it('key values that are NULL on the source: the count is reported', async () => {
+      const src = stage.config.source;
+      await sql(src, 'ALTER TABLE analytics_events ALTER COLUMN restaurant_id DROP NOT NULL');
+      const saved = await sql(src, 'SELECT id, restaurant_id FROM analytics_events ORDER BY id LIMIT 3');
+      await sql(src, 'UPDATE analytics_events SET restaurant_id = NULL WHERE id = ANY($1::bigint[])', [saved.map((x) => x.id)]);
+      try {
+        const r = runCli(['migrate', '--config', cfg]);
+        assert.equal(r.status, 3);
+        assert.match(r.stderr, /source: table public\.analytics_events: 3 rows have a NULL restaurant_id; they belong to no unit/);
+      } finally {
+        for (const x of saved) await sql(src, 'UPDATE analytics_events SET restaurant_id = $2 WHERE id = $1', [x.id, x.restaurant_id]);
+        await sql(src, 'ALTER TABLE analytics_events ALTER COLUMN restaurant_id SET NOT NULL');
+      }
+    });
+
+    it('a shard that already holds rows it should not', async () => {
+      const router = createRouter(stage.config);
+      const stray = [...Array(100).keys()].map((i) => 900000 + i).find((id) => router.shardFor(id) !== 's1')!;
+      await sql(s1(), `INSERT INTO restaurants (id, name, slug, currency_code, timezone, address, latitude, longitude, opened_on, is_active, tags, public_id, created_at)
+                       VALUES ($1, 'stray', 'stray', 'USD', 'UTC', '{}', 0, 0, '2024-01-01', true, '{}', gen_random_uuid(), now())`, [stray]);
+      try {
+        const r = runCli(['migrate', '--config', cfg]);
+        assert.equal(r.status, 3);
+        assert.match(r.stderr, new RegExp(`shard s1: table public\\.restaurants already holds rows of 1 unit\\(s\\) that route to other shards \\(${stray}\\)`));
+      } finally {
+        await sql(s1(), 'DELETE FROM restaurants WHERE id = $1', [stray]);
+      }
+    });
+
+    it('a second concurrent run is refused and told who holds the lock', async () => {
+      const holder = await Catalog.open(stage.config.catalog);
+      try {
+        const run = await holder.lock('rebalance', {});
+        const r = runCli(['migrate', '--config', cfg]);
+        assert.equal(r.status, 3);
+        assert.match(r.stderr, new RegExp(`another shardctl run holds the catalog lock: rebalance \\(run ${run.id}, pid ${process.pid} on `));
+      } finally {
+        await holder.close();
+      }
+    });
+  });
+});
+
+describe('migrate: location fixture (h3)', () => {
+  let stage: Stage;
+  before(async () => {
+    stage = await stageFleet({ kind: 'location', shards: 3, scale: 0.002 });
+  });
+  after(() => stage?.stop());
+
+  it('routes lat/lng rows by the resolution-12 parent rule, H3 columns by range, children via their parent', async () => {
+    const r = await migrate(stage.config, { batchRows: 300 });
+    assert.equal(r.ok, true, JSON.stringify(r.failures));
+    assert.ok(r.units.copied > 10);
+    await assertExact(stage.config);
+    const again = await migrate(stage.config);
+    assert.equal(again.units.copied, 0);
+  });
+});
+
+function assertNoPassword(text: string) {
+  assert.doesNotMatch(text, /postgres:\/\/[^:\s]+:(?!\*\*\*@)[^@\s]+@/, 'a URL with a password was printed');
+}
