@@ -10,3 +10,10 @@ export { loadConfig, parseConfig } from './config/load.js';
 export type * from './config/types.js';
 export { UserError, ExitCode, isUserError } from './errors.js';
 export { redactUrl } from './redact.js';
+export { migrate, type MigrateOptions, type MigrateResult } from './migrate/index.js';
+export type { MigrateEvent } from './migrate/events.js';
+export { health, prometheusText, writeTextfile, resolveThresholds, METRIC_HELP, STATUS_EXIT as HEALTH_EXIT_CODES } from './health/index.js';
+export type {
+  HealthReport, HealthOptions, HealthThresholds, ThresholdOverrides, ServerReport, CatalogReport, LagReport,
+  CheckResult as HealthCheck, Problem as HealthProblem, Status as HealthStatus,
+} from './health/index.js';

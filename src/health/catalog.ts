@@ -1,0 +1,107 @@
+import { LOCK_KEY } from '../catalog/catalog.js';
+import { CATALOG_VERSION } from '../catalog/schema.js';
+import type { Config } from '../config/types.js';
+import { redactUrl } from '../redact.js';
+import { hostPort } from './format.js';
+import { CATALOG_FACTS_SQL, CATALOG_PRESENT_SQL } from './sql.js';
+import { timedSession, type Timed } from './session.js';
+import { worstOf } from './status.js';
+import type { CatalogReport, CheckResult, MoveInFlight, ServerReport, StrayPlacements } from './types.js';
+
+export interface CatalogFacts {
+  readonly present: boolean;
+  readonly schemaVersion: number;
+  readonly shards: readonly string[];
+  readonly stray: readonly StrayPlacements[];
+  readonly moves: readonly MoveInFlight[];
+  readonly moveCount: number;
+  readonly runInProgress: boolean;
+}
+
+const ABSENT: CatalogFacts = { present: false, schemaVersion: 0, shards: [], stray: [], moves: [], moveCount: 0, runInProgress: false };
+
+/** Reads what the catalog says, bounded by `timeoutMs`; read-only (never creates the schema). */
+export function readCatalog(config: Config, timeoutMs: number): Promise<Timed<CatalogFacts>> {
+  const ids = config.shards.map((s) => s.id);
+  const classid = String(LOCK_KEY >> 32n);
+  const objid = String(LOCK_KEY & 0xffff_ffffn);
+  return timedSession({ label: 'catalog', url: config.catalog }, timeoutMs, async (c) => {
+    const present = (await c.query(CATALOG_PRESENT_SQL)).rows[0]?.present === true;
+    if (!present) return ABSENT;
+    const row = (await c.query(CATALOG_FACTS_SQL, [ids, classid, objid])).rows[0] as Record<string, unknown>;
+    return {
+      present: true,
+      schemaVersion: Number(row.schema_version ?? 0),
+      shards: row.shards as string[],
+      stray: (row.stray as { shard: string; units: number; sample: string[] }[]).map((s) => ({ shard: s.shard, units: Number(s.units), sample: s.sample })),
+      moves: (row.moves as MoveInFlight[]).map((m) => ({ ...m, since: new Date(m.since).toISOString() })),
+      moveCount: Number(row.move_count),
+      runInProgress: row.run_in_progress === true,
+    };
+  });
+}
+
+/**
+ * Catalog consistency: every catalog shard configured and reachable, placements only on configured
+ * shards, no unit fenced or half-moved (rows in shardctl.moves) unless a run holding the lock is
+ * moving it right now. No catalog schema yet is fine (nothing migrated); an unreachable catalog is
+ * critical.
+ */
+export function evaluateCatalog(config: Config, outcome: Timed<CatalogFacts>, servers: readonly ServerReport[]): CatalogReport {
+  const base = { url: redactUrl(config.catalog), host: hostPort(config.catalog) };
+  const empty = { shards: [], unknownShards: [], unreachableShards: [], strayPlacements: [], moves: [], moveCount: 0, runInProgress: false };
+  if (!outcome.ok) {
+    const reachable = outcome.connected && !outcome.timedOut;
+    const check: CheckResult = reachable
+      ? { check: 'catalog', status: 'unknown', message: `cannot read the catalog: ${outcome.reason}` }
+      : { check: 'catalog', status: 'critical', message: `catalog unreachable (${outcome.reason})` };
+    return { ...base, ...empty, status: check.status, reachable, present: false, error: outcome.reason, checks: [check] };
+  }
+  const f = outcome.value;
+  if (!f.present) {
+    const check: CheckResult = { check: 'catalog', status: 'ok', message: 'no catalog yet (nothing migrated)' };
+    return { ...base, ...empty, status: 'ok', reachable: true, present: false, checks: [check] };
+  }
+  const configured = new Set(config.shards.map((s) => s.id));
+  const down = new Set(servers.filter((s) => s.role === 'primary' && !s.up).map((s) => s.shard));
+  const unknownShards = f.shards.filter((id) => !configured.has(id));
+  const unreachableShards = f.shards.filter((id) => configured.has(id) && down.has(id));
+  const problems: CheckResult[] = [];
+  const crit = (message: string) => problems.push({ check: 'catalog', status: 'critical', message });
+  if (f.schemaVersion > CATALOG_VERSION) {
+    problems.push({ check: 'catalog', status: 'unknown', message: `catalog schema version ${f.schemaVersion} is newer than this shardctl understands (${CATALOG_VERSION})` });
+  }
+  if (unknownShards.length) crit(`the catalog lists shard${plural(unknownShards)} ${unknownShards.join(', ')} that the config does not`);
+  if (unreachableShards.length) crit(`catalog shard${plural(unreachableShards)} ${unreachableShards.join(', ')} unreachable`);
+  for (const s of f.stray) {
+    crit(`${s.units} placement${s.units === 1 ? '' : 's'} on shard ${s.shard}, which is not configured (units: ${s.sample.join(', ')}${s.units > s.sample.length ? ', …' : ''})`);
+  }
+  if (f.moveCount > 0) {
+    const units = f.moves.map((m) => `${m.unit} ${m.from}→${m.to} at ${m.step}`).join('; ');
+    const more = f.moveCount > f.moves.length ? `; and ${f.moveCount - f.moves.length} more` : '';
+    if (f.runInProgress) {
+      problems.push({ check: 'catalog', status: 'warning', message: `a rebalance is running: ${f.moveCount} unit${f.moveCount === 1 ? '' : 's'} in flight (${units}${more})` });
+    } else {
+      crit(`${f.moveCount} unit${f.moveCount === 1 ? '' : 's'} left fenced or half-moved by an interrupted run (${units}${more}); run \`shardctl rebalance --apply\` to finish`);
+    }
+  }
+  const checks: CheckResult[] = problems.length
+    ? problems
+    : [{ check: 'catalog', status: 'ok', message: `consistent: ${f.shards.length} shard${plural(f.shards)} in the catalog` }];
+  return {
+    ...base,
+    status: worstOf(checks),
+    reachable: true,
+    present: true,
+    shards: f.shards,
+    unknownShards,
+    unreachableShards,
+    strayPlacements: f.stray,
+    moves: f.moves,
+    moveCount: f.moveCount,
+    runInProgress: f.runInProgress,
+    checks,
+  };
+}
+
+const plural = (xs: readonly unknown[]) => (xs.length === 1 ? '' : 's');

@@ -1,0 +1,59 @@
+/**
+ * Everything `health` asks a server, in ONE round trip (latency is measured on it). Functions that
+ * fail outside recovery (pg_is_wal_replay_paused) or inside it (pg_current_wal_lsn) are guarded by
+ * CASE, which PostgreSQL evaluates lazily for volatile functions. Needs PostgreSQL 10 or later;
+ * slot and standby details need superuser or pg_monitor (unprivileged roles read NULLs there).
+ */
+export const SERVER_FACTS_SQL = `
+SELECT
+  pg_is_in_recovery() AS in_recovery,
+  current_setting('server_version') AS server_version,
+  current_setting('max_connections')::int AS max_connections,
+  (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS connections,
+  pg_database_size(current_database())::float8 AS database_bytes,
+  CASE WHEN NOT pg_is_in_recovery() THEN pg_current_wal_lsn()::text END AS current_lsn,
+  pg_last_wal_receive_lsn()::text AS receive_lsn,
+  pg_last_wal_replay_lsn()::text AS replay_lsn,
+  extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8 AS replay_age_seconds,
+  CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END AS replay_paused,
+  (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS wal_receiver,
+  (SELECT slot_name FROM pg_stat_wal_receiver LIMIT 1) AS wal_receiver_slot,
+  CASE WHEN NOT pg_is_in_recovery() THEN (
+    SELECT coalesce(json_agg(json_build_object(
+             'name', slot_name, 'type', slot_type, 'active', active,
+             'retainedBytes', pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)) ORDER BY slot_name), '[]')
+      FROM pg_replication_slots) END AS slots,
+  CASE WHEN NOT pg_is_in_recovery() THEN (
+    SELECT coalesce(json_agg(json_build_object(
+             'applicationName', r.application_name, 'clientAddr', host(r.client_addr),
+             'state', r.state, 'syncState', r.sync_state, 'slot', s.slot_name,
+             'sentLagBytes', pg_wal_lsn_diff(pg_current_wal_lsn(), r.sent_lsn),
+             'writeLagBytes', pg_wal_lsn_diff(pg_current_wal_lsn(), r.write_lsn),
+             'flushLagBytes', pg_wal_lsn_diff(pg_current_wal_lsn(), r.flush_lsn),
+             'replayLagBytes', pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn),
+             'writeLagSeconds', extract(epoch FROM r.write_lag),
+             'flushLagSeconds', extract(epoch FROM r.flush_lag),
+             'replayLagSeconds', extract(epoch FROM r.replay_lag)) ORDER BY r.application_name), '[]')
+      FROM pg_stat_replication r
+      LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid) END AS standbys`;
+
+export const CATALOG_PRESENT_SQL = `SELECT to_regclass('shardctl.shards') IS NOT NULL AS present`;
+
+/**
+ * $1 configured shard ids; $2, $3 the two halves of the run lock's key (pg_locks shows a bigint
+ * advisory key as classid = high 32 bits, objid = low 32 bits, objsubid = 1).
+ */
+export const CATALOG_FACTS_SQL = `
+SELECT
+  (SELECT value FROM shardctl.meta WHERE key = 'schema_version') AS schema_version,
+  (SELECT coalesce(json_agg(id ORDER BY position), '[]') FROM shardctl.shards) AS shards,
+  (SELECT coalesce(json_agg(json_build_object('shard', shard, 'units', n, 'sample', sample) ORDER BY shard), '[]')
+     FROM (SELECT shard, count(*) AS n, (array_agg(unit ORDER BY unit))[1:5] AS sample
+             FROM shardctl.placements WHERE shard <> ALL ($1::text[]) GROUP BY shard) p) AS stray,
+  (SELECT coalesce(json_agg(json_build_object('unit', unit, 'from', from_shard, 'to', to_shard, 'step', step,
+                                              'since', updated_at) ORDER BY started_at, unit), '[]')
+     FROM (SELECT * FROM shardctl.moves ORDER BY started_at, unit LIMIT 20) m) AS moves,
+  (SELECT count(*) FROM shardctl.moves)::int AS move_count,
+  EXISTS (SELECT 1 FROM pg_locks
+           WHERE locktype = 'advisory' AND granted AND classid = $2::oid AND objid = $3::oid AND objsubid = 1
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS run_in_progress`;
