@@ -13,6 +13,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  for (const register of [route, migrate, health]) register(program);
   return program;
 }
 
