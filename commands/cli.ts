@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../src/errors.js';
 import { register as health } from './health.js';
 import { register as migrate } from './migrate.js';
+import { register as plan } from './plan.js';
 import { register as route } from './route.js';
 import { reportError } from './ui/errors.js';
 import { setupColour } from './ui/output.js';
@@ -13,7 +14,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [route, migrate, health]) register(program);
+  for (const register of [route, plan, migrate, health]) register(program);
   return program;
 }
 

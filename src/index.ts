@@ -10,6 +10,7 @@ export { loadConfig, parseConfig } from './config/load.js';
 export type * from './config/types.js';
 export { UserError, ExitCode, isUserError } from './errors.js';
 export { redactUrl } from './redact.js';
+export { plan, type PlanResult, type PlanOptions } from './plan/index.js';
 export { migrate, type MigrateOptions, type MigrateResult } from './migrate/index.js';
 export type { MigrateEvent } from './migrate/events.js';
 export { health, prometheusText, writeTextfile, resolveThresholds, METRIC_HELP, STATUS_EXIT as HEALTH_EXIT_CODES } from './health/index.js';

@@ -18,8 +18,28 @@ describe('migrate: POS fixture (jump)', () => {
   });
   after(() => stage?.stop());
 
+  it('plan: inventory, assignment by the router, totals, imbalance; --out feeds migrate --plan', async () => {
+    const r = runCli(['plan', '--config', cfg, '--json', '--out', `${stage.fleet.dir}/plan.json`]);
+    assert.equal(r.status, 0, r.stderr);
+    const p = JSON.parse(r.stdout);
+    assert.equal(p.units, 12);
+    assert.equal(p.unplaced, 12);
+    assert.deepEqual(p.moves, []);
+    const router = createRouter(stage.config);
+    for (const a of p.assignment) assert.equal(a.shard, router.shardFor(a.unit));
+    const srcRows = await sql(stage.config.source, 'SELECT (SELECT count(*) FROM orders) AS o, (SELECT count(*) FROM order_items) AS i');
+    assert.equal(p.tables.find((t: { table: string }) => t.table === 'public.orders').rows, Number(srcRows[0].o));
+    assert.equal(p.tables.find((t: { table: string }) => t.table === 'public.order_items').rows, Number(srcRows[0].i));
+    assert.equal(p.shards.reduce((n: number, s: { rows: number }) => n + s.rows, 0), p.rows);
+    const max = Math.max(...p.shards.map((s: { bytes: number }) => s.bytes));
+    assert.ok(Math.abs(p.imbalance - max / (p.bytes / 3)) < 1e-9);
+    const human = runCli(['plan', '--config', cfg]);
+    assert.match(human.stdout, /imbalance \(max\/mean bytes\): \d\.\d\d/);
+    assert.match(human.stdout, /12 tenants not placed yet/);
+  });
+
   it('copies every row to exactly the right shard and journals each unit with its proof', async () => {
-    const r = runCli(['migrate', '--config', cfg, '--json']);
+    const r = runCli(['migrate', '--config', cfg, '--json', '--plan', `${stage.fleet.dir}/plan.json`]);
     assert.equal(r.status, 0, r.stderr);
     const result = JSON.parse(r.stdout);
     assert.equal(result.ok, true);
@@ -209,6 +229,22 @@ describe('migrate: location fixture (h3)', () => {
     await assertExact(stage.config);
     const again = await migrate(stage.config);
     assert.equal(again.units.copied, 0);
+  });
+
+  it('plan --propose-mapping bin-packs cells by volume onto N shards', () => {
+    const r = runCli(['plan', '--config', stage.configPath, '--json', '--propose-mapping', '--shards', '4']);
+    assert.equal(r.status, 0, r.stderr);
+    const p = JSON.parse(r.stdout);
+    const m = p.proposedMapping;
+    assert.equal(m.shards.length, 4);
+    assert.equal(m.mapping.length, p.units, 'every cell is mapped');
+    const largest = p.assignment[0];
+    const bins = m.shards.map((s: { bytes: number }) => s.bytes);
+    // greedy LPT: no shard exceeds the mean by more than the largest cell
+    assert.ok(Math.max(...bins) <= p.bytes / 4 + largest.bytes, 'within one cell of the mean');
+    assert.equal(bins.reduce((a: number, b: number) => a + b, 0), p.bytes);
+    const human = runCli(['plan', '--config', stage.configPath, '--propose-mapping']);
+    assert.match(human.stdout, /^ {2}- \{ cell: [0-9a-f]{15}, shard: s\d \}$/m);
   });
 });
 

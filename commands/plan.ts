@@ -1,0 +1,84 @@
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { Document, isMap, isSeq } from 'yaml';
+import { plan, type PlanResult } from '../src/plan/index.js';
+import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
+import { bar, formatBytes, formatCount, table } from './ui/format.js';
+
+interface PlanFlags extends GlobalOptions {
+  out?: string;
+  proposeMapping?: boolean;
+  shards?: number;
+  top?: number;
+}
+
+export function register(program: Command): void {
+  withGlobalOptions(
+    program
+      .command('plan')
+      .description('inventory the units, show where each goes, per-shard totals, imbalance and moves')
+      .option('--out <file>', 'write the plan as JSON for `migrate --plan`')
+      .option('--propose-mapping', 'h3: bin-pack cells onto shards by volume and print the mapping')
+      .option('--shards <n>', 'with --propose-mapping: how many shards (default: as configured)', positiveInt('--shards'))
+      .option('--top <n>', 'how many of the largest units to list (default 10)', positiveInt('--top')),
+  ).action(async (opts: PlanFlags) => {
+    const config = load(opts);
+    const out = output(opts);
+    const result = await plan(config, {
+      proposeShards: opts.proposeMapping ? (opts.shards ?? config.shards.length) : undefined,
+    });
+    if (opts.out) {
+      writeFileSync(opts.out, `${JSON.stringify({ version: 1, config: config.file, createdAt: new Date().toISOString(), ...result }, null, 2)}\n`);
+      out.info(`plan written to ${opts.out}; apply it with: shardctl migrate --plan ${opts.out}`);
+    }
+    out.result(render(result, opts.top ?? 10), result);
+  });
+}
+
+function render(p: PlanResult, top: number): string {
+  const unit = p.strategy === 'jump' ? 'tenants' : 'cells';
+  const lines: string[] = [];
+  lines.push(`${formatCount(p.units)} ${unit}, ${formatCount(p.rows)} rows, ${formatBytes(p.bytes)} on the source`);
+  lines.push('');
+  lines.push(table(['table', 'rows', 'bytes'], p.tables.map((t) => [t.table, formatCount(t.rows), formatBytes(t.bytes)])));
+  lines.push('');
+  const max = Math.max(...p.shards.map((s) => s.bytes));
+  lines.push(
+    table(
+      ['shard', unit, 'rows', 'bytes', ''],
+      p.shards.map((s) => [s.shard, formatCount(s.units), formatCount(s.rows), formatBytes(s.bytes), bar(s.bytes, max, 30)]),
+    ),
+  );
+  lines.push(`imbalance (max/mean bytes): ${p.imbalance.toFixed(2)}`);
+  if (top > 0 && p.assignment.length) {
+    lines.push('');
+    lines.push(`largest ${unit}:`);
+    lines.push(table([unit.slice(0, -1), 'shard', 'rows', 'bytes'], p.assignment.slice(0, top).map((a) => [a.unit, a.shard, formatCount(a.rows), formatBytes(a.bytes)])));
+  }
+  lines.push('');
+  if (p.moves.length) {
+    lines.push(`moves against current placements (shardctl rebalance applies them):`);
+    lines.push(table(['from', 'to', unit, 'rows', 'bytes'], p.moves.map((m) => [m.from, m.to, m.units, formatCount(m.rows), formatBytes(m.bytes)])));
+  } else {
+    lines.push('no placed unit needs to move');
+  }
+  if (p.unplaced) lines.push(`${formatCount(p.unplaced)} ${unit} not placed yet (shardctl migrate copies them)`);
+  if (p.proposedMapping) {
+    const m = p.proposedMapping;
+    lines.push('');
+    lines.push(`proposed mapping (largest cell first onto the least loaded shard), imbalance ${m.imbalance.toFixed(2)}:`);
+    lines.push(table(['shard', 'cells', 'bytes'], m.shards.map((s) => [s.shard, s.cells, formatBytes(s.bytes)])));
+    lines.push('');
+    lines.push('# paste under strategy: in shardctl.yaml');
+    lines.push(mappingYaml(m.mapping));
+  }
+  return lines.join('\n');
+}
+
+/** `mapping:` with one flow mapping per line: `- { cell: 83…, shard: s1 }`. */
+function mappingYaml(mapping: { cell: string; shard: string }[]): string {
+  const doc = new Document({ mapping });
+  const seq = doc.get('mapping', true);
+  if (isSeq(seq)) for (const item of seq.items) if (isMap(item)) item.flow = true;
+  return doc.toString({ flowCollectionPadding: true }).trimEnd();
+}

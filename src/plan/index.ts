@@ -1,0 +1,124 @@
+import type { Config } from '../config/types.js';
+import { placementsIfAny } from '../catalog/read.js';
+import { connect, withClient } from '../db/connect.js';
+import { usageError } from '../errors.js';
+import { createRouter } from '../routing/router.js';
+import { loadModel } from '../tables/model.js';
+import { sourceEndpoint } from '../migrate/targets.js';
+import { prepareCells, takeInventory } from './inventory.js';
+import { proposeMapping, type ProposedMapping } from './propose.js';
+
+export interface ShardTotals {
+  shard: string;
+  units: number;
+  rows: number;
+  bytes: number;
+}
+
+export interface Move {
+  from: string;
+  to: string;
+  units: number;
+  rows: number;
+  bytes: number;
+}
+
+export interface PlanResult {
+  strategy: 'jump' | 'h3';
+  units: number;
+  rows: number;
+  bytes: number;
+  /** per table: rows and bytes on the source */
+  tables: { table: string; rows: number; bytes: number }[];
+  /** every unit with its volume and target shard, largest first */
+  assignment: { unit: string; shard: string; rows: number; bytes: number; placedOn?: string }[];
+  shards: ShardTotals[];
+  /** max/mean of bytes per shard (1 is perfect balance) */
+  imbalance: number;
+  /** against the catalog's placements: units placed on another shard than they route to */
+  moves: Move[];
+  /** units not placed anywhere yet */
+  unplaced: number;
+  proposedMapping?: ProposedMapping;
+}
+
+export interface PlanOptions {
+  /** h3: bin-pack cells onto this many shards by volume */
+  proposeShards?: number;
+}
+
+/**
+ * Where every unit goes and what it weighs. Read-only: it takes no lock and never creates the catalog.
+ *
+ * @example const p = await plan(loadConfig('shardctl.yaml')); console.log(p.imbalance);
+ */
+export async function plan(config: Config, opts: PlanOptions = {}): Promise<PlanResult> {
+  if (opts.proposeShards !== undefined && config.strategy.kind !== 'h3') {
+    throw usageError('--propose-mapping is for the h3 strategy; jump needs no mapping');
+  }
+  const source = sourceEndpoint(config);
+  const { model, units } = await withClient(source, async (c) => {
+    const model = await loadModel(config, c);
+    if (model.cellSpecs.length) {
+      const reader = await connect(source);
+      try {
+        await prepareCells(c, reader, model);
+      } finally {
+        await reader.end();
+      }
+    }
+    return { model, units: await takeInventory(c, model, model.sharded, { bytes: true }) };
+  });
+  const placements = await withClient({ label: 'catalog', url: config.catalog }, placementsIfAny);
+  const router = createRouter(config);
+  const routeOf = (u: string) => (config.strategy.kind === 'jump' ? router.shardFor(u) : router.shardForCell(u));
+
+  const assignment = [...units.values()]
+    .map((u) => ({ unit: u.unit, shard: routeOf(u.unit), rows: Number(u.rows), bytes: Number(u.bytes), placedOn: placements.get(u.unit) }))
+    .sort((a, b) => b.bytes - a.bytes || a.unit.localeCompare(b.unit));
+  const shards = config.shards.map((s) => ({ shard: s.id, units: 0, rows: 0, bytes: 0 }));
+  const byShard = new Map(shards.map((s) => [s.shard, s]));
+  const moves = new Map<string, Move>();
+  let unplaced = 0;
+  for (const a of assignment) {
+    const s = byShard.get(a.shard)!;
+    s.units++;
+    s.rows += a.rows;
+    s.bytes += a.bytes;
+    if (a.placedOn === undefined) unplaced++;
+    else if (a.placedOn !== a.shard) {
+      const key = `${a.placedOn}→${a.shard}`;
+      const m = moves.get(key) ?? moves.set(key, { from: a.placedOn, to: a.shard, units: 0, rows: 0, bytes: 0 }).get(key)!;
+      m.units++;
+      m.rows += a.rows;
+      m.bytes += a.bytes;
+    }
+  }
+  const tables = model.sharded.map((t) => {
+    let rows = 0;
+    let bytes = 0;
+    for (const u of units.values()) {
+      const v = u.tables.get(t.name);
+      if (v) {
+        rows += Number(v.rows);
+        bytes += Number(v.bytes);
+      }
+    }
+    return { table: t.name, rows, bytes };
+  });
+  const total = shards.reduce((n, s) => n + s.bytes, 0);
+  const mean = total / shards.length;
+  return {
+    strategy: config.strategy.kind,
+    units: assignment.length,
+    rows: assignment.reduce((n, a) => n + a.rows, 0),
+    bytes: total,
+    tables,
+    assignment,
+    shards,
+    imbalance: mean > 0 ? Math.max(...shards.map((s) => s.bytes)) / mean : 1,
+    moves: [...moves.values()].sort((a, b) => b.bytes - a.bytes),
+    unplaced,
+    proposedMapping: opts.proposeShards ? proposeMapping(assignment, config, opts.proposeShards) : undefined,
+  };
+}
