@@ -118,6 +118,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
             const p = placed.get(unit)!;
             p.tables.push({ table: t.name, rows: w.rows, checksum: w.checksum });
             p.rows += w.rows;
+            p.bytes += w.bytes;
           }
         }
       }
@@ -143,4 +144,4 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
   }
 }
 
-const ZERO: UnitSum = { rows: 0n, checksum: '0' };
+const ZERO: UnitSum = { rows: 0n, checksum: '0', bytes: 0n };

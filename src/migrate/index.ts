@@ -13,6 +13,7 @@ import { loadModel, type Model, type TableModel } from '../tables/model.js';
 import { copyBatch, type Batch } from './batch.js';
 import type { EventSink } from './events.js';
 import { foreignRows } from './foreign-rows.js';
+import { captureDefinitions } from '../topology/definitions.js';
 import { checkShardSchema, checkSourceRows, schemaError } from './preflight.js';
 import { syncReferenceTables, type ReferenceResult } from './reference.js';
 import { alignSequences } from './sequences.js';
@@ -77,6 +78,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     const { model, units } = await withClient(source, async (c) => {
       const model = await loadModel(config, c);
       await checkSourceRows(c, model);
+      if (run) await captureDefinitions(catalog.client, c, model);
       const reader = model.cellSpecs.length ? await connect(source) : undefined;
       try {
         if (reader) await prepareCells(c, reader, model);

@@ -14,9 +14,10 @@ export function rowHashSql(columns: readonly string[], alias = 't0'): string {
   return `('x' || substr(md5(ROW(${row})::text), 1, 16))::bit(64)::bigint`;
 }
 
-/** One row per unit: unit, rows, checksum (the exact sum as text). */
+/** One row per unit: unit, rows, checksum (the exact sum as text), bytes (tuple sizes). */
 export function unitChecksumSql(scope: Scope, columns: readonly string[]): string {
-  return `SELECT ${scope.unit} AS unit, count(*) AS rows, sum(${rowHashSql(columns)})::text AS checksum
+  return `SELECT ${scope.unit} AS unit, count(*) AS rows, sum(${rowHashSql(columns)})::text AS checksum,
+                 sum(pg_column_size(t0.*)) AS bytes
             FROM ${scope.from} WHERE ${scope.filter} GROUP BY 1`;
 }
 
@@ -28,8 +29,9 @@ export function tableChecksumSql(from: string, columns: readonly string[]): stri
 export interface UnitSum {
   rows: bigint;
   checksum: string;
+  bytes: bigint;
 }
 
-export function toUnitSums(rows: { unit: string; rows: string; checksum: string | null }[]): Map<string, UnitSum> {
-  return new Map(rows.map((r) => [r.unit, { rows: BigInt(r.rows), checksum: r.checksum ?? '0' }]));
+export function toUnitSums(rows: { unit: string; rows: string; checksum: string | null; bytes?: string | null }[]): Map<string, UnitSum> {
+  return new Map(rows.map((r) => [r.unit, { rows: BigInt(r.rows), checksum: r.checksum ?? '0', bytes: BigInt(r.bytes ?? 0) }]));
 }

@@ -44,7 +44,9 @@ const KEYS_SQL = `
 
 /** Reads the definition of the given tables (`schema.table`); a table that does not exist is absent from the map. */
 export async function introspect(client: pg.ClientBase, tables: readonly string[]): Promise<Map<string, TableInfo>> {
-  const [cols, keys] = await Promise.all([client.query(COLUMNS_SQL, [tables]), client.query(KEYS_SQL, [tables])]);
+  // one client runs one query at a time
+  const cols = await client.query(COLUMNS_SQL, [tables]);
+  const keys = await client.query(KEYS_SQL, [tables]);
   const out = new Map<string, { columns: ColumnInfo[]; primaryKey: string[]; indexes: string[] }>();
   const entry = (t: string) => out.get(t) ?? out.set(t, { columns: [], primaryKey: [], indexes: [] }).get(t)!;
   for (const r of cols.rows) {

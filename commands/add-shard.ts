@@ -1,0 +1,36 @@
+import { Option, type Command } from 'commander';
+import { addShard } from '../src/topology/add-shard.js';
+import { redactUrl } from '../src/redact.js';
+import { load, output, withGlobalOptions } from './context.js';
+import { runRebalance, type RebalanceFlags } from './rebalance.js';
+
+interface AddShardFlags extends RebalanceFlags {
+  id: string;
+  primary: string;
+  replica?: string[];
+}
+
+export function register(program: Command): void {
+  withGlobalOptions(
+    program
+      .command('add-shard')
+      .description('check a new server, create the configured tables on it, append it to the topology, show (or --apply) the rebalance')
+      .requiredOption('--id <id>', 'the new shard id (appended last: jump buckets keep their order)')
+      .requiredOption('--primary <url>', "its primary, e.g. 'postgres://app:${S4_PASSWORD}@shard4:5432/pos' (kept as written in the config)")
+      .addOption(new Option('--replica <url>', 'a streaming replica (repeatable)').argParser((v: string, prev: string[] = []) => [...prev, v]))
+      .option('--apply', 'run the rebalance right away')
+      .option('--concurrency <n>', 'units moved at once (default 2)'),
+  ).action(async (opts: AddShardFlags) => {
+    const config = load(opts);
+    const out = output(opts);
+    // The URL may carry ${VAR} references, kept as written in the file and resolved like the rest.
+    const resolved = resolveVars(opts.primary);
+    const r = await addShard(config, { id: opts.id, primary: opts.primary, replicas: opts.replica });
+    out.info(`shard ${r.id} (${redactUrl(resolved)}) added to ${config.file}; created ${r.created.length} table(s)`);
+    await runRebalance(r.config, { ...opts, concurrency: opts.concurrency ? Number(opts.concurrency) : undefined });
+  });
+}
+
+function resolveVars(text: string): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, v: string) => process.env[v] ?? '');
+}

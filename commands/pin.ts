@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { editConfigFile, removePin, setMapping, setPin } from '../src/topology/edit.js';
+import { load, output, withGlobalOptions } from './context.js';
+import { runRebalance, type RebalanceFlags } from './rebalance.js';
+
+/** `pin`, `unpin` and `mapping set`: topology edits to the config file, each followed by the rebalance plan. */
+export function register(program: Command): void {
+  withGlobalOptions(
+    program
+      .command('pin')
+      .description('pin a tenant to a shard (isolate a hot tenant), then show (or --apply) the rebalance')
+      .argument('<tenant>', 'tenant key')
+      .argument('<shard>', 'shard id')
+      .option('--apply', 'run the rebalance right away'),
+  ).action(async (tenant: string, shard: string, opts: RebalanceFlags) => {
+    const config = load(opts);
+    const next = editConfigFile(config.file, setPin(tenant, shard));
+    output(opts).info(`tenant ${tenant} pinned to ${shard} in ${config.file}`);
+    await runRebalance(next, opts);
+  });
+
+  withGlobalOptions(
+    program
+      .command('unpin')
+      .description('remove a pin (the tenant routes by the hash again), then show (or --apply) the rebalance')
+      .argument('<tenant>', 'tenant key')
+      .option('--apply', 'run the rebalance right away'),
+  ).action(async (tenant: string, opts: RebalanceFlags) => {
+    const config = load(opts);
+    const next = editConfigFile(config.file, removePin(tenant));
+    output(opts).info(`tenant ${tenant} unpinned in ${config.file}`);
+    await runRebalance(next, opts);
+  });
+
+  const mapping = program.command('mapping').description('edit the H3 cell → shard mapping');
+  withGlobalOptions(
+    mapping
+      .command('set')
+      .description('map an H3 cell (at the shard resolution) to a shard, then show (or --apply) the rebalance')
+      .argument('<cell>', 'H3 cell index (hex)')
+      .argument('<shard>', 'shard id')
+      .option('--region <name>', 'region label')
+      .option('--apply', 'run the rebalance right away'),
+  ).action(async (cell: string, shard: string, opts: RebalanceFlags & { region?: string }) => {
+    const config = load(opts);
+    const next = editConfigFile(config.file, setMapping(cell, shard, opts.region));
+    output(opts).info(`cell ${cell} mapped to ${shard} in ${config.file}`);
+    await runRebalance(next, opts);
+  });
+}

@@ -1,0 +1,183 @@
+import pLimit from 'p-limit';
+import type { Config } from '../config/types.js';
+import { Catalog, type Run } from '../catalog/catalog.js';
+import { withClient } from '../db/connect.js';
+import { blockedError, ExitCode, UserError } from '../errors.js';
+import { redactText } from '../redact.js';
+import { shardEndpoint } from '../migrate/targets.js';
+import { syncReferenceTables } from '../migrate/reference.js';
+import { createRouter } from '../routing/router.js';
+import { loadModel, type Model } from '../tables/model.js';
+import { syncTopology } from '../topology/sync.js';
+import { installGuard } from './guard.js';
+import { movesInFlight, type MoveRow, type Step } from './journal.js';
+import { moveUnit } from './move.js';
+
+export type RebalanceEvent =
+  | { type: 'plan'; moves: number; resumed: number }
+  | { type: 'step'; unit: string; from: string; to: string; step: Step }
+  | { type: 'moved'; unit: string; from: string; to: string; rows: number }
+  | { type: 'failed'; unit: string; from: string; to: string; reason: string };
+
+export interface RebalanceOptions {
+  /** carry the moves out (default: only show them) */
+  apply?: boolean;
+  /** units moved at once (default 2) */
+  concurrency?: number;
+  signal?: AbortSignal;
+  onEvent?: (e: RebalanceEvent) => void;
+}
+
+export interface PlannedMove {
+  unit: string;
+  from: string;
+  to: string;
+  rows: number;
+  bytes: number;
+  /** the journal's last step when resuming an interrupted move */
+  resumeAfter?: Step;
+  status: 'planned' | 'moved' | 'failed';
+  reason?: string;
+}
+
+export interface RebalanceResult {
+  applied: boolean;
+  runId?: number;
+  /** per source → target pair */
+  pairs: { from: string; to: string; units: number; rows: number; bytes: number }[];
+  moves: PlannedMove[];
+  ok: boolean;
+  exitCode: number;
+  seconds: number;
+}
+
+/**
+ * The moves implied by the placements against current routing (a new shard, a pin, a mapping edit),
+ * shown by default and carried out unit by unit with `apply` (see move.ts for the six steps).
+ * Interrupted moves in the journal are completed first, whatever the routing says now.
+ *
+ * @example await rebalance(loadConfig('shardctl.yaml'), { apply: true });
+ */
+export async function rebalance(config: Config, opts: RebalanceOptions = {}): Promise<RebalanceResult> {
+  const started = performance.now();
+  const emit = opts.onEvent ?? (() => undefined);
+  const catalog = await Catalog.open(config.catalog);
+  let run: Run | undefined;
+  try {
+    if (opts.apply) run = await catalog.lock('rebalance', { concurrency: opts.concurrency });
+    const placed = await catalog.client.query<{ unit: string; shard: string; rows: string; bytes: string }>(
+      'SELECT unit, shard, rows, bytes FROM shardctl.placements',
+    );
+    const known = new Set(config.shards.map((s) => s.id));
+    const unknown = [...new Set(placed.rows.map((p) => p.shard).filter((s) => !known.has(s)))];
+    if (unknown.length) {
+      throw blockedError(`the catalog places units on shard(s) ${unknown.join(', ')}, which ${config.file} does not list`, {
+        hint: 'removing a shard is not supported: restore it in the config',
+      });
+    }
+    const inflight = await movesInFlight(catalog.client);
+    const router = createRouter(config);
+    const routeOf = (u: string) => (config.strategy.kind === 'jump' ? router.shardFor(u) : router.shardForCell(u));
+    const resuming = new Map(inflight.map((m) => [m.unit, m]));
+    const moves: PlannedMove[] = [];
+    for (const p of placed.rows) {
+      const r = resuming.get(p.unit);
+      const base = { unit: p.unit, rows: Number(p.rows), bytes: Number(p.bytes), status: 'planned' as const };
+      if (r) moves.push({ ...base, from: r.from, to: r.to, resumeAfter: r.step });
+      else if (routeOf(p.unit) !== p.shard) moves.push({ ...base, from: p.shard, to: routeOf(p.unit) });
+    }
+    moves.sort((a, b) => Number(b.resumeAfter !== undefined) - Number(a.resumeAfter !== undefined) || a.unit.localeCompare(b.unit));
+    emit({ type: 'plan', moves: moves.length, resumed: inflight.length });
+    const result: RebalanceResult = { applied: Boolean(opts.apply), runId: run?.id, pairs: pairsOf(moves), moves, ok: true, exitCode: 0, seconds: 0 };
+    if (!opts.apply) return done(result, started);
+
+    await syncTopology(catalog.client, config);
+    if (moves.length > 0) {
+      const model = await withClient(shardEndpoint(config, moves[0]!.from), (c) => loadModel(config, c, `shard ${moves[0]!.from}`));
+      await prepareShards(config, model, moves, opts.signal);
+      const limit = pLimit(Math.max(1, opts.concurrency ?? 2));
+      const journal = pLimit(1);
+      await Promise.all(
+        moves.map((m) =>
+          limit(async () => {
+            if (opts.signal?.aborted) return;
+            try {
+              const row: MoveRow | { unit: string; from: string; to: string } = m.resumeAfter
+                ? { unit: m.unit, from: m.from, to: m.to, step: m.resumeAfter }
+                : { unit: m.unit, from: m.from, to: m.to };
+              const out = await moveUnit(
+                { config, model, catalog: catalog.client, journal, runId: run!.id, signal: opts.signal, onStep: (x, step) => emit({ type: 'step', ...x, step }) },
+                row,
+              );
+              if (out.ok) {
+                m.status = 'moved';
+                emit({ type: 'moved', unit: m.unit, from: m.from, to: m.to, rows: out.rows });
+              } else {
+                m.status = 'failed';
+                m.reason = out.reason;
+                emit({ type: 'failed', unit: m.unit, from: m.from, to: m.to, reason: out.reason });
+              }
+            } catch (e) {
+              if (opts.signal?.aborted) return;
+              m.status = 'failed';
+              m.reason = redactText(e instanceof Error ? e.message : String(e));
+              emit({ type: 'failed', unit: m.unit, from: m.from, to: m.to, reason: m.reason });
+            }
+          }),
+        ),
+      );
+    }
+    if (opts.signal?.aborted) {
+      await catalog.finish(run!, 'interrupted', summary(result));
+      throw new UserError('interrupted', `interrupted: ${result.moves.filter((m) => m.status === 'moved').length} units moved; moves in flight stay fenced and journaled`, {
+        hint: 'run the same command again to complete them',
+      });
+    }
+    done(result, started);
+    await catalog.finish(run!, result.ok ? 'ok' : 'failed', summary(result));
+    return result;
+  } catch (e) {
+    if (run && !(e instanceof UserError && e.kind === 'interrupted')) await catalog.finish(run, 'failed', { error: String(e) }).catch(() => undefined);
+    throw e;
+  } finally {
+    await catalog.close();
+  }
+}
+
+/** Every shard involved gets the fence guard; every shard gets the reference tables (a new shard has none). */
+async function prepareShards(config: Config, model: Model, moves: PlannedMove[], signal?: AbortSignal): Promise<void> {
+  const involved = new Set(moves.flatMap((m) => [m.from, m.to]));
+  await Promise.all([...involved].map((id) => withClient(shardEndpoint(config, id), (c) => installGuard(c, model))));
+  // Reference rows come from a shard that already serves (the source may be retired after cutover).
+  const origin = moves[0]!.from;
+  await Promise.all(
+    config.shards
+      .filter((s) => s.id !== origin)
+      .map((s) => syncReferenceTables(model.reference, shardEndpoint(config, origin), shardEndpoint(config, s.id), signal)),
+  );
+}
+
+function pairsOf(moves: PlannedMove[]): RebalanceResult['pairs'] {
+  const pairs = new Map<string, RebalanceResult['pairs'][number]>();
+  for (const m of moves) {
+    const key = `${m.from}\u0000${m.to}`;
+    const p = pairs.get(key) ?? pairs.set(key, { from: m.from, to: m.to, units: 0, rows: 0, bytes: 0 }).get(key)!;
+    p.units++;
+    p.rows += m.rows;
+    p.bytes += m.bytes;
+  }
+  return [...pairs.values()].sort((a, b) => a.from.localeCompare(b.from) || a.to.localeCompare(b.to));
+}
+
+function done(r: RebalanceResult, started: number): RebalanceResult {
+  r.seconds = (performance.now() - started) / 1000;
+  r.ok = r.moves.every((m) => m.status !== 'failed');
+  r.exitCode = r.ok ? ExitCode.ok : ExitCode.mismatch;
+  return r;
+}
+
+const summary = (r: RebalanceResult) => ({
+  moves: r.moves.length,
+  moved: r.moves.filter((m) => m.status === 'moved').length,
+  failed: r.moves.filter((m) => m.status === 'failed').length,
+});

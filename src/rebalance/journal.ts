@@ -1,0 +1,50 @@
+import type pg from 'pg';
+
+/** The six steps of a move, in order. A moves row holds the last step that completed. */
+export const STEPS = ['fenced', 'copied', 'verified', 'flipped', 'deleted', 'lifted'] as const;
+export type Step = (typeof STEPS)[number];
+
+export interface MoveRow {
+  unit: string;
+  from: string;
+  to: string;
+  step: Step;
+}
+
+export async function movesInFlight(c: pg.ClientBase): Promise<MoveRow[]> {
+  const r = await c.query(`SELECT unit, from_shard, to_shard, step FROM shardctl.moves ORDER BY started_at, unit`);
+  return r.rows.map((m) => ({ unit: m.unit, from: m.from_shard, to: m.to_shard, step: m.step }));
+}
+
+export async function journalStep(c: pg.ClientBase, runId: number, m: { unit: string; from: string; to: string }, step: Step): Promise<void> {
+  await c.query(
+    `INSERT INTO shardctl.moves (unit, from_shard, to_shard, step, run_id) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (unit) DO UPDATE SET step = EXCLUDED.step, run_id = EXCLUDED.run_id, updated_at = now()`,
+    [m.unit, m.from, m.to, step, runId],
+  );
+}
+
+/** Step 4, in one catalog transaction: the placement flips and the journal says so, together. */
+export async function flipPlacement(c: pg.ClientBase, runId: number, m: { unit: string; from: string; to: string }): Promise<void> {
+  await c.query('BEGIN');
+  try {
+    await c.query(`UPDATE shardctl.placements SET shard = $2, run_id = $3, placed_at = now() WHERE unit = $1`, [m.unit, m.to, runId]);
+    await journalStep(c, runId, m, 'flipped');
+    await c.query('COMMIT');
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
+}
+
+export async function finishMove(c: pg.ClientBase, unit: string): Promise<void> {
+  await c.query('DELETE FROM shardctl.moves WHERE unit = $1', [unit]);
+}
+
+/**
+ * Test-only fault injection: SHARDCTL_FAULT_AFTER=<step> kills this process (SIGKILL, no cleanup)
+ * right after that step is journaled, to prove a rerun completes the move.
+ */
+export function faultPoint(step: Step): void {
+  if (process.env.SHARDCTL_FAULT_AFTER === step) process.kill(process.pid, 'SIGKILL');
+}

@@ -1,0 +1,134 @@
+import type pg from 'pg';
+import type { Config } from '../config/types.js';
+import { Catalog } from '../catalog/catalog.js';
+import { connect, withClient, type Endpoint } from '../db/connect.js';
+import { quoteTable } from '../db/ident.js';
+import { blockedError, problemsError, usageError } from '../errors.js';
+import { shardEndpoint, sourceEndpoint } from '../migrate/targets.js';
+import { applyDdl, tableDdl, type TableDdl } from '../tables/ddl.js';
+import { introspect } from '../tables/introspect.js';
+import { captureDefinitions, readDefinitions } from './definitions.js';
+import { appendShard, editConfigFile } from './edit.js';
+import { syncTopology } from './sync.js';
+import { loadModel } from '../tables/model.js';
+
+export interface AddShardOptions {
+  id: string;
+  primary: string;
+  replicas?: readonly string[];
+}
+
+export interface AddShardResult {
+  id: string;
+  /** tables created on the new shard (those that existed already, empty and alike, are kept) */
+  created: string[];
+  /** the config as written with the new shard appended */
+  config: Config;
+}
+
+/**
+ * Adds a shard: checks the server (reachable, writable, holding none of the configured tables' rows),
+ * creates the configured tables from the definitions captured in the catalog, appends the shard to
+ * the config file and the catalog. Moving data onto it is `rebalance`'s job.
+ */
+export async function addShard(config: Config, opts: AddShardOptions): Promise<AddShardResult> {
+  if (config.shards.some((s) => s.id === opts.id)) throw usageError(`shard ${opts.id} is already in ${config.file}`);
+  if (config.shards.some((s) => sameServer(s.primary, opts.primary))) throw usageError(`${opts.id}: that server and database is already a shard`);
+  const target: Endpoint = { label: `shard ${opts.id}`, url: opts.primary };
+  const catalog = await Catalog.open(config.catalog);
+  try {
+    const run = await catalog.lock('add-shard', { id: opts.id });
+    const defs = await definitions(catalog.client, config);
+    const created = await withClient(target, async (c) => {
+      await checkWritable(c, opts.id);
+      const existing = await introspect(c, defs.map((d) => d.table));
+      await checkEmpty(c, opts.id, [...existing.keys()]);
+      const missing = defs.filter((d) => !existing.has(d.table));
+      await c.query('BEGIN');
+      try {
+        await applyDdl(c, missing);
+        await c.query('COMMIT');
+      } catch (e) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+      await alignSequencesWithFleet(c, config);
+      return missing.map((d) => d.table);
+    });
+    const next = editConfigFile(config.file, appendShard({ id: opts.id, primary: opts.primary, replicas: opts.replicas ?? [] }));
+    await syncTopology(catalog.client, next);
+    await catalog.finish(run, 'ok', { id: opts.id, created });
+    return { id: opts.id, created, config: next };
+  } finally {
+    await catalog.close();
+  }
+}
+
+/** The captured definitions; captured now from the source (or the first shard) if no migrate did it yet. */
+async function definitions(c: pg.ClientBase, config: Config): Promise<TableDdl[]> {
+  const stored = await readDefinitions(c);
+  if (stored.length) return stored;
+  for (const from of [sourceEndpoint(config), shardEndpoint(config, config.shards[0]!.id)]) {
+    try {
+      return await withClient(from, async (s) => {
+        const model = await loadModel(config, s, from.label);
+        await captureDefinitions(c, s, model);
+        const out: TableDdl[] = [];
+        for (const t of model.tables) out.push(await tableDdl(s, t.name)); // one query at a time per client
+        return out;
+      });
+    } catch {
+      /* try the next */
+    }
+  }
+  throw blockedError('no table definitions in the catalog, and neither the source nor the first shard could give them');
+}
+
+async function checkWritable(c: pg.ClientBase, id: string): Promise<void> {
+  const r = await c.query(
+    `SELECT pg_is_in_recovery() AS standby, has_schema_privilege('public', 'CREATE') AS can_create, current_user AS role`,
+  );
+  const x = r.rows[0];
+  if (x.standby) throw blockedError(`shard ${id}: the server is a standby (in recovery); give the primary`);
+  if (!x.can_create) throw blockedError(`shard ${id}: role ${x.role} cannot create tables in schema public`);
+}
+
+async function checkEmpty(c: pg.ClientBase, id: string, tables: string[]): Promise<void> {
+  const problems: string[] = [];
+  for (const t of tables) {
+    const r = await c.query(`SELECT EXISTS (SELECT 1 FROM ${quoteTable(t)}) AS any`);
+    if (r.rows[0].any) problems.push(`shard ${id}: table ${t} already holds rows`);
+  }
+  if (problems.length) {
+    throw problemsError('blocked', problems, `shard ${id} already holds rows of ${problems.length} configured tables`, 'a new shard must start empty');
+  }
+}
+
+/** New inserts on the new shard must not reuse ids the other shards hold: each sequence starts past the fleet's highest. */
+async function alignSequencesWithFleet(c: pg.ClientBase, config: Config): Promise<void> {
+  const seqs = await c.query(`SELECT c.oid::regclass::text AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                               WHERE c.relkind = 'S' AND n.nspname = 'public'`);
+  for (const s of seqs.rows) {
+    let max = 0n;
+    for (const shard of config.shards) {
+      const other = await connect(shardEndpoint(config, shard.id));
+      try {
+        const v = await other.query(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END::text AS v FROM ${s.name}`).catch(() => undefined);
+        if (v && BigInt(v.rows[0].v) > max) max = BigInt(v.rows[0].v);
+      } finally {
+        await other.end().catch(() => undefined);
+      }
+    }
+    if (max > 0n) await c.query(`SELECT setval($1, $2)`, [s.name, String(max)]);
+  }
+}
+
+function sameServer(a: string, b: string): boolean {
+  try {
+    const x = new URL(a);
+    const y = new URL(b);
+    return x.hostname === y.hostname && (x.port || '5432') === (y.port || '5432') && x.pathname === y.pathname;
+  } catch {
+    return false;
+  }
+}

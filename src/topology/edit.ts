@@ -1,0 +1,53 @@
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { isMap, isSeq, parseDocument, type Document } from 'yaml';
+import { parseConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
+import { usageError } from '../errors.js';
+
+/**
+ * Applies an edit to the config file, keeping its comments, layout and `${VAR}` references. The
+ * edited text is validated as a whole before anything is written, then written atomically
+ * (temp file + rename), so a failed edit leaves the file as it was.
+ */
+export function editConfigFile(file: string, edit: (doc: Document) => void): Config {
+  const doc = parseDocument(readFileSync(file, 'utf8'));
+  edit(doc);
+  const text = doc.toString({ flowCollectionPadding: true });
+  const config = parseConfig(text, file);
+  const tmp = `${file}.shardctl-${process.pid}.tmp`;
+  writeFileSync(tmp, text, { mode: statSync(file).mode & 0o777 });
+  renameSync(tmp, file);
+  return config;
+}
+
+export const appendShard = (shard: { id: string; primary: string; replicas: readonly string[] }) => (doc: Document) => {
+  const node = doc.createNode(shard.replicas.length ? { ...shard, replicas: [...shard.replicas] } : { id: shard.id, primary: shard.primary });
+  doc.addIn(['shards'], node);
+};
+
+export const setPin = (tenant: string, shard: string) => (doc: Document) => {
+  if (doc.getIn(['strategy', 'kind']) !== 'jump') throw usageError('pins belong to the jump strategy; move an H3 cell with `shardctl mapping set`');
+  if (!isMap(doc.getIn(['strategy', 'pins'], true))) doc.setIn(['strategy', 'pins'], doc.createNode({}));
+  doc.setIn(['strategy', 'pins', tenant], shard);
+};
+
+export const removePin = (tenant: string) => (doc: Document) => {
+  if (!doc.hasIn(['strategy', 'pins', tenant])) throw usageError(`tenant ${tenant} is not pinned`);
+  doc.deleteIn(['strategy', 'pins', tenant]);
+};
+
+export const setMapping = (cell: string, shard: string, region?: string) => (doc: Document) => {
+  if (doc.getIn(['strategy', 'kind']) !== 'h3') throw usageError('the cell mapping belongs to the h3 strategy; isolate a tenant with `shardctl pin`');
+  const seq = doc.getIn(['strategy', 'mapping'], true);
+  if (!isSeq(seq)) doc.setIn(['strategy', 'mapping'], doc.createNode([]));
+  const items = (doc.getIn(['strategy', 'mapping'], true) as { items: unknown[] }).items;
+  const i = items.findIndex((it) => isMap(it) && String(it.get('cell')).toLowerCase() === cell.toLowerCase());
+  if (i >= 0) {
+    doc.setIn(['strategy', 'mapping', i, 'shard'], shard);
+    if (region !== undefined) doc.setIn(['strategy', 'mapping', i, 'region'], region);
+  } else {
+    const node = doc.createNode(region !== undefined ? { cell, shard, region } : { cell, shard });
+    node.flow = true;
+    doc.addIn(['strategy', 'mapping'], node);
+  }
+};
