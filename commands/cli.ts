@@ -1,9 +1,13 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../src/errors.js';
 import { register as health } from './health.js';
+import { register as addShard } from './add-shard.js';
 import { register as migrate } from './migrate.js';
+import { register as pin } from './pin.js';
+import { register as rebalance } from './rebalance.js';
 import { register as plan } from './plan.js';
 import { register as route } from './route.js';
+import { register as verify } from './verify.js';
 import { reportError } from './ui/errors.js';
 import { setupColour } from './ui/output.js';
 
@@ -14,7 +18,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [route, plan, migrate, health]) register(program);
+  for (const register of [route, plan, migrate, verify, rebalance, addShard, pin, health]) register(program);
   return program;
 }
 

@@ -1,0 +1,58 @@
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { UserError } from '../src/errors.js';
+import { formatReport, junitXml, verify, type VerifyEvent } from '../src/verify/index.js';
+import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
+import { formatCount, table } from './ui/format.js';
+
+interface VerifyFlags extends GlobalOptions {
+  units?: string[];
+  tables?: string[];
+  junit?: string;
+  concurrency?: number;
+  placementOnly?: boolean;
+}
+
+const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+
+/**
+ * `shardctl verify`: exit 0 only when everything matches, 1 on any difference, 2 bad usage or
+ * config, 3 a server could not be read. The report (or --json) goes to stdout, progress to stderr.
+ */
+export function register(program: Command): void {
+  withGlobalOptions(
+    program
+      .command('verify')
+      .description('prove the shards hold exactly the right data: per-unit counts and checksums, misplaced and duplicated rows, reference tables, schema drift')
+      .option('--units <ids>', 'only these units (comma-separated; repeatable)', list)
+      .option('--tables <names>', 'only these tables (comma-separated; repeatable)', list)
+      .option('--junit <file>', 'also write a JUnit XML report (one testcase per table and shard)')
+      .option('--concurrency <n>', 'checksum queries in flight at once (default: shards + 1)', positiveInt('--concurrency'))
+      .option('--placement-only', 'after cutover, without the source: misplaced and duplicated rows, reference tables and drift across the shards'),
+  ).action(async (opts: VerifyFlags) => {
+    const config = load(opts);
+    const out = output(opts);
+    const result = await verify(config, {
+      units: opts.units,
+      tables: opts.tables,
+      concurrency: opts.concurrency,
+      placementOnly: opts.placementOnly,
+      onEvent: (e) => progress(e, out.info),
+    });
+    if (opts.junit) {
+      try {
+        writeFileSync(opts.junit, junitXml(result));
+      } catch (e) {
+        throw new UserError('blocked', `--junit ${opts.junit}: cannot write the report (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      }
+    }
+    out.result(formatReport(result, { table }), result);
+    process.exitCode = result.exitCode;
+  });
+}
+
+function progress(e: VerifyEvent, say: (line: string) => void): void {
+  if (e.type === 'start') say(`verifying ${e.tables} tables on ${e.servers.join(', ')} (units' shards from ${e.placementsFrom})`);
+  else if (e.type === 'table') say(`${e.server}: ${e.table} ${formatCount(e.rows)} rows, ${formatCount(e.units)} units (${e.seconds.toFixed(2)}s)`);
+  else if (e.type === 'server' && e.error) say(`${e.server}: could not be read: ${e.error}`);
+}

@@ -1,0 +1,39 @@
+import { readPlacements } from '../catalog/placements.js';
+import type { Config } from '../config/types.js';
+import { withClient } from '../db/connect.js';
+import { isUserError } from '../errors.js';
+import { createRouter } from '../routing/router.js';
+import type { PlacementSource } from './types.js';
+
+/** Where each unit should live: its catalog placement, else the shard it routes to (as migrate decides). */
+export interface Homes {
+  readonly from: PlacementSource;
+  home(unit: string): string;
+  readonly warnings: string[];
+}
+
+/**
+ * Reads the placements without creating or locking anything (verify writes nothing). A catalog
+ * without shardctl's schema, or without placements, means routing decides. With `optional` (after
+ * cutover the catalog may have gone with the source) an unreachable catalog is a warning, not a stop.
+ */
+export async function readHomes(config: Config, optional: boolean): Promise<Homes> {
+  const router = createRouter(config);
+  const route = (u: string) => (config.strategy.kind === 'jump' ? router.shardFor(u) : router.shardForCell(u));
+  const warnings: string[] = [];
+  let placements = new Map<string, string>();
+  try {
+    placements = await withClient({ label: 'catalog', url: config.catalog }, async (c) => {
+      const r = await c.query(`SELECT to_regclass('shardctl.placements') IS NOT NULL AS ok`);
+      return r.rows[0].ok ? readPlacements(c) : new Map<string, string>();
+    }, { applicationName: 'shardctl verify' });
+  } catch (e) {
+    if (!optional || !isUserError(e)) throw e;
+    warnings.push(`${e.message}; checking against routing instead of the catalog's placements`);
+  }
+  return {
+    from: placements.size ? 'catalog' : 'routing',
+    home: (u) => placements.get(u) ?? route(u),
+    warnings,
+  };
+}
