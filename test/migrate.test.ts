@@ -66,6 +66,18 @@ describe('migrate: POS fixture (jump)', () => {
     assert.equal(await rowVersions(stage.config), before);
   });
 
+  it('--tables re-copies only those tables: a damaged reference table is repaired, nothing new is placed', async () => {
+    const s2 = stage.config.shards[2]!.primary;
+    await sql(s2, `UPDATE currencies SET name = 'tampered' WHERE code = 'USD'`);
+    const placedBefore = await sql(stage.config.catalog, 'SELECT count(*) AS n FROM shardctl.placements');
+    const r = await migrate(stage.config, { tables: ['currencies'] });
+    assert.equal(r.ok, true);
+    assert.equal(r.units.copied, 0);
+    assert.deepEqual(r.reference.filter((x) => x.changed).map((x) => x.shard), ['s2']);
+    assert.deepEqual(await sql(stage.config.catalog, 'SELECT count(*) AS n FROM shardctl.placements'), placedBefore);
+    await assertExact(stage.config);
+  });
+
   it('--dry-run changes nothing and says what would be copied', async () => {
     await resetShards(stage.config);
     const r = runCli(['migrate', '--config', cfg, '--dry-run']);

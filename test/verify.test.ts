@@ -51,9 +51,7 @@ before(async () => {
   await shard(pos, 's2').query(REORDERED_ANALYTICS_EVENTS);
   const [m, l] = await Promise.all([
     migrate(pos.config),
-    // migrate's own per-unit check of lat/lng tables is off here (see the report to the lead);
-    // verify below is what proves this copy.
-    migrate(loc.config, { verify: false }),
+    migrate(loc.config),
   ]);
   assert.equal(m.exitCode, 0, JSON.stringify(m.failures.slice(0, 3)));
   assert.equal(l.exitCode, 0, JSON.stringify(l.failures.slice(0, 3)));

@@ -96,6 +96,10 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     if (opts.units) wanted = pick(wanted, opts.units, 'unit');
     if (opts.plan) wanted = fromPlan(wanted, opts.plan, routeOf);
 
+    // --tables naming only some sharded tables re-copies those tables of units already placed; a
+    // unit is placed only when all its tables are copied, so unplaced units wait for a full run.
+    const shardedSelected = tables.filter((t) => t.config.route.kind !== 'reference');
+    const partial = shardedSelected.length < model.sharded.length;
     const elsewhere: MigrateResult['elsewhere'] = [];
     const pending = new Map<string, string[]>(config.shards.map((s) => [s.id, []]));
     let skipped = 0;
@@ -103,7 +107,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       const to = routeOf(u);
       const placedOn = placements.get(u);
       if (placedOn !== undefined && placedOn !== to) elsewhere.push({ unit: u, placedOn, routesTo: to });
-      else if (placedOn === to && !opts.resync) skipped++;
+      else if (partial ? placedOn === undefined || shardedSelected.length === 0 : placedOn === to && !opts.resync) skipped++;
       else pending.get(to)!.push(u);
     }
 
@@ -196,7 +200,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
               emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error: message(e), retrying: true });
               r = await runBatch();
             }
-            await journal(() => recordPlacements(catalog.client, run!.id, batch.shard, r.placed));
+            await journal(() => recordPlacements(catalog.client, run!.id, batch.shard, r.placed, partial ? sharded.map((t) => t.name) : undefined));
             stats.rows += r.rows;
             stats.bytes += r.bytes;
             stats.failed += r.failed.length;
@@ -221,17 +225,15 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       });
     }
 
-    // New inserts on a shard must not reuse ids the source already handed out.
+    // New inserts on a shard must not reuse ids the source already handed out (one shard at a
+    // time: the source client runs one query at a time).
     const touched = config.shards.filter((s) => shardStats.get(s.id)!.units > 0).map((s) => s.id);
-    await withClient(source, (src) =>
-      Promise.all(
-        touched.map((id) =>
-          withClient(shardEndpoint(config, id), async (dst) => {
-            emit({ type: 'sequences', shard: id, sequences: await alignSequences(src, dst, tables) });
-          }),
-        ),
-      ),
-    );
+    await withClient(source, async (src) => {
+      for (const id of touched) {
+        const n = await withClient(shardEndpoint(config, id), (dst) => alignSequences(src, dst, tables));
+        emit({ type: 'sequences', shard: id, sequences: n });
+      }
+    });
 
     finish(result, started);
     await catalog.finish(run!, result.ok ? 'ok' : 'failed', summary(result, started));

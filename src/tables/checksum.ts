@@ -6,12 +6,13 @@ import type { Scope } from './scope.js';
  * count(*) and the SUM of a 64-bit slice of md5 over the row's text, with the columns in canonical
  * (name) order so a different physical column order still agrees. SUM rather than XOR, because XOR
  * cannot see a pair of duplicated rows; md5 rather than hashtextextended, because it is the same on
- * every CPU architecture. Text forms are stable because every session pins TimeZone, DateStyle,
+ * every CPU architecture (and hashed as UTF-8 whatever the server encoding). Text forms are stable because every session pins TimeZone, DateStyle,
  * IntervalStyle, extra_float_digits and bytea_output (src/db/session.ts).
  */
 export function rowHashSql(columns: readonly string[], alias = 't0'): string {
   const row = columns.map((c) => `${alias}.${quoteIdent(c)}`).join(', ');
-  return `('x' || substr(md5(ROW(${row})::text), 1, 16))::bit(64)::bigint`;
+  // md5 over the UTF-8 bytes, so servers with different encodings agree on non-ASCII text
+  return `('x' || substr(md5(convert_to(ROW(${row})::text, 'UTF8')), 1, 16))::bit(64)::bigint`;
 }
 
 /** One row per unit: unit, rows, checksum (the exact sum as text), bytes (tuple sizes). */

@@ -66,7 +66,7 @@ export function describe(f: Finding, r: Pick<VerifyResult, 'configFile' | 'mode'
         }`,
         fix:
           r.mode === 'full'
-            ? `shardctl migrate --config ${shellWord(r.configFile)} (re-syncs reference tables; placed units are skipped)`
+            ? `shardctl migrate --tables ${shellWord(f.table)} --config ${shellWord(r.configFile)}`
             : `make ${f.table} on ${f.shard} identical to ${f.expectedFrom}`,
       };
     case 'drift':
