@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../src/errors.js';
 import { register as health } from './health.js';
 import { register as addShard } from './add-shard.js';
+import { register as demo } from './demo.js';
 import { register as migrate } from './migrate.js';
 import { register as pin } from './pin.js';
 import { register as rebalance } from './rebalance.js';
@@ -18,7 +19,7 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [route, plan, migrate, verify, rebalance, addShard, pin, health]) register(program);
+  for (const register of [route, plan, migrate, verify, rebalance, addShard, pin, health, demo]) register(program);
   return program;
 }
 

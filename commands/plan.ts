@@ -38,7 +38,7 @@ export function register(program: Command): void {
 function render(p: PlanResult, top: number): string {
   const unit = p.strategy === 'jump' ? 'tenants' : 'cells';
   const lines: string[] = [];
-  lines.push(`${formatCount(p.units)} ${unit}, ${formatCount(p.rows)} rows, ${formatBytes(p.bytes)} on the source`);
+  lines.push(`${formatCount(p.units)} ${unit}, ${formatCount(p.rows)} rows, ${formatBytes(p.bytes)} in the sharded tables of the source`);
   lines.push('');
   lines.push(table(['table', 'rows', 'bytes'], p.tables.map((t) => [t.table, formatCount(t.rows), formatBytes(t.bytes)])));
   lines.push('');

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { blockedError, UserError } from '../errors.js';
 import { passwordOf, redactText, redactUrl } from '../redact.js';
+import { withPassword } from './password.js';
 import { startupOptions } from './session.js';
 
 /** What a connection is for, so every message can name it: `shard s2 (postgres://app:***@h:5432/pos)`. */
@@ -26,7 +27,7 @@ export interface ConnectOptions {
  */
 export async function connect(e: Endpoint, opts: ConnectOptions = {}): Promise<pg.Client> {
   const client = new pg.Client({
-    connectionString: e.url,
+    connectionString: await withPassword(e.url),
     connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'shardctl',
     options: opts.raw ? undefined : startupOptions(),

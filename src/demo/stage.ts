@@ -6,7 +6,7 @@ import { latLngToCell, cellToParent } from 'h3-js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { createFixtureSchema, fixtureTables, loadFixture, METROS, type FixtureKind } from '../fixtures/index.js';
-import { startFleet, type Fleet, type FleetOptions } from '../fleet/index.js';
+import { startFleet, type Fleet, type FleetOptions, type ServerHandle } from '../fleet/index.js';
 
 export interface StageOptions {
   kind: FixtureKind;
@@ -18,6 +18,11 @@ export interface StageOptions {
   skipSchemaOn?: number[];
   fleet?: Partial<FleetOptions>;
   onProgress?: (table: string, rows: number) => void;
+  /**
+   * 'inline' puts passwords in the config's URLs (tests); 'pgpass' keeps them out of the config and
+   * every output, in a password file beside it (PGPASSFILE), as a DBA would.
+   */
+  credentials?: 'inline' | 'pgpass';
 }
 
 export interface Stage {
@@ -27,6 +32,8 @@ export interface Stage {
   config: Config;
   /** the fixture's load counts per table */
   rows: Record<string, number>;
+  /** the password file, with credentials: 'pgpass' (export PGPASSFILE=… to use the config) */
+  pgpass?: string;
   stop(opts?: { keep?: boolean }): Promise<void>;
 }
 
@@ -45,8 +52,15 @@ export async function stageFleet(opts: StageOptions): Promise<Stage> {
       fleet.shards.map((s, i) => (opts.skipSchemaOn?.includes(i) ? undefined : withPg(s.primary.url(), (c) => createFixtureSchema(c, opts.kind)))),
     );
     const configPath = join(fleet.dir, 'shardctl.yaml');
-    writeFileSync(configPath, await configYaml(fleet, opts.kind), { mode: 0o600 });
-    return { fleet, configPath, config: loadConfig(configPath), rows, stop: (o) => fleet.stop(o) };
+    const inline = opts.credentials !== 'pgpass';
+    let pgpass: string | undefined;
+    if (!inline) {
+      pgpass = join(fleet.dir, 'pgpass');
+      writeFileSync(pgpass, `127.0.0.1:*:*:${fleet.source.user}:${fleet.source.password.replace(/[:\\]/g, '\\$&')}\n`, { mode: 0o600 });
+      process.env.PGPASSFILE = pgpass;
+    }
+    writeFileSync(configPath, await configYaml(fleet, opts.kind, inline), { mode: 0o600 });
+    return { fleet, configPath, config: loadConfig(configPath), rows, pgpass, stop: (o) => fleet.stop(o) };
   } catch (e) {
     await fleet.stop();
     throw e;
@@ -54,11 +68,12 @@ export async function stageFleet(opts: StageOptions): Promise<Stage> {
 }
 
 /** The shardctl.yaml for a fleet: jump on restaurant_id for POS; h3 with one metro per shard, round-robin, for location. */
-export async function configYaml(fleet: Fleet, kind: FixtureKind): Promise<string> {
+export async function configYaml(fleet: Fleet, kind: FixtureKind, inline = true): Promise<string> {
+  const url = (s: ServerHandle) => (inline ? s.url() : withoutPassword(s.url()));
   const shards = fleet.shards.map((s) => ({
     id: s.id,
-    primary: s.primary.url(),
-    ...(s.replicas.length ? { replicas: s.replicas.map((r) => r.url()) } : {}),
+    primary: url(s.primary),
+    ...(s.replicas.length ? { replicas: s.replicas.map(url) } : {}),
   }));
   const strategy =
     kind === 'pos'
@@ -68,7 +83,7 @@ export async function configYaml(fleet: Fleet, kind: FixtureKind): Promise<strin
           defaultShard: fleet.shards[0]!.id,
           mapping: metroCells().map((m, i) => ({ cell: m.cell, shard: fleet.shards[i % fleet.shards.length]!.id, region: m.name })),
         };
-  const doc = { source: fleet.source.url(), strategy, shards, tables: await fixtureTables(kind) };
+  const doc = { source: url(fleet.source), strategy, shards, tables: await fixtureTables(kind) };
   return `# written by shardctl for a local embedded fleet in ${fleet.dir}\n${stringify(doc, { flowCollectionPadding: true })}`;
 }
 
@@ -90,4 +105,10 @@ async function withPg<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise
   } finally {
     await c.end();
   }
+}
+
+export function withoutPassword(url: string): string {
+  const u = new URL(url);
+  u.password = '';
+  return u.toString();
 }

@@ -5,4 +5,4 @@ export { startFleet } from './fleet.js';
 export { startServer } from './server.js';
 export { createReplica } from './replica.js';
 export { hydrateSymlinks, pgBinaries } from './binaries.js';
-export { sweepStaleFleets } from './registry.js';
+export { removeKeptFleet, sweepStaleFleets } from './registry.js';

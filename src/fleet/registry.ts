@@ -142,3 +142,14 @@ export function sweepStaleFleets(root: string = os.tmpdir()): string[] {
   }
   return removed;
 }
+
+/** Stops the servers of a fleet kept by `demo --keep` and removes its directory. Returns false if `dir` is not a kept fleet. */
+export function removeKeptFleet(dir: string): boolean {
+  if (!existsSync(path.join(dir, KEEP_FILE))) return false;
+  const dataDirs = readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => path.join(dir, e.name, 'data'));
+  killPostmastersSync(dataDirs);
+  removeSync(dir);
+  return true;
+}

@@ -14,6 +14,7 @@ import { copyBatch, type Batch } from './batch.js';
 import type { EventSink } from './events.js';
 import { foreignRows } from './foreign-rows.js';
 import { captureDefinitions } from '../topology/definitions.js';
+import { syncTopology } from '../topology/sync.js';
 import { checkShardSchema, checkSourceRows, schemaError } from './preflight.js';
 import { syncReferenceTables, type ReferenceResult } from './reference.js';
 import { alignSequences } from './sequences.js';
@@ -154,6 +155,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       exitCode: ExitCode.ok,
     };
     if (opts.dryRun) return finish(result, started);
+    await syncTopology(catalog.client, config);
 
     const limit = pLimit(Math.max(1, opts.concurrency ?? 2));
     const journal = pLimit(1); // one catalog connection: its transactions must not interleave

@@ -92,9 +92,12 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     if (!opts.apply) return done(result, started);
 
     await syncTopology(catalog.client, config);
+    // Reference rows come from a shard that already serves (the source may be retired after cutover).
+    const origin = moves[0]?.from ?? [...new Set(placed.rows.map((p) => p.shard))].sort()[0] ?? config.shards[0]!.id;
+    const model = await withClient(shardEndpoint(config, origin), (c) => loadModel(config, c, `shard ${origin}`));
+    await syncReferences(config, model, origin, opts.signal);
     if (moves.length > 0) {
-      const model = await withClient(shardEndpoint(config, moves[0]!.from), (c) => loadModel(config, c, `shard ${moves[0]!.from}`));
-      await prepareShards(config, model, moves, opts.signal);
+      await installGuards(config, model, moves);
       const limit = pLimit(Math.max(1, opts.concurrency ?? 2));
       const journal = pLimit(1);
       await Promise.all(
@@ -144,12 +147,14 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
   }
 }
 
-/** Every shard involved gets the fence guard; every shard gets the reference tables (a new shard has none). */
-async function prepareShards(config: Config, model: Model, moves: PlannedMove[], signal?: AbortSignal): Promise<void> {
+/** Every shard involved in a move gets the fence guard. */
+async function installGuards(config: Config, model: Model, moves: PlannedMove[]): Promise<void> {
   const involved = new Set(moves.flatMap((m) => [m.from, m.to]));
   await Promise.all([...involved].map((id) => withClient(shardEndpoint(config, id), (c) => installGuard(c, model))));
-  // Reference rows come from a shard that already serves (the source may be retired after cutover).
-  const origin = moves[0]!.from;
+}
+
+/** Every shard gets the reference tables as `origin` has them (a new shard has none); identical ones are left alone. */
+async function syncReferences(config: Config, model: Model, origin: string, signal?: AbortSignal): Promise<void> {
   await Promise.all(
     config.shards
       .filter((s) => s.id !== origin)
