@@ -10,6 +10,7 @@ import { redactText } from '../redact.js';
 import { createRouter } from '../routing/router.js';
 import { prepareCells, rootTables, takeInventory } from '../plan/inventory.js';
 import { loadModel, type Model, type TableModel } from '../tables/model.js';
+import { checkUnits, selectTables } from '../tables/select.js';
 import { copyBatch, type Batch } from './batch.js';
 import type { EventSink } from './events.js';
 import { foreignRows } from './foreign-rows.js';
@@ -94,7 +95,10 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     const placements = await readPlacements(catalog.client);
 
     let wanted = [...units.keys()].sort();
-    if (opts.units) wanted = pick(wanted, opts.units, 'unit');
+    if (opts.units) {
+      checkUnits(model, tables, opts.units);
+      wanted = pick(wanted, opts.units, 'unit');
+    }
     if (opts.plan) wanted = fromPlan(wanted, opts.plan, routeOf);
 
     // --tables naming only some sharded tables re-copies those tables of units already placed; a
@@ -287,15 +291,6 @@ const message = (e: unknown) => redactText(e instanceof Error ? e.message : Stri
 
 function argsOf(o: MigrateOptions): Record<string, unknown> {
   return { concurrency: o.concurrency, units: o.units, tables: o.tables, plan: Boolean(o.plan), verify: o.verify !== false, resync: o.resync };
-}
-
-function selectTables(model: Model, names?: readonly string[]): readonly TableModel[] {
-  if (!names) return model.tables;
-  const known = new Map(model.tables.flatMap((t) => [[t.name, t], [t.config.name, t]] as const));
-  const missing = names.filter((n) => !known.has(n));
-  if (missing.length) throw usageError(`--tables: not a configured table: ${missing.join(', ')}`);
-  const set = new Set(names.map((n) => known.get(n)!));
-  return model.tables.filter((t) => set.has(t));
 }
 
 function pick(all: string[], asked: readonly string[], what: string): string[] {

@@ -12,7 +12,7 @@ import { compareReference } from './reference.js';
 import { modelFromShards } from './model.js';
 import { locate } from './report.js';
 import { scanServer } from './scan.js';
-import { checkUnits, selectTables } from './select.js';
+import { checkUnits, selectTables } from '../tables/select.js';
 import type { Finding, VerifyOptions, VerifyResult } from './types.js';
 import { compareUnits } from './units.js';
 

@@ -1,8 +1,8 @@
 import { getResolution } from 'h3-js';
 import { usageError } from '../errors.js';
 import { isCell } from '../routing/h3.js';
-import type { Model, TableModel } from '../tables/model.js';
-import { routeChain } from '../tables/scope.js';
+import type { Model, TableModel } from './model.js';
+import { routeChain } from './scope.js';
 
 /** `--tables`: configured tables by `schema.table` or by their configured name, kept in FK order. */
 export function selectTables(model: Model, names?: readonly string[]): readonly TableModel[] {
