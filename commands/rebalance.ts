@@ -26,7 +26,7 @@ export function register(program: Command): void {
 export async function runRebalance(config: Config, opts: RebalanceFlags): Promise<RebalanceResult> {
   const out = output(opts);
   const interrupt = interruptSignal();
-  const say = (s: string) => (opts.json ? undefined : out.info(s));
+  const say = (s: string) => (opts.json || !s ? undefined : out.info(s));
   try {
     const result = await rebalance(config, {
       apply: opts.apply,
