@@ -4,6 +4,7 @@ import { UserError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { checkConfig, type Problem } from './check.js';
 import { interpolate, type InterpolationProblem } from './interpolate.js';
+import { lenientCrossChecks } from './lenient.js';
 import { configSchema } from './schema.js';
 import type { Config } from './types.js';
 
@@ -46,7 +47,12 @@ export function parseConfig(text: string, file = '<inline>', opts: LoadOptions =
   }
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) {
+    const flagged = parsed.error.issues.map((i) => formatPath(i.path as Problem['path']));
     for (const issue of parsed.error.issues) lines.push(line(file, issue.path as Problem['path'], issueMessage(issue)));
+    for (const p of lenientCrossChecks(data, file)) {
+      const at = formatPath(p.path);
+      if (!flagged.some((f) => f.startsWith(at) || at.startsWith(f))) lines.push(line(file, p.path, p.message));
+    }
     throw configError(file, lines, secrets);
   }
   const { config, problems } = checkConfig(parsed.data, file);
