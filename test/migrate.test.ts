@@ -85,6 +85,8 @@ describe('migrate: POS fixture (jump)', () => {
     assert.match(r.stdout, /dry run: 12 of 12 units to copy/);
     const rows = await sql(stage.config.shards[0]!.primary, 'SELECT count(*) AS n FROM restaurants');
     assert.equal(Number(rows[0].n), 0);
+    const catalog = await sql(stage.config.catalog, `SELECT to_regnamespace('shardctl') IS NULL AS absent`);
+    assert.equal(catalog[0].absent, true, 'not even the catalog schema was created');
   });
 
   it('SIGKILL in the middle of a copy, then a rerun: exact, and finished units are not copied again', async () => {

@@ -2,7 +2,8 @@ import pLimit from 'p-limit';
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { Catalog, type Run } from '../catalog/catalog.js';
-import { readPlacements, recordPlacements } from '../catalog/placements.js';
+import { recordPlacements } from '../catalog/placements.js';
+import { placementsIfAny } from '../catalog/read.js';
 import { connect, withClient } from '../db/connect.js';
 import { isConnectionLoss } from '../db/pg-error.js';
 import { ExitCode, UserError, problemsError, usageError } from '../errors.js';
@@ -72,7 +73,8 @@ export interface MigrateResult {
 export async function migrate(config: Config, opts: MigrateOptions = {}): Promise<MigrateResult> {
   const started = performance.now();
   const emit: EventSink = opts.onEvent ?? (() => undefined);
-  const catalog = await Catalog.open(config.catalog);
+  // a dry run changes nothing, not even by creating the catalog schema
+  const catalog = await Catalog.open(config.catalog, { create: !opts.dryRun });
   let run: Run | undefined;
   try {
     if (!opts.dryRun) run = await catalog.lock('migrate', argsOf(opts));
@@ -92,7 +94,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     const tables = selectTables(model, opts.tables);
     const router = createRouter(config);
     const routeOf = (u: string) => (config.strategy.kind === 'jump' ? router.shardFor(u) : router.shardForCell(u));
-    const placements = await readPlacements(catalog.client);
+    const placements = await placementsIfAny(catalog.client);
 
     let wanted = [...units.keys()].sort();
     if (opts.units) {
