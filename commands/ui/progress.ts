@@ -94,6 +94,7 @@ function bars(): Reporter {
   let overall: cliProgress.SingleBar | undefined;
   const perShard = new Map<string, cliProgress.SingleBar>();
   let bytes = 0;
+  const done = { all: 0, shards: new Map<string, number>() }; // rows copied, to close the bars exactly
   const rate = () => `${formatBytes(bytes / Math.max(0.001, (Date.now() - started) / 1000))}/s`;
   return {
     event(e) {
@@ -106,11 +107,18 @@ function bars(): Reporter {
           bytes += e.bytes;
           break;
         case 'table':
+          done.all += e.rows;
+          done.shards.set(e.shard, (done.shards.get(e.shard) ?? 0) + e.rows);
           perShard.get(e.shard)?.increment(e.rows, { rate: rate() });
           overall?.increment(e.rows, { rate: `${rate()} ${formatBytes(bytes)}` });
           break;
         case 'batch-error':
           multi.log(`${e.shard}: batch of ${e.units.length} units ${e.retrying ? 'retrying after' : 'FAILED:'} ${e.error}\n`);
+          break;
+        case 'done':
+          // totals were estimates (planner statistics): a finished run shows full bars
+          overall?.setTotal(Math.max(1, done.all));
+          for (const [shard, b] of perShard) b.setTotal(Math.max(1, done.shards.get(shard) ?? 0));
           break;
         default:
           break;
