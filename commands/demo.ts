@@ -3,7 +3,7 @@ import chalk from 'chalk';
 import type { Config } from '../src/config/types.js';
 import { loadConfig } from '../src/config/load.js';
 import { withClient } from '../src/db/connect.js';
-import { stageFleet, withoutPassword, type Stage } from '../src/demo/stage.js';
+import { stageFleet, withoutPassword } from '../src/demo/stage.js';
 import { removeKeptFleet } from '../src/fleet/index.js';
 import { usageError, UserError } from '../src/errors.js';
 import { formatBytes, formatCount, formatSeconds } from './ui/format.js';

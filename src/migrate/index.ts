@@ -1,26 +1,25 @@
 import pLimit from 'p-limit';
-import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { Catalog, type Run } from '../catalog/catalog.js';
 import { recordPlacements } from '../catalog/placements.js';
 import { placementsIfAny } from '../catalog/read.js';
 import { connect, withClient } from '../db/connect.js';
 import { isConnectionLoss } from '../db/pg-error.js';
-import { ExitCode, UserError, problemsError, usageError } from '../errors.js';
+import { ExitCode, UserError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { createRouter } from '../routing/router.js';
 import { prepareCells, rootTables, takeInventory } from '../plan/inventory.js';
-import { loadModel, type Model, type TableModel } from '../tables/model.js';
+import { loadModel } from '../tables/model.js';
 import { checkUnits, selectTables } from '../tables/select.js';
-import { copyBatch, type Batch } from './batch.js';
+import { copyBatch } from './batch.js';
 import type { EventSink } from './events.js';
-import { foreignRows } from './foreign-rows.js';
 import { captureDefinitions } from '../topology/definitions.js';
 import { syncTopology } from '../topology/sync.js';
-import { checkShardSchema, checkSourceRows, schemaError } from './preflight.js';
+import { checkShards, checkSourceRows } from './preflight.js';
 import { syncReferenceTables, type ReferenceResult } from './reference.js';
 import { alignSequences } from './sequences.js';
 import { shardEndpoint, sourceEndpoint } from './targets.js';
+import { fromPlan, makeBatches, pick, rowScale } from './work.js';
 
 export interface MigrateOptions {
   /** streams (batches) in flight at once; default 2 (NOTES-COPY: 2 beat 4 on 2 cores) */
@@ -119,21 +118,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     }
 
     // Check every shard before writing anything: reachable, schema fits, no rows it should not hold.
-    const problems = (
-      await Promise.all(
-        config.shards.map(async (s) => {
-          const ep = shardEndpoint(config, s.id);
-          const schema = await withClient(ep, (c) => checkShardSchema(s.id, c, model));
-          if (schema.length) return schema;
-          return foreignRows(model, s.id, ep, (u) => placements.get(u) === s.id || (placements.get(u) === undefined && routeOf(u) === s.id));
-        }),
-      )
-    ).flat();
-    if (problems.some((p) => p.includes('already holds rows'))) {
-      throw problemsError('blocked', problems, `${problems.length} shards hold rows they should not`,
-        'those rows were not placed by shardctl: remove them, or restore the topology they were placed with');
-    }
-    if (problems.length) throw schemaError(problems, config);
+    await checkShards(config, model, (u, shard) => placements.get(u) === shard || (placements.get(u) === undefined && routeOf(u) === shard));
 
     const batches = makeBatches(pending, units, opts.batchRows ?? 250_000);
     // Units were counted in their root tables only (cheap); scale by the planner's table sizes for progress totals.
@@ -257,21 +242,6 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
   }
 }
 
-/** estimated rows of all copied sharded tables per row of the root tables (pg_class.reltuples) */
-async function rowScale(c: pg.ClientBase, model: Model, tables: readonly TableModel[]): Promise<number> {
-  const sharded = tables.filter((t) => t.config.route.kind !== 'reference').map((t) => t.name);
-  const roots = rootTables(model).map((t) => t.name);
-  const r = await c.query(
-    `SELECT n.nspname || '.' || c.relname AS t, greatest(c.reltuples, 0) AS n
-       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname || '.' || c.relname = ANY($1::text[])`,
-    [[...new Set([...sharded, ...roots])]],
-  );
-  const est = new Map(r.rows.map((x) => [x.t as string, Number(x.n)]));
-  const rootRows = roots.reduce((n, t) => n + (est.get(t) ?? 0), 0);
-  const all = sharded.reduce((n, t) => n + (est.get(t) ?? 0), 0);
-  return rootRows > 0 && all > 0 ? all / rootRows : 1;
-}
-
 function finish(result: MigrateResult, started: number): MigrateResult {
   result.seconds = (performance.now() - started) / 1000;
   const serverGone = result.errors.some((e) => /cannot connect|ECONNREFUSED|terminat|closed/i.test(e.error));
@@ -295,43 +265,3 @@ function argsOf(o: MigrateOptions): Record<string, unknown> {
   return { concurrency: o.concurrency, units: o.units, tables: o.tables, plan: Boolean(o.plan), verify: o.verify !== false, resync: o.resync };
 }
 
-function pick(all: string[], asked: readonly string[], what: string): string[] {
-  const have = new Set(all);
-  const missing = asked.filter((u) => !have.has(u));
-  if (missing.length) throw usageError(`no ${what} ${missing.slice(0, 5).join(', ')} on the source`);
-  return [...new Set(asked)];
-}
-
-function fromPlan(all: string[], plan: NonNullable<MigrateOptions['plan']>, routeOf: (u: string) => string): string[] {
-  const stale = plan.units.filter((p) => routeOf(p.unit) !== p.shard);
-  if (stale.length) {
-    throw new UserError('blocked', `the plan is stale: ${stale.length} unit(s) now route elsewhere (e.g. ${stale[0]!.unit} → ${routeOf(stale[0]!.unit)}, plan says ${stale[0]!.shard})`, {
-      hint: 'run shardctl plan --out again and review it',
-    });
-  }
-  return pick(all, plan.units.map((p) => p.unit), 'unit');
-}
-
-/** Groups each shard's units into batches of about `rows` rows, interleaving shards so all progress. */
-function makeBatches(pending: Map<string, string[]>, units: Map<string, { rows: bigint }>, rows: number): Batch[] {
-  const perShard: Batch[][] = [];
-  for (const [shard, list] of pending) {
-    const out: Batch[] = [];
-    let cur: string[] = [];
-    let n = 0;
-    for (const u of list) {
-      cur.push(u);
-      n += Number(units.get(u)!.rows);
-      if (n >= rows || cur.length >= 500) {
-        out.push({ shard, units: cur });
-        cur = [];
-        n = 0;
-      }
-    }
-    if (cur.length) out.push({ shard, units: cur });
-    perShard.push(out);
-  }
-  const interleaved: Batch[] = [];
-  for (let i = 0; perShard.some((b) => i < b.length); i++) for (const b of perShard) if (b[i]) interleaved.push(b[i]!);
-  return interleaved;
-}

@@ -1,4 +1,7 @@
 import type pg from 'pg';
+import { withClient } from '../db/connect.js';
+import { foreignRows } from './foreign-rows.js';
+import { shardEndpoint } from './targets.js';
 import type { Config } from '../config/types.js';
 import { problemsError } from '../errors.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
@@ -44,4 +47,27 @@ export async function checkShardSchema(shard: string, client: pg.ClientBase, mod
 export function schemaError(problems: string[], config: Config) {
   return problemsError('blocked', problems, `${problems.length} schema problems on the shards`,
     `create the tables on the shards with the source's definitions (${config.file} names them)`);
+}
+
+/**
+ * Every shard, concurrently: reachable, the schema fits (else exit 3 listing every problem), and
+ * no rows of units that neither route nor are placed there (copying beside them would put a unit
+ * on two shards).
+ */
+export async function checkShards(config: Config, model: Model, belongs: (unit: string, shard: string) => boolean): Promise<void> {
+  const problems = (
+    await Promise.all(
+      config.shards.map(async (s) => {
+        const ep = shardEndpoint(config, s.id);
+        const schema = await withClient(ep, (c) => checkShardSchema(s.id, c, model));
+        if (schema.length) return schema;
+        return foreignRows(model, s.id, ep, (u) => belongs(u, s.id));
+      }),
+    )
+  ).flat();
+  if (problems.some((p) => p.includes('already holds rows'))) {
+    throw problemsError('blocked', problems, `${problems.length} shards hold rows they should not`,
+      'those rows were not placed by shardctl: remove them, or restore the topology they were placed with');
+  }
+  if (problems.length) throw schemaError(problems, config);
 }
