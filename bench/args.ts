@@ -1,0 +1,83 @@
+import { parseArgs } from 'node:util';
+
+/** What `npm run bench -- …` was asked to do. */
+export interface BenchArgs {
+  /** POS fixture scale: 1 ≈ 1000 restaurants ≈ 1.2 GB; default 0.85 ≈ 1 GB */
+  scale: number;
+  shards: number;
+  /** streams in flight, for the baseline and migrate alike (migrate's default is 2) */
+  concurrency: number;
+  /** migrate's rows per batch (MigrateOptions.batchRows); undefined = the engine's default */
+  batchRows?: number;
+  /** rows of orders + order_items the row-by-row phase inserts (whole restaurants, so a little more) */
+  sampleRows: number;
+  /** how many times the baseline / migrate --no-verify / migrate cycle runs (a last baseline always follows) */
+  repeat: number;
+  /** servers with fsync and full_page_writes on (default: the fleet's fast, non-durable test settings) */
+  durable: boolean;
+  /** extra server settings for every server of the fleet (`--set name=value`, repeatable), for experiments */
+  settings: Record<string, string>;
+  json: boolean;
+  help: boolean;
+}
+
+export const USAGE = `npm run bench -- [options]
+
+  --scale N         POS fixture scale (1 ≈ 1000 restaurants ≈ 1.2 GB on disk; default 0.85 ≈ 1 GB)
+  --shards N        shards (default 4)
+  --concurrency N   streams in flight for the baseline and migrate (default 2)
+  --batch-rows N    migrate's rows per batch (default: the engine's, 250000)
+  --sample-rows N   rows of orders/order_items inserted row by row (default 20000)
+  --repeat N        baseline / migrate --no-verify / migrate cycles (default 1; a final baseline always runs)
+  --durable         run the servers with fsync=on and full_page_writes=on (default off, as every test fleet:
+                    fast, but commits cost nothing, which flatters the row-by-row autocommit phase)
+  --set NAME=VALUE  a PostgreSQL setting for every server of the fleet (repeatable), e.g.
+                    --set max_parallel_workers_per_gather=0
+  --json            the result as JSON on stdout (progress stays on stderr)
+
+Exit status: 0 when every phase ran (whether or not the targets were met), 1 on an error, 130 on Ctrl-C.`;
+
+/** Parses argv; throws an Error with a readable message on bad input. */
+export function parseBenchArgs(argv: readonly string[]): BenchArgs {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      scale: { type: 'string', default: '0.85' },
+      shards: { type: 'string', default: '4' },
+      concurrency: { type: 'string', default: '2' },
+      'batch-rows': { type: 'string' },
+      'sample-rows': { type: 'string', default: '20000' },
+      repeat: { type: 'string', default: '1' },
+      durable: { type: 'boolean', default: false },
+      set: { type: 'string', multiple: true, default: [] },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const num = (name: string, v: string, ok: (n: number) => boolean, what: string) => {
+    const n = Number(v);
+    if (!/^\s*[0-9.eE+-]+\s*$/.test(v) || !Number.isFinite(n) || !ok(n)) throw new Error(`--${name} must be ${what}, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  const int = (n: number) => Number.isInteger(n);
+  return {
+    scale: num('scale', values.scale!, (n) => n > 0 && n <= 20, 'a number in (0, 20]'),
+    shards: num('shards', values.shards!, (n) => int(n) && n >= 1 && n <= 16, 'a whole number from 1 to 16'),
+    concurrency: num('concurrency', values.concurrency!, (n) => int(n) && n >= 1 && n <= 32, 'a whole number from 1 to 32'),
+    ...(values['batch-rows'] === undefined ? {} : { batchRows: num('batch-rows', values['batch-rows'], (n) => int(n) && n >= 1, 'a whole number of at least 1') }),
+    sampleRows: num('sample-rows', values['sample-rows']!, (n) => int(n) && n >= 100, 'a whole number of at least 100'),
+    repeat: num('repeat', values.repeat!, (n) => int(n) && n >= 1 && n <= 10, 'a whole number from 1 to 10'),
+    durable: values.durable!,
+    settings: Object.fromEntries(
+      (values.set ?? []).map((kv) => {
+        const m = /^([A-Za-z_][A-Za-z0-9_.]*)=(.*)$/s.exec(kv);
+        if (!m) throw new Error(`--set must be NAME=VALUE, got ${JSON.stringify(kv)}`);
+        return [m[1]!, m[2]!];
+      }),
+    ),
+    json: values.json!,
+    help: values.help!,
+  };
+}

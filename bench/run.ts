@@ -1,0 +1,175 @@
+/**
+ * `npm run bench` — the throughput benchmark of issues #3 and #4 (see USAGE in args.ts).
+ *
+ * Stages a real local fleet (embedded PostgreSQL: a monolith loaded with the POS fixture, empty
+ * shards), then runs, in one measuring process (worker.ts) so the ratios compare like with like:
+ *   raw COPY baseline → migrate --no-verify → migrate (checksums)   (× --repeat)
+ *   → verify → row-by-row sample (autocommit, then per-table transaction) → raw COPY baseline again
+ * with the fleet emptied (shard tables truncated, catalog dropped, CHECKPOINT everywhere) before each
+ * copy phase. Prints a Markdown table (or `--json`). Exit 0 whether or not the targets are met,
+ * 1 on an error, 2 on bad usage, 130 on Ctrl-C. The fleet is stopped at the end, on error and on Ctrl-C.
+ */
+import os from 'node:os';
+import { stageFleet, type Stage } from '../src/demo/stage.js';
+import { restaurantCount } from '../src/fixtures/index.js';
+import { redactText } from '../src/redact.js';
+import { parseBenchArgs, USAGE, type BenchArgs } from './args.js';
+import { cpuMeter, postmasterPids } from './cpu.js';
+import { checkpointAll, resetFleet, vacuumShards } from './fleet.js';
+import { machineState } from './machine.js';
+import type { MeasuredPhase, PlanFacts } from './protocol.js';
+import { evaluate, markdown, summarize, type BenchReport, type PhaseRun } from './report.js';
+import { startWorker, type Worker } from './worker-client.js';
+
+const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+const num = (n: number) => n.toLocaleString('en-US');
+
+class Interrupted extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  let args: BenchArgs;
+  try {
+    args = parseBenchArgs(argv);
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+
+  // Ctrl-C while the fixture loads: exit at once (the fleet's exit hook kills the servers and removes
+  // their directory). Afterwards: abort the phase in flight, then stop the fleet in `finally`.
+  let staged = false;
+  let interrupted = false;
+  let worker: Worker | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!staged || interrupted) process.exit(130);
+    interrupted = true;
+    log(`${sig}: stopping the phase in flight, then the fleet (again to quit at once)`);
+    worker?.interrupt();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const startedAt = new Date().toISOString();
+  const before = await machineState();
+  log(`machine before the run: load ${before.load.map((x) => x.toFixed(2)).join(' / ')}${before.busyPct === undefined ? '' : `, ${before.busyPct.toFixed(1)}% CPU busy`}`);
+  let stage: Stage | undefined;
+  try {
+    log(`staging ${args.shards} shards and the POS fixture at scale ${args.scale} (${restaurantCount(args.scale)} restaurants)${args.durable ? ', fsync on' : ''}…`);
+    const t0 = performance.now();
+    let lastLog = 0;
+    stage = await stageFleet({
+      kind: 'pos',
+      shards: args.shards,
+      scale: args.scale,
+      // autovacuum off: it would wake on the freshly copied shard tables at random points of later
+      // phases (a minute's naptime, 10-20 s phases) and add its noise to whichever runs then.
+      fleet: { settings: { autovacuum: 'off', ...(args.durable ? { fsync: 'on', full_page_writes: 'on' } : {}), ...args.settings } },
+      onProgress: (table, rows) => {
+        if (performance.now() - lastLog > 10_000) {
+          lastLog = performance.now();
+          log(`  loading ${table}: ${num(rows)} rows`);
+        }
+      },
+    });
+    staged = true;
+    const fixtureLoadSeconds = (performance.now() - t0) / 1000;
+    log(`fleet ready in ${fixtureLoadSeconds.toFixed(1)} s`);
+    const config = stage.config;
+    const fleet = stage.fleet;
+    const dataDirs = [fleet.source, ...fleet.shards.map((x) => x.primary)].map((x) => x.dataDir);
+    const roots = () => [process.pid, ...postmasterPids(dataDirs)];
+    await checkpointAll(config);
+
+    worker = startWorker();
+    const plan: PlanFacts = await worker.plan(stage.configPath, args.sampleRows);
+    log(`source: ${num(plan.sourceRows)} rows, ${(plan.sourceBytes / 1e9).toFixed(2)} GB; units per shard ${Object.values(plan.unitsPerShard).join('/')}; measuring process ${plan.idleRssMB.toFixed(0)} MiB`);
+
+    const runs: PhaseRun[] = [];
+    const notes: string[] = [];
+    const measure = async (phase: MeasuredPhase, reset: boolean) => {
+      if (interrupted) throw new Interrupted();
+      if (reset) await resetFleet(config);
+      const loadAt = os.loadavg()[0]!;
+      log(`${phase}: running…`);
+      const cpu = cpuMeter(roots);
+      const out = await worker!.phase(phase, args.concurrency, args.batchRows);
+      const share = cpu();
+      const run: PhaseRun = { phase, run: runs.filter((r) => r.phase === phase).length + 1, order: runs.length + 1, ...out, load: [loadAt, os.loadavg()[0]!], ...(share ? { cpu: share } : {}) };
+      runs.push(run);
+      const mbps = run.bytes ? `, ${(run.bytes / 1e6 / run.seconds).toFixed(1)} MB/s` : '';
+      const noise = share ? `; CPU: bench ${share.ownPct.toFixed(0)}%, others ${share.othersPct.toFixed(0)}%, steal ${share.stealPct.toFixed(0)}%` : '';
+      log(`${phase}: ${run.seconds.toFixed(2)} s, ${num(run.rows)} rows${mbps}, peak RSS ${run.rss.peakMB.toFixed(0)} MiB (start ${run.rss.startMB.toFixed(0)})${noise}`);
+      if ((phase === 'baseline' || phase.startsWith('migrate')) && run.rows !== plan.sourceRows) {
+        throw new Error(`${phase} moved ${run.rows} rows, the source holds ${plan.sourceRows}: the comparison would be meaningless`);
+      }
+      return run;
+    };
+
+    for (let i = 0; i < args.repeat; i++) {
+      await measure('baseline', true);
+      await measure('migrate-no-verify', true);
+      await measure('migrate', true);
+    }
+    // The fleet now holds what the checksummed migrate wrote: verify it, then the row-by-row sample on
+    // top. Untimed first: what autovacuum (off during the bench) would have done to the shards by
+    // the time anyone verifies them — statistics for the planner, hint bits set.
+    await vacuumShards(config);
+    await checkpointAll(config);
+    const v = await measure('verify', false);
+    if (v.verify && !v.verify.ok) {
+      notes.push(`verify exited ${v.verify.exitCode} with ${v.verify.findings} findings on freshly migrated data: investigate before trusting its time`);
+      log('WARNING: verify did not report the migrated fleet as exact');
+    }
+    await measure('row-by-row', false);
+    await measure('row-by-row-tx', false);
+    await measure('baseline', true);
+
+    const summary = summarize(runs);
+    const rbr = summary.find((s) => s.phase === 'row-by-row')!;
+    const bases = runs.filter((r) => r.phase === 'baseline').map((r) => r.seconds);
+    notes.push(`noise: the raw baseline ran ${bases.length}× (before each migrate pair and once at the end), ${bases.map((s) => s.toFixed(1)).join(' s, ')} s — a spread of ${((100 * (Math.max(...bases) - Math.min(...bases))) / Math.min(...bases)).toFixed(0)}%.`);
+    notes.push(
+      `row-by-row: ${num(plan.sample.rows)} rows of orders + order_items (${plan.sample.units} whole restaurants), deleted from their shard (untimed) and re-inserted one parameterised INSERT per row; ` +
+        `at ${num(Math.round(rbr.rowsPerS))} rows/s the ${num(plan.sourceRows)} rows would take ~${(plan.sourceRows / rbr.rowsPerS / 60).toFixed(0)} min.` +
+        (args.durable ? '' : ' The fleet runs with fsync off, so an autocommit costs no WAL flush: a durable server makes row-by-row slower (try --durable).'),
+    );
+    const report: BenchReport = {
+      facts: {
+        args,
+        restaurants: restaurantCount(args.scale),
+        rows: plan.sourceRows,
+        sourceBytes: plan.sourceBytes,
+        fixtureLoadSeconds,
+        sample: plan.sample,
+        machine: { before, loadEnd: os.loadavg() },
+        idleRssMB: plan.idleRssMB,
+        startedAt,
+      },
+      runs,
+      summary,
+      targets: evaluate(summary),
+      notes,
+    };
+    process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : markdown(report));
+    return 0;
+  } catch (e) {
+    if (interrupted || e instanceof Interrupted) {
+      log('interrupted');
+      return 130;
+    }
+    log(`error: ${redactText(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);
+    return 1;
+  } finally {
+    await worker?.close();
+    if (stage) {
+      log('stopping the fleet…');
+      await stage.stop().catch((e) => log(`could not stop the fleet cleanly: ${redactText(String(e))}`));
+    }
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
