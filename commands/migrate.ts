@@ -16,6 +16,7 @@ interface MigrateFlags extends GlobalOptions {
   verify?: boolean;
   resync?: boolean;
   batchRows?: number;
+  fireTriggers?: boolean;
 }
 
 const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
@@ -32,7 +33,8 @@ export function register(program: Command): void {
       .option('--dry-run', 'show what would be copied and change nothing')
       .option('--no-verify', 'skip the per-unit count and checksum comparison')
       .option('--resync', 'copy units again even if already placed (e.g. before cutover)')
-      .option('--batch-rows <n>', 'rows per batch: one source snapshot and one target transaction (default 250000)', positiveInt('--batch-rows')),
+      .option('--batch-rows <n>', 'rows of the keyed tables per batch: one source snapshot and one target transaction (default 1000000)', positiveInt('--batch-rows'))
+      .option('--fire-triggers', "keep the shards' per-row triggers during the copy (slower; by default foreign keys are checked once per batch)"),
   ).action(async (opts: MigrateFlags) => {
     const config = load(opts);
     const out = output(opts);
@@ -49,6 +51,7 @@ export function register(program: Command): void {
         verify: opts.verify,
         resync: opts.resync,
         batchRows: opts.batchRows,
+        fireTriggers: opts.fireTriggers,
         signal: interrupt.signal,
         onEvent: (e) => reporter.event(e),
       });

@@ -6,6 +6,8 @@ import { runCli, runCliAsync } from './helpers/cli.js';
 describe('shardctl demo (through bin/, end to end)', () => {
   it('jump: the whole story exits 0 and the summary reports an exact verify; --keep leaves a usable fleet, --stop removes it', async () => {
     const r = await runCliAsync(['demo', '--scale', '0.02', '--keep']);
+    const kept = /shardctl demo --stop (\S+)/.exec(r.stdout)?.[1];
+    if (r.status !== 0 && kept) runCli(['demo', '--stop', kept]);
     assert.equal(r.status, 0, r.stderr.slice(-2000));
     for (const cmd of ['plan', 'migrate', 'verify', 'health', 'add-shard', 'rebalance --apply']) {
       assert.match(r.stdout, new RegExp(`^\\$ shardctl ${cmd}`, 'm'), `ran ${cmd}`);
@@ -20,10 +22,13 @@ describe('shardctl demo (through bin/, end to end)', () => {
     const config = /export SHARDCTL_CONFIG=(\S+)/.exec(r.stdout)![1]!;
     const dir = /shardctl demo --stop (\S+)/.exec(r.stdout)![1]!;
     const env = { PGPASSFILE: pgpass, SHARDCTL_CONFIG: config };
-    const verify = runCli(['verify', '--quiet'], env);
-    assert.equal(verify.status, 0, verify.stderr);
-    assert.equal(runCli(['health', '--quiet'], env).stdout, '', 'healthy fleet: --quiet prints nothing');
-    assert.equal(runCli(['demo', '--stop', dir]).status, 0);
+    try {
+      const verify = runCli(['verify', '--quiet'], env);
+      assert.equal(verify.status, 0, verify.stderr);
+      assert.equal(runCli(['health', '--quiet'], env).stdout, '', 'healthy fleet: --quiet prints nothing');
+    } finally {
+      assert.equal(runCli(['demo', '--stop', dir]).status, 0); // a kept fleet outlives this process: always stop it
+    }
     assert.equal(existsSync(dir), false);
     assert.equal(runCli(['health', '--quiet', '--timeout', '500'], env).status, 3, 'no config any more: UNKNOWN');
   });

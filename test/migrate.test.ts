@@ -133,6 +133,29 @@ describe('migrate: POS fixture (jump)', () => {
     await assertExact(stage.config);
   });
 
+  it('foreign keys hold on the fast COPY path: a row without its parent fails its batch and nothing of it commits', async () => {
+    await resetShards(stage.config);
+    const s1 = stage.config.shards[1]!.primary;
+    await sql(s1, 'CREATE TABLE gate (id bigint PRIMARY KEY)');
+    await sql(s1, 'ALTER TABLE orders ADD CONSTRAINT orders_gate FOREIGN KEY (restaurant_id) REFERENCES gate (id)');
+    try {
+      for (const fireTriggers of [false, true]) {
+        const r = await migrate(stage.config, { fireTriggers });
+        assert.equal(r.exitCode, 1);
+        assert.deepEqual([...new Set(r.errors.map((e) => e.shard))], ['s1']);
+        const expected = fireTriggers ? /violates foreign key constraint "orders_gate"/ : /shard s1: table public\.orders: \d+ copied row\(s\) break foreign key orders_gate \(no matching row in gate\)/;
+        assert.match(r.errors[0]!.error, expected);
+        assert.deepEqual(await sql(s1, 'SELECT count(*)::int AS n FROM restaurants'), [{ n: 0 }], 'the failed batch left nothing behind');
+      }
+    } finally {
+      await sql(s1, 'ALTER TABLE orders DROP CONSTRAINT orders_gate');
+      await sql(s1, 'DROP TABLE gate');
+    }
+    const again = await migrate(stage.config);
+    assert.equal(again.ok, true);
+    await assertExact(stage.config);
+  });
+
   describe('refuses early, naming the server and table, before writing anything', () => {
     const variant = (edit: (text: string) => string) => {
       const file = `${stage.fleet.dir}/variant.yaml`;

@@ -5,6 +5,7 @@ import { pipeCopy } from '../copy/pipe.js';
 import type { TableProof } from '../catalog/placements.js';
 import { prepareCells } from '../plan/inventory.js';
 import { cellTempName } from '../tables/cells.js';
+import { checkForeignKeys, mayBypassTriggers } from './foreign-keys.js';
 import { toUnitSums, unitChecksumSql, type UnitSum } from '../tables/checksum.js';
 import type { Model, TableModel } from '../tables/model.js';
 import { deleteSql, scopeOf, selectSql } from '../tables/scope.js';
@@ -35,6 +36,8 @@ export interface BatchOptions {
   readonly tables: readonly TableModel[];
   /** compare counts and checksums before committing (default true) */
   readonly verify: boolean;
+  /** keep per-row triggers during the COPY (else foreign keys are checked set-based, see foreign-keys.ts) */
+  readonly fireTriggers?: boolean;
   readonly signal?: AbortSignal;
   onBytes?(bytes: number): void;
   onTable?(table: string, rows: number, bytes: number): void;
@@ -77,6 +80,8 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     const scope = (t: TableModel) => scopeOf(o.model.ctx, t.config, batch.units);
     for (const t of [...o.tables].reverse()) await dst.query(deleteSql(t.config, scope(t)));
 
+    const bypass = !o.fireTriggers && (await mayBypassTriggers(dst));
+    if (bypass) await dst.query('SET LOCAL session_replication_role = replica');
     let rows = 0;
     let bytes = 0;
     for (const t of o.tables) {
@@ -98,6 +103,11 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
         await pipeCopy(src, dst, `SELECT pk, cell FROM ${temp}`, `${temp} (pk, cell)`);
         await dst.query(`ANALYZE ${temp}`);
       }
+    }
+
+    if (bypass) {
+      await dst.query('SET LOCAL session_replication_role = origin');
+      await checkForeignKeys(dst, o.tables, scope, o.target.label);
     }
 
     const placed = new Map<string, PlacedUnit>(batch.units.map((u) => [u, { rows: 0n, bytes: 0n, tables: [] }]));

@@ -35,8 +35,10 @@ export interface MigrateOptions {
   verify?: boolean;
   /** copy units again even if the catalog says they are placed */
   resync?: boolean;
-  /** rows per batch (a batch is one source snapshot and one target transaction) */
+  /** rows of the keyed tables per batch (a batch is one source snapshot and one target transaction); default 1,000,000 */
   batchRows?: number;
+  /** keep per-row triggers on the shards during the COPY (slower; default: foreign keys checked set-based) */
+  fireTriggers?: boolean;
   signal?: AbortSignal;
   onEvent?: EventSink;
 }
@@ -120,7 +122,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     // Check every shard before writing anything: reachable, schema fits, no rows it should not hold.
     await checkShards(config, model, (u, shard) => placements.get(u) === shard || (placements.get(u) === undefined && routeOf(u) === shard));
 
-    const batches = makeBatches(pending, units, opts.batchRows ?? 250_000);
+    const batches = makeBatches(pending, units, opts.batchRows ?? 1_000_000);
     // Units were counted in their root tables only (cheap); scale by the planner's table sizes for progress totals.
     const scale = await withClient(source, (c) => rowScale(c, model, tables));
     const perShard = config.shards.map((s) => ({
@@ -179,6 +181,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
               target: shardEndpoint(config, batch.shard),
               tables: sharded,
               verify: opts.verify !== false,
+              fireTriggers: opts.fireTriggers,
               signal: opts.signal,
               onBytes: (n) => emit({ type: 'bytes', shard: batch.shard, bytes: n }),
               onTable: (table, rows, bytes) => emit({ type: 'table', shard: batch.shard, table, units: batch.units.length, rows, bytes }),
