@@ -13,7 +13,7 @@ export interface BenchArgs {
   sampleRows: number;
   /** how many times the baseline / migrate --no-verify / migrate cycle runs (a last baseline always follows) */
   repeat: number;
-  /** servers with fsync and full_page_writes on (default: the fleet's fast, non-durable test settings) */
+  /** servers with fsync and full_page_writes on (default; --fast gives the test fleet's non-durable settings) */
   durable: boolean;
   /** extra server settings for every server of the fleet (`--set name=value`, repeatable), for experiments */
   settings: Record<string, string>;
@@ -26,11 +26,12 @@ export const USAGE = `npm run bench -- [options]
   --scale N         POS fixture scale (1 ≈ 1000 restaurants ≈ 1.2 GB on disk; default 0.85 ≈ 1 GB)
   --shards N        shards (default 4)
   --concurrency N   streams in flight for the baseline and migrate (default 2)
-  --batch-rows N    migrate's rows per batch (default: the engine's, 250000)
+  --batch-rows N    migrate's rows per batch (default: the engine's, 1000000)
   --sample-rows N   rows of orders/order_items inserted row by row (default 20000)
   --repeat N        baseline / migrate --no-verify / migrate cycles (default 1; a final baseline always runs)
-  --durable         run the servers with fsync=on and full_page_writes=on (default off, as every test fleet:
-                    fast, but commits cost nothing, which flatters the row-by-row autocommit phase)
+  --fast            run the servers with fsync=off and full_page_writes=off, as the test fleet does (default:
+                    durable, as production servers are; without fsync a commit costs nothing, which
+                    flatters the row-by-row autocommit phase)
   --set NAME=VALUE  a PostgreSQL setting for every server of the fleet (repeatable), e.g.
                     --set max_parallel_workers_per_gather=0
   --json            the result as JSON on stdout (progress stays on stderr)
@@ -50,7 +51,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
       'batch-rows': { type: 'string' },
       'sample-rows': { type: 'string', default: '20000' },
       repeat: { type: 'string', default: '1' },
-      durable: { type: 'boolean', default: false },
+      fast: { type: 'boolean', default: false },
       set: { type: 'string', multiple: true, default: [] },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -69,7 +70,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     ...(values['batch-rows'] === undefined ? {} : { batchRows: num('batch-rows', values['batch-rows'], (n) => int(n) && n >= 1, 'a whole number of at least 1') }),
     sampleRows: num('sample-rows', values['sample-rows']!, (n) => int(n) && n >= 100, 'a whole number of at least 100'),
     repeat: num('repeat', values.repeat!, (n) => int(n) && n >= 1 && n <= 10, 'a whole number from 1 to 10'),
-    durable: values.durable!,
+    durable: !values.fast,
     settings: Object.fromEntries(
       (values.set ?? []).map((kv) => {
         const m = /^([A-Za-z_][A-Za-z0-9_.]*)=(.*)$/s.exec(kv);
