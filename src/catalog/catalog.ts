@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import { blockedError } from '../errors.js';
-import { connect, type Endpoint } from '../db/connect.js';
+import { connect, type Endpoint, withTransaction } from '../db/connect.js';
 import { CATALOG_VERSION, MIGRATIONS } from './schema.js';
 
 /** One advisory lock key for every mutating command (two migrations at once would race on shards). */
@@ -51,8 +51,7 @@ export class Catalog {
       });
     }
     if (version === CATALOG_VERSION) return;
-    await c.query('BEGIN');
-    try {
+    await withTransaction(c, async () => {
       // Serialise concurrent first runs: only one creates the schema.
       await c.query('SELECT pg_advisory_xact_lock($1)', [String(LOCK_KEY + 1n)]);
       await c.query('CREATE SCHEMA IF NOT EXISTS shardctl');
@@ -66,11 +65,7 @@ export class Catalog {
          ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
         [String(CATALOG_VERSION)],
       );
-      await c.query('COMMIT');
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    }
+    });
   }
 
   /** Takes the run lock and records the run; exit 3 naming the holder when another run has it. */

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { withTransaction } from '../db/connect.js';
 
 export interface Placement {
   unit: string;
@@ -30,8 +31,7 @@ export async function recordPlacements(
 ): Promise<void> {
   if (units.size === 0) return;
   const names = [...units.keys()];
-  await c.query('BEGIN');
-  try {
+  await withTransaction(c, async () => {
     if (!onlyTables) {
       await c.query(
         `INSERT INTO shardctl.placements (unit, shard, rows, bytes, run_id)
@@ -50,9 +50,5 @@ export async function recordPlacements(
        SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[])`,
       [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])],
     );
-    await c.query('COMMIT');
-  } catch (e) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw e;
-  }
+  });
 }

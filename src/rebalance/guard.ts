@@ -4,6 +4,7 @@ import type { Config } from '../config/types.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 import type { Model, TableModel } from '../tables/model.js';
 import { parentCellSql, qualifiedName } from '../tables/scope.js';
+import { withTransaction } from '../db/connect.js';
 
 /**
  * The fence: while a unit moves, writes to its rows must fail on both shards, and after the move
@@ -85,23 +86,17 @@ export function guardSql(model: Model): string[] {
 
 /** Installs (or refreshes) the guard on a shard, in one transaction. */
 export async function installGuard(c: pg.ClientBase, model: Model): Promise<void> {
-  await c.query('BEGIN');
-  try {
+  await withTransaction(c, async () => {
     // one installer at a time per shard (CREATE OR REPLACE races otherwise)
     await c.query(`SELECT pg_advisory_xact_lock(${FENCE_LOCK + 1n})`);
     for (const s of guardSql(model)) await c.query(s);
-    await c.query('COMMIT');
-  } catch (e) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw e;
-  }
+  });
 }
 
 /** Fences a unit on a shard, after every in-flight writer on that shard has finished. Idempotent. */
 export async function fence(c: pg.ClientBase, config: Config, unit: string, from: string, to: string, role: FenceRole): Promise<void> {
   const box = config.strategy.kind === 'h3' && hasLatLng(config) ? cellBox(unit) : undefined;
-  await c.query('BEGIN');
-  try {
+  await withTransaction(c, async () => {
     await c.query(`SELECT pg_advisory_xact_lock(${FENCE_LOCK})`);
     await c.query(
       `INSERT INTO shardctl.fenced_units (unit, from_shard, to_shard, role, min_lat, max_lat, min_lng, max_lng)
@@ -110,11 +105,7 @@ export async function fence(c: pg.ClientBase, config: Config, unit: string, from
          min_lat = EXCLUDED.min_lat, max_lat = EXCLUDED.max_lat, min_lng = EXCLUDED.min_lng, max_lng = EXCLUDED.max_lng, since = now()`,
       [unit, from, to, role, box?.minLat ?? null, box?.maxLat ?? null, box?.minLng ?? null, box?.maxLng ?? null],
     );
-    await c.query('COMMIT');
-  } catch (e) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw e;
-  }
+  });
 }
 
 export async function liftFence(c: pg.ClientBase, unit: string): Promise<void> {

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { withTransaction } from '../db/connect.js';
 
 /** The six steps of a move, in order. A moves row holds the last step that completed. */
 export const STEPS = ['fenced', 'copied', 'verified', 'flipped', 'deleted', 'lifted'] as const;
@@ -26,15 +27,10 @@ export async function journalStep(c: pg.ClientBase, runId: number, m: { unit: st
 
 /** Step 4, in one catalog transaction: the placement flips and the journal says so, together. */
 export async function flipPlacement(c: pg.ClientBase, runId: number, m: { unit: string; from: string; to: string }): Promise<void> {
-  await c.query('BEGIN');
-  try {
+  await withTransaction(c, async () => {
     await c.query(`UPDATE shardctl.placements SET shard = $2, run_id = $3, placed_at = now() WHERE unit = $1`, [m.unit, m.to, runId]);
     await journalStep(c, runId, m, 'flipped');
-    await c.query('COMMIT');
-  } catch (e) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw e;
-  }
+  });
 }
 
 export async function finishMove(c: pg.ClientBase, unit: string): Promise<void> {

@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-import { connect, withClient, type Endpoint } from '../db/connect.js';
+import { connect, withClient, withTransaction, type Endpoint } from '../db/connect.js';
 import { copyBatch } from '../migrate/batch.js';
 import { shardEndpoint } from '../migrate/targets.js';
 import { prepareCells } from '../plan/inventory.js';
@@ -122,9 +122,9 @@ export async function deleteUnit(model: Model, shard: Endpoint, unit: string): P
       reader = await connect(shard);
       await prepareCells(c, reader, model, new Set([unit]));
     }
-    await c.query('BEGIN');
-    for (const t of [...model.sharded].reverse()) await c.query(deleteSql(t.config, scopeOf(model.ctx, t.config, [unit])));
-    await c.query('COMMIT');
+    await withTransaction(c, async () => {
+      for (const t of [...model.sharded].reverse()) await c.query(deleteSql(t.config, scopeOf(model.ctx, t.config, [unit])));
+    });
   } finally {
     await Promise.all([c.end().catch(() => undefined), reader?.end().catch(() => undefined)]);
   }

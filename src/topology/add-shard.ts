@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { Catalog } from '../catalog/catalog.js';
-import { connect, withClient, type Endpoint } from '../db/connect.js';
+import { connect, withClient, type Endpoint, withTransaction } from '../db/connect.js';
 import { quoteTable } from '../db/ident.js';
 import { blockedError, problemsError, usageError } from '../errors.js';
 import { shardEndpoint, sourceEndpoint } from '../migrate/targets.js';
@@ -44,14 +44,9 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
       const existing = await introspect(c, defs.map((d) => d.table));
       await checkEmpty(c, opts.id, [...existing.keys()]);
       const missing = defs.filter((d) => !existing.has(d.table));
-      await c.query('BEGIN');
-      try {
+      await withTransaction(c, async () => {
         await applyDdl(c, missing);
-        await c.query('COMMIT');
-      } catch (e) {
-        await c.query('ROLLBACK').catch(() => undefined);
-        throw e;
-      }
+      });
       await alignSequencesWithFleet(c, config);
       return missing.map((d) => d.table);
     });

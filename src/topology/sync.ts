@@ -1,14 +1,14 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { redactUrl } from '../redact.js';
+import { withTransaction } from '../db/connect.js';
 
 /**
  * Records the topology a mutating run used (shards in order, pins, the H3 mapping) in the catalog,
  * so the audit log shows what routing placed the data. Connection strings are stored redacted.
  */
 export async function syncTopology(c: pg.ClientBase, config: Config): Promise<void> {
-  await c.query('BEGIN');
-  try {
+  await withTransaction(c, async () => {
     await c.query('DELETE FROM shardctl.shards WHERE NOT (id = ANY($1::text[]))', [config.shards.map((s) => s.id)]);
     // positions are unique: clear them first so a reordering never collides midway
     await c.query('UPDATE shardctl.shards SET position = -position - 1');
@@ -31,9 +31,5 @@ export async function syncTopology(c: pg.ClientBase, config: Config): Promise<vo
         ]);
       }
     }
-    await c.query('COMMIT');
-  } catch (e) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw e;
-  }
+  });
 }
