@@ -23,14 +23,10 @@ export function register(program: Command): void {
   ).action(async (opts: AddShardFlags) => {
     const config = load(opts);
     const out = output(opts);
-    // The URL may carry ${VAR} references, kept as written in the file and resolved like the rest.
-    const resolved = resolveVars(opts.primary);
+    // The URL may carry ${VAR} references: kept as written in the file, resolved by the config loader.
     const r = await addShard(config, { id: opts.id, primary: opts.primary, replicas: opts.replica });
-    out.info(`shard ${r.id} (${redactUrl(resolved)}) added to ${config.file}; created ${r.created.length} table(s)`);
+    const added = r.config.shards.find((s) => s.id === r.id)!;
+    out.info(`shard ${r.id} (${redactUrl(added.primary)}) added to ${config.file}; created ${r.created.length} table(s)`);
     await runRebalance(r.config, { ...opts, concurrency: opts.concurrency ? Number(opts.concurrency) : undefined });
   });
-}
-
-function resolveVars(text: string): string {
-  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, v: string) => process.env[v] ?? '');
 }

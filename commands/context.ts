@@ -38,3 +38,6 @@ export function positiveInt(name: string) {
     return n;
   };
 }
+
+/** A repeatable comma-separated option: `--units 1,2 --units 3` → ['1', '2', '3']. */
+export const commaList = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];

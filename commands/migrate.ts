@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { usageError } from '../src/errors.js';
 import { migrate, type MigrateResult } from '../src/migrate/index.js';
-import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
+import { load, output, positiveInt, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
 import { interruptSignal } from './signals.js';
 import { formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
 import { createReporter } from './ui/progress.js';
@@ -19,7 +19,6 @@ interface MigrateFlags extends GlobalOptions {
   fireTriggers?: boolean;
 }
 
-const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 
 export function register(program: Command): void {
   withGlobalOptions(
@@ -28,8 +27,8 @@ export function register(program: Command): void {
       .description('copy every unit from the source to its shard (streaming COPY, resumable, verified)')
       .option('--plan <file>', 'migrate exactly the units of a reviewed plan (shardctl plan --out)')
       .option('--concurrency <n>', 'batches in flight at once (default $SHARDCTL_CONCURRENCY or 2)', positiveInt('--concurrency'))
-      .option('--units <ids>', 'only these units (comma-separated; repeatable)', list)
-      .option('--tables <names>', 'only these tables (comma-separated; repeatable)', list)
+      .option('--units <ids>', 'only these units (comma-separated; repeatable)', commaList)
+      .option('--tables <names>', 'only these tables (comma-separated; repeatable)', commaList)
       .option('--dry-run', 'show what would be copied and change nothing')
       .option('--no-verify', 'skip the per-unit count and checksum comparison')
       .option('--resync', 'copy units again even if already placed (e.g. before cutover)')

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { UserError } from '../src/errors.js';
 import { formatReport, junitXml, verify, type VerifyEvent } from '../src/verify/index.js';
-import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
+import { load, output, positiveInt, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
 import { formatCount, table } from './ui/format.js';
 
 interface VerifyFlags extends GlobalOptions {
@@ -13,7 +13,6 @@ interface VerifyFlags extends GlobalOptions {
   placementOnly?: boolean;
 }
 
-const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
 
 /**
  * `shardctl verify`: exit 0 only when everything matches, 1 on any difference, 2 bad usage or
@@ -24,8 +23,8 @@ export function register(program: Command): void {
     program
       .command('verify')
       .description('prove the shards hold exactly the right data: per-unit counts and checksums, misplaced and duplicated rows, reference tables, schema drift')
-      .option('--units <ids>', 'only these units (comma-separated; repeatable)', list)
-      .option('--tables <names>', 'only these tables (comma-separated; repeatable)', list)
+      .option('--units <ids>', 'only these units (comma-separated; repeatable)', commaList)
+      .option('--tables <names>', 'only these tables (comma-separated; repeatable)', commaList)
       .option('--junit <file>', 'also write a JUnit XML report (one testcase per table and shard)')
       .option('--concurrency <n>', 'checksum queries in flight at once (default: shards + 1)', positiveInt('--concurrency'))
       .option('--placement-only', 'after cutover, without the source: misplaced and duplicated rows, reference tables and drift across the shards'),

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pg from 'pg';
+import { withClient } from '../db/connect.js';
 import { stringify } from 'yaml';
 import { latLngToCell, cellToParent } from 'h3-js';
 import { loadConfig } from '../config/load.js';
@@ -44,12 +44,12 @@ export interface Stage {
 export async function stageFleet(opts: StageOptions): Promise<Stage> {
   const fleet = await startFleet({ shards: opts.shards, replicas: opts.replicas ?? 0, ...opts.fleet });
   try {
-    const rows = await withPg(fleet.source.url(), async (c) => {
+    const rows = await withClient({ label: 'source', url: fleet.source.url() }, async (c) => {
       await createFixtureSchema(c, opts.kind);
       return (await loadFixture(c, opts.kind, { scale: opts.scale, seed: opts.seed, onProgress: opts.onProgress })).rows;
     });
     await Promise.all(
-      fleet.shards.map((s, i) => (opts.skipSchemaOn?.includes(i) ? undefined : withPg(s.primary.url(), (c) => createFixtureSchema(c, opts.kind)))),
+      fleet.shards.map((s, i) => (opts.skipSchemaOn?.includes(i) ? undefined : withClient({ label: `shard ${s.id}`, url: s.primary.url() }, (c) => createFixtureSchema(c, opts.kind)))),
     );
     const configPath = join(fleet.dir, 'shardctl.yaml');
     const inline = opts.credentials !== 'pgpass';
@@ -97,15 +97,6 @@ function metroCells(): { cell: string; name: string }[] {
   return [...seen].map(([cell, name]) => ({ cell, name }));
 }
 
-async function withPg<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
 
 export function withoutPassword(url: string): string {
   const u = new URL(url);
