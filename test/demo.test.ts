@@ -8,7 +8,7 @@ describe('shardctl demo (through bin/, end to end)', () => {
     const r = await runCliAsync(['demo', '--scale', '0.02', '--keep']);
     const kept = /shardctl demo --stop (\S+)/.exec(r.stdout)?.[1];
     if (r.status !== 0 && kept) runCli(['demo', '--stop', kept]);
-    assert.equal(r.status, 0, r.stderr.slice(-2000));
+    assert.equal(r.status, 0, `${r.stdout.slice(-3000)}\n${r.stderr.slice(-1000)}`);
     for (const cmd of ['plan', 'migrate', 'verify', 'health', 'add-shard', 'rebalance --apply']) {
       assert.match(r.stdout, new RegExp(`^\\$ shardctl ${cmd}`, 'm'), `ran ${cmd}`);
     }
@@ -35,7 +35,7 @@ describe('shardctl demo (through bin/, end to end)', () => {
 
   it('h3: a hot region is moved onto the new shard and verify stays exact', async () => {
     const r = await runCliAsync(['demo', '--strategy', 'h3', '--scale', '0.005']);
-    assert.equal(r.status, 0, r.stderr.slice(-2000));
+    assert.equal(r.status, 0, `${r.stdout.slice(-3000)}\n${r.stderr.slice(-1000)}`);
     assert.match(r.stdout, /^\$ shardctl mapping set [0-9a-f]{15} s4 --region \S+/m);
     assert.match(r.stdout, /moved 1 of 1 unit\(s\)/);
     assert.equal((r.stdout.match(/^verify OK: everything matches/gm) ?? []).length, 2);
