@@ -10,8 +10,8 @@
  * 1 on an error, 2 on bad usage, 130 on Ctrl-C. The fleet is stopped at the end, on error and on Ctrl-C.
  */
 import os from 'node:os';
-import { stageFleet, type Stage } from '../src/demo/stage.js';
-import { restaurantCount } from '../src/fixtures/index.js';
+import { stageFleet, type Stage } from '../harness/demo/stage.js';
+import { restaurantCount } from '../harness/fixtures/index.js';
 import { redactText } from '../src/redact.js';
 import { parseBenchArgs, USAGE, type BenchArgs } from './args.js';
 import { cpuMeter, postmasterPids } from './cpu.js';

@@ -1,8 +1,8 @@
 import { Option, type Command } from 'commander';
-import { addShard } from '../src/topology/add-shard.js';
-import { redactUrl } from '../src/redact.js';
+import { addShard } from '../src/index.js';
+import { redactUrl } from '../src/index.js';
 import { load, output, withGlobalOptions } from './context.js';
-import { runRebalance, type RebalanceFlags } from './rebalance.js';
+import { runRebalance, type RebalanceFlags } from './run-rebalance.js';
 
 interface AddShardFlags extends RebalanceFlags {
   id: string;

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { ExitCode } from '../src/errors.js';
+import { ExitCode } from '../src/index.js';
 import { register as health } from './health.js';
 import { register as addShard } from './add-shard.js';
 import { register as demo } from './demo.js';
@@ -19,7 +19,9 @@ export function buildProgram(): Command {
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const register of [route, plan, migrate, verify, rebalance, addShard, pin, health, demo]) register(program);
+  for (const register of [route, plan, migrate, verify, rebalance, addShard, pin, health]) register(program);
+  demo(program, main); // the demo runs the real commands, in this process
+
   return program;
 }
 

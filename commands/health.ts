@@ -1,20 +1,20 @@
 import chalk from 'chalk';
 import { CommanderError, InvalidArgumentError, type Command } from 'commander';
-import { byteSize } from '../src/config/schema.js';
-import type { HealthLevels } from '../src/config/types.js';
-import { isUserError, UserError, usageError } from '../src/errors.js';
+import { byteSize } from '../src/index.js';
+import type { HealthLevels } from '../src/index.js';
+import { isUserError, UserError, usageError } from '../src/index.js';
 import {
   health,
   prometheusText,
-  STATUS_EXIT,
+  HEALTH_EXIT_CODES as STATUS_EXIT,
   writeTextfile,
   type HealthReport,
   type HealthThresholds,
   type ServerReport,
-  type Status,
+  type HealthStatus as Status,
   type ThresholdOverrides,
-} from '../src/health/index.js';
-import { worst } from '../src/health/status.js';
+} from '../src/index.js';
+import { worstHealthStatus as worst } from '../src/index.js';
 import { reportError } from './ui/errors.js';
 import { bigintSafe } from './ui/output.js';
 import { load, withGlobalOptions, type GlobalOptions } from './context.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { usageError } from '../src/errors.js';
-import { migrate, type MigrateResult } from '../src/migrate/index.js';
+import { usageError } from '../src/index.js';
+import { migrate, type MigrateResult } from '../src/index.js';
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
 import { interruptSignal } from './signals.js';
 import { formatBytes, formatCount, formatSeconds, table } from './ui/format.js';

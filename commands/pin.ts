@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { editConfigFile, removePin, setMapping, setPin } from '../src/topology/edit.js';
+import { editConfigFile, removePin, setMapping, setPin } from '../src/index.js';
 import { load, output, withGlobalOptions } from './context.js';
-import { runRebalance, type RebalanceFlags } from './rebalance.js';
+import { runRebalance, type RebalanceFlags } from './run-rebalance.js';
 
 /** `pin`, `unpin` and `mapping set`: topology edits to the config file, each followed by the rebalance plan. */
 export function register(program: Command): void {

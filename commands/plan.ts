@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Document, isMap, isSeq } from 'yaml';
-import { plan, type PlanResult } from '../src/plan/index.js';
+import { plan, type PlanResult } from '../src/index.js';
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
 import { bar, formatBytes, formatCount, table } from './ui/format.js';
 

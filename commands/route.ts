@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { routeKeys, routeLocation } from '../src/commands/route.js';
-import { usageError } from '../src/errors.js';
+import { routeKeys, routeLocation } from '../src/index.js';
+import { usageError } from '../src/index.js';
 import { load, output, withGlobalOptions, type GlobalOptions } from './context.js';
 
 interface RouteOptions extends GlobalOptions {

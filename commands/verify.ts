@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { UserError } from '../src/errors.js';
-import { formatReport, junitXml, verify, type VerifyEvent } from '../src/verify/index.js';
+import { UserError } from '../src/index.js';
+import { formatReport, junitXml, verify, type VerifyEvent } from '../src/index.js';
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
 import { formatCount, table } from './ui/format.js';
 

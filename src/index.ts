@@ -4,7 +4,7 @@
  */
 export { tenantKey64, tenantText } from './routing/tenant-key.js';
 export { jumpHash } from './routing/jump.js';
-export { shardCell, descendantRange } from './routing/h3.js';
+export { shardCell, descendantRange } from './cells/h3.js';
 export { createRouter, type Router } from './routing/router.js';
 export { loadConfig, parseConfig } from './config/load.js';
 export type * from './config/types.js';
@@ -22,3 +22,12 @@ export type {
   HealthReport, HealthOptions, HealthThresholds, ThresholdOverrides, ServerReport, CatalogReport, LagReport,
   CheckResult as HealthCheck, Problem as HealthProblem, Status as HealthStatus,
 } from './health/index.js';
+
+// What the CLI (`commands/`) needs besides the engine: it imports the engine through this file only.
+export { routeKeys, routeLocation, type KeyRoute, type LocationRoute } from './routing/lookup.js';
+export { byteSize } from './config/schema.js';
+export { usageError } from './errors.js';
+export { redactText } from './redact.js';
+export { withClient } from './db/connect.js';
+export { editConfigFile, setPin, removePin, setMapping } from './topology/edit.js';
+export { worst as worstHealthStatus } from './health/status.js';

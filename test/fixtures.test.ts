@@ -15,8 +15,8 @@ import {
   loadFixture,
   type FixtureKind,
   type TableSpec,
-} from '../src/fixtures/index.js';
-import { startServer } from '../src/fleet/index.js';
+} from '../harness/fixtures/index.js';
+import { startServer } from '../harness/fleet/index.js';
 
 const POS_SCALE = 0.01; // 10 restaurants, ~15 MB
 const LOC_SCALE = 0.001; // 100 profiles (the smallest location scale)

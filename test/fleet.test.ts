@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { hydrateSymlinks, startFleet, sweepStaleFleets, type Fleet } from '../src/fleet/index.js';
+import { hydrateSymlinks, startFleet, sweepStaleFleets, type Fleet } from '../harness/fleet/index.js';
 import { redactText, redactUrl } from '../src/redact.js';
 
-const FLEET_MODULE = new URL('../src/fleet/index.js', import.meta.url).href;
+const FLEET_MODULE = new URL('../harness/fleet/index.js', import.meta.url).href;
 
 async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -13,7 +13,7 @@ import { parse as parseYaml } from 'yaml';
 import { Catalog } from '../src/catalog/catalog.js';
 import { loadConfig, parseConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
-import { startFleet, type Fleet, type ServerHandle } from '../src/fleet/index.js';
+import { startFleet, type Fleet, type ServerHandle } from '../harness/fleet/index.js';
 import { health, METRIC_HELP, prometheusText, type HealthReport, type ServerReport } from '../src/health/index.js';
 import { repoPath } from './helpers/paths.js';
 

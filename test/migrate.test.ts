@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Catalog } from '../src/catalog/catalog.js';
-import { stageFleet, type Stage } from '../src/demo/stage.js';
+import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { migrate } from '../src/migrate/index.js';
 import { createRouter } from '../src/routing/router.js';
 import { runCli, watchCli } from './helpers/cli.js';

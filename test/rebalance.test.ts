@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/load.js';
-import { stageFleet, type Stage } from '../src/demo/stage.js';
+import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { migrate } from '../src/migrate/index.js';
 import { jumpHash } from '../src/routing/jump.js';
 import { tenantKey64 } from '../src/routing/tenant-key.js';

@@ -1,6 +1,6 @@
 import chalk from 'chalk';
-import { ExitCode, isUserError } from '../../src/errors.js';
-import { redactText } from '../../src/redact.js';
+import { ExitCode, isUserError } from '../../src/index.js';
+import { redactText } from '../../src/index.js';
 
 /**
  * The one place an error becomes output and an exit code. A UserError was expected: one line, its

@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress';
-import type { MigrateEvent } from '../../src/migrate/events.js';
+import type { MigrateEvent } from '../../src/index.js';
 import { formatBytes, formatCount, formatSeconds } from './format.js';
 import { interactive } from './output.js';
 

@@ -1,4 +1,4 @@
-import { parentCell } from '../routing/h3.js';
+import { parentCell } from '../cells/h3.js';
 import { parseVia, type RawConfig } from './schema.js';
 import type { Config, TableConfig, TableRoute } from './types.js';
 

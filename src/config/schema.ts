@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isCell } from '../routing/h3.js';
+import { isCell } from '../cells/h3.js';
 
 /**
  * The shape of shardctl.yaml as zod schemas. Objects are strict (unknown keys are errors). Checks that

@@ -8,17 +8,17 @@ import { isConnectionLoss } from '../db/pg-error.js';
 import { ExitCode, UserError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { createRouter } from '../routing/router.js';
-import { prepareCells, rootTables, takeInventory } from '../plan/inventory.js';
+import { prepareCells, rootTables, takeInventory } from '../transfer/inventory.js';
 import { loadModel } from '../tables/model.js';
 import { checkUnits, selectTables } from '../tables/select.js';
-import { copyBatch } from './batch.js';
+import { copyBatch } from '../transfer/batch.js';
 import type { EventSink } from './events.js';
-import { captureDefinitions } from '../topology/definitions.js';
-import { syncTopology } from '../topology/sync.js';
+import { captureDefinitions } from '../transfer/definitions.js';
+import { syncTopology } from '../catalog/topology.js';
 import { checkShards, checkSourceRows } from './preflight.js';
-import { syncReferenceTables, type ReferenceResult } from './reference.js';
+import { syncReferenceTables, type ReferenceResult } from '../transfer/reference.js';
 import { alignSequences } from './sequences.js';
-import { shardEndpoint, sourceEndpoint } from './targets.js';
+import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { fromPlan, makeBatches, pick, rowScale } from './work.js';
 
 export interface MigrateOptions {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { withClient } from '../db/connect.js';
 import { foreignRows } from './foreign-rows.js';
-import { shardEndpoint } from './targets.js';
+import { shardEndpoint } from '../db/endpoints.js';
 import type { Config } from '../config/types.js';
 import { problemsError } from '../errors.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';

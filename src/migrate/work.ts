@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import { UserError, usageError } from '../errors.js';
-import { rootTables } from '../plan/inventory.js';
+import { rootTables } from '../transfer/inventory.js';
 import type { Model, TableModel } from '../tables/model.js';
-import type { Batch } from './batch.js';
+import type { Batch } from '../transfer/batch.js';
 
 /** Deciding what a migrate run copies: which units, in which batches, and how much work that is. */
 

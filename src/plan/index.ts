@@ -4,8 +4,8 @@ import { connect, withClient } from '../db/connect.js';
 import { usageError } from '../errors.js';
 import { createRouter } from '../routing/router.js';
 import { loadModel } from '../tables/model.js';
-import { sourceEndpoint } from '../migrate/targets.js';
-import { prepareCells, takeInventory } from './inventory.js';
+import { sourceEndpoint } from '../db/endpoints.js';
+import { prepareCells, takeInventory } from '../transfer/inventory.js';
 import { proposeMapping, type ProposedMapping } from './propose.js';
 
 export interface ShardTotals {

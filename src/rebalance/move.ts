@@ -2,12 +2,12 @@ import pLimit from 'p-limit';
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { connect, withClient, withTransaction, type Endpoint } from '../db/connect.js';
-import { copyBatch } from '../migrate/batch.js';
-import { shardEndpoint } from '../migrate/targets.js';
-import { prepareCells } from '../plan/inventory.js';
+import { copyBatch } from '../transfer/batch.js';
+import { shardEndpoint } from '../db/endpoints.js';
+import { prepareCells } from '../transfer/inventory.js';
 import type { Model } from '../tables/model.js';
 import { deleteSql, scopeOf } from '../tables/scope.js';
-import { scanServer } from '../verify/scan.js';
+import { scanServer } from '../transfer/scan.js';
 import { fence, liftFence } from './guard.js';
 import { faultPoint, finishMove, flipPlacement, journalStep, STEPS, type MoveRow, type Step } from './journal.js';
 

@@ -1,6 +1,6 @@
 import type { CellMapping, Config, Strategy } from '../config/types.js';
 import { jumpHash } from './jump.js';
-import { parentCell, shardCell } from './h3.js';
+import { parentCell, shardCell } from '../cells/h3.js';
 import { tenantKey64, tenantText } from './tenant-key.js';
 
 export interface Router {

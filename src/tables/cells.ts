@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { H3Strategy } from '../config/types.js';
 import { copyLinesInto, copyRows } from '../copy/pipe.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
-import { shardCell } from '../routing/h3.js';
+import { shardCell } from '../cells/h3.js';
 
 /**
  * lat/lng tables have no cell column, and SQL cannot compute an H3 cell without an extension. So a

@@ -1,5 +1,5 @@
 import type { Config, TableConfig } from '../config/types.js';
-import { descendantRange } from '../routing/h3.js';
+import { descendantRange } from '../cells/h3.js';
 import { quoteIdent, quoteTable, textArrayLiteral } from '../db/ident.js';
 
 /**

@@ -1,6 +1,6 @@
 import { getResolution } from 'h3-js';
 import { usageError } from '../errors.js';
-import { isCell } from '../routing/h3.js';
+import { isCell } from '../cells/h3.js';
 import type { Model, TableModel } from './model.js';
 import { routeChain } from './scope.js';
 

@@ -4,12 +4,12 @@ import { Catalog } from '../catalog/catalog.js';
 import { connect, withClient, type Endpoint, withTransaction } from '../db/connect.js';
 import { quoteTable } from '../db/ident.js';
 import { blockedError, problemsError, usageError } from '../errors.js';
-import { shardEndpoint, sourceEndpoint } from '../migrate/targets.js';
+import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { applyDdl, tableDdl, type TableDdl } from '../tables/ddl.js';
 import { introspect } from '../tables/introspect.js';
-import { captureDefinitions, readDefinitions } from './definitions.js';
+import { captureDefinitions, readDefinitions } from '../transfer/definitions.js';
 import { appendShard, editConfigFile } from './edit.js';
-import { syncTopology } from './sync.js';
+import { syncTopology } from '../catalog/topology.js';
 import { loadModel } from '../tables/model.js';
 
 export interface AddShardOptions {

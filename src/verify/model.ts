@@ -1,7 +1,7 @@
 import type { Config } from '../config/types.js';
 import { withClient } from '../db/connect.js';
 import { isUserError, usageError } from '../errors.js';
-import { shardEndpoint } from '../migrate/targets.js';
+import { shardEndpoint } from '../db/endpoints.js';
 import { introspect, type TableInfo } from '../tables/introspect.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { definitionKey, majority } from './drift.js';

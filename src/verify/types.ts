@@ -1,4 +1,7 @@
 /** The shapes of a verify run: what it was asked, what it found, and what it reports as it goes. */
+import type { ScanEvent, Sums } from '../transfer/scan.js';
+
+export type { Sums };
 
 export interface VerifyOptions {
   /** only these units (tenant keys or H3 cells); default every unit seen on the source or a shard */
@@ -15,19 +18,10 @@ export interface VerifyOptions {
   onEvent?: (e: VerifyEvent) => void;
 }
 
-export type VerifyEvent =
-  | { type: 'start'; servers: string[]; tables: number; placementsFrom: PlacementSource }
-  | { type: 'table'; server: string; table: string; rows: number; units: number; seconds: number }
-  | { type: 'server'; server: string; seconds: number; error?: string };
+export type VerifyEvent = { type: 'start'; servers: string[]; tables: number; placementsFrom: PlacementSource } | ScanEvent;
 
 /** Where each unit's shard came from: the catalog's placements, or (none recorded) the router. */
 export type PlacementSource = 'catalog' | 'routing';
-
-export interface Sums {
-  rows: number;
-  /** exact sum of the rows' 64-bit md5 slices, as decimal text */
-  checksum: string;
-}
 
 /** One thing that differs. Every finding names the table and shard(s) where it is, so a person can act. */
 export type Finding =

@@ -10,7 +10,18 @@ import { compareTables } from '../tables/drift.js';
 import { introspect, type TableInfo } from '../tables/introspect.js';
 import { h3Strategy, type Model, type TableModel } from '../tables/model.js';
 import { qualifiedName, routeChain, scopeOf, type Scope } from '../tables/scope.js';
-import type { Sums, VerifyEvent } from './types.js';
+
+/** A row count and checksum (of a unit's rows in a table, or of a whole table). */
+export interface Sums {
+  rows: number;
+  /** exact sum of the rows' 64-bit md5 slices, as decimal text */
+  checksum: string;
+}
+
+/** Progress of a scan: a table read on a server, then the server done (or failed). */
+export type ScanEvent =
+  | { type: 'table'; server: string; table: string; rows: number; units: number; seconds: number }
+  | { type: 'server'; server: string; seconds: number; error?: string };
 
 /** What one server holds of the selected tables, as counts and checksums computed on the server. */
 export interface ServerScan {
@@ -41,7 +52,7 @@ export interface ScanPlan {
   readonly units?: readonly string[];
   /** gate for every heavy step (a checksum query, a cell load): bounds work in flight over all servers */
   readonly limit: <T>(fn: () => Promise<T>) => Promise<T>;
-  readonly onEvent: (e: VerifyEvent) => void;
+  readonly onEvent: (e: ScanEvent) => void;
 }
 
 /**

@@ -3,7 +3,7 @@ import { connect, destroy, type Endpoint } from '../db/connect.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 import { pipeCopy } from '../copy/pipe.js';
 import type { TableProof } from '../catalog/placements.js';
-import { prepareCells } from '../plan/inventory.js';
+import { prepareCells } from './inventory.js';
 import { cellTempName } from '../tables/cells.js';
 import { checkForeignKeys, mayBypassTriggers } from './foreign-keys.js';
 import { toUnitSums, unitChecksumSql, type UnitSum } from '../tables/checksum.js';

@@ -1,7 +1,7 @@
 import type { Config } from '../config/types.js';
 import { usageError } from '../errors.js';
-import { createRouter } from '../routing/router.js';
-import { tenantText } from '../routing/tenant-key.js';
+import { createRouter } from './router.js';
+import { tenantText } from './tenant-key.js';
 
 export interface KeyRoute {
   key: string;

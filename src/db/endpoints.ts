@@ -1,5 +1,5 @@
 import type { Config } from '../config/types.js';
-import type { Endpoint } from '../db/connect.js';
+import type { Endpoint } from './connect.js';
 
 /** The source and each shard primary as endpoints, labelled for messages. */
 export function sourceEndpoint(config: Config): Endpoint {

@@ -1,0 +1,65 @@
+import type { Config } from '../src/index.js';
+import { rebalance, type RebalanceEvent, type RebalanceResult } from '../src/index.js';
+import { output, type GlobalOptions } from './context.js';
+import { interruptSignal } from './signals.js';
+import { formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
+
+export interface RebalanceFlags extends GlobalOptions {
+  apply?: boolean;
+  concurrency?: number;
+}
+
+/** Shared by `rebalance` and `add-shard --apply` / `pin` … `--apply`. */
+export async function runRebalance(config: Config, opts: RebalanceFlags): Promise<RebalanceResult> {
+  const out = output(opts);
+  const interrupt = interruptSignal();
+  const say = (s: string) => (opts.json || !s ? undefined : out.info(s));
+  try {
+    const result = await rebalance(config, {
+      apply: opts.apply,
+      concurrency: opts.concurrency,
+      signal: interrupt.signal,
+      onEvent: (e) => (opts.json ? process.stderr.write(`${JSON.stringify(e)}\n`) : say(describe(e))),
+    });
+    out.result(render(result, config.file), result);
+    process.exitCode = result.exitCode;
+    return result;
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+function describe(e: RebalanceEvent): string {
+  switch (e.type) {
+    case 'plan':
+      return e.resumed ? `${e.resumed} interrupted move(s) found in the journal; completing them first` : '';
+    case 'step':
+      return `  ${e.unit}: ${e.from} → ${e.to} ${e.step}`;
+    case 'moved':
+      return `moved ${e.unit}: ${e.from} → ${e.to} (${formatCount(e.rows)} rows)`;
+    case 'failed':
+      return `FAILED ${e.unit}: ${e.from} → ${e.to}: ${e.reason}`;
+  }
+}
+
+function render(r: RebalanceResult, file: string): string {
+  const lines: string[] = [];
+  if (r.moves.length === 0) return 'placements match the topology: nothing to move';
+  lines.push(
+    table(
+      ['from', 'to', 'units', 'rows', 'bytes'],
+      r.pairs.map((p) => [p.from, p.to, p.units, formatCount(p.rows), formatBytes(p.bytes)]),
+    ),
+  );
+  const resumed = r.moves.filter((m) => m.resumeAfter);
+  if (resumed.length) lines.push(`${resumed.length} interrupted move(s) to complete (${resumed.map((m) => `${m.unit} after ${m.resumeAfter}`).join(', ')})`);
+  if (!r.applied) {
+    lines.push(`${r.moves.length} unit(s) to move; nothing was changed. Apply with: shardctl rebalance --apply --config ${file}`);
+    return lines.join('\n');
+  }
+  const moved = r.moves.filter((m) => m.status === 'moved').length;
+  lines.push(`moved ${moved} of ${r.moves.length} unit(s) in ${formatSeconds(r.seconds)}`);
+  for (const m of r.moves.filter((x) => x.status === 'failed')) lines.push(`FAILED ${m.unit} ${m.from} → ${m.to}: ${m.reason}`);
+  if (!r.ok) lines.push('failed moves were undone (the unit stays live on its old shard); run the command again to retry');
+  return lines.join('\n');
+}
