@@ -9,6 +9,7 @@ import { register as rebalance } from './rebalance.js';
 import { register as plan } from './plan.js';
 import { register as route } from './route.js';
 import { register as verify } from './verify.js';
+import { applyEnvTwins } from './env.js';
 import { reportError } from './ui/errors.js';
 import { setupColour } from './ui/output.js';
 
@@ -18,7 +19,8 @@ export function buildProgram(): Command {
     .description('split a PostgreSQL monolith into shards and operate them')
     .version(process.env.npm_package_version ?? '0.1.0')
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', (_program, action) => applyEnvTwins(action));
   for (const register of [route, plan, migrate, verify, rebalance, addShard, pin, health]) register(program);
   demo(program, main); // the demo runs the real commands, in this process
 
@@ -29,7 +31,7 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   setupColour();
   const program = buildProgram();
-  const json = argv.includes('--json');
+  const json = argv.includes('--json') || /^(1|true|yes|on)$/i.test(process.env.SHARDCTL_JSON ?? '');
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;

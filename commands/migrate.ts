@@ -42,7 +42,7 @@ export function register(program: Command): void {
     let result: MigrateResult;
     try {
       result = await migrate(config, {
-        concurrency: opts.concurrency ?? envInt('SHARDCTL_CONCURRENCY'),
+        concurrency: opts.concurrency,
         units: opts.units,
         tables: opts.tables,
         plan: opts.plan ? readPlan(opts.plan) : undefined,
@@ -97,10 +97,4 @@ function readPlan(file: string): { units: { unit: string; shard: string }[] } {
   } catch (e) {
     throw usageError(`${file}: not a plan file written by shardctl plan --out (${(e as Error).message})`);
   }
-}
-
-function envInt(name: string): number | undefined {
-  const v = process.env[name];
-  if (v === undefined || v === '') return undefined;
-  return positiveInt(name)(v);
 }

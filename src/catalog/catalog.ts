@@ -107,13 +107,3 @@ export class Catalog {
     await this.client.end().catch(() => undefined);
   }
 }
-
-/** Opens the catalog, runs `fn`, always closes (which also releases the lock). */
-export async function withCatalog<T>(url: string, fn: (c: Catalog) => Promise<T>): Promise<T> {
-  const catalog = await Catalog.open(url);
-  try {
-    return await fn(catalog);
-  } finally {
-    await catalog.close();
-  }
-}

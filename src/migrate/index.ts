@@ -1,25 +1,22 @@
 import pLimit from 'p-limit';
 import type { Config } from '../config/types.js';
-import { Catalog, type Run } from '../catalog/catalog.js';
-import { recordPlacements } from '../catalog/placements.js';
+import type { Catalog } from '../catalog/catalog.js';
 import { placementsIfAny } from '../catalog/read.js';
-import { connect, withClient } from '../db/connect.js';
-import { isConnectionLoss } from '../db/pg-error.js';
+import { withRun } from '../catalog/run.js';
+import { connect, withClient, type Endpoint } from '../db/connect.js';
 import { ExitCode, UserError } from '../errors.js';
-import { redactText } from '../redact.js';
-import { createRouter } from '../routing/router.js';
 import { prepareCells, rootTables, takeInventory } from '../transfer/inventory.js';
-import { loadModel } from '../tables/model.js';
-import { checkUnits, selectTables } from '../tables/select.js';
-import { copyBatch } from '../transfer/batch.js';
+import { loadModel, type TableModel } from '../tables/model.js';
+import { selectTables } from '../tables/select.js';
 import type { EventSink } from './events.js';
 import { captureDefinitions } from '../transfer/definitions.js';
 import { syncTopology } from '../catalog/topology.js';
 import { checkShards, checkSourceRows } from './preflight.js';
-import { syncReferenceTables, type ReferenceResult } from '../transfer/reference.js';
+import type { ReferenceResult } from '../transfer/reference.js';
 import { alignSequences } from './sequences.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
-import { fromPlan, makeBatches, pick, rowScale } from './work.js';
+import { chooseWork, makeBatches, rowScale, unitRoute } from './work.js';
+import { copyBatches, copyReferenceTables, type CopyRun } from './copy.js';
 
 export interface MigrateOptions {
   /** streams (batches) in flight at once; default 2 (NOTES-COPY: 2 beat 4 on 2 cores) */
@@ -74,69 +71,40 @@ export interface MigrateResult {
 export async function migrate(config: Config, opts: MigrateOptions = {}): Promise<MigrateResult> {
   const started = performance.now();
   const emit: EventSink = opts.onEvent ?? (() => undefined);
-  // a dry run changes nothing, not even by creating the catalog schema
-  const catalog = await Catalog.open(config.catalog, { create: !opts.dryRun });
-  let run: Run | undefined;
-  try {
-    if (!opts.dryRun) run = await catalog.lock('migrate', argsOf(opts));
+  const spec = {
+    command: 'migrate',
+    args: argsOf(opts),
+    record: !opts.dryRun,
+    create: !opts.dryRun, // a dry run changes nothing, not even by creating the catalog schema
+    outcome: (r: MigrateResult) => ({ status: r.ok ? ('ok' as const) : ('failed' as const), summary: summary(r, started) }),
+  };
+  return withRun(config.catalog, spec, async (scope) => {
+    const { catalog, run } = scope;
     const source = sourceEndpoint(config);
-    const { model, units } = await withClient(source, async (c) => {
-      const model = await loadModel(config, c);
-      await checkSourceRows(c, model);
-      if (run) await captureDefinitions(catalog.client, c, model);
-      const reader = model.cellSpecs.length ? await connect(source) : undefined;
-      try {
-        if (reader) await prepareCells(c, reader, model);
-        return { model, units: await takeInventory(c, model, rootTables(model)) };
-      } finally {
-        await reader?.end();
-      }
-    });
+    const { model, units } = await readSource(source, config, run ? catalog : undefined);
     const tables = selectTables(model, opts.tables);
-    const router = createRouter(config);
-    const routeOf = (u: string) => (config.strategy.kind === 'jump' ? router.shardFor(u) : router.shardForCell(u));
+    const routeOf = unitRoute(config);
     const placements = await placementsIfAny(catalog.client);
-
-    let wanted = [...units.keys()].sort();
-    if (opts.units) {
-      checkUnits(model, tables, opts.units);
-      wanted = pick(wanted, opts.units, 'unit');
-    }
-    if (opts.plan) wanted = fromPlan(wanted, opts.plan, routeOf);
-
-    // --tables naming only some sharded tables re-copies those tables of units already placed; a
-    // unit is placed only when all its tables are copied, so unplaced units wait for a full run.
-    const shardedSelected = tables.filter((t) => t.config.route.kind !== 'reference');
-    const partial = shardedSelected.length < model.sharded.length;
-    const elsewhere: MigrateResult['elsewhere'] = [];
-    const pending = new Map<string, string[]>(config.shards.map((s) => [s.id, []]));
-    let skipped = 0;
-    for (const u of wanted) {
-      const to = routeOf(u);
-      const placedOn = placements.get(u);
-      if (placedOn !== undefined && placedOn !== to) elsewhere.push({ unit: u, placedOn, routesTo: to });
-      else if (partial ? placedOn === undefined || shardedSelected.length === 0 : placedOn === to && !opts.resync) skipped++;
-      else pending.get(to)!.push(u);
-    }
+    const work = chooseWork(config, model, tables, [...units.keys()].sort(), placements, routeOf, opts);
 
     // Check every shard before writing anything: reachable, schema fits, no rows it should not hold.
     await checkShards(config, model, (u, shard) => placements.get(u) === shard || (placements.get(u) === undefined && routeOf(u) === shard));
 
-    const batches = makeBatches(pending, units, opts.batchRows ?? 1_000_000);
+    const batches = makeBatches(work.pending, units, opts.batchRows ?? 1_000_000);
     // Units were counted in their root tables only (cheap); scale by the planner's table sizes for progress totals.
     const scale = await withClient(source, (c) => rowScale(c, model, tables));
     const perShard = config.shards.map((s) => ({
       shard: s.id,
-      units: pending.get(s.id)!.length,
-      rows: Math.round(pending.get(s.id)!.reduce((n, u) => n + Number(units.get(u)!.rows), 0) * scale),
+      units: work.pending.get(s.id)!.length,
+      rows: Math.round(work.pending.get(s.id)!.reduce((n, u) => n + Number(units.get(u)!.rows), 0) * scale),
     }));
-    emit({ type: 'start', runId: run?.id, units: wanted.length, skipped, rows: perShard.reduce((n, s) => n + s.rows, 0), shards: perShard });
+    emit({ type: 'start', runId: run?.id, units: work.wanted.length, skipped: work.skipped, rows: perShard.reduce((n, s) => n + s.rows, 0), shards: perShard });
 
     const result: MigrateResult = {
       ok: true,
       dryRun: Boolean(opts.dryRun),
       runId: run?.id,
-      units: { total: wanted.length, copied: 0, skipped, failed: 0, elsewhere: elsewhere.length },
+      units: { total: work.wanted.length, copied: 0, skipped: work.skipped, failed: 0, elsewhere: work.elsewhere.length },
       rows: 0,
       bytes: 0,
       seconds: 0,
@@ -144,105 +112,59 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       reference: [],
       failures: [],
       errors: [],
-      elsewhere,
+      elsewhere: work.elsewhere,
       exitCode: ExitCode.ok,
     };
     if (opts.dryRun) return finish(result, started);
     await syncTopology(catalog.client, config);
 
-    const limit = pLimit(Math.max(1, opts.concurrency ?? 2));
-    const journal = pLimit(1); // one catalog connection: its transactions must not interleave
-    const shardStats = new Map(result.shards.map((s) => [s.shard, s]));
-
+    const copy: CopyRun = { config, model, source, catalog: catalog.client, runId: run!.id, opts, emit, result, limit: pLimit(Math.max(1, opts.concurrency ?? 2)) };
     // Reference tables first: sharded rows may reference them by foreign key.
-    const refTables = tables.filter((t) => t.config.route.kind === 'reference');
-    await Promise.all(
-      config.shards.map((s) =>
-        limit(async () => {
-          const refs = await syncReferenceTables(refTables, source, shardEndpoint(config, s.id), opts.signal);
-          for (const r of refs) {
-            result.reference.push({ ...r, shard: s.id });
-            emit({ type: 'reference', shard: s.id, ...r });
-          }
-        }),
-      ),
-    );
-
-    const sharded = tables.filter((t) => t.config.route.kind !== 'reference');
-    await Promise.all(
-      batches.map((batch) =>
-        limit(async () => {
-          if (opts.signal?.aborted) return;
-          const stats = shardStats.get(batch.shard)!;
-          const runBatch = () =>
-            copyBatch(batch, {
-              model,
-              source,
-              target: shardEndpoint(config, batch.shard),
-              tables: sharded,
-              verify: opts.verify !== false,
-              fireTriggers: opts.fireTriggers,
-              signal: opts.signal,
-              onBytes: (n) => emit({ type: 'bytes', shard: batch.shard, bytes: n }),
-              onTable: (table, rows, bytes) => emit({ type: 'table', shard: batch.shard, table, units: batch.units.length, rows, bytes }),
-            });
-          try {
-            let r;
-            try {
-              r = await runBatch();
-            } catch (e) {
-              // A dropped connection is retried once on fresh connections; the batch is all-or-nothing.
-              if (opts.signal?.aborted || !isConnectionLoss(e)) throw e;
-              emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error: message(e), retrying: true });
-              r = await runBatch();
-            }
-            await journal(() => recordPlacements(catalog.client, run!.id, batch.shard, r.placed, partial ? sharded.map((t) => t.name) : undefined));
-            stats.rows += r.rows;
-            stats.bytes += r.bytes;
-            stats.failed += r.failed.length;
-            result.rows += r.rows;
-            result.bytes += r.bytes;
-            result.units.copied += r.placed.size;
-            result.units.failed += r.failed.length;
-            for (const f of r.failed) result.failures.push({ ...f, shard: batch.shard });
-            emit({ type: 'batch', shard: batch.shard, units: [...batch.units], rows: r.rows, bytes: r.bytes, failed: r.failed });
-          } catch (e) {
-            if (opts.signal?.aborted) return;
-            result.errors.push({ shard: batch.shard, units: [...batch.units], error: message(e) });
-            emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error: message(e), retrying: false });
-          }
-        }),
-      ),
-    );
+    await copyReferenceTables(copy, tables.filter((t) => t.config.route.kind === 'reference'));
+    await copyBatches(copy, batches, tables.filter((t) => t.config.route.kind !== 'reference'), work.partial);
     if (opts.signal?.aborted) {
-      await catalog.finish(run!, 'interrupted', summary(result, started));
+      await scope.finish('interrupted', summary(result, started));
       throw new UserError('interrupted', `interrupted: ${result.units.copied} units were copied and journaled; in-flight batches rolled back`, {
         hint: 'run the same command again to continue',
       });
     }
-
-    // New inserts on a shard must not reuse ids the source already handed out (one shard at a
-    // time: the source client runs one query at a time).
-    const touched = config.shards.filter((s) => shardStats.get(s.id)!.units > 0).map((s) => s.id);
-    await withClient(source, async (src) => {
-      for (const id of touched) {
-        const n = await withClient(shardEndpoint(config, id), (dst) => alignSequences(src, dst, tables));
-        emit({ type: 'sequences', shard: id, sequences: n });
-      }
-    });
+    const touched = result.shards.filter((s) => s.units > 0).map((s) => s.shard);
+    await alignShardSequences(config, source, touched, tables, emit);
 
     finish(result, started);
-    await catalog.finish(run!, result.ok ? 'ok' : 'failed', summary(result, started));
+    await scope.finish(spec.outcome(result).status, summary(result, started));
     emit({ type: 'done', seconds: result.seconds, rows: result.rows, bytes: result.bytes });
     return result;
-  } catch (e) {
-    if (run && !(e instanceof UserError && e.kind === 'interrupted')) {
-      await catalog.finish(run, 'failed', { error: message(e) }).catch(() => undefined);
+  });
+}
+
+/** The model and the units of the source (root tables only); a recorded run also stores the table definitions. */
+async function readSource(source: Endpoint, config: Config, recordTo: Catalog | undefined) {
+  return withClient(source, async (c) => {
+    const model = await loadModel(config, c);
+    await checkSourceRows(c, model);
+    if (recordTo) await captureDefinitions(recordTo.client, c, model);
+    const reader = model.cellSpecs.length ? await connect(source) : undefined;
+    try {
+      if (reader) await prepareCells(c, reader, model);
+      return { model, units: await takeInventory(c, model, rootTables(model)) };
+    } finally {
+      await reader?.end();
     }
-    throw e;
-  } finally {
-    await catalog.close();
-  }
+  });
+}
+
+/**
+ * New inserts on a shard must not reuse ids the source already handed out (one shard at a time:
+ * the source client runs one query at a time).
+ */
+async function alignShardSequences(config: Config, source: Endpoint, shards: string[], tables: readonly TableModel[], emit: EventSink): Promise<void> {
+  await withClient(source, async (src) => {
+    for (const id of shards) {
+      const n = await withClient(shardEndpoint(config, id), (dst) => alignSequences(src, dst, tables));
+      emit({ type: 'sequences', shard: id, sequences: n });
+    }
+  });
 }
 
 function finish(result: MigrateResult, started: number): MigrateResult {
@@ -261,8 +183,6 @@ const summary = (r: MigrateResult, started: number) => ({
   failures: r.failures.length,
   errors: r.errors.length,
 });
-
-const message = (e: unknown) => redactText(e instanceof Error ? e.message : String(e));
 
 function argsOf(o: MigrateOptions): Record<string, unknown> {
   return { concurrency: o.concurrency, units: o.units, tables: o.tables, plan: Boolean(o.plan), verify: o.verify !== false, resync: o.resync };

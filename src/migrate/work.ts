@@ -1,5 +1,8 @@
 import type pg from 'pg';
+import type { Config } from '../config/types.js';
 import { UserError, usageError } from '../errors.js';
+import { createRouter } from '../routing/router.js';
+import { checkUnits } from '../tables/select.js';
 import { rootTables } from '../transfer/inventory.js';
 import type { Model, TableModel } from '../tables/model.js';
 import type { Batch } from '../transfer/batch.js';
@@ -60,4 +63,57 @@ export function makeBatches(pending: Map<string, string[]>, units: Map<string, {
   const interleaved: Batch[] = [];
   for (let i = 0; perShard.some((b) => i < b.length); i++) for (const b of perShard) if (b[i]) interleaved.push(b[i]!);
   return interleaved;
+}
+
+/** The shard a unit (tenant key or H3 cell) routes to under the config's strategy. */
+export function unitRoute(config: Config): (unit: string) => string {
+  const router = createRouter(config);
+  return (u) => (config.strategy.kind === 'jump' ? router.shardFor(u) : router.shardForCell(u));
+}
+
+export interface Work {
+  /** the units asked for (all, --units, or a plan's) */
+  wanted: string[];
+  /** per shard, the units to copy there */
+  pending: Map<string, string[]>;
+  /** wanted units already placed where they route (or, for a partial run, not placed yet) */
+  skipped: number;
+  /** units placed on another shard than their route: rebalance moves them, migrate does not */
+  elsewhere: { unit: string; placedOn: string; routesTo: string }[];
+  /** only some sharded tables are copied */
+  partial: boolean;
+}
+
+/** What a run copies where, from the units on the source, the placements and the options. */
+export function chooseWork(
+  config: Config,
+  model: Model,
+  tables: readonly TableModel[],
+  all: string[],
+  placements: Map<string, string>,
+  routeOf: (u: string) => string,
+  opts: { units?: readonly string[]; plan?: { units: readonly { unit: string; shard: string }[] }; resync?: boolean },
+): Work {
+  let wanted = all;
+  if (opts.units) {
+    checkUnits(model, tables, opts.units);
+    wanted = pick(wanted, opts.units, 'unit');
+  }
+  if (opts.plan) wanted = fromPlan(wanted, opts.plan, routeOf);
+
+  // --tables naming only some sharded tables re-copies those tables of units already placed; a
+  // unit is placed only when all its tables are copied, so unplaced units wait for a full run.
+  const shardedSelected = tables.filter((t) => t.config.route.kind !== 'reference');
+  const partial = shardedSelected.length < model.sharded.length;
+  const elsewhere: Work['elsewhere'] = [];
+  const pending = new Map<string, string[]>(config.shards.map((s) => [s.id, []]));
+  let skipped = 0;
+  for (const u of wanted) {
+    const to = routeOf(u);
+    const placedOn = placements.get(u);
+    if (placedOn !== undefined && placedOn !== to) elsewhere.push({ unit: u, placedOn, routesTo: to });
+    else if (partial ? placedOn === undefined || shardedSelected.length === 0 : placedOn === to && !opts.resync) skipped++;
+    else pending.get(to)!.push(u);
+  }
+  return { wanted, pending, skipped, elsewhere, partial };
 }

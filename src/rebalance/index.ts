@@ -1,6 +1,6 @@
 import pLimit from 'p-limit';
 import type { Config } from '../config/types.js';
-import { Catalog, type Run } from '../catalog/catalog.js';
+import { withRun } from '../catalog/run.js';
 import { withClient } from '../db/connect.js';
 import { blockedError, ExitCode, UserError } from '../errors.js';
 import { redactText } from '../redact.js';
@@ -61,10 +61,13 @@ export interface RebalanceResult {
 export async function rebalance(config: Config, opts: RebalanceOptions = {}): Promise<RebalanceResult> {
   const started = performance.now();
   const emit = opts.onEvent ?? (() => undefined);
-  const catalog = await Catalog.open(config.catalog);
-  let run: Run | undefined;
-  try {
-    if (opts.apply) run = await catalog.lock('rebalance', { concurrency: opts.concurrency });
+  const spec = {
+    command: 'rebalance',
+    args: { concurrency: opts.concurrency },
+    record: Boolean(opts.apply),
+    outcome: (r: RebalanceResult) => ({ status: r.ok ? ('ok' as const) : ('failed' as const), summary: summary(r) }),
+  };
+  return withRun(config.catalog, spec, async ({ catalog, run, finish }) => {
     const placed = await catalog.client.query<{ unit: string; shard: string; rows: string; bytes: string }>(
       'SELECT unit, shard, rows, bytes FROM shardctl.placements',
     );
@@ -131,20 +134,13 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
       );
     }
     if (opts.signal?.aborted) {
-      await catalog.finish(run!, 'interrupted', summary(result));
+      await finish('interrupted', summary(result));
       throw new UserError('interrupted', `interrupted: ${result.moves.filter((m) => m.status === 'moved').length} units moved; moves in flight stay fenced and journaled`, {
         hint: 'run the same command again to complete them',
       });
     }
-    done(result, started);
-    await catalog.finish(run!, result.ok ? 'ok' : 'failed', summary(result));
-    return result;
-  } catch (e) {
-    if (run && !(e instanceof UserError && e.kind === 'interrupted')) await catalog.finish(run, 'failed', { error: String(e) }).catch(() => undefined);
-    throw e;
-  } finally {
-    await catalog.close();
-  }
+    return done(result, started);
+  });
 }
 
 /** Every shard involved in a move gets the fence guard. */

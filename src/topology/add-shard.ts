@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-import { Catalog } from '../catalog/catalog.js';
+import { withRun } from '../catalog/run.js';
 import { connect, withClient, type Endpoint, withTransaction } from '../db/connect.js';
 import { quoteTable } from '../db/ident.js';
 import { blockedError, problemsError, usageError } from '../errors.js';
@@ -35,9 +35,13 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
   if (config.shards.some((s) => s.id === opts.id)) throw usageError(`shard ${opts.id} is already in ${config.file}`);
   if (config.shards.some((s) => sameServer(s.primary, opts.primary))) throw usageError(`${opts.id}: that server and database is already a shard`);
   const target: Endpoint = { label: `shard ${opts.id}`, url: opts.primary };
-  const catalog = await Catalog.open(config.catalog);
-  try {
-    const run = await catalog.lock('add-shard', { id: opts.id });
+  const spec = {
+    command: 'add-shard',
+    args: { id: opts.id },
+    record: true,
+    outcome: (r: AddShardResult) => ({ status: 'ok' as const, summary: { id: r.id, created: r.created } }),
+  };
+  return withRun(config.catalog, spec, async ({ catalog }) => {
     const defs = await definitions(catalog.client, config);
     const created = await withClient(target, async (c) => {
       await checkWritable(c, opts.id);
@@ -52,11 +56,8 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
     });
     const next = editConfigFile(config.file, appendShard({ id: opts.id, primary: opts.primary, replicas: opts.replicas ?? [] }));
     await syncTopology(catalog.client, next);
-    await catalog.finish(run, 'ok', { id: opts.id, created });
     return { id: opts.id, created, config: next };
-  } finally {
-    await catalog.close();
-  }
+  });
 }
 
 /** The captured definitions; captured now from the source (or the first shard) if no migrate did it yet. */

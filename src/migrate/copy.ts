@@ -1,0 +1,102 @@
+import type pg from 'pg';
+import pLimit, { type LimitFunction } from 'p-limit';
+import type { Config } from '../config/types.js';
+import { recordPlacements } from '../catalog/placements.js';
+import type { Endpoint } from '../db/connect.js';
+import { shardEndpoint } from '../db/endpoints.js';
+import { isConnectionLoss } from '../db/pg-error.js';
+import { redactText } from '../redact.js';
+import type { Model, TableModel } from '../tables/model.js';
+import { copyBatch, type Batch } from '../transfer/batch.js';
+import { syncReferenceTables } from '../transfer/reference.js';
+import type { EventSink } from './events.js';
+import type { MigrateOptions, MigrateResult } from './index.js';
+
+/** What the copy steps of one migrate run share; `result` is filled in as batches finish. */
+export interface CopyRun {
+  readonly config: Config;
+  readonly model: Model;
+  readonly source: Endpoint;
+  /** the catalog connection the batches are journaled on */
+  readonly catalog: pg.ClientBase;
+  readonly runId: number;
+  readonly opts: MigrateOptions;
+  readonly emit: EventSink;
+  readonly result: MigrateResult;
+  /** streams in flight at once, over reference tables and batches */
+  readonly limit: LimitFunction;
+}
+
+/** Every shard gets the reference tables as the source has them. */
+export async function copyReferenceTables(run: CopyRun, tables: readonly TableModel[]): Promise<void> {
+  const { config, result, emit } = run;
+  await Promise.all(
+    config.shards.map((s) =>
+      run.limit(async () => {
+        const refs = await syncReferenceTables(tables, run.source, shardEndpoint(config, s.id), run.opts.signal);
+        for (const r of refs) {
+          result.reference.push({ ...r, shard: s.id });
+          emit({ type: 'reference', shard: s.id, ...r });
+        }
+      }),
+    ),
+  );
+}
+
+/**
+ * Runs the batches, each all-or-nothing, and journals each finished one. A batch that fails is
+ * recorded in `result.errors` and the others go on; `partial` (some sharded tables only) journals
+ * which tables were copied.
+ */
+export async function copyBatches(run: CopyRun, batches: readonly Batch[], sharded: readonly TableModel[], partial: boolean): Promise<void> {
+  const { config, result, emit, opts } = run;
+  const journal = pLimit(1); // one catalog connection: its transactions must not interleave
+  const shardStats = new Map(result.shards.map((s) => [s.shard, s]));
+  await Promise.all(
+    batches.map((batch) =>
+      run.limit(async () => {
+        if (opts.signal?.aborted) return;
+        const stats = shardStats.get(batch.shard)!;
+        const runBatch = () =>
+          copyBatch(batch, {
+            model: run.model,
+            source: run.source,
+            target: shardEndpoint(config, batch.shard),
+            tables: sharded,
+            verify: opts.verify !== false,
+            fireTriggers: opts.fireTriggers,
+            signal: opts.signal,
+            onBytes: (n) => emit({ type: 'bytes', shard: batch.shard, bytes: n }),
+            onTable: (table, rows, bytes) => emit({ type: 'table', shard: batch.shard, table, units: batch.units.length, rows, bytes }),
+          });
+        try {
+          let r;
+          try {
+            r = await runBatch();
+          } catch (e) {
+            // A dropped connection is retried once on fresh connections; the batch is all-or-nothing.
+            if (opts.signal?.aborted || !isConnectionLoss(e)) throw e;
+            emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error: message(e), retrying: true });
+            r = await runBatch();
+          }
+          await journal(() => recordPlacements(run.catalog, run.runId, batch.shard, r.placed, partial ? sharded.map((t) => t.name) : undefined));
+          stats.rows += r.rows;
+          stats.bytes += r.bytes;
+          stats.failed += r.failed.length;
+          result.rows += r.rows;
+          result.bytes += r.bytes;
+          result.units.copied += r.placed.size;
+          result.units.failed += r.failed.length;
+          for (const f of r.failed) result.failures.push({ ...f, shard: batch.shard });
+          emit({ type: 'batch', shard: batch.shard, units: [...batch.units], rows: r.rows, bytes: r.bytes, failed: r.failed });
+        } catch (e) {
+          if (opts.signal?.aborted) return;
+          result.errors.push({ shard: batch.shard, units: [...batch.units], error: message(e) });
+          emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error: message(e), retrying: false });
+        }
+      }),
+    ),
+  );
+}
+
+const message = (e: unknown) => redactText(e instanceof Error ? e.message : String(e));
