@@ -3,6 +3,7 @@ import type { MigrateEvent } from '../src/migrate/events.js';
 // VERIFY CALL SITE — the bench's only dependency on src/verify (see runVerify below).
 import { verify } from '../src/verify/index.js';
 import type { BenchPlan } from './fleet.js';
+import { verifyExit } from '../commands/exit-codes.js';
 
 /** Where a migrate run spent its wall time, from the engine's own progress events. */
 export interface MigrateBreakdown {
@@ -76,7 +77,7 @@ export async function runVerify(plan: BenchPlan): Promise<VerifyPhase> {
   const r = await verify(plan.config, {});
   return {
     ok: r.ok,
-    exitCode: r.exitCode,
+    exitCode: verifyExit(r),
     seconds: r.seconds,
     rows: r.shards.reduce((n, s) => n + s.rows, 0),
     findings: r.findings.length,

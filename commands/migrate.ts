@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { usageError } from '../src/index.js';
 import { migrate, type MigrateResult } from '../src/index.js';
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
+import { migrateExit } from './exit-codes.js';
 import { interruptSignal } from './signals.js';
 import { formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
 import { createReporter } from './ui/progress.js';
@@ -58,8 +59,8 @@ export function register(program: Command): void {
       reporter.stop();
       interrupt.dispose();
     }
-    out.result(render(result, config.file), result);
-    process.exitCode = result.exitCode;
+    process.exitCode = migrateExit(result);
+    out.result(render(result, config.file), { ...result, exitCode: process.exitCode });
   });
 }
 

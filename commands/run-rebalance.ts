@@ -1,8 +1,10 @@
 import type { Config } from '../src/index.js';
 import { rebalance, type RebalanceEvent, type RebalanceResult } from '../src/index.js';
 import { output, type GlobalOptions } from './context.js';
+import { rebalanceExit } from './exit-codes.js';
 import { interruptSignal } from './signals.js';
 import { formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
+import { reporterFor } from './ui/reporter.js';
 
 export interface RebalanceFlags extends GlobalOptions {
   apply?: boolean;
@@ -13,18 +15,19 @@ export interface RebalanceFlags extends GlobalOptions {
 export async function runRebalance(config: Config, opts: RebalanceFlags): Promise<RebalanceResult> {
   const out = output(opts);
   const interrupt = interruptSignal();
-  const say = (s: string) => (opts.json || !s ? undefined : out.info(s));
+  const reporter = reporterFor<RebalanceEvent>(opts, { lines: () => ({ line: (e) => describe(e) || undefined }) });
   try {
     const result = await rebalance(config, {
       apply: opts.apply,
       concurrency: opts.concurrency,
       signal: interrupt.signal,
-      onEvent: (e) => (opts.json ? process.stderr.write(`${JSON.stringify(e)}\n`) : say(describe(e))),
+      onEvent: (e) => reporter.event(e),
     });
-    out.result(render(result, config.file), result);
-    process.exitCode = result.exitCode;
+    process.exitCode = rebalanceExit(result);
+    out.result(render(result, config.file), { ...result, exitCode: process.exitCode });
     return result;
   } finally {
+    reporter.stop();
     interrupt.dispose();
   }
 }

@@ -1,9 +1,11 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { UserError } from '../src/index.js';
+import { verifyExit } from './exit-codes.js';
 import { formatReport, junitXml, verify, type VerifyEvent } from '../src/index.js';
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
 import { formatCount, table } from './ui/format.js';
+import { reporterFor } from './ui/reporter.js';
 
 interface VerifyFlags extends GlobalOptions {
   units?: string[];
@@ -31,13 +33,14 @@ export function register(program: Command): void {
   ).action(async (opts: VerifyFlags) => {
     const config = load(opts);
     const out = output(opts);
+    const reporter = reporterFor<VerifyEvent>(opts, { lines: () => ({ line: progress }) });
     const result = await verify(config, {
       units: opts.units,
       tables: opts.tables,
       concurrency: opts.concurrency,
       placementOnly: opts.placementOnly,
-      onEvent: (e) => progress(e, out.info),
-    });
+      onEvent: (e) => reporter.event(e),
+    }).finally(() => reporter.stop());
     if (opts.junit) {
       try {
         writeFileSync(opts.junit, junitXml(result));
@@ -45,13 +48,14 @@ export function register(program: Command): void {
         throw new UserError('blocked', `--junit ${opts.junit}: cannot write the report (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
       }
     }
-    out.result(formatReport(result, { table }), result);
-    process.exitCode = result.exitCode;
+    process.exitCode = verifyExit(result);
+    out.result(formatReport(result, { table }), { ...result, exitCode: process.exitCode });
   });
 }
 
-function progress(e: VerifyEvent, say: (line: string) => void): void {
-  if (e.type === 'start') say(`verifying ${e.tables} tables on ${e.servers.join(', ')} (units' shards from ${e.placementsFrom})`);
-  else if (e.type === 'table') say(`${e.server}: ${e.table} ${formatCount(e.rows)} rows, ${formatCount(e.units)} units (${e.seconds.toFixed(2)}s)`);
-  else if (e.type === 'server' && e.error) say(`${e.server}: could not be read: ${e.error}`);
+function progress(e: VerifyEvent): string | undefined {
+  if (e.type === 'start') return `verifying ${e.tables} tables on ${e.servers.join(', ')} (units' shards from ${e.placementsFrom})`;
+  if (e.type === 'table') return `${e.server}: ${e.table} ${formatCount(e.rows)} rows, ${formatCount(e.units)} units (${e.seconds.toFixed(2)}s)`;
+  if (e.type === 'server' && e.error) return `${e.server}: could not be read: ${e.error}`;
+  return undefined;
 }

@@ -29,5 +29,6 @@ export { byteSize } from './config/schema.js';
 export { usageError } from './errors.js';
 export { redactText } from './redact.js';
 export { withClient } from './db/connect.js';
+export { pgFailure } from './db/pg-error.js';
 export { editConfigFile, setPin, removePin, setMapping } from './topology/edit.js';
 export { worst as worstHealthStatus } from './health/status.js';

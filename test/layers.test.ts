@@ -27,7 +27,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['harness/fixtures/'], // deterministic data sets
   ['harness/demo/'], // the demo's fleet staging
   ['commands/ui/'], // reporters, formatting, error printing
-  ['commands/signals.ts', 'commands/context.ts'], // interrupts; global options and config loading
+  ['commands/signals.ts', 'commands/context.ts', 'commands/env.ts', 'commands/exit-codes.ts'], // interrupts; options and config; SHARDCTL_* twins; exit codes
   ['commands/run-rebalance.ts'], // the rebalance run shared by rebalance, add-shard and pin
   ['commands/*.ts'], // one file per command, none importing another
   ['commands/cli.ts'], // the program

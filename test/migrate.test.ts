@@ -8,6 +8,7 @@ import { createRouter } from '../src/routing/router.js';
 import { runCli, watchCli } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
 import { resetShards, rowVersions, sql } from './helpers/fleet.js';
+import { migrateExit } from '../commands/exit-codes.js';
 
 describe('migrate: POS fixture (jump)', () => {
   let stage: Stage;
@@ -78,6 +79,34 @@ describe('migrate: POS fixture (jump)', () => {
     await assertExact(stage.config);
   });
 
+  it('a PostgreSQL error outside the batches reaches the user with shard, table, SQLSTATE, detail and hint, not as a bug', async () => {
+    const s2 = stage.config.shards[2]!.primary;
+    await sql(s2, `UPDATE currencies SET name = 'tampered' WHERE code = 'USD'`);
+    await sql(
+      s2,
+      `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+         RAISE EXCEPTION 'currencies are frozen' USING ERRCODE = 'P0001', DETAIL = 'a DBA froze them', HINT = 'ask the DBA', SCHEMA = 'public', TABLE = 'currencies';
+       END $$`,
+    );
+    await sql(s2, 'CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON currencies FOR EACH ROW EXECUTE FUNCTION refuse()');
+    try {
+      const r = runCli(['migrate', '--config', cfg, '--tables', 'currencies']);
+      assert.equal(r.status, 3, r.stderr);
+      assert.match(r.stderr, /^shardctl: error: shard s2, reference tables, table public\.currencies: currencies are frozen \[P0001\]$/m);
+      assert.match(r.stderr, /^  detail: a DBA froze them$/m);
+      assert.match(r.stderr, /^hint: ask the DBA$/m);
+      assert.doesNotMatch(r.stderr, /internal error|This is a bug/);
+      const runs = await sql(stage.config.catalog, `SELECT status, summary->>'error' AS error FROM shardctl.runs ORDER BY id DESC LIMIT 1`);
+      assert.equal(runs[0].status, 'failed');
+      assert.match(runs[0].error, /shard s2, reference tables, table public\.currencies: currencies are frozen \[P0001\]/);
+    } finally {
+      await sql(s2, 'DROP TRIGGER refuse ON currencies');
+      await sql(s2, 'DROP FUNCTION refuse()');
+    }
+    assert.equal((await migrate(stage.config, { tables: ['currencies'] })).ok, true);
+    await assertExact(stage.config);
+  });
+
   it('--dry-run changes nothing and says what would be copied', async () => {
     await resetShards(stage.config);
     const r = runCli(['migrate', '--config', cfg, '--dry-run']);
@@ -141,7 +170,7 @@ describe('migrate: POS fixture (jump)', () => {
     try {
       for (const fireTriggers of [false, true]) {
         const r = await migrate(stage.config, { fireTriggers });
-        assert.equal(r.exitCode, 1);
+        assert.equal(migrateExit(r), 1);
         assert.deepEqual([...new Set(r.errors.map((e) => e.shard))], ['s1']);
         const expected = fireTriggers ? /violates foreign key constraint "orders_gate"/ : /shard s1: table public\.orders: \d+ copied row\(s\) break foreign key orders_gate \(no matching row in gate\)/;
         assert.match(r.errors[0]!.error, expected);

@@ -138,6 +138,8 @@ tables: [ { name: orders } ]
     assert.equal(r.shardFor('8'), 's2');
     assert.equal(jumpHash(tenantKey64(8), 3), 0, 'without its pin tenant 8 would hash to s0');
     assert.throws(() => r.shardForLocation(1, 1), /h3 strategy/);
+    const { shardForUnit } = r; // a unit is a tenant key as the catalog stores it (text)
+    for (const id of ['1', '2', '8', '12345']) assert.equal(shardForUnit(id), r.shardFor(id));
   });
 
   it('routes locations and cells through the mapping, unmapped cells to the default shard', () => {
@@ -154,5 +156,8 @@ tables: [ { name: locations, lat: latitude, lng: longitude } ]
     assert.equal(r.shardForCell(latLngToCell(37.5665, 126.978, 12)), 'kr');
     assert.equal(r.shardForCell(seoul.toUpperCase()), 'kr');
     assert.throws(() => r.shardFor(1), /jump strategy/);
+    const { shardForUnit } = r; // a unit is a shard-resolution cell
+    assert.equal(shardForUnit(seoul), 'kr');
+    assert.equal(shardForUnit(shardCell(37.7749, -122.4194)), 'us');
   });
 });

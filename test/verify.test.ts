@@ -28,6 +28,7 @@ import { loadModel } from '../src/tables/model.js';
 import { deleteSql, scopeOf } from '../src/tables/scope.js';
 import { formatReport, junitXml, verify, type Finding, type VerifyOptions, type VerifyResult } from '../src/verify/index.js';
 import { repoPath } from './helpers/paths.js';
+import { migrateExit, verifyExit } from '../commands/exit-codes.js';
 
 const BIN = repoPath('bin/shardctl.js');
 let pos: Stage;
@@ -53,8 +54,8 @@ before(async () => {
     migrate(pos.config),
     migrate(loc.config),
   ]);
-  assert.equal(m.exitCode, 0, JSON.stringify(m.failures.slice(0, 3)));
-  assert.equal(l.exitCode, 0, JSON.stringify(l.failures.slice(0, 3)));
+  assert.equal(migrateExit(m), 0, JSON.stringify(m.failures.slice(0, 3)));
+  assert.equal(migrateExit(l), 0, JSON.stringify(l.failures.slice(0, 3)));
   const router = createRouter(pos.config);
   for (let id = 1; id <= 10; id++) {
     const s = router.shardFor(id);
@@ -100,7 +101,7 @@ function assertFindings(r: VerifyResult, expected: Partial<Finding>[]): void {
     assert.ok(hit, `expected a finding ${JSON.stringify(want)}${report}`);
   }
   assert.equal(r.ok, expected.length === 0);
-  assert.equal(r.exitCode, expected.length === 0 ? 0 : 1);
+  assert.equal(verifyExit(r), expected.length === 0 ? 0 : 1);
 }
 
 function isDeepEqual(a: unknown, b: unknown): boolean {
@@ -424,6 +425,11 @@ test('the CLI exits 0 on a clean fleet and writes a passing JUnit file; --json c
   assert.equal(doc.ok, true);
   assert.equal(doc.exitCode, 0);
   assert.deepEqual(doc.findings, []);
+  // progress is NDJSON on stderr under --json, as for migrate and rebalance
+  const events = c.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  assert.equal(events[0]?.type, 'start');
+  assert.ok(events.some((e) => e.type === 'table' && e.server === 's1'));
+  assert.ok(events.some((e) => e.type === 'server' && e.server === 'source'));
   const x = parseJunit(junit).testsuites;
   assert.deepEqual([x.tests, x.failures, x.errors], ['27', '0', '0']);
   assert.ok(x.testsuite.every((s) => s.testcase.length === 9 && s.testcase.every((t) => !t.failure && t.classname === `shardctl.verify.${s.name.slice(6)}`)));
@@ -435,7 +441,7 @@ test('a shard that cannot be reached: exit 3, named, password redacted', async (
   const bad = `postgres://postgres:shard-secret@127.0.0.1:${port}/app`;
   const config = { ...pos.config, shards: pos.config.shards.map((s) => (s.id === 's2' ? { ...s, primary: bad } : s)) };
   const r = await run(pos, {}, config);
-  assert.equal(r.exitCode, 3);
+  assert.equal(verifyExit(r), 3);
   assert.deepEqual(r.errors.map((e) => e.server), ['s2']);
   assert.match(r.errors[0]!.message, new RegExp(`shard s2 \\(postgres://postgres:\\*\\*\\*@127\\.0\\.0\\.1:${port}/app\\): cannot connect`));
   assert.deepEqual(r.findings, [], 'the reachable shards still match');

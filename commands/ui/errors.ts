@@ -1,12 +1,14 @@
 import chalk from 'chalk';
 import { ExitCode, isUserError } from '../../src/index.js';
-import { redactText } from '../../src/index.js';
+import { pgFailure, redactText } from '../../src/index.js';
 
 /**
  * The one place an error becomes output and an exit code. A UserError was expected: one line, its
  * details and hint, no stack. Anything else is a bug: the stack, and a request to report it.
  */
-export function reportError(e: unknown, json: boolean): number {
+export function reportError(error: unknown, json: boolean): number {
+  // A server's error the engine did not place is still the server's, not a bug.
+  const e = pgFailure(error, 'PostgreSQL');
   if (isUserError(e)) {
     if (json) {
       process.stdout.write(`${JSON.stringify({ ok: false, error: { kind: e.kind, message: e.message, details: e.details, hint: e.hint } })}\n`);

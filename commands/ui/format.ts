@@ -1,10 +1,13 @@
-/** Human units for reports. */
+/**
+ * Human units for reports. A kB is 1024 bytes everywhere shardctl shows or reads a size (as
+ * PostgreSQL's pg_size_pretty, the config's `capacity: 2GB` and health's messages).
+ */
 export function formatBytes(n: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
   let i = 0;
   let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
     i++;
   }
   return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;

@@ -1,83 +1,50 @@
 import cliProgress from 'cli-progress';
 import type { MigrateEvent } from '../../src/index.js';
 import { formatBytes, formatCount, formatSeconds } from './format.js';
-import { interactive } from './output.js';
+import { reporterFor, type LineView, type Reporter } from './reporter.js';
 
-export interface Reporter {
-  event(e: MigrateEvent): void;
-  stop(): void;
+/** migrate's progress: bytes folded under --json, a multi-bar on a TTY, else lines and a heartbeat. */
+export function createReporter(opts: { json?: boolean; quiet?: boolean }): Reporter<MigrateEvent> {
+  return reporterFor(opts, { lines, bars, bytesOf: (e) => (e.type === 'bytes' ? e.bytes : undefined) });
 }
 
-/**
- * The reporter for the situation: NDJSON events with --json, a multi-bar on a TTY, else one line
- * per finished table and shard plus a heartbeat (CI logs, cron). --quiet silences the last two.
- */
-export function createReporter(opts: { json?: boolean; quiet?: boolean }): Reporter {
-  if (opts.json) return ndjson();
-  if (opts.quiet) return { event: () => undefined, stop: () => undefined };
-  return interactive(process.stderr) ? bars() : lines();
-}
-
-function ndjson(): Reporter {
-  // bytes events are many per second; NDJSON carries them folded into a periodic progress line
-  let bytes = 0;
-  const timer = setInterval(() => bytes && process.stderr.write(`${JSON.stringify({ type: 'progress', bytes })}\n`), 1000);
-  timer.unref();
-  return {
-    event(e) {
-      if (e.type === 'bytes') bytes += e.bytes;
-      else process.stderr.write(`${JSON.stringify(e)}\n`);
-    },
-    stop: () => clearInterval(timer),
-  };
-}
-
-function lines(): Reporter {
+function lines(): LineView<MigrateEvent> {
   const started = Date.now();
   let rows = 0;
   let total = 0;
   let bytes = 0;
-  const say = (s: string) => process.stderr.write(`${s}\n`);
-  const timer = setInterval(() => {
-    const secs = (Date.now() - started) / 1000;
-    say(`… ${formatCount(rows)}/${formatCount(total)} rows, ${formatBytes(bytes)} in ${formatSeconds(secs)} (${formatBytes(bytes / secs)}/s)`);
-  }, 10_000);
-  timer.unref();
   return {
-    event(e) {
+    heartbeat() {
+      const secs = (Date.now() - started) / 1000;
+      return `… ${formatCount(rows)}/${formatCount(total)} rows, ${formatBytes(bytes)} in ${formatSeconds(secs)} (${formatBytes(bytes / secs)}/s)`;
+    },
+    line(e) {
       switch (e.type) {
         case 'start':
           total = e.rows;
-          say(`migrating ${e.units - e.skipped} units (${formatCount(e.rows)} rows) to ${e.shards.length} shards; ${e.skipped} already placed`);
-          break;
+          return `migrating ${e.units - e.skipped} units (${formatCount(e.rows)} rows) to ${e.shards.length} shards; ${e.skipped} already placed`;
         case 'reference':
-          say(`${e.shard}: reference ${e.table} ${e.changed ? `synced (${formatCount(e.rows)} rows)` : 'already identical'}`);
-          break;
+          return `${e.shard}: reference ${e.table} ${e.changed ? `synced (${formatCount(e.rows)} rows)` : 'already identical'}`;
         case 'bytes':
           bytes += e.bytes;
-          break;
+          return undefined;
         case 'table':
-          say(`${e.shard}: ${e.table} ${formatCount(e.rows)} rows, ${formatBytes(e.bytes)} (${e.units} units)`);
-          break;
+          return `${e.shard}: ${e.table} ${formatCount(e.rows)} rows, ${formatBytes(e.bytes)} (${e.units} units)`;
         case 'batch':
           rows += e.rows;
-          say(`${e.shard}: batch of ${e.units.length} units committed${e.failed.length ? `, ${e.failed.length} FAILED` : ''}`);
-          break;
+          return `${e.shard}: batch of ${e.units.length} units committed${e.failed.length ? `, ${e.failed.length} FAILED` : ''}`;
         case 'batch-error':
-          say(`${e.shard}: batch of ${e.units.length} units ${e.retrying ? 'retrying after' : 'FAILED:'} ${e.error}`);
-          break;
+          return `${e.shard}: batch of ${e.units.length} units ${e.retrying ? 'retrying after' : 'FAILED:'} ${e.error}`;
         case 'sequences':
-          if (e.sequences) say(`${e.shard}: ${e.sequences} sequences aligned`);
-          break;
+          return e.sequences ? `${e.shard}: ${e.sequences} sequences aligned` : undefined;
         case 'done':
-          break;
+          return undefined;
       }
     },
-    stop: () => clearInterval(timer),
   };
 }
 
-function bars(): Reporter {
+function bars(): Reporter<MigrateEvent> {
   const multi = new cliProgress.MultiBar(
     {
       format: ' {name} |{bar}| {percentage}% {value}/{total} rows {rate} ETA {eta_formatted}',

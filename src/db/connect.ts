@@ -2,6 +2,7 @@ import pg from 'pg';
 import { blockedError, UserError } from '../errors.js';
 import { passwordOf, redactText, redactUrl } from '../redact.js';
 import { withPassword } from './password.js';
+import { pgFailure } from './pg-error.js';
 import { startupOptions } from './session.js';
 
 /** What a connection is for, so every message can name it: `shard s2 (postgres://app:***@h:5432/pos)`. */
@@ -55,11 +56,13 @@ export function connectError(e: Endpoint, err: unknown): UserError {
   });
 }
 
-/** Runs `fn` with a fresh client and always closes it. */
+/** Runs `fn` with a fresh client and always closes it. A server's error escaping `fn` names the endpoint (pgFailure). */
 export async function withClient<T>(e: Endpoint, fn: (c: pg.Client) => Promise<T>, opts?: ConnectOptions): Promise<T> {
   const client = await connect(e, opts);
   try {
     return await fn(client);
+  } catch (err) {
+    throw pgFailure(err, e.label);
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -4,8 +4,8 @@ import type { Config } from '../config/types.js';
 import { recordPlacements } from '../catalog/placements.js';
 import type { Endpoint } from '../db/connect.js';
 import { shardEndpoint } from '../db/endpoints.js';
-import { isConnectionLoss } from '../db/pg-error.js';
-import { redactText } from '../redact.js';
+import { failureText, isConnectionLoss, pgFailure } from '../db/pg-error.js';
+import { isUserError } from '../errors.js';
 import type { Model, TableModel } from '../tables/model.js';
 import { copyBatch, type Batch } from '../transfer/batch.js';
 import { syncReferenceTables } from '../transfer/reference.js';
@@ -33,7 +33,9 @@ export async function copyReferenceTables(run: CopyRun, tables: readonly TableMo
   await Promise.all(
     config.shards.map((s) =>
       run.limit(async () => {
-        const refs = await syncReferenceTables(tables, run.source, shardEndpoint(config, s.id), run.opts.signal);
+        const refs = await syncReferenceTables(tables, run.source, shardEndpoint(config, s.id), run.opts.signal).catch((e) => {
+          throw pgFailure(e, `shard ${s.id}, reference tables`);
+        });
         for (const r of refs) {
           result.reference.push({ ...r, shard: s.id });
           emit({ type: 'reference', shard: s.id, ...r });
@@ -76,7 +78,7 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
           } catch (e) {
             // A dropped connection is retried once on fresh connections; the batch is all-or-nothing.
             if (opts.signal?.aborted || !isConnectionLoss(e)) throw e;
-            emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error: message(e), retrying: true });
+            emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error: failureText(e, `shard ${batch.shard}`), retrying: true });
             r = await runBatch();
           }
           await journal(() => recordPlacements(run.catalog, run.runId, batch.shard, r.placed, partial ? sharded.map((t) => t.name) : undefined));
@@ -91,12 +93,14 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
           emit({ type: 'batch', shard: batch.shard, units: [...batch.units], rows: r.rows, bytes: r.bytes, failed: r.failed });
         } catch (e) {
           if (opts.signal?.aborted) return;
-          result.errors.push({ shard: batch.shard, units: [...batch.units], error: message(e) });
-          emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error: message(e), retrying: false });
+          const error = failureText(e, `shard ${batch.shard}`);
+          result.errors.push({ shard: batch.shard, units: [...batch.units], error, unreachable: unreachable(e) });
+          emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error, retrying: false });
         }
       }),
     ),
   );
 }
 
-const message = (e: unknown) => redactText(e instanceof Error ? e.message : String(e));
+/** The batch could not reach a server (refused, lost, not allowed in): exit 3 rather than 1. */
+const unreachable = (e: unknown): boolean => isConnectionLoss(e) || (isUserError(e) && e.kind === 'blocked' && /: cannot connect: /.test(e.message));

@@ -4,7 +4,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import { placementsIfAny } from '../catalog/read.js';
 import { withRun } from '../catalog/run.js';
 import { connect, withClient, type Endpoint } from '../db/connect.js';
-import { ExitCode, UserError } from '../errors.js';
+import { UserError } from '../errors.js';
 import { prepareCells, rootTables, takeInventory } from '../transfer/inventory.js';
 import { loadModel, type TableModel } from '../tables/model.js';
 import { selectTables } from '../tables/select.js';
@@ -15,7 +15,8 @@ import { checkShards, checkSourceRows } from './preflight.js';
 import type { ReferenceResult } from '../transfer/reference.js';
 import { alignSequences } from './sequences.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
-import { chooseWork, makeBatches, rowScale, unitRoute } from './work.js';
+import { chooseWork, makeBatches, rowScale } from './work.js';
+import { createRouter } from '../routing/router.js';
 import { copyBatches, copyReferenceTables, type CopyRun } from './copy.js';
 
 export interface MigrateOptions {
@@ -52,12 +53,10 @@ export interface MigrateResult {
   reference: (ReferenceResult & { shard: string })[];
   /** units that did not match after the copy (rolled back on the shard) */
   failures: { unit: string; shard: string; reason: string }[];
-  /** batches that could not run (server gone, …): their units were not moved */
-  errors: { shard: string; units: string[]; error: string }[];
+  /** batches that could not run: their units were not moved; `unreachable` when a server could not be reached or went away */
+  errors: { shard: string; units: string[]; error: string; unreachable: boolean }[];
   /** units placed on another shard than their route: rebalance moves them, migrate does not */
   elsewhere: { unit: string; placedOn: string; routesTo: string }[];
-  /** the exit code this result maps to */
-  exitCode: number;
 }
 
 /**
@@ -83,7 +82,8 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     const source = sourceEndpoint(config);
     const { model, units } = await readSource(source, config, run ? catalog : undefined);
     const tables = selectTables(model, opts.tables);
-    const routeOf = unitRoute(config);
+    const router = createRouter(config);
+    const routeOf = (u: string) => router.shardForUnit(u);
     const placements = await placementsIfAny(catalog.client);
     const work = chooseWork(config, model, tables, [...units.keys()].sort(), placements, routeOf, opts);
 
@@ -113,7 +113,6 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       failures: [],
       errors: [],
       elsewhere: work.elsewhere,
-      exitCode: ExitCode.ok,
     };
     if (opts.dryRun) return finish(result, started);
     await syncTopology(catalog.client, config);
@@ -169,9 +168,7 @@ async function alignShardSequences(config: Config, source: Endpoint, shards: str
 
 function finish(result: MigrateResult, started: number): MigrateResult {
   result.seconds = (performance.now() - started) / 1000;
-  const serverGone = result.errors.some((e) => /cannot connect|ECONNREFUSED|terminat|closed/i.test(e.error));
   result.ok = result.failures.length === 0 && result.errors.length === 0;
-  result.exitCode = result.ok ? ExitCode.ok : serverGone ? ExitCode.blocked : ExitCode.mismatch;
   return result;
 }
 

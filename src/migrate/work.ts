@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { UserError, usageError } from '../errors.js';
-import { createRouter } from '../routing/router.js';
 import { checkUnits } from '../tables/select.js';
 import { rootTables } from '../transfer/inventory.js';
 import type { Model, TableModel } from '../tables/model.js';
@@ -63,12 +62,6 @@ export function makeBatches(pending: Map<string, string[]>, units: Map<string, {
   const interleaved: Batch[] = [];
   for (let i = 0; perShard.some((b) => i < b.length); i++) for (const b of perShard) if (b[i]) interleaved.push(b[i]!);
   return interleaved;
-}
-
-/** The shard a unit (tenant key or H3 cell) routes to under the config's strategy. */
-export function unitRoute(config: Config): (unit: string) => string {
-  const router = createRouter(config);
-  return (u) => (config.strategy.kind === 'jump' ? router.shardFor(u) : router.shardForCell(u));
 }
 
 export interface Work {

@@ -71,7 +71,7 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
   });
   const placements = await withClient({ label: 'catalog', url: config.catalog }, placementsIfAny);
   const router = createRouter(config);
-  const routeOf = (u: string) => (config.strategy.kind === 'jump' ? router.shardFor(u) : router.shardForCell(u));
+  const routeOf = (u: string) => router.shardForUnit(u);
 
   const assignment = [...units.values()]
     .map((u) => ({ unit: u.unit, shard: routeOf(u.unit), rows: Number(u.rows), bytes: Number(u.bytes), placedOn: placements.get(u.unit) }))

@@ -2,8 +2,8 @@ import pLimit from 'p-limit';
 import type { Config } from '../config/types.js';
 import { withRun } from '../catalog/run.js';
 import { withClient } from '../db/connect.js';
-import { blockedError, ExitCode, UserError } from '../errors.js';
-import { redactText } from '../redact.js';
+import { blockedError, UserError } from '../errors.js';
+import { failureText, pgFailure } from '../db/pg-error.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { syncReferenceTables } from '../transfer/reference.js';
 import { createRouter } from '../routing/router.js';
@@ -47,7 +47,6 @@ export interface RebalanceResult {
   pairs: { from: string; to: string; units: number; rows: number; bytes: number }[];
   moves: PlannedMove[];
   ok: boolean;
-  exitCode: number;
   seconds: number;
 }
 
@@ -80,7 +79,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     }
     const inflight = await movesInFlight(catalog.client);
     const router = createRouter(config);
-    const routeOf = (u: string) => (config.strategy.kind === 'jump' ? router.shardFor(u) : router.shardForCell(u));
+    const routeOf = (u: string) => router.shardForUnit(u);
     const resuming = new Map(inflight.map((m) => [m.unit, m]));
     const moves: PlannedMove[] = [];
     for (const p of placed.rows) {
@@ -91,7 +90,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     }
     moves.sort((a, b) => Number(b.resumeAfter !== undefined) - Number(a.resumeAfter !== undefined) || a.unit.localeCompare(b.unit));
     emit({ type: 'plan', moves: moves.length, resumed: inflight.length });
-    const result: RebalanceResult = { applied: Boolean(opts.apply), runId: run?.id, pairs: pairsOf(moves), moves, ok: true, exitCode: 0, seconds: 0 };
+    const result: RebalanceResult = { applied: Boolean(opts.apply), runId: run?.id, pairs: pairsOf(moves), moves, ok: true, seconds: 0 };
     if (!opts.apply) return done(result, started);
 
     await syncTopology(catalog.client, config);
@@ -126,7 +125,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
             } catch (e) {
               if (opts.signal?.aborted) return;
               m.status = 'failed';
-              m.reason = redactText(e instanceof Error ? e.message : String(e));
+              m.reason = failureText(e, `${m.unit} ${m.from} → ${m.to}`);
               emit({ type: 'failed', unit: m.unit, from: m.from, to: m.to, reason: m.reason });
             }
           }),
@@ -154,7 +153,11 @@ async function syncReferences(config: Config, model: Model, origin: string, sign
   await Promise.all(
     config.shards
       .filter((s) => s.id !== origin)
-      .map((s) => syncReferenceTables(model.reference, shardEndpoint(config, origin), shardEndpoint(config, s.id), signal)),
+      .map((s) =>
+        syncReferenceTables(model.reference, shardEndpoint(config, origin), shardEndpoint(config, s.id), signal).catch((e) => {
+          throw pgFailure(e, `shard ${s.id}, reference tables`);
+        }),
+      ),
   );
 }
 
@@ -173,7 +176,6 @@ function pairsOf(moves: PlannedMove[]): RebalanceResult['pairs'] {
 function done(r: RebalanceResult, started: number): RebalanceResult {
   r.seconds = (performance.now() - started) / 1000;
   r.ok = r.moves.every((m) => m.status !== 'failed');
-  r.exitCode = r.ok ? ExitCode.ok : ExitCode.mismatch;
   return r;
 }
 

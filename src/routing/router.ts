@@ -14,6 +14,8 @@ export interface Router {
   shardForCell(cell: string): string;
   /** h3: the cell that decides a point's shard. */
   cellFor(lat: number, lng: number): string;
+  /** The shard of a unit as the catalog names it: a tenant key (jump) or a shard-resolution cell (h3). */
+  shardForUnit(unit: string): string;
 }
 
 /**
@@ -34,27 +36,31 @@ export function createRouter(config: Pick<Config, 'strategy' | 'shards'>): Route
 
   if (st.kind === 'jump') {
     const pins = new Map(Object.entries(st.pins));
+    const shardFor = (key: string | number | bigint): string => {
+      const pinned = pins.get(tenantText(key));
+      if (pinned !== undefined) return pinned;
+      return shards[jumpHash(tenantKey64(key), shards.length)]!;
+    };
     return {
       shards,
-      shardFor(key) {
-        const pinned = pins.get(tenantText(key));
-        if (pinned !== undefined) return pinned;
-        return shards[jumpHash(tenantKey64(key), shards.length)]!;
-      },
+      shardFor,
       shardForLocation: () => needs('h3', 'shardForLocation'),
       shardForCell: () => needs('h3', 'shardForCell'),
       cellFor: () => needs('h3', 'cellFor'),
+      shardForUnit: shardFor,
     };
   }
 
   const mapping = new Map<string, CellMapping>(st.mapping.map((m) => [m.cell, m]));
   const cellOpts = { indexResolution: st.indexResolution, shardResolution: st.shardResolution };
   const forCell = (cell: string) => mapping.get(cell)?.shard ?? st.defaultShard;
+  const shardForCell = (cell: string) => forCell(parentCell(cell.toLowerCase(), st.shardResolution));
   return {
     shards,
     shardFor: () => needs('jump', 'shardFor'),
     cellFor: (lat, lng) => shardCell(lat, lng, cellOpts),
     shardForLocation: (lat, lng) => forCell(shardCell(lat, lng, cellOpts)),
-    shardForCell: (cell) => forCell(parentCell(cell.toLowerCase(), st.shardResolution)),
+    shardForCell,
+    shardForUnit: shardForCell,
   };
 }

@@ -3,6 +3,7 @@ import type { Config } from '../config/types.js';
 import { withRun } from '../catalog/run.js';
 import { connect, withClient, type Endpoint, withTransaction } from '../db/connect.js';
 import { quoteTable } from '../db/ident.js';
+import { failureText } from '../db/pg-error.js';
 import { blockedError, problemsError, usageError } from '../errors.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { applyDdl, tableDdl, type TableDdl } from '../tables/ddl.js';
@@ -64,6 +65,7 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
 async function definitions(c: pg.ClientBase, config: Config): Promise<TableDdl[]> {
   const stored = await readDefinitions(c);
   if (stored.length) return stored;
+  const why: string[] = [];
   for (const from of [sourceEndpoint(config), shardEndpoint(config, config.shards[0]!.id)]) {
     try {
       return await withClient(from, async (s) => {
@@ -73,11 +75,11 @@ async function definitions(c: pg.ClientBase, config: Config): Promise<TableDdl[]
         for (const t of model.tables) out.push(await tableDdl(s, t.name)); // one query at a time per client
         return out;
       });
-    } catch {
-      /* try the next */
+    } catch (e) {
+      why.push(failureText(e, from.label)); // try the next, and say why if none can
     }
   }
-  throw blockedError('no table definitions in the catalog, and neither the source nor the first shard could give them');
+  throw blockedError('no table definitions in the catalog, and neither the source nor the first shard could give them', { details: why });
 }
 
 async function checkWritable(c: pg.ClientBase, id: string): Promise<void> {

@@ -19,7 +19,7 @@ export interface Homes {
  */
 export async function readHomes(config: Config, optional: boolean): Promise<Homes> {
   const router = createRouter(config);
-  const route = (u: string) => (config.strategy.kind === 'jump' ? router.shardFor(u) : router.shardForCell(u));
+  const route = (u: string) => router.shardForUnit(u);
   const warnings: string[] = [];
   let placements = new Map<string, string>();
   try {

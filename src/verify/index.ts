@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import type { Config } from '../config/types.js';
 import { withClient, type Endpoint } from '../db/connect.js';
-import { ExitCode, usageError } from '../errors.js';
+import { usageError } from '../errors.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { loadModel } from '../tables/model.js';
 import { checksOf } from './checks.js';
@@ -28,8 +28,8 @@ export { formatReport, describe as describeFinding, resyncCommand } from './repo
  * per server, all servers at once (bounded by `concurrency`), inside one snapshot per server.
  * Takes no lock and writes nothing; while a migration runs it reports what it sees.
  *
- * Never throws for a difference: the result lists findings and carries the exit code
- * (0 all match, 1 something differs, 3 a shard could not be read). Throws a UserError when it
+ * Never throws for a difference: the result lists findings and the servers that could not be read
+ * (the CLI exits 0 all match, 1 something differs, 3 a shard could not be read). Throws a UserError when it
  * cannot start (bad options: exit 2; source or catalog unreachable: exit 3).
  *
  * @example
@@ -76,7 +76,6 @@ export async function verify(config: Config, opts: VerifyOptions = {}): Promise<
   }
   const result: VerifyResult = {
     ok: errors.length === 0 && findings.length === 0,
-    exitCode: errors.length ? ExitCode.blocked : findings.length ? ExitCode.mismatch : ExitCode.ok,
     mode: placementOnly ? 'placement-only' : 'full',
     placementsFrom: homes.from,
     configFile: config.file,

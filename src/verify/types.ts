@@ -83,8 +83,6 @@ export interface TableCheck {
 
 export interface VerifyResult {
   ok: boolean;
-  /** 0 all match, 1 something differs, 3 a server could not be read */
-  exitCode: number;
   mode: 'full' | 'placement-only';
   placementsFrom: PlacementSource;
   /** the config file, for the fix commands in the report */

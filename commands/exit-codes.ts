@@ -1,0 +1,17 @@
+import { ExitCode, type MigrateResult, type RebalanceResult, type VerifyResult } from '../src/index.js';
+
+/**
+ * The exit code of each command's result (README "Exit codes"). The engine reports what happened,
+ * per unit and shard; only the CLI turns that into a code.
+ */
+
+/** 0 all copied; 3 a batch could not reach its servers; 1 units that did not match or batches that failed. */
+export const migrateExit = (r: MigrateResult): number =>
+  r.ok ? ExitCode.ok : r.errors.some((e) => e.unreachable) ? ExitCode.blocked : ExitCode.mismatch;
+
+/** 0 every move done (or only shown); 1 moves that failed and were undone. */
+export const rebalanceExit = (r: RebalanceResult): number => (r.ok ? ExitCode.ok : ExitCode.mismatch);
+
+/** 0 all match; 3 a server could not be read (verify is incomplete); 1 something differs. */
+export const verifyExit = (r: VerifyResult): number =>
+  r.errors.length ? ExitCode.blocked : r.findings.length ? ExitCode.mismatch : ExitCode.ok;
