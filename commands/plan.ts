@@ -18,7 +18,7 @@ export function register(program: Command): void {
       .command('plan')
       .description('inventory the units, show where each goes, per-shard totals, imbalance and moves')
       .option('--out <file>', 'write the plan as JSON for `migrate --plan`')
-      .option('--propose-mapping', 'h3: bin-pack cells onto shards by volume and print the mapping')
+      .option('--propose-mapping', 'h3: propose a mapping that keeps neighbouring cells on one shard, balanced by volume')
       .option('--shards <n>', 'with --propose-mapping: how many shards (default: as configured)', positiveInt('--shards'))
       .option('--top <n>', 'how many of the largest units to list (default 10)', positiveInt('--top')),
   ).action(async (opts: PlanFlags) => {
@@ -50,6 +50,7 @@ function render(p: PlanResult, top: number): string {
     ),
   );
   lines.push(`imbalance (max/mean bytes): ${p.imbalance.toFixed(2)}`);
+  if (p.boundaryShare !== undefined) lines.push(`boundary share (bytes in a cell bordering another shard's cell): ${percent(p.boundaryShare)}`);
   if (top > 0 && p.assignment.length) {
     lines.push('');
     lines.push(`largest ${unit}:`);
@@ -66,8 +67,13 @@ function render(p: PlanResult, top: number): string {
   if (p.proposedMapping) {
     const m = p.proposedMapping;
     lines.push('');
-    lines.push(`proposed mapping (largest cell first onto the least loaded shard), imbalance ${m.imbalance.toFixed(2)}:`);
+    lines.push('proposed mapping (neighbouring cells kept on one shard, volume balanced):');
     lines.push(table(['shard', 'cells', 'bytes'], m.shards.map((s) => [s.shard, s.cells, formatBytes(s.bytes)])));
+    lines.push(table(['', 'imbalance', 'boundary share'], [
+      ['current', p.imbalance.toFixed(2), percent(p.boundaryShare ?? 0)],
+      ['proposed', m.imbalance.toFixed(2), percent(m.boundaryShare)],
+    ]));
+    lines.push(`${formatCount(m.moved.cells)} cells (${formatBytes(m.moved.bytes)}) would route to another shard than now`);
     lines.push('');
     lines.push('# paste under strategy: in shardctl.yaml');
     lines.push(mappingYaml(m.mapping));
@@ -75,9 +81,11 @@ function render(p: PlanResult, top: number): string {
   return lines.join('\n');
 }
 
+const percent = (r: number) => `${(r * 100).toFixed(1)}%`;
+
 /** `mapping:` with one flow mapping per line: `- { cell: 83…, shard: s1 }`. */
-function mappingYaml(mapping: { cell: string; shard: string }[]): string {
-  const doc = new Document({ mapping });
+function mappingYaml(mapping: readonly object[]): string {
+  const doc = new Document({ mapping: [...mapping] });
   const seq = doc.get('mapping', true);
   if (isSeq(seq)) for (const item of seq.items) if (isMap(item)) item.flow = true;
   return doc.toString({ flowCollectionPadding: true }).trimEnd();

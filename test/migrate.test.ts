@@ -297,20 +297,24 @@ describe('migrate: location fixture (h3)', () => {
     assert.equal(again.units.copied, 0);
   });
 
-  it('plan --propose-mapping bin-packs cells by volume onto N shards', () => {
+  it('plan --propose-mapping keeps neighbouring cells together and reports imbalance and boundary share for both mappings', () => {
     const r = runCli(['plan', '--config', stage.configPath, '--json', '--propose-mapping', '--shards', '4']);
     assert.equal(r.status, 0, r.stderr);
     const p = JSON.parse(r.stdout);
     const m = p.proposedMapping;
     assert.equal(m.shards.length, 4);
-    assert.equal(m.mapping.length, p.units, 'every cell is mapped');
-    const largest = p.assignment[0];
-    const bins = m.shards.map((s: { bytes: number }) => s.bytes);
-    // greedy LPT: no shard exceeds the mean by more than the largest cell
-    assert.ok(Math.max(...bins) <= p.bytes / 4 + largest.bytes, 'within one cell of the mean');
-    assert.equal(bins.reduce((a: number, b: number) => a + b, 0), p.bytes);
+    const mapped = new Map<string, { shard: string; region?: string }>(m.mapping.map((x: { cell: string; shard: string; region?: string }) => [x.cell, x]));
+    for (const a of p.assignment) assert.ok(mapped.has(a.unit), `cell ${a.unit} holding data is mapped`);
+    assert.equal(m.shards.reduce((n: number, s: { bytes: number }) => n + s.bytes, 0), p.bytes);
+    const st = stage.config.strategy;
+    assert.ok(st.kind === 'h3');
+    for (const c of st.mapping) assert.equal(mapped.get(c.cell)!.region, c.region, `${c.cell} keeps its region name`);
+    for (const x of [p.boundaryShare, m.boundaryShare]) assert.ok(x >= 0 && x <= 1);
     const human = runCli(['plan', '--config', stage.configPath, '--propose-mapping']);
-    assert.match(human.stdout, /^ {2}- \{ cell: [0-9a-f]{15}, shard: s\d \}$/m);
+    assert.match(human.stdout, /^boundary share \(bytes in a cell bordering another shard's cell\): \d+\.\d%$/m);
+    assert.match(human.stdout, /^current +\d\.\d\d +\d+\.\d%$/m);
+    assert.match(human.stdout, /^proposed +\d\.\d\d +\d+\.\d%$/m);
+    assert.match(human.stdout, /^ {2}- \{ cell: [0-9a-f]{15}, shard: s\d, region: [^,}]+ \}$/m);
   });
 });
 

@@ -6,7 +6,7 @@ import { createRouter } from '../routing/router.js';
 import { loadModel } from '../tables/model.js';
 import { sourceEndpoint } from '../db/endpoints.js';
 import { prepareCells, takeInventory } from '../transfer/inventory.js';
-import { proposeMapping, type ProposedMapping } from './propose.js';
+import { boundaryShare, proposeMapping, type ProposedMapping } from './propose.js';
 
 export interface ShardTotals {
   shard: string;
@@ -35,6 +35,8 @@ export interface PlanResult {
   shards: ShardTotals[];
   /** max/mean of bytes per shard (1 is perfect balance) */
   imbalance: number;
+  /** h3: share of the bytes whose cell borders a data-holding cell on another shard (0..1) */
+  boundaryShare?: number;
   /** against the catalog's placements: units placed on another shard than they route to */
   moves: Move[];
   /** units not placed anywhere yet */
@@ -43,7 +45,7 @@ export interface PlanResult {
 }
 
 export interface PlanOptions {
-  /** h3: bin-pack cells onto this many shards by volume */
+  /** h3: propose a mapping onto this many shards (neighbouring cells together, volume balanced) */
   proposeShards?: number;
 }
 
@@ -117,6 +119,7 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
     assignment,
     shards,
     imbalance: mean > 0 ? Math.max(...shards.map((s) => s.bytes)) / mean : 1,
+    boundaryShare: config.strategy.kind === 'h3' ? boundaryShare(assignment) : undefined,
     moves: [...moves.values()].sort((a, b) => b.bytes - a.bytes),
     unplaced,
     proposedMapping: opts.proposeShards ? proposeMapping(assignment, config, opts.proposeShards) : undefined,

@@ -1,27 +1,83 @@
-import type { Config } from '../config/types.js';
+import type { CellMapping, Config } from '../config/types.js';
 import { usageError } from '../errors.js';
+import { createRouter } from '../routing/router.js';
+import { buildCellGraph, partitionStats } from './cell-graph.js';
+import { proposeRegions, type CapacityStatus } from './regions.js';
+
+export interface ProposedCell {
+  cell: string;
+  shard: string;
+  region?: string;
+  capacity_status?: CapacityStatus;
+}
 
 export interface ProposedMapping {
   shards: { shard: string; cells: number; bytes: number }[];
+  /** max/mean bytes per shard */
   imbalance: number;
-  mapping: { cell: string; shard: string }[];
+  /** share of the bytes whose cell borders a data-holding cell on another shard (0..1) */
+  boundaryShare: number;
+  /** cells (holding data) that route to another shard than now, and their bytes */
+  moved: { cells: number; bytes: number };
+  /** the mapping to paste: every cell holding data, plus mapped cells without data as they are */
+  mapping: ProposedCell[];
 }
 
 /**
- * Bin-packs H3 cells onto `n` shards by volume: largest cell first onto the least loaded shard
- * (LPT scheduling; within 4/3 of the optimum). Shard ids are the configured ones, then s<i> for more.
+ * Proposes a cell → shard mapping onto `n` shards that keeps neighbouring cells together (see
+ * `proposeRegions`), weighted by bytes. Shard ids are the configured ones, then s<i> for more. A
+ * cell keeps its region name and capacity status; a cell new to the mapping takes the region that
+ * weighs most among the mapped cells of its proposed shard.
  */
 export function proposeMapping(cells: readonly { unit: string; bytes: number }[], config: Config, n: number): ProposedMapping {
   if (!Number.isInteger(n) || n < 1) throw usageError('--shards must be a whole number of at least 1');
+  if (config.strategy.kind !== 'h3') throw usageError('--propose-mapping is for the h3 strategy; jump needs no mapping');
   const ids = Array.from({ length: n }, (_, i) => config.shards[i]?.id ?? `s${i}`);
-  const bins = ids.map((shard) => ({ shard, cells: 0, bytes: 0 }));
-  const mapping: { cell: string; shard: string }[] = [];
-  for (const c of [...cells].sort((a, b) => b.bytes - a.bytes || a.unit.localeCompare(b.unit))) {
-    const bin = bins.reduce((best, b) => (b.bytes < best.bytes ? b : best));
-    bin.cells++;
-    bin.bytes += c.bytes;
-    mapping.push({ cell: c.unit, shard: bin.shard });
+  const router = createRouter(config);
+  const mapped = new Map<string, CellMapping>(config.strategy.mapping.map((m) => [m.cell, m]));
+  const p = proposeRegions({
+    cells: cells.map((c) => ({ cell: c.unit, weight: c.bytes })),
+    shards: ids,
+    current: (c) => router.shardForCell(c),
+    status: (c) => mapped.get(c)?.capacityStatus,
+  });
+  const regionOf = dominantRegions(cells, p.assignment, mapped);
+  const mapping: ProposedCell[] = [];
+  for (const [cell, shard] of p.assignment) {
+    const m = mapped.get(cell);
+    const region = m?.region ?? regionOf.get(shard);
+    mapping.push({ cell, shard, ...(region ? { region } : {}), ...(m?.capacityStatus ? { capacity_status: m.capacityStatus } : {}) });
   }
-  const mean = bins.reduce((s, b) => s + b.bytes, 0) / n;
-  return { shards: bins, imbalance: mean > 0 ? Math.max(...bins.map((b) => b.bytes)) / mean : 1, mapping: mapping.sort((a, b) => a.cell.localeCompare(b.cell)) };
+  for (const m of config.strategy.mapping) {
+    if (p.assignment.has(m.cell)) continue;
+    mapping.push({ cell: m.cell, shard: m.shard, ...(m.region ? { region: m.region } : {}), ...(m.capacityStatus ? { capacity_status: m.capacityStatus } : {}) });
+  }
+  return {
+    shards: ids.map((shard, i) => ({ shard, cells: p.stats.cells[i]!, bytes: p.stats.loads[i]! })),
+    imbalance: p.stats.imbalance,
+    boundaryShare: p.stats.boundaryShare,
+    moved: { cells: p.moved.cells, bytes: p.moved.weight },
+    mapping: mapping.sort((a, b) => a.cell.localeCompare(b.cell)),
+  };
+}
+
+/** Share of the bytes whose cell borders a data-holding cell on another shard, for any assignment. */
+export function boundaryShare(cells: readonly { unit: string; bytes: number; shard: string }[]): number {
+  const g = buildCellGraph(cells.map((c) => ({ cell: c.unit, weight: c.bytes })));
+  const ids = [...new Set(cells.map((c) => c.shard))];
+  const label = Int32Array.from(cells, (c) => ids.indexOf(c.shard));
+  return partitionStats(g, label, Math.max(1, ids.length)).boundaryShare;
+}
+
+/** The region carrying the most bytes among the already-mapped cells of each proposed shard. */
+function dominantRegions(cells: readonly { unit: string; bytes: number }[], assignment: Map<string, string>, mapped: Map<string, CellMapping>): Map<string, string> {
+  const weight = new Map<string, Map<string, number>>();
+  for (const c of cells) {
+    const region = mapped.get(c.unit)?.region;
+    const shard = assignment.get(c.unit)!;
+    if (!region) continue;
+    const w = weight.get(shard) ?? weight.set(shard, new Map()).get(shard)!;
+    w.set(region, (w.get(region) ?? 0) + c.bytes + 1);
+  }
+  return new Map([...weight].map(([shard, w]) => [shard, [...w].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0]]));
 }
