@@ -7,6 +7,7 @@ import { register as migrate } from './migrate.js';
 import { register as pin } from './pin.js';
 import { register as rebalance } from './rebalance.js';
 import { register as plan } from './plan.js';
+import { register as resolveCmd } from './resolve.js';
 import { register as route } from './route.js';
 import { register as verify } from './verify.js';
 import { applyEnvTwins } from './env.js';
@@ -21,7 +22,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .hook('preAction', (_program, action) => applyEnvTwins(action));
-  for (const register of [route, plan, migrate, verify, rebalance, addShard, pin, health]) register(program);
+  for (const register of [route, plan, migrate, verify, rebalance, addShard, pin, resolveCmd, health]) register(program);
   demo(program, main); // the demo runs the real commands, in this process
 
   return program;

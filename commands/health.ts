@@ -69,6 +69,7 @@ const LEVEL_FLAGS: readonly { name: string; key: keyof HealthThresholds; arg: st
   { name: 'slot', key: 'slotRetainedBytes', arg: 'size', parse: size, what: 'WAL retained by a replication slot' },
   { name: 'connections', key: 'connections', arg: 'ratio', parse: ratio, what: 'connections / max_connections' },
   { name: 'capacity', key: 'capacity', arg: 'ratio', parse: ratio, what: 'database size / shard capacity' },
+  { name: 'prepared', key: 'preparedSeconds', arg: 'seconds', parse: nonNegative('seconds'), what: 'age of the oldest prepared (two-phase) transaction' },
 ];
 
 const camel = (s: string) => s.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());

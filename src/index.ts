@@ -15,6 +15,8 @@ export { verify, junitXml, formatReport } from './verify/index.js';
 export type { VerifyOptions, VerifyResult, VerifyEvent, Finding, TableCheck } from './verify/index.js';
 export { rebalance, type RebalanceOptions, type RebalanceResult, type RebalanceEvent } from './rebalance/index.js';
 export { addShard, type AddShardOptions, type AddShardResult } from './topology/add-shard.js';
+export { crossShard, type CrossShardTx, type CrossShardOptions, type CrossShardResult } from './crossshard/two-phase.js';
+export { resolve, type ResolveResult, type ResolvedTransaction } from './crossshard/resolve.js';
 export { migrate, type MigrateOptions, type MigrateResult } from './migrate/index.js';
 export type { MigrateEvent } from './migrate/events.js';
 export { health, prometheusText, writeTextfile, resolveThresholds, METRIC_HELP, STATUS_EXIT as HEALTH_EXIT_CODES } from './health/index.js';

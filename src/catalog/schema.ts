@@ -77,6 +77,20 @@ export const MIGRATIONS: readonly string[] = [
      ddl         text NOT NULL,
      captured_at timestamptz NOT NULL DEFAULT now()
    );`,
+
+  // two-phase commit: the coordinator's record of each cross-shard transaction (src/crossshard/).
+  // 'committing' is the commit point: once a row says so, every participant must commit.
+  `CREATE TABLE shardctl.transactions (
+     gid          text PRIMARY KEY,
+     participants text[] NOT NULL,
+     state        text NOT NULL CHECK (state IN ('preparing', 'committing', 'aborting', 'committed', 'aborted')),
+     pid          integer NOT NULL,
+     host         text NOT NULL,
+     started_at   timestamptz NOT NULL DEFAULT now(),
+     decided_at   timestamptz,
+     finished_at  timestamptz
+   );
+   CREATE INDEX ON shardctl.transactions (state) WHERE state IN ('preparing', 'committing', 'aborting');`,
 ];
 
 export const CATALOG_VERSION = MIGRATIONS.length;

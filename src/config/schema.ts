@@ -112,6 +112,8 @@ const health = z
     slotRetainedBytes: sizeLevels(1024 ** 3, 8 * 1024 ** 3),
     connections: levels(0.8, 0.95),
     capacity: levels(0.8, 0.9),
+    // a prepared (two-phase) transaction holds its locks and blocks vacuum until it is finished
+    preparedSeconds: levels(60, 300),
   })
   .prefault({});
 

@@ -62,6 +62,8 @@ export interface HealthConfig {
   readonly connections: HealthLevels;
   /** fractions of a shard's capacityBytes */
   readonly capacity: HealthLevels;
+  /** age of the oldest prepared transaction (two-phase commit left in doubt) */
+  readonly preparedSeconds: HealthLevels;
 }
 
 export interface Config {

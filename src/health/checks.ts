@@ -51,7 +51,7 @@ export function evaluateServer(
     latency(outcome.connectMs, outcome.queryMs, t),
     role(target.role, f),
     ...(lag ? [replication(f, primary === undefined), lagCheck(lag, t)] : []),
-    ...(f.inRecovery ? [] : [slots(f, t)]),
+    ...(f.inRecovery ? [] : [slots(f, t), prepared(f, t)]),
     connections(f, t),
     ...(base.capacityBytes !== undefined ? [capacity(f.databaseBytes, base.capacityBytes, t)] : []),
   ];
@@ -135,6 +135,17 @@ function slots(f: ServerFacts, t: HealthThresholds): CheckResult {
 function connections(f: ServerFacts, t: HealthThresholds): CheckResult {
   const ratio = f.maxConnections > 0 ? f.connections / f.maxConnections : 0;
   return { check: 'connections', status: grade(ratio, t.connections), message: `${f.connections}/${f.maxConnections} connections (${pct(ratio)})` };
+}
+
+/** Two-phase transactions left prepared (a coordinator died): they hold locks and block vacuum. */
+function prepared(f: ServerFacts, t: HealthThresholds): CheckResult {
+  const { count, oldestSeconds } = f.prepared;
+  if (!count || oldestSeconds === null) return { check: 'prepared', status: 'ok', message: 'no prepared transaction' };
+  return {
+    check: 'prepared',
+    status: grade(oldestSeconds, t.preparedSeconds),
+    message: `${count} prepared transaction(s), the oldest ${seconds(oldestSeconds)} old (shardctl resolve finishes them)`,
+  };
 }
 
 function capacity(size: number, cap: number, t: HealthThresholds): CheckResult {

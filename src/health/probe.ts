@@ -27,6 +27,7 @@ function toFacts(row: Record<string, unknown>): ServerFacts {
     replayPaused: (row.replay_paused as boolean | null) ?? null,
     walReceiver: (row.wal_receiver as string | null) ?? null,
     walReceiverSlot: (row.wal_receiver_slot as string | null) ?? null,
+    prepared: { count: Number(row.prepared_count ?? 0), oldestSeconds: num(row.prepared_oldest_seconds) },
     slots: ((row.slots as Record<string, unknown>[] | null) ?? []).map(
       (s): SlotFacts => ({ name: String(s.name), type: String(s.type), active: s.active === true, retainedBytes: num(s.retainedBytes) }),
     ),

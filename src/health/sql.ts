@@ -18,6 +18,8 @@ SELECT
   CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END AS replay_paused,
   (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS wal_receiver,
   (SELECT slot_name FROM pg_stat_wal_receiver LIMIT 1) AS wal_receiver_slot,
+  (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())::int AS prepared_count,
+  (SELECT extract(epoch FROM clock_timestamp() - min(prepared)) FROM pg_prepared_xacts WHERE database = current_database())::float8 AS prepared_oldest_seconds,
   CASE WHEN NOT pg_is_in_recovery() THEN (
     SELECT coalesce(json_agg(json_build_object(
              'name', slot_name, 'type', slot_type, 'active', active,

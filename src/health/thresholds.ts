@@ -16,6 +16,7 @@ export function resolveThresholds(config: HealthConfig, overrides: ThresholdOver
     slotRetainedBytes: pick('slotRetainedBytes'),
     connections: pick('connections'),
     capacity: pick('capacity'),
+    preparedSeconds: pick('preparedSeconds'),
   };
 }
 

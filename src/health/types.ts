@@ -6,7 +6,7 @@ export type Status = 'ok' | 'warning' | 'critical' | 'unknown';
 /** Which way a server is configured (not what it turned out to be: that is the role check). */
 export type Role = 'primary' | 'replica';
 
-export type CheckName = 'up' | 'query' | 'latency' | 'role' | 'replication' | 'lag' | 'slots' | 'connections' | 'capacity' | 'catalog';
+export type CheckName = 'up' | 'query' | 'latency' | 'role' | 'replication' | 'lag' | 'slots' | 'connections' | 'capacity' | 'catalog' | 'prepared';
 
 export interface CheckResult {
   readonly check: CheckName;
@@ -72,6 +72,8 @@ export interface ServerFacts {
   /** Slots and standbys are read on servers not in recovery only. */
   readonly slots: readonly SlotFacts[];
   readonly standbys: readonly StandbyFacts[];
+  /** Prepared transactions in this database and the age of the oldest (null when none). */
+  readonly prepared: { readonly count: number; readonly oldestSeconds: number | null };
 }
 
 /** A replica's lag: seconds from its own view, bytes against its primary's current WAL position. */
