@@ -149,6 +149,7 @@ export function render(r: HealthReport, quiet: boolean): string {
   if (!quiet) {
     for (const s of r.servers) if (s.status === 'ok') lines.push(`${word('ok')} ${s.shard} ${s.role} ${s.url}: ${brief(s)}`);
     if (r.catalog?.status === 'ok') lines.push(`${word('ok')} catalog ${r.catalog.url}: ${r.catalog.checks[0]!.message}`);
+    for (const c of r.cellStatus) lines.push(`cells ${c.shard}: ${cellList(c.readOnly, 'read-only')}${c.readOnly.length && c.full.length ? ', ' : ''}${cellList(c.full, 'full')}`);
   }
   const count = (s: Status) => r.problems.filter((p) => p.status === s).length;
   const down = r.servers.filter((s) => !s.up).length;
@@ -159,6 +160,9 @@ export function render(r: HealthReport, quiet: boolean): string {
   );
   return `${lines.join('\n')}\n`;
 }
+
+const cellList = (cells: readonly string[], what: string) =>
+  cells.length ? `${cells.length} ${what} (${cells.slice(0, 3).join(', ')}${cells.length > 3 ? ', …' : ''})` : '';
 
 /** The facts of a healthy server in a few words. */
 function brief(s: ServerReport): string {

@@ -1,5 +1,5 @@
-import type { Command } from 'commander';
-import { editConfigFile, removePin, setMapping, setPin } from '../src/index.js';
+import { Option, type Command } from 'commander';
+import { applyReadOnly, editConfigFile, removePin, setMapping, setPin, type CapacityStatus } from '../src/index.js';
 import { load, output, withGlobalOptions } from './context.js';
 import { runRebalance, type RebalanceFlags } from './run-rebalance.js';
 
@@ -40,11 +40,14 @@ export function register(program: Command): void {
       .argument('<cell>', 'H3 cell index (hex)')
       .argument('<shard>', 'shard id')
       .option('--region <name>', 'region label')
+      .addOption(new Option('--status <status>', 'capacity status: read-only refuses writes to the cell, full keeps new cells off its shard').choices(['active', 'full', 'read-only']))
       .option('--apply', 'run the rebalance right away'),
-  ).action(async (cell: string, shard: string, opts: RebalanceFlags & { region?: string }) => {
+  ).action(async (cell: string, shard: string, opts: RebalanceFlags & { region?: string; status?: CapacityStatus }) => {
     const config = load(opts);
-    const next = editConfigFile(config.file, setMapping(cell, shard, opts.region));
-    output(opts).info(`cell ${cell} mapped to ${shard} in ${config.file}`);
+    const next = editConfigFile(config.file, setMapping(cell, shard, opts.region, opts.status));
+    output(opts).info(`cell ${cell} mapped to ${shard}${opts.status ? ` (${opts.status})` : ''} in ${config.file}`);
+    // read-only takes effect now, on the shards as they are; it does not wait for a rebalance
+    if (opts.status) await applyReadOnly(next);
     await runRebalance(next, opts);
   });
 }

@@ -63,6 +63,11 @@ function render(p: PlanResult, top: number): string {
   } else {
     lines.push('no placed unit needs to move');
   }
+  if (p.restricted?.length) {
+    lines.push('');
+    lines.push('cells with a capacity status (read-only: writes refused; full: its shard takes no new cell):');
+    lines.push(table(['cell', 'region', 'shard', 'status', 'rows', 'bytes'], p.restricted.map((c) => [c.cell, c.region ?? '', c.shard, c.status, formatCount(c.rows), formatBytes(c.bytes)])));
+  }
   if (p.unplaced) lines.push(`${formatCount(p.unplaced)} ${unit} not placed yet (shardctl migrate copies them)`);
   if (p.proposedMapping) {
     const m = p.proposedMapping;

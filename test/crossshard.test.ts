@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { cellToCenterChild, gridDisk } from 'h3-js';
+import { loadConfig } from '../src/config/load.js';
+import { createRouter } from '../src/routing/router.js';
 import { crossShard } from '../src/crossshard/two-phase.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { insertBump } from './helpers/bumps.js';
@@ -26,7 +29,7 @@ function coordinator(configPath: string, stopAt: 'prepared' | 'decided', id: num
   return { child, reached, kill: async () => (child.kill('SIGKILL'), await killed) };
 }
 
-describe('cross-shard writes: two-phase commit and resolve', () => {
+describe('location fleet: cross-shard writes (two-phase commit, resolve) and capacity status', () => {
   let stage: Stage;
   const copies = async (id: number) => {
     const out: string[] = [];
@@ -113,5 +116,63 @@ describe('cross-shard writes: two-phase commit and resolve', () => {
     assert.deepEqual(t.shards.map((s: any) => s.action), ['committed', 'committed']);
     assert.deepEqual(await copies(9_000_004), ['s0', 's1']);
     assert.equal(await stateOf(gid), 'committed');
+  });
+
+  it('read-only cells refuse writes on every shard (other cells keep taking them); plan and health show them; active lifts it', async () => {
+    const st = stage.config.strategy;
+    assert.ok(st.kind === 'h3');
+    const { cell, shard } = st.mapping[0]!;
+    const other = stage.config.shards.find((s) => s.id !== shard)!.id;
+    const inside = BigInt(`0x${cellToCenterChild(cell, 12)}`);
+    const [nextCell] = gridDisk(cell, 2).filter((c) => c !== cell && !st.mapping.some((m) => m.cell === c));
+    const outside = BigInt(`0x${cellToCenterChild(nextCell!, 12)}`);
+    const write = (on: string, id: number, h3: bigint) =>
+      sql(stage.config.shards.find((s) => s.id === on)!.primary,
+        `INSERT INTO bumps (id, user1_id, user2_id, latitude, longitude, h3_index, distance_m, confidence, is_cross_shard, bumped_at)
+         VALUES ($1, 1, 2, 0, 0, $2, 1, 0.5, false, now())`, [id, h3.toString()]);
+
+    const set = runCli(['mapping', 'set', cell, shard, '--status', 'read-only', '--config', stage.configPath]);
+    assert.equal(set.status, 0, set.stderr);
+    assert.match(set.stderr, new RegExp(`cell ${cell} mapped to ${shard} \\(read-only\\)`));
+    const config = loadConfig(stage.configPath);
+    assert.equal(createRouter(config).shardForCell(cell), shard);
+    for (const on of [shard, other]) {
+      await assert.rejects(write(on, 9_100_001, inside), (e: any) => {
+        assert.equal(e.code, '25006');
+        assert.match(e.message, new RegExp(`shardctl: cell ${cell} is read-only \\(capacity_status\\); writes to it are refused`));
+        assert.match(e.hint, new RegExp(`shardctl mapping set ${cell} ${shard} --status active`));
+        return true;
+      });
+    }
+    await write(shard, 9_100_002, outside); // a neighbouring cell is not fenced
+    await assert.rejects(crossShard(config, async (tx) => {
+      for (const s of config.shards) await tx.query(s.id, `UPDATE bumps SET h3_index = $1 WHERE id = 9100002`, [inside.toString()]);
+    }), /is read-only/);
+    assert.equal((await sql(stage.config.shards.find((s) => s.id === shard)!.primary, 'SELECT h3_index FROM bumps WHERE id = 9100002'))[0].h3_index, outside.toString());
+
+    const plan = runCli(['plan', '--config', stage.configPath]);
+    assert.equal(plan.status, 0, plan.stderr);
+    assert.match(plan.stdout, new RegExp(`^${cell} +\\S+ +${shard} +read-only `, 'm'));
+    const h = runCli(['health', '--config', stage.configPath, '--json']);
+    assert.deepEqual(JSON.parse(h.stdout).cellStatus, [{ shard, readOnly: [cell], full: [] }]);
+    assert.match(runCli(['health', '--config', stage.configPath]).stdout, new RegExp(`^cells ${shard}: 1 read-only \\(${cell}\\)$`, 'm'));
+
+    assert.equal(runCli(['mapping', 'set', cell, shard, '--status', 'active', '--config', stage.configPath]).status, 0);
+    await write(shard, 9_100_003, inside);
+  });
+
+  it('a full cell stays, and its shard takes no cell it does not hold in a proposal', () => {
+    const st = loadConfig(stage.configPath).strategy;
+    assert.ok(st.kind === 'h3');
+    const { cell, shard } = st.mapping[1]!;
+    assert.equal(runCli(['mapping', 'set', cell, shard, '--status', 'full', '--config', stage.configPath]).status, 0);
+    const r = runCli(['plan', '--config', stage.configPath, '--json', '--propose-mapping', '--shards', '3']);
+    assert.equal(r.status, 0, r.stderr);
+    const p = JSON.parse(r.stdout);
+    const now = new Map(p.assignment.map((a: { unit: string; shard: string }) => [a.unit, a.shard]));
+    const proposed = p.proposedMapping.mapping as { cell: string; shard: string; capacity_status?: string }[];
+    assert.deepEqual(proposed.find((m) => m.cell === cell), { cell, shard, ...(st.mapping[1]!.region ? { region: st.mapping[1]!.region } : {}), capacity_status: 'full' });
+    for (const m of proposed) if (m.shard === shard && now.has(m.cell)) assert.equal(now.get(m.cell), shard, `${m.cell} moved onto full ${shard}`);
+    assert.deepEqual(p.restricted.map((c: { cell: string; status: string }) => [c.cell, c.status]), [[cell, 'full']]);
   });
 });

@@ -1,4 +1,5 @@
 import type { Config } from '../config/types.js';
+import { restrictedByShard } from '../config/capacity.js';
 import { evaluateCatalog, readCatalog } from './catalog.js';
 import { evaluateServer, type Target } from './checks.js';
 import { probeServer } from './probe.js';
@@ -55,6 +56,7 @@ export async function health(config: Config, opts: HealthOptions = {}): Promise<
     shards: config.shards.length,
     servers,
     catalog,
+    cellStatus: restrictedByShard(config),
     problems,
   };
 }

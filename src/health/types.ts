@@ -164,6 +164,8 @@ export interface HealthReport {
   readonly servers: readonly ServerReport[];
   /** null when the catalog check was skipped. */
   readonly catalog: CatalogReport | null;
+  /** h3: per shard, the mapped cells that are read-only or full (by design, not a problem) */
+  readonly cellStatus: readonly { readonly shard: string; readonly readOnly: readonly string[]; readonly full: readonly string[] }[];
   /** Worst first. */
   readonly problems: readonly Problem[];
 }

@@ -6,6 +6,7 @@ import { createRouter } from '../routing/router.js';
 import { loadModel } from '../tables/model.js';
 import { sourceEndpoint } from '../db/endpoints.js';
 import { prepareCells, takeInventory } from '../transfer/inventory.js';
+import { restrictedCells, type CellStatus } from '../config/capacity.js';
 import { boundaryShare, proposeMapping, type ProposedMapping } from './propose.js';
 
 export interface ShardTotals {
@@ -42,6 +43,8 @@ export interface PlanResult {
   /** units not placed anywhere yet */
   unplaced: number;
   proposedMapping?: ProposedMapping;
+  /** h3: mapped cells whose capacity status is read-only or full, with their volume */
+  restricted?: (CellStatus & { rows: number; bytes: number })[];
 }
 
 export interface PlanOptions {
@@ -122,6 +125,12 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
     boundaryShare: config.strategy.kind === 'h3' ? boundaryShare(assignment) : undefined,
     moves: [...moves.values()].sort((a, b) => b.bytes - a.bytes),
     unplaced,
+    restricted: config.strategy.kind === 'h3'
+      ? restrictedCells(config).map((c) => {
+          const a = assignment.find((x) => x.unit === c.cell);
+          return { ...c, rows: a?.rows ?? 0, bytes: a?.bytes ?? 0 };
+        })
+      : undefined,
     proposedMapping: opts.proposeShards ? proposeMapping(assignment, config, opts.proposeShards) : undefined,
   };
 }

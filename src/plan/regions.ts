@@ -2,7 +2,9 @@ import { bisect } from './bisect.js';
 import { buildCellGraph, partitionStats, type CellGraph, type PartitionStats } from './cell-graph.js';
 import { refine } from './refine.js';
 
-export type CapacityStatus = 'active' | 'full' | 'read-only';
+import type { CapacityStatus } from '../config/capacity.js';
+
+export type { CapacityStatus };
 
 export interface RegionInput {
   /** the cells that hold data, with their weight (bytes or rows) */

@@ -30,9 +30,11 @@ export function guardSql(model: Model): string[] {
        unit       text PRIMARY KEY,
        from_shard text NOT NULL,
        to_shard   text NOT NULL,
-       role       text NOT NULL CHECK (role IN ('source', 'target', 'moved')),
+       role       text NOT NULL,
        min_lat double precision, max_lat double precision, min_lng double precision, max_lng double precision,
        since      timestamptz NOT NULL DEFAULT now())`,
+    // roles: source, target, moved (a move), read-only (a cell's capacity status, read-only.ts)
+    `ALTER TABLE shardctl.fenced_units DROP CONSTRAINT IF EXISTS fenced_units_role_check`,
     `DO $$ BEGIN
        CREATE TYPE shardctl.fence_key AS (unit text, lat double precision, lng double precision);
      EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
@@ -44,6 +46,10 @@ export function guardSql(model: Model): string[] {
            OR (k.lat IS NOT NULL AND x.min_lat IS NOT NULL AND k.lat BETWEEN x.min_lat AND x.max_lat AND k.lng BETWEEN x.min_lng AND x.max_lng)
         LIMIT 1;
        IF NOT FOUND THEN RETURN; END IF;
+       IF f.role = 'read-only' THEN
+         RAISE EXCEPTION 'shardctl: cell % is read-only (capacity_status); writes to it are refused', f.unit
+           USING ERRCODE = '25006', HINT = 'make it writable with: shardctl mapping set ' || f.unit || ' ' || f.to_shard || ' --status active';
+       END IF;
        IF f.role = 'moved' THEN
          RAISE EXCEPTION 'shardctl: unit % has moved to shard % (from %); write to it there', f.unit, f.to_shard, f.from_shard
            USING ERRCODE = '55000', HINT = 'reload the shard topology of the application router';

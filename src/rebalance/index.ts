@@ -12,6 +12,7 @@ import { syncTopology } from '../catalog/topology.js';
 import { installGuard } from './guard.js';
 import { movesInFlight, type MoveRow, type Step } from './journal.js';
 import { moveUnit } from './move.js';
+import { applyReadOnly, type ReadOnlyResult } from './read-only.js';
 
 export type RebalanceEvent =
   | { type: 'plan'; moves: number; resumed: number }
@@ -48,6 +49,8 @@ export interface RebalanceResult {
   moves: PlannedMove[];
   ok: boolean;
   seconds: number;
+  /** h3, with apply: the read-only cells fenced on each shard */
+  readOnly?: ReadOnlyResult[];
 }
 
 /**
@@ -132,6 +135,8 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
         ),
       );
     }
+    // a move's fence replaces a read-only mark and lifting it removes it: mark read-only cells again
+    if (!opts.signal?.aborted) result.readOnly = await applyReadOnly(config, model);
     if (opts.signal?.aborted) {
       await finish('interrupted', summary(result));
       throw new UserError('interrupted', `interrupted: ${result.moves.filter((m) => m.status === 'moved').length} units moved; moves in flight stay fenced and journaled`, {

@@ -3,6 +3,7 @@ import { isMap, isSeq, parseDocument, type Document } from 'yaml';
 import { parseConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { usageError } from '../errors.js';
+import type { CapacityStatus } from '../config/capacity.js';
 
 /**
  * Applies an edit to the config file, keeping its comments, layout and `${VAR}` references. The
@@ -36,7 +37,7 @@ export const removePin = (tenant: string) => (doc: Document) => {
   doc.deleteIn(['strategy', 'pins', tenant]);
 };
 
-export const setMapping = (cell: string, shard: string, region?: string) => (doc: Document) => {
+export const setMapping = (cell: string, shard: string, region?: string, status?: CapacityStatus) => (doc: Document) => {
   if (doc.getIn(['strategy', 'kind']) !== 'h3') throw usageError('the cell mapping belongs to the h3 strategy; isolate a tenant with `shardctl pin`');
   const seq = doc.getIn(['strategy', 'mapping'], true);
   if (!isSeq(seq)) doc.setIn(['strategy', 'mapping'], doc.createNode([]));
@@ -45,8 +46,9 @@ export const setMapping = (cell: string, shard: string, region?: string) => (doc
   if (i >= 0) {
     doc.setIn(['strategy', 'mapping', i, 'shard'], shard);
     if (region !== undefined) doc.setIn(['strategy', 'mapping', i, 'region'], region);
+    if (status !== undefined) doc.setIn(['strategy', 'mapping', i, 'capacity_status'], status);
   } else {
-    const node = doc.createNode(region !== undefined ? { cell, shard, region } : { cell, shard });
+    const node = doc.createNode({ cell, shard, ...(region !== undefined ? { region } : {}), ...(status !== undefined ? { capacity_status: status } : {}) });
     node.flow = true;
     doc.addIn(['strategy', 'mapping'], node);
   }
