@@ -26,8 +26,8 @@ export interface ProposedMapping {
 /**
  * Proposes a cell → shard mapping onto `n` shards that keeps neighbouring cells together (see
  * `proposeRegions`), weighted by bytes. Shard ids are the configured ones, then s<i> for more. A
- * cell keeps its region name and capacity status; a cell new to the mapping takes the region that
- * weighs most among the mapped cells of its proposed shard.
+ * cell keeps its region name and capacity status; a cell new to the mapping takes the region of the
+ * nearest named cell it is connected to through neighbours on the same proposed shard (none if none).
  */
 export function proposeMapping(cells: readonly { unit: string; bytes: number }[], config: Config, n: number): ProposedMapping {
   if (!Number.isInteger(n) || n < 1) throw usageError('--shards must be a whole number of at least 1');
@@ -41,11 +41,11 @@ export function proposeMapping(cells: readonly { unit: string; bytes: number }[]
     current: (c) => router.shardForCell(c),
     status: (c) => mapped.get(c)?.capacityStatus,
   });
-  const regionOf = dominantRegions(cells, p.assignment, mapped);
+  const regionOf = spreadRegions(cells, p.assignment, mapped);
   const mapping: ProposedCell[] = [];
   for (const [cell, shard] of p.assignment) {
     const m = mapped.get(cell);
-    const region = m?.region ?? regionOf.get(shard);
+    const region = m?.region ?? regionOf.get(cell);
     mapping.push({ cell, shard, ...(region ? { region } : {}), ...(m?.capacityStatus ? { capacity_status: m.capacityStatus } : {}) });
   }
   for (const m of config.strategy.mapping) {
@@ -69,15 +69,23 @@ export function boundaryShare(cells: readonly { unit: string; bytes: number; sha
   return partitionStats(g, label, Math.max(1, ids.length)).boundaryShare;
 }
 
-/** The region carrying the most bytes among the already-mapped cells of each proposed shard. */
-function dominantRegions(cells: readonly { unit: string; bytes: number }[], assignment: Map<string, string>, mapped: Map<string, CellMapping>): Map<string, string> {
-  const weight = new Map<string, Map<string, number>>();
-  for (const c of cells) {
-    const region = mapped.get(c.unit)?.region;
-    const shard = assignment.get(c.unit)!;
-    if (!region) continue;
-    const w = weight.get(shard) ?? weight.set(shard, new Map()).get(shard)!;
-    w.set(region, (w.get(region) ?? 0) + c.bytes + 1);
+/**
+ * Region names for cells new to the mapping: breadth-first from every named cell, through
+ * neighbours on the same proposed shard, so a name never crosses a shard border or a gap without data.
+ */
+function spreadRegions(cells: readonly { unit: string; bytes: number }[], assignment: Map<string, string>, mapped: Map<string, CellMapping>): Map<string, string> {
+  const g = buildCellGraph(cells.map((c) => ({ cell: c.unit, weight: c.bytes })));
+  const region = g.cells.map((c) => mapped.get(c)?.region);
+  const queue = region.flatMap((r, i) => (r ? [i] : []));
+  for (let q = 0; q < queue.length; q++) {
+    const i = queue[q]!;
+    for (let k = g.start[i]!; k < g.start[i + 1]!; k++) {
+      const j = g.nbr[k]!;
+      if (region[j] === undefined && assignment.get(g.cells[j]!) === assignment.get(g.cells[i]!)) {
+        region[j] = region[i];
+        queue.push(j);
+      }
+    }
   }
-  return new Map([...weight].map(([shard, w]) => [shard, [...w].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0]]));
+  return new Map(g.cells.flatMap((c, i) => (region[i] ? [[c, region[i]!] as const] : [])));
 }
