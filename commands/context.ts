@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../src/index.js';
 import type { Config } from '../src/index.js';
 import { createOutput, type Output } from './ui/output.js';
@@ -34,7 +34,8 @@ export function output(opts: GlobalOptions): Output {
 export function positiveInt(name: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a whole number of at least 1, got "${v}"`);
+    // InvalidArgumentError: commander prints it as a usage error (exit 2), not as a crash
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a whole number of at least 1, got "${v}"`);
     return n;
   };
 }

@@ -81,6 +81,18 @@ describe('config loading', () => {
     assert.doesNotMatch(r.stderr, /\s+at\s+\S+\.js|topsecret|hunter2/);
   });
 
+  it('a bad number in an option or its environment twin is exit 2 with one line, no stack trace', () => {
+    const cli = (args: string[], extra: Record<string, string> = {}) =>
+      spawnSync(process.execPath, [repoPath('bin/shardctl.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...extra } });
+    const top = cli(['plan', '--top', '0', '--config', `${dir}/good-jump.yaml`]);
+    assert.equal(top.status, 2);
+    assert.match(top.stderr, /--top must be a whole number of at least 1, got "0"/);
+    const conc = cli(['migrate', '--dry-run', '--config', `${dir}/good-jump.yaml`], { ...env, SHARDCTL_CONCURRENCY: 'two' });
+    assert.equal(conc.status, 2, conc.stderr);
+    assert.match(conc.stderr, /SHARDCTL_CONCURRENCY="two" is invalid: --concurrency must be a whole number of at least 1, got "two"/);
+    for (const r of [top, conc]) assert.doesNotMatch(r.stderr, /internal error|\s+at\s+\S+\.js/);
+  });
+
   it('a missing config file is exit 2 with a hint', () => {
     const r = spawnSync(process.execPath, [repoPath('bin/shardctl.js'), 'route', '1'], {
       encoding: 'utf8',
