@@ -9,17 +9,20 @@ import { crossShard } from '../../src/crossshard/two-phase.js';
 import { insertBump } from './bumps.js';
 
 const [configPath, stopAt, id] = process.argv.slice(2);
-const config = loadConfig(configPath!);
-await crossShard(
-  config,
-  async (tx) => {
-    for (const s of config.shards) await insertBump(tx, s.id, Number(id));
-  },
-  {
-    onPhase: async (phase, gid) => {
-      process.stdout.write(`${phase} ${gid}\n`);
-      if (phase === stopAt) await new Promise(() => setInterval(() => undefined, 1000));
+// the test runner also loads every file under dist/test: without arguments, do nothing
+if (configPath && stopAt && id) {
+  const config = loadConfig(configPath);
+  await crossShard(
+    config,
+    async (tx) => {
+      for (const s of config.shards) await insertBump(tx, s.id, Number(id));
     },
-  },
-);
-process.stdout.write('done\n');
+    {
+      onPhase: async (phase, gid) => {
+        process.stdout.write(`${phase} ${gid}\n`);
+        if (phase === stopAt) await new Promise(() => setInterval(() => undefined, 1000));
+      },
+    },
+  );
+  process.stdout.write('done\n');
+}
