@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Catalog } from '../src/catalog/catalog.js';
@@ -297,6 +299,49 @@ describe('migrate: location fixture (h3)', () => {
     assert.equal(again.units.copied, 0);
   });
 
+  it('computes each lat/lng row\'s cell once per run, every batch reading the snapshot the cells came from', async () => {
+    await resetShards(stage.config);
+    const src = stage.config.source;
+    // Right after the cells are staged (the engine is blocked in this synchronous handler), move one
+    // location to another continent and commit: the batches, which start later, must still copy the
+    // row the cells were computed from — a row copied with a stale cell would sit on the wrong shard.
+    const [moved] = await sql(src, 'SELECT id, latitude, longitude FROM locations ORDER BY id LIMIT 1');
+    const update = `UPDATE locations SET latitude = -33.8688, longitude = 151.2093 WHERE id = ${moved.id}`;
+    const staged: { table: string; rows: number }[] = [];
+    let batches = 0;
+    const r = await migrate(stage.config, {
+      batchRows: 300,
+      onEvent: (e) => {
+        if (e.type === 'cells') {
+          staged.push({ table: e.table, rows: e.rows });
+          if (e.table === 'public.locations') execFileSync(process.execPath, ['-e', updateScript(src, update)]);
+        }
+        if (e.type === 'batch') batches++;
+      },
+    });
+    assert.equal(r.ok, true, JSON.stringify(r.failures));
+    const rows = await sql(src, 'SELECT (SELECT count(*) FROM profiles) AS p, (SELECT count(*) FROM locations) AS l');
+    assert.deepEqual(staged, [{ table: 'public.profiles', rows: Number(rows[0].p) }, { table: 'public.locations', rows: Number(rows[0].l) }]);
+    assert.ok(batches > 5, `${batches} batches`);
+    const router = createRouter(stage.config);
+    const holders = [];
+    for (const s of stage.config.shards) {
+      const there = await sql(s.primary, 'SELECT latitude, longitude FROM locations WHERE id = $1', [moved.id]);
+      for (const x of there) holders.push({ shard: s.id, lat: x.latitude, lng: x.longitude });
+    }
+    assert.deepEqual(holders, [{ shard: router.shardForLocation(moved.latitude, moved.longitude), lat: moved.latitude, lng: moved.longitude }]);
+    const left = await sql(src, "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'shardctl' AND tablename LIKE 'migrate_cells%'");
+    assert.equal(Number(left[0].n), 0, 'the staging tables are dropped at the end of the run');
+    // put the row back: now the fleet must be exact, and a resync (units already on the shards, so
+    // the shard side computes its cells to delete them first) must keep it exact
+    await sql(src, 'UPDATE locations SET latitude = $1, longitude = $2 WHERE id = $3', [moved.latitude, moved.longitude, moved.id]);
+    await assertExact(stage.config);
+    const again = await migrate(stage.config, { batchRows: 300, resync: true });
+    assert.equal(again.ok, true, JSON.stringify(again.failures));
+    assert.equal(again.units.copied, r.units.copied);
+    await assertExact(stage.config);
+  });
+
   it('plan --propose-mapping keeps neighbouring cells together and reports imbalance and boundary share for both mappings', () => {
     const r = runCli(['plan', '--config', stage.configPath, '--json', '--propose-mapping', '--shards', '4']);
     assert.equal(r.status, 0, r.stderr);
@@ -317,6 +362,15 @@ describe('migrate: location fixture (h3)', () => {
     assert.match(human.stdout, /^ {2}- \{ cell: [0-9a-f]{15}, shard: s\d, region: [^,}]+ \}$/m);
   });
 });
+
+/** A node -e script running one statement on `url` (to run SQL synchronously, blocking this process). */
+function updateScript(url: string, statement: string): string {
+  return `const pg = require(${JSON.stringify(pgPath)});
+const c = new pg.Client({ connectionString: ${JSON.stringify(url)} });
+c.connect().then(() => c.query(${JSON.stringify(statement)})).then(() => c.end(), (e) => { console.error(e); process.exit(1); });`;
+}
+
+const pgPath = createRequire(import.meta.url).resolve('pg');
 
 function assertNoPassword(text: string) {
   assert.doesNotMatch(text, /postgres:\/\/[^:\s]+:(?!\*\*\*@)[^@\s]+@/, 'a URL with a password was printed');

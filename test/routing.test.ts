@@ -110,6 +110,21 @@ describe('shardCell (H3)', () => {
     assert.throws(() => shardCell(91, 0), RangeError);
   });
 
+  it('equals cellToParent at every resolution pair, pentagons and both hemispheres included', () => {
+    // shardCell takes the parent on the hex string where it can (res 3, 7, 11): prove it is cellToParent
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const points: [number, number][] = [[64.7, 10.5] /* near pentagon 820807f */, [-89.99, 0], [89.99, 179.99], [0, -180]];
+    for (let i = 0; i < 3000; i++) points.push([rand() * 180 - 90, rand() * 360 - 180]);
+    for (const [lat, lng] of points) {
+      for (const [indexResolution, shardResolution] of [[12, 3], [15, 7], [11, 11], [13, 11], [9, 5], [3, 3], [2, 3]] as const) {
+        const want = indexResolution < shardResolution ? undefined : cellToParent(latLngToCell(lat, lng, indexResolution), shardResolution);
+        if (want === undefined) assert.throws(() => shardCell(lat, lng, { indexResolution, shardResolution }));
+        else assert.equal(shardCell(lat, lng, { indexResolution, shardResolution }), want, `${lat},${lng} ${indexResolution}→${shardResolution}`);
+      }
+    }
+  });
+
   it('descendant ranges contain exactly the children of a cell', () => {
     for (const cell of [shardCell(37.5, 127), '830800fffffffff' /* a pentagon */]) {
       const { lo, hi } = descendantRange(cell, 5);

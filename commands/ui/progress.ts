@@ -20,6 +20,8 @@ function lines(): LineView<MigrateEvent> {
     },
     line(e) {
       switch (e.type) {
+        case 'cells':
+          return `${e.table}: the cells of ${formatCount(e.rows)} rows computed once for this run (${formatSeconds(e.seconds)})`;
         case 'start':
           total = e.rows;
           return `migrating ${e.units - e.skipped} units (${formatCount(e.rows)} rows) to ${e.shards.length} shards; ${e.skipped} already placed`;

@@ -23,7 +23,21 @@ export function shardCell(lat: number, lng: number, opts: CellOptions = {}): str
   const shardRes = opts.shardResolution ?? DEFAULT_SHARD_RESOLUTION;
   if (!Number.isFinite(lat) || lat < -90 || lat > 90) throw new RangeError(`latitude ${lat} is outside -90..90`);
   if (!Number.isFinite(lng) || lng < -180 || lng > 180) throw new RangeError(`longitude ${lng} is outside -180..180`);
-  return cellToParent(latLngToCell(lat, lng, indexRes), shardRes);
+  return parentOf(latLngToCell(lat, lng, indexRes), shardRes);
+}
+
+/**
+ * cellToParent on the hex string, without the round trip through h3-js's WebAssembly heap when the
+ * digits below `res` fill whole hex characters (res 3, 7, 11: 36, 24, 12 bits): the parent then is
+ * the same string with the resolution nibble set to `res` and those characters set to f (every
+ * unused digit is 7, all ones). About a third of shardCell's time at the default resolutions.
+ * Equal to cellToParent for every valid cell (tested on random points).
+ */
+function parentOf(cell: string, res: number): string {
+  const bits = 3 * (15 - res);
+  if (cell.length !== 15 || bits % 4 !== 0 || parseInt(cell[1]!, 16) < res) return cellToParent(cell, res);
+  const chars = bits / 4;
+  return `${cell[0]}${res.toString(16)}${cell.slice(2, 15 - chars)}${'f'.repeat(chars)}`;
 }
 
 /** The parent at `shardRes` of any valid H3 cell at that resolution or finer. */

@@ -7,7 +7,8 @@ import { shardEndpoint } from '../db/endpoints.js';
 import { failureText, isConnectionLoss, pgFailure } from '../db/pg-error.js';
 import { isUserError } from '../errors.js';
 import type { Model, TableModel } from '../tables/model.js';
-import { copyBatch, type Batch } from '../transfer/batch.js';
+import type { StagedCells } from '../tables/staged-cells.js';
+import { copyBatch, type Batch, type RunCells } from '../transfer/batch.js';
 import { syncReferenceTables } from '../transfer/reference.js';
 import type { EventSink } from './events.js';
 import type { MigrateOptions, MigrateResult } from './index.js';
@@ -25,6 +26,8 @@ export interface CopyRun {
   readonly result: MigrateResult;
   /** streams in flight at once, over reference tables and batches */
   readonly limit: LimitFunction;
+  /** lat/lng models: the run snapshot, the cells staged from it, and the units each shard held at the preflight */
+  readonly cells?: { readonly snapshot: string; readonly staged: StagedCells; readonly present: ReadonlyMap<string, ReadonlySet<string>> };
 }
 
 /** Every shard gets the reference tables as the source has them. */
@@ -59,8 +62,15 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
       run.limit(async () => {
         if (opts.signal?.aborted) return;
         const stats = shardStats.get(batch.shard)!;
-        const runBatch = () =>
+        // the preflight's list of the shard's units holds for the first attempt only (a lost commit
+        // acknowledgement may have left the batch's rows there)
+        const runCells = (first: boolean): RunCells | undefined => {
+          const held = run.cells?.present.get(batch.shard);
+          return run.cells && { snapshot: run.cells.snapshot, staged: run.cells.staged, shardMayHold: (u) => !first || !held || held.has(u) };
+        };
+        const runBatch = (first: boolean) =>
           copyBatch(batch, {
+            runCells: runCells(first),
             model: run.model,
             source: run.source,
             target: shardEndpoint(config, batch.shard),
@@ -74,12 +84,12 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
         try {
           let r;
           try {
-            r = await runBatch();
+            r = await runBatch(true);
           } catch (e) {
             // A dropped connection is retried once on fresh connections; the batch is all-or-nothing.
             if (opts.signal?.aborted || !isConnectionLoss(e)) throw e;
             emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error: failureText(e, `shard ${batch.shard}`), retrying: true });
-            r = await runBatch();
+            r = await runBatch(false);
           }
           await journal(() => recordPlacements(run.catalog, run.runId, batch.shard, r.placed, partial ? sharded.map((t) => t.name) : undefined));
           stats.rows += r.rows;

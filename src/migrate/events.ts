@@ -1,5 +1,7 @@
 /** What the migrate engine reports while it works; the CLI picks a reporter (bars, lines, NDJSON). */
 export type MigrateEvent =
+  /** a lat/lng table's cells computed once for the run (staged-cells.ts), before 'start' */
+  | { type: 'cells'; table: string; rows: number; seconds: number }
   | { type: 'start'; runId?: number; units: number; skipped: number; rows: number; shards: { shard: string; units: number; rows: number }[] }
   | { type: 'reference'; shard: string; table: string; rows: number; changed: boolean }
   | { type: 'bytes'; shard: string; bytes: number }

@@ -1,17 +1,15 @@
 import pLimit from 'p-limit';
 import type { Config } from '../config/types.js';
-import type { Catalog } from '../catalog/catalog.js';
 import { placementsIfAny } from '../catalog/read.js';
 import { withRun } from '../catalog/run.js';
-import { connect, withClient, type Endpoint } from '../db/connect.js';
+import { readSource } from './read-source.js';
+import { withClient, type Endpoint } from '../db/connect.js';
 import { UserError } from '../errors.js';
-import { prepareCells, rootTables, takeInventory } from '../transfer/inventory.js';
-import { loadModel, type TableModel } from '../tables/model.js';
+import type { TableModel } from '../tables/model.js';
 import { selectTables } from '../tables/select.js';
 import type { EventSink } from './events.js';
-import { captureDefinitions } from '../transfer/definitions.js';
 import { syncTopology } from '../catalog/topology.js';
-import { checkShards, checkSourceRows } from './preflight.js';
+import { checkShards } from './preflight.js';
 import type { ReferenceResult } from '../transfer/reference.js';
 import { alignSequences } from './sequences.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
@@ -80,75 +78,67 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
   return withRun(config.catalog, spec, async (scope) => {
     const { catalog, run } = scope;
     const source = sourceEndpoint(config);
-    const { model, units } = await readSource(source, config, run ? catalog : undefined);
-    const tables = selectTables(model, opts.tables);
-    const router = createRouter(config);
-    const routeOf = (u: string) => router.shardForUnit(u);
-    const placements = await placementsIfAny(catalog.client);
-    const work = chooseWork(config, model, tables, [...units.keys()].sort(), placements, routeOf, opts);
-
-    // Check every shard before writing anything: reachable, schema fits, no rows it should not hold.
-    await checkShards(config, model, (u, shard) => placements.get(u) === shard || (placements.get(u) === undefined && routeOf(u) === shard));
-
-    const batches = makeBatches(work.pending, units, opts.batchRows ?? 1_000_000);
-    // Units were counted in their root tables only (cheap); scale by the planner's table sizes for progress totals.
-    const scale = await withClient(source, (c) => rowScale(c, model, tables));
-    const perShard = config.shards.map((s) => ({
-      shard: s.id,
-      units: work.pending.get(s.id)!.length,
-      rows: Math.round(work.pending.get(s.id)!.reduce((n, u) => n + Number(units.get(u)!.rows), 0) * scale),
-    }));
-    emit({ type: 'start', runId: run?.id, units: work.wanted.length, skipped: work.skipped, rows: perShard.reduce((n, s) => n + s.rows, 0), shards: perShard });
-
-    const result: MigrateResult = {
-      ok: true,
-      dryRun: Boolean(opts.dryRun),
-      runId: run?.id,
-      units: { total: work.wanted.length, copied: 0, skipped: work.skipped, failed: 0, elsewhere: work.elsewhere.length },
-      rows: 0,
-      bytes: 0,
-      seconds: 0,
-      shards: perShard.map((s) => ({ shard: s.shard, units: s.units, rows: 0, bytes: 0, failed: 0 })),
-      reference: [],
-      failures: [],
-      errors: [],
-      elsewhere: work.elsewhere,
-    };
-    if (opts.dryRun) return finish(result, started);
-    await syncTopology(catalog.client, config);
-
-    const copy: CopyRun = { config, model, source, catalog: catalog.client, runId: run!.id, opts, emit, result, limit: pLimit(Math.max(1, opts.concurrency ?? 2)) };
-    // Reference tables first: sharded rows may reference them by foreign key.
-    await copyReferenceTables(copy, tables.filter((t) => t.config.route.kind === 'reference'));
-    await copyBatches(copy, batches, tables.filter((t) => t.config.route.kind !== 'reference'), work.partial);
-    if (opts.signal?.aborted) {
-      await scope.finish('interrupted', summary(result, started));
-      throw new UserError('interrupted', `interrupted: ${result.units.copied} units were copied and journaled; in-flight batches rolled back`, {
-        hint: 'run the same command again to continue',
-      });
-    }
-    const touched = result.shards.filter((s) => s.units > 0).map((s) => s.shard);
-    await alignShardSequences(config, source, touched, tables, emit);
-
-    finish(result, started);
-    await scope.finish(spec.outcome(result).status, summary(result, started));
-    emit({ type: 'done', seconds: result.seconds, rows: result.rows, bytes: result.bytes });
-    return result;
-  });
-}
-
-/** The model and the units of the source (root tables only); a recorded run also stores the table definitions. */
-async function readSource(source: Endpoint, config: Config, recordTo: Catalog | undefined) {
-  return withClient(source, async (c) => {
-    const model = await loadModel(config, c);
-    await checkSourceRows(c, model);
-    if (recordTo) await captureDefinitions(recordTo.client, c, model);
-    const reader = model.cellSpecs.length ? await connect(source) : undefined;
+    const view = await readSource(source, config, run ? catalog : undefined, emit);
     try {
-      if (reader) await prepareCells(c, reader, model);
-      return { model, units: await takeInventory(c, model, rootTables(model)) };
+      const { model, units, cells } = view;
+      const tables = selectTables(model, opts.tables);
+      const router = createRouter(config);
+      const routeOf = (u: string) => router.shardForUnit(u);
+      const placements = await placementsIfAny(catalog.client);
+      const work = chooseWork(config, model, tables, [...units.keys()].sort(), placements, routeOf, opts);
+
+      // Check every shard before writing anything: reachable, schema fits, no rows it should not hold.
+      const present = await checkShards(config, model, (u, shard) => placements.get(u) === shard || (placements.get(u) === undefined && routeOf(u) === shard));
+
+      const batches = makeBatches(work.pending, units, opts.batchRows ?? 1_000_000);
+      // Units were counted in their root tables only (cheap); scale by the planner's table sizes for progress totals.
+      const scale = await withClient(source, (c) => rowScale(c, model, tables));
+      const perShard = config.shards.map((s) => ({
+        shard: s.id,
+        units: work.pending.get(s.id)!.length,
+        rows: Math.round(work.pending.get(s.id)!.reduce((n, u) => n + Number(units.get(u)!.rows), 0) * scale),
+      }));
+      emit({ type: 'start', runId: run?.id, units: work.wanted.length, skipped: work.skipped, rows: perShard.reduce((n, s) => n + s.rows, 0), shards: perShard });
+
+      const result: MigrateResult = {
+        ok: true,
+        dryRun: Boolean(opts.dryRun),
+        runId: run?.id,
+        units: { total: work.wanted.length, copied: 0, skipped: work.skipped, failed: 0, elsewhere: work.elsewhere.length },
+        rows: 0,
+        bytes: 0,
+        seconds: 0,
+        shards: perShard.map((s) => ({ shard: s.shard, units: s.units, rows: 0, bytes: 0, failed: 0 })),
+        reference: [],
+        failures: [],
+        errors: [],
+        elsewhere: work.elsewhere,
+      };
+      if (opts.dryRun) return finish(result, started);
+      await syncTopology(catalog.client, config);
+
+      const copy: CopyRun = {
+        config, model, source, catalog: catalog.client, runId: run!.id, opts, emit, result, limit: pLimit(Math.max(1, opts.concurrency ?? 2)),
+        cells: cells && { ...cells, present },
+      };
+      // Reference tables first: sharded rows may reference them by foreign key.
+      await copyReferenceTables(copy, tables.filter((t) => t.config.route.kind === 'reference'));
+      await copyBatches(copy, batches, tables.filter((t) => t.config.route.kind !== 'reference'), work.partial);
+      if (opts.signal?.aborted) {
+        await scope.finish('interrupted', summary(result, started));
+        throw new UserError('interrupted', `interrupted: ${result.units.copied} units were copied and journaled; in-flight batches rolled back`, {
+          hint: 'run the same command again to continue',
+        });
+      }
+      const touched = result.shards.filter((s) => s.units > 0).map((s) => s.shard);
+      await alignShardSequences(config, source, touched, tables, emit);
+
+      finish(result, started);
+      await scope.finish(spec.outcome(result).status, summary(result, started));
+      emit({ type: 'done', seconds: result.seconds, rows: result.rows, bytes: result.bytes });
+      return result;
     } finally {
-      await reader?.end();
+      await view.close();
     }
   });
 }

@@ -52,16 +52,19 @@ export function schemaError(problems: string[], config: Config) {
 /**
  * Every shard, concurrently: reachable, the schema fits (else exit 3 listing every problem), and
  * no rows of units that neither route nor are placed there (copying beside them would put a unit
- * on two shards).
+ * on two shards). Returns, for lat/lng models, the units each shard holds rows of.
  */
-export async function checkShards(config: Config, model: Model, belongs: (unit: string, shard: string) => boolean): Promise<void> {
+export async function checkShards(config: Config, model: Model, belongs: (unit: string, shard: string) => boolean): Promise<Map<string, Set<string>>> {
+  // the units each shard holds rows of; collected only where a batch can use them (lat/lng tables, see batch.ts)
+  const present = new Map(config.shards.map((s) => [s.id, new Set<string>()]));
+  const collect = model.cellSpecs.length > 0;
   const problems = (
     await Promise.all(
       config.shards.map(async (s) => {
         const ep = shardEndpoint(config, s.id);
         const schema = await withClient(ep, (c) => checkShardSchema(s.id, c, model));
         if (schema.length) return schema;
-        return foreignRows(model, s.id, ep, (u) => belongs(u, s.id));
+        return foreignRows(model, s.id, ep, (u) => belongs(u, s.id), collect ? present.get(s.id) : undefined);
       }),
     )
   ).flat();
@@ -70,4 +73,5 @@ export async function checkShards(config: Config, model: Model, belongs: (unit: 
       'those rows were not placed by shardctl: remove them, or restore the topology they were placed with');
   }
   if (problems.length) throw schemaError(problems, config);
+  return present;
 }

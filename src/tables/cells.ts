@@ -23,6 +23,25 @@ export function cellTempName(table: string): string {
   return `pg_temp.${quoteIdent(`shardctl_cells_${table.replace(/\W/g, '_')}`)}`;
 }
 
+/** Creates (or empties) the session's temp table of `spec`; returns its name. */
+export async function emptyCellTemp(session: pg.ClientBase, spec: CellTableSpec): Promise<string> {
+  const temp = cellTempName(spec.table);
+  await session.query(`CREATE TEMP TABLE IF NOT EXISTS ${temp} (pk ${spec.pkType} PRIMARY KEY, cell text NOT NULL)`);
+  await session.query(`TRUNCATE ${temp}`);
+  return temp;
+}
+
+/** (pk, cell) COPY lines of the rows `reader` streams as (pk, lat, lng), each cell computed once. */
+export async function* cellLines(reader: pg.ClientBase, spec: CellTableSpec, strategy: H3Strategy, cells?: ReadonlySet<string>): AsyncGenerator<string> {
+  const select = `SELECT ${quoteIdent(spec.pk)}, ${quoteIdent(spec.lat)}, ${quoteIdent(spec.lng)} FROM ${quoteTable(spec.table)}`;
+  const opts = { indexResolution: strategy.indexResolution, shardResolution: strategy.shardResolution };
+  for await (const [pk, lat, lng] of copyRows(reader, select)) {
+    if (lat === '\\N' || lng === '\\N') throw new Error(`${spec.table}: a row has a NULL ${spec.lat}/${spec.lng}`);
+    const cell = shardCell(Number(lat), Number(lng), opts);
+    if (!cells || cells.has(cell)) yield `${pk}\t${cell}\n`;
+  }
+}
+
 /**
  * Fills the temp table of `spec` in `session` with the rows `reader` sees whose cell is in `cells`
  * (all rows when undefined). `reader` must see the same data as `session` (the same snapshot, or
@@ -35,19 +54,8 @@ export async function materializeCells(
   strategy: H3Strategy,
   cells?: ReadonlySet<string>,
 ): Promise<number> {
-  const temp = cellTempName(spec.table);
-  await session.query(`CREATE TEMP TABLE IF NOT EXISTS ${temp} (pk ${spec.pkType} PRIMARY KEY, cell text NOT NULL)`);
-  await session.query(`TRUNCATE ${temp}`);
-  const select = `SELECT ${quoteIdent(spec.pk)}, ${quoteIdent(spec.lat)}, ${quoteIdent(spec.lng)} FROM ${quoteTable(spec.table)}`;
-  const opts = { indexResolution: strategy.indexResolution, shardResolution: strategy.shardResolution };
-  async function* lines() {
-    for await (const [pk, lat, lng] of copyRows(reader, select)) {
-      if (lat === '\\N' || lng === '\\N') throw new Error(`${spec.table}: a row has a NULL ${spec.lat}/${spec.lng}`);
-      const cell = shardCell(Number(lat), Number(lng), opts);
-      if (!cells || cells.has(cell)) yield `${pk}\t${cell}\n`;
-    }
-  }
-  const n = await copyLinesInto(session, `${temp} (pk, cell)`, lines());
+  const temp = await emptyCellTemp(session, spec);
+  const n = await copyLinesInto(session, `${temp} (pk, cell)`, cellLines(reader, spec, strategy, cells));
   await session.query(`ANALYZE ${temp}`);
   return n;
 }

@@ -1,14 +1,15 @@
 import type pg from 'pg';
 import { connect, destroy, type Endpoint } from '../db/connect.js';
-import { quoteIdent, quoteTable } from '../db/ident.js';
+import { quoteIdent, quoteLiteral, quoteTable } from '../db/ident.js';
 import { pipeCopy } from '../copy/pipe.js';
 import type { TableProof } from '../catalog/placements.js';
 import { prepareCells } from './inventory.js';
-import { cellTempName } from '../tables/cells.js';
+import { cellTempName, emptyCellTemp } from '../tables/cells.js';
+import { loadStagedCells, type StagedCells } from '../tables/staged-cells.js';
 import { checkForeignKeys, mayBypassTriggers } from './foreign-keys.js';
 import { toUnitSums, unitChecksumSql, type UnitSum } from '../tables/checksum.js';
 import type { Model, TableModel } from '../tables/model.js';
-import { deleteSql, scopeOf, selectSql } from '../tables/scope.js';
+import { deleteSql, scopeOf, selectSql, type Scope } from '../tables/scope.js';
 
 export interface Batch {
   readonly shard: string;
@@ -28,6 +29,14 @@ export interface BatchResult {
   readonly bytes: number;
 }
 
+export interface RunCells {
+  /** the run's exported source snapshot, which every batch reads (and the staging was computed from) */
+  readonly snapshot: string;
+  readonly staged: StagedCells;
+  /** whether the target shard may already hold rows of a unit (from the preflight's scan of the shard) */
+  readonly shardMayHold: (unit: string) => boolean;
+}
+
 export interface BatchOptions {
   readonly model: Model;
   readonly source: Endpoint;
@@ -38,6 +47,8 @@ export interface BatchOptions {
   readonly verify: boolean;
   /** keep per-row triggers during the COPY (else foreign keys are checked set-based, see foreign-keys.ts) */
   readonly fireTriggers?: boolean;
+  /** lat/lng models in a migrate run: the run's source snapshot and staged cells */
+  readonly runCells?: RunCells;
   readonly signal?: AbortSignal;
   onBytes?(bytes: number): void;
   onTable?(table: string, rows: number, bytes: number): void;
@@ -67,17 +78,29 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     const [src, dst] = await Promise.all([open(o.source), open(o.target)]);
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     const cells = new Set(batch.units);
-    if (needsCells) {
+    const run = o.runCells;
+    if (run) await src.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(run.snapshot)}`);
+    if (needsCells && run) {
+      // The run staged every row's cell once, from this very snapshot: fetch this batch's (pk, cell).
+      await loadStagedCells(src, await open(o.source), o.model, run.staged, batch.units);
+      // The shard side needs cells only to delete rows of these units it already holds; the
+      // preflight listed the units each shard holds, so a fresh unit costs no scan of the shard.
+      if (batch.units.some(run.shardMayHold)) await prepareCells(dst, await open(o.target), o.model, cells);
+      else for (const spec of o.model.cellSpecs) await emptyCellTemp(dst, spec);
+    } else if (needsCells) {
       // lat/lng tables: the cell of every row is computed in Node, reading the very same snapshot.
       const snapshot = (await src.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string;
       const [srcReader, dstReader] = await Promise.all([open(o.source), open(o.target)]);
       await srcReader.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-      await srcReader.query(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, "''")}'`);
+      await srcReader.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`);
       await Promise.all([prepareCells(src, srcReader, o.model, cells), prepareCells(dst, dstReader, o.model, cells)]);
       await srcReader.query('COMMIT');
     }
-    await dst.query('BEGIN');
     const scope = (t: TableModel) => scopeOf(o.model.ctx, t.config, batch.units);
+    // The source side of the checksums runs on a second connection sharing the snapshot, while the
+    // copy streams: it costs the source a scan, not the batch wall time.
+    const sourceSums = o.verify ? await startSourceSums(src, await open(o.source), run?.snapshot, o, scope) : undefined;
+    await dst.query('BEGIN');
     for (const t of [...o.tables].reverse()) await dst.query(deleteSql(t.config, scope(t)));
 
     const bypass = !o.fireTriggers && (await mayBypassTriggers(dst));
@@ -114,11 +137,10 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     const failed: { unit: string; reason: string }[] = [];
     if (o.verify) {
       const bad = new Map<string, string>();
+      const wanted = await sourceSums!.pending;
       for (const t of o.tables) {
-        const sql = unitChecksumSql(scope(t), t.columns);
-        const [a, b] = await Promise.all([src.query(sql), dst.query(sql)]);
-        const want = toUnitSums(a.rows);
-        const got = toUnitSums(b.rows);
+        const want = wanted.get(t.name)!;
+        const got = toUnitSums((await dst.query(unitChecksumSql(scope(t), t.columns))).rows);
         for (const unit of batch.units) {
           const w = want.get(unit) ?? ZERO;
           const g = got.get(unit) ?? ZERO;
@@ -152,6 +174,35 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     o.signal?.removeEventListener('abort', abort);
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
   }
+}
+
+/**
+ * Starts the per-unit sums of every table on `sums`, a second source connection put into the batch's
+ * snapshot (`snapshot`, else one `src` exports) with a copy of `src`'s cell tables. The promise is
+ * awaited after the copy; a failure is held until then (and the batch's error path destroys both).
+ */
+async function startSourceSums(
+  src: pg.ClientBase,
+  sums: pg.ClientBase,
+  snapshot: string | undefined,
+  o: BatchOptions,
+  scope: (t: TableModel) => Scope,
+): Promise<{ pending: Promise<Map<string, Map<string, UnitSum>>> }> {
+  const shared = snapshot ?? ((await src.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string);
+  await sums.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+  await sums.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(shared)}`);
+  for (const spec of o.model.cellSpecs) {
+    const temp = await emptyCellTemp(sums, spec);
+    await pipeCopy(src, sums, `SELECT pk, cell FROM ${temp}`, `${temp} (pk, cell)`);
+    await sums.query(`ANALYZE ${temp}`);
+  }
+  const pending = (async () => {
+    const out = new Map<string, Map<string, UnitSum>>();
+    for (const t of o.tables) out.set(t.name, toUnitSums((await sums.query(unitChecksumSql(scope(t), t.columns))).rows));
+    return out;
+  })();
+  pending.catch(() => undefined); // observed here, rethrown where it is awaited
+  return { pending }; // wrapped: an async function returning the bare promise would wait for it
 }
 
 const ZERO: UnitSum = { rows: 0n, checksum: '0', bytes: 0n };

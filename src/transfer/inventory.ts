@@ -33,16 +33,21 @@ export async function takeInventory(
     const r = await session.query<{ unit: string; rows: string; bytes: string }>(
       `SELECT ${scope.unit} AS unit, count(*) AS rows, ${bytes} AS bytes FROM ${scope.from} WHERE ${scope.filter} GROUP BY 1`,
     );
-    for (const row of r.rows) {
-      let u = units.get(row.unit);
-      if (!u) units.set(row.unit, (u = { unit: row.unit, rows: 0n, bytes: 0n, tables: new Map() }));
-      const v = { rows: BigInt(row.rows), bytes: BigInt(row.bytes ?? 0) };
-      u.tables.set(t.name, v);
-      u.rows += v.rows;
-      u.bytes += v.bytes;
-    }
+    addVolumes(units, t.name, r.rows);
   }
   return units;
+}
+
+/** Adds one table's grouped (unit, rows, bytes) to the inventory. */
+export function addVolumes(units: Map<string, UnitVolume>, table: string, rows: readonly { unit: string; rows: string; bytes: string | null }[]): void {
+  for (const row of rows) {
+    let u = units.get(row.unit);
+    if (!u) units.set(row.unit, (u = { unit: row.unit, rows: 0n, bytes: 0n, tables: new Map() }));
+    const v = { rows: BigInt(row.rows), bytes: BigInt(row.bytes ?? 0) };
+    u.tables.set(table, v);
+    u.rows += v.rows;
+    u.bytes += v.bytes;
+  }
 }
 
 /** Tables whose route decides units directly (not through a parent): enough to list every unit. */

@@ -1,0 +1,78 @@
+import type pg from 'pg';
+import type { Catalog } from '../catalog/catalog.js';
+import type { Config } from '../config/types.js';
+import { connect, withClient, type Endpoint } from '../db/connect.js';
+import { loadModel, type Model } from '../tables/model.js';
+import { dropStagedCells, stageCells, stagedCounts, type StagedCells } from '../tables/staged-cells.js';
+import { captureDefinitions } from '../transfer/definitions.js';
+import { addVolumes, prepareCells, rootTables, takeInventory, type UnitVolume } from '../transfer/inventory.js';
+import type { EventSink } from './events.js';
+import { checkSourceRows } from './preflight.js';
+import { openRunSnapshot, type RunSnapshot } from './run-snapshot.js';
+
+export interface SourceView {
+  readonly model: Model;
+  /** the units of the root tables, with their row counts */
+  readonly units: Map<string, UnitVolume>;
+  /** lat/lng models in a recorded run: the run's snapshot and the cells staged from it */
+  readonly cells?: { readonly snapshot: string; readonly staged: StagedCells };
+  /** ends the run snapshot and drops the staging; call when the run's batches are done */
+  close(): Promise<void>;
+}
+
+/**
+ * The model and the units of the source (root tables only); a recorded run also stores the table
+ * definitions. A recorded run with lat/lng tables reads everything through one snapshot, held open
+ * until `close()`, from which each row's cell is staged once (staged-cells.ts); without the
+ * privilege to stage, it falls back to computing cells per batch.
+ */
+export async function readSource(source: Endpoint, config: Config, recordTo: Catalog | undefined, emit: EventSink): Promise<SourceView> {
+  if (!recordTo || !config.tables.some((t) => t.route.kind === 'latlng')) {
+    const view = await withClient(source, (c) => look(c, source, config, recordTo));
+    return { ...view, close: async () => undefined };
+  }
+  const snap: RunSnapshot = await openRunSnapshot(source);
+  let staged: StagedCells | undefined;
+  const close = async () => {
+    await snap.client.end().catch(() => undefined);
+    if (staged) await withClient(source, (w) => dropStagedCells(w, staged!)).catch(() => undefined);
+  };
+  try {
+    const c = snap.client;
+    const model = await loadModel(config, c);
+    await checkSourceRows(c, model);
+    await captureDefinitions(recordTo.client, c, model);
+    // The staging is written and counted outside the snapshot: its rows are invisible inside, and
+    // the snapshot's session must take no lock on it, or dropping it at the end would wait forever.
+    const counted = await withClient(source, async (w) => {
+      staged = await stageCells(w, c, model, (table, rows, seconds) => emit({ type: 'cells', table, rows, seconds }));
+      const roots = rootTables(model).filter((t) => staged?.tables.has(t.name));
+      return Promise.all(roots.map(async (t) => ({ table: t.name, rows: await stagedCounts(w, staged!, t.name) })));
+    });
+    if (!staged) return { ...(await inventory(c, source, model)), close };
+    const units = await takeInventory(c, model, rootTables(model).filter((t) => !staged!.tables.has(t.name)));
+    for (const x of counted) addVolumes(units, x.table, x.rows);
+    return { model, units, cells: { snapshot: snap.snapshot, staged }, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+async function look(c: pg.Client, source: Endpoint, config: Config, recordTo: Catalog | undefined) {
+  const model = await loadModel(config, c);
+  await checkSourceRows(c, model);
+  if (recordTo) await captureDefinitions(recordTo.client, c, model);
+  return inventory(c, source, model);
+}
+
+/** Units of the root tables; lat/lng tables through cells computed in this session. */
+async function inventory(c: pg.Client, source: Endpoint, model: Model) {
+  const reader = model.cellSpecs.length ? await connect(source) : undefined;
+  try {
+    if (reader) await prepareCells(c, reader, model);
+    return { model, units: await takeInventory(c, model, rootTables(model)) };
+  } finally {
+    await reader?.end();
+  }
+}

@@ -1,0 +1,103 @@
+import type pg from 'pg';
+import { copyLinesInto, pipeCopy } from '../copy/pipe.js';
+import { quoteIdent, textArrayLiteral } from '../db/ident.js';
+import { cellLines, emptyCellTemp } from './cells.js';
+import { h3Strategy, type Model } from './model.js';
+
+/**
+ * The cells of a run's lat/lng tables, computed ONCE per run into UNLOGGED tables on the source
+ * (schema `shardctl`, indexed by cell), so each batch fetches only its own rows' (pk, cell) instead
+ * of streaming the whole table through Node again: the cost is linear in the table, not
+ * batches × rows.
+ *
+ * Exactness rests on one snapshot: the staging is computed from the run's exported snapshot, and
+ * every batch reads the source through that very snapshot (SET TRANSACTION SNAPSHOT), so a row's
+ * staged cell is the cell of the row the batch copies. The staging's own rows are committed after
+ * that snapshot and so invisible to it: a batch reads them on a second, fresh connection into its
+ * session's temp table (cells.ts), which the scopes join as before.
+ */
+export interface StagedCells {
+  /** schema.table of a lat/lng table → its staging table (quoted) */
+  readonly tables: ReadonlyMap<string, string>;
+}
+
+const SCHEMA = 'shardctl';
+
+/** `"shardctl"."migrate_cells_public_locations"`: one per table, owned by the migrate run holding the catalog lock. */
+export function stagingName(table: string): string {
+  const base = `migrate_cells_${table.replace(/\W/g, '_')}`;
+  // identifiers are cut at 63 bytes: keep distinct long names distinct
+  const name = base.length <= 63 ? base : `${base.slice(0, 50)}_${hash(table)}`;
+  return `${quoteIdent(SCHEMA)}.${quoteIdent(name)}`;
+}
+
+/**
+ * Computes (pk, cell) of every row of every lat/lng table as `reader` sees it (the run snapshot) into
+ * the staging tables, written on `writer` (autocommit). Replaces what a crashed run left. Returns
+ * undefined when the role may not create the schema or tables there: the caller then computes
+ * cells per batch, as before (correct, but batches × rows).
+ */
+export async function stageCells(
+  writer: pg.ClientBase,
+  reader: pg.ClientBase,
+  model: Model,
+  onTable?: (table: string, rows: number, seconds: number) => void,
+): Promise<StagedCells | undefined> {
+  try {
+    await writer.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(SCHEMA)}`);
+  } catch (e) {
+    if (mayNot(e)) return undefined;
+    throw e;
+  }
+  const tables = new Map<string, string>();
+  for (const spec of model.cellSpecs) {
+    const name = stagingName(spec.table);
+    await writer.query(`DROP TABLE IF EXISTS ${name}`);
+    try {
+      await writer.query(`CREATE UNLOGGED TABLE ${name} (pk ${spec.pkType} NOT NULL, cell text NOT NULL)`);
+    } catch (e) {
+      if (mayNot(e)) return undefined;
+      throw e;
+    }
+    tables.set(spec.table, name);
+    const t0 = performance.now();
+    const rows = await copyLinesInto(writer, `${name} (pk, cell)`, cellLines(reader, spec, h3Strategy(model.config)));
+    // (cell) INCLUDE (pk) and a vacuumed visibility map: a batch's fetch is an index-only scan
+    await writer.query(`CREATE INDEX ON ${name} (cell) INCLUDE (pk)`);
+    await writer.query(`VACUUM (ANALYZE) ${name}`);
+    onTable?.(spec.table, rows, (performance.now() - t0) / 1000);
+  }
+  return { tables };
+}
+
+/**
+ * Loads the session's temp cell tables with the staged (pk, cell) of `cells` (every cell when
+ * undefined), read on `reader`, a connection outside the session's snapshot that sees the staging.
+ */
+export async function loadStagedCells(session: pg.ClientBase, reader: pg.ClientBase, model: Model, staged: StagedCells, cells?: readonly string[]): Promise<void> {
+  for (const spec of model.cellSpecs) {
+    const temp = await emptyCellTemp(session, spec);
+    const where = cells ? ` WHERE cell = ANY(${textArrayLiteral(cells)})` : '';
+    await pipeCopy(reader, session, `SELECT pk, cell FROM ${staged.tables.get(spec.table)!}${where}`, `${temp} (pk, cell)`);
+    await session.query(`ANALYZE ${temp}`);
+  }
+}
+
+/** Rows per cell of one staged table (the inventory of a lat/lng table, without touching the table). */
+export async function stagedCounts(c: pg.ClientBase, staged: StagedCells, table: string): Promise<{ unit: string; rows: string; bytes: string }[]> {
+  const r = await c.query(`SELECT cell AS unit, count(*) AS rows, 0 AS bytes FROM ${staged.tables.get(table)!} GROUP BY cell`);
+  return r.rows;
+}
+
+export async function dropStagedCells(c: pg.ClientBase, staged: StagedCells): Promise<void> {
+  for (const name of staged.tables.values()) await c.query(`DROP TABLE IF EXISTS ${name}`);
+}
+
+/** no privilege (42501), or a read-only server such as a standby (25006) */
+const mayNot = (e: unknown) => ['42501', '25006'].includes((e as { code?: string }).code ?? '');
+
+function hash(s: string): string {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
