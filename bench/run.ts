@@ -14,6 +14,7 @@ import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { restaurantCount } from '../harness/fixtures/index.js';
 import { redactText } from '../src/redact.js';
 import { parseBenchArgs, USAGE, type BenchArgs } from './args.js';
+import { locationBench } from './location.js';
 import { cpuMeter, postmasterPids } from './cpu.js';
 import { checkpointAll, resetFleet, vacuumShards } from './fleet.js';
 import { machineState } from './machine.js';
@@ -52,6 +53,17 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+
+  if (args.fixture === 'location') {
+    try {
+      const r = await locationBench(args, log);
+      process.stdout.write(args.json ? `${JSON.stringify({ runs: r.runs, targets: r.targets }, null, 2)}\n` : r.markdown);
+      return 0;
+    } catch (e) {
+      log(`error: ${redactText(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);
+      return 1;
+    }
+  }
 
   const startedAt = new Date().toISOString();
   const before = await machineState();
