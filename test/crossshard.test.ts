@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { cellToCenterChild, gridDisk } from 'h3-js';
 import { loadConfig } from '../src/config/load.js';
+import { editConfigFile, setMapping } from '../src/topology/edit.js';
 import { createRouter } from '../src/routing/router.js';
 import { crossShard } from '../src/crossshard/two-phase.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
@@ -159,6 +160,26 @@ describe('location fleet: cross-shard writes (two-phase commit, resolve) and cap
 
     assert.equal(runCli(['mapping', 'set', cell, shard, '--status', 'active', '--config', stage.configPath]).status, 0);
     await write(shard, 9_100_003, inside);
+  });
+
+  it('rebalance --apply marks a cell made read-only by a config edit (and lifts the mark when it is active again)', async () => {
+    const st = loadConfig(stage.configPath).strategy;
+    assert.ok(st.kind === 'h3');
+    const { cell, shard } = st.mapping[2]!;
+    const inside = BigInt(`0x${cellToCenterChild(cell, 12)}`).toString();
+    const primary = stage.config.shards.find((s) => s.id === shard)!.primary;
+    const write = (id: number) =>
+      sql(primary, `INSERT INTO bumps (id, user1_id, user2_id, latitude, longitude, h3_index, distance_m, confidence, is_cross_shard, bumped_at)
+                    VALUES ($1, 1, 2, 0, 0, $2, 1, 0.5, false, now())`, [id, inside]);
+    const edit = (status: string) => {
+      editConfigFile(stage.configPath, setMapping(cell, shard, undefined, status as 'read-only' | 'active'));
+      const r = runCli(['rebalance', '--apply', '--config', stage.configPath]);
+      assert.equal(r.status, 0, r.stderr);
+    };
+    edit('read-only');
+    await assert.rejects(write(9_200_001), new RegExp(`cell ${cell} is read-only`));
+    edit('active');
+    await write(9_200_002);
   });
 
   it('a full cell stays, and its shard takes no cell it does not hold in a proposal', () => {
