@@ -5,7 +5,9 @@
 export { tenantKey64, tenantText } from './routing/tenant-key.js';
 export { jumpHash } from './routing/jump.js';
 export { shardCell, descendantRange } from './cells/h3.js';
-export { createRouter, type Router } from './routing/router.js';
+export { type Router } from './routing/router.js';
+export { createRouter, type LiveRouter, type CatalogRouterOptions } from './topology/live-router.js';
+export { readTopology, type CatalogTopology } from './catalog/read-topology.js';
 export { loadConfig, parseConfig } from './config/load.js';
 export type * from './config/types.js';
 export { UserError, ExitCode, isUserError } from './errors.js';

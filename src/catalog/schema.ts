@@ -1,3 +1,5 @@
+import { TOPOLOGY_MIGRATION } from './topology-sql.js';
+
 /**
  * The catalog's DDL as ordered migrations. `meta.schema_version` records how many have run, so a
  * later release appends a migration and upgrades an existing catalog in place. Never edit a
@@ -91,6 +93,9 @@ export const MIGRATIONS: readonly string[] = [
      finished_at  timestamptz
    );
    CREATE INDEX ON shardctl.transactions (state) WHERE state IN ('preparing', 'committing', 'aborting');`,
+
+  // the catalog as the live topology routers follow, and the SQL routing functions (topology-sql.ts)
+  TOPOLOGY_MIGRATION,
 ];
 
 export const CATALOG_VERSION = MIGRATIONS.length;

@@ -4,32 +4,53 @@ import { redactUrl } from '../redact.js';
 import { withTransaction } from '../db/connect.js';
 
 /**
- * Records the topology a mutating run used (shards in order, pins, the H3 mapping) in the catalog,
- * so the audit log shows what routing placed the data. Connection strings are stored redacted.
+ * Records the topology a mutating run uses (strategy, shards in order with their servers, pins, the
+ * H3 mapping) in the catalog, where routers following the catalog pick it up. Connection strings
+ * are stored redacted. Only rows that differ are written, all in one transaction, so the topology
+ * version moves (and routers are notified) once, and only when something changed.
  */
 export async function syncTopology(c: pg.ClientBase, config: Config): Promise<void> {
+  const st = config.strategy;
   await withTransaction(c, async () => {
-    await c.query('DELETE FROM shardctl.shards WHERE NOT (id = ANY($1::text[]))', [config.shards.map((s) => s.id)]);
-    // positions are unique: clear them first so a reordering never collides midway
-    await c.query('UPDATE shardctl.shards SET position = -position - 1');
+    const ids = config.shards.map((s) => s.id);
+    await c.query('DELETE FROM shardctl.shards WHERE NOT (id = ANY($1::text[]))', [ids]);
+    // positions are unique: move changed ones out of the way first so a reordering never collides midway
+    await c.query(
+      `UPDATE shardctl.shards s SET position = -s.position - 1
+         FROM unnest($1::text[]) WITH ORDINALITY AS x(id, n) WHERE s.id = x.id AND s.position <> x.n - 1`,
+      [ids],
+    );
     for (const [i, s] of config.shards.entries()) {
       await c.query(
-        `INSERT INTO shardctl.shards (id, position, primary_url) VALUES ($1, $2, $3)
-         ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, primary_url = EXCLUDED.primary_url`,
-        [s.id, i, redactUrl(s.primary)],
+        `INSERT INTO shardctl.shards AS t (id, position, primary_url, replica_urls) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, primary_url = EXCLUDED.primary_url, replica_urls = EXCLUDED.replica_urls
+         WHERE (t.position, t.primary_url, t.replica_urls) IS DISTINCT FROM (EXCLUDED.position, EXCLUDED.primary_url, EXCLUDED.replica_urls)`,
+        [s.id, i, redactUrl(s.primary), s.replicas.map(redactUrl)],
       );
     }
-    await c.query('DELETE FROM shardctl.pins');
-    await c.query('DELETE FROM shardctl.cell_mapping');
-    const st = config.strategy;
-    if (st.kind === 'jump') {
-      for (const [tenant, shard] of Object.entries(st.pins)) await c.query('INSERT INTO shardctl.pins (tenant, shard) VALUES ($1, $2)', [tenant, shard]);
-    } else {
-      for (const m of st.mapping) {
-        await c.query('INSERT INTO shardctl.cell_mapping (cell, shard, region, capacity_status) VALUES ($1, $2, $3, $4)', [
-          m.cell, m.shard, m.region ?? null, m.capacityStatus ?? null,
-        ]);
-      }
-    }
+    await c.query(
+      `INSERT INTO shardctl.strategy AS t (kind, tenant_key, index_resolution, shard_resolution, default_shard) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (only_row) DO UPDATE SET kind = EXCLUDED.kind, tenant_key = EXCLUDED.tenant_key, index_resolution = EXCLUDED.index_resolution,
+         shard_resolution = EXCLUDED.shard_resolution, default_shard = EXCLUDED.default_shard
+       WHERE (t.kind, t.tenant_key, t.index_resolution, t.shard_resolution, t.default_shard)
+         IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.tenant_key, EXCLUDED.index_resolution, EXCLUDED.shard_resolution, EXCLUDED.default_shard)`,
+      st.kind === 'jump' ? ['jump', st.key, null, null, null] : ['h3', null, st.indexResolution, st.shardResolution, st.defaultShard],
+    );
+    const pins = st.kind === 'jump' ? Object.entries(st.pins) : [];
+    await c.query('DELETE FROM shardctl.pins WHERE NOT (tenant = ANY($1::text[]))', [pins.map(([t]) => t)]);
+    await c.query(
+      `INSERT INTO shardctl.pins AS t (tenant, shard) SELECT * FROM unnest($1::text[], $2::text[])
+       ON CONFLICT (tenant) DO UPDATE SET shard = EXCLUDED.shard, created_at = now() WHERE t.shard <> EXCLUDED.shard`,
+      [pins.map(([t]) => t), pins.map(([, s]) => s)],
+    );
+    const mapping = st.kind === 'h3' ? st.mapping.map((m) => ({ ...m, cell: m.cell.toLowerCase() })) : [];
+    await c.query('DELETE FROM shardctl.cell_mapping WHERE NOT (cell = ANY($1::text[]))', [mapping.map((m) => m.cell)]);
+    await c.query(
+      `INSERT INTO shardctl.cell_mapping AS t (cell, shard, region, capacity_status)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+       ON CONFLICT (cell) DO UPDATE SET shard = EXCLUDED.shard, region = EXCLUDED.region, capacity_status = EXCLUDED.capacity_status, updated_at = now()
+       WHERE (t.shard, t.region, t.capacity_status) IS DISTINCT FROM (EXCLUDED.shard, EXCLUDED.region, EXCLUDED.capacity_status)`,
+      [mapping.map((m) => m.cell), mapping.map((m) => m.shard), mapping.map((m) => m.region ?? null), mapping.map((m) => m.capacityStatus ?? null)],
+    );
   });
 }
