@@ -21,7 +21,7 @@ export { crossShard, type CrossShardTx, type CrossShardOptions, type CrossShardR
 export { resolve, type ResolveResult, type ResolvedTransaction } from './crossshard/resolve.js';
 export { migrate, type MigrateOptions, type MigrateResult } from './migrate/index.js';
 export type { MigrateEvent } from './migrate/events.js';
-export { health, prometheusText, writeTextfile, resolveThresholds, METRIC_HELP, STATUS_EXIT as HEALTH_EXIT_CODES } from './health/index.js';
+export { health, prometheusText, writeTextfile, resolveThresholds, METRIC_HELP, COUNTER_HELP, STATUS_EXIT as HEALTH_EXIT_CODES } from './health/index.js';
 export type {
   HealthReport, HealthOptions, HealthThresholds, ThresholdOverrides, ServerReport, CatalogReport, LagReport,
   CheckResult as HealthCheck, Problem as HealthProblem, Status as HealthStatus,

@@ -14,7 +14,7 @@ import { Catalog } from '../src/catalog/catalog.js';
 import { loadConfig, parseConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
 import { startFleet, type Fleet, type ServerHandle } from '../harness/fleet/index.js';
-import { health, METRIC_HELP, prometheusText, type HealthReport, type ServerReport } from '../src/health/index.js';
+import { COUNTER_HELP, health, METRIC_HELP, prometheusText, type HealthReport, type ServerReport } from '../src/health/index.js';
 import { repoPath } from './helpers/paths.js';
 
 interface Family {
@@ -171,6 +171,14 @@ test('--prometheus: valid exposition, conventional names and labels, no credenti
     assert.ok(f.metrics.length > 0, `${name} has samples`);
     for (const m of f.metrics) assert.ok(Number.isFinite(Number(m.value)), `${name} value ${m.value}`);
   }
+  for (const name of Object.keys(COUNTER_HELP)) {
+    const f = byName.get(name);
+    assert.ok(f, `${name} exported`);
+    assert.equal(f.type, 'COUNTER');
+    assert.match(name, /_total$/);
+    assert.equal(f.metrics.length, 4, `${name}: one sample per server`);
+    for (const m of f.metrics) assert.ok(Number(m.value) >= 0, `${name} value ${m.value}`);
+  }
   for (const f of families) assert.match(f.name, /^shardctl_[a-z_]+$/);
   assert.ok(!/_ms\b|_milliseconds|_kb\b|_mb\b/.test(c.stdout), 'base units only');
   const up = byName.get('shardctl_up')!;
@@ -190,6 +198,18 @@ test('monitoring assets only use metrics the exporter exports', () => {
   assert.ok(exposition, 'needs the --prometheus case');
   const exported = new Set(parseProm(exposition).map((f) => f.name));
   const namesIn = (expr: string) => expr.match(/\bshardctl_[a-z_]+\b/g) ?? [];
+  // No promtool on npm or Debian here: a parse of the files plus these expression checks instead.
+  const sane = (where: string, expr: string) => {
+    let depth = 0;
+    for (const ch of expr) {
+      depth += ch === '(' ? 1 : ch === ')' ? -1 : 0;
+      assert.ok(depth >= 0, `${where}: unbalanced parentheses`);
+    }
+    assert.equal(depth, 0, `${where}: unbalanced parentheses`);
+    for (const m of expr.matchAll(/\b(shardctl_[a-z_]+_total)\b/g)) {
+      assert.match(expr.slice(0, m.index), /\b(rate|irate|increase)\($/, `${where}: the counter ${m[1]} is used outside rate()`);
+    }
+  };
 
   const rules = parseYaml(readFileSync(repoPath('monitoring/prometheus-rules.yml'), 'utf8')) as {
     groups: { name: string; rules: { alert: string; expr: string; for: string; labels: { severity: string }; annotations: { summary: string } }[] }[];
@@ -205,6 +225,7 @@ test('monitoring assets only use metrics the exporter exports', () => {
       assert.ok(['warning', 'critical'].includes(rule.labels.severity), rule.alert);
       assert.ok(rule.annotations.summary, rule.alert);
       assert.ok(namesIn(rule.expr).length > 0, rule.alert);
+      sane(rule.alert, rule.expr);
       for (const n of namesIn(rule.expr)) assert.ok(exported.has(n), `${rule.alert}: ${n} is not exported`);
     }
   }
@@ -221,8 +242,50 @@ test('monitoring assets only use metrics the exporter exports', () => {
   assert.equal(new Set(dash.panels.map((p) => p.id)).size, dash.panels.length);
   for (const p of dash.panels) {
     assert.ok(p.targets.length > 0, p.title);
-    for (const tg of p.targets) for (const n of namesIn(tg.expr)) assert.ok(exported.has(n), `${p.title}: ${n} is not exported`);
+    for (const tg of p.targets) {
+      sane(p.title, tg.expr);
+      for (const n of namesIn(tg.expr)) assert.ok(exported.has(n), `${p.title}: ${n} is not exported`);
+    }
   }
+  const exprOf = (title: string) => dash.panels.find((p) => p.title === title)?.targets.map((t) => t.expr).join(' ') ?? '';
+  assert.match(exprOf('Writes per second by shard'), /rate\(shardctl_database_rows_inserted_total/);
+  assert.match(exprOf('Reads per second by shard'), /rate\(shardctl_database_rows_fetched_total/);
+  const lagRule = rules.groups.flatMap((g) => g.rules).find((r) => r.alert === 'ShardctlReplicationLag')!;
+  assert.equal(lagRule.expr, `shardctl_replication_lag_seconds > ${config.health.lagSeconds.warning}`, 'the rule and the default agree');
+});
+
+test('per-shard commits, writes and reads are counters that grow with the traffic; the storage alert says when it is off', async () => {
+  const counter = (r: HealthReport, fact: 'commits' | 'rowsInserted' | 'rowsUpdated' | 'rowsDeleted' | 'rowsFetched') =>
+    server(r, 's1', 'primary').facts!.activity![fact];
+  const before = await health(config, { catalog: false });
+  const s1 = fleet.shards[1]!.primary;
+  await s1.query(`INSERT INTO t SELECT g, 'x' FROM generate_series(1, 500) g`);
+  await s1.query(`UPDATE t SET payload = 'y' WHERE tenant_id <= 200`);
+  await s1.query(`DELETE FROM t WHERE tenant_id <= 50`);
+  await s1.query(`CREATE INDEX IF NOT EXISTS t_tenant ON t (tenant_id)`);
+  await s1.query(`SET enable_seqscan = off; SELECT * FROM t WHERE tenant_id BETWEEN 100 AND 400`);
+  // pg_stat_database is updated when a backend reports its statistics (at most once a second while idle)
+  let after = before;
+  await eventually('the statistics to arrive', async () => {
+    after = await health(config, { catalog: false });
+    return counter(after, 'rowsDeleted') - counter(before, 'rowsDeleted') >= 50;
+  });
+  assert.ok(counter(after, 'rowsInserted') - counter(before, 'rowsInserted') >= 500);
+  assert.ok(counter(after, 'rowsUpdated') - counter(before, 'rowsUpdated') >= 200);
+  assert.ok(counter(after, 'rowsFetched') - counter(before, 'rowsFetched') >= 250, 'the index scan read its rows');
+  assert.ok(counter(after, 'commits') - counter(before, 'commits') >= 4);
+  const families = new Map(parseProm(await prometheusText(after)).map((f) => [f.name, f]));
+  const inserted = families.get('shardctl_database_rows_inserted_total')!.metrics.find((m) => m.labels!.shard === 's1' && m.labels!.role === 'primary')!;
+  assert.equal(Number(inserted.value), counter(after, 'rowsInserted'));
+  await s1.query('DROP INDEX t_tenant; TRUNCATE t');
+
+  const capacity = (r: HealthReport) => server(r, 's0', 'primary').checks.find((c) => c.check === 'capacity')!;
+  assert.match(capacity(after).message, /of 1\.0 GB capacity \(\d+%\)/);
+  const bare = parseConfig(configText(fleetShards()).replace(/\n {4}capacity: 1GB/g, ''), 'no-capacity.yaml');
+  const r = await health(bare, { catalog: false });
+  assert.equal(r.status, 'ok', 'a missing capacity is not a fault');
+  assert.match(capacity(r).message, /no capacity configured, so the 80% storage alert is off \(set capacity: for this shard\)/);
+  assert.equal(bare.health.lagSeconds.warning, 10, "the location design's lag alert is the default");
 });
 
 test('--textfile writes the exposition atomically and leaves no temp file', () => {

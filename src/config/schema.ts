@@ -107,7 +107,7 @@ const health = z
   .strictObject({
     timeoutMs: z.number().int().positive().default(2000),
     latencyMs: levels(250, 1000),
-    lagSeconds: levels(30, 300),
+    lagSeconds: levels(10, 300), // the location design's alert: replication lag > 10 s
     lagBytes: sizeLevels(64 * 1024 ** 2, 1024 ** 3),
     slotRetainedBytes: sizeLevels(1024 ** 3, 8 * 1024 ** 3),
     connections: levels(0.8, 0.95),

@@ -53,7 +53,7 @@ export function evaluateServer(
     ...(lag ? [replication(f, primary === undefined), lagCheck(lag, t)] : []),
     ...(f.inRecovery ? [] : [slots(f, t), prepared(f, t)]),
     connections(f, t),
-    ...(base.capacityBytes !== undefined ? [capacity(f.databaseBytes, base.capacityBytes, t)] : []),
+    ...(target.role === 'primary' ? [capacity(f.databaseBytes, base.capacityBytes, t)] : []),
   ];
   return {
     ...base,
@@ -148,7 +148,15 @@ function prepared(f: ServerFacts, t: HealthThresholds): CheckResult {
   };
 }
 
-function capacity(size: number, cap: number, t: HealthThresholds): CheckResult {
+function capacity(size: number, cap: number | undefined, t: HealthThresholds): CheckResult {
+  if (cap === undefined) {
+    // Not a fault (exit codes stay as they were), but the storage alert must not look as if it passed.
+    return {
+      check: 'capacity',
+      status: 'ok',
+      message: `database ${bytes(size)}; no capacity configured, so the ${pct(t.capacity.warning)} storage alert is off (set capacity: for this shard)`,
+    };
+  }
   const ratio = cap > 0 ? size / cap : Infinity;
   return { check: 'capacity', status: grade(ratio, t.capacity), message: `database ${bytes(size)} of ${bytes(cap)} capacity (${pct(ratio)})` };
 }

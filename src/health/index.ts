@@ -5,7 +5,7 @@
 export { health } from './health.js';
 export type * from './types.js';
 export { prometheusText } from './prometheus.js';
-export { METRIC_HELP, type MetricName } from './metric-names.js';
+export { COUNTER_HELP, METRIC_HELP, type CounterName, type MetricName } from './metric-names.js';
 export { writeTextfile } from './textfile.js';
 export { resolveThresholds } from './thresholds.js';
 export { STATUS_EXIT } from './status.js';

@@ -29,3 +29,20 @@ export const METRIC_HELP = {
 } as const;
 
 export type MetricName = keyof typeof METRIC_HELP;
+
+/**
+ * pg_stat_database's cumulative counters per server, typed `counter` so `rate()` gives commits,
+ * writes and reads per second (the location design's "writes/reads per shard per second"). They
+ * restart from 0 when the server's statistics are reset, which `rate()` handles as a counter reset.
+ */
+export const COUNTER_HELP = {
+  shardctl_database_commits_total: 'Transactions committed in the database (pg_stat_database.xact_commit).',
+  shardctl_database_rollbacks_total: 'Transactions rolled back in the database (pg_stat_database.xact_rollback).',
+  shardctl_database_rows_inserted_total: 'Rows inserted (pg_stat_database.tup_inserted).',
+  shardctl_database_rows_updated_total: 'Rows updated (pg_stat_database.tup_updated).',
+  shardctl_database_rows_deleted_total: 'Rows deleted (pg_stat_database.tup_deleted).',
+  shardctl_database_rows_fetched_total: 'Rows fetched by index scans: reads (pg_stat_database.tup_fetched).',
+  shardctl_database_rows_returned_total: 'Rows returned by scans, sequential scans counting every row visited (pg_stat_database.tup_returned).',
+} as const;
+
+export type CounterName = keyof typeof COUNTER_HELP;

@@ -1,5 +1,6 @@
-import { Gauge, Registry } from 'prom-client';
-import { METRIC_HELP, type MetricName } from './metric-names.js';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { COUNTER_HELP, METRIC_HELP, type CounterName, type MetricName } from './metric-names.js';
+import type { ActivityFacts } from './types.js';
 import { STATUS_EXIT } from './status.js';
 import type { HealthReport, ServerReport } from './types.js';
 
@@ -34,6 +35,9 @@ export function healthRegistry(report: HealthReport): Registry {
   const overall = gauge('shardctl_health_status');
   const duration = gauge('shardctl_health_duration_seconds');
   const lastRun = gauge('shardctl_health_last_run_timestamp_seconds');
+  const counters = Object.entries(ACTIVITY).map(
+    ([name, fact]) => [new Counter({ name, help: COUNTER_HELP[name as CounterName], labelNames: SERVER, registers: [registry] }), fact] as const,
+  );
 
   for (const s of report.servers) {
     const l = labels(s);
@@ -49,6 +53,7 @@ export function healthRegistry(report: HealthReport): Registry {
     conns.set(l, f.connections);
     maxConns.set(l, f.maxConnections);
     size.set(l, f.databaseBytes);
+    if (f.activity) for (const [counter, fact] of counters) counter.inc(l, f.activity[fact]);
     if (!f.inRecovery) standbys.set(l, f.standbys.filter((x) => x.state === 'streaming').length);
     for (const slot of f.slots) {
       slotActive.set({ ...l, slot: slot.name }, slot.active ? 1 : 0);
@@ -77,3 +82,14 @@ export function healthRegistry(report: HealthReport): Registry {
 
 
 const labels = (s: ServerReport) => ({ shard: s.shard, role: s.role, host: s.host });
+
+/** Which fact each counter carries. */
+const ACTIVITY: Record<CounterName, keyof ActivityFacts> = {
+  shardctl_database_commits_total: 'commits',
+  shardctl_database_rollbacks_total: 'rollbacks',
+  shardctl_database_rows_inserted_total: 'rowsInserted',
+  shardctl_database_rows_updated_total: 'rowsUpdated',
+  shardctl_database_rows_deleted_total: 'rowsDeleted',
+  shardctl_database_rows_fetched_total: 'rowsFetched',
+  shardctl_database_rows_returned_total: 'rowsReturned',
+};

@@ -1,7 +1,7 @@
 import type { Endpoint } from '../db/connect.js';
 import { SERVER_FACTS_SQL } from './sql.js';
 import { timedSession, type Timed } from './session.js';
-import type { ServerFacts, SlotFacts, StandbyFacts } from './types.js';
+import type { ActivityFacts, ServerFacts, SlotFacts, StandbyFacts } from './types.js';
 
 /** One server, one round trip, bounded by `timeoutMs`. Never throws. */
 export function probeServer(endpoint: Endpoint, timeoutMs: number): Promise<Timed<ServerFacts>> {
@@ -28,6 +28,7 @@ function toFacts(row: Record<string, unknown>): ServerFacts {
     walReceiver: (row.wal_receiver as string | null) ?? null,
     walReceiverSlot: (row.wal_receiver_slot as string | null) ?? null,
     prepared: { count: Number(row.prepared_count ?? 0), oldestSeconds: num(row.prepared_oldest_seconds) },
+    activity: activityOf(row.activity as Record<string, unknown> | null),
     slots: ((row.slots as Record<string, unknown>[] | null) ?? []).map(
       (s): SlotFacts => ({ name: String(s.name), type: String(s.type), active: s.active === true, retainedBytes: num(s.retainedBytes) }),
     ),
@@ -47,5 +48,19 @@ function toFacts(row: Record<string, unknown>): ServerFacts {
         replayLagSeconds: num(s.replayLagSeconds),
       }),
     ),
+  };
+}
+
+function activityOf(a: Record<string, unknown> | null): ActivityFacts | null {
+  if (!a) return null;
+  const n = (k: keyof ActivityFacts) => Number(a[k] ?? 0);
+  return {
+    commits: n('commits'),
+    rollbacks: n('rollbacks'),
+    rowsInserted: n('rowsInserted'),
+    rowsUpdated: n('rowsUpdated'),
+    rowsDeleted: n('rowsDeleted'),
+    rowsFetched: n('rowsFetched'),
+    rowsReturned: n('rowsReturned'),
   };
 }

@@ -17,6 +17,9 @@ SELECT
   extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8 AS replay_age_seconds,
   CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() END AS replay_paused,
   (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS wal_receiver,
+  (SELECT json_build_object('commits', xact_commit, 'rollbacks', xact_rollback, 'rowsInserted', tup_inserted,
+            'rowsUpdated', tup_updated, 'rowsDeleted', tup_deleted, 'rowsFetched', tup_fetched, 'rowsReturned', tup_returned)
+     FROM pg_stat_database WHERE datname = current_database()) AS activity,
   (SELECT slot_name FROM pg_stat_wal_receiver LIMIT 1) AS wal_receiver_slot,
   (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())::int AS prepared_count,
   (SELECT extract(epoch FROM clock_timestamp() - min(prepared)) FROM pg_prepared_xacts WHERE database = current_database())::float8 AS prepared_oldest_seconds,

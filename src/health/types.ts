@@ -52,6 +52,22 @@ export interface StandbyFacts {
   readonly replayLagSeconds: number | null;
 }
 
+/**
+ * The database's cumulative counters from pg_stat_database (since the last stats reset), exported as
+ * Prometheus counters so `rate()` gives writes and reads per second.
+ */
+export interface ActivityFacts {
+  readonly commits: number;
+  readonly rollbacks: number;
+  readonly rowsInserted: number;
+  readonly rowsUpdated: number;
+  readonly rowsDeleted: number;
+  /** rows fetched by index scans: reads that found rows */
+  readonly rowsFetched: number;
+  /** rows returned by scans (sequential scans count every row they visit) */
+  readonly rowsReturned: number;
+}
+
 /** What one round trip to a server says about it. */
 export interface ServerFacts {
   readonly inRecovery: boolean;
@@ -69,6 +85,8 @@ export interface ServerFacts {
   /** pg_stat_wal_receiver.status, null when there is no WAL receiver. */
   readonly walReceiver: string | null;
   readonly walReceiverSlot: string | null;
+  /** null when pg_stat_database has no row for the database (statistics off) */
+  readonly activity: ActivityFacts | null;
   /** Slots and standbys are read on servers not in recovery only. */
   readonly slots: readonly SlotFacts[];
   readonly standbys: readonly StandbyFacts[];
