@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../src/index.js';
 import { register as health } from './health.js';
+import { register as failover } from './failover.js';
 import { register as addShard } from './add-shard.js';
 import { register as demo } from './demo.js';
 import { register as migrate } from './migrate.js';
@@ -22,7 +23,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .hook('preAction', (_program, action) => applyEnvTwins(action));
-  for (const register of [route, plan, migrate, verify, rebalance, addShard, pin, resolveCmd, health]) register(program);
+  for (const register of [route, plan, migrate, verify, rebalance, addShard, pin, failover, resolveCmd, health]) register(program);
   demo(program, main); // the demo runs the real commands, in this process
 
   return program;

@@ -38,3 +38,4 @@ export { editConfigFile, setPin, removePin, setMapping } from './topology/edit.j
 export { applyReadOnly, type ReadOnlyResult } from './rebalance/read-only.js';
 export { restrictedCells, type CapacityStatus, type CellStatus } from './config/capacity.js';
 export { worst as worstHealthStatus } from './health/status.js';
+export { failover, type FailoverOptions, type FailoverResult } from './failover/index.js';

@@ -53,3 +53,37 @@ export const setMapping = (cell: string, shard: string, region?: string, status?
     doc.addIn(['strategy', 'mapping'], node);
   }
 };
+
+/**
+ * Makes replica `index` of shard `id` its primary, as written in the file (a `${VAR}` stays a
+ * reference), and drops the old primary: it needs rebuilding as a replica before it rejoins.
+ */
+export const promoteReplica = (id: string, index: number) => (doc: Document) => {
+  const shards = doc.getIn(['shards'], true);
+  const i = isSeq(shards) ? shards.items.findIndex((s) => isMap(s) && String(s.get('id')) === id) : -1;
+  if (i < 0) throw usageError(`shard ${id} is not in the config`);
+  const raw = doc.getIn(['shards', i, 'replicas', index]);
+  if (typeof raw !== 'string') throw usageError(`shard ${id} has no replica ${index + 1} in the config`);
+  doc.setIn(['shards', i, 'primary'], raw);
+  doc.deleteIn(['shards', i, 'replicas', index]);
+};
+
+/** The config an edit would give, validated, without writing anything (plans show it). */
+export function previewConfigEdit(file: string, edit: (doc: Document) => void): Config {
+  const doc = parseDocument(readFileSync(file, 'utf8'));
+  edit(doc);
+  return parseConfig(doc.toString({ flowCollectionPadding: true }), file);
+}
+
+/** Several edits as one (one validation, one atomic write). */
+export const allEdits = (...edits: ((doc: Document) => void)[]) => (doc: Document) => {
+  for (const e of edits) e(doc);
+};
+
+/** Drops a shard from `shards:` (the caller has made sure it holds nothing and nothing routes to it). */
+export const dropShard = (id: string) => (doc: Document) => {
+  const shards = doc.getIn(['shards'], true);
+  const i = isSeq(shards) ? shards.items.findIndex((s) => isMap(s) && String(s.get('id')) === id) : -1;
+  if (i < 0) throw usageError(`shard ${id} is not in the config`);
+  doc.deleteIn(['shards', i]);
+};

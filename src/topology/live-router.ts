@@ -136,6 +136,7 @@ class Follower {
       shardForLocation: (lat, lng) => r().shardForLocation(lat, lng),
       shardForCell: (cell) => r().shardForCell(cell),
       cellFor: (lat, lng) => r().cellFor(lat, lng),
+      shardForUnit: (unit) => r().shardForUnit(unit),
       onChange: (fn) => {
         this.listeners.add(fn);
         return () => this.listeners.delete(fn);

@@ -1,0 +1,57 @@
+import type { Command } from 'commander';
+import { ExitCode, failover, UserError, type FailoverOptions, type FailoverResult } from '../src/index.js';
+import { load, output, withGlobalOptions, type GlobalOptions } from './context.js';
+
+interface FailoverFlags extends GlobalOptions, Omit<FailoverOptions, 'maxLagSeconds' | 'maxLagBytes'> {
+  maxLagSeconds?: string;
+  maxLagBytes?: string;
+}
+
+export function register(program: Command): void {
+  withGlobalOptions(
+    program
+      .command('failover')
+      .description("promote a shard's streaming replica and make it the primary in the config and the catalog (shows the plan; --apply does it)")
+      .argument('<shard>', 'shard id')
+      .option('--to <replica>', 'the replica to promote: its URL, host:port or position (default: the most advanced)')
+      .option('--apply', 'fence the old primary if it answers, promote, rewrite the topology, re-run health')
+      .option('--force', 'promote even when the replica is behind more than the limits')
+      .option('--max-lag-seconds <s>', 'refuse above this replay lag (default: health lagSeconds.warning)')
+      .option('--max-lag-bytes <n>', 'refuse above this much WAL not replayed (default: health lagBytes.warning)'),
+  ).action(async (shard: string, opts: FailoverFlags) => {
+    const config = load(opts);
+    const out = output(opts);
+    const r = await failover(config, shard, {
+      to: opts.to,
+      apply: opts.apply,
+      force: opts.force,
+      maxLagSeconds: number('--max-lag-seconds', opts.maxLagSeconds),
+      maxLagBytes: number('--max-lag-bytes', opts.maxLagBytes),
+    });
+    out.result(render(r, config.file), { ...r, config: undefined });
+    process.exitCode = r.applied && r.health?.status === 'critical' ? ExitCode.mismatch : ExitCode.ok;
+  });
+}
+
+function number(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new UserError('usage', `${flag} must be a non-negative number, got "${v}"`);
+  return n;
+}
+
+function render(r: FailoverResult, file: string): string {
+  const lines = [`failover of shard ${r.shard} to ${r.candidate.shown}${r.applied ? ': done' : ' (plan)'}`];
+  lines.push(...r.steps.map((s, i) => `  ${i + 1}. ${s}`));
+  if (r.refusals.length) lines.push(`${r.forced ? 'forced past' : 'refused'}: ${r.refusals.join('; ')}`);
+  if (r.caughtUp !== undefined) lines.push(r.caughtUp ? 'the replica replayed every write the old primary took before its fence' : 'WARNING: the replica had not replayed all of the old primary\'s WAL when promoted; the difference is lost');
+  if (r.fence) lines.push(`old primary fenced: ${r.fence.tables} table(s) refuse writes, ${r.fence.sessionsEnded} session(s) ended`);
+  if (!r.applied) {
+    lines.push(r.refusals.length ? 'nothing was changed.' : `nothing was changed. Apply with: shardctl failover ${r.shard} --apply --config ${file}`);
+    return lines.join('\n');
+  }
+  const h = r.health!;
+  lines.push(`health after failover: ${h.status.toUpperCase()}${h.problems.length ? '' : ' (no problems)'}`);
+  for (const p of h.problems) lines.push(`  ${p.status.toUpperCase()} ${p.shard ?? 'catalog'} ${p.role} ${p.url}: ${p.message}`);
+  return lines.join('\n');
+}
