@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { ExitCode } from '../src/index.js';
 import { register as health } from './health.js';
 import { register as failover } from './failover.js';
+import { register as removeShard } from './remove-shard.js';
 import { register as addShard } from './add-shard.js';
 import { register as demo } from './demo.js';
 import { register as migrate } from './migrate.js';
@@ -23,7 +24,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .hook('preAction', (_program, action) => applyEnvTwins(action));
-  for (const register of [route, plan, migrate, verify, rebalance, addShard, pin, failover, resolveCmd, health]) register(program);
+  for (const register of [route, plan, migrate, verify, rebalance, addShard, removeShard, pin, failover, resolveCmd, health]) register(program);
   demo(program, main); // the demo runs the real commands, in this process
 
   return program;

@@ -32,7 +32,8 @@ export async function runRebalance(config: Config, opts: RebalanceFlags): Promis
   }
 }
 
-function describe(e: RebalanceEvent): string {
+/** One progress line per rebalance event (also remove-shard's). */
+export function describe(e: RebalanceEvent): string {
   switch (e.type) {
     case 'plan':
       return e.resumed ? `${e.resumed} interrupted move(s) found in the journal; completing them first` : '';
@@ -45,7 +46,7 @@ function describe(e: RebalanceEvent): string {
   }
 }
 
-function render(r: RebalanceResult, file: string): string {
+export function render(r: RebalanceResult, file: string): string {
   const lines: string[] = [];
   if (r.moves.length === 0) return 'placements match the topology: nothing to move';
   lines.push(

@@ -39,3 +39,4 @@ export { applyReadOnly, type ReadOnlyResult } from './rebalance/read-only.js';
 export { restrictedCells, type CapacityStatus, type CellStatus } from './config/capacity.js';
 export { worst as worstHealthStatus } from './health/status.js';
 export { failover, type FailoverOptions, type FailoverResult } from './failover/index.js';
+export { removeShard, type RemoveShardOptions, type RemoveShardResult } from './drain/remove-shard.js';

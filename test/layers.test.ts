@@ -22,7 +22,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['src/tables/'], // table model, unit scopes, checksums, DDL, drift
   ['src/transfer/'], // what migrate, rebalance and verify share: batch copy, scan, inventory, reference tables
   ['src/plan/', 'src/migrate/', 'src/verify/', 'src/rebalance/', 'src/topology/', 'src/health/', 'src/crossshard/'], // one orchestrator per command (crossshard: two-phase commit and resolve)
-  ['src/failover/'], // fleet operations built from the orchestrators above (health, topology edits)
+  ['src/failover/', 'src/drain/'], // fleet operations built from the orchestrators above: failover (health, topology edits), remove-shard (topology edits, rebalance)
   ['src/index.ts'], // the library: the only engine file commands/ imports
   ['harness/fleet/'], // embedded PostgreSQL servers (tests, demo, bench)
   ['harness/fixtures/'], // deterministic data sets
