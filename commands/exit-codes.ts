@@ -1,4 +1,4 @@
-import { ExitCode, type MigrateResult, type RebalanceResult, type VerifyResult } from '../src/index.js';
+import { ExitCode, type FailoverResult, type MigrateResult, type RebalanceResult, type RemoveShardResult, type VerifyResult } from '../src/index.js';
 
 /**
  * The exit code of each command's result (README "Exit codes"). The engine reports what happened,
@@ -15,3 +15,10 @@ export const rebalanceExit = (r: RebalanceResult): number => (r.ok ? ExitCode.ok
 /** 0 all match; 3 a server could not be read (verify is incomplete); 1 something differs. */
 export const verifyExit = (r: VerifyResult): number =>
   r.errors.length ? ExitCode.blocked : r.findings.length ? ExitCode.mismatch : ExitCode.ok;
+
+/** 0 promoted (or only shown) and the fleet is not CRITICAL afterwards; 1 health after the failover is CRITICAL. */
+export const failoverExit = (r: FailoverResult): number => (r.applied && r.health?.status === 'critical' ? ExitCode.mismatch : ExitCode.ok);
+
+/** 0 removed (or only shown); 1 moves failed, or the shard still holds something and stays. */
+export const removeShardExit = (r: RemoveShardResult): number =>
+  !r.drain.ok || (r.drain.applied && !r.removed) ? ExitCode.mismatch : ExitCode.ok;

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { ExitCode, failover, UserError, type FailoverOptions, type FailoverResult } from '../src/index.js';
+import { failover, UserError, type FailoverOptions, type FailoverResult } from '../src/index.js';
+import { failoverExit } from './exit-codes.js';
 import { load, output, withGlobalOptions, type GlobalOptions } from './context.js';
 
 interface FailoverFlags extends GlobalOptions, Omit<FailoverOptions, 'maxLagSeconds' | 'maxLagBytes'> {
@@ -29,7 +30,7 @@ export function register(program: Command): void {
       maxLagBytes: number('--max-lag-bytes', opts.maxLagBytes),
     });
     out.result(render(r, config.file), { ...r, config: undefined });
-    process.exitCode = r.applied && r.health?.status === 'critical' ? ExitCode.mismatch : ExitCode.ok;
+    process.exitCode = failoverExit(r);
   });
 }
 

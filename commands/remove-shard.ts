@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { ExitCode, removeShard, type RemoveShardResult } from '../src/index.js';
+import { removeShard, type RemoveShardResult } from '../src/index.js';
+import { removeShardExit } from './exit-codes.js';
 import { load, output, positiveInt, withGlobalOptions } from './context.js';
-import { describe, render as renderMoves, type RebalanceFlags } from './run-rebalance.js';
+import { rebalanceReporter, render as renderMoves, type RebalanceFlags } from './run-rebalance.js';
 import { interruptSignal } from './signals.js';
 
 export function register(program: Command): void {
@@ -16,15 +17,16 @@ export function register(program: Command): void {
     const config = load(opts);
     const out = output(opts);
     const interrupt = interruptSignal();
+    const reporter = rebalanceReporter(opts);
     try {
       const r = await removeShard(config, id, {
         apply: opts.apply,
         concurrency: opts.concurrency,
         signal: interrupt.signal,
-        onEvent: (e) => (opts.json ? process.stderr.write(`${JSON.stringify(e)}\n`) : e.type !== 'plan' && out.info(describe(e))),
-      });
+        onEvent: (e) => reporter.event(e),
+      }).finally(() => reporter.stop());
       out.result(render(r, config.file), r);
-      process.exitCode = !r.drain.ok || (r.drain.applied && !r.removed) ? ExitCode.mismatch : ExitCode.ok;
+      process.exitCode = removeShardExit(r);
     } finally {
       interrupt.dispose();
     }

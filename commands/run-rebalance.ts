@@ -4,7 +4,8 @@ import { output, type GlobalOptions } from './context.js';
 import { rebalanceExit } from './exit-codes.js';
 import { interruptSignal } from './signals.js';
 import { formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
-import { reporterFor } from './ui/reporter.js';
+import { countBar } from './ui/count-bar.js';
+import { reporterFor, type Reporter } from './ui/reporter.js';
 
 export interface RebalanceFlags extends GlobalOptions {
   apply?: boolean;
@@ -15,7 +16,7 @@ export interface RebalanceFlags extends GlobalOptions {
 export async function runRebalance(config: Config, opts: RebalanceFlags): Promise<RebalanceResult> {
   const out = output(opts);
   const interrupt = interruptSignal();
-  const reporter = reporterFor<RebalanceEvent>(opts, { lines: () => ({ line: (e) => describe(e) || undefined }) });
+  const reporter = rebalanceReporter(opts);
   try {
     const result = await rebalance(config, {
       apply: opts.apply,
@@ -32,7 +33,32 @@ export async function runRebalance(config: Config, opts: RebalanceFlags): Promis
   }
 }
 
-/** One progress line per rebalance event (also remove-shard's). */
+/** NDJSON with --json; on a terminal with --apply a bar over the units to move; else one line per event. Also remove-shard's. */
+export function rebalanceReporter(opts: RebalanceFlags): Reporter<RebalanceEvent> {
+  return reporterFor<RebalanceEvent>(opts, {
+    lines: () => ({ line: (e) => describe(e) || undefined }),
+    bars: opts.apply ? () => unitBars() : undefined,
+  });
+}
+
+/** A bar with ETA over the units moved; moves and failures print above it (the six steps only in plain lines). */
+export function unitBars(stream?: NodeJS.WriteStream): Reporter<RebalanceEvent> {
+  const bar = countBar('units moved', { stream, tty: true })!;
+  return {
+    event(e) {
+      if (e.type === 'plan') {
+        if (e.resumed) bar.log(describe(e));
+        if (e.moves) bar.start(e.moves);
+      } else if (e.type === 'moved' || e.type === 'failed') {
+        bar.log(describe(e));
+        bar.tick();
+      }
+    },
+    stop: () => bar.stop(),
+  };
+}
+
+/** One progress line per rebalance event. */
 export function describe(e: RebalanceEvent): string {
   switch (e.type) {
     case 'plan':

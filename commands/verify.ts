@@ -5,7 +5,8 @@ import { verifyExit } from './exit-codes.js';
 import { formatReport, junitXml, verify, type VerifyEvent } from '../src/index.js';
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
 import { formatCount, table } from './ui/format.js';
-import { reporterFor } from './ui/reporter.js';
+import { countBar } from './ui/count-bar.js';
+import { reporterFor, type Reporter } from './ui/reporter.js';
 
 interface VerifyFlags extends GlobalOptions {
   units?: string[];
@@ -33,7 +34,7 @@ export function register(program: Command): void {
   ).action(async (opts: VerifyFlags) => {
     const config = load(opts);
     const out = output(opts);
-    const reporter = reporterFor<VerifyEvent>(opts, { lines: () => ({ line: progress }) });
+    const reporter = reporterFor<VerifyEvent>(opts, { lines: () => ({ line: progress }), bars: () => scanBars() });
     const result = await verify(config, {
       units: opts.units,
       tables: opts.tables,
@@ -58,4 +59,19 @@ function progress(e: VerifyEvent): string | undefined {
   if (e.type === 'table') return `${e.server}: ${e.table} ${formatCount(e.rows)} rows, ${formatCount(e.units)} units (${e.seconds.toFixed(2)}s)`;
   if (e.type === 'server' && e.error) return `${e.server}: could not be read: ${e.error}`;
   return undefined;
+}
+
+/** On a terminal: one bar with ETA over every table scan of every server (source included), failures above it. */
+export function scanBars(stream?: NodeJS.WriteStream): Reporter<VerifyEvent> {
+  const bar = countBar('table scans', { stream, tty: true })!;
+  return {
+    event(e) {
+      if (e.type === 'start') {
+        bar.log(progress(e)!);
+        bar.start(e.tables * e.servers.length);
+      } else if (e.type === 'table') bar.tick();
+      else if (e.type === 'server' && e.error) bar.log(progress(e)!);
+    },
+    stop: () => bar.stop(),
+  };
 }
