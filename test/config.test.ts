@@ -57,7 +57,7 @@ describe('config loading', () => {
     assert.deepEqual(c.tables.map((t) => t.route.kind), ['key', 'key', 'via', 'reference']);
     assert.deepEqual(c.tables[1]!.route, { kind: 'key', column: 'restaurant_id' });
     assert.deepEqual(c.tables[2]!.route, { kind: 'via', column: 'order_id', parent: 'public.orders', parentColumn: 'id' });
-    assert.equal(c.health.lagSeconds.warning, 30);
+    assert.equal(c.health.lagSeconds.warning, 10);
     assert.equal(c.shards[1]!.capacityBytes, 2 * 1024 ** 3);
     assert.ok(Object.isFrozen(c) && Object.isFrozen(c.shards[0]));
   });
