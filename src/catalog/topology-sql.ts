@@ -72,17 +72,25 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     FROM (SELECT ('x' || left(md5(convert_to(tenant, 'UTF8')), 16))::bit(64)::bigint::numeric AS s) x
 $$;
 
+-- The strategy row, or an error naming the function that needed another strategy.
+CREATE FUNCTION shardctl.strategy_for(caller text, want text) RETURNS shardctl.strategy
+LANGUAGE plpgsql STABLE AS $$
+DECLARE st shardctl.strategy;
+BEGIN
+  SELECT * INTO st FROM shardctl.strategy;
+  IF st.kind IS DISTINCT FROM want THEN
+    RAISE EXCEPTION 'shardctl.% needs the % strategy; the catalog topology uses %', caller, want, coalesce(st.kind, 'none (no topology recorded yet)');
+  END IF;
+  RETURN st;
+END $$;
+
 CREATE FUNCTION shardctl.shard_for_key(tenant text) RETURNS text
 LANGUAGE plpgsql STABLE STRICT AS $$
 DECLARE
-  st shardctl.strategy;
   ids text[];
   pinned text;
 BEGIN
-  SELECT * INTO st FROM shardctl.strategy;
-  IF st.kind IS DISTINCT FROM 'jump' THEN
-    RAISE EXCEPTION 'shardctl.shard_for_key needs the jump strategy; the catalog topology uses %', coalesce(st.kind, 'none (no topology recorded yet)');
-  END IF;
+  PERFORM shardctl.strategy_for('shard_for_key', 'jump');
   SELECT p.shard INTO pinned FROM shardctl.pins p WHERE p.tenant = shard_for_key.tenant;
   IF pinned IS NOT NULL THEN RETURN pinned; END IF;
   SELECT array_agg(id ORDER BY position) INTO ids FROM shardctl.shards;
@@ -109,13 +117,9 @@ END $$;
 CREATE FUNCTION shardctl.shard_for_cell(cell bigint) RETURNS text
 LANGUAGE plpgsql STABLE STRICT AS $$
 DECLARE
-  st shardctl.strategy;
+  st shardctl.strategy := shardctl.strategy_for('shard_for_cell', 'h3');
   mapped text;
 BEGIN
-  SELECT * INTO st FROM shardctl.strategy;
-  IF st.kind IS DISTINCT FROM 'h3' THEN
-    RAISE EXCEPTION 'shardctl.shard_for_cell needs the h3 strategy; the catalog topology uses %', coalesce(st.kind, 'none (no topology recorded yet)');
-  END IF;
   SELECT m.shard INTO mapped FROM shardctl.cell_mapping m WHERE m.cell = to_hex(shardctl.h3_parent(shard_for_cell.cell, st.shard_resolution));
   RETURN coalesce(mapped, st.default_shard);
 END $$;
