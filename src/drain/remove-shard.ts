@@ -1,5 +1,6 @@
 import type { Config } from '../config/types.js';
 import { Catalog } from '../catalog/catalog.js';
+import { withRun } from '../catalog/run.js';
 import { withClient } from '../db/connect.js';
 import { quoteTable } from '../db/ident.js';
 import { usageError } from '../errors.js';
@@ -60,14 +61,9 @@ export async function removeShard(config: Config, id: string, opts: RemoveShardO
   if (result.remaining.length) return result;
   // Pins the drain wrote (or any pin) that now say what the hash says without the shard are redundant.
   const final = editConfigFile(config.file, allEdits(dropShard(id), ...redundantPins(drained, id).map((t) => removePin(t))));
-  const catalog = await Catalog.open(config.catalog);
-  try {
-    const run = await catalog.lock('remove-shard', { id });
-    await syncTopology(catalog.client, final);
-    await catalog.finish(run, 'ok', { id, units: on.length });
-  } finally {
-    await catalog.close();
-  }
+  await withRun(config.catalog, { command: 'remove-shard', args: { id }, record: true, outcome: () => ({ status: 'ok', summary: { id, units: on.length } }) }, ({ catalog }) =>
+    syncTopology(catalog.client, final),
+  );
   result.removed = true;
   result.config = final;
   return result;

@@ -1,5 +1,5 @@
 import type { Config } from '../config/types.js';
-import { Catalog, type Run } from '../catalog/catalog.js';
+import { withRun } from '../catalog/run.js';
 import { withClient } from '../db/connect.js';
 import { blockedError } from '../errors.js';
 import { health } from '../health/health.js';
@@ -91,10 +91,13 @@ export async function failover(config: Config, shardId: string, opts: FailoverOp
   }
   result.forced = blocking.length > 0;
 
-  const catalog = await Catalog.open(config.catalog);
-  let run: Run | undefined;
-  try {
-    run = await catalog.lock('failover', { shard: shardId, to: candidate.shown, force: Boolean(opts.force) });
+  const spec = {
+    command: 'failover',
+    args: { shard: shardId, to: candidate.shown, force: Boolean(opts.force) },
+    record: true,
+    outcome: (r: FailoverResult) => ({ status: 'ok' as const, summary: { shard: shardId, promoted: candidate.shown, fenced: Boolean(r.fence), health: r.health?.status } }),
+  };
+  return withRun(config.catalog, spec, async ({ catalog }) => {
     if (old.reachable) {
       // Fence first, then let the replica replay up to the fence: a switchover loses no acknowledged write.
       const fenced = await withClient({ label: `shard ${shardId} old primary`, url: old.url }, async (c) => {
@@ -112,14 +115,8 @@ export async function failover(config: Config, shardId: string, opts: FailoverOp
     result.config = next;
     result.applied = true;
     result.health = await health(next);
-    await catalog.finish(run, 'ok', { shard: shardId, promoted: candidate.shown, fenced: Boolean(result.fence), health: result.health.status });
     return result;
-  } catch (e) {
-    if (run) await catalog.finish(run, 'failed', { error: String(e) }).catch(() => undefined);
-    throw e;
-  } finally {
-    await catalog.close();
-  }
+  });
 }
 
 /** Refusals; those starting with `!` cannot be forced (there is nothing to promote). */
