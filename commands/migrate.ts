@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { usageError } from '../src/index.js';
-import { migrate, type MigrateResult } from '../src/index.js';
+import { abandon, follow, migrate, usageError, type Config, type FollowResult, type MigrateResult } from '../src/index.js';
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
 import { migrateExit } from './exit-codes.js';
 import { interruptSignal } from './signals.js';
 import { formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
+import { createFollowReporter } from './ui/follow-progress.js';
 import { createReporter } from './ui/progress.js';
 
 interface MigrateFlags extends GlobalOptions {
@@ -18,6 +18,8 @@ interface MigrateFlags extends GlobalOptions {
   resync?: boolean;
   batchRows?: number;
   fireTriggers?: boolean;
+  follow?: boolean;
+  abandon?: boolean;
 }
 
 
@@ -34,9 +36,12 @@ export function register(program: Command): void {
       .option('--no-verify', 'skip the per-unit count and checksum comparison')
       .option('--resync', 'copy units again even if already placed (e.g. before cutover)')
       .option('--batch-rows <n>', 'rows of the keyed tables per batch: one source snapshot and one target transaction (default 1000000)', positiveInt('--batch-rows'))
-      .option('--fire-triggers', "keep the shards' per-row triggers during the copy (slower; by default foreign keys are checked once per batch)"),
+      .option('--fire-triggers', "keep the shards' per-row triggers during the copy (slower; by default foreign keys are checked once per batch)")
+      .option('--follow', 'online: copy from a logical replication slot, then apply the source\'s changes until shardctl cutover')
+      .option('--abandon', 'end an online migration that will not be cut over: drop its slot and publication'),
   ).action(async (opts: MigrateFlags) => {
     const config = load(opts);
+    if (opts.follow || opts.abandon) return online(config, opts);
     const out = output(opts);
     const reporter = createReporter(opts);
     const interrupt = interruptSignal();
@@ -62,6 +67,40 @@ export function register(program: Command): void {
     process.exitCode = migrateExit(result);
     out.result(render(result, config.file), { ...result, exitCode: process.exitCode });
   });
+}
+
+async function online(config: Config, opts: MigrateFlags): Promise<void> {
+  const out = output(opts);
+  if (opts.follow && opts.abandon) throw usageError('--follow and --abandon do not go together');
+  const other = (['plan', 'units', 'tables', 'dryRun', 'resync'] as const).find((k) => opts[k] !== undefined);
+  if (other) throw usageError(`--${other.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} does not apply to an online migration (it copies every unit)`);
+  if (opts.abandon) {
+    const r = await abandon(config);
+    const gone = [r.slot && 'slot', r.publication && 'publication'].filter(Boolean).join(' and ');
+    out.result(`online migration abandoned: ${gone ? `${gone} dropped` : 'no slot or publication was left'}${r.fenceLifted ? '; the monolith\'s cutover fence is lifted' : ''}`, r);
+    return;
+  }
+  const reporter = createFollowReporter(opts);
+  const interrupt = interruptSignal();
+  let r: FollowResult;
+  try {
+    r = await follow(config, {
+      concurrency: opts.concurrency,
+      batchRows: opts.batchRows,
+      signal: interrupt.signal,
+      onEvent: (e) => reporter.event(e),
+    });
+  } finally {
+    reporter.stop();
+    interrupt.dispose();
+  }
+  const copy = r.copy ? `copied ${r.copy.units.copied} units, ${formatCount(r.copy.rows)} rows in ${formatSeconds(r.copy.seconds)}; ` : '';
+  out.result(
+    r.stopped === 'already-cut-over'
+      ? 'the online migration is already cut over: nothing to follow'
+      : `${copy}followed until cutover: ${formatCount(r.applied)} changes applied, shards at ${r.appliedLsn}`,
+    r,
+  );
 }
 
 function render(r: MigrateResult, file: string): string {

@@ -21,6 +21,10 @@ export { crossShard, type CrossShardTx, type CrossShardOptions, type CrossShardR
 export { resolve, type ResolveResult, type ResolvedTransaction } from './crossshard/resolve.js';
 export { migrate, type MigrateOptions, type MigrateResult } from './migrate/index.js';
 export type { MigrateEvent } from './migrate/events.js';
+export { follow, type FollowOptions, type FollowResult } from './online/follow.js';
+export { cutover, type CutoverOptions, type CutoverResult, type CutoverEvent } from './online/cutover.js';
+export { abandon, type AbandonResult } from './online/abandon.js';
+export type { FollowEvent } from './stream/events.js';
 export { health, prometheusText, writeTextfile, resolveThresholds, METRIC_HELP, COUNTER_HELP, STATUS_EXIT as HEALTH_EXIT_CODES } from './health/index.js';
 export type {
   HealthReport, HealthOptions, HealthThresholds, ThresholdOverrides, ServerReport, CatalogReport, LagReport,

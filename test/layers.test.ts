@@ -21,8 +21,9 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['src/catalog/'], // all SQL on the shardctl schema
   ['src/tables/'], // table model, unit scopes, checksums, DDL, drift
   ['src/transfer/'], // what migrate, rebalance and verify share: batch copy, scan, inventory, reference tables
+  ['src/stream/'], // change data capture: slot, pgoutput decoding, routing and applying changes, stream positions
   ['src/plan/', 'src/migrate/', 'src/verify/', 'src/rebalance/', 'src/topology/', 'src/health/', 'src/crossshard/'], // one orchestrator per command (crossshard: two-phase commit and resolve)
-  ['src/failover/', 'src/drain/'], // fleet operations built from the orchestrators above: failover (health, topology edits), remove-shard (topology edits, rebalance)
+  ['src/failover/', 'src/drain/', 'src/online/'], // composed operations: failover (health, topology edits), remove-shard (topology edits, rebalance), online migration (migrate --follow, cutover, abandon: composes migrate and verify)
   ['src/index.ts'], // the library: the only engine file commands/ imports
   ['harness/fleet/'], // embedded PostgreSQL servers (tests, demo, bench)
   ['harness/fixtures/'], // deterministic data sets

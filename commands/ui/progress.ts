@@ -5,10 +5,10 @@ import { reporterFor, type LineView, type Reporter } from './reporter.js';
 
 /** migrate's progress: bytes folded under --json, a multi-bar on a TTY, else lines and a heartbeat. */
 export function createReporter(opts: { json?: boolean; quiet?: boolean }): Reporter<MigrateEvent> {
-  return reporterFor(opts, { lines, bars, bytesOf: (e) => (e.type === 'bytes' ? e.bytes : undefined) });
+  return reporterFor(opts, { lines: migrateLines, bars: migrateBars, bytesOf: (e) => (e.type === 'bytes' ? e.bytes : undefined) });
 }
 
-function lines(): LineView<MigrateEvent> {
+export function migrateLines(): LineView<MigrateEvent> {
   const started = Date.now();
   let rows = 0;
   let total = 0;
@@ -46,7 +46,7 @@ function lines(): LineView<MigrateEvent> {
   };
 }
 
-function bars(): Reporter<MigrateEvent> {
+export function migrateBars(): Reporter<MigrateEvent> {
   const multi = new cliProgress.MultiBar(
     {
       format: ' {name} |{bar}| {percentage}% {value}/{total} rows {rate} ETA {eta_formatted}',

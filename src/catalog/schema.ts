@@ -96,6 +96,20 @@ export const MIGRATIONS: readonly string[] = [
 
   // the catalog as the live topology routers follow, and the SQL routing functions (topology-sql.ts)
   TOPOLOGY_MIGRATION,
+  // online migration (migrate --follow / cutover): one row per replication slot shardctl streams from
+  `CREATE TABLE shardctl.online (
+     slot           text PRIMARY KEY,
+     publication    text NOT NULL,
+     state          text NOT NULL CHECK (state IN ('copying', 'following', 'fenced', 'cut-over')),
+     consistent_lsn pg_lsn,
+     barrier_lsn    pg_lsn,
+     fenced_at      timestamptz,
+     cutover_at     timestamptz,
+     outage_ms      bigint,
+     run_id         bigint REFERENCES shardctl.runs (id),
+     started_at     timestamptz NOT NULL DEFAULT now(),
+     updated_at     timestamptz NOT NULL DEFAULT now()
+   );`,
 ];
 
 export const CATALOG_VERSION = MIGRATIONS.length;

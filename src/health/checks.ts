@@ -1,7 +1,7 @@
 import type { ShardConfig } from '../config/types.js';
 import { redactUrl } from '../redact.js';
 import { bytes, hostPort, ms, pct, seconds } from './format.js';
-import { lsnDiff } from './lsn.js';
+import { lsnDiff } from '../db/lsn.js';
 import type { Timed } from './session.js';
 import { grade, worst, worstOf } from './status.js';
 import type { CheckResult, HealthThresholds, LagReport, Role, ServerFacts, ServerReport, Status } from './types.js';

@@ -36,7 +36,7 @@ export async function copyReferenceTables(run: CopyRun, tables: readonly TableMo
   await Promise.all(
     config.shards.map((s) =>
       run.limit(async () => {
-        const refs = await syncReferenceTables(tables, run.source, shardEndpoint(config, s.id), run.opts.signal).catch((e) => {
+        const refs = await syncReferenceTables(tables, run.source, shardEndpoint(config, s.id), run.opts.signal, run.opts.snapshot).catch((e) => {
           throw pgFailure(e, `shard ${s.id}, reference tables`);
         });
         for (const r of refs) {
@@ -78,6 +78,7 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
             verify: opts.verify !== false,
             fireTriggers: opts.fireTriggers,
             signal: opts.signal,
+            snapshot: opts.snapshot,
             onBytes: (n) => emit({ type: 'bytes', shard: batch.shard, bytes: n }),
             onTable: (table, rows, bytes) => emit({ type: 'table', shard: batch.shard, table, units: batch.units.length, rows, bytes }),
           });

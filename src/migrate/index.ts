@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import type { Config } from '../config/types.js';
 import { placementsIfAny } from '../catalog/read.js';
-import { withRun } from '../catalog/run.js';
+import { withRun, type RunScope } from '../catalog/run.js';
 import { readSource } from './read-source.js';
 import { withClient, type Endpoint } from '../db/connect.js';
 import { UserError } from '../errors.js';
@@ -37,6 +37,10 @@ export interface MigrateOptions {
   fireTriggers?: boolean;
   signal?: AbortSignal;
   onEvent?: EventSink;
+  /** read the source in this exported snapshot (`migrate --follow`: the slot's snapshot) */
+  snapshot?: string;
+  /** run under a catalog lock and run record the caller holds (`migrate --follow` keeps them while it streams) */
+  held?: RunScope;
 }
 
 export interface MigrateResult {
@@ -75,10 +79,10 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     create: !opts.dryRun, // a dry run changes nothing, not even by creating the catalog schema
     outcome: (r: MigrateResult) => ({ status: r.ok ? ('ok' as const) : ('failed' as const), summary: summary(r, started) }),
   };
-  return withRun(config.catalog, spec, async (scope) => {
+  const body = async (scope: RunScope) => {
     const { catalog, run } = scope;
     const source = sourceEndpoint(config);
-    const view = await readSource(source, config, run ? catalog : undefined, emit);
+    const view = await readSource(source, config, run ? catalog : undefined, emit, opts.snapshot);
     try {
       const { model, units, cells } = view;
       const tables = selectTables(model, opts.tables);
@@ -140,7 +144,9 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     } finally {
       await view.close();
     }
-  });
+  };
+  // held: the caller's run records the outcome
+  return opts.held ? body({ ...opts.held, finish: async () => undefined }) : withRun(config.catalog, spec, body);
 }
 
 /**

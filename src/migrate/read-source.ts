@@ -9,6 +9,7 @@ import { addVolumes, prepareCells, rootTables, takeInventory, type UnitVolume } 
 import type { EventSink } from './events.js';
 import { checkSourceRows } from './preflight.js';
 import { openRunSnapshot, type RunSnapshot } from './run-snapshot.js';
+import { beginSnapshot } from '../db/snapshot.js';
 
 export interface SourceView {
   readonly model: Model;
@@ -26,12 +27,15 @@ export interface SourceView {
  * until `close()`, from which each row's cell is staged once (staged-cells.ts); without the
  * privilege to stage, it falls back to computing cells per batch.
  */
-export async function readSource(source: Endpoint, config: Config, recordTo: Catalog | undefined, emit: EventSink): Promise<SourceView> {
+export async function readSource(source: Endpoint, config: Config, recordTo: Catalog | undefined, emit: EventSink, snapshot?: string): Promise<SourceView> {
   if (!recordTo || !config.tables.some((t) => t.route.kind === 'latlng')) {
-    const view = await withClient(source, (c) => look(c, source, config, recordTo));
+    const view = await withClient(source, async (c) => {
+      if (snapshot) await beginSnapshot(c, snapshot); // migrate --follow: the slot's snapshot
+      return look(c, source, config, recordTo);
+    });
     return { ...view, close: async () => undefined };
   }
-  const snap: RunSnapshot = await openRunSnapshot(source);
+  const snap: RunSnapshot = await openRunSnapshot(source, snapshot);
   let staged: StagedCells | undefined;
   const close = async () => {
     await snap.client.end().catch(() => undefined);

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { connect, destroy, type Endpoint } from '../db/connect.js';
+import { beginSnapshot } from '../db/snapshot.js';
 
 /**
  * A source transaction held open for a whole migrate run, its snapshot exported so every batch can
@@ -12,11 +13,12 @@ export interface RunSnapshot {
   readonly snapshot: string;
 }
 
-export async function openRunSnapshot(source: Endpoint): Promise<RunSnapshot> {
+/** `imported`: a snapshot exported elsewhere (an online migration's slot) to hold instead of a new one. */
+export async function openRunSnapshot(source: Endpoint, imported?: string): Promise<RunSnapshot> {
   const client = await connect(source, { applicationName: 'shardctl migrate snapshot' });
   try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-    const snapshot = (await client.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string;
+    await beginSnapshot(client, imported);
+    const snapshot = imported ?? ((await client.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string);
     return { client, snapshot };
   } catch (e) {
     destroy(client);

@@ -50,6 +50,8 @@ export interface BatchOptions {
   /** lat/lng models in a migrate run: the run's source snapshot and staged cells */
   readonly runCells?: RunCells;
   readonly signal?: AbortSignal;
+  /** read the source in this exported snapshot (an online migration's slot snapshot), not a fresh one */
+  readonly snapshot?: string;
   onBytes?(bytes: number): void;
   onTable?(table: string, rows: number, bytes: number): void;
 }
@@ -79,7 +81,8 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     const cells = new Set(batch.units);
     const run = o.runCells;
-    if (run) await src.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(run.snapshot)}`);
+    const snapshot = o.snapshot ?? run?.snapshot;
+    if (snapshot) await src.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`);
     if (needsCells && run) {
       // The run staged every row's cell once, from this very snapshot: fetch this batch's (pk, cell).
       await loadStagedCells(src, await open(o.source), o.model, run.staged, batch.units);

@@ -3,6 +3,7 @@ import { connect, destroy, type Endpoint } from '../db/connect.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 import { pipeCopy } from '../copy/pipe.js';
 import { blockedError } from '../errors.js';
+import { beginSnapshot } from '../db/snapshot.js';
 import { tableChecksumSql } from '../tables/checksum.js';
 import type { TableModel } from '../tables/model.js';
 
@@ -23,6 +24,7 @@ export async function syncReferenceTables(
   source: Endpoint,
   target: Endpoint,
   signal?: AbortSignal,
+  snapshot?: string,
 ): Promise<ReferenceResult[]> {
   if (tables.length === 0) return [];
   const src = await connect(source);
@@ -31,7 +33,7 @@ export async function syncReferenceTables(
   signal?.addEventListener('abort', abort, { once: true });
   try {
     dst = await connect(target);
-    await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await beginSnapshot(src, snapshot);
     await dst.query('BEGIN');
     const out: ReferenceResult[] = [];
     for (const t of tables) {

@@ -1,0 +1,53 @@
+import { Catalog } from '../catalog/catalog.js';
+import type { Config } from '../config/types.js';
+import { withClient } from '../db/connect.js';
+import { blockedError } from '../errors.js';
+import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
+import { loadModel } from '../tables/model.js';
+import { CUTOVER_LOCK } from './cutover.js';
+import { liftSourceFence } from './fence.js';
+import { MIGRATION_STREAM } from '../stream/names.js';
+import { clearShardState } from '../stream/positions.js';
+import { dropStream } from '../stream/slot.js';
+import { deleteOnline, readOnline } from '../catalog/online.js';
+
+export interface AbandonResult {
+  /** what was there and is gone now */
+  slot: boolean;
+  publication: boolean;
+  fenceLifted: boolean;
+  state?: string;
+}
+
+/**
+ * `migrate --abandon`: ends an online migration that will not be cut over. Drops the slot (a slot
+ * nobody reads keeps every WAL segment on the monolith) and the publication, ends a follower still
+ * streaming from it, lifts a cutover fence left by a crashed cutover, and forgets the stream
+ * positions on the shards. The copied rows stay on the shards (a later migrate replaces them).
+ * After a completed cutover there is nothing to abandon (the monolith's fence stays).
+ */
+export async function abandon(config: Config): Promise<AbandonResult> {
+  const names = MIGRATION_STREAM;
+  const catalog = await Catalog.open(config.catalog);
+  try {
+    const got = await catalog.client.query('SELECT pg_try_advisory_lock($1) AS ok', [String(CUTOVER_LOCK)]);
+    if (!got.rows[0].ok) throw blockedError('a shardctl cutover is running; wait for it to finish');
+    const state = await readOnline(catalog.client, names);
+    if (state?.state === 'cut-over') {
+      throw blockedError('the online migration was cut over: the shards are the source of truth, there is nothing to abandon');
+    }
+    const source = sourceEndpoint(config);
+    const dropped = await withClient(source, (c) => dropStream(c, names));
+    let fenceLifted = false;
+    if (state?.state === 'fenced') {
+      const model = await withClient(source, (c) => loadModel(config, c));
+      await withClient(source, (c) => liftSourceFence(c, model.tables.map((t) => t.name)));
+      fenceLifted = true;
+    }
+    await Promise.all(config.shards.map((s) => withClient(shardEndpoint(config, s.id), (c) => clearShardState(c, names.slot))));
+    await deleteOnline(catalog.client, names);
+    return { ...dropped, fenceLifted, state: state?.state };
+  } finally {
+    await catalog.close();
+  }
+}

@@ -1,0 +1,154 @@
+import { Catalog, LOCK_KEY } from '../catalog/catalog.js';
+import type { Config } from '../config/types.js';
+import { connect, withClient } from '../db/connect.js';
+import { blockedError, UserError } from '../errors.js';
+import { alignSequences } from '../migrate/sequences.js';
+import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
+import { redactText } from '../redact.js';
+import { loadModel } from '../tables/model.js';
+import { describeFinding, verify } from '../verify/index.js';
+import { fenceSource, liftSourceFence } from './fence.js';
+import { lsn } from '../stream/lsn.js';
+import { MESSAGE_PREFIX, MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
+import { readPosition } from '../stream/positions.js';
+import { recordNewUnits } from './placements.js';
+import { dropStream, slotState } from '../stream/slot.js';
+import { readOnline, setOnline } from '../catalog/online.js';
+
+export interface CutoverOptions {
+  /** seconds to wait for writers in flight and for the follower to catch up; default 60 */
+  timeoutSeconds?: number;
+  onEvent?: (e: CutoverEvent) => void;
+}
+
+export type CutoverStep = 'fenced' | 'caught-up' | 'verified' | 'sequences' | 'recorded' | 'follower-stopped';
+export type CutoverEvent = { type: 'cutover-step'; step: CutoverStep; seconds: number; detail?: string };
+
+export interface CutoverResult {
+  ok: boolean;
+  /** the cutover had already been done by an earlier run */
+  already: boolean;
+  /** how long writes to the monolith were refused before the shards were the source of truth */
+  outageMs: number;
+  barrierLsn?: string;
+  units: number;
+  sequences: number;
+}
+
+/** Only one cutover (or abandon) at a time; the follower holds the run lock meanwhile. */
+export const CUTOVER_LOCK = LOCK_KEY + 2n;
+
+/**
+ * Ends an online migration: fences writes to the configured tables on the monolith, marks the
+ * source's WAL (a barrier message every write before the fence precedes), waits until every shard
+ * has committed the stream past it, verifies every unit (counts and checksums, source vs shards,
+ * both quiet), aligns sequences, records the cutover in the catalog and stops the follower (which
+ * exits 0). The fence stays: the monolith refuses writes from now on. On a timeout or any failure
+ * the fence is lifted (writes resume on the monolith, the follower keeps following) and a UserError
+ * (exit 3) says why. A rerun after a crash continues; after success it is a no-op.
+ */
+export async function cutover(config: Config, opts: CutoverOptions = {}): Promise<CutoverResult> {
+  const names = MIGRATION_STREAM;
+  const timeoutMs = (opts.timeoutSeconds ?? 60) * 1000;
+  const emit = opts.onEvent ?? (() => undefined);
+  const source = sourceEndpoint(config);
+  const catalog = await Catalog.open(config.catalog);
+  try {
+    const got = await catalog.client.query('SELECT pg_try_advisory_lock($1) AS ok', [String(CUTOVER_LOCK)]);
+    if (!got.rows[0].ok) throw blockedError('another shardctl cutover or abandon is running');
+    const state = await readOnline(catalog.client, names);
+    if (!state) throw blockedError('there is no online migration to cut over', { hint: 'start one with shardctl migrate --follow' });
+    if (state.state === 'copying') throw blockedError('the online migration is still copying; cut over once it follows', { hint: 'wait for migrate --follow to report that it follows' });
+    if (state.state === 'cut-over') {
+      await withClient(source, (c) => stopFollower(c, names, 15_000)); // a crash may have come before this step
+      return { ok: true, already: true, outageMs: state.outageMs ?? 0, barrierLsn: state.barrierLsn ?? undefined, units: 0, sequences: 0 };
+    }
+    const slot = await withClient(source, (c) => slotState(c, names));
+    if (!slot?.active) {
+      throw blockedError(`the follower is not running (slot ${names.slot} has no consumer), so the shards cannot catch up`, {
+        hint: 'start shardctl migrate --follow, then run cutover again',
+      });
+    }
+    const model = await withClient(source, (c) => loadModel(config, c));
+    const tables = model.tables.map((t) => t.name);
+    const started = Date.now();
+    const fencedAt = state.fencedAt ?? new Date();
+    const since = () => (Date.now() - started) / 1000;
+    const src = await connect(source, { applicationName: 'shardctl cutover' });
+    try {
+      try {
+        await fenceSource(src, tables, timeoutMs);
+      } catch (e) {
+        throw blockedError(`could not fence the monolith within ${timeoutMs / 1000}s: ${redactText((e as Error).message)}`, { hint: 'long transactions hold the tables; retry when they are done, or with a longer --timeout' });
+      }
+      await setOnline(catalog.client, names, 'fenced', { fencedAt });
+      emit({ type: 'cutover-step', step: 'fenced', seconds: since() });
+      try {
+        const barrier = (await src.query(`SELECT pg_logical_emit_message(true, $1, 'barrier')::text AS lsn`, [MESSAGE_PREFIX])).rows[0].lsn as string;
+        await setOnline(catalog.client, names, 'fenced', { barrierLsn: barrier });
+        await waitForShards(config, names, barrier, started + timeoutMs);
+        emit({ type: 'cutover-step', step: 'caught-up', seconds: since(), detail: barrier });
+        const v = await verify(config, {});
+        if (!v.ok) {
+          const first = v.findings.slice(0, 3).map((f) => describeFinding(f, v)).map((d) => `${d.tag} ${d.text}`);
+          throw blockedError(`verify found ${v.findings.length + v.errors.length} difference(s) between the monolith and the shards`, {
+            details: [...first, ...v.errors.slice(0, 3).map((e) => `${e.server}: ${e.message}`)],
+            hint: 'the fence is lifted and the follower keeps following; run shardctl verify for the full report',
+          });
+        }
+        emit({ type: 'cutover-step', step: 'verified', seconds: since() });
+        let sequences = 0;
+        for (const s of config.shards) sequences += await withClient(shardEndpoint(config, s.id), (dst) => alignSequences(src, dst, model.tables));
+        emit({ type: 'cutover-step', step: 'sequences', seconds: since() });
+        const units = await recordNewUnits(config, model, src, catalog.client);
+        const outageMs = Date.now() - fencedAt.getTime();
+        await setOnline(catalog.client, names, 'cut-over', { cutoverAt: new Date(), outageMs });
+        emit({ type: 'cutover-step', step: 'recorded', seconds: since() });
+        await stopFollower(src, names, 15_000);
+        emit({ type: 'cutover-step', step: 'follower-stopped', seconds: since() });
+        return { ok: true, already: false, outageMs, barrierLsn: barrier, units, sequences };
+      } catch (e) {
+        // writes resume on the monolith; the follower keeps following
+        await liftSourceFence(src, tables);
+        await setOnline(catalog.client, names, 'following', { fencedAt: null, barrierLsn: null });
+        if (e instanceof UserError) throw e;
+        throw blockedError(`cutover failed: ${redactText((e as Error).message)}; the fence is lifted`, { cause: e });
+      }
+    } finally {
+      await src.end().catch(() => undefined);
+    }
+  } finally {
+    await catalog.close();
+  }
+}
+
+/** Polls every shard's committed stream position until all are past `barrier`, or times out. */
+async function waitForShards(config: Config, names: StreamNames, barrier: string, deadline: number): Promise<void> {
+  const target = lsn(barrier);
+  const clients = await Promise.all(config.shards.map((s) => connect(shardEndpoint(config, s.id), { applicationName: 'shardctl cutover' })));
+  try {
+    for (;;) {
+      const at = await Promise.all(clients.map(async (c) => lsn((await readPosition(c, names.slot)) ?? '0/0')));
+      const behind = config.shards.map((s, i) => ({ shard: s.id, at: at[i]! })).filter((x) => x.at <= target);
+      if (behind.length === 0) return;
+      if (Date.now() > deadline) {
+        throw blockedError(`the follower did not catch up with the fence in time: ${behind.map((b) => `shard ${b.shard}`).join(', ')} still behind the monolith's position ${barrier}; the fence is lifted`, {
+          hint: 'check that migrate --follow is running and keeping up (its lag), then run cutover again, perhaps with a longer --timeout',
+        });
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+  }
+}
+
+/** Tells the follower to finish (it exits 0 at the stop message), waits for it, then drops slot and publication. */
+async function stopFollower(c: import('pg').ClientBase, names: StreamNames, waitMs: number): Promise<void> {
+  if ((await slotState(c, names))?.active) {
+    await c.query(`SELECT pg_logical_emit_message(true, $1, 'stop')`, [MESSAGE_PREFIX]);
+    const until = Date.now() + waitMs;
+    while (Date.now() < until && (await slotState(c, names))?.active) await new Promise((r) => setTimeout(r, 50));
+  }
+  await dropStream(c, names);
+}

@@ -1,0 +1,64 @@
+import type pg from 'pg';
+import { withTransaction } from '../db/connect.js';
+import { quoteTable } from '../db/ident.js';
+
+/**
+ * The cutover fence on the monolith: a statement trigger on every configured table that refuses
+ * INSERT, UPDATE, DELETE and TRUNCATE from any session but shardctl's own (the `shardctl.bypass`
+ * setting every shardctl connection pins, as the rebalance fence does). Creating the triggers takes
+ * each table's SHARE ROW EXCLUSIVE lock, so the fence waits for writers in flight (bounded by
+ * `lockTimeoutMs`) and, once committed, refuses every later write whatever the writer's isolation
+ * level: a transaction's snapshot does not hide a committed trigger from its next statement.
+ */
+const TRIGGER = 'shardctl_cutover_fence';
+
+const FUNCTION_SQL = `CREATE OR REPLACE FUNCTION shardctl.cutover_fence() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN NULL; END IF;
+    RAISE EXCEPTION 'shardctl: table %.% is cut over (or being cut over) to the shards; writes to the monolith are refused', TG_TABLE_SCHEMA, TG_TABLE_NAME
+      USING ERRCODE = '55000', HINT = 'write through the shards (createRouter); if the cutover failed, it lifted this fence';
+  END $$`;
+
+export async function fenceSource(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number): Promise<void> {
+  const until = Date.now() + lockTimeoutMs;
+  for (;;) {
+    try {
+      return await fenceOnce(c, tables, Math.max(1, until - Date.now()));
+    } catch (e) {
+      // Taking the tables one after the other can close a cycle with a writer that holds one and
+      // waits for another: PostgreSQL then fails one of the two. When it is the fence, try again.
+      if ((e as { code?: string }).code !== '40P01' || Date.now() >= until) throw e;
+    }
+  }
+}
+
+async function fenceOnce(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number): Promise<void> {
+  await withTransaction(c, async () => {
+    await c.query(`SET LOCAL lock_timeout = ${Math.round(lockTimeoutMs)}`);
+    await c.query(`LOCK TABLE ${tables.map(quoteTable).join(', ')} IN SHARE ROW EXCLUSIVE MODE`);
+    await c.query('CREATE SCHEMA IF NOT EXISTS shardctl');
+    await c.query(FUNCTION_SQL);
+    // CREATE OR REPLACE TRIGGER (PostgreSQL 14+) takes SHARE ROW EXCLUSIVE; DROP TRIGGER would take
+    // ACCESS EXCLUSIVE and block readers too
+    const replace = Number((await c.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v) >= 140000;
+    for (const t of tables) {
+      if (!replace) await c.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON ${quoteTable(t)}`);
+      await c.query(`CREATE ${replace ? 'OR REPLACE ' : ''}TRIGGER ${TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${quoteTable(t)} FOR EACH STATEMENT EXECUTE FUNCTION shardctl.cutover_fence()`);
+    }
+  });
+}
+
+export async function liftSourceFence(c: pg.ClientBase, tables: readonly string[]): Promise<void> {
+  await withTransaction(c, async () => {
+    for (const t of tables) await c.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON ${quoteTable(t)}`);
+  });
+}
+
+export async function sourceFenced(c: pg.ClientBase, tables: readonly string[]): Promise<string[]> {
+  const r = await c.query(
+    `SELECT n.nspname || '.' || c.relname AS t FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE g.tgname = $1 AND n.nspname || '.' || c.relname = ANY($2::text[])`,
+    [TRIGGER, tables],
+  );
+  return r.rows.map((x) => x.t as string);
+}

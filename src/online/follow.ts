@@ -1,0 +1,292 @@
+import type pg from 'pg';
+import { withRun, type RunScope } from '../catalog/run.js';
+import type { Config } from '../config/types.js';
+import { connect, withClient, type Endpoint } from '../db/connect.js';
+import { blockedError, UserError } from '../errors.js';
+import { migrate, type MigrateResult } from '../migrate/index.js';
+import type { EventSink as MigrateEventSink } from '../migrate/events.js';
+import { mayBypassTriggers } from '../transfer/foreign-keys.js';
+import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
+import { redactText } from '../redact.js';
+import { pgFailure } from '../db/pg-error.js';
+import { createRouter } from '../routing/router.js';
+import { loadModel, type Model } from '../tables/model.js';
+import { Applier, type ShardSession } from '../stream/apply.js';
+import type { FollowEventSink } from '../stream/events.js';
+import { lsn, lsnText } from '../stream/lsn.js';
+import { MESSAGE_PREFIX, MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
+import { prepareShardState, readPosition, writePosition } from '../stream/positions.js';
+import { checkSourceForFollow } from '../stream/preflight.js';
+import { RouteError, rowRouter } from '../stream/route.js';
+import { ddlError, shapeOf, sourceShapes, truncateError } from '../stream/shape.js';
+import { createSlot, dropStream, ensurePublication, slotState } from '../stream/slot.js';
+import { readOnline, setOnline, startCopying } from '../catalog/online.js';
+import { Statements } from '../stream/statements.js';
+import { runStream } from '../stream/stream.js';
+
+export interface FollowOptions {
+  /** copy streams in flight during the initial copy (as migrate --concurrency) */
+  concurrency?: number;
+  /** rows of the keyed tables per copy batch (as migrate --batch-rows) */
+  batchRows?: number;
+  /** how often the follower marks the source's stream (lag, positions when idle); default 1000 ms */
+  heartbeatMs?: number;
+  signal?: AbortSignal;
+  onEvent?: (e: Parameters<MigrateEventSink>[0] | Parameters<FollowEventSink>[0]) => void;
+}
+
+export interface FollowResult {
+  /** why the follower stopped: the cutover finished, or it was already done */
+  stopped: 'cutover' | 'already-cut-over';
+  /** the initial copy, when this run made it */
+  copy?: Pick<MigrateResult, 'units' | 'rows' | 'bytes' | 'seconds'>;
+  /** statements applied to the shards by this run */
+  applied: number;
+  appliedLsn: string;
+  seconds: number;
+}
+
+/** Apply batches: commit at a source transaction boundary after this many changes or this long. */
+const BATCH_CHANGES = 2000;
+const BATCH_MS = 200;
+
+/**
+ * `migrate --follow`: an online migration. Creates a publication and a logical replication slot
+ * (pgoutput) on the source, copies every unit from the slot's exported snapshot (so the copy and the
+ * stream meet exactly at the slot's consistent point), then applies the source's changes to the
+ * shards until `cutover` tells it to stop. Run it again after any crash: a copy that did not finish
+ * starts over with a new slot; a follower resumes from the position its shards committed.
+ *
+ * @example await follow(loadConfig('shardctl.yaml'), { onEvent: console.error });
+ */
+export async function follow(config: Config, opts: FollowOptions = {}): Promise<FollowResult> {
+  const started = performance.now();
+  const names = MIGRATION_STREAM;
+  const source = sourceEndpoint(config);
+  const spec = { command: 'migrate --follow', args: { follow: true }, record: true, outcome: (r: FollowResult) => ({ status: 'ok' as const, summary: r }) };
+  return withRun(config.catalog, spec, async (scope) => {
+    const catalog = scope.catalog;
+    const model = await withClient(source, (c) => loadModel(config, c));
+    const tables = model.tables.map((t) => t.name);
+    const state = await readOnline(catalog.client, names);
+    if (state?.state === 'cut-over') return { stopped: 'already-cut-over', applied: 0, appliedLsn: '0/0', seconds: 0 };
+    await withClient(source, (c) => checkSourceForFollow(c, tables, names));
+    const slot = await withClient(source, (c) => slotState(c, names));
+    let copy: FollowResult['copy'];
+    if (!state || state.state === 'copying') copy = await initialCopy(config, model, scope, names, opts);
+    else if (!slot) {
+      throw blockedError(`the replication slot ${names.slot} is gone from the source, so changes since the follower last ran are lost to it`, {
+        hint: 'start over with a fresh copy: shardctl migrate --abandon, then shardctl migrate --follow',
+      });
+    }
+    const r = await streamChanges(config, model, names, opts);
+    return { stopped: 'cutover', copy, ...r, seconds: (performance.now() - started) / 1000 };
+  });
+}
+
+/** A new slot, its snapshot, the copy read in it, then every shard's position set to the slot's start. */
+async function initialCopy(config: Config, model: Model, scope: RunScope, names: StreamNames, opts: FollowOptions): Promise<FollowResult['copy']> {
+  const source = sourceEndpoint(config);
+  await withClient(source, async (c) => {
+    await dropStream(c, names); // a copy cut short left a slot whose snapshot died with it
+    await ensurePublication(c, names, model.tables.map((t) => t.name));
+  });
+  const slot = await createSlot(source, names);
+  let copied: MigrateResult;
+  try {
+    await startCopying(scope.catalog.client, names, slot.consistentLsn, scope.run!.id);
+    copied = await migrate(config, {
+      snapshot: slot.snapshot,
+      resync: true,
+      held: scope,
+      concurrency: opts.concurrency,
+      batchRows: opts.batchRows,
+      signal: opts.signal,
+      onEvent: opts.onEvent,
+    });
+  } finally {
+    await slot.conn.end().catch(() => undefined);
+  }
+  if (copied.elsewhere.length) {
+    throw blockedError(`${copied.elsewhere.length} unit(s) are placed on another shard than they route to (e.g. ${copied.elsewhere[0]!.unit} on ${copied.elsewhere[0]!.placedOn}); an online migration copies every unit to its route`, {
+      hint: 'run shardctl rebalance --apply first, then migrate --follow again',
+    });
+  }
+  if (!copied.ok) {
+    throw blockedError(`the initial copy did not complete (${copied.failures.length} unit(s) differ, ${copied.errors.length} batch(es) failed); nothing is streamed yet`, {
+      details: [...copied.failures.map((f) => `unit ${f.unit} on ${f.shard}: ${f.reason}`), ...copied.errors.map((e) => `${e.shard}: ${e.error}`)],
+      hint: 'run migrate --follow again: the copy starts over from a new slot',
+    });
+  }
+  await Promise.all(
+    config.shards.map((s) =>
+      withClient(shardEndpoint(config, s.id), async (c) => {
+        await prepareShardState(c);
+        await writePosition(c, names.slot, slot.consistentLsn);
+      }),
+    ),
+  );
+  await setOnline(scope.catalog.client, names, 'following');
+  return { units: copied.units, rows: copied.rows, bytes: copied.bytes, seconds: copied.seconds };
+}
+
+/** The follower proper: applies the slot's changes until a stop message (cutover) or an error. */
+async function streamChanges(config: Config, model: Model, names: StreamNames, opts: FollowOptions): Promise<Pick<FollowResult, 'applied' | 'appliedLsn'>> {
+  const emit = opts.onEvent ?? (() => undefined);
+  const source = sourceEndpoint(config);
+  const sessions: ShardSession[] = [];
+  let heart: pg.Client | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    for (const s of config.shards) sessions.push(await openSession(shardEndpoint(config, s.id), s.id, names));
+    const router = createRouter(config);
+    const applier = new Applier(model, sessions, names.slot, (parentShard) => rowRouter(model, router, parentShard));
+    const shapes = await withClient(source, (c) => sourceShapes(c, model.tables.map((t) => t.name)));
+    const start = sessions.reduce((m, s) => (s.pos < m ? s.pos : m), sessions[0]!.pos);
+
+    let inTxn = false;
+    let txnChanges = 0;
+    let batch = 0;
+    let lastEnd = applier.confirmed;
+    let lastTime = new Date();
+    let flushedAt = Date.now();
+    let flushNow = false;
+    let stop = false;
+    let appliedTime: number | undefined;
+    const flush = async (end: bigint, at: Date) => {
+      await applier.flush(end, at);
+      appliedTime = at.getTime();
+      flushedAt = Date.now();
+      batch = 0;
+      flushNow = false;
+    };
+
+    // Heartbeats: a tiny transactional message on the source every second gives the stream a commit
+    // to flush positions at when the tables are idle, and measures the lag.
+    heart = await connect(source, { applicationName: 'shardctl follow heartbeat' });
+    const every = opts.heartbeatMs ?? 1000;
+    let lastApplied = 0;
+    let lastBeat = Date.now();
+    const perShard = new Map(sessions.map((s) => [s.id, 0]));
+    const beat = async () => {
+      try {
+        const r = await heart!.query(`SELECT pg_logical_emit_message(true, $1, 'heartbeat'), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX]);
+        const secs = Math.max(0.001, (Date.now() - lastBeat) / 1000);
+        lastBeat = Date.now();
+        const applied = sessions.reduce((n, s) => n + s.applied, 0);
+        emit({
+          type: 'follow-progress',
+          appliedLsn: lsnText(applier.confirmed),
+          lagBytes: Math.max(0, Number(lsn(r.rows[0].now) - applier.confirmed)),
+          lagSeconds: appliedTime === undefined ? null : Math.max(0, (Date.now() - appliedTime) / 1000),
+          changesPerSecond: Math.round((applied - lastApplied) / secs),
+          shards: sessions.map((s) => {
+            const d = s.applied - perShard.get(s.id)!;
+            perShard.set(s.id, s.applied);
+            return { shard: s.id, changes: s.applied, changesPerSecond: Math.round(d / secs) };
+          }),
+        });
+        lastApplied = applied;
+      } catch (e) {
+        emit({ type: 'follow-warning', message: `heartbeat on the source failed: ${redactText((e as Error).message)}` });
+      }
+      timer = setTimeout(beat, every);
+    };
+    timer = setTimeout(beat, every);
+
+    try {
+      await runStream(
+        source,
+        names,
+        start,
+        async (e, control) => {
+          switch (e.kind) {
+            case 'begin':
+              applier.begin(e.commitLsn);
+              inTxn = true;
+              txnChanges = 0;
+              return;
+            case 'relation': {
+              const now = shapeOf(e.columns);
+              if (shapes.has(e.table) && shapes.get(e.table) !== now) throw Object.assign(ddlError(e.table, shapes.get(e.table), now), { clean: txnChanges === 0 });
+              return;
+            }
+            case 'insert':
+            case 'update':
+            case 'delete': {
+              const t = model.table(e.table);
+              if (e.kind === 'insert') await applier.insert(t, e.row);
+              else if (e.kind === 'update') await applier.update(t, e.old, e.row);
+              else await applier.delete(t, e.old);
+              txnChanges++;
+              batch++;
+              return;
+            }
+            case 'truncate':
+              throw Object.assign(truncateError(e.tables), { clean: txnChanges === 0 });
+            case 'message':
+              if (e.prefix !== MESSAGE_PREFIX) return;
+              if (e.content === 'barrier') flushNow = true;
+              if (e.content === 'stop') stop = flushNow = true;
+              return;
+            case 'commit':
+              inTxn = false;
+              lastEnd = e.endLsn;
+              lastTime = new Date(e.commitTime);
+              if (flushNow || batch >= BATCH_CHANGES || Date.now() - flushedAt >= BATCH_MS) {
+                await flush(e.endLsn, lastTime);
+                control.confirm(e.endLsn);
+              }
+              return stop ? 'stop' : undefined;
+          }
+        },
+        opts.signal,
+        () => emit({ type: 'follow-start', slot: names.slot, from: lsnText(start) }),
+      );
+    } catch (e) {
+      // Stopping at a source transaction boundary keeps the finished transactions of the batch;
+      // in the middle of one, the whole batch is rolled back (the stream replays it next time).
+      const clean = !inTxn || (e as { clean?: boolean }).clean === true;
+      if (clean && lastEnd > applier.confirmed) {
+        await flush(lastEnd, lastTime).catch(() => applier.rollback());
+      } else await applier.rollback();
+      const reason = opts.signal?.aborted ? 'interrupted' : 'error';
+      emit({ type: 'follow-stop', reason, appliedLsn: lsnText(applier.confirmed), message: redactText((e as Error).message) });
+      if (opts.signal?.aborted) {
+        throw new UserError('interrupted', `interrupted: the shards hold the source's changes up to ${lsnText(applier.confirmed)}`, {
+          hint: 'run shardctl migrate --follow again to continue from there',
+        });
+      }
+      const stopped = 'The follower stopped; the slot is kept';
+      if (e instanceof RouteError) throw blockedError(`${e.message}. ${stopped}`, { hint: 'fix the row on the source, then run migrate --follow again' });
+      const f = pgFailure(e, 'source');
+      if (f instanceof UserError) {
+        throw new UserError(f.kind, `${f.message}. ${stopped}`, { details: [...f.details], hint: f.hint ?? 'run shardctl migrate --follow again to resume from what every shard committed', cause: e });
+      }
+      throw f; // a bug: reported as one
+    }
+    emit({ type: 'follow-stop', reason: 'cutover', appliedLsn: lsnText(applier.confirmed) });
+    return { applied: sessions.reduce((n, s) => n + s.applied, 0), appliedLsn: lsnText(applier.confirmed) };
+  } finally {
+    clearTimeout(timer);
+    await heart?.end().catch(() => undefined);
+    await Promise.all(sessions.map((s) => s.client.end().catch(() => undefined)));
+  }
+}
+
+async function openSession(ep: Endpoint, id: string, names: StreamNames): Promise<ShardSession> {
+  const client = await connect(ep, { applicationName: 'shardctl follow' });
+  try {
+    await prepareShardState(client);
+    const pos = await readPosition(client, names.slot);
+    if (!pos) {
+      throw blockedError(`shard ${id} has no stream position for ${names.slot}: it was not part of the initial copy`, {
+        hint: 'start over with a fresh copy: shardctl migrate --abandon, then shardctl migrate --follow',
+      });
+    }
+    return { id, client, sql: new Statements(client), replicaRole: await mayBypassTriggers(client), pos: lsn(pos), open: false, applied: 0 };
+  } catch (e) {
+    await client.end().catch(() => undefined);
+    throw e;
+  }
+}

@@ -1,0 +1,293 @@
+import type pg from 'pg';
+import { pgFailure } from '../db/pg-error.js';
+import type { Model, TableModel } from '../tables/model.js';
+import type { Row } from './decoder.js';
+import { lsnText } from './lsn.js';
+import { writePosition } from './positions.js';
+import { RouteError, type Placement, type RowRouter } from './route.js';
+import { deleteRowSql, existsSql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Statements, updateSql } from './statements.js';
+
+/** One target shard's connection and where it stands in the stream. */
+export interface ShardSession {
+  readonly id: string;
+  readonly client: pg.Client;
+  readonly sql: Statements;
+  /** may set session_replication_role = replica (no per-row triggers, as PostgreSQL's own apply worker) */
+  readonly replicaRole: boolean;
+  /** the source WAL position this shard has committed (end of the last source transaction it holds) */
+  pos: bigint;
+  /** a shard transaction is open (a batch of source transactions in flight) */
+  open: boolean;
+  /** statements applied, for progress */
+  applied: number;
+}
+
+interface MovedRow {
+  table: string;
+  row: Record<string, string | null>;
+}
+
+/**
+ * Applies decoded source transactions to the shards, exactly once in effect:
+ *  - consecutive source transactions are batched into one transaction per shard; `flush` writes the
+ *    end position of the last complete source transaction on EVERY shard and commits, so after a
+ *    crash each shard knows precisely which source transactions it holds;
+ *  - a source transaction is skipped on a shard whose position is past its commit (the one batch a
+ *    crash can leave committed on some shards and not on others is replayed only where missing);
+ *  - an UPDATE whose row now belongs to another shard moves the row (and its `via` descendants):
+ *    the giving shard deletes them and keeps a copy in its stash in the same transaction, the
+ *    receiving shard inserts them, with unchanged TOASTed columns taken from the old row.
+ * One statement at a time, in the source's order; a failing statement stops the follower.
+ */
+export class Applier {
+  private skip = new Set<string>();
+  private txn = 0n;
+  private seq = 0;
+  private readonly parents = new Lru<string, string>(200_000);
+  private readonly children = new Map<string, { table: TableModel; column: string; parentColumn: string }[]>();
+  private readonly byId: Map<string, ShardSession>;
+  /** the position every shard has committed */
+  confirmed: bigint;
+
+  constructor(
+    private readonly model: Model,
+    readonly sessions: readonly ShardSession[],
+    private readonly slot: string,
+    private readonly router: (parentShard: (parent: TableModel, column: string, value: string) => Promise<Placement>) => RowRouter,
+  ) {
+    this.byId = new Map(sessions.map((s) => [s.id, s]));
+    this.confirmed = sessions.reduce((m, s) => (s.pos < m ? s.pos : m), sessions[0]?.pos ?? 0n);
+    for (const t of model.sharded) {
+      const r = t.config.route;
+      if (r.kind !== 'via') continue;
+      const list = this.children.get(r.parent) ?? [];
+      list.push({ table: t, column: r.column, parentColumn: r.parentColumn });
+      this.children.set(r.parent, list);
+    }
+    this.rows = this.router((p, c, v) => this.parentShard(p, c, v));
+  }
+
+  private readonly rows: RowRouter;
+
+  /** A source transaction starts; shards that already committed it will not see its changes again. */
+  begin(commitLsn: bigint): void {
+    this.txn = commitLsn;
+    this.seq = 0;
+    this.skip = new Set(this.sessions.filter((s) => s.pos > commitLsn).map((s) => s.id));
+  }
+
+  async insert(t: TableModel, row: Row): Promise<void> {
+    const p = await this.rows.route(t, row);
+    const columns = Object.keys(row);
+    await this.each(this.targets(p), (s) => this.exec(s, insertSql(t, columns), columns.map((c) => row[c])));
+    if (p.kind === 'shard') this.remember(t, row, p.shard);
+  }
+
+  async update(t: TableModel, old: Row | null, row: Row): Promise<void> {
+    const key = keyOf(t, row, old);
+    const set = Object.keys(row).filter((c) => row[c] !== undefined); // 'u': unchanged TOAST, left alone
+    const values = [...set.map((c) => row[c]), ...key];
+    const p = await this.rows.route(t, row);
+    if (p.kind === 'all') {
+      await this.each(this.live(), (s) => this.exec(s, updateSql(t, set), values));
+      return;
+    }
+    const target = p.kind === 'shard' && !this.skip.has(p.shard) ? this.byId.get(p.shard)! : undefined;
+    if (!target) {
+      // Replaying after a crash: the row's new shard already committed this transaction (or its
+      // parent is only on such shards). Any old copy on a shard that has not is removed.
+      if (p.kind === 'unknown' && this.skip.size === 0) throw new RouteError(p.why);
+      for (const s of this.live()) await this.take(s, t, key, false);
+      if (p.kind === 'shard') this.remember(t, row, p.shard);
+      return;
+    }
+    const n = await this.exec(target, updateSql(t, set), values);
+    if (n === 0) await this.moveIn(target, t, key, row);
+    this.remember(t, row, target.id);
+  }
+
+  async delete(t: TableModel, old: Row): Promise<void> {
+    const key = keyOf(t, old);
+    // The stream usually sends only the key of a deleted row, not its unit: every shard is asked
+    // (a delete by primary key of a row a shard does not hold costs one index probe).
+    const p: Placement = t.config.route.kind !== 'reference' && this.routable(t, old) ? await this.rows.route(t, old) : { kind: 'all' };
+    await this.each(p.kind === 'shard' ? this.targets(p) : this.live(), (s) => this.exec(s, deleteRowSql(t), key));
+    this.forget(t, old);
+  }
+
+  /** Commits every shard at `end` (the end of the last complete source transaction), positions included. */
+  async flush(end: bigint, sourceTime: Date): Promise<void> {
+    const before = this.confirmed;
+    await Promise.all(
+      this.sessions.map(async (s) => {
+        if (!s.open) await this.open(s);
+        await writePosition(s.client, this.slot, lsnText(end), sourceTime);
+        // stashed rows of transactions every shard has committed are no longer needed
+        await s.sql.run('DELETE FROM shardctl.follow_stash WHERE slot = $1 AND lsn < $2', [this.slot, lsnText(before)]);
+        await s.client.query('COMMIT');
+        s.open = false;
+        s.pos = end;
+      }),
+    );
+    this.confirmed = end;
+  }
+
+  async rollback(): Promise<void> {
+    await Promise.all(
+      this.sessions.filter((s) => s.open).map(async (s) => {
+        await s.client.query('ROLLBACK').catch(() => undefined);
+        s.open = false;
+      }),
+    );
+    this.parents.clear(); // it may describe rolled-back changes
+  }
+
+  /** The same statement on several shards: each has its own connection, so they run at once. */
+  private async each(sessions: ShardSession[], fn: (s: ShardSession) => Promise<unknown>): Promise<void> {
+    if (sessions.length === 1) await fn(sessions[0]!);
+    else await Promise.all(sessions.map(fn));
+  }
+
+  /** Shards that have not committed the current source transaction. */
+  private live(): ShardSession[] {
+    return this.sessions.filter((s) => !this.skip.has(s.id));
+  }
+
+  private targets(p: Placement): ShardSession[] {
+    if (p.kind === 'all') return this.live();
+    if (p.kind === 'shard') return this.skip.has(p.shard) ? [] : [this.byId.get(p.shard)!];
+    if (this.skip.size === 0) throw new RouteError(p.why);
+    return []; // replaying: only shards that already committed this transaction hold the parent
+  }
+
+  private routable(t: TableModel, row: Row): boolean {
+    const r = t.config.route;
+    const has = (c: string) => row[c] !== undefined && row[c] !== null;
+    if (r.kind === 'key' || r.kind === 'cell') return has(r.column);
+    if (r.kind === 'latlng') return has(r.lat) && has(r.lng);
+    return false;
+  }
+
+  private async open(s: ShardSession): Promise<void> {
+    await s.client.query('BEGIN');
+    if (s.replicaRole) await s.client.query('SET LOCAL session_replication_role = replica');
+    s.open = true;
+  }
+
+  private async exec(s: ShardSession, text: string, values: unknown[]): Promise<number> {
+    try {
+      if (!s.open) await this.open(s);
+      const r = await s.sql.run(text, values);
+      s.applied++;
+      return r.rowCount ?? 0;
+    } catch (e) {
+      throw pgFailure(e, `shard ${s.id}`);
+    }
+  }
+
+  /** The shard holding a `via` parent: the stream's own recent changes first, else asked of the shards. */
+  private async parentShard(parent: TableModel, column: string, value: string): Promise<Placement> {
+    const k = cacheKey(parent.name, column, value);
+    const known = this.parents.get(k);
+    if (known) return { kind: 'shard', shard: known };
+    const found = (
+      await Promise.all(this.sessions.map(async (s) => ((await s.sql.run(existsSql(parent, column), [value])).rowCount ? s.id : undefined)))
+    ).filter((x): x is string => x !== undefined);
+    // A shard that has not committed this transaction is authoritative (it is exactly as of the
+    // transaction's start); one that has may already reflect later changes.
+    const shard = found.find((s) => !this.skip.has(s)) ?? found[0];
+    if (shard === undefined) return { kind: 'unknown', why: `${parent.name}.${column} = ${value} is on no shard: a row of a child table without its parent` };
+    this.parents.set(k, shard);
+    return { kind: 'shard', shard };
+  }
+
+  private remember(t: TableModel, row: Row, shard: string): void {
+    for (const c of this.children.get(t.name) ?? []) {
+      const v = row[c.parentColumn];
+      if (v !== undefined && v !== null) this.parents.set(cacheKey(t.name, c.parentColumn, v), shard);
+    }
+  }
+
+  private forget(t: TableModel, row: Row): void {
+    for (const c of this.children.get(t.name) ?? []) {
+      const v = row[c.parentColumn];
+      if (v !== undefined && v !== null) this.parents.delete(cacheKey(t.name, c.parentColumn, v));
+      else this.parents.clear(); // cannot tell which entry: start over (lookups refill it)
+    }
+  }
+
+  /** The row updated on the source is not on its new shard: bring it (and its descendants) there. */
+  private async moveIn(target: ShardSession, t: TableModel, key: string[], row: Row): Promise<void> {
+    let moved: MovedRow[] | undefined;
+    for (const s of this.live()) if (s !== target && (moved = await this.take(s, t, key, true))) break;
+    // a crash fell between the giving shard's commit and ours: the giver kept the rows for us
+    if (!moved) for (const id of this.skip) if ((moved = await this.stashed(this.byId.get(id)!, t, key))) break;
+    if (!moved) throw new RouteError(`table ${t.name}: the row with key (${key.join(', ')}) updated on the source is on no shard`);
+    const [root, ...rest] = moved;
+    const merged: Row = { ...root!.row };
+    for (const [c, v] of Object.entries(row)) if (v !== undefined) merged[c] = v;
+    for (const m of [{ table: t.name, row: merged }, ...rest]) {
+      const mt = this.model.table(m.table);
+      const columns = Object.keys(m.row);
+      await this.exec(target, insertSql(mt, columns), columns.map((c) => m.row[c]));
+      this.remember(mt, m.row, target.id);
+    }
+  }
+
+  /** Removes a row and its `via` descendants from a shard, children first; with `stash`, keeps them for a replay. */
+  private async take(s: ShardSession, t: TableModel, key: string[], stash: boolean): Promise<MovedRow[] | undefined> {
+    const root = (await s.sql.run(selectByKeySql(t), key)).rows[0] as Record<string, string | null> | undefined;
+    if (!root) return undefined;
+    const rows: MovedRow[] = [{ table: t.name, row: root }];
+    let level: MovedRow[] = rows.slice();
+    while (level.length) {
+      const next: MovedRow[] = [];
+      for (const parent of level) {
+        for (const c of this.children.get(parent.table) ?? []) {
+          const v = parent.row[c.parentColumn];
+          if (v === null || v === undefined) continue;
+          const got = (await s.sql.run(selectByColumnSql(c.table, c.column), [[v]])).rows as Record<string, string | null>[];
+          for (const row of got) next.push({ table: c.table.name, row });
+        }
+      }
+      rows.push(...next);
+      level = next;
+    }
+    for (const m of [...rows].reverse()) {
+      const mt = this.model.table(m.table);
+      await this.exec(s, deleteRowSql(mt), keyOf(mt, m.row));
+    }
+    if (stash) {
+      await this.exec(s, 'INSERT INTO shardctl.follow_stash (slot, lsn, seq, rows) VALUES ($1, $2, $3, $4::jsonb)', [
+        this.slot,
+        lsnText(this.txn),
+        this.seq++,
+        JSON.stringify({ table: t.name, key, rows }),
+      ]);
+    }
+    return rows;
+  }
+
+  private async stashed(s: ShardSession, t: TableModel, key: string[]): Promise<MovedRow[] | undefined> {
+    const r = await s.sql.run('SELECT rows FROM shardctl.follow_stash WHERE slot = $1 AND lsn = $2 ORDER BY seq', [this.slot, lsnText(this.txn)]);
+    for (const { rows } of r.rows as { rows: { table: string; key: string[]; rows: MovedRow[] } }[]) {
+      if (rows.table === t.name && rows.key.join('\0') === key.join('\0')) return rows.rows;
+    }
+    return undefined;
+  }
+}
+
+const cacheKey = (table: string, column: string, value: string) => `${table}\0${column}\0${value}`;
+
+/** A Map that forgets its oldest entries past `max` (parent lookups are refilled from the shards). */
+class Lru<K, V> extends Map<K, V> {
+  constructor(private readonly max: number) {
+    super();
+  }
+  override set(k: K, v: V): this {
+    super.delete(k);
+    super.set(k, v);
+    if (this.size > this.max) super.delete(this.keys().next().value as K);
+    return this;
+  }
+}

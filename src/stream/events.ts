@@ -1,0 +1,18 @@
+/** What `migrate --follow` reports once the copy is done (the copy itself reports MigrateEvents). */
+export type FollowEvent =
+  | { type: 'follow-start'; slot: string; from: string }
+  | {
+      type: 'follow-progress';
+      /** the source position every shard has committed */
+      appliedLsn: string;
+      /** WAL bytes between the source's current position and appliedLsn */
+      lagBytes: number | null;
+      /** seconds since the newest source commit the shards hold (heartbeats commit every second) */
+      lagSeconds: number | null;
+      changesPerSecond: number;
+      shards: { shard: string; changes: number; changesPerSecond: number }[];
+    }
+  | { type: 'follow-warning'; message: string }
+  | { type: 'follow-stop'; reason: 'cutover' | 'interrupted' | 'error'; appliedLsn: string; message?: string };
+
+export type FollowEventSink = (e: FollowEvent) => void;

@@ -1,0 +1,48 @@
+import type pg from 'pg';
+
+/**
+ * On every shard, the position of the source's WAL up to which that shard has applied the stream,
+ * committed in the same transaction as the changes it covers: after a crash a shard's row says
+ * exactly which source transactions it has (those ending at or before it) and which it has not.
+ * follow_stash keeps, until every shard is past them, the rows a shard gave away in a cross-shard
+ * move, so the receiving shard can still build them if a crash fell between the two commits.
+ */
+export const SHARD_STATE_SQL = [
+  'CREATE SCHEMA IF NOT EXISTS shardctl',
+  `CREATE TABLE IF NOT EXISTS shardctl.follow_position (
+     slot        text PRIMARY KEY,
+     lsn         pg_lsn NOT NULL,
+     source_time timestamptz,
+     applied_at  timestamptz NOT NULL DEFAULT now())`,
+  `CREATE TABLE IF NOT EXISTS shardctl.follow_stash (
+     slot text NOT NULL,
+     lsn  pg_lsn NOT NULL,
+     seq  integer NOT NULL,
+     rows jsonb NOT NULL,
+     PRIMARY KEY (slot, lsn, seq))`,
+];
+
+export async function prepareShardState(c: pg.ClientBase): Promise<void> {
+  for (const s of SHARD_STATE_SQL) await c.query(s);
+}
+
+export async function readPosition(c: pg.ClientBase, slot: string): Promise<string | undefined> {
+  const r = await c.query(`SELECT lsn::text AS lsn FROM shardctl.follow_position WHERE slot = $1`, [slot]);
+  return r.rows[0]?.lsn;
+}
+
+export async function writePosition(c: pg.ClientBase, slot: string, lsn: string, sourceTime?: Date): Promise<void> {
+  await c.query(
+    `INSERT INTO shardctl.follow_position (slot, lsn, source_time, applied_at) VALUES ($1, $2, $3, now())
+     ON CONFLICT (slot) DO UPDATE SET lsn = EXCLUDED.lsn, source_time = EXCLUDED.source_time, applied_at = now()`,
+    [slot, lsn, sourceTime ?? null],
+  );
+}
+
+/** Positions and stash of a slot, gone (abandon, a fresh copy). Tolerates a shard that never had them. */
+export async function clearShardState(c: pg.ClientBase, slot: string): Promise<void> {
+  const has = await c.query(`SELECT to_regclass('shardctl.follow_position') IS NOT NULL AS ok`);
+  if (!has.rows[0].ok) return;
+  await c.query('DELETE FROM shardctl.follow_position WHERE slot = $1', [slot]);
+  await c.query('DELETE FROM shardctl.follow_stash WHERE slot = $1', [slot]);
+}

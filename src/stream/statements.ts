@@ -1,0 +1,61 @@
+import type pg from 'pg';
+import { quoteIdent, quoteTable } from '../db/ident.js';
+import { columnType, type TableModel } from '../tables/model.js';
+import type { Row } from './decoder.js';
+
+/**
+ * The few statements the applier runs, as prepared statements per shard connection (parsed and
+ * planned once per shape). Every value is a bound parameter in the text form the source printed,
+ * so the shard's input functions read exactly what the source's output functions wrote.
+ */
+export class Statements {
+  private readonly names = new Map<string, string>();
+
+  constructor(private readonly client: pg.ClientBase) {}
+
+  async run(text: string, values: unknown[]): Promise<pg.QueryResult> {
+    let name = this.names.get(text);
+    if (!name) this.names.set(text, (name = `shardctl_${this.names.size}`));
+    return this.client.query({ name, text, values });
+  }
+}
+
+const cols = (names: readonly string[]) => names.map(quoteIdent).join(', ');
+const where = (keys: readonly string[], from = 1) => keys.map((k, i) => `${quoteIdent(k)} = $${i + from}`).join(' AND ');
+
+export function insertSql(t: TableModel, columns: readonly string[]): string {
+  return `INSERT INTO ${quoteTable(t.name)} (${cols(columns)}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`;
+}
+
+export function updateSql(t: TableModel, set: readonly string[]): string {
+  const assign = set.map((c, i) => `${quoteIdent(c)} = $${i + 1}`).join(', ');
+  return `UPDATE ${quoteTable(t.name)} SET ${assign} WHERE ${where(t.info.primaryKey, set.length + 1)}`;
+}
+
+export function deleteRowSql(t: TableModel): string {
+  return `DELETE FROM ${quoteTable(t.name)} WHERE ${where(t.info.primaryKey)}`;
+}
+
+/** The copied columns of the rows of `t` whose `column` is one of $1 (an array), as text. */
+export function selectByColumnSql(t: TableModel, column: string): string {
+  const text = t.columns.map((c) => `${quoteIdent(c)}::text AS ${quoteIdent(c)}`).join(', ');
+  return `SELECT ${text} FROM ${quoteTable(t.name)} WHERE ${quoteIdent(column)} = ANY($1::${columnType(t.info, column)}[])`;
+}
+
+export function selectByKeySql(t: TableModel): string {
+  const text = t.columns.map((c) => `${quoteIdent(c)}::text AS ${quoteIdent(c)}`).join(', ');
+  return `SELECT ${text} FROM ${quoteTable(t.name)} WHERE ${where(t.info.primaryKey)}`;
+}
+
+export function existsSql(t: TableModel, column: string): string {
+  return `SELECT 1 FROM ${quoteTable(t.name)} WHERE ${quoteIdent(column)} = $1 LIMIT 1`;
+}
+
+/** The row's primary key values (from the old key when the stream sent one: an UPDATE may change the key). */
+export function keyOf(t: TableModel, row: Row, old?: Row | null): string[] {
+  return t.info.primaryKey.map((k) => {
+    const v = old?.[k] ?? row[k];
+    if (v === undefined || v === null) throw new Error(`internal: ${t.name}: no value for key column ${k}`);
+    return v;
+  });
+}

@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { stageFleet, type Stage } from '../harness/demo/stage.js';
+import { restaurantCount } from '../harness/fixtures/index.js';
+import { runCli, runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
+import { assertExact } from './helpers/exact.js';
+import { sql } from './helpers/fleet.js';
+import { startWriter } from './helpers/writer.js';
+
+const SCALE = 0.01;
+
+/** Starts `migrate --follow`; resolves `ready` once it streams (after the copy), `exit` when it ends. */
+function startFollower(cfg: string, onEvent: (e: { type: string }, child: ChildProcess) => void = () => undefined) {
+  let ready!: (c: ChildProcess) => void;
+  const streaming = new Promise<ChildProcess>((r) => (ready = r));
+  const exit: Promise<CliResult> = watchCli(['migrate', '--follow', '--json', '--config', cfg], (e, child) => {
+    if (e.type === 'follow-start') ready(child);
+    onEvent(e, child);
+  });
+  return { streaming, exit };
+}
+
+const slots = (url: string) => sql(url, `SELECT slot_name, active FROM pg_replication_slots`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('online migrate (--follow) and cutover: POS fixture under write load', () => {
+  let stage: Stage;
+  let cfg: string;
+  before(async () => {
+    stage = await stageFleet({ kind: 'pos', shards: 3, scale: SCALE, fleet: { serverSettings: { source: { wal_level: 'logical' } } } });
+    cfg = stage.configPath;
+  });
+  after(() => stage?.stop());
+
+  it('cutover that cannot catch up in time lifts the fence: the monolith stays writable (exit 3)', async () => {
+    const f = startFollower(cfg);
+    const child = await Promise.race([f.streaming, f.exit.then((r) => assert.fail(`follower ended: ${r.stderr}`))]);
+    child.kill('SIGSTOP'); // the follower stops applying; its walsender stays connected
+    try {
+      const r = runCli(['cutover', '--timeout', '2', '--config', cfg]);
+      assert.equal(r.status, 3, r.stdout + r.stderr);
+      assert.match(r.stderr, /did not catch up with the fence in time.*the fence is lifted/);
+      await sql(stage.config.source, `UPDATE restaurants SET name = name || '' WHERE id = 1`);
+    } finally {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+    }
+    await f.exit;
+  });
+
+  it('abandon drops the slot and the publication', async () => {
+    assert.equal((await slots(stage.config.source)).length, 1, 'the killed follower left its slot (as it should)');
+    const r = runCli(['migrate', '--abandon', '--config', cfg]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /slot and publication dropped/);
+    assert.deepEqual(await slots(stage.config.source), []);
+    assert.deepEqual(await sql(stage.config.source, 'SELECT pubname FROM pg_publication'), []);
+  });
+
+  it('the follower SIGKILLed 12 times under write load, then cutover: the shards hold exactly the final monolith', async () => {
+    const writer = startWriter(stage.config.source, restaurantCount(SCALE));
+    let seed = 7;
+    const random = (n: number) => ((seed = (seed * 48271) % 2147483647), seed % n);
+    try {
+      // the first run is killed during its copy; it then starts over with a new slot
+      const first = startFollower(cfg, (e, child) => {
+        if (e.type === 'batch') child.kill('SIGKILL');
+      });
+      const killed = await first.exit;
+      assert.equal(killed.status, null, `killed during the copy: ${killed.stderr.slice(-3000)}`);
+      for (let i = 0; i < 11; i++) {
+        const f = startFollower(cfg);
+        const child = await Promise.race([f.streaming, f.exit.then((r) => assert.fail(`follower ended: ${r.stderr}`))]);
+        await sleep(150 + random(900));
+        child.kill('SIGKILL');
+        const r = await f.exit;
+        assert.equal(r.status, null, `run ${i + 2}: ${r.stderr.slice(-3000)}`);
+      }
+      const last = startFollower(cfg);
+      const lastChild = await Promise.race([last.streaming, last.exit.then((r) => assert.fail(`follower ended: ${r.stderr}`))]);
+      await sleep(1000);
+      const cut = await runCliAsync(['cutover', '--timeout', '60', '--config', cfg]); // the writer runs in this process
+      if (cut.status !== 0) {
+        lastChild.kill('SIGKILL');
+        assert.fail(`cutover: ${cut.stdout}${cut.stderr}\nfollower: ${(await last.exit).stderr.slice(-3000)}`);
+      }
+      assert.match(cut.stdout, /writes to the monolith were refused for [\d.]+ ?m?s/);
+      const stats = await writer.stop();
+      const end = await last.exit;
+      assert.equal(end.status, 0, `the follower exits 0 after cutover: ${end.stderr.slice(-2000)}`);
+      assert.ok(stats.commits > 50 && stats.moved > 5 && stats.deletedOrders.length > 5, JSON.stringify({ ...stats, deletedOrders: stats.deletedOrders.length }));
+      assert.ok(stats.refused > 0, 'the fence refused the application writes that came during the cutover');
+    } finally {
+      await writer.stop().catch(() => undefined);
+    }
+    await assertExact(stage.config);
+    const verify = runCli(['verify', '--config', cfg]);
+    assert.equal(verify.status, 0, verify.stdout + verify.stderr);
+    assert.deepEqual(await slots(stage.config.source), [], 'cutover dropped the slot');
+    await assert.rejects(sql(stage.config.source, `UPDATE restaurants SET name = 'late' WHERE id = 1`), /cut over .* writes to the monolith are refused/);
+  });
+});
