@@ -15,6 +15,8 @@ export interface BenchArgs {
   sampleRows: number;
   /** how many times the baseline / migrate --no-verify / migrate cycle runs (a last baseline always follows) */
   repeat: number;
+  /** seconds of write load in the online phase's measuring windows */
+  onlineSeconds: number;
   /** servers with fsync and full_page_writes on (default; --fast gives the test fleet's non-durable settings) */
   durable: boolean;
   /** extra server settings for every server of the fleet (`--set name=value`, repeatable), for experiments */
@@ -34,6 +36,7 @@ export const USAGE = `npm run bench -- [options]
   --batch-rows N    migrate's rows per batch (default: the engine's, 1000000)
   --sample-rows N   rows of orders/order_items inserted row by row (default 20000)
   --repeat N        baseline / migrate --no-verify / migrate cycles (default 1; a final baseline always runs)
+  --online-seconds N  seconds of write load in each window of the online phase (default 15)
   --fast            run the servers with fsync=off and full_page_writes=off, as the test fleet does (default:
                     durable, as production servers are; without fsync a commit costs nothing, which
                     flatters the row-by-row autocommit phase)
@@ -57,6 +60,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
       'batch-rows': { type: 'string' },
       'sample-rows': { type: 'string', default: '20000' },
       repeat: { type: 'string', default: '1' },
+      'online-seconds': { type: 'string', default: '15' },
       fast: { type: 'boolean', default: false },
       set: { type: 'string', multiple: true, default: [] },
       json: { type: 'boolean', default: false },
@@ -79,6 +83,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     ...(values['batch-rows'] === undefined ? {} : { batchRows: num('batch-rows', values['batch-rows'], (n) => int(n) && n >= 1, 'a whole number of at least 1') }),
     sampleRows: num('sample-rows', values['sample-rows']!, (n) => int(n) && n >= 100, 'a whole number of at least 100'),
     repeat: num('repeat', values.repeat!, (n) => int(n) && n >= 1 && n <= 10, 'a whole number from 1 to 10'),
+    onlineSeconds: num('online-seconds', values['online-seconds']!, (n) => int(n) && n >= 2 && n <= 600, 'a whole number from 2 to 600'),
     durable: !values.fast,
     settings: Object.fromEntries(
       (values.set ?? []).map((kv) => {

@@ -21,6 +21,7 @@ import { machineState } from './machine.js';
 import type { MeasuredPhase, PlanFacts } from './protocol.js';
 import { evaluate, markdown, summarize, type BenchReport, type PhaseRun } from './report.js';
 import { startWorker, type Worker } from './worker-client.js';
+import { runOnline } from './online.js';
 
 const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const num = (n: number) => n.toLocaleString('en-US');
@@ -139,6 +140,18 @@ async function main(argv: string[]): Promise<number> {
     await measure('row-by-row', false);
     await measure('row-by-row-tx', false);
     await measure('baseline', true);
+
+    // online migration (last: it fences the monolith for good at its cutover)
+    await worker.close();
+    worker = undefined;
+    await resetFleet(config);
+    const online = await runOnline(config, restaurantCount(args.scale), args.onlineSeconds, log);
+    notes.push(
+      `online (migrate --follow, then cutover): the write load alone took ${num(Math.round(online.directChangesPerS))} changed rows/s on the monolith; ` +
+        `while followed it took ${num(Math.round(online.loadChangesPerS))} rows/s and the follower applied ${num(Math.round(online.applyChangesPerS))} statements/s to the shards ` +
+        `(${(online.applyChangesPerS / online.directChangesPerS).toFixed(2)}× the monolith's own rate; target ≥ 0.5×), ${num(online.lagBytesAtEnd)} bytes behind at the end of the ${args.onlineSeconds} s window; ` +
+        `cutover under a steady load refused writes for ${(online.outageMs / 1000).toFixed(2)} s (target < 5 s); the initial copy took ${online.copySeconds.toFixed(1)} s.`,
+    );
 
     const summary = summarize(runs);
     const rbr = summary.find((s) => s.phase === 'row-by-row')!;

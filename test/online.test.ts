@@ -6,7 +6,7 @@ import { restaurantCount } from '../harness/fixtures/index.js';
 import { runCli, runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
-import { startWriter } from './helpers/writer.js';
+import { startWriter } from '../harness/fixtures/pos-writer.js';
 
 const SCALE = 0.01;
 
@@ -36,6 +36,9 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
   it('cutover that cannot catch up in time lifts the fence: the monolith stays writable (exit 3)', async () => {
     const f = startFollower(cfg);
     const child = await Promise.race([f.streaming, f.exit.then((r) => assert.fail(`follower ended: ${r.stderr}`))]);
+    const health = JSON.parse((await runCliAsync(['health', '--json', '--config', cfg])).stdout);
+    const check = health.catalog.checks.find((c: { check: string }) => c.check === 'follower');
+    assert.match(check?.message ?? '', /^online migration following: lag [\d.]+ MB, [\d.]+ s; the slot retains [\d.]+ MB of WAL on the monolith$/);
     child.kill('SIGSTOP'); // the follower stops applying; its walsender stays connected
     try {
       const r = runCli(['cutover', '--timeout', '2', '--config', cfg]);

@@ -42,7 +42,9 @@ export interface Stage {
  * schema, and a shardctl.yaml describing it. Used by `shardctl demo`, the tests and the benchmark.
  */
 export async function stageFleet(opts: StageOptions): Promise<Stage> {
-  const fleet = await startFleet({ shards: opts.shards, replicas: opts.replicas ?? 0, ...opts.fleet });
+  // The monolith runs with wal_level=logical so `migrate --follow` (online migration) works on it.
+  const serverSettings = { ...opts.fleet?.serverSettings, source: { wal_level: 'logical', ...opts.fleet?.serverSettings?.source } };
+  const fleet = await startFleet({ shards: opts.shards, replicas: opts.replicas ?? 0, ...opts.fleet, serverSettings });
   try {
     const rows = await withClient({ label: 'source', url: fleet.source.url() }, async (c) => {
       await createFixtureSchema(c, opts.kind);

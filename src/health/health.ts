@@ -1,6 +1,7 @@
 import type { Config } from '../config/types.js';
 import { restrictedByShard } from '../config/capacity.js';
 import { evaluateCatalog, readCatalog } from './catalog.js';
+import { followerChecks, readFollower } from './follower.js';
 import { evaluateServer, type Target } from './checks.js';
 import { probeServer } from './probe.js';
 import { byRank, STATUS_EXIT, worst } from './status.js';
@@ -37,7 +38,13 @@ export async function health(config: Config, opts: HealthOptions = {}): Promise<
     }),
   );
   const servers = targets.map((t, i) => evaluateServer(t, outcomes[i]!, primaryFacts.get(t.shard.id), thresholds));
-  const catalog = catalogRead ? evaluateCatalog(config, await catalogRead, servers) : null;
+  let catalog = catalogRead ? evaluateCatalog(config, await catalogRead, servers) : null;
+  // an online migration in progress: the follower's lag and the WAL its slot keeps on the monolith
+  const follower = catalog?.present ? await readFollower(config, timeoutMs).catch(() => null) : null;
+  if (catalog && follower) {
+    const checks = [...catalog.checks, ...followerChecks(follower, thresholds)];
+    catalog = { ...catalog, checks, status: worst(checks.map((c) => c.status)) };
+  }
 
   const problems: Problem[] = [
     ...servers.flatMap((s) =>
