@@ -56,9 +56,12 @@ export async function runOnline(config: Config, restaurants: number, seconds: nu
   const lagBytesAtEnd = last?.lagBytes ?? 0;
   log(`online: with the follower the monolith took ${Math.round(l.changes / windowS)} rows/s; the follower applied ${Math.round(applyChangesPerS)} statements/s, ${lagBytesAtEnd} bytes behind at the end`);
 
-  // 3. cutover under a steady load (a quarter of the monolith's rate)
+  // 3. cutover under a steady load (one connection, a pause between transactions), once the
+  // follower has caught up with it, as a DBA would wait for a small lag before cutting over
   const steady = startWriter(config.source, restaurants, { workers: 1, pauseMs: 20, seed: 13 });
-  await sleep(2000);
+  const until = Date.now() + 120_000;
+  do await sleep(1000);
+  while (Date.now() < until && (last?.lagBytes ?? 0) > 256 * 1024);
   const cut = await cutover(config, { timeoutSeconds: 120 });
   await steady.stop();
   await running;

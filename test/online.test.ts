@@ -61,6 +61,27 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
     assert.deepEqual(await sql(stage.config.source, 'SELECT pubname FROM pg_publication'), []);
   });
 
+  it('what logical replication cannot carry stops the follower (exit 3) and keeps the slot: TRUNCATE, then DDL', async () => {
+    const src = stage.config.source;
+    for (const [change, expected] of [
+      [['TRUNCATE analytics_events'], /TRUNCATE of public\.analytics_events cannot be streamed.*The follower stopped; the slot is kept/],
+      [
+        ['ALTER TABLE themes ADD COLUMN mood text', `INSERT INTO themes (restaurant_id, name, is_default, colors, font, updated_at, mood) VALUES (1, 'x', false, '{}', 'f', now(), 'sunny')`],
+        /table public\.themes changed while following \(added mood\); logical replication does not carry DDL\. The follower stopped; the slot is kept/,
+      ],
+    ] as const) {
+      const f = startFollower(cfg);
+      await Promise.race([f.streaming, f.exit.then((r) => assert.fail(`follower ended: ${r.stderr}`))]);
+      for (const q of change) await sql(src, q);
+      const r = await f.exit;
+      assert.equal(r.status, 3, r.stderr);
+      assert.match(r.stderr, expected);
+      assert.equal((await slots(src)).length, 1, 'the slot is kept');
+      assert.equal(runCli(['migrate', '--abandon', '--config', cfg]).status, 0);
+    }
+    await sql(src, 'ALTER TABLE themes DROP COLUMN mood');
+  });
+
   it('the follower SIGKILLed 12 times under write load, then cutover: the shards hold exactly the final monolith', async () => {
     const writer = startWriter(stage.config.source, restaurantCount(SCALE));
     let seed = 7;
