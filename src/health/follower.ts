@@ -53,12 +53,15 @@ export async function readFollower(config: Config, timeoutMs: number): Promise<F
 /** WARNING when the follower is not running (the slot retains WAL meanwhile); lag and retained WAL graded by the thresholds. */
 export function followerChecks(f: FollowerFacts, t: HealthThresholds): CheckResult[] {
   const mb = (n: number | null) => (n === null ? '?' : `${(n / 1024 / 1024).toFixed(1)} MB`);
+  // while the initial copy runs there is no stream position yet: only the slot is graded
+  const copying = f.state === 'copying';
   const status = worst([
-    f.slotActive ? 'ok' : 'warning',
+    f.slotActive || copying ? 'ok' : 'warning',
     f.retainedBytes === null ? 'ok' : grade(f.retainedBytes, t.slotRetainedBytes),
-    f.lagBytes === null ? 'unknown' : grade(f.lagBytes, t.lagBytes),
-    f.lagSeconds === null ? 'unknown' : grade(f.lagSeconds, t.lagSeconds),
+    copying ? 'ok' : f.lagBytes === null ? 'unknown' : grade(f.lagBytes, t.lagBytes),
+    copying ? 'ok' : f.lagSeconds === null ? 'unknown' : grade(f.lagSeconds, t.lagSeconds),
   ]);
+  if (copying) return [{ check: 'follower', status, message: `online migration copying; the slot retains ${mb(f.retainedBytes)} of WAL on the monolith` }];
   const lag = `lag ${mb(f.lagBytes)}, ${f.lagSeconds === null ? '?' : `${f.lagSeconds.toFixed(1)} s`}; the slot retains ${mb(f.retainedBytes)} of WAL on the monolith`;
   const message = f.slotActive
     ? `online migration ${f.state}: ${lag}`
