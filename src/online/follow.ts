@@ -46,6 +46,9 @@ export interface FollowResult {
   seconds: number;
 }
 
+/** Advisory lock class of a follower on each shard (with the slot's hash): one follower per slot per shard. */
+const FOLLOW_LOCK = 0x53686172;
+
 /** Apply batches: commit at a source transaction boundary after this many changes or this long. */
 const BATCH_CHANGES = 2000;
 const BATCH_MS = 200;
@@ -278,6 +281,16 @@ async function openSession(ep: Endpoint, id: string, names: StreamNames): Promis
   const client = await connect(ep, { applicationName: 'shardctl follow' });
   try {
     await prepareShardState(client);
+    // A follower killed a moment ago may still have a COMMIT in flight on this shard (its backend
+    // finishes the statement before it notices the client is gone). Each follower holds this lock for
+    // its life, so the position read below is the one that old transaction left, not an older one.
+    await client.query(`SET lock_timeout = '60s'`);
+    try {
+      await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [FOLLOW_LOCK, names.slot]);
+    } catch (e) {
+      throw blockedError(`shard ${id}: another follower of ${names.slot} is still applying changes there`, { hint: 'stop it, then run migrate --follow again', cause: e });
+    }
+    await client.query('RESET lock_timeout');
     const pos = await readPosition(client, names.slot);
     if (!pos) {
       throw blockedError(`shard ${id} has no stream position for ${names.slot}: it was not part of the initial copy`, {
