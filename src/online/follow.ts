@@ -238,7 +238,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
               lastTime = new Date(e.commitTime);
               if (flushNow || batch >= BATCH_CHANGES || Date.now() - flushedAt >= BATCH_MS) {
                 await flush(e.endLsn, lastTime);
-                control.confirm(e.endLsn);
+                control.confirm(applier.confirmed);
               }
               return stop ? 'stop' : undefined;
           }

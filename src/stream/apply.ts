@@ -115,21 +115,26 @@ export class Applier {
     this.forget(t, old);
   }
 
-  /** Commits every shard at `end` (the end of the last complete source transaction), positions included. */
+  /**
+   * Commits every shard at `end` (the end of the last complete source transaction), positions
+   * included. A shard already past `end` (it committed further before a crash, and is skipping the
+   * replay) is left alone: writing `end` there would move its position back over changes it holds.
+   */
   async flush(end: bigint, sourceTime: Date): Promise<void> {
     const before = this.confirmed;
     await Promise.all(
       this.sessions.map(async (s) => {
+        if (s.pos >= end && !s.open) return;
         if (!s.open) await this.open(s);
-        await writePosition(s.client, this.slot, lsnText(end), sourceTime);
+        await writePosition(s.client, this.slot, lsnText(end > s.pos ? end : s.pos), sourceTime);
         // stashed rows of transactions every shard has committed are no longer needed
         await s.sql.run('DELETE FROM shardctl.follow_stash WHERE slot = $1 AND lsn < $2', [this.slot, lsnText(before)]);
         await s.client.query('COMMIT');
         s.open = false;
-        s.pos = end;
+        if (end > s.pos) s.pos = end;
       }),
     );
-    this.confirmed = end;
+    this.confirmed = this.sessions.reduce((m, s) => (s.pos < m ? s.pos : m), end);
   }
 
   async rollback(): Promise<void> {
