@@ -101,10 +101,15 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
         const r = await f.exit;
         assert.equal(r.status, null, `run ${i + 2}: ${r.stderr.slice(-3000)}`);
       }
-      const last = startFollower(cfg);
+      // the restarts left a backlog: the load goes on, lighter, until the follower has caught up
+      writer.setPause(250);
+      let lag = Infinity;
+      const last = startFollower(cfg, (e) => {
+        if (e.type === 'follow-progress') lag = (e as { lagBytes?: number }).lagBytes ?? lag;
+      });
       const lastChild = await Promise.race([last.streaming, last.exit.then((r) => assert.fail(`follower ended: ${r.stderr}`))]);
-      await sleep(1000);
-      const cut = await runCliAsync(['cutover', '--timeout', '60', '--config', cfg]); // the writer runs in this process
+      for (let i = 0; i < 300 && lag > 256 * 1024; i++) await sleep(1000);
+      const cut = await runCliAsync(['cutover', '--timeout', '120', '--config', cfg]); // the writer runs in this process
       if (cut.status !== 0) {
         lastChild.kill('SIGKILL');
         assert.fail(`cutover: ${cut.stdout}${cut.stderr}\nfollower: ${(await last.exit).stderr.slice(-3000)}`);
