@@ -20,3 +20,14 @@ export function textArrayLiteral(values: readonly string[]): string {
   const elems = values.map((v) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`);
   return `${quoteLiteral(`{${elems.join(',')}}`)}::text[]`;
 }
+
+/**
+ * A dollar-quoted SQL string for a function body. The tag is chosen so that it does not occur in
+ * the body: identifiers from the config are spliced into bodies, and a name containing the tag
+ * would otherwise end the string early and inject SQL.
+ */
+export function dollarQuote(body: string): string {
+  let tag = '$f$';
+  for (let i = 0; body.includes(tag) || body.endsWith(tag.slice(0, -1)); i++) tag = `$f${i}$`;
+  return `${tag}${body}${tag}`;
+}

@@ -13,7 +13,7 @@ export const PINNED_SETTINGS: Readonly<Record<string, string>> = {
   client_encoding: 'UTF8',
   lc_monetary: 'C',
   search_path: 'public',
-  // shardctl's own sessions pass the fence triggers it installs on shards (rebalance/guard.ts)
+  // shardctl's own sessions pass the fence triggers it installs on shards (transfer/guard.ts)
   'shardctl.bypass': 'on',
 };
 

@@ -9,7 +9,7 @@ import { syncReferenceTables } from '../transfer/reference.js';
 import { createRouter } from '../routing/router.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { syncTopology } from '../catalog/topology.js';
-import { installGuard } from './guard.js';
+import { installGuard } from '../transfer/guard.js';
 import { movesInFlight, type MoveRow, type Step } from './journal.js';
 import { moveUnit } from './move.js';
 import { applyReadOnly, type ReadOnlyResult } from './read-only.js';
@@ -150,7 +150,12 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
 /** Every shard involved in a move gets the fence guard. */
 async function installGuards(config: Config, model: Model, moves: PlannedMove[]): Promise<void> {
   const involved = new Set(moves.flatMap((m) => [m.from, m.to]));
-  await Promise.all([...involved].map((id) => withClient(shardEndpoint(config, id), (c) => installGuard(c, model))));
+  await Promise.all(
+    [...involved].map((id) => {
+      const e = shardEndpoint(config, id);
+      return withClient(e, (c) => installGuard(c, e, model));
+    }),
+  );
 }
 
 /** Every shard gets the reference tables as `origin` has them (a new shard has none); identical ones are left alone. */

@@ -8,7 +8,7 @@ import { prepareCells } from '../transfer/inventory.js';
 import type { Model } from '../tables/model.js';
 import { deleteSql, scopeOf } from '../tables/scope.js';
 import { scanServer } from '../transfer/scan.js';
-import { fence, liftFence } from './guard.js';
+import { fenceUnits, unfenceUnits, type FenceRole } from '../transfer/fence.js';
 import { faultPoint, finishMove, flipPlacement, journalStep, STEPS, type MoveRow, type Step } from './journal.js';
 
 export interface MoveContext {
@@ -50,8 +50,8 @@ export async function moveUnit(ctx: MoveContext, move: MoveRow | { unit: string;
 
   if (done <= 0) {
     guard();
-    await withClient(from, (c) => fence(c, ctx.config, m.unit, m.from, m.to, 'source'));
-    await withClient(to, (c) => fence(c, ctx.config, m.unit, m.from, m.to, 'target'));
+    await setFence(ctx, from, m, 'source');
+    await setFence(ctx, to, m, 'target');
     await step('fenced');
   }
   if (done <= 1) {
@@ -80,13 +80,16 @@ export async function moveUnit(ctx: MoveContext, move: MoveRow | { unit: string;
     await step('deleted');
   }
   if (done <= 5) {
-    await withClient(from, (c) => fence(c, ctx.config, m.unit, m.from, m.to, 'moved'));
-    await withClient(to, (c) => liftFence(c, m.unit));
+    await setFence(ctx, from, m, 'moved');
+    await withClient(to, (c) => unfenceUnits(c, [m.unit]));
     await step('lifted');
   }
   await ctx.journal(() => finishMove(ctx.catalog, m.unit));
   return { ok: true, rows };
 }
+
+const setFence = (ctx: MoveContext, e: Endpoint, m: { unit: string; from: string; to: string }, role: FenceRole) =>
+  withClient(e, (c) => fenceUnits(c, e, ctx.config, [{ ...m, role }]));
 
 /** Counts and checksums of one unit on both shards, after both committed; undefined when equal. */
 async function compareUnit(ctx: MoveContext, unit: string, from: Endpoint, to: Endpoint): Promise<string | undefined> {
@@ -107,8 +110,8 @@ async function compareUnit(ctx: MoveContext, unit: string, from: Endpoint, to: E
 /** A move that cannot be proven exact is undone: the copy removed from the target, fences lifted. */
 async function abandon(ctx: MoveContext, m: { unit: string; from: string; to: string }, reason: string): Promise<MoveOutcome> {
   await deleteUnit(ctx.model, shardEndpoint(ctx.config, m.to), m.unit);
-  await withClient(shardEndpoint(ctx.config, m.to), (c) => liftFence(c, m.unit));
-  await withClient(shardEndpoint(ctx.config, m.from), (c) => liftFence(c, m.unit));
+  await withClient(shardEndpoint(ctx.config, m.to), (c) => unfenceUnits(c, [m.unit]));
+  await withClient(shardEndpoint(ctx.config, m.from), (c) => unfenceUnits(c, [m.unit]));
   await ctx.journal(() => finishMove(ctx.catalog, m.unit));
   return { ok: false, reason };
 }

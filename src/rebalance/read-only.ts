@@ -1,9 +1,10 @@
 import type { Config } from '../config/types.js';
-import { withClient, withTransaction } from '../db/connect.js';
+import { withClient } from '../db/connect.js';
+import { withBoundedLocks } from '../db/lock-wait.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { restrictedCells } from '../config/capacity.js';
-import { cellBox, FENCE_LOCK, installGuard } from './guard.js';
+import { cellBox, FENCE_LOCK, installGuard } from '../transfer/guard.js';
 
 export interface ReadOnlyResult {
   shard: string;
@@ -30,10 +31,11 @@ export async function applyReadOnly(config: Config, model?: Model): Promise<Read
   return Promise.all(
     config.shards.map((s) =>
       withClient(shardEndpoint(config, s.id), async (c) => {
+        const e = shardEndpoint(config, s.id);
         const guarded = (await c.query(`SELECT to_regclass('shardctl.fenced_units') IS NOT NULL AS ok`)).rows[0].ok;
         if (!guarded && !cells.length) return { shard: s.id, cells: 0, lifted: 0 };
-        await installGuard(c, m);
-        return withTransaction(c, async () => {
+        await installGuard(c, e, m);
+        return withBoundedLocks(c, e, 'marking read-only cells', async () => {
           // exclusive: waits for writers in flight, as any fence change does
           await c.query(`SELECT pg_advisory_xact_lock(${FENCE_LOCK})`);
           const lifted = await c.query(`DELETE FROM shardctl.fenced_units WHERE role = 'read-only' AND NOT (unit = ANY($1::text[]))`, [cells.map((x) => x.cell)]);
@@ -45,6 +47,8 @@ export async function applyReadOnly(config: Config, model?: Model): Promise<Read
               [cell.cell, cell.shard, box?.minLat ?? null, box?.maxLat ?? null, box?.minLng ?? null, box?.maxLng ?? null],
             );
           }
+          // a fence change: snapshots older than it fail to write (transfer/guard.ts)
+          await c.query('UPDATE shardctl.fence_epoch SET epoch = epoch + 1');
           return { shard: s.id, cells: cells.length, lifted: lifted.rowCount ?? 0 };
         });
       }),

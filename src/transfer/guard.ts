@@ -1,27 +1,43 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { cellToBoundary } from 'h3-js';
 import type { Config } from '../config/types.js';
-import { quoteIdent, quoteTable } from '../db/ident.js';
+import type { Endpoint } from '../db/connect.js';
+import { dollarQuote, quoteIdent, quoteTable } from '../db/ident.js';
+import { withBoundedLocks, type LockWaitOptions } from '../db/lock-wait.js';
 import type { Model, TableModel } from '../tables/model.js';
 import { parentCellSql, qualifiedName } from '../tables/scope.js';
-import { withTransaction } from '../db/connect.js';
 
 /**
  * The fence: while a unit moves, writes to its rows must fail on both shards, and after the move
  * the old shard keeps refusing them, so an application router that is ahead (or behind) of the
  * topology can never write into a copy that is not the live one. Other units keep taking writes.
  *
- * On each shard shardctl installs:
+ * On each shard shardctl installs (the "guard"):
  *   shardctl.fenced_units   the fenced units (and, for lat/lng tables, a bounding box per cell)
+ *   shardctl.fence_epoch    one row whose key every fence change updates (see below)
  *   shardctl.key_<table>()  the unit of a row of <table>, following via parents
- *   a BEFORE INSERT/UPDATE/DELETE trigger per sharded table that refuses writes to fenced units.
- * Writers hold a shared advisory lock for their transaction; fencing takes it exclusively, so the
- * fence waits for in-flight writers and no write that passed the check can commit after the copy.
+ *   a BEFORE INSERT/UPDATE/DELETE trigger per sharded table (COPY fires it too) that refuses
+ *   writes to fenced units, checking both the old and the new row of an UPDATE.
+ *
+ * Why it holds for every isolation level (fence.ts is the other side):
+ *  - Writers take a shared advisory lock (FENCE_LOCK) for their transaction; a fence change takes
+ *    it exclusively, so it waits for every writer that already passed the check, and a writer
+ *    arriving meanwhile waits until the fence change has committed.
+ *  - READ COMMITTED: the trigger's queries run after that lock, each with a fresh snapshot, so
+ *    they see the fence.
+ *  - REPEATABLE READ / SERIALIZABLE: the transaction's snapshot may predate the fence and would
+ *    not see it. So the trigger locks the fence_epoch row FOR KEY SHARE once per transaction; a
+ *    fence change updates that row's key, and PostgreSQL refuses to lock a row version that a
+ *    transaction invisible to the snapshot has updated: the writer fails with SQLSTATE 40001
+ *    (could not serialize access), which such applications retry anyway; the retry's snapshot
+ *    sees the fence.
  * shardctl's own sessions set shardctl.bypass (src/db/session.ts) and pass.
  */
 export const FENCE_LOCK = 0x53_68_61_72_64_46n; // "ShardF"
 
-export type FenceRole = 'source' | 'target' | 'moved';
+/** Bumped when the guard's shape changes; the revision stored on a shard also hashes the SQL. */
+const GUARD_REVISION = 2;
 
 export function guardSql(model: Model): string[] {
   const out = [
@@ -33,8 +49,11 @@ export function guardSql(model: Model): string[] {
        role       text NOT NULL,
        min_lat double precision, max_lat double precision, min_lng double precision, max_lng double precision,
        since      timestamptz NOT NULL DEFAULT now())`,
-    // roles: source, target, moved (a move), read-only (a cell's capacity status, read-only.ts)
+    // roles (fence.ts FENCE_ROLES) are checked by shardctl: a CHECK here could only grow under an exclusive lock
     `ALTER TABLE shardctl.fenced_units DROP CONSTRAINT IF EXISTS fenced_units_role_check`,
+    `CREATE TABLE IF NOT EXISTS shardctl.fence_epoch (epoch bigint PRIMARY KEY)`,
+    `INSERT INTO shardctl.fence_epoch SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM shardctl.fence_epoch)`,
+    `CREATE TABLE IF NOT EXISTS shardctl.guard (id int PRIMARY KEY CHECK (id = 1), revision text NOT NULL)`,
     `DO $$ BEGIN
        CREATE TYPE shardctl.fence_key AS (unit text, lat double precision, lng double precision);
      EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
@@ -57,6 +76,17 @@ export function guardSql(model: Model): string[] {
        RAISE EXCEPTION 'shardctl: unit % is being moved from shard % to shard %; writes to it are refused until the move completes', f.unit, f.from_shard, f.to_shard
          USING ERRCODE = '55000', HINT = 'retry after the move (shardctl rebalance)';
      END $$`,
+    // Once per transaction (the setting is transaction-local): wait out a fence change in flight,
+    // and under a snapshot-per-transaction level fail with 40001 if a fence changed after the snapshot.
+    `CREATE OR REPLACE FUNCTION shardctl.fence_gate() RETURNS void LANGUAGE plpgsql AS $$
+     BEGIN
+       IF current_setting('shardctl.fence_gate', true) = 'passed' THEN RETURN; END IF;
+       PERFORM pg_advisory_xact_lock_shared(${FENCE_LOCK});
+       IF current_setting('transaction_isolation') <> 'read committed' THEN
+         PERFORM 1 FROM shardctl.fence_epoch FOR KEY SHARE;
+       END IF;
+       PERFORM set_config('shardctl.fence_gate', 'passed', true);
+     END $$`,
   ];
   const st = model.config.strategy;
   for (const t of model.sharded) {
@@ -72,55 +102,48 @@ export function guardSql(model: Model): string[] {
       const parent = model.table(r.parent);
       body = `SELECT ${keyFunction(parent)}(p) FROM ${quoteTable(parent.name)} p WHERE p.${quoteIdent(r.parentColumn)} = ($1).${quoteIdent(r.column)}`;
     } else continue;
-    out.push(`CREATE OR REPLACE FUNCTION ${fn}(${quoteTable(t.name)}) RETURNS shardctl.fence_key LANGUAGE sql STABLE AS ${dollar(body)}`);
+    out.push(`CREATE OR REPLACE FUNCTION ${fn}(${quoteTable(t.name)}) RETURNS shardctl.fence_key LANGUAGE sql STABLE AS ${dollarQuote(body)}`);
     const trig = `shardctl.${quoteIdent(`fence_${t.name}`)}`;
-    out.push(`CREATE OR REPLACE FUNCTION ${trig}() RETURNS trigger LANGUAGE plpgsql AS $$
+    const trigBody = `
       BEGIN
         IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN COALESCE(NEW, OLD); END IF;
-        PERFORM pg_advisory_xact_lock_shared(${FENCE_LOCK});
+        PERFORM shardctl.fence_gate();
         IF EXISTS (SELECT 1 FROM shardctl.fenced_units) THEN
           IF TG_OP <> 'DELETE' THEN PERFORM shardctl.refuse(${fn}(NEW)); END IF;
           IF TG_OP <> 'INSERT' THEN PERFORM shardctl.refuse(${fn}(OLD)); END IF;
         END IF;
         RETURN COALESCE(NEW, OLD);
-      END $$`);
+      END`;
+    out.push(`CREATE OR REPLACE FUNCTION ${trig}() RETURNS trigger LANGUAGE plpgsql AS ${dollarQuote(trigBody)}`);
     out.push(`DROP TRIGGER IF EXISTS shardctl_fence ON ${quoteTable(t.name)}`);
     out.push(`CREATE TRIGGER shardctl_fence BEFORE INSERT OR UPDATE OR DELETE ON ${quoteTable(t.name)} FOR EACH ROW EXECUTE FUNCTION ${trig}()`);
   }
   return out;
 }
 
-/** Installs (or refreshes) the guard on a shard, in one transaction. */
-export async function installGuard(c: pg.ClientBase, model: Model): Promise<void> {
-  await withTransaction(c, async () => {
+/**
+ * Installs (or refreshes) the guard on a shard in one transaction with bounded lock waits (the
+ * trigger DDL locks each table against writes). A shard whose guard is current is left alone: no
+ * DDL, no lock.
+ */
+export async function installGuard(c: pg.Client, endpoint: Endpoint, model: Model, opts: LockWaitOptions = {}): Promise<void> {
+  const statements = guardSql(model);
+  const revision = `${GUARD_REVISION}:${createHash('sha256').update(statements.join(';\n')).digest('hex')}`;
+  const installed = await c.query(`SELECT to_regclass('shardctl.guard') IS NOT NULL AS ok`);
+  if (installed.rows[0].ok) {
+    const r = await c.query('SELECT revision FROM shardctl.guard WHERE id = 1');
+    if (r.rows[0]?.revision === revision) return;
+  }
+  await withBoundedLocks(c, endpoint, 'installing the write fence', async () => {
     // one installer at a time per shard (CREATE OR REPLACE races otherwise)
     await c.query(`SELECT pg_advisory_xact_lock(${FENCE_LOCK + 1n})`);
-    for (const s of guardSql(model)) await c.query(s);
-  });
-}
-
-/** Fences a unit on a shard, after every in-flight writer on that shard has finished. Idempotent. */
-export async function fence(c: pg.ClientBase, config: Config, unit: string, from: string, to: string, role: FenceRole): Promise<void> {
-  const box = config.strategy.kind === 'h3' && hasLatLng(config) ? cellBox(unit) : undefined;
-  await withTransaction(c, async () => {
-    await c.query(`SELECT pg_advisory_xact_lock(${FENCE_LOCK})`);
-    await c.query(
-      `INSERT INTO shardctl.fenced_units (unit, from_shard, to_shard, role, min_lat, max_lat, min_lng, max_lng)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-       ON CONFLICT (unit) DO UPDATE SET from_shard = EXCLUDED.from_shard, to_shard = EXCLUDED.to_shard, role = EXCLUDED.role,
-         min_lat = EXCLUDED.min_lat, max_lat = EXCLUDED.max_lat, min_lng = EXCLUDED.min_lng, max_lng = EXCLUDED.max_lng, since = now()`,
-      [unit, from, to, role, box?.minLat ?? null, box?.maxLat ?? null, box?.minLng ?? null, box?.maxLng ?? null],
-    );
-  });
-}
-
-export async function liftFence(c: pg.ClientBase, unit: string): Promise<void> {
-  await c.query('DELETE FROM shardctl.fenced_units WHERE unit = $1', [unit]);
+    for (const s of statements) await c.query(s);
+    await c.query('INSERT INTO shardctl.guard (id, revision) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET revision = EXCLUDED.revision', [revision]);
+  }, opts);
 }
 
 const keyFunction = (t: TableModel) => `shardctl.${quoteIdent(`key_${qualifiedName(t.config)}`)}`;
-const dollar = (body: string) => `$f$${body}$f$`;
-const hasLatLng = (config: Config) => config.tables.some((t) => t.route.kind === 'latlng');
+export const hasLatLng = (config: Config) => config.tables.some((t) => t.route.kind === 'latlng');
 
 /**
  * A lat/lng box that holds every point whose resolution-12 parent is `cell`. Descendants of an H3
