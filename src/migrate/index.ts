@@ -11,7 +11,8 @@ import type { EventSink } from './events.js';
 import { syncTopology } from '../catalog/topology.js';
 import { checkShards } from './preflight.js';
 import type { ReferenceResult } from '../transfer/reference.js';
-import { alignSequences } from './sequences.js';
+import { alignFleetSequences } from '../transfer/sequences.js';
+import { failureText } from '../db/pg-error.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { chooseWork, makeBatches, rowScale } from './work.js';
 import { createRouter } from '../routing/router.js';
@@ -134,8 +135,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
           hint: 'run the same command again to continue',
         });
       }
-      const touched = result.shards.filter((s) => s.units > 0).map((s) => s.shard);
-      await alignShardSequences(config, source, touched, tables, emit);
+      await alignIds(config, source, tables, result, emit);
 
       finish(result, started);
       await scope.finish(spec.outcome(result).status, summary(result, started));
@@ -149,17 +149,13 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
   return opts.held ? body({ ...opts.held, finish: async () => undefined }) : withRun(config.catalog, spec, body);
 }
 
-/**
- * New inserts on a shard must not reuse ids the source already handed out (one shard at a time:
- * the source client runs one query at a time).
- */
-async function alignShardSequences(config: Config, source: Endpoint, shards: string[], tables: readonly TableModel[], emit: EventSink): Promise<void> {
-  await withClient(source, async (src) => {
-    for (const id of shards) {
-      const n = await withClient(shardEndpoint(config, id), (dst) => alignSequences(src, dst, tables));
-      emit({ type: 'sequences', shard: id, sequences: n });
-    }
-  });
+/** Every shard's sequences follow the id rule (transfer/sequences.ts), also on a rerun that copied nothing. */
+async function alignIds(config: Config, source: Endpoint, tables: readonly TableModel[], result: MigrateResult, emit: EventSink): Promise<void> {
+  try {
+    for (const [id, n] of await alignFleetSequences(config, tables, source)) emit({ type: 'sequences', shard: id, sequences: n });
+  } catch (e) {
+    result.errors.push({ shard: '*', units: [], error: failureText(e, 'aligning the id sequences'), unreachable: false });
+  }
 }
 
 function finish(result: MigrateResult, started: number): MigrateResult {

@@ -5,6 +5,7 @@ import { connect, withClient, type Endpoint, withTransaction } from '../db/conne
 import { quoteTable } from '../db/ident.js';
 import { failureText } from '../db/pg-error.js';
 import { blockedError, problemsError, usageError } from '../errors.js';
+import { alignFleetSequences } from '../transfer/sequences.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { applyDdl, tableDdl, type TableDdl } from '../tables/ddl.js';
 import { introspect } from '../tables/introspect.js';
@@ -52,7 +53,10 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
       await withTransaction(c, async () => {
         await applyDdl(c, missing);
       });
-      await alignSequencesWithFleet(c, config);
+      // the new shard's ids follow the interleaving rule at its position, past every shard's ids
+      const withNew: Config = { ...config, shards: [...config.shards, { id: opts.id, primary: opts.primary, replicas: opts.replicas ?? [] }] };
+      const model = await loadModel(config, c, `shard ${opts.id}`);
+      await alignFleetSequences(withNew, model.tables, undefined, [opts.id]);
       return missing.map((d) => d.table);
     });
     const next = editConfigFile(config.file, appendShard({ id: opts.id, primary: opts.primary, replicas: opts.replicas ?? [] }));
@@ -99,25 +103,6 @@ async function checkEmpty(c: pg.ClientBase, id: string, tables: string[]): Promi
   }
   if (problems.length) {
     throw problemsError('blocked', problems, `shard ${id} already holds rows of ${problems.length} configured tables`, 'a new shard must start empty');
-  }
-}
-
-/** New inserts on the new shard must not reuse ids the other shards hold: each sequence starts past the fleet's highest. */
-async function alignSequencesWithFleet(c: pg.ClientBase, config: Config): Promise<void> {
-  const seqs = await c.query(`SELECT c.oid::regclass::text AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                               WHERE c.relkind = 'S' AND n.nspname = 'public'`);
-  for (const s of seqs.rows) {
-    let max = 0n;
-    for (const shard of config.shards) {
-      const other = await connect(shardEndpoint(config, shard.id));
-      try {
-        const v = await other.query(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END::text AS v FROM ${s.name}`).catch(() => undefined);
-        if (v && BigInt(v.rows[0].v) > max) max = BigInt(v.rows[0].v);
-      } finally {
-        await other.end().catch(() => undefined);
-      }
-    }
-    if (max > 0n) await c.query(`SELECT setval($1, $2)`, [s.name, String(max)]);
   }
 }
 

@@ -1,0 +1,108 @@
+import type pg from 'pg';
+import type { Config } from '../config/types.js';
+import { withClient, type Endpoint } from '../db/connect.js';
+import { blockedError } from '../errors.js';
+import { quoteIdent, quoteTable } from '../db/ident.js';
+import type { TableModel } from '../tables/model.js';
+import { shardEndpoint } from '../db/endpoints.js';
+
+/**
+ * Ids never collide across shards. COPY does not advance serial/identity sequences, and once the
+ * shards take inserts each hands out ids on its own. So every sequence of a sharded table is
+ * interleaved: on every shard it steps by ID_STRIDE, and on the shard at position p of the topology
+ * (0-based; shards are only ever appended) it yields only ids ≡ p + 1 (mod ID_STRIDE), starting past
+ * every id the monolith or any shard has handed out. Two shards can never produce the same id, rows
+ * that move between shards keep ids no other shard will produce, and room is left for ID_STRIDE
+ * shards. Reference tables (the same rows everywhere) only start past the fleet's highest id.
+ */
+export const ID_STRIDE = 1024;
+
+interface SeqColumn {
+  readonly table: string;
+  readonly column: string;
+  readonly stride: number;
+}
+
+function seqColumns(tables: readonly TableModel[]): SeqColumn[] {
+  return tables.flatMap((t) =>
+    t.info.columns.filter((c) => c.sequence).map((c) => ({ table: t.name, column: c.name, stride: t.config.route.kind === 'reference' ? 1 : ID_STRIDE })),
+  );
+}
+
+const key = (c: SeqColumn) => `${c.table}.${c.column}`;
+
+/** The residue of a shard's ids: its position in the topology, plus one. */
+export function shardResidue(config: Config, shard: string): number {
+  const p = config.shards.findIndex((s) => s.id === shard);
+  if (p < 0) throw new Error(`internal: shard ${shard} not in the topology`);
+  if (p >= ID_STRIDE) throw blockedError(`shard ${shard}: ids are interleaved for at most ${ID_STRIDE} shards`);
+  return (p + 1) % ID_STRIDE;
+}
+
+/** Per column, the highest id the server's sequence handed out, and the highest its table holds (0 when none). */
+async function highWater(c: pg.ClientBase, cols: readonly SeqColumn[]): Promise<{ seq: Map<string, bigint>; table: Map<string, bigint> }> {
+  const seq = new Map<string, bigint>();
+  const table = new Map<string, bigint>();
+  for (const col of cols) {
+    const name = (await c.query(`SELECT pg_get_serial_sequence($1, $2) AS s`, [quoteTable(col.table), col.column])).rows[0].s as string | null;
+    if (name) {
+      const r = await c.query(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END::text AS v FROM ${name}`);
+      seq.set(key(col), BigInt(r.rows[0].v));
+    }
+    const m = await c.query(`SELECT max(${quoteIdent(col.column)})::text AS m FROM ${quoteTable(col.table)}`);
+    table.set(key(col), m.rows[0].m === null ? 0n : BigInt(m.rows[0].m));
+  }
+  return { seq, table };
+}
+
+/**
+ * Sets every sequence of `tables` on every shard of `config` to the interleaving rule, each past
+ * the highest id any shard holds, its own sequence's last value and the monolith's (`source`; without
+ * one, after cutover, past every shard's sequence too). Never moves a sequence backwards; with a
+ * source, a rerun without new writes changes nothing. `only` limits the shards set (not the ones
+ * read). Returns the sequences set per shard.
+ */
+export async function alignFleetSequences(
+  config: Config,
+  tables: readonly TableModel[],
+  source?: Endpoint,
+  only?: readonly string[],
+): Promise<Map<string, number>> {
+  const cols = seqColumns(tables);
+  const seen = new Map<string, Awaited<ReturnType<typeof highWater>>>();
+  for (const s of config.shards) seen.set(s.id, await withClient(shardEndpoint(config, s.id), (c) => highWater(c, cols)));
+  const shards = [...seen.values()];
+  // ids that moved away from a shard are held by another: every table's maximum counts
+  const base = source
+    ? await withClient(source, (c) => highWater(c, cols)).then((h) => maxOf([h.seq, h.table, ...shards.map((x) => x.table)]))
+    : maxOf(shards.flatMap((x) => [x.seq, x.table]));
+  const out = new Map<string, number>();
+  for (const s of config.shards.filter((x) => !only || only.includes(x.id))) {
+    const residue = shardResidue(config, s.id);
+    const floor = maxOf([base, seen.get(s.id)!.seq]);
+    out.set(s.id, await withClient(shardEndpoint(config, s.id), (c) => alignShard(c, cols, residue, floor)));
+  }
+  return out;
+}
+
+function maxOf(maps: readonly Map<string, bigint>[]): Map<string, bigint> {
+  const out = new Map<string, bigint>();
+  for (const m of maps) for (const [k, v] of m) if (v > (out.get(k) ?? 0n)) out.set(k, v);
+  return out;
+}
+
+async function alignShard(c: pg.ClientBase, cols: readonly SeqColumn[], residue: number, floor: ReadonlyMap<string, bigint>): Promise<number> {
+  let n = 0;
+  for (const col of cols) {
+    const seq = (await c.query(`SELECT pg_get_serial_sequence($1, $2) AS s`, [quoteTable(col.table), col.column])).rows[0].s as string | null;
+    if (!seq) continue;
+    const stride = BigInt(col.stride);
+    const base = (floor.get(key(col)) ?? 0n) + 1n;
+    const next = col.stride === 1 ? base : base + ((((BigInt(residue) - base) % stride) + stride) % stride);
+    const cur = await c.query(`SELECT increment_by::text AS inc FROM pg_sequences WHERE format('%I.%I', schemaname, sequencename)::regclass = $1::regclass`, [seq]);
+    if (cur.rows[0]?.inc !== String(stride)) await c.query(`ALTER SEQUENCE ${seq} INCREMENT BY ${stride}`);
+    await c.query(`SELECT setval($1::regclass, $2, false)`, [seq, String(next)]);
+    n++;
+  }
+  return n;
+}
