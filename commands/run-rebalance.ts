@@ -90,6 +90,6 @@ export function render(r: RebalanceResult, file: string): string {
   const moved = r.moves.filter((m) => m.status === 'moved').length;
   lines.push(`moved ${moved} of ${r.moves.length} unit(s) in ${formatSeconds(r.seconds)}`);
   for (const m of r.moves.filter((x) => x.status === 'failed')) lines.push(`FAILED ${m.unit} ${m.from} → ${m.to}: ${m.reason}`);
-  if (!r.ok) lines.push('failed moves were undone (the unit stays live on its old shard); run the command again to retry');
+  if (!r.ok) lines.push('each failure above says where its unit stands; run the command again to retry');
   return lines.join('\n');
 }

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
-import { blockedError } from '../errors.js';
+import { blockedError, UserError } from '../errors.js';
+import { redactText } from '../redact.js';
 import { connect, type Endpoint, withTransaction } from '../db/connect.js';
 import { CATALOG_VERSION, MIGRATIONS } from './schema.js';
 
@@ -95,6 +96,27 @@ export class Catalog {
     return { id: Number(r.rows[0].id), command };
   }
 
+  /**
+   * Fails with exit 3 unless this session still holds the run lock. A dropped catalog connection
+   * frees the lock, and so does a pooler that hands the session to someone else: a run that went
+   * on writing after that could race a second run. Mutating steps call this before journaling.
+   */
+  async assertLocked(): Promise<void> {
+    let held = false;
+    let why = 'the lock is no longer held by this session';
+    try {
+      const r = await this.client.query(
+        `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+                          AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = $1) AS held`,
+        [String(LOCK_KEY)],
+      );
+      held = r.rows[0].held === true;
+    } catch (e) {
+      why = `the catalog connection failed: ${redactText(e instanceof Error ? e.message : String(e))}`;
+    }
+    if (!held) throw catalogLost(why);
+  }
+
   async finish(run: Run, status: 'ok' | 'failed' | 'interrupted', summary: unknown): Promise<void> {
     await this.client.query(`UPDATE shardctl.runs SET status = $2, finished_at = now(), summary = $3 WHERE id = $1`, [
       run.id,
@@ -106,4 +128,18 @@ export class Catalog {
   async close(): Promise<void> {
     await this.client.end().catch(() => undefined);
   }
+}
+
+/**
+ * The run lost its catalog lock: it stops at once, without touching the shards further (another
+ * run may hold the lock now). Units in flight stay as the journal last recorded them.
+ */
+export function catalogLost(why: string): UserError {
+  return blockedError(`lost the catalog lock (${why}); stopped before the next journaled step`, {
+    hint: 'units in flight stay fenced as journaled; run the same command again to complete them',
+  });
+}
+
+export function isCatalogLost(e: unknown): boolean {
+  return e instanceof UserError && e.message.startsWith('lost the catalog lock');
 }

@@ -32,6 +32,10 @@ export async function connect(e: Endpoint, opts: ConnectOptions = {}): Promise<p
     connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'shardctl',
     options: opts.raw ? undefined : startupOptions(),
+    // A peer that vanished (host down, network cut) is noticed in about a minute instead of the
+    // kernel's two hours; the server side is set in session.ts.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 30_000,
   });
   // An idle client whose server goes away emits 'error'; without a listener Node would crash.
   client.on('error', () => undefined);

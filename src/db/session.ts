@@ -13,6 +13,12 @@ export const PINNED_SETTINGS: Readonly<Record<string, string>> = {
   client_encoding: 'UTF8',
   lc_monetary: 'C',
   search_path: 'public',
+  // The server probes an idle shardctl connection after 30 s and drops it after 6 unanswered
+  // probes 10 s apart: a dead shardctl's run lock (a session advisory lock) is freed in about a
+  // minute and a half, not after the kernel's two hours. Ignored over Unix sockets.
+  tcp_keepalives_idle: '30',
+  tcp_keepalives_interval: '10',
+  tcp_keepalives_count: '6',
   // shardctl's own sessions pass the fence triggers it installs on shards (transfer/guard.ts)
   'shardctl.bypass': 'on',
 };

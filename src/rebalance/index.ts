@@ -1,9 +1,10 @@
 import pLimit from 'p-limit';
 import type { Config } from '../config/types.js';
 import { withRun } from '../catalog/run.js';
+import { catalogLost, isCatalogLost } from '../catalog/catalog.js';
 import { withClient } from '../db/connect.js';
 import { blockedError, UserError } from '../errors.js';
-import { failureText, pgFailure } from '../db/pg-error.js';
+import { failureText, isConnectionLoss, pgFailure } from '../db/pg-error.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { syncReferenceTables } from '../transfer/reference.js';
 import { createRouter } from '../routing/router.js';
@@ -11,7 +12,7 @@ import { loadModel, type Model } from '../tables/model.js';
 import { syncTopology } from '../catalog/topology.js';
 import { installGuard } from '../transfer/guard.js';
 import { movesInFlight, type MoveRow, type Step } from './journal.js';
-import { moveUnit } from './move.js';
+import { moveUnit, undoMove } from './move.js';
 import { applyReadOnly, type ReadOnlyResult } from './read-only.js';
 
 export type RebalanceEvent =
@@ -69,6 +70,12 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     record: Boolean(opts.apply),
     outcome: (r: RebalanceResult) => ({ status: r.ok ? ('ok' as const) : ('failed' as const), summary: summary(r) }),
   };
+  let cachedModel: Model | undefined;
+  // the table model, read from a shard that serves (the source may be retired after cutover)
+  const modelOf = async (origin?: string) => {
+    const id = origin ?? config.shards[0]!.id;
+    return (cachedModel ??= await withClient(shardEndpoint(config, id), (c) => loadModel(config, c, `shard ${id}`)));
+  };
   return withRun(config.catalog, spec, async ({ catalog, run, finish }) => {
     const placed = await catalog.client.query<{ unit: string; shard: string; rows: string; bytes: string }>(
       'SELECT unit, shard, rows, bytes FROM shardctl.placements',
@@ -80,6 +87,19 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
         hint: 'removing a shard is not supported: restore it in the config',
       });
     }
+    // serialises catalog statements (one catalog connection, many moves) and checks the lock first
+    const serial = pLimit(1);
+    const journal = <T>(fn: () => Promise<T>) =>
+      serial(async () => {
+        await catalog.assertLocked();
+        try {
+          return await fn();
+        } catch (e) {
+          throw isConnectionLoss(e) ? catalogLost(`the catalog connection failed: ${failureText(e, 'catalog')}`) : e;
+        }
+      });
+    // A move journaled as started may have set fences but copied nothing: undo it and plan afresh.
+    if (run) for (const m of await movesInFlight(catalog.client)) if (m.step === 'started') await undoMove({ config, model: await modelOf(), catalog: catalog.client, journal }, m, false);
     const inflight = await movesInFlight(catalog.client);
     const router = createRouter(config);
     const routeOf = (u: string) => router.shardForUnit(u);
@@ -93,18 +113,18 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     }
     moves.sort((a, b) => Number(b.resumeAfter !== undefined) - Number(a.resumeAfter !== undefined) || a.unit.localeCompare(b.unit));
     emit({ type: 'plan', moves: moves.length, resumed: inflight.length });
+    let lost: unknown;
     const result: RebalanceResult = { applied: Boolean(opts.apply), runId: run?.id, pairs: pairsOf(moves), moves, ok: true, seconds: 0 };
     if (!opts.apply) return done(result, started);
 
     await syncTopology(catalog.client, config);
     // Reference rows come from a shard that already serves (the source may be retired after cutover).
     const origin = moves[0]?.from ?? [...new Set(placed.rows.map((p) => p.shard))].sort()[0] ?? config.shards[0]!.id;
-    const model = await withClient(shardEndpoint(config, origin), (c) => loadModel(config, c, `shard ${origin}`));
+    const model = await modelOf(origin);
     await syncReferences(config, model, origin, opts.signal);
     if (moves.length > 0) {
       await installGuards(config, model, moves);
       const limit = pLimit(Math.max(1, opts.concurrency ?? 2));
-      const journal = pLimit(1);
       await Promise.all(
         moves.map((m) =>
           limit(async () => {
@@ -126,7 +146,8 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
                 emit({ type: 'failed', unit: m.unit, from: m.from, to: m.to, reason: out.reason });
               }
             } catch (e) {
-              if (opts.signal?.aborted) return;
+              if (isCatalogLost(e)) lost ??= e;
+              if (opts.signal?.aborted || isCatalogLost(e)) return;
               m.status = 'failed';
               m.reason = failureText(e, `${m.unit} ${m.from} → ${m.to}`);
               emit({ type: 'failed', unit: m.unit, from: m.from, to: m.to, reason: m.reason });
@@ -135,12 +156,16 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
         ),
       );
     }
+    if (lost) throw lost;
     // a move's fence replaces a read-only mark and lifting it removes it: mark read-only cells again
     if (!opts.signal?.aborted) result.readOnly = await applyReadOnly(config, model);
     if (opts.signal?.aborted) {
       await finish('interrupted', summary(result));
-      throw new UserError('interrupted', `interrupted: ${result.moves.filter((m) => m.status === 'moved').length} units moved; moves in flight stay fenced and journaled`, {
-        hint: 'run the same command again to complete them',
+      const moved = result.moves.filter((m) => m.status === 'moved').length;
+      const stopped = result.moves.filter((m) => m.status === 'failed').map((m) => `${m.unit}: ${m.reason}`);
+      throw new UserError('interrupted', `interrupted: ${moved} unit(s) moved, ${stopped.length} move(s) stopped`, {
+        details: stopped,
+        hint: 'run the same command again to move the rest',
       });
     }
     return done(result, started);

@@ -1,8 +1,11 @@
 import type pg from 'pg';
 import { withTransaction } from '../db/connect.js';
 
-/** The six steps of a move, in order. A moves row holds the last step that completed. */
-export const STEPS = ['fenced', 'copied', 'verified', 'flipped', 'deleted', 'lifted'] as const;
+/**
+ * The steps of a move, in order. A moves row holds the last step that completed. `started` is
+ * journaled before any fence is set, so a crash can never leave a fence the journal does not know.
+ */
+export const STEPS = ['started', 'fenced', 'copied', 'verified', 'flipped', 'deleted', 'lifted'] as const;
 export type Step = (typeof STEPS)[number];
 
 export interface MoveRow {
@@ -39,8 +42,9 @@ export async function finishMove(c: pg.ClientBase, unit: string): Promise<void> 
 
 /**
  * Test-only fault injection: SHARDCTL_FAULT_AFTER=<step> kills this process (SIGKILL, no cleanup)
- * right after that step is journaled, to prove a rerun completes the move.
+ * right after that step is journaled, to prove a rerun completes the move; `fencing` kills after
+ * the fences are set, before `fenced` is journaled.
  */
-export function faultPoint(step: Step): void {
+export function faultPoint(step: Step | 'fencing'): void {
   if (process.env.SHARDCTL_FAULT_AFTER === step) process.kill(process.pid, 'SIGKILL');
 }

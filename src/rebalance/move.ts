@@ -7,7 +7,10 @@ import { shardEndpoint } from '../db/endpoints.js';
 import { prepareCells } from '../transfer/inventory.js';
 import type { Model } from '../tables/model.js';
 import { deleteSql, scopeOf } from '../tables/scope.js';
+import { unitRowsOn } from './target-rows.js';
 import { scanServer } from '../transfer/scan.js';
+import { isCatalogLost } from '../catalog/catalog.js';
+import { failureText } from '../db/pg-error.js';
 import { fenceUnits, unfenceUnits, type FenceRole } from '../transfer/fence.js';
 import { faultPoint, finishMove, flipPlacement, journalStep, STEPS, type MoveRow, type Step } from './journal.js';
 
@@ -24,71 +27,132 @@ export interface MoveContext {
 
 export type MoveOutcome = { ok: true; rows: number } | { ok: false; reason: string };
 
+type Unit = { unit: string; from: string; to: string };
+
 /**
  * Moves one unit from shard `from` to shard `to`, resuming after the last journaled step:
- *   1 fenced    writes to the unit refused on both shards (after in-flight writers finish)
+ *   0 started   the move is journaled (before any fence, so no fence is ever unknown to the journal)
+ *   1 fenced    writes to the unit refused on both shards (after in-flight writers finish), and the
+ *               target proven to hold none of the unit's rows (an application router on the new
+ *               topology may have written some: they are never deleted silently)
  *   2 copied    delete-then-COPY into `to` in one transaction, checksummed against `from` before commit
  *   3 verified  counts and checksums compared again, both sides committed
  *   4 flipped   the catalog placement says `to`
  *   5 deleted   the unit's rows removed from `from` (one transaction, children first)
  *   6 lifted    the fence lifted on `to`; `from` keeps refusing writes (a tombstone for stale routers)
  * Every step is idempotent, so a crash anywhere is completed by running the same command again.
- * The unit is never absent from every shard, and only the placed copy is ever writable.
+ * Any failure or interruption settles the unit (see `settle`): it ends writable on exactly its
+ * placed shard, and the reason says so. The unit is never absent from every shard.
  */
-export async function moveUnit(ctx: MoveContext, move: MoveRow | { unit: string; from: string; to: string; step?: undefined }): Promise<MoveOutcome> {
-  const m = { unit: move.unit, from: move.from, to: move.to };
-  const done = move.step ? STEPS.indexOf(move.step) + 1 : 0;
+export async function moveUnit(ctx: MoveContext, move: MoveRow | (Unit & { step?: undefined })): Promise<MoveOutcome> {
+  const m: Unit = { unit: move.unit, from: move.from, to: move.to };
   const from = shardEndpoint(ctx.config, m.from);
   const to = shardEndpoint(ctx.config, m.to);
+  let last = move.step ? STEPS.indexOf(move.step) : -1;
+  const pending = (s: Step) => last < STEPS.indexOf(s);
   let rows = 0;
   const step = async (s: Step) => {
     await ctx.journal(() => journalStep(ctx.catalog, ctx.runId, m, s));
+    last = STEPS.indexOf(s);
     ctx.onStep?.({ ...m, step: s }, s);
     faultPoint(s);
   };
   const guard = () => ctx.signal?.throwIfAborted();
 
-  if (done <= 0) {
-    guard();
-    await setFence(ctx, from, m, 'source');
-    await setFence(ctx, to, m, 'target');
-    await step('fenced');
+  try {
+    if (pending('started')) {
+      guard();
+      await step('started');
+    }
+    if (pending('fenced')) {
+      guard();
+      await setFence(ctx, from, m, 'source');
+      await setFence(ctx, to, m, 'target');
+      faultPoint('fencing');
+      const found = await unitRowsOn(ctx.model, to, m.unit);
+      if (found) throw new MoveRefused(`shard ${m.to} already holds rows of unit ${m.unit} (${found}), written there before the move (an application router on the new topology?); shardctl does not delete them: move them to shard ${m.from} or delete them, then run again`);
+      await step('fenced');
+    }
+    if (pending('copied')) {
+      guard();
+      const r = await copyBatch({ shard: m.to, units: [m.unit] }, {
+        model: ctx.model, source: from, target: to, tables: ctx.model.sharded, verify: true, signal: ctx.signal,
+      });
+      if (r.failed.length) throw new MoveRefused(r.failed[0]!.reason);
+      rows = r.rows;
+      await step('copied');
+    }
+    if (pending('verified')) {
+      guard();
+      const differs = await compareUnit(ctx, m.unit, from, to);
+      if (differs) throw new MoveRefused(differs);
+      await step('verified');
+    }
+    if (pending('flipped')) {
+      guard();
+      await ctx.journal(() => flipPlacement(ctx.catalog, ctx.runId, m));
+      last = STEPS.indexOf('flipped');
+      ctx.onStep?.({ ...m, step: 'flipped' }, 'flipped');
+      faultPoint('flipped');
+    }
+    if (pending('deleted')) {
+      await deleteUnit(ctx.model, from, m.unit);
+      await step('deleted');
+    }
+    if (pending('lifted')) {
+      await setFence(ctx, from, m, 'moved');
+      await withClient(to, (c) => unfenceUnits(c, [m.unit]));
+      await step('lifted');
+    }
+    await ctx.journal(() => finishMove(ctx.catalog, m.unit));
+    return { ok: true, rows };
+  } catch (e) {
+    if (isCatalogLost(e)) throw e; // another run may own the fleet now: touch nothing
+    const reason = failureText(e, `shard ${m.from} → ${m.to}`);
+    return { ok: false, reason: `${reason}; ${await settle(ctx, m, last)}` };
   }
-  if (done <= 1) {
-    guard();
-    const r = await copyBatch({ shard: m.to, units: [m.unit] }, {
-      model: ctx.model, source: from, target: to, tables: ctx.model.sharded, verify: true, signal: ctx.signal,
-    });
-    if (r.failed.length) return abandon(ctx, m, r.failed[0]!.reason);
-    rows = r.rows;
-    await step('copied');
-  }
-  if (done <= 2) {
-    guard();
-    const differs = await compareUnit(ctx, m.unit, from, to);
-    if (differs) return abandon(ctx, m, differs);
-    await step('verified');
-  }
-  if (done <= 3) {
-    guard();
-    await ctx.journal(() => flipPlacement(ctx.catalog, ctx.runId, m));
-    ctx.onStep?.({ ...m, step: 'flipped' }, 'flipped');
-    faultPoint('flipped');
-  }
-  if (done <= 4) {
-    await deleteUnit(ctx.model, from, m.unit);
-    await step('deleted');
-  }
-  if (done <= 5) {
-    await setFence(ctx, from, m, 'moved');
-    await withClient(to, (c) => unfenceUnits(c, [m.unit]));
-    await step('lifted');
-  }
-  await ctx.journal(() => finishMove(ctx.catalog, m.unit));
-  return { ok: true, rows };
 }
 
-const setFence = (ctx: MoveContext, e: Endpoint, m: { unit: string; from: string; to: string }, role: FenceRole) =>
+/** A move that cannot go on; its message is the reason shown to the user. */
+class MoveRefused extends Error {}
+
+/**
+ * Leaves a unit whose move stopped writable on exactly its placed shard, and says so:
+ *  - not flipped: the move is undone (the copy, if any, deleted from the target; both fences and
+ *    the journal row removed): the unit stays on `from`;
+ *  - flipped: the unit is placed on `to`, whose fence is lifted; `from` keeps its fence and the
+ *    journal row, so the next run deletes the old copy there.
+ * If the cleanup fails too, the journal row stays and the next run resumes the move.
+ */
+async function settle(ctx: MoveContext, m: Unit, last: number): Promise<string> {
+  const flipped = last >= STEPS.indexOf('flipped');
+  try {
+    if (flipped) {
+      await withClient(shardEndpoint(ctx.config, m.to), (c) => unfenceUnits(c, [m.unit]));
+      return `unit ${m.unit} is placed on shard ${m.to} and writable there; its old rows on shard ${m.from} are still fenced there: run the same command again to delete them`;
+    }
+    await undoMove(ctx, m, last >= STEPS.indexOf('fenced'));
+    return `the move was undone: unit ${m.unit} stays on shard ${m.from}, writable there`;
+  } catch (e) {
+    const why = failureText(e, 'cleanup');
+    return `unit ${m.unit} is placed on shard ${flipped ? m.to : m.from} but may still be fenced (cleaning up failed: ${why}): run the same command again`;
+  }
+}
+
+/**
+ * Undoes a move that has not flipped: fences lifted, journal row gone, and with `fenced` (the target
+ * was fenced and proven free of the unit's rows, so whatever it holds of the unit now is shardctl's
+ * copy) the unit's rows removed from the target first.
+ */
+export async function undoMove(ctx: Pick<MoveContext, 'config' | 'model' | 'catalog' | 'journal'>, m: Unit, fenced: boolean): Promise<void> {
+  const to = shardEndpoint(ctx.config, m.to);
+  if (fenced) await deleteUnit(ctx.model, to, m.unit);
+  await withClient(to, (c) => unfenceUnits(c, [m.unit]));
+  await withClient(shardEndpoint(ctx.config, m.from), (c) => unfenceUnits(c, [m.unit]));
+  await ctx.journal(() => finishMove(ctx.catalog, m.unit));
+}
+
+const setFence = (ctx: MoveContext, e: Endpoint, m: Unit, role: FenceRole) =>
   withClient(e, (c) => fenceUnits(c, e, ctx.config, [{ ...m, role }]));
 
 /** Counts and checksums of one unit on both shards, after both committed; undefined when equal. */
@@ -105,15 +169,6 @@ async function compareUnit(ctx: MoveContext, unit: string, from: Endpoint, to: E
     }
   }
   return undefined;
-}
-
-/** A move that cannot be proven exact is undone: the copy removed from the target, fences lifted. */
-async function abandon(ctx: MoveContext, m: { unit: string; from: string; to: string }, reason: string): Promise<MoveOutcome> {
-  await deleteUnit(ctx.model, shardEndpoint(ctx.config, m.to), m.unit);
-  await withClient(shardEndpoint(ctx.config, m.to), (c) => unfenceUnits(c, [m.unit]));
-  await withClient(shardEndpoint(ctx.config, m.from), (c) => unfenceUnits(c, [m.unit]));
-  await ctx.journal(() => finishMove(ctx.catalog, m.unit));
-  return { ok: false, reason };
 }
 
 /** Deletes a unit's rows from a shard in one transaction, children first. */
