@@ -5,10 +5,13 @@
 
 /** `postgres://user:secret@host:5432/db?x=1` → `postgres://user:***@host:5432/db` (query dropped: it may carry `password=`). */
 export function redactUrl(url: string): string {
+  // The user info ends at the LAST '@': a password may hold an unencoded '@' or '/', which a URL
+  // parser would take for the start of the host or the path, printing the password's tail.
+  const m = /^(postgres(?:ql)?:)\/\/([^:/@]*)(?::.*)?@([^@]*)$/is.exec(url);
   try {
-    const u = new URL(url);
+    const u = new URL(m ? `${m[1]}//${m[3]}` : url);
     if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') return redactText(url);
-    const user = decodeURIComponent(u.username);
+    const user = m ? safeDecode(m[2]!) : decodeURIComponent(u.username);
     const auth = user ? `${user}:***@` : '';
     const port = u.port ? `:${u.port}` : '';
     return `${u.protocol}//${auth}${u.hostname}${port}${u.pathname}`;
@@ -17,7 +20,17 @@ export function redactUrl(url: string): string {
   }
 }
 
-const URL_PASSWORD = /(postgres(?:ql)?:\/\/[^:/@\s]*:)([^@\s]*)@/gi;
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+// The password runs to the LAST '@' of the URL: an unencoded '@' inside a password is common, and
+// stopping at the first one would print the rest of the password as if it were the host.
+const URL_PASSWORD = /(postgres(?:ql)?:\/\/[^:/@\s]*:)(\S*)@/gi;
 const KV_PASSWORD = /(password\s*=\s*)('[^']*'|"[^"]*"|\S+)/gi;
 
 /** Scrubs passwords out of free text (error messages from pg or the OS can echo a DSN). */

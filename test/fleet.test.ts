@@ -76,6 +76,12 @@ describe('redaction', () => {
     assert.equal(redactUrl('postgres://postgres:s3cr%40t@127.0.0.1:5432/app'), 'postgres://postgres:***@127.0.0.1:5432/app');
     assert.equal(redactText('x postgresql://u:hunter2@h:1/d and hunter2 again', ['hunter2']), 'x postgresql://u:***@h:1/d and *** again');
   });
+  test("a password with an unencoded '@' or '/' loses its tail too", () => {
+    for (const url of ['postgres://app:p@ss-tail@db.example:5432/pos', 'postgres://app:p@ss/tail@db.example:5432/pos', 'postgresql://app:a?b@c-tail@db.example:5432/pos']) {
+      assert.equal(redactUrl(url), `${url.split(':')[0]}://app:***@db.example:5432/pos`);
+      assert.equal(redactText(`cannot reach ${url} now`), `cannot reach ${url.split(':')[0]}://app:***@db.example:5432/pos now`);
+    }
+  });
 });
 
 describe('fleet of 1 source + 4 shards', () => {

@@ -195,6 +195,19 @@ test('a clean POS fleet passes: other TimeZone/DateStyle on s1, other column ord
   }
 });
 
+test('--tables of a via child also checks its parents: a drifted parent is not missed', async () => {
+  const s1 = shard(pos, 's1');
+  const [o] = await s1.query(`SELECT min(id)::text AS id FROM orders WHERE restaurant_id = ${uA}`);
+  await s1.query(`UPDATE orders SET total = total + 1 WHERE id = ${o.id}`);
+  try {
+    const r = await run(pos, { tables: ['order_items'] });
+    assert.equal(r.exitCode, 1);
+    assert.deepEqual(r.findings.map((f) => [f.kind, 'table' in f ? f.table : '', 'shard' in f ? f.shard : '']), [['mismatch', 'public.orders', 's1']]);
+  } finally {
+    await s1.query(`UPDATE orders SET total = total - 1 WHERE id = ${o.id}`);
+  }
+});
+
 test('verify takes no lock and writes nothing: it runs while another run holds the lock, and records no run', async () => {
   const holder = new pg.Client({ connectionString: pos.config.catalog });
   await holder.connect();
@@ -456,6 +469,19 @@ test('a shard that cannot be reached: exit 3, named, password redacted', async (
   assert.match(c.stdout, /ERROR +shard s2 \(postgres:\/\/postgres:\*\*\*@127\.0\.0\.1/);
   assert.doesNotMatch(c.stdout + c.stderr, /shard-secret/);
   for (const s of [pos.fleet.source, ...pos.fleet.shards.map((x) => x.primary)]) assert.ok(!(c.stdout + c.stderr).includes(s.password));
+});
+
+test("a password holding '@' and '/' stays hidden, in plain and --json output, when its server cannot be reached", async () => {
+  const port = await closedPort();
+  const file = path.join(tmp, 'catalog-at.yaml');
+  writeFileSync(file, `catalog: postgres://postgres:cat@log/secret@127.0.0.1:${port}/app\n${readFileSync(pos.configPath, 'utf8')}`);
+  for (const json of [false, true]) {
+    const c = cli(['--config', file, ...(json ? ['--json'] : [])]);
+    assert.equal(c.code, 3, c.stderr + c.stdout);
+    assert.match(c.stdout + c.stderr, new RegExp(`catalog \\(postgres://postgres:\\*\\*\\*@127\\.0\\.0\\.1:${port}/app\\): cannot connect`));
+    assert.doesNotMatch(c.stdout + c.stderr, /log\/secret|cat@/);
+    if (json) assert.equal(JSON.parse(c.stdout.trim().split('\n').at(-1)!).ok, false);
+  }
 });
 
 // ─── location fleet (h3: lat/lng, cell and via routes) ──────────────────────────────────────────

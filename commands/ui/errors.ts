@@ -11,7 +11,8 @@ export function reportError(error: unknown, json: boolean): number {
   const e = pgFailure(error, 'PostgreSQL');
   if (isUserError(e)) {
     if (json) {
-      process.stdout.write(`${JSON.stringify({ ok: false, error: { kind: e.kind, message: e.message, details: e.details, hint: e.hint } })}\n`);
+      const error = { kind: e.kind, message: redactText(e.message), details: e.details.map((d) => redactText(d)), hint: e.hint && redactText(e.hint) };
+      process.stdout.write(`${JSON.stringify({ ok: false, error })}\n`);
     }
     process.stderr.write(`${chalk.red('shardctl: error:')} ${redactText(e.message)}\n`);
     for (const d of e.details) process.stderr.write(`  ${redactText(d)}\n`);

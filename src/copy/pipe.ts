@@ -47,12 +47,15 @@ export async function copyLinesInto(dst: pg.ClientBase, target: string, lines: A
 /** Streams the rows of `COPY (select) TO STDOUT` as arrays of raw text fields (COPY text format, `\N` = NULL). */
 export async function* copyRows(src: pg.ClientBase, select: string): AsyncGenerator<string[]> {
   const out = src.query(copyTo(`COPY (${select}) TO STDOUT`));
+  // Chunks end anywhere, also inside a multi-byte character: decode as one stream, never per chunk.
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
   let rest = '';
   for await (const chunk of out as AsyncIterable<Buffer>) {
-    const text = rest + chunk.toString('utf8');
+    const text = rest + utf8.decode(chunk, { stream: true });
     const lines = text.split('\n');
     rest = lines.pop() ?? '';
     for (const line of lines) yield line.split('\t');
   }
+  rest += utf8.decode();
   if (rest) yield rest.split('\t');
 }

@@ -31,11 +31,28 @@ export async function checkSourceRows(source: pg.ClientBase, model: Model): Prom
     } else continue;
     const n = Number((await source.query(sql)).rows[0].n);
     if (n > 0) problems.push(`source: table ${t.name}: ${n} row${n === 1 ? ' has' : 's have'} ${what}; they belong to no unit and would not be copied`);
+    if (r.kind === 'cell') problems.push(...(await offResolution(source, t.name, r.column, r.resolution)));
   }
   if (problems.length) {
     throw problemsError('blocked', problems, `source: ${problems.length} tables have rows that belong to no unit`,
       'fix or delete those rows on the source, then run again');
   }
+}
+
+/**
+ * A unit's rows of an H3 index column are found by the index range of its descendants at the
+ * table's cellResolution; an index at any other resolution (or not an H3 cell index at all) falls
+ * outside every range and would silently stay behind. Bits 52–55 hold the resolution, 59–62 the mode.
+ */
+async function offResolution(source: pg.ClientBase, table: string, column: string, res: number): Promise<string[]> {
+  const col = quoteIdent(column);
+  const r = await source.query<{ n: string; example: string | null }>(
+    `SELECT count(*) AS n, min(lower(to_hex(${col}))) AS example FROM ${quoteTable(table)}
+      WHERE ${col} IS NOT NULL AND (((${col} >> 52) & 15) <> ${res} OR ((${col} >> 59) & 15) <> 1)`,
+  );
+  const n = Number(r.rows[0]!.n);
+  if (n === 0) return [];
+  return [`source: table ${table}: ${n} row${n === 1 ? ' has' : 's have'} an H3 index in ${column} that is not a cell of resolution ${res} (cellResolution), e.g. ${r.rows[0]!.example}; they would not be copied`];
 }
 
 /** Each target shard must have every configured table with the source's columns and types. */

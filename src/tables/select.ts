@@ -14,6 +14,16 @@ export function selectTables(model: Model, names?: readonly string[]): readonly 
   return model.tables.filter((t) => set.has(t));
 }
 
+/**
+ * The tables plus every `via` parent up their chains, in FK order. A child's rows are placed and
+ * counted through its parents, so `verify --tables child` must check the parents too: a drifted
+ * parent would otherwise pass unseen.
+ */
+export function withParents(model: Model, tables: readonly TableModel[]): readonly TableModel[] {
+  const names = new Set(tables.flatMap((t) => routeChain(model.config, t.config).map((c) => `${c.schema}.${c.name}`)));
+  return model.tables.filter((t) => names.has(t.name));
+}
+
 /** Unit ids end up in SQL (as escaped literals cast to the key type): refuse ones that cannot be units. */
 export function checkUnits(model: Model, tables: readonly TableModel[], units: readonly string[]): void {
   const st = model.config.strategy;

@@ -12,7 +12,7 @@ import { compareReference } from './reference.js';
 import { modelFromShards } from './model.js';
 import { locate } from './report.js';
 import { scanServer } from '../transfer/scan.js';
-import { checkUnits, selectTables } from '../tables/select.js';
+import { checkUnits, selectTables, withParents } from '../tables/select.js';
 import type { Finding, VerifyOptions, VerifyResult } from './types.js';
 import { compareUnits } from './units.js';
 
@@ -44,7 +44,7 @@ export async function verify(config: Config, opts: VerifyOptions = {}): Promise<
   if (!Number.isInteger(concurrency) || concurrency < 1) throw usageError(`--concurrency must be a whole number of at least 1, got ${concurrency}`);
 
   const model = placementOnly ? await modelFromShards(config) : await withClient(sourceEndpoint(config), (c) => loadModel(config, c), APP);
-  const tables = selectTables(model, opts.tables);
+  const tables = withParents(model, selectTables(model, opts.tables));
   if (opts.units) checkUnits(model, tables, opts.units);
   const homes = await readHomes(config, placementOnly);
 
