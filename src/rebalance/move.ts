@@ -1,13 +1,11 @@
 import pLimit from 'p-limit';
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-import { connect, withClient, withTransaction, type Endpoint } from '../db/connect.js';
+import { withClient, type Endpoint } from '../db/connect.js';
 import { copyBatch } from '../transfer/batch.js';
 import { shardEndpoint } from '../db/endpoints.js';
-import { prepareCells } from '../transfer/inventory.js';
 import type { Model } from '../tables/model.js';
-import { deleteSql, scopeOf } from '../tables/scope.js';
-import { unitRowsOn } from './target-rows.js';
+import { deleteUnit, unitRowsOn } from './unit-rows.js';
 import { scanServer } from '../transfer/scan.js';
 import { isCatalogLost } from '../catalog/catalog.js';
 import { failureText } from '../db/pg-error.js';
@@ -169,21 +167,4 @@ async function compareUnit(ctx: MoveContext, unit: string, from: Endpoint, to: E
     }
   }
   return undefined;
-}
-
-/** Deletes a unit's rows from a shard in one transaction, children first. */
-export async function deleteUnit(model: Model, shard: Endpoint, unit: string): Promise<void> {
-  const c = await connect(shard);
-  let reader: pg.Client | undefined;
-  try {
-    if (model.cellSpecs.length) {
-      reader = await connect(shard);
-      await prepareCells(c, reader, model, new Set([unit]));
-    }
-    await withTransaction(c, async () => {
-      for (const t of [...model.sharded].reverse()) await c.query(deleteSql(t.config, scopeOf(model.ctx, t.config, [unit])));
-    });
-  } finally {
-    await Promise.all([c.end().catch(() => undefined), reader?.end().catch(() => undefined)]);
-  }
 }
