@@ -44,47 +44,57 @@ export async function withBoundedLocks<T>(
 ): Promise<T> {
   const o = lockWaitDefaults(opts);
   let blockers: string[] = [];
-  for (let attempt = 1; ; attempt++) {
-    const watch = watchBlockers(endpoint, (c as unknown as { processID: number | null }).processID, Math.max(10, Math.floor(o.lockTimeoutMs * 0.6)), (b) => (blockers = b));
-    try {
-      return await withTransaction(c, async () => {
-        await c.query(`SELECT set_config('lock_timeout', $1, true)`, [`${o.lockTimeoutMs}ms`]);
-        return fn();
-      });
-    } catch (e) {
-      if ((e as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw e;
-      if (attempt >= o.attempts) {
-        const who = blockers.length ? blockers.join('; ') : 'a transaction that ended before it could be named';
-        throw blockedError(
-          `${endpointName(endpoint)}: ${what}: gave up after ${o.attempts} waits of ${o.lockTimeoutMs} ms for a lock held by ${who}; nothing was changed`,
-          { hint: 'end or shorten that transaction, then run the same command again', cause: e },
-        );
+  // one watcher for every attempt: it names the blocker even when connecting takes longer than a wait
+  const watch = watchBlockers(endpoint, (c as unknown as { processID: number | null }).processID, Math.max(10, Math.floor(o.lockTimeoutMs * 0.6)), (b) => (blockers = b));
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await withTransaction(c, async () => {
+          await c.query(`SELECT set_config('lock_timeout', $1, true)`, [`${o.lockTimeoutMs}ms`]);
+          return fn();
+        });
+      } catch (e) {
+        if ((e as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw e;
+        if (attempt >= o.attempts) {
+          const who = blockers.length ? blockers.join('; ') : 'a transaction that ended before it could be named';
+          throw blockedError(
+            `${endpointName(endpoint)}: ${what}: gave up after ${o.attempts} waits of ${o.lockTimeoutMs} ms for a lock held by ${who}; nothing was changed`,
+            { hint: 'end or shorten that transaction, then run the same command again', cause: e },
+          );
+        }
+        await new Promise((r) => setTimeout(r, o.backoffMs * 2 ** (attempt - 1)));
       }
-      await new Promise((r) => setTimeout(r, o.backoffMs * 2 ** (attempt - 1)));
-    } finally {
-      await watch.stop();
     }
+  } finally {
+    await watch.stop();
   }
 }
 
-/** After `delayMs`, asks the server on a side connection who blocks backend `pid`. */
+/**
+ * From `delayMs` on, asks the server on a side connection (every 100 ms until stopped) who blocks
+ * backend `pid`, keeping the last answer: a busy server can take longer to connect than a wait lasts.
+ */
 function watchBlockers(endpoint: Endpoint, pid: number | null, delayMs: number, found: (b: string[]) => void): { stop(): Promise<void> } {
-  let pending: Promise<void> = Promise.resolve();
+  let stopped = false;
+  let side: Promise<pg.Client> | undefined;
+  let loop: Promise<void> = Promise.resolve();
   const timer = setTimeout(() => {
-    pending = (async () => {
-      const side = await connect(endpoint, { applicationName: 'shardctl lock-wait' });
-      try {
-        const r = await side.query(BLOCKERS_SQL, [pid]);
+    side = connect(endpoint, { applicationName: 'shardctl lock-wait' });
+    loop = (async () => {
+      const c = await side!;
+      while (!stopped) {
+        const r = await c.query(BLOCKERS_SQL, [pid]);
         if (r.rows.length) found(r.rows.map(describeBlocker));
-      } finally {
-        await side.end().catch(() => undefined);
+        await new Promise((res) => setTimeout(res, 100));
       }
     })().catch(() => undefined);
   }, delayMs);
   return {
     async stop() {
+      stopped = true;
       clearTimeout(timer);
-      await pending;
+      await loop;
+      if (side) await side.then((c) => c.end()).catch(() => undefined);
     },
   };
 }
