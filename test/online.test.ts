@@ -6,6 +6,7 @@ import { restaurantCount } from '../harness/fixtures/index.js';
 import { runCli, runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
+import { ID_STRIDE } from '../src/transfer/sequences.js';
 import { startWriter } from '../harness/fixtures/pos-writer.js';
 
 const SCALE = 0.01;
@@ -128,5 +129,11 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
     assert.equal(verify.status, 0, verify.stdout + verify.stderr);
     assert.deepEqual(await slots(stage.config.source), [], 'cutover dropped the slot');
     await assert.rejects(sql(stage.config.source, `UPDATE restaurants SET name = 'late' WHERE id = 1`), /cut over .* writes to the monolith are refused/);
+    // after cutover each shard hands out ids of its own residue (the interleaving rule), never the same ones
+    for (const [i, s] of stage.config.shards.entries()) {
+      const [seq] = await sql(s.primary, `SELECT increment_by::text AS inc, last_value::text AS v FROM pg_sequences WHERE sequencename = 'orders_id_seq'`);
+      assert.equal(seq.inc, String(ID_STRIDE), `${s.id}: orders ids step by ${ID_STRIDE}`);
+      assert.equal(BigInt(seq.v) % BigInt(ID_STRIDE), BigInt(i + 1), `${s.id}: orders ids are ≡ ${i + 1}`);
+    }
   });
 });

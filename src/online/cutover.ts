@@ -2,7 +2,7 @@ import { Catalog, LOCK_KEY } from '../catalog/catalog.js';
 import type { Config } from '../config/types.js';
 import { connect, withClient } from '../db/connect.js';
 import { blockedError, UserError } from '../errors.js';
-import { alignSequences } from '../migrate/sequences.js';
+import { alignFleetSequences } from '../transfer/sequences.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { redactText } from '../redact.js';
 import { loadModel } from '../tables/model.js';
@@ -98,7 +98,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         }
         emit({ type: 'cutover-step', step: 'verified', seconds: since() });
         let sequences = 0;
-        for (const s of config.shards) sequences += await withClient(shardEndpoint(config, s.id), (dst) => alignSequences(src, dst, model.tables));
+        for (const n of (await alignFleetSequences(config, model.tables, source)).values()) sequences += n;
         emit({ type: 'cutover-step', step: 'sequences', seconds: since() });
         const units = await recordNewUnits(config, model, src, catalog.client);
         const outageMs = Date.now() - fencedAt.getTime();
