@@ -187,6 +187,30 @@ describe('migrate: POS fixture (jump)', () => {
     await assertExact(stage.config);
   });
 
+  it('a shard that drops the connection mid-batch, and again on the retry: exit 3, the shard named, nothing of the batch kept', async () => {
+    await resetShards(stage.config);
+    const s1 = stage.config.shards[1]!.primary;
+    await sql(s1, `CREATE FUNCTION hang_up() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NULL; END $$`);
+    await sql(s1, 'CREATE TRIGGER hang_up BEFORE INSERT ON orders FOR EACH STATEMENT EXECUTE FUNCTION hang_up()');
+    await sql(s1, 'ALTER TABLE orders ENABLE ALWAYS TRIGGER hang_up'); // fires under session_replication_role = replica too
+    try {
+      const r = runCli(['migrate', '--config', cfg, '--json']);
+      assert.equal(r.status, 3, r.stderr);
+      const doc = JSON.parse(r.stdout);
+      assert.equal(doc.exitCode, 3);
+      assert.deepEqual([...new Set(doc.errors.map((e: { shard: string }) => e.shard))], ['s1']);
+      assert.ok(doc.errors.every((e: { unreachable: boolean }) => e.unreachable), JSON.stringify(doc.errors));
+      assert.match(doc.errors[0].error, /^shard s1: (terminating connection due to administrator command \[57P01\]|Connection terminated)/);
+      assert.match(r.stderr, /"type":"batch-error".*"retrying":true/);
+      assert.deepEqual(await sql(s1, 'SELECT count(*)::int AS n FROM restaurants'), [{ n: 0 }], 'the failed batch left nothing behind');
+    } finally {
+      await sql(s1, 'DROP TRIGGER hang_up ON orders');
+      await sql(s1, 'DROP FUNCTION hang_up()');
+    }
+    assert.equal((await migrate(stage.config)).ok, true);
+    await assertExact(stage.config);
+  });
+
   describe('refuses early, naming the server and table, before writing anything', () => {
     const variant = (edit: (text: string) => string) => {
       const file = `${stage.fleet.dir}/variant.yaml`;

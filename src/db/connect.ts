@@ -48,16 +48,23 @@ export async function connect(e: Endpoint, opts: ConnectOptions = {}): Promise<p
   return client;
 }
 
+const connectErrors = new WeakSet<UserError>();
+
+/** True for the error `connect` throws when a server cannot be reached or refuses the session. */
+export const isConnectError = (e: unknown): boolean => e instanceof UserError && connectErrors.has(e);
+
 export function connectError(e: Endpoint, err: unknown): UserError {
   const code = (err as { code?: string }).code;
   const reason = code === '28P01' ? 'password authentication failed'
     : code === '3D000' ? 'the database does not exist'
     : code === '28000' ? 'the server refused this role'
     : redactText((err as Error).message ?? String(err), [passwordOf(e.url) ?? '']);
-  return blockedError(`${endpointName(e)}: cannot connect: ${reason}`, {
+  const error = blockedError(`${endpointName(e)}: cannot connect: ${reason}`, {
     hint: code === '28P01' ? 'check the password (PGPASSWORD, ~/.pgpass or the URL)' : undefined,
     cause: err,
   });
+  connectErrors.add(error);
+  return error;
 }
 
 /** Runs `fn` with a fresh client and always closes it. A server's error escaping `fn` names the endpoint (pgFailure). */

@@ -2,10 +2,9 @@ import type pg from 'pg';
 import pLimit, { type LimitFunction } from 'p-limit';
 import type { Config } from '../config/types.js';
 import { recordPlacements } from '../catalog/placements.js';
-import type { Endpoint } from '../db/connect.js';
+import { isConnectError, type Endpoint } from '../db/connect.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { failureText, isConnectionLoss, pgFailure } from '../db/pg-error.js';
-import { isUserError } from '../errors.js';
 import type { Model, TableModel } from '../tables/model.js';
 import type { StagedCells } from '../tables/staged-cells.js';
 import { copyBatch, type Batch, type RunCells } from '../transfer/batch.js';
@@ -114,4 +113,4 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
 }
 
 /** The batch could not reach a server (refused, lost, not allowed in): exit 3 rather than 1. */
-const unreachable = (e: unknown): boolean => isConnectionLoss(e) || (isUserError(e) && e.kind === 'blocked' && /: cannot connect: /.test(e.message));
+const unreachable = (e: unknown): boolean => isConnectionLoss(e) || isConnectError(e);
