@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Document, isMap, isSeq } from 'yaml';
-import { plan, type PlanResult } from '../src/index.js';
+import { plan, type KeyAnalysis, type PlanResult } from '../src/index.js';
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
 import { bar, formatBytes, formatCount, table } from './ui/format.js';
 
@@ -69,6 +69,7 @@ function render(p: PlanResult, top: number): string {
     lines.push(table(['cell', 'region', 'shard', 'status', 'rows', 'bytes'], p.restricted.map((c) => [c.cell, c.region ?? '', c.shard, c.status, formatCount(c.rows), formatBytes(c.bytes)])));
   }
   if (p.unplaced) lines.push(`${formatCount(p.unplaced)} ${unit} not placed yet (shardctl migrate copies them)`);
+  if (p.foreignKeys.length) lines.push('', ...renderKeys(p));
   if (p.proposedMapping) {
     const m = p.proposedMapping;
     lines.push('');
@@ -87,6 +88,39 @@ function render(p: PlanResult, top: number): string {
 }
 
 const percent = (r: number) => `${(r * 100).toFixed(1)}%`;
+
+const VERDICTS: Record<KeyAnalysis['verdict'], string> = {
+  via: 'inside (the via path)',
+  reference: 'inside (reference parent)',
+  inside: 'inside (no row crosses)',
+  crossing: 'CROSSES units',
+  unconfigured: 'parent NOT CONFIGURED',
+};
+
+/** The schema analysis: one line per foreign key, then each blocking key with its ways forward. */
+function renderKeys(p: PlanResult): string[] {
+  const rows = p.foreignKeys.map((k) => [
+    k.key,
+    k.partition ?? k.table,
+    `${k.ref}`,
+    k.accepted ? `${VERDICTS[k.verdict]}, accepted` : VERDICTS[k.verdict],
+    k.verdict === 'crossing' || k.verdict === 'unconfigured' ? formatCount(k.rows) : '',
+  ]);
+  const lines = ['foreign keys among the configured tables:', table(['key', 'on', 'references', 'verdict', 'rows'], rows)];
+  const blocking = p.foreignKeys.filter((k) => k.blocking);
+  if (!blocking.length) {
+    lines.push(p.foreignKeys.some((k) => k.accepted)
+      ? 'accepted crossing keys are left off the shards and not checked there; every other key holds on the shards'
+      : 'every foreign key holds on the shards');
+    return lines;
+  }
+  lines.push('', `migrate refuses until ${blocking.length === 1 ? 'this key is' : `these ${blocking.length} keys are`} dealt with:`);
+  for (const k of blocking) {
+    lines.push(`  ${k.key} on ${k.partition ?? k.table}: ${formatCount(k.rows)} row(s) in ${formatCount(k.units)} unit(s) reference a parent ${k.verdict === 'crossing' ? 'in another unit' : 'shardctl does not copy'}; ways forward:`);
+    for (const w of k.waysForward) lines.push(`    - ${w}`);
+  }
+  return lines;
+}
 
 /** `mapping:` with one flow mapping per line: `- { cell: 83…, shard: s1 }`. */
 function mappingYaml(mapping: readonly object[]): string {

@@ -13,6 +13,7 @@ export type * from './config/types.js';
 export { UserError, ExitCode, isUserError } from './errors.js';
 export { redactUrl } from './redact.js';
 export { plan, type PlanResult, type PlanOptions } from './plan/index.js';
+export type { KeyAnalysis, KeyVerdict } from './transfer/crossing.js';
 export { verify, junitXml, formatReport } from './verify/index.js';
 export type { VerifyOptions, VerifyResult, VerifyEvent, Finding, TableCheck } from './verify/index.js';
 export { rebalance, type RebalanceOptions, type RebalanceResult, type RebalanceEvent } from './rebalance/index.js';

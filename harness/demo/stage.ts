@@ -69,7 +69,9 @@ export async function stageFleet(opts: StageOptions): Promise<Stage> {
   }
 }
 
-/** The shardctl.yaml for a fleet: jump on restaurant_id for POS; h3 with one metro per shard, round-robin, for location. */
+const JUMP_KEYS = { pos: 'restaurant_id', rental: 'store_id', pgbench: 'bid' } as const;
+
+/** The shardctl.yaml for a fleet: jump on the tenant key (POS, rental, pgbench); h3 with one metro per shard, round-robin, for location. */
 export async function configYaml(fleet: Fleet, kind: FixtureKind, inline = true): Promise<string> {
   const url = (s: ServerHandle) => (inline ? s.url() : withoutPassword(s.url()));
   const shards = fleet.shards.map((s) => ({
@@ -78,8 +80,8 @@ export async function configYaml(fleet: Fleet, kind: FixtureKind, inline = true)
     ...(s.replicas.length ? { replicas: s.replicas.map(url) } : {}),
   }));
   const strategy =
-    kind === 'pos'
-      ? { kind: 'jump', key: 'restaurant_id' }
+    kind !== 'location'
+      ? { kind: 'jump', key: JUMP_KEYS[kind] }
       : {
           kind: 'h3',
           defaultShard: fleet.shards[0]!.id,

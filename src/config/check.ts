@@ -55,7 +55,10 @@ export function checkConfig(raw: RawConfig, file: string): { config?: Config; pr
     if (listed.has(qualified)) problems.push({ path: [...path, 'name'], message: `table ${qualified} is listed twice` });
     const route = tableRoute(t, raw, path, listed, problems);
     listed.add(qualified);
-    if (route) tables.push({ schema: t.schema, name: t.name, route });
+    if (route) tables.push({ schema: t.schema, name: t.name, route, crossingKeys: [...new Set(t.crossingKeys)] });
+    if (t.reference && t.crossingKeys.length) {
+      problems.push({ path: [...path, 'crossingKeys'], message: 'a reference table is on every shard: its foreign keys cannot cross units' });
+    }
   });
 
   if (problems.length > 0) return { problems };

@@ -95,6 +95,8 @@ const table = z.strictObject({
   lng: identifier.optional(),
   cell: identifier.optional(),
   cellResolution: resolution.optional(),
+  /** foreign keys of this table (or of its partitions) whose parent may live in another unit, accepted as such */
+  crossingKeys: z.array(identifier).default([]),
 });
 
 const levels = (warning: number, critical: number) =>

@@ -45,6 +45,12 @@ export interface TableConfig {
   readonly schema: string;
   readonly name: string;
   readonly route: TableRoute;
+  /**
+   * Foreign keys (constraint names, on the table or on its partitions) whose parent row may belong to
+   * another unit. shardctl leaves them off the shards (they must be absent there) and does not check
+   * them; the monolith's schema analysis (`plan`) counts the rows that cross.
+   */
+  readonly crossingKeys: readonly string[];
 }
 
 export interface HealthLevels {

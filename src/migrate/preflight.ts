@@ -1,10 +1,13 @@
 import type pg from 'pg';
-import { withClient } from '../db/connect.js';
+import { connect, withClient, type Endpoint } from '../db/connect.js';
+import { prepareCells } from '../transfer/inventory.js';
 import { foreignRows } from './foreign-rows.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import type { Config } from '../config/types.js';
-import { problemsError } from '../errors.js';
+import { problemsError, UserError } from '../errors.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
+import { analyseForeignKeys, crossingProblems } from '../transfer/crossing.js';
+import { foreignKeys } from '../tables/foreign-keys.js';
 import { introspect } from '../tables/introspect.js';
 import { compareTables } from '../tables/drift.js';
 import type { Model } from '../tables/model.js';
@@ -55,15 +58,55 @@ async function offResolution(source: pg.ClientBase, table: string, column: strin
   return [`source: table ${table}: ${n} row${n === 1 ? ' has' : 's have'} an H3 index in ${column} that is not a cell of resolution ${res} (cellResolution), e.g. ${r.rows[0]!.example}; they would not be copied`];
 }
 
-/** Each target shard must have every configured table with the source's columns and types. */
+/**
+ * Foreign keys whose rows would have no parent on their shard (the parent is in another unit, or in
+ * a table shardctl does not copy) refuse the migration before anything is written (exit 3), naming
+ * each key, its tables and rows, with the ways forward. `session` has the cell tables prepared.
+ */
+export async function checkCrossingKeys(session: pg.ClientBase, model: Model): Promise<void> {
+  const keys = (await analyseForeignKeys(session, model)).filter((k) => k.blocking);
+  if (!keys.length) return;
+  const details = crossingProblems(keys).flatMap((p, i) => [p, ...keys[i]!.waysForward.map((w) => `  way forward: ${w}`)]);
+  const summary = keys.length === 1 ? crossingProblems(keys)[0]! : `${keys.length} foreign keys would break on the shards`;
+  throw new UserError('blocked', `source: ${summary}; nothing was written`, {
+    details: keys.length === 1 ? details.slice(1) : details,
+    hint: `shardctl plan --config ${model.config.file} shows every foreign key and the rows that cross`,
+  });
+}
+
+/** The same check in a session of its own (the lat/lng cells computed for it). */
+export async function checkCrossingKeysOn(source: Endpoint, model: Model): Promise<void> {
+  await withClient(source, async (c) => {
+    const reader = model.cellSpecs.length ? await connect(source) : undefined;
+    try {
+      if (reader) await prepareCells(c, reader, model);
+      await checkCrossingKeys(c, model);
+    } finally {
+      await reader?.end();
+    }
+  });
+}
+
+/**
+ * Each target shard must have every configured table with the source's columns and types, and none
+ * of the foreign keys the config accepts as crossing units (a shard lacks those parents).
+ */
 export async function checkShardSchema(shard: string, client: pg.ClientBase, model: Model): Promise<string[]> {
   const infos = await introspect(client, model.tables.map((t) => t.name));
-  return model.tables.flatMap((t) => compareTables(t.info, infos.get(t.name), `shard ${shard}`).filter((d) => d.blocking).map((d) => d.message));
+  const drift = model.tables.flatMap((t) => compareTables(t.info, infos.get(t.name), `shard ${shard}`).filter((d) => d.blocking).map((d) => d.message));
+  if (drift.length) return drift;
+  const present = await foreignKeys(client, model.tables.map((t) => t.name));
+  return present
+    .filter((k) => model.table(k.table).config.crossingKeys.includes(k.name))
+    .map((k) => `shard ${shard}: table ${k.partition ?? k.table} has foreign key ${k.name}, which ${model.config.file} accepts as crossing units (crossingKeys); ` +
+      `drop it there: ALTER TABLE ${k.partition ?? k.table} DROP CONSTRAINT ${quoteIdent(k.name)}`);
 }
 
 export function schemaError(problems: string[], config: Config) {
-  return problemsError('blocked', problems, `${problems.length} schema problems on the shards`,
-    `create the tables on the shards with the source's definitions (${config.file} names them)`);
+  const keysOnly = problems.every((p) => p.includes('(crossingKeys)'));
+  return problemsError('blocked', problems, `${problems.length} schema problems on the shards`, keysOnly
+    ? 'a row on a shard may reference a parent on another shard through these keys; nothing was written'
+    : `create the tables on the shards with the source's definitions (${config.file} names them)`);
 }
 
 /**

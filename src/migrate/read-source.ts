@@ -7,7 +7,7 @@ import { dropStagedCells, stageCells, stagedCounts, type StagedCells } from '../
 import { captureDefinitions } from '../transfer/definitions.js';
 import { addVolumes, prepareCells, rootTables, takeInventory, type UnitVolume } from '../transfer/inventory.js';
 import type { EventSink } from './events.js';
-import { checkSourceRows } from './preflight.js';
+import { checkCrossingKeys, checkCrossingKeysOn, checkSourceRows } from './preflight.js';
 import { openRunSnapshot, type RunSnapshot } from './run-snapshot.js';
 import { beginSnapshot } from '../db/snapshot.js';
 
@@ -45,6 +45,8 @@ export async function readSource(source: Endpoint, config: Config, recordTo: Cat
     const c = snap.client;
     const model = await loadModel(config, c);
     await checkSourceRows(c, model);
+    // foreign keys that would break on the shards stop the run before anything is written
+    await checkCrossingKeysOn(source, model);
     await captureDefinitions(recordTo.client, c, model);
     // The staging is written and counted outside the snapshot: its rows are invisible inside, and
     // the snapshot's session must take no lock on it, or dropping it at the end would wait forever.
@@ -75,6 +77,8 @@ async function inventory(c: pg.Client, source: Endpoint, model: Model) {
   const reader = model.cellSpecs.length ? await connect(source) : undefined;
   try {
     if (reader) await prepareCells(c, reader, model);
+    // foreign keys that would break on the shards stop the run before anything is written
+    await checkCrossingKeys(c, model);
     return { model, units: await takeInventory(c, model, rootTables(model)) };
   } finally {
     await reader?.end();

@@ -8,6 +8,7 @@ import { sourceEndpoint } from '../db/endpoints.js';
 import { prepareCells, takeInventory } from '../transfer/inventory.js';
 import { restrictedCells, type CellStatus } from '../config/capacity.js';
 import { boundaryShare, proposeMapping, type ProposedMapping } from './propose.js';
+import { analyseForeignKeys, type KeyAnalysis } from '../transfer/crossing.js';
 
 export interface ShardTotals {
   shard: string;
@@ -45,6 +46,8 @@ export interface PlanResult {
   proposedMapping?: ProposedMapping;
   /** h3: mapped cells whose capacity status is read-only or full, with their volume */
   restricted?: (CellStatus & { rows: number; bytes: number })[];
+  /** the schema analysis: every foreign key among the configured tables and whether it stays inside a unit */
+  foreignKeys: KeyAnalysis[];
 }
 
 export interface PlanOptions {
@@ -62,7 +65,7 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
     throw usageError('--propose-mapping is for the h3 strategy; jump needs no mapping');
   }
   const source = sourceEndpoint(config);
-  const { model, units } = await withClient(source, async (c) => {
+  const { model, units, keys } = await withClient(source, async (c) => {
     const model = await loadModel(config, c);
     if (model.cellSpecs.length) {
       const reader = await connect(source);
@@ -72,7 +75,7 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
         await reader.end();
       }
     }
-    return { model, units: await takeInventory(c, model, model.sharded, { bytes: true }) };
+    return { model, units: await takeInventory(c, model, model.sharded, { bytes: true }), keys: await analyseForeignKeys(c, model) };
   });
   const placements = await withClient({ label: 'catalog', url: config.catalog }, placementsIfAny);
   const router = createRouter(config);
@@ -132,5 +135,6 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
         })
       : undefined,
     proposedMapping: opts.proposeShards ? proposeMapping(assignment, config, opts.proposeShards) : undefined,
+    foreignKeys: keys,
   };
 }

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Config, H3Strategy, TableConfig } from '../config/types.js';
 import { UserError } from '../errors.js';
 import { cellTempName, type CellTableSpec } from './cells.js';
+import { foreignKeys, keyName, type ForeignKey } from './foreign-keys.js';
 import { copyColumns, introspect, type TableInfo } from './introspect.js';
 import { qualifiedName, type ScopeContext } from './scope.js';
 
@@ -28,11 +29,16 @@ export interface Model {
   table(name: string): TableModel;
   /** lat/lng tables, whose cells a session must materialise before querying them */
   readonly cellSpecs: readonly CellTableSpec[];
+  /** every foreign key declared on a configured table or one of its partitions (on the source) */
+  readonly foreignKeys: readonly ForeignKey[];
+  /** the foreign keys shards must have and shardctl checks: all but the configured `crossingKeys` */
+  readonly checkedKeys: readonly ForeignKey[];
 }
 
 export async function loadModel(config: Config, source: pg.ClientBase, where = 'source'): Promise<Model> {
   const names = config.tables.map(qualifiedName);
   const infos = await introspect(source, names);
+  const fks = await foreignKeys(source, names);
   const problems: string[] = [];
   const tables: TableModel[] = [];
   for (const t of config.tables) {
@@ -43,6 +49,7 @@ export async function loadModel(config: Config, source: pg.ClientBase, where = '
       continue;
     }
     problems.push(...routeProblems(t, info, infos, where));
+    problems.push(...keyProblems(config, t, fks, where));
     tables.push({ config: t, name, info, columns: copyColumns(info) });
   }
   if (problems.length > 0) {
@@ -79,6 +86,8 @@ export async function loadModel(config: Config, source: pg.ClientBase, where = '
     ctx,
     table,
     cellSpecs,
+    foreignKeys: fks,
+    checkedKeys: fks.filter((k) => !byName.get(k.table)!.config.crossingKeys.includes(k.name)),
   };
 }
 
@@ -99,7 +108,14 @@ function routeProblems(t: TableConfig, info: TableInfo, infos: Map<string, Table
   const missing = (c: string, i = info) => `${where}: table ${i.table} has no column ${c}`;
   const out: string[] = [];
   const r = t.route;
-  if (info.primaryKey.length === 0) out.push(`${where}: table ${name} has no primary key (shardctl needs one to copy and compare rows exactly)`);
+  // Copy, checksums and moves work on whole units and count duplicate rows (a SUM of row hashes), so
+  // sharded tables need no key; reference tables are merged row by row on the shards, by primary key.
+  if (info.primaryKey.length === 0 && r.kind === 'reference') {
+    out.push(`${where}: reference table ${name} has no primary key (shardctl merges reference tables into the shards by primary key)`);
+  }
+  if (info.primaryKey.length === 0 && r.kind === 'latlng') {
+    out.push(`${where}: table ${name} has no primary key (shardctl needs a single-column one to route rows by lat/lng)`);
+  }
   switch (r.kind) {
     case 'key':
       if (!has(info, r.column)) out.push(missing(r.column));
@@ -122,6 +138,35 @@ function routeProblems(t: TableConfig, info: TableInfo, infos: Map<string, Table
     }
     case 'reference':
       break;
+  }
+  return out;
+}
+
+/**
+ * A reference table is copied whole to every shard, but a sharded parent's rows exist on one shard
+ * each: a reference table's foreign key to a sharded table would fail on every other shard. And a
+ * configured crossing key must exist.
+ */
+function keyProblems(config: Config, t: TableConfig, fks: readonly ForeignKey[], where: string): string[] {
+  const name = qualifiedName(t);
+  const own = fks.filter((k) => k.table === name);
+  const out: string[] = [];
+  if (t.route.kind === 'reference') {
+    for (const k of own) {
+      const parent = config.tables.find((p) => qualifiedName(p) === k.ref);
+      if (parent && parent.route.kind !== 'reference') {
+        out.push(
+          `${config.file}: reference table ${name} has foreign key ${keyName(k)} to sharded table ${k.ref}: ` +
+            `a reference table is on every shard, ${k.ref}'s rows each on one; shard ${name} (key or via) or make ${k.ref} a reference table`,
+        );
+      }
+    }
+  }
+  // the shards lack accepted crossing keys by design: only the source must declare them
+  for (const c of where === 'source' ? t.crossingKeys : []) {
+    if (!own.some((k) => k.name === c)) {
+      out.push(`${config.file}: table ${name}: crossingKeys names ${c}, which is no foreign key of ${name} or its partitions on the source`);
+    }
   }
   return out;
 }

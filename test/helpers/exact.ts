@@ -57,14 +57,15 @@ async function rowsByTable(url: string, config: Config): Promise<Map<string, { t
     for (const t of config.tables) {
       const name = `"${t.schema}"."${t.name}"`;
       const r = t.route;
+      // the column via children reference (their parentColumn), whose values map to units
+      const child = config.tables.find((x) => x.route.kind === 'via' && x.route.parent === `${t.schema}.${t.name}`);
+      const pk = child?.route.kind === 'via' ? `t."${child.route.parentColumn}"::text` : 'NULL';
       let sql: string;
-      if (r.kind === 'key') sql = `SELECT t::text AS text, t."${r.column}"::text AS unit, t.id::text AS pk FROM ${name} t`;
-      else if (r.kind === 'cell') sql = `SELECT t::text AS text, t."${r.column}" AS cell, t.id::text AS pk FROM ${name} t`;
-      else if (r.kind === 'latlng') sql = `SELECT t::text AS text, t."${r.lat}" AS lat, t."${r.lng}" AS lng, t.id::text AS pk FROM ${name} t`;
-      else if (r.kind === 'via') {
-        assert.equal(r.parentColumn, 'id', 'this helper follows via paths to a parent id');
-        sql = `SELECT t::text AS text, t."${r.column}"::text AS parent, t.id::text AS pk FROM ${name} t`;
-      } else sql = `SELECT t::text AS text FROM ${name} t`;
+      if (r.kind === 'key') sql = `SELECT t::text AS text, t."${r.column}"::text AS unit, ${pk} AS pk FROM ${name} t`;
+      else if (r.kind === 'cell') sql = `SELECT t::text AS text, t."${r.column}" AS cell, ${pk} AS pk FROM ${name} t`;
+      else if (r.kind === 'latlng') sql = `SELECT t::text AS text, t."${r.lat}" AS lat, t."${r.lng}" AS lng, ${pk} AS pk FROM ${name} t`;
+      else if (r.kind === 'via') sql = `SELECT t::text AS text, t."${r.column}"::text AS parent, ${pk} AS pk FROM ${name} t`;
+      else sql = `SELECT t::text AS text FROM ${name} t`;
       const rows = (await c.query(sql)).rows;
       const units = new Map<string, string>();
       out.set(
@@ -75,7 +76,7 @@ async function rowsByTable(url: string, config: Config): Promise<Map<string, { t
           else if (r.kind === 'cell') unit = cellParent(BigInt(row.cell).toString(16), config);
           else if (r.kind === 'latlng') unit = router.cellFor(row.lat, row.lng);
           else if (r.kind === 'via') unit = unitsOf.get(r.parent)?.get(row.parent);
-          if (unit !== undefined) units.set(row.pk, unit);
+          if (unit !== undefined && row.pk !== null) units.set(row.pk, unit);
           if (r.kind !== 'reference') assert.ok(unit !== undefined, `${t.name} row ${row.text.slice(0, 60)} has no unit`);
           return { text: row.text, unit };
         }),
