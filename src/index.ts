@@ -11,6 +11,7 @@ export { readTopology, type CatalogTopology } from './catalog/read-topology.js';
 export { loadConfig, parseConfig } from './config/load.js';
 export type * from './config/types.js';
 export { UserError, ExitCode, isUserError } from './errors.js';
+
 export { redactUrl } from './redact.js';
 export { plan, type PlanResult, type PlanOptions } from './plan/index.js';
 export type { KeyAnalysis, KeyVerdict } from './transfer/crossing.js';

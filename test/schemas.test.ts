@@ -162,6 +162,22 @@ describe('schemas: film-rental shop (cross-store keys, partitioned payments)', (
       assert.doesNotMatch(r.stderr, /internal error|This is a bug/);
     }
   });
+
+  it('add-shard creates the partitioned table with its partitions and their own keys, less the accepted ones; the move is exact', async () => {
+    const server = (await stage.fleet.addShard()).primary;
+    const r = runCli(['add-shard', '--config', cfg, '--id', 's3', '--primary', server.url(), '--apply']);
+    assert.equal(r.status, 0, r.stderr);
+    const keys = await sql(server.url(), `SELECT conrelid::regclass::text AS t, conname FROM pg_constraint WHERE contype = 'f' AND conparentid = 0 ORDER BY 2`);
+    const names = keys.map((k) => k.conname);
+    assert.ok(names.includes('payment_p2022_01_rental_id_fkey') && names.includes('payment_p2022_03_rental_id_fkey'));
+    assert.ok(!names.some((n) => /customer_id_fkey|staff_id_fkey/.test(n) && /rental|payment/.test(n)), names.join(' '));
+    const parts = await sql(server.url(), `SELECT inhrelid::regclass::text AS p FROM pg_inherits WHERE inhparent = 'payment'::regclass ORDER BY 1`);
+    assert.deepEqual(parts.map((x) => x.p), ['payment_p2022_01', 'payment_p2022_02', 'payment_p2022_03']);
+    const config = loadConfig(cfg);
+    assert.equal(runCli(['verify', '--config', cfg]).status, 0);
+    await assertExact(config);
+    await assertPerStore(config);
+  });
 });
 
 describe('schemas: pgbench tables (pgbench_history without a primary key, duplicate rows)', () => {
@@ -198,5 +214,33 @@ describe('schemas: pgbench tables (pgbench_history without a primary key, duplic
     const v = runCli(['verify', '--config', cfg]);
     assert.equal(v.status, 1, v.stdout);
     assert.match(v.stdout, /unit 1, table public\.pgbench_history, shard \S+: source \d+ rows, shard \d+ rows/);
+    assert.equal(runCli(['migrate', '--resync', '--units', '1', '--config', cfg]).status, 0);
+    assert.equal(runCli(['verify', '--config', cfg]).status, 0);
+  });
+
+  it('add-shard resolves ${VAR} in --primary, keeps the reference in the file; a missing password gets a one-line hint', async () => {
+    const server = (await stage.fleet.addShard()).primary;
+    const noPassword = new URL(server.url());
+    noPassword.password = '';
+    const bare = runCli(['add-shard', '--config', cfg, '--id', 's3', '--primary', noPassword.toString()], { PGPASSWORD: '', PGPASSFILE: `${stage.fleet.dir}/no-such-pgpass` });
+    assert.equal(bare.status, 3, bare.stderr);
+    assert.match(bare.stderr, /shard s3 \(postgres:\/\/[^)]*\): cannot connect: the server asks for a password and none was found/);
+    assert.match(bare.stderr, /^hint: .*PGPASSWORD.*password file \(PGPASSFILE, else ~\/\.pgpass/m);
+    assert.doesNotMatch(bare.stderr, /SASL|internal error/);
+
+    const unset = runCli(['add-shard', '--config', cfg, '--id', 's3', '--primary', 'postgres://postgres:${S3_PASSWORD}@127.0.0.1:1/app']);
+    assert.equal(unset.status, 2, unset.stderr);
+    assert.match(unset.stderr, /--primary: environment variable S3_PASSWORD is not set/);
+
+    const withVar = noPassword.toString().replace(`//${server.user}@`, `//${server.user}:\${S3_PASSWORD}@`);
+    assert.match(withVar, /\$\{S3_PASSWORD\}@/);
+    const env = { S3_PASSWORD: server.password };
+    const r = runCli(['add-shard', '--config', cfg, '--id', 's3', '--primary', withVar, '--apply'], env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(readFileSync(cfg, 'utf8').includes(withVar), 'the file keeps ${S3_PASSWORD}');
+    assert.doesNotMatch(r.stdout + r.stderr, new RegExp(server.password));
+    const v = runCli(['verify', '--config', cfg], env);
+    assert.equal(v.status, 0, v.stdout + v.stderr);
+    await assertExact(loadConfig(cfg, { env: { ...process.env, ...env } }));
   });
 });

@@ -35,3 +35,13 @@ export function interpolate(
   }
   return value;
 }
+
+/**
+ * One value given outside the config file (a flag such as `add-shard --primary`), resolved exactly
+ * as the loader resolves the file: returns the resolved text and the variables that are not set.
+ */
+export function interpolateValue(value: string, env: NodeJS.ProcessEnv): { value: string; missing: string[] } {
+  const problems: InterpolationProblem[] = [];
+  const resolved = interpolate(value, env, problems) as string;
+  return { value: resolved, missing: problems.map((p) => p.variable) };
+}

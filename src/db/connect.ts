@@ -27,8 +27,9 @@ export interface ConnectOptions {
  * (exit 3) naming the endpoint, with the password scrubbed.
  */
 export async function connect(e: Endpoint, opts: ConnectOptions = {}): Promise<pg.Client> {
+  const url = await withPassword(e.url);
   const client = new pg.Client({
-    connectionString: await withPassword(e.url),
+    connectionString: url,
     connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'shardctl',
     options: opts.raw ? undefined : startupOptions(),
@@ -43,7 +44,7 @@ export async function connect(e: Endpoint, opts: ConnectOptions = {}): Promise<p
     await client.connect();
   } catch (err) {
     await client.end().catch(() => undefined);
-    throw connectError(e, err);
+    throw connectError(e, err, hasPassword(url));
   }
   return client;
 }
@@ -53,18 +54,30 @@ const connectErrors = new WeakSet<UserError>();
 /** True for the error `connect` throws when a server cannot be reached or refuses the session. */
 export const isConnectError = (e: unknown): boolean => e instanceof UserError && connectErrors.has(e);
 
-export function connectError(e: Endpoint, err: unknown): UserError {
+export function connectError(e: Endpoint, err: unknown, passwordGiven = true): UserError {
   const code = (err as { code?: string }).code;
-  const reason = code === '28P01' ? 'password authentication failed'
+  const text = (err as Error).message ?? String(err);
+  // pg's wording when the server wants a password (SCRAM or md5) and the client has none
+  const noPassword = !passwordGiven && /client password must be a string|password authentication failed/.test(text);
+  const reason = noPassword ? 'the server asks for a password and none was found'
+    : code === '28P01' ? 'password authentication failed'
     : code === '3D000' ? 'the database does not exist'
     : code === '28000' ? 'the server refused this role'
-    : redactText((err as Error).message ?? String(err), [passwordOf(e.url) ?? '']);
-  const error = blockedError(`${endpointName(e)}: cannot connect: ${reason}`, {
-    hint: code === '28P01' ? 'check the password (PGPASSWORD, ~/.pgpass or the URL)' : undefined,
-    cause: err,
-  });
+    : redactText(text, [passwordOf(e.url) ?? '']);
+  const hint = noPassword
+    ? `give it in PGPASSWORD or a line of the password file (PGPASSFILE, else ~/.pgpass: host:port:database:user:password), or as \${VAR} in the URL`
+    : code === '28P01' ? 'check the password (PGPASSWORD, ~/.pgpass or the URL)' : undefined;
+  const error = blockedError(`${endpointName(e)}: cannot connect: ${reason}`, { hint, cause: err });
   connectErrors.add(error);
   return error;
+}
+
+function hasPassword(url: string): boolean {
+  try {
+    return new URL(url).password !== '';
+  } catch {
+    return true;
+  }
 }
 
 /** Runs `fn` with a fresh client and always closes it. A server's error escaping `fn` names the endpoint (pgFailure). */

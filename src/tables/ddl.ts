@@ -45,8 +45,34 @@ const SEQUENCES = `
     JOIN pg_sequence q ON q.seqrelid = s.oid
    WHERE dep.refobjid = $1::regclass AND dep.deptype = 'a'`;
 
-export async function tableDdl(client: pg.ClientBase, qualified: string): Promise<TableDdl> {
+const RELATION = `SELECT relkind, pg_get_partkeydef(oid) AS partkey FROM pg_class WHERE oid = $1::regclass`;
+
+// a partition's own pieces: inherited constraints (conislocal false, or cloned: conparentid set) and
+// index partitions (rows in pg_inherits) come with PARTITION OF and with the parent's definitions
+const PARTITIONS = `
+  SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name, pg_get_expr(c.relpartbound, c.oid) AS bound,
+         pg_get_partkeydef(c.oid) AS partkey
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE i.inhparent = $1::regclass AND c.relispartition
+   ORDER BY 1`;
+const PARTITION_CONSTRAINTS = `
+  SELECT conname AS name, contype AS type, pg_get_constraintdef(oid) AS def
+    FROM pg_constraint WHERE conrelid = $1::regclass AND conparentid = 0 AND conislocal AND contype IN ('p', 'u', 'c', 'f', 'x')
+   ORDER BY contype = 'f', conname`;
+const PARTITION_INDEXES = `
+  SELECT pg_get_indexdef(i.indexrelid) AS def FROM pg_index i
+   WHERE i.indrelid = $1::regclass
+     AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid)
+     AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+   ORDER BY 1`;
+
+/**
+ * `omitKeys`: foreign keys (by name, on the table or its partitions) to leave out: the accepted
+ * crossing keys, whose parents a shard may not hold.
+ */
+export async function tableDdl(client: pg.ClientBase, qualified: string, omitKeys: readonly string[] = []): Promise<TableDdl> {
   const reg = quoteQualified(qualified);
+  const rel = (await client.query(RELATION, [reg])).rows[0];
   // one client runs one query at a time
   const cols = await client.query(COLUMNS, [reg]);
   const cons = await client.query(CONSTRAINTS, [reg]);
@@ -63,18 +89,34 @@ export async function tableDdl(client: pg.ClientBase, qualified: string): Promis
     if (c.not_null && c.identity === '') def += ' NOT NULL';
     return def;
   });
-  create.push(`CREATE TABLE ${reg} (\n  ${columns.join(',\n  ')}\n)`);
+  create.push(`CREATE TABLE ${reg} (\n  ${columns.join(',\n  ')}\n)${rel?.relkind === 'p' ? ` PARTITION BY ${rel.partkey}` : ''}`);
+  const foreignKeys: string[] = [];
+  if (rel?.relkind === 'p') await partitionDdl(client, reg, create, foreignKeys, omitKeys);
   for (const s of seqs.rows) {
     const col = cols.rows.find((c) => typeof c.default_expr === 'string' && c.default_expr.includes(`nextval('${s.name}'`));
     if (col) create.push(`ALTER SEQUENCE ${s.name} OWNED BY ${reg}.${quoteId(col.name)}`);
   }
-  const foreignKeys: string[] = [];
   for (const c of cons.rows) {
+    if (c.type === 'f' && omitKeys.includes(c.name)) continue;
     const stmt = `ALTER TABLE ${reg} ADD CONSTRAINT ${quoteId(c.name)} ${c.def}`;
     (c.type === 'f' ? foreignKeys : create).push(stmt);
   }
   create.push(...idx.rows.map((i) => i.def as string));
   return { table: qualified, create, foreignKeys };
+}
+
+/** The partitions of a partitioned table (recursively), with the keys and indexes declared on them alone. */
+async function partitionDdl(client: pg.ClientBase, parent: string, create: string[], foreignKeys: string[], omitKeys: readonly string[]): Promise<void> {
+  const parts = await client.query(PARTITIONS, [parent]);
+  for (const p of parts.rows) {
+    create.push(`CREATE TABLE ${p.name} PARTITION OF ${parent} ${p.bound}${p.partkey ? ` PARTITION BY ${p.partkey}` : ''}`);
+    if (p.partkey) await partitionDdl(client, p.name, create, foreignKeys, omitKeys);
+    for (const c of (await client.query(PARTITION_CONSTRAINTS, [p.name])).rows) {
+      if (c.type === 'f' && omitKeys.includes(c.name)) continue;
+      (c.type === 'f' ? foreignKeys : create).push(`ALTER TABLE ${p.name} ADD CONSTRAINT ${quoteId(c.name)} ${c.def}`);
+    }
+    create.push(...(await client.query(PARTITION_INDEXES, [p.name])).rows.map((i) => i.def as string));
+  }
 }
 
 /** Runs the DDL of several tables in order: every table first, then every foreign key. */

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { quoteLiteral, quoteTable } from '../db/ident.js';
 
 /**
  * A foreign key of a configured table, as declared: on the table itself or on one of its partitions
@@ -51,3 +52,6 @@ export async function foreignKeys(client: pg.ClientBase, tables: readonly string
 
 /** `fk_name on public.payment_p2022_01` or `fk_name on public.rental`: how messages name a key. */
 export const keyName = (fk: ForeignKey) => `${fk.name} on ${fk.partition ?? fk.table}`;
+
+/** SQL condition on the scope's t0: only the rows of the partition a key is declared on are bound by it. */
+export const partitionFilter = (fk: ForeignKey) => (fk.partition ? ` AND t0.tableoid = ${quoteLiteral(quoteTable(fk.partition))}::regclass` : '');

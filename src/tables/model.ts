@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Config, H3Strategy, TableConfig } from '../config/types.js';
 import { UserError } from '../errors.js';
+import { quoteIdent, quoteTable } from '../db/ident.js';
 import { cellTempName, type CellTableSpec } from './cells.js';
 import { foreignKeys, keyName, type ForeignKey } from './foreign-keys.js';
 import { copyColumns, introspect, type TableInfo } from './introspect.js';
@@ -31,8 +32,6 @@ export interface Model {
   readonly cellSpecs: readonly CellTableSpec[];
   /** every foreign key declared on a configured table or one of its partitions (on the source) */
   readonly foreignKeys: readonly ForeignKey[];
-  /** the foreign keys shards must have and shardctl checks: all but the configured `crossingKeys` */
-  readonly checkedKeys: readonly ForeignKey[];
 }
 
 export async function loadModel(config: Config, source: pg.ClientBase, where = 'source'): Promise<Model> {
@@ -50,6 +49,7 @@ export async function loadModel(config: Config, source: pg.ClientBase, where = '
     }
     problems.push(...routeProblems(t, info, infos, where));
     problems.push(...keyProblems(config, t, fks, where));
+    problems.push(...(await viaProblems(source, t, info, infos, where)));
     tables.push({ config: t, name, info, columns: copyColumns(info) });
   }
   if (problems.length > 0) {
@@ -87,7 +87,6 @@ export async function loadModel(config: Config, source: pg.ClientBase, where = '
     table,
     cellSpecs,
     foreignKeys: fks,
-    checkedKeys: fks.filter((k) => !byName.get(k.table)!.config.crossingKeys.includes(k.name)),
   };
 }
 
@@ -140,6 +139,23 @@ function routeProblems(t: TableConfig, info: TableInfo, infos: Map<string, Table
       break;
   }
   return out;
+}
+
+/** A via column the server cannot compare with its parent's (text = integer) would fail every scope's join. */
+async function viaProblems(source: pg.ClientBase, t: TableConfig, info: TableInfo, infos: Map<string, TableInfo>, where: string): Promise<string[]> {
+  const r = t.route;
+  if (r.kind !== 'via') return [];
+  const parent = infos.get(r.parent);
+  const a = info.columns.find((c) => c.name === r.column);
+  const b = parent?.columns.find((c) => c.name === r.parentColumn);
+  if (!a || !b) return []; // reported by routeProblems
+  try {
+    await source.query(`EXPLAIN SELECT 1 FROM ${quoteTable(info.table)} c JOIN ${quoteTable(r.parent)} p ON p.${quoteIdent(b.name)} = c.${quoteIdent(a.name)}`);
+    return [];
+  } catch (e) {
+    const err = e as { message?: string; code?: string };
+    return [`${where}: table ${info.table}: via column ${a.name} (${a.type}) cannot be compared with ${r.parent}.${b.name} (${b.type}): ${err.message} [${err.code}]`];
+  }
 }
 
 /**

@@ -13,11 +13,15 @@ import { captureDefinitions, readDefinitions } from '../transfer/definitions.js'
 import { appendShard, editConfigFile } from './edit.js';
 import { syncTopology } from '../catalog/topology.js';
 import { loadModel } from '../tables/model.js';
+import { interpolateValue } from '../config/interpolate.js';
 
 export interface AddShardOptions {
   id: string;
+  /** as it will be written in the config; `${VAR}` references are resolved from `env` to connect */
   primary: string;
   replicas?: readonly string[];
+  /** for `${VAR}` (default process.env) */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface AddShardResult {
@@ -35,8 +39,11 @@ export interface AddShardResult {
  */
 export async function addShard(config: Config, opts: AddShardOptions): Promise<AddShardResult> {
   if (config.shards.some((s) => s.id === opts.id)) throw usageError(`shard ${opts.id} is already in ${config.file}`);
-  if (config.shards.some((s) => sameServer(s.primary, opts.primary))) throw usageError(`${opts.id}: that server and database is already a shard`);
-  const target: Endpoint = { label: `shard ${opts.id}`, url: opts.primary };
+  const env = opts.env ?? process.env;
+  const primary = resolve('--primary', opts.primary, env);
+  for (const r of opts.replicas ?? []) resolve('--replica', r, env);
+  if (config.shards.some((s) => sameServer(s.primary, primary))) throw usageError(`${opts.id}: that server and database is already a shard`);
+  const target: Endpoint = { label: `shard ${opts.id}`, url: primary };
   const spec = {
     command: 'add-shard',
     args: { id: opts.id },
@@ -76,7 +83,7 @@ async function definitions(c: pg.ClientBase, config: Config): Promise<TableDdl[]
         const model = await loadModel(config, s, from.label);
         await captureDefinitions(c, s, model);
         const out: TableDdl[] = [];
-        for (const t of model.tables) out.push(await tableDdl(s, t.name)); // one query at a time per client
+        for (const t of model.tables) out.push(await tableDdl(s, t.name, t.config.crossingKeys)); // one query at a time per client
         return out;
       });
     } catch (e) {
@@ -104,6 +111,15 @@ async function checkEmpty(c: pg.ClientBase, id: string, tables: string[]): Promi
   if (problems.length) {
     throw problemsError('blocked', problems, `shard ${id} already holds rows of ${problems.length} configured tables`, 'a new shard must start empty');
   }
+}
+
+/** `${VAR}` resolved as the config loader does (the file keeps the reference); an unset variable is a usage error. */
+function resolve(flag: string, url: string, env: NodeJS.ProcessEnv): string {
+  const r = interpolateValue(url, env);
+  if (r.missing.length) {
+    throw usageError(`${flag}: environment variable ${r.missing.join(', ')} is not set`, 'export it, as for the config file, or write the URL without it (the password then comes from PGPASSWORD or the pgpass file)');
+  }
+  return r.value;
 }
 
 function sameServer(a: string, b: string): boolean {

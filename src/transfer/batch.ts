@@ -133,7 +133,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
 
     if (bypass) {
       await dst.query('SET LOCAL session_replication_role = origin');
-      await checkForeignKeys(dst, o.model, o.tables, scope, o.target.label);
+      await checkForeignKeys(dst, o.tables, scope, o.target.label);
     }
 
     const placed = new Map<string, PlacedUnit>(batch.units.map((u) => [u, { rows: 0n, bytes: 0n, tables: [] }]));

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import { quoteIdent, quoteLiteral, quoteTable } from '../db/ident.js';
-import type { ForeignKey } from '../tables/foreign-keys.js';
+import { quoteIdent, quoteTable } from '../db/ident.js';
+import { partitionFilter, type ForeignKey } from '../tables/foreign-keys.js';
 import type { Model, TableModel } from '../tables/model.js';
 import { scopeOf } from '../tables/scope.js';
 
@@ -92,8 +92,6 @@ function isViaKey(child: TableModel, fk: ForeignKey): boolean {
   return r.kind === 'via' && !fk.partition && r.parent === fk.ref && fk.cols.length === 1 && fk.cols[0] === r.column && fk.refCols[0] === r.parentColumn;
 }
 
-/** Only the rows of the partition a key is declared on are bound by it. */
-export const partitionFilter = (fk: ForeignKey) => (fk.partition ? ` AND t0.tableoid = ${quoteLiteral(quoteTable(fk.partition))}::regclass` : '');
 const notNull = (fk: ForeignKey) => fk.cols.map((c) => `t0.${quoteIdent(c)} IS NOT NULL`).join(' AND ');
 
 async function countCrossing(session: pg.ClientBase, model: Model, child: TableModel, parent: TableModel, fk: ForeignKey) {

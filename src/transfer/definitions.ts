@@ -6,7 +6,7 @@ import { withTransaction } from '../db/connect.js';
 /** Stores the DDL of the configured tables, as read from `from`, in the catalog (add-shard builds new shards from it). */
 export async function captureDefinitions(catalog: pg.ClientBase, from: pg.ClientBase, model: Model): Promise<void> {
   const defs: TableDdl[] = [];
-  for (const t of model.tables) defs.push(await tableDdl(from, t.name));
+  for (const t of model.tables) defs.push(await tableDdl(from, t.name, t.config.crossingKeys));
   await withTransaction(catalog, async () => {
     await catalog.query('DELETE FROM shardctl.table_defs');
     for (const [i, d] of defs.entries()) {

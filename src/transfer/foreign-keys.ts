@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import { blockedError } from '../errors.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
-import { partitionFilter } from './crossing.js';
-import type { Model, TableModel } from '../tables/model.js';
+import { foreignKeys, partitionFilter } from '../tables/foreign-keys.js';
+import type { TableModel } from '../tables/model.js';
 import type { Scope } from '../tables/scope.js';
 
 /**
@@ -20,20 +20,20 @@ export async function mayBypassTriggers(c: pg.ClientBase): Promise<boolean> {
 }
 
 /**
- * Fails (exit 3 for the batch) if any copied row has no parent for one of its foreign keys: the
- * source's keys (those declared on partitions only included), except the accepted crossing keys.
+ * Fails (exit 3 for the batch) if any copied row has no parent for one of the shard's foreign keys
+ * (those declared on partitions only included), except the accepted crossing keys.
  */
-export async function checkForeignKeys(c: pg.ClientBase, model: Model, tables: readonly TableModel[], scopeOf: (t: TableModel) => Scope, where: string): Promise<void> {
-  for (const fk of model.checkedKeys) {
-    const t = tables.find((x) => x.name === fk.table);
-    if (!t) continue;
+export async function checkForeignKeys(c: pg.ClientBase, tables: readonly TableModel[], scopeOf: (t: TableModel) => Scope, where: string): Promise<void> {
+  const keys = await foreignKeys(c, tables.map((t) => t.name));
+  for (const fk of keys) {
+    const t = tables.find((x) => x.name === fk.table)!;
+    if (t.config.crossingKeys.includes(fk.name)) continue; // refused by the preflight anyway
     const s = scopeOf(t);
     const notNull = fk.cols.map((col) => `t0.${quoteIdent(col)} IS NOT NULL`).join(' AND ');
     const match = fk.cols.map((col, i) => `r.${quoteIdent(fk.refCols[i]!)} = t0.${quoteIdent(col)}`).join(' AND ');
-    // a parent table shardctl does not manage may be missing on the shard: then no row has its parent
-    const parentThere = fk.refConfigured || (await c.query('SELECT to_regclass($1) IS NOT NULL AS ok', [quoteTable(fk.ref)])).rows[0].ok;
-    const orphan = parentThere ? `NOT EXISTS (SELECT 1 FROM ${quoteTable(fk.ref)} r WHERE ${match})` : 'TRUE';
-    const r = await c.query(`SELECT count(*) AS n FROM ${s.from} WHERE ${s.filter} AND ${notNull}${partitionFilter(fk)} AND ${orphan}`);
+    const r = await c.query(
+      `SELECT count(*) AS n FROM ${s.from} WHERE ${s.filter} AND ${notNull}${partitionFilter(fk)} AND NOT EXISTS (SELECT 1 FROM ${quoteTable(fk.ref)} r WHERE ${match})`,
+    );
     const n = Number(r.rows[0].n);
     if (n > 0) {
       throw blockedError(`${where}: table ${fk.partition ?? fk.table}: ${n} copied row(s) break foreign key ${fk.name} (no matching row in ${fk.ref})`, {
