@@ -86,6 +86,10 @@ describe('schemas: film-rental shop (cross-store keys, partitioned payments)', (
     }
     assert.equal(by.get('inventory_film_id_fkey')?.verdict, 'reference');
     assert.equal(keys.length, 14, 'every declared key, once (no per-partition clones)');
+    const zero = runCli(['plan', '--config', cfg, '--top', '0']);
+    assert.equal(zero.status, 2, zero.stderr);
+    assert.match(zero.stderr, /--top must be a whole number of at least 1, got "0"/);
+    assert.doesNotMatch(zero.stderr, /internal error/);
     const human = runCli(['plan', '--config', cfg]);
     assert.match(human.stdout, /rental_staff_id_fkey\s+public\.rental\s+public\.staff\s+CROSSES units\s+\d+/);
     assert.match(human.stdout, /migrate refuses until these 5 keys are dealt with/);
@@ -177,6 +181,35 @@ describe('schemas: film-rental shop (cross-store keys, partitioned payments)', (
     assert.equal(runCli(['verify', '--config', cfg]).status, 0);
     await assertExact(config);
     await assertPerStore(config);
+  });
+
+  it('schema and data problems PostgreSQL reports reach the user with shard, table and SQLSTATE, never as a bug', async () => {
+    const config = loadConfig(cfg);
+    // a via column the server cannot compare with its parent's: a configuration error (exit 2)
+    await sql(config.source, 'CREATE TABLE rental_note (note_id integer PRIMARY KEY, rental_ref text NOT NULL)');
+    try {
+      const variant = `${stage.fleet.dir}/via-type.yaml`;
+      writeFileSync(variant, `${readFileSync(cfg, 'utf8').replace('health:', '  - name: rental_note\n    via: rental_ref -> rental.rental_id\nhealth:')}`);
+      const r = runCli(['plan', '--config', variant]);
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /table public\.rental_note: via column rental_ref \(text\) cannot be compared with public\.rental\.rental_id \(integer\): operator does not exist: integer = text \[42883\]/);
+    } finally {
+      await sql(config.source, 'DROP TABLE rental_note');
+    }
+    // a reference row a shard refuses (a check constraint only that shard has): exit 3 naming shard, table, SQLSTATE
+    const s0 = config.shards[0]!.primary;
+    await sql(s0, 'ALTER TABLE language ADD CONSTRAINT language_few CHECK (language_id < 3) NOT VALID');
+    await sql(config.source, `UPDATE language SET last_update = last_update + interval '1 day' WHERE language_id = 5`);
+    try {
+      const r = runCli(['migrate', '--config', cfg]);
+      assert.equal(r.status, 3, r.stderr);
+      assert.match(r.stderr, /shard s0: reference table public\.language: new row for relation "language" violates check constraint "language_few" \[23514\]/);
+      assert.doesNotMatch(r.stderr, /internal error|This is a bug/);
+    } finally {
+      await sql(s0, 'ALTER TABLE language DROP CONSTRAINT language_few');
+    }
+    assert.equal(runCli(['migrate', '--config', cfg]).status, 0);
+    assert.equal(runCli(['verify', '--config', cfg]).status, 0);
   });
 });
 
