@@ -203,7 +203,7 @@ describe('schemas: film-rental shop (cross-store keys, partitioned payments)', (
     try {
       const r = runCli(['migrate', '--config', cfg]);
       assert.equal(r.status, 3, r.stderr);
-      assert.match(r.stderr, /shard s0: reference table public\.language: new row for relation "language" violates check constraint "language_few" \[23514\]/);
+      assert.match(r.stderr, /shard s0, reference tables, table public\.language: new row for relation "language" violates check constraint "language_few" \[23514\]/);
       assert.doesNotMatch(r.stderr, /internal error|This is a bug/);
     } finally {
       await sql(s0, 'ALTER TABLE language DROP CONSTRAINT language_few');
