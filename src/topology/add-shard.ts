@@ -41,7 +41,7 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
   if (config.shards.some((s) => s.id === opts.id)) throw usageError(`shard ${opts.id} is already in ${config.file}`);
   const env = opts.env ?? process.env;
   const primary = resolve('--primary', opts.primary, env);
-  for (const r of opts.replicas ?? []) resolve('--replica', r, env);
+  const replicas = (opts.replicas ?? []).map((r) => resolve('--replica', r, env));
   if (config.shards.some((s) => sameServer(s.primary, primary))) throw usageError(`${opts.id}: that server and database is already a shard`);
   const target: Endpoint = { label: `shard ${opts.id}`, url: primary };
   const spec = {
@@ -61,7 +61,8 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
         await applyDdl(c, missing);
       });
       // the new shard's ids follow the interleaving rule at its position, past every shard's ids
-      const withNew: Config = { ...config, shards: [...config.shards, { id: opts.id, primary: opts.primary, replicas: opts.replicas ?? [] }] };
+      // connected with the resolved URLs; the file keeps the ${VAR} references (appendShard below)
+      const withNew: Config = { ...config, shards: [...config.shards, { id: opts.id, primary, replicas }] };
       const model = await loadModel(config, c, `shard ${opts.id}`);
       await alignFleetSequences(withNew, model.tables, undefined, [opts.id]);
       return missing.map((d) => d.table);
