@@ -6,6 +6,10 @@ import { migrate } from '../src/migrate/index.js';
 import { jumpHash } from '../src/routing/jump.js';
 import { tenantKey64 } from '../src/routing/tenant-key.js';
 import { createRouter } from '../src/routing/router.js';
+import { cellToLatLng, gridDisk } from 'h3-js';
+import pg from 'pg';
+import { shardCell } from '../src/cells/h3.js';
+import { cellBox } from '../src/transfer/guard.js';
 import { STEPS } from '../src/rebalance/journal.js';
 import { runCli } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
@@ -142,5 +146,33 @@ describe('rebalance: location fixture (h3 mapping edit)', () => {
     assert.match(r.stdout, /moved 1 of 1 unit\(s\)/);
     assert.equal(await shardOf(stage.configPath, cell), 's2');
     await assertExact(loadConfig(stage.configPath));
+
+    // The old shard's tombstone refuses the moved cell's points and nothing else: a point just across
+    // its edge, in a neighbouring cell that stays on s0, is still written there.
+    const config = loadConfig(stage.configPath);
+    const router = createRouter(config);
+    const neighbour = gridDisk(cell, 1).find((n) => n !== cell && router.shardForCell(n) === 's0');
+    assert.ok(neighbour, `a neighbour of ${cell} placed on s0`);
+    const [cLat, cLng] = cellToLatLng(cell);
+    const [nLat, nLng] = cellToLatLng(neighbour);
+    const at = (t: number): [number, number] => [cLat + (nLat - cLat) * t, cLng + (nLng - cLng) * t];
+    let t = 0.5; // walk from the shared edge to the first point of each side
+    while (shardCell(...at(t)) === cell) t += 0.002;
+    const outside = at(t);
+    while (shardCell(...at(t)) !== cell) t -= 0.002;
+    const inside = at(t);
+    const box = cellBox(cell);
+    assert.ok(outside[0] >= box.minLat && outside[0] <= box.maxLat && outside[1] >= box.minLng && outside[1] <= box.maxLng, 'inside the box');
+    const insert = `INSERT INTO locations (profile_id, latitude, longitude, accuracy_m, source, recorded_at) VALUES (1, $1, $2, 5, 'test', now())`;
+    const app = new pg.Client({ connectionString: config.shards[0]!.primary, application_name: 'app' });
+    await app.connect();
+    try {
+      await app.query('BEGIN');
+      await app.query(insert, outside); // refused by the old bounding-box fence
+      await app.query('ROLLBACK');
+      await assert.rejects(app.query(insert, inside), new RegExp(`unit ${cell} has moved to shard s2`));
+    } finally {
+      await app.end();
+    }
   });
 });

@@ -3,7 +3,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { cellToParent, getResolution } from 'h3-js';
+import { cellToLatLng, cellToParent, getPentagons, getResolution, latLngToCell } from 'h3-js';
+import { h3Sql } from '../src/cells/h3-sql.js';
 import pg from 'pg';
 import { loadConfig } from '../src/config/load.js';
 import { copyRows } from '../src/copy/pipe.js';
@@ -40,6 +41,32 @@ describe('one server: streaming decode, identifiers in function bodies', () => {
         n++;
       }
       assert.equal(n, 8000);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("the database's own latLngToCell (the fence's) equals h3-js at every resolution, poles, antimeridian and pentagons included", async () => {
+    const c = await connect({ label: 'one', url: server.url() });
+    try {
+      await c.query('CREATE SCHEMA IF NOT EXISTS shardctl');
+      for (const s of h3Sql()) await c.query(s);
+      const pts: [number, number, number][] = [];
+      let seed = 7;
+      const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+      for (let n = 0; n < 3000; n++) pts.push([(Math.asin(2 * rand() - 1) * 180) / Math.PI, 360 * rand() - 180, n % 16]);
+      for (const [lat, lng] of [[90, 0], [-90, 0], [0, 180], [0, -180], [89.9999, 179.9999], [-0.0, 0.0]]) for (const res of [0, 3, 12, 15]) pts.push([lat!, lng!, res]);
+      // every pentagon's centre and points just around it, where the k-axis digit is skipped
+      for (const p of getPentagons(0)) {
+        const [lat, lng] = cellToLatLng(p);
+        for (const [dl, dg] of [[0, 0], [0.3, 0], [-0.3, 0.2], [0.1, -0.4], [-0.2, -0.2], [1e-9, 1e-9]]) for (const res of [3, 12]) pts.push([lat + dl!, lng + dg!, res]);
+      }
+      const r = await c.query<{ h: string }>(
+        'SELECT to_hex(shardctl.h3_cell(p.lat, p.lng, p.res)) AS h FROM unnest($1::float8[], $2::float8[], $3::int[]) WITH ORDINALITY p(lat, lng, res, n) ORDER BY p.n',
+        [pts.map((p) => p[0]), pts.map((p) => p[1]), pts.map((p) => p[2])],
+      );
+      const wrong = pts.filter((p, i) => latLngToCell(p[0], p[1], p[2]) !== r.rows[i]!.h);
+      assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} of ${pts.length} points differ`);
     } finally {
       await c.end();
     }

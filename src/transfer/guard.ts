@@ -7,6 +7,7 @@ import { dollarQuote, quoteIdent, quoteTable } from '../db/ident.js';
 import { withBoundedLocks, type LockWaitOptions } from '../db/lock-wait.js';
 import type { Model, TableModel } from '../tables/model.js';
 import { parentCellSql, qualifiedName } from '../tables/scope.js';
+import { h3Sql } from '../cells/h3-sql.js';
 
 /**
  * The fence: while a unit moves, writes to its rows must fail on both shards, and after the move
@@ -15,6 +16,8 @@ import { parentCellSql, qualifiedName } from '../tables/scope.js';
  *
  * On each shard shardctl installs (the "guard"):
  *   shardctl.fenced_units   the fenced units (and, for lat/lng tables, a bounding box per cell)
+ *   shardctl.h3_cell()      H3's latLngToCell in SQL (cells/h3-sql.ts): a lat/lng row is fenced by
+ *                           its exact shard cell, the box only spares the computation far away
  *   shardctl.fence_epoch    one row whose key every fence change updates (see below)
  *   shardctl.key_<table>()  the unit of a row of <table>, following via parents
  *   a BEFORE INSERT/UPDATE/DELETE trigger per sharded table (COPY fires it too) that refuses
@@ -37,7 +40,7 @@ import { parentCellSql, qualifiedName } from '../tables/scope.js';
 export const FENCE_LOCK = 0x53_68_61_72_64_46n; // "ShardF"
 
 /** Bumped when the guard's shape changes; the revision stored on a shard also hashes the SQL. */
-const GUARD_REVISION = 2;
+const GUARD_REVISION = 3;
 
 export function guardSql(model: Model): string[] {
   const out = [
@@ -58,12 +61,17 @@ export function guardSql(model: Model): string[] {
        CREATE TYPE shardctl.fence_key AS (unit text, lat double precision, lng double precision);
      EXCEPTION WHEN duplicate_object THEN NULL; END $$`,
     `CREATE OR REPLACE FUNCTION shardctl.refuse(k shardctl.fence_key) RETURNS void LANGUAGE plpgsql AS $$
-     DECLARE f shardctl.fenced_units;
+     DECLARE f shardctl.fenced_units; fenced text := k.unit;
      BEGIN
-       SELECT * INTO f FROM shardctl.fenced_units x
-        WHERE x.unit = k.unit
-           OR (k.lat IS NOT NULL AND x.min_lat IS NOT NULL AND k.lat BETWEEN x.min_lat AND x.max_lat AND k.lng BETWEEN x.min_lng AND x.max_lng)
-        LIMIT 1;
+       IF k.lat IS NOT NULL THEN
+         -- a point: the boxes are a cheap filter, the point's own shard cell decides (exact)
+         IF NOT EXISTS (SELECT 1 FROM shardctl.fenced_units x WHERE x.min_lat IS NOT NULL
+                         AND k.lat BETWEEN x.min_lat AND x.max_lat AND k.lng BETWEEN x.min_lng AND x.max_lng) THEN
+           RETURN;
+         END IF;
+         fenced := shardctl.point_cell(k.lat, k.lng);
+       END IF;
+       SELECT * INTO f FROM shardctl.fenced_units x WHERE x.unit = fenced;
        IF NOT FOUND THEN RETURN; END IF;
        IF f.role = 'read-only' THEN
          RAISE EXCEPTION 'shardctl: cell % is read-only (capacity_status); writes to it are refused', f.unit
@@ -89,6 +97,12 @@ export function guardSql(model: Model): string[] {
      END $$`,
   ];
   const st = model.config.strategy;
+  if (st.kind === 'h3' && hasLatLng(model.config)) {
+    // the shard cell of a point, by the routing rule (index resolution, then the parent): cells.ts shardCell
+    out.push(...h3Sql());
+    out.push(`CREATE OR REPLACE FUNCTION shardctl.point_cell(lat float8, lng float8) RETURNS text LANGUAGE sql IMMUTABLE STRICT AS
+      $$ SELECT ${parentCellSql(`shardctl.h3_cell(lat, lng, ${st.indexResolution})`, st.shardResolution)} $$`);
+  }
   for (const t of model.sharded) {
     const fn = keyFunction(t);
     const r = t.config.route;
@@ -148,8 +162,8 @@ export const hasLatLng = (config: Config) => config.tables.some((t) => t.route.k
 /**
  * A lat/lng box that holds every point whose resolution-12 parent is `cell`. Descendants of an H3
  * cell spill slightly past its own edges (aperture-7 children do not tile the parent exactly), so the
- * box is widened by about one resolution-4 cell; fencing a few neighbouring points during a move is
- * safe, missing one would not be.
+ * box is widened by about one resolution-4 cell. It only filters: a point inside it is fenced when its
+ * own shard cell (shardctl.point_cell) is the fenced one, so neighbouring cells stay writable.
  */
 export function cellBox(cell: string): { minLat: number; maxLat: number; minLng: number; maxLng: number } {
   const pts = cellToBoundary(cell);
