@@ -8,6 +8,10 @@ import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
 import { ID_STRIDE } from '../src/transfer/sequences.js';
 import { startWriter } from '../harness/fixtures/pos-writer.js';
+import pg from 'pg';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { parse, stringify } from 'yaml';
 
 const SCALE = 0.01;
 
@@ -83,6 +87,24 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
     await sql(src, 'ALTER TABLE themes DROP COLUMN mood');
   });
 
+  it('preflight refuses a configured table without a primary key (exit 3), naming it and the fix', async () => {
+    const src = stage.config.source;
+    await sql(src, 'CREATE TABLE audit_nopk (restaurant_id bigint NOT NULL, note text)');
+    await sql(src, 'ALTER TABLE audit_nopk REPLICA IDENTITY FULL');
+    try {
+      const doc = parse(readFileSync(cfg, 'utf8'));
+      doc.tables.push({ name: 'audit_nopk', key: 'restaurant_id' });
+      const withLog = join(dirname(cfg), 'shardctl-nopk.yaml');
+      writeFileSync(withLog, stringify(doc), { mode: 0o600 });
+      const r = runCli(['migrate', '--follow', '--config', withLog]);
+      assert.equal(r.status, 3, r.stdout + r.stderr);
+      assert.match(r.stderr, /table public\.audit_nopk has no primary key.*fix: ALTER TABLE "public"\."audit_nopk" ADD PRIMARY KEY/);
+      assert.deepEqual(await slots(src), [], 'nothing was created');
+    } finally {
+      await sql(src, 'DROP TABLE audit_nopk');
+    }
+  });
+
   it('the follower SIGKILLed 12 times under write load, then cutover: the shards hold exactly the final monolith', async () => {
     const writer = startWriter(stage.config.source, restaurantCount(SCALE));
     let seed = 7;
@@ -110,7 +132,42 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
       });
       const lastChild = await Promise.race([last.streaming, last.exit.then((r) => assert.fail(`follower ended: ${r.stderr}`))]);
       for (let i = 0; i < 300 && lag > 256 * 1024; i++) await sleep(1000);
-      const cut = await runCliAsync(['cutover', '--timeout', '120', '--config', cfg]); // the writer runs in this process
+
+      // cutover proves the rows changed while following: a changed row tampered on its shard is found
+      const src = stage.config.source;
+      await sql(src, `UPDATE restaurants SET name = 'renamed while following' WHERE id = 2`);
+      let holder: string | undefined;
+      for (let i = 0; i < 600 && !holder; i++) {
+        for (const s of stage.config.shards) if ((await sql(s.primary, `SELECT 1 FROM restaurants WHERE id = 2 AND name = 'renamed while following'`)).length) holder = s.primary;
+        if (!holder) await sleep(100);
+      }
+      assert.ok(holder, 'the follower applied the rename');
+      await sql(holder, `UPDATE restaurants SET name = 'tampered' WHERE id = 2`);
+      const refused = await runCliAsync(['cutover', '--timeout', '120', '--config', cfg]);
+      assert.equal(refused.status, 3, refused.stdout + refused.stderr);
+      assert.match(refused.stderr, /differ in 1 of the \d+ rows changed while following.*table public\.restaurants key \(2\): differs on shard/s);
+      await sql(holder, `UPDATE restaurants SET name = 'renamed while following' WHERE id = 2`);
+
+      // transactions opened on the monolith before the fence: one that wrote before it commits (the
+      // fence waits for it) and its row reaches the shards; REPEATABLE READ and SERIALIZABLE ones that
+      // write only after the fence are refused, whatever their snapshot
+      const early = await Promise.all(['READ COMMITTED', 'REPEATABLE READ', 'SERIALIZABLE'].map(async (level) => {
+        const c = new pg.Client({ connectionString: src });
+        await c.connect();
+        await c.query(`BEGIN ISOLATION LEVEL ${level}`);
+        await c.query('SELECT count(*) FROM orders'); // the snapshot is taken before the fence
+        return c;
+      }));
+      const [wrote, rr, ser] = early as [pg.Client, pg.Client, pg.Client];
+      await wrote.query(`INSERT INTO themes (restaurant_id, name, is_default, colors, font, updated_at) VALUES (3, 'in flight at the fence', false, '{}', 'f', now())`);
+      const cutting = runCliAsync(['cutover', '--timeout', '120', '--config', cfg]); // the writer runs in this process
+      for (let i = 0; i < 600 && !(await sql(src, `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted AND a.application_name = 'shardctl cutover'`)).length; i++) await sleep(50);
+      await wrote.query('COMMIT');
+      for (let i = 0; i < 600 && !(await sql(src, `SELECT 1 FROM pg_trigger WHERE tgname = 'shardctl_cutover_fence'`)).length; i++) await sleep(20);
+      await assert.rejects(rr.query(`INSERT INTO themes (restaurant_id, name, is_default, colors, font, updated_at) VALUES (3, 'rr', false, '{}', 'f', now())`), /cut over|could not serialize/);
+      await assert.rejects(ser.query(`UPDATE orders SET status = status WHERE id = (SELECT min(id) FROM orders)`), /cut over|could not serialize/);
+      await Promise.all(early.map((c) => c.end()));
+      const cut = await cutting;
       if (cut.status !== 0) {
         lastChild.kill('SIGKILL');
         assert.fail(`cutover: ${cut.stdout}${cut.stderr}\nfollower: ${(await last.exit).stderr.slice(-3000)}`);
@@ -125,6 +182,8 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
       await writer.stop().catch(() => undefined);
     }
     await assertExact(stage.config);
+    const landed = await Promise.all(stage.config.shards.map((s) => sql(s.primary, `SELECT id FROM themes WHERE name = 'in flight at the fence'`)));
+    assert.equal(landed.flat().length, 1, 'the transaction that wrote before the fence reached exactly one shard');
     const verify = runCli(['verify', '--config', cfg]);
     assert.equal(verify.status, 0, verify.stdout + verify.stderr);
     assert.deepEqual(await slots(stage.config.source), [], 'cutover dropped the slot');

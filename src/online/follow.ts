@@ -15,7 +15,7 @@ import { Applier, type ShardSession } from '../stream/apply.js';
 import type { FollowEventSink } from '../stream/events.js';
 import { lsn, lsnText } from '../stream/lsn.js';
 import { MESSAGE_PREFIX, MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
-import { prepareShardState, readPosition, writePosition } from '../stream/positions.js';
+import { clearShardState, prepareShardState, readPosition, writePosition } from '../stream/positions.js';
 import { checkSourceForFollow } from '../stream/preflight.js';
 import { RouteError, rowRouter } from '../stream/route.js';
 import { ddlError, shapeOf, sourceShapes, truncateError } from '../stream/shape.js';
@@ -125,6 +125,7 @@ async function initialCopy(config: Config, model: Model, scope: RunScope, names:
     config.shards.map((s) =>
       withClient(shardEndpoint(config, s.id), async (c) => {
         await prepareShardState(c);
+        await clearShardState(c, names.slot); // a fresh copy is the new proven state: no stash, nothing changed since
         await writePosition(c, names.slot, slot.consistentLsn);
       }),
     ),

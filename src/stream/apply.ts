@@ -3,7 +3,7 @@ import { pgFailure } from '../db/pg-error.js';
 import type { Model, TableModel } from '../tables/model.js';
 import type { Row } from './decoder.js';
 import { lsnText } from './lsn.js';
-import { writePosition } from './positions.js';
+import { writeDirty, writePosition } from './positions.js';
 import { RouteError, type Placement, type RowRouter } from './route.js';
 import { deleteRowSql, existsSql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Statements, updateSql } from './statements.js';
 
@@ -46,6 +46,8 @@ export class Applier {
   private readonly parents = new Lru<string, string>(200_000);
   private readonly children = new Map<string, { table: TableModel; column: string; parentColumn: string }[]>();
   private readonly byId: Map<string, ShardSession>;
+  /** per shard: rows written in its open transaction (table + key), recorded with its commit */
+  private readonly dirty = new Map<string, Map<string, readonly [string, string]>>();
   /** the position every shard has committed */
   confirmed: bigint;
 
@@ -79,7 +81,8 @@ export class Applier {
   async insert(t: TableModel, row: Row): Promise<void> {
     const p = await this.rows.route(t, row);
     const columns = Object.keys(row);
-    await this.each(this.targets(p), (s) => this.exec(s, insertSql(t, columns), columns.map((c) => row[c])));
+    const key = keyOf(t, row);
+    await this.each(this.targets(p), (s) => this.touch(s, t, key) && this.exec(s, insertSql(t, columns), columns.map((c) => row[c])));
     if (p.kind === 'shard') this.remember(t, row, p.shard);
   }
 
@@ -87,9 +90,11 @@ export class Applier {
     const key = keyOf(t, row, old);
     const set = Object.keys(row).filter((c) => row[c] !== undefined); // 'u': unchanged TOAST, left alone
     const values = [...set.map((c) => row[c]), ...key];
+    // a key-changing UPDATE: both keys are dirty (the old one must be gone, the new one right)
+    const newKey = t.info.primaryKey.every((k) => typeof row[k] === 'string') ? keyOf(t, row) : key;
     const p = await this.rows.route(t, row);
     if (p.kind === 'all') {
-      await this.each(this.live(), (s) => this.exec(s, updateSql(t, set), values));
+      await this.each(this.live(), (s) => this.touch(s, t, key) && this.touch(s, t, newKey) && this.exec(s, updateSql(t, set), values));
       return;
     }
     const target = p.kind === 'shard' && !this.skip.has(p.shard) ? this.byId.get(p.shard)! : undefined;
@@ -101,6 +106,8 @@ export class Applier {
       if (p.kind === 'shard') this.remember(t, row, p.shard);
       return;
     }
+    this.touch(target, t, key);
+    this.touch(target, t, newKey);
     const n = await this.exec(target, updateSql(t, set), values);
     if (n === 0) await this.moveIn(target, t, key, row);
     this.remember(t, row, target.id);
@@ -111,7 +118,7 @@ export class Applier {
     // The stream usually sends only the key of a deleted row, not its unit: every shard is asked
     // (a delete by primary key of a row a shard does not hold costs one index probe).
     const p: Placement = t.config.route.kind !== 'reference' && this.routable(t, old) ? await this.rows.route(t, old) : { kind: 'all' };
-    await this.each(p.kind === 'shard' ? this.targets(p) : this.live(), (s) => this.exec(s, deleteRowSql(t), key));
+    await this.each(p.kind === 'shard' ? this.targets(p) : this.live(), (s) => this.touch(s, t, key) && this.exec(s, deleteRowSql(t), key));
     this.forget(t, old);
   }
 
@@ -127,6 +134,8 @@ export class Applier {
         if (s.pos >= end && !s.open) return;
         if (!s.open) await this.open(s);
         await writePosition(s.client, this.slot, lsnText(end > s.pos ? end : s.pos), sourceTime);
+        await writeDirty(s.client, this.slot, [...(this.dirty.get(s.id)?.values() ?? [])]);
+        this.dirty.delete(s.id);
         // stashed rows of transactions every shard has committed are no longer needed
         await s.sql.run('DELETE FROM shardctl.follow_stash WHERE slot = $1 AND lsn < $2', [this.slot, lsnText(before)]);
         await s.client.query('COMMIT');
@@ -145,6 +154,16 @@ export class Applier {
       }),
     );
     this.parents.clear(); // it may describe rolled-back changes
+    this.dirty.clear();
+  }
+
+  /** Notes a row written on `s` in its open transaction (always true, to chain before the write). */
+  private touch(s: ShardSession, t: TableModel, key: readonly string[]): true {
+    let m = this.dirty.get(s.id);
+    if (!m) this.dirty.set(s.id, (m = new Map()));
+    const k = JSON.stringify(key);
+    m.set(`${t.name}\0${k}`, [t.name, k]);
+    return true;
   }
 
   /** The same statement on several shards: each has its own connection, so they run at once. */
@@ -234,6 +253,7 @@ export class Applier {
     for (const m of [{ table: t.name, row: merged }, ...rest]) {
       const mt = this.model.table(m.table);
       const columns = Object.keys(m.row);
+      this.touch(target, mt, keyOf(mt, m.row));
       await this.exec(target, insertSql(mt, columns), columns.map((c) => m.row[c]));
       this.remember(mt, m.row, target.id);
     }
@@ -260,6 +280,7 @@ export class Applier {
     }
     for (const m of [...rows].reverse()) {
       const mt = this.model.table(m.table);
+      this.touch(s, mt, keyOf(mt, m.row));
       await this.exec(s, deleteRowSql(mt), keyOf(mt, m.row));
     }
     if (stash) {

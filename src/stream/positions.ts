@@ -6,6 +6,9 @@ import type pg from 'pg';
  * exactly which source transactions it has (those ending at or before it) and which it has not.
  * follow_stash keeps, until every shard is past them, the rows a shard gave away in a cross-shard
  * move, so the receiving shard can still build them if a crash fell between the two commits.
+ * follow_dirty names every row (table and primary key) the follower wrote on that shard since the
+ * copy, committed with the write itself: cutover re-proves exactly these rows, since every other row
+ * is as the copy proved it on both sides (see README, "Why cutover checks only the changed rows").
  */
 export const SHARD_STATE_SQL = [
   'CREATE SCHEMA IF NOT EXISTS shardctl',
@@ -20,6 +23,11 @@ export const SHARD_STATE_SQL = [
      seq  integer NOT NULL,
      rows jsonb NOT NULL,
      PRIMARY KEY (slot, lsn, seq))`,
+  `CREATE TABLE IF NOT EXISTS shardctl.follow_dirty (
+     slot text NOT NULL,
+     tbl  text NOT NULL,
+     key  text NOT NULL,
+     PRIMARY KEY (slot, tbl, key))`,
 ];
 
 export async function prepareShardState(c: pg.ClientBase): Promise<void> {
@@ -45,4 +53,28 @@ export async function clearShardState(c: pg.ClientBase, slot: string): Promise<v
   if (!has.rows[0].ok) return;
   await c.query('DELETE FROM shardctl.follow_position WHERE slot = $1', [slot]);
   await c.query('DELETE FROM shardctl.follow_stash WHERE slot = $1', [slot]);
+  if ((await c.query(`SELECT to_regclass('shardctl.follow_dirty') IS NOT NULL AS ok`)).rows[0].ok) {
+    await c.query('DELETE FROM shardctl.follow_dirty WHERE slot = $1', [slot]);
+  }
+}
+
+/** Records rows written in the open shard transaction: `keys` are [table, JSON text of the primary key]. */
+export async function writeDirty(c: pg.ClientBase, slot: string, keys: readonly (readonly [string, string])[]): Promise<void> {
+  if (!keys.length) return;
+  await c.query(
+    `INSERT INTO shardctl.follow_dirty (slot, tbl, key) SELECT $1, t, k FROM unnest($2::text[], $3::text[]) AS x(t, k) ON CONFLICT DO NOTHING`,
+    [slot, keys.map((k) => k[0]), keys.map((k) => k[1])],
+  );
+}
+
+/** Every row recorded dirty on this shard: table → primary keys. */
+export async function readDirty(c: pg.ClientBase, slot: string): Promise<Map<string, string[][]>> {
+  const out = new Map<string, string[][]>();
+  const r = await c.query('SELECT tbl, key FROM shardctl.follow_dirty WHERE slot = $1', [slot]);
+  for (const x of r.rows as { tbl: string; key: string }[]) {
+    const list = out.get(x.tbl) ?? [];
+    list.push(JSON.parse(x.key) as string[]);
+    out.set(x.tbl, list);
+  }
+  return out;
 }

@@ -10,7 +10,7 @@ import type { Row } from './decoder.js';
  * lat/lng through the resolution-12 → shard-resolution rule (shardCell), a `via` table through the
  * shard that holds its parent row (asked of `parentShard`, which knows the stream's own changes).
  */
-export type Placement = { kind: 'shard'; shard: string } | { kind: 'all' } | { kind: 'unknown'; why: string };
+export type Placement = { kind: 'shard'; shard: string; unit?: string } | { kind: 'all' } | { kind: 'unknown'; why: string };
 
 export interface RowRouter {
   route(table: TableModel, row: Row): Promise<Placement>;
@@ -39,16 +39,17 @@ export function rowRouter(
           return { kind: 'all' };
         case 'key': {
           const unit = value(table, row, r.column);
-          return { kind: 'shard', shard: shardOfUnit(unit, () => router.shardFor(unit)) };
+          return { kind: 'shard', shard: shardOfUnit(unit, () => router.shardFor(unit)), unit };
         }
         case 'cell': {
           if (config.strategy.kind !== 'h3') throw new Error('internal: cell route without h3');
           const cell = BigInt(value(table, row, r.column)).toString(16);
-          return { kind: 'shard', shard: shardOfUnit(parentCell(cell, config.strategy.shardResolution), () => router.shardForCell(cell)) };
+          const unit = parentCell(cell, config.strategy.shardResolution);
+          return { kind: 'shard', shard: shardOfUnit(unit, () => router.shardForCell(cell)), unit };
         }
         case 'latlng': {
           const cell = router.cellFor(Number(value(table, row, r.lat)), Number(value(table, row, r.lng)));
-          return { kind: 'shard', shard: shardOfUnit(cell, () => router.shardForCell(cell)) };
+          return { kind: 'shard', shard: shardOfUnit(cell, () => router.shardForCell(cell)), unit: cell };
         }
         case 'via':
           return parentShard(model.table(r.parent), r.parentColumn, value(table, row, r.column));
