@@ -17,6 +17,8 @@ export interface BenchArgs {
   repeat: number;
   /** seconds of write load in the online phase's measuring windows */
   onlineSeconds: number;
+  /** only the online phase (after the fixture load): the copy phases take most of a default run */
+  onlineOnly: boolean;
   /** servers with fsync and full_page_writes on (default; --fast gives the test fleet's non-durable settings) */
   durable: boolean;
   /** extra server settings for every server of the fleet (`--set name=value`, repeatable), for experiments */
@@ -37,6 +39,7 @@ export const USAGE = `npm run bench -- [options]
   --sample-rows N   rows of orders/order_items inserted row by row (default 20000)
   --repeat N        baseline / migrate --no-verify / migrate cycles (default 1; a final baseline always runs)
   --online-seconds N  seconds of write load in each window of the online phase (default 15)
+  --online-only     stage the fleet, then run only the online phase (migrate --follow, cutover)
   --fast            run the servers with fsync=off and full_page_writes=off, as the test fleet does (default:
                     durable, as production servers are; without fsync a commit costs nothing, which
                     flatters the row-by-row autocommit phase)
@@ -61,6 +64,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
       'sample-rows': { type: 'string', default: '20000' },
       repeat: { type: 'string', default: '1' },
       'online-seconds': { type: 'string', default: '15' },
+      'online-only': { type: 'boolean', default: false },
       fast: { type: 'boolean', default: false },
       set: { type: 'string', multiple: true, default: [] },
       json: { type: 'boolean', default: false },
@@ -84,6 +88,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     sampleRows: num('sample-rows', values['sample-rows']!, (n) => int(n) && n >= 100, 'a whole number of at least 100'),
     repeat: num('repeat', values.repeat!, (n) => int(n) && n >= 1 && n <= 10, 'a whole number from 1 to 10'),
     onlineSeconds: num('online-seconds', values['online-seconds']!, (n) => int(n) && n >= 2 && n <= 600, 'a whole number from 2 to 600'),
+    onlineOnly: values['online-only']!,
     durable: !values.fast,
     settings: Object.fromEntries(
       (values.set ?? []).map((kv) => {

@@ -12,14 +12,25 @@ export interface OnlineFigures {
   directChangesPerS: number;
   /** the same load with the follower running: rows changed per second on the monolith */
   loadChangesPerS: number;
-  /** statements the follower applied per second to the shards, over the same window */
+  /**
+   * source row changes the follower applied per second, from the start of the loaded window until
+   * it had caught up (its sustained rate when the load outran it, the load's rate when it kept up)
+   */
   applyChangesPerS: number;
-  /** bytes the follower was behind at the end of the window (0: it kept up) */
+  /** bytes the follower was behind when the load stopped (0: it kept up) */
   lagBytesAtEnd: number;
+  /** seconds after the load stopped until the follower had caught up */
+  drainSeconds: number;
   /** write outage of the cutover (fence to recorded), under a steady load */
   outageMs: number;
+  /** each cutover step's time (ms) */
+  cutoverPhasesMs: Record<string, number>;
+  /** rows changed since the copy that the cutover re-proved inside its fence */
+  cutoverCheckedRows: number;
   copySeconds: number;
 }
+
+const CAUGHT_UP = 64 * 1024;
 
 export async function runOnline(config: Config, restaurants: number, seconds: number, log: (s: string) => void): Promise<OnlineFigures> {
   await abandon(config).catch(() => undefined);
@@ -30,31 +41,37 @@ export async function runOnline(config: Config, restaurants: number, seconds: nu
   const directChangesPerS = d.changes / seconds;
   log(`online: the monolith alone takes ${Math.round(directChangesPerS)} changed rows/s`);
 
-  // 2. the follower: copy, then the same load while it follows
+  // 2. the follower: copy, then the same load while it follows, then until it has caught up
   const t0 = performance.now();
   let started!: () => void;
   const streaming = new Promise<void>((r) => (started = r));
-  let last: Extract<FollowEvent, { type: 'follow-progress' }> | undefined;
+  let last: (Extract<FollowEvent, { type: 'follow-progress' }> & { at: number }) | undefined;
   const running = follow(config, {
     onEvent: (e) => {
       if (e.type === 'follow-start') started();
-      if (e.type === 'follow-progress') last = e;
+      if (e.type === 'follow-progress') last = { ...e, at: performance.now() };
     },
   });
   await Promise.race([streaming, running]);
   const copySeconds = (performance.now() - t0) / 1000;
-  const shardsApplied = () => (last?.shards ?? []).reduce((n, s) => n + s.changes, 0);
   await sleep(1500); // a progress event before the window
-  const applied0 = shardsApplied();
+  const before = last?.sourceChanges ?? 0;
   const w0 = performance.now();
   const load = startWriter(config.source, restaurants, { workers: 3, pauseMs: 0, seed: 12 });
   await sleep(seconds * 1000);
   const l = await load.stop();
   const windowS = (performance.now() - w0) / 1000;
-  await sleep(1500);
-  const applyChangesPerS = (shardsApplied() - applied0) / windowS;
+  const stopped = performance.now();
+  await sleep(1100); // a progress event after the load
   const lagBytesAtEnd = last?.lagBytes ?? 0;
-  log(`online: with the follower the monolith took ${Math.round(l.changes / windowS)} rows/s; the follower applied ${Math.round(applyChangesPerS)} statements/s, ${lagBytesAtEnd} bytes behind at the end`);
+  while (performance.now() - stopped < 600_000 && (last?.lagBytes ?? 0) > CAUGHT_UP) await sleep(200);
+  const caughtUp = last!;
+  const applyChangesPerS = (caughtUp.sourceChanges - before) / ((caughtUp.at - w0) / 1000);
+  const drainSeconds = Math.max(0, (caughtUp.at - stopped) / 1000);
+  log(
+    `online: with the follower the monolith took ${Math.round(l.changes / windowS)} rows/s; the follower applied ${Math.round(applyChangesPerS)} source changes/s ` +
+      `(${lagBytesAtEnd} bytes behind when the load stopped, caught up ${drainSeconds.toFixed(1)} s later)`,
+  );
 
   // 3. cutover under a steady load (one connection, a pause between transactions), once the
   // follower has caught up with it, as a DBA would wait for a small lag before cutting over
@@ -65,8 +82,19 @@ export async function runOnline(config: Config, restaurants: number, seconds: nu
   const cut = await cutover(config, { timeoutSeconds: 120 });
   await steady.stop();
   await running;
-  log(`online: cutover refused writes for ${cut.outageMs} ms`);
-  return { directChangesPerS, loadChangesPerS: l.changes / windowS, applyChangesPerS, lagBytesAtEnd, outageMs: cut.outageMs, copySeconds };
+  const phases = Object.entries(cut.phasesMs).map(([k, v]) => `${k} ${v} ms`).join(', ');
+  log(`online: cutover refused writes for ${cut.outageMs} ms (${cut.checkedRows} changed rows re-proved; ${phases})`);
+  return {
+    directChangesPerS,
+    loadChangesPerS: l.changes / windowS,
+    applyChangesPerS,
+    lagBytesAtEnd,
+    drainSeconds,
+    outageMs: cut.outageMs,
+    cutoverPhasesMs: cut.phasesMs as Record<string, number>,
+    cutoverCheckedRows: cut.checkedRows,
+    copySeconds,
+  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

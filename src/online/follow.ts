@@ -148,6 +148,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
     const shapes = await withClient(source, (c) => sourceShapes(c, model.tables.map((t) => t.name)));
     const start = sessions.reduce((m, s) => (s.pos < m ? s.pos : m), sessions[0]!.pos);
 
+    let sourceChanges = 0;
     let inTxn = false;
     let txnChanges = 0;
     let batch = 0;
@@ -184,6 +185,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
           lagBytes: Math.max(0, Number(lsn(r.rows[0].now) - applier.confirmed)),
           lagSeconds: appliedTime === undefined ? null : Math.max(0, (Date.now() - appliedTime) / 1000),
           changesPerSecond: Math.round((applied - lastApplied) / secs),
+          sourceChanges,
           shards: sessions.map((s) => {
             const d = s.applied - perShard.get(s.id)!;
             perShard.set(s.id, s.applied);
@@ -224,6 +226,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
               else await applier.delete(t, e.old);
               txnChanges++;
               batch++;
+              sourceChanges++;
               return;
             }
             case 'truncate':

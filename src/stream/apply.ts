@@ -5,7 +5,7 @@ import type { Row } from './decoder.js';
 import { lsnText } from './lsn.js';
 import { writeDirty, writePosition } from './positions.js';
 import { RouteError, type Placement, type RowRouter } from './route.js';
-import { deleteRowSql, existsSql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Statements, updateSql } from './statements.js';
+import { deleteManySql, deleteRowSql, existsSql, insertManySql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Statements, updateSql } from './statements.js';
 
 /** One target shard's connection and where it stands in the stream. */
 export interface ShardSession {
@@ -22,6 +22,19 @@ export interface ShardSession {
   applied: number;
 }
 
+/** Rows one shard will insert (or delete by key) in one statement, queued in the source's order. */
+interface Pending {
+  kind: 'insert' | 'delete';
+  table: TableModel;
+  /** insert: the columns; delete: the primary key */
+  columns: readonly string[];
+  shape: string;
+  rows: (string | null | undefined)[][];
+}
+
+/** Rows per batched statement (a few hundred rows amortise the round trip; more only grows the statement). */
+const MANY = 500;
+
 interface MovedRow {
   table: string;
   row: Record<string, string | null>;
@@ -37,7 +50,9 @@ interface MovedRow {
  *  - an UPDATE whose row now belongs to another shard moves the row (and its `via` descendants):
  *    the giving shard deletes them and keeps a copy in its stash in the same transaction, the
  *    receiving shard inserts them, with unchanged TOASTed columns taken from the old row.
- * One statement at a time, in the source's order; a failing statement stops the follower.
+ * In the source's order per shard: consecutive INSERTs of one table (same columns) to a shard
+ * become one statement, as do consecutive DELETEs by key; everything else (UPDATEs, moves, reads of
+ * the shards) first sends what is queued. A failing statement stops the follower.
  */
 export class Applier {
   private skip = new Set<string>();
@@ -48,6 +63,8 @@ export class Applier {
   private readonly byId: Map<string, ShardSession>;
   /** per shard: rows written in its open transaction (table + key), recorded with its commit */
   private readonly dirty = new Map<string, Map<string, readonly [string, string]>>();
+  /** per shard: the batch being built (sent before any other statement on that shard, and at flush) */
+  private readonly pending = new Map<string, Pending>();
   /** the position every shard has committed */
   confirmed: bigint;
 
@@ -82,11 +99,12 @@ export class Applier {
     const p = await this.rows.route(t, row);
     const columns = Object.keys(row);
     const key = keyOf(t, row);
-    await this.each(this.targets(p), (s) => this.touch(s, t, key) && this.exec(s, insertSql(t, columns), columns.map((c) => row[c])));
+    await this.each(this.targets(p), (s) => this.touch(s, t, key) && this.queue(s, 'insert', t, columns, columns.map((c) => row[c])));
     if (p.kind === 'shard') this.remember(t, row, p.shard);
   }
 
   async update(t: TableModel, old: Row | null, row: Row): Promise<void> {
+    await this.drainAll(); // an update reads row counts and may move rows between shards
     const key = keyOf(t, row, old);
     const set = Object.keys(row).filter((c) => row[c] !== undefined); // 'u': unchanged TOAST, left alone
     const values = [...set.map((c) => row[c]), ...key];
@@ -118,7 +136,7 @@ export class Applier {
     // The stream usually sends only the key of a deleted row, not its unit: every shard is asked
     // (a delete by primary key of a row a shard does not hold costs one index probe).
     const p: Placement = t.config.route.kind !== 'reference' && this.routable(t, old) ? await this.rows.route(t, old) : { kind: 'all' };
-    await this.each(p.kind === 'shard' ? this.targets(p) : this.live(), (s) => this.touch(s, t, key) && this.exec(s, deleteRowSql(t), key));
+    await this.each(p.kind === 'shard' ? this.targets(p) : this.live(), (s) => this.touch(s, t, key) && this.queue(s, 'delete', t, t.info.primaryKey, key));
     this.forget(t, old);
   }
 
@@ -131,6 +149,7 @@ export class Applier {
     const before = this.confirmed;
     await Promise.all(
       this.sessions.map(async (s) => {
+        await this.drain(s);
         if (s.pos >= end && !s.open) return;
         if (!s.open) await this.open(s);
         await writePosition(s.client, this.slot, lsnText(end > s.pos ? end : s.pos), sourceTime);
@@ -155,6 +174,35 @@ export class Applier {
     );
     this.parents.clear(); // it may describe rolled-back changes
     this.dirty.clear();
+    this.pending.clear();
+  }
+
+  /** Adds a row to the shard's batch; a batch of another table, kind or shape is sent first. */
+  private async queue(s: ShardSession, kind: Pending['kind'], t: TableModel, columns: readonly string[], values: (string | null | undefined)[]): Promise<void> {
+    const shape = `${kind}\0${t.name}\0${columns.join('\0')}`;
+    if (this.pending.get(s.id)?.shape !== shape) await this.drain(s);
+    let p = this.pending.get(s.id);
+    if (!p) this.pending.set(s.id, (p = { kind, table: t, columns, shape, rows: [] }));
+    p.rows.push(values);
+    if (p.rows.length >= MANY) await this.drain(s);
+  }
+
+  /** Sends the shard's batch: one row as the plain prepared statement, more as one statement of arrays. */
+  private async drain(s: ShardSession): Promise<void> {
+    const p = this.pending.get(s.id);
+    if (!p) return;
+    this.pending.delete(s.id);
+    const { table: t, columns, rows } = p;
+    if (rows.length === 1) {
+      await this.exec(s, p.kind === 'insert' ? insertSql(t, columns) : deleteRowSql(t), rows[0]!);
+      return;
+    }
+    const arrays = columns.map((_, i) => rows.map((r) => r[i]));
+    await this.exec(s, p.kind === 'insert' ? insertManySql(t, columns) : deleteManySql(t), arrays, rows.length);
+  }
+
+  private async drainAll(): Promise<void> {
+    if (this.pending.size) await Promise.all(this.sessions.map((s) => this.drain(s)));
   }
 
   /** Notes a row written on `s` in its open transaction (always true, to chain before the write). */
@@ -198,11 +246,12 @@ export class Applier {
     s.open = true;
   }
 
-  private async exec(s: ShardSession, text: string, values: unknown[]): Promise<number> {
+  private async exec(s: ShardSession, text: string, values: unknown[], changes = 1): Promise<number> {
+    await this.drain(s); // what is queued for this shard comes first
     try {
       if (!s.open) await this.open(s);
       const r = await s.sql.run(text, values);
-      s.applied++;
+      s.applied += changes;
       return r.rowCount ?? 0;
     } catch (e) {
       throw pgFailure(e, `shard ${s.id}`);
@@ -214,6 +263,7 @@ export class Applier {
     const k = cacheKey(parent.name, column, value);
     const known = this.parents.get(k);
     if (known) return { kind: 'shard', shard: known };
+    await this.drainAll(); // a parent may be in a batch not yet sent
     const found = (
       await Promise.all(this.sessions.map(async (s) => ((await s.sql.run(existsSql(parent, column), [value])).rowCount ? s.id : undefined)))
     ).filter((x): x is string => x !== undefined);

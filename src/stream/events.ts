@@ -10,6 +10,8 @@ export type FollowEvent =
       /** seconds since the newest source commit the shards hold (heartbeats commit every second) */
       lagSeconds: number | null;
       changesPerSecond: number;
+      /** row changes of the source this run has applied (an INSERT, UPDATE or DELETE each, whatever it took on the shards) */
+      sourceChanges: number;
       shards: { shard: string; changes: number; changesPerSecond: number }[];
     }
   | { type: 'follow-warning'; message: string }

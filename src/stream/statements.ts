@@ -27,6 +27,25 @@ export function insertSql(t: TableModel, columns: readonly string[]): string {
   return `INSERT INTO ${quoteTable(t.name)} (${cols(columns)}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`;
 }
 
+/**
+ * Many rows in one statement: one text array per column, each value cast from the text the source
+ * printed (the same input function a bound parameter goes through). One statement text per table
+ * and column set, whatever the number of rows, so it stays one prepared statement.
+ */
+export function insertManySql(t: TableModel, columns: readonly string[]): string {
+  const casts = columns.map((c, i) => `x.c${i}::${columnType(t.info, c)}`).join(', ');
+  const arrays = columns.map((_, i) => `$${i + 1}::text[]`).join(', ');
+  return `INSERT INTO ${quoteTable(t.name)} (${cols(columns)}) SELECT ${casts} FROM unnest(${arrays}) AS x(${columns.map((_, i) => `c${i}`).join(', ')})`;
+}
+
+/** Deletes the rows whose primary keys are given, one text array per key column. */
+export function deleteManySql(t: TableModel): string {
+  const pk = t.info.primaryKey;
+  if (pk.length === 1) return `DELETE FROM ${quoteTable(t.name)} WHERE ${quoteIdent(pk[0]!)} = ANY($1::text[]::${columnType(t.info, pk[0]!)}[])`;
+  const arrays = pk.map((k, i) => `$${i + 1}::text[]::${columnType(t.info, k)}[]`).join(', ');
+  return `DELETE FROM ${quoteTable(t.name)} WHERE (${cols(pk)}) IN (SELECT * FROM unnest(${arrays}))`;
+}
+
 export function updateSql(t: TableModel, set: readonly string[]): string {
   const assign = set.map((c, i) => `${quoteIdent(c)} = $${i + 1}`).join(', ');
   return `UPDATE ${quoteTable(t.name)} SET ${assign} WHERE ${where(t.info.primaryKey, set.length + 1)}`;
