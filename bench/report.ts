@@ -20,7 +20,8 @@ export interface PhaseRun extends PhaseOutcome {
 
 export interface BenchFacts {
   args: BenchArgs;
-  restaurants: number;
+  /** restaurants (POS) or branches (pgbench) */
+  tenants: number;
   /** rows of the sharded tables on the source */
   rows: number;
   /** on-disk size of the sharded tables on the source */
@@ -122,10 +123,11 @@ export function markdown(r: BenchReport): string {
   const { facts: f } = r;
   const copied = r.runs.find((x) => x.phase === 'baseline')?.bytes ?? 0;
   const lines: string[] = [];
-  lines.push(`### shardctl bench — POS scale ${f.args.scale}, ${f.args.shards} shards, concurrency ${f.args.concurrency}${f.args.batchRows ? `, --batch-rows ${f.args.batchRows}` : ''}`);
+  const pgbench = f.args.fixture === 'pgbench';
+  lines.push(`### shardctl bench — ${pgbench ? 'pgbench' : 'POS'} scale ${f.args.scale}, ${f.args.shards} shards, concurrency ${f.args.concurrency}${f.args.batchRows ? `, --batch-rows ${f.args.batchRows}` : ''}`);
   lines.push('');
   lines.push(
-    `${int(f.restaurants)} restaurants · ${int(f.rows)} rows · ${gb(f.sourceBytes)} on the source (sharded tables: heap + TOAST + indexes) · ` +
+    `${int(f.tenants)} ${pgbench ? 'branches' : 'restaurants'} · ${int(f.rows)} rows · ${gb(f.sourceBytes)} on the source (sharded tables: heap + TOAST + indexes) · ` +
       `${gb(copied)} of COPY text moved per copy phase · fixture load ${f1(f.fixtureLoadSeconds)} s`,
   );
   const m = f.machine.before;

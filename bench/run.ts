@@ -12,6 +12,7 @@
 import os from 'node:os';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { restaurantCount } from '../harness/fixtures/index.js';
+import { fillPgbench } from './pgbench.js';
 import { redactText } from '../src/redact.js';
 import { parseBenchArgs, USAGE, type BenchArgs } from './args.js';
 import { locationBench } from './location.js';
@@ -71,13 +72,16 @@ async function main(argv: string[]): Promise<number> {
   log(`machine before the run: load ${before.load.map((x) => x.toFixed(2)).join(' / ')}${before.busyPct === undefined ? '' : `, ${before.busyPct.toFixed(1)}% CPU busy`}`);
   let stage: Stage | undefined;
   try {
-    log(`staging ${args.shards} shards and the POS fixture at scale ${args.scale} (${restaurantCount(args.scale)} restaurants)${args.durable ? ', fsync on' : ''}…`);
+    const pgbench = args.fixture === 'pgbench';
+    const tenants = pgbench ? args.scale : restaurantCount(args.scale);
+    log(`staging ${args.shards} shards and the ${pgbench ? 'pgbench' : 'POS'} fixture at scale ${args.scale} (${tenants} ${pgbench ? 'branches' : 'restaurants'})${args.durable ? ', fsync on' : ''}…`);
     const t0 = performance.now();
     let lastLog = 0;
     stage = await stageFleet({
-      kind: 'pos',
+      kind: pgbench ? 'pgbench' : 'pos',
       shards: args.shards,
-      scale: args.scale,
+      // pgbench: a test-sized load, replaced below by pgbench's own volume made on the server
+      scale: pgbench ? 0.2 : args.scale,
       // autovacuum off: it would wake on the freshly copied shard tables at random points of later
       // phases (a minute's naptime, 10-20 s phases) and add its noise to whichever runs then.
       fleet: { settings: { autovacuum: 'off', ...(args.durable ? { fsync: 'on', full_page_writes: 'on' } : {}), ...args.settings } },
@@ -89,6 +93,7 @@ async function main(argv: string[]): Promise<number> {
       },
     });
     staged = true;
+    if (pgbench) await fillPgbench(stage.config, args.scale);
     const fixtureLoadSeconds = (performance.now() - t0) / 1000;
     log(`fleet ready in ${fixtureLoadSeconds.toFixed(1)} s`);
     const config = stage.config;
@@ -98,7 +103,7 @@ async function main(argv: string[]): Promise<number> {
     await checkpointAll(config);
 
     worker = startWorker();
-    const plan: PlanFacts = await worker.plan(stage.configPath, args.sampleRows);
+    const plan: PlanFacts = await worker.plan(stage.configPath, pgbench ? 0 : args.sampleRows);
     log(`source: ${num(plan.sourceRows)} rows, ${(plan.sourceBytes / 1e9).toFixed(2)} GB; units per shard ${Object.values(plan.unitsPerShard).join('/')}; measuring process ${plan.idleRssMB.toFixed(0)} MiB`);
 
     const runs: PhaseRun[] = [];
@@ -144,22 +149,23 @@ async function main(argv: string[]): Promise<number> {
       notes.push(`verify exited ${v.verify.exitCode} with ${v.verify.findings} findings on freshly migrated data: investigate before trusting its time`);
       log('WARNING: verify did not report the migrated fleet as exact');
     }
-    await measure('row-by-row', false);
-    await measure('row-by-row-tx', false);
+    if (!pgbench) {
+      await measure('row-by-row', false);
+      await measure('row-by-row-tx', false);
+    }
     await measure('baseline', true);
 
-    // online migration (last: it fences the monolith for good at its cutover)
+    // online migration (last: it fences the monolith for good at its cutover); POS only (its write load)
     await worker.close();
     worker = undefined;
-    await resetFleet(config);
-    const online = await runOnline(config, restaurantCount(args.scale), args.onlineSeconds, log);
-    notes.push(onlineNote(online, args.onlineSeconds));
+    const online = pgbench ? undefined : await resetFleet(config).then(() => runOnline(config, restaurantCount(args.scale), args.onlineSeconds, log));
+    if (online) notes.push(onlineNote(online, args.onlineSeconds));
 
     const summary = summarize(runs);
-    const rbr = summary.find((s) => s.phase === 'row-by-row')!;
+    const rbr = summary.find((s) => s.phase === 'row-by-row');
     const bases = runs.filter((r) => r.phase === 'baseline').map((r) => r.seconds);
     notes.push(`noise: the raw baseline ran ${bases.length}× (before each migrate pair and once at the end), ${bases.map((s) => s.toFixed(1)).join(' s, ')} s — a spread of ${((100 * (Math.max(...bases) - Math.min(...bases))) / Math.min(...bases)).toFixed(0)}%.`);
-    notes.push(
+    if (rbr) notes.push(
       `row-by-row: ${num(plan.sample.rows)} rows of orders + order_items (${plan.sample.units} whole restaurants), deleted from their shard (untimed) and re-inserted one parameterised INSERT per row; ` +
         `at ${num(Math.round(rbr.rowsPerS))} rows/s the ${num(plan.sourceRows)} rows would take ~${(plan.sourceRows / rbr.rowsPerS / 60).toFixed(0)} min.` +
         (args.durable ? ' The servers are durable (fsync on): each autocommit waits for its WAL flush, as in production.' : ' The fleet runs with fsync off (--fast), so an autocommit costs no WAL flush, which flatters row-by-row.'),
@@ -167,7 +173,7 @@ async function main(argv: string[]): Promise<number> {
     const report: BenchReport = {
       facts: {
         args,
-        restaurants: restaurantCount(args.scale),
+        tenants,
         rows: plan.sourceRows,
         sourceBytes: plan.sourceBytes,
         fixtureLoadSeconds,

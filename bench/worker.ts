@@ -32,7 +32,8 @@ process.on('message', (msg: WorkerRequest) => {
 async function handle(msg: WorkerRequest): Promise<WorkerReply> {
   if (msg.type === 'plan') {
     plan = await planBench(loadConfig(msg.configPath));
-    sample = await pickSample(plan, msg.sampleRows);
+    // no row-by-row phase without a sample (the pgbench fixture has none)
+    sample = msg.sampleRows > 0 ? await pickSample(plan, msg.sampleRows) : { units: [], rows: {}, total: 0 };
     forceGc();
     return {
       id: msg.id,

@@ -20,9 +20,12 @@ export async function pipeCopy(
   select: string,
   target: string,
   onBytes?: (bytes: number) => void,
+  /** 'binary' only where both sides' column types are proven identical (tables/copy-format.ts) */
+  format: 'text' | 'binary' = 'text',
 ): Promise<CopyResult> {
-  const out = src.query(copyTo(`COPY (${select}) TO STDOUT`));
-  const into = dst.query(copyFrom(`COPY ${target} FROM STDIN`));
+  const opt = format === 'binary' ? ' (FORMAT binary)' : '';
+  const out = src.query(copyTo(`COPY (${select}) TO STDOUT${opt}`));
+  const into = dst.query(copyFrom(`COPY ${target} FROM STDIN${opt}`));
   let bytes = 0;
   const meter = new Transform({
     transform(chunk: Buffer, _enc, done) {

@@ -7,6 +7,7 @@ import { shardEndpoint } from '../db/endpoints.js';
 import { failureText, isConnectionLoss, pgFailure } from '../db/pg-error.js';
 import type { Model, TableModel } from '../tables/model.js';
 import type { StagedCells } from '../tables/staged-cells.js';
+import type { CopyFormat } from '../tables/copy-format.js';
 import { copyBatch, type Batch, type RunCells } from '../transfer/batch.js';
 import { syncReferenceTables } from '../transfer/reference.js';
 import type { EventSink } from './events.js';
@@ -27,6 +28,8 @@ export interface CopyRun {
   readonly limit: LimitFunction;
   /** lat/lng models: the run snapshot, the cells staged from it, and the units each shard held at the preflight */
   readonly cells?: { readonly snapshot: string; readonly staged: StagedCells; readonly present: ReadonlyMap<string, ReadonlySet<string>> };
+  /** per shard, the COPY format of each sharded table (migrate/formats.ts); text where absent */
+  readonly formats?: ReadonlyMap<string, ReadonlyMap<string, CopyFormat>>;
 }
 
 /** Every shard gets the reference tables as the source has them. */
@@ -78,8 +81,9 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
             fireTriggers: opts.fireTriggers,
             signal: opts.signal,
             snapshot: opts.snapshot,
+            formats: run.formats?.get(batch.shard),
             onBytes: (n) => emit({ type: 'bytes', shard: batch.shard, bytes: n }),
-            onTable: (table, rows, bytes) => emit({ type: 'table', shard: batch.shard, table, units: batch.units.length, rows, bytes }),
+            onTable: (table, rows, bytes, format) => emit({ type: 'table', shard: batch.shard, table, units: batch.units.length, rows, bytes, format }),
           });
         try {
           let r;

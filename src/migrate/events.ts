@@ -5,7 +5,8 @@ export type MigrateEvent =
   | { type: 'start'; runId?: number; units: number; skipped: number; rows: number; shards: { shard: string; units: number; rows: number }[] }
   | { type: 'reference'; shard: string; table: string; rows: number; changed: boolean }
   | { type: 'bytes'; shard: string; bytes: number }
-  | { type: 'table'; shard: string; table: string; units: number; rows: number; bytes: number }
+  /** format: the COPY format the table went in (binary where the column types are proven identical) */
+  | { type: 'table'; shard: string; table: string; units: number; rows: number; bytes: number; format?: 'text' | 'binary' }
   | { type: 'batch'; shard: string; units: string[]; rows: number; bytes: number; failed: { unit: string; reason: string }[] }
   | { type: 'batch-error'; shard: string; units: string[]; error: string; retrying: boolean }
   | { type: 'sequences'; shard: string; sequences: number }

@@ -17,6 +17,7 @@ import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { chooseWork, makeBatches, rowScale } from './work.js';
 import { createRouter } from '../routing/router.js';
 import { copyBatches, copyReferenceTables, type CopyRun } from './copy.js';
+import { copyFormats } from './formats.js';
 
 export interface MigrateOptions {
   /** streams (batches) in flight at once; default 2 (NOTES-COPY: 2 beat 4 on 2 cores) */
@@ -34,6 +35,11 @@ export interface MigrateOptions {
   resync?: boolean;
   /** rows of the keyed tables per batch (a batch is one source snapshot and one target transaction); default 1,000,000 */
   batchRows?: number;
+  /**
+   * 'auto' (default): binary COPY for the tables whose column types are proven identical on the
+   * source and the shard (tables/copy-format.ts), text for the others; 'text': text everywhere
+   */
+  copyFormat?: 'auto' | 'text';
   /** keep per-row triggers on the shards during the COPY (slower; default: foreign keys checked set-based) */
   fireTriggers?: boolean;
   signal?: AbortSignal;
@@ -93,7 +99,9 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       const work = chooseWork(config, model, tables, [...units.keys()].sort(), placements, routeOf, opts);
 
       // Check every shard before writing anything: reachable, schema fits, no rows it should not hold.
-      const present = await checkShards(config, model, (u, shard) => placements.get(u) === shard || (placements.get(u) === undefined && routeOf(u) === shard));
+      const belongs = (u: string, shard: string) => placements.get(u) === shard || (placements.get(u) === undefined && routeOf(u) === shard);
+      const sharded = tables.filter((t) => t.config.route.kind !== 'reference');
+      const [present, formats] = await Promise.all([checkShards(config, model, belongs), copyFormats(config, source, sharded, opts.copyFormat === 'text')]);
 
       const batches = makeBatches(work.pending, units, opts.batchRows ?? 1_000_000);
       // Units were counted in their root tables only (cheap); scale by the planner's table sizes for progress totals.
@@ -125,10 +133,11 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       const copy: CopyRun = {
         config, model, source, catalog: catalog.client, runId: run!.id, opts, emit, result, limit: pLimit(Math.max(1, opts.concurrency ?? 2)),
         cells: cells && { ...cells, present },
+        formats,
       };
       // Reference tables first: sharded rows may reference them by foreign key.
       await copyReferenceTables(copy, tables.filter((t) => t.config.route.kind === 'reference'));
-      await copyBatches(copy, batches, tables.filter((t) => t.config.route.kind !== 'reference'), work.partial);
+      await copyBatches(copy, batches, sharded, work.partial);
       if (opts.signal?.aborted) {
         await scope.finish('interrupted', summary(result, started));
         throw new UserError('interrupted', `interrupted: ${result.units.copied} units were copied and journaled; in-flight batches rolled back`, {

@@ -9,6 +9,7 @@ import { loadStagedCells, type StagedCells } from '../tables/staged-cells.js';
 import { checkForeignKeys, mayBypassTriggers } from './foreign-keys.js';
 import { toUnitSums, unitChecksumSql, type UnitSum } from '../tables/checksum.js';
 import type { Model, TableModel } from '../tables/model.js';
+import type { CopyFormat } from '../tables/copy-format.js';
 import { deleteSql, scopeOf, selectSql, type Scope } from '../tables/scope.js';
 
 export interface Batch {
@@ -52,8 +53,10 @@ export interface BatchOptions {
   readonly signal?: AbortSignal;
   /** read the source in this exported snapshot (an online migration's slot snapshot), not a fresh one */
   readonly snapshot?: string;
+  /** COPY format per table (tables/copy-format.ts proves where binary is safe); text where absent */
+  readonly formats?: ReadonlyMap<string, CopyFormat>;
   onBytes?(bytes: number): void;
-  onTable?(table: string, rows: number, bytes: number): void;
+  onTable?(table: string, rows: number, bytes: number, format: CopyFormat): void;
 }
 
 /**
@@ -113,10 +116,11 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     for (const t of o.tables) {
       o.signal?.throwIfAborted();
       const target = `${quoteTable(t.name)} (${t.columns.map(quoteIdent).join(', ')})`;
-      const r = await pipeCopy(src, dst, selectSql(scope(t), t.columns), target, o.onBytes);
+      const format = o.formats?.get(t.name) ?? 'text';
+      const r = await pipeCopy(src, dst, selectSql(scope(t), t.columns), target, o.onBytes, format);
       rows += r.rows;
       bytes += r.bytes;
-      o.onTable?.(t.name, r.rows, r.bytes);
+      o.onTable?.(t.name, r.rows, r.bytes, format);
     }
 
     if (needsCells) {

@@ -1,0 +1,65 @@
+import type pg from 'pg';
+import type { TableModel } from './model.js';
+
+/** COPY's wire format for one table between two servers. */
+export type CopyFormat = 'text' | 'binary';
+
+/** One column as a server stores it: the type's OID and its format_type() spelling. */
+export interface ColumnType {
+  readonly oid: number;
+  readonly type: string;
+}
+
+export interface ServerTypes {
+  /** PostgreSQL major version (server_version_num / 10000) */
+  readonly major: number;
+  /** per table (schema.table as the model names it), per column */
+  readonly tables: ReadonlyMap<string, ReadonlyMap<string, ColumnType>>;
+}
+
+// PostgreSQL's FirstNormalObjectId: below it, the types the server ships with, whose OIDs and
+// binary send/receive functions are the same on every server of one major version.
+const FIRST_USER_OID = 16384;
+
+const TYPES_SQL = `
+  SELECT n.nspname || '.' || c.relname AS qualified, a.attname AS name, a.atttypid::int AS oid,
+         format_type(a.atttypid, a.atttypmod) AS type, current_setting('server_version_num')::int / 10000 AS major
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+   WHERE n.nspname || '.' || c.relname = ANY($1::text[]) AND c.relkind IN ('r', 'p')`;
+
+/** The column types of `tables` on one server. */
+export async function serverTypes(client: pg.ClientBase, tables: readonly string[]): Promise<ServerTypes> {
+  const r = await client.query<{ qualified: string; name: string; oid: number; type: string; major: number }>(TYPES_SQL, [tables]);
+  const out = new Map<string, Map<string, ColumnType>>();
+  for (const row of r.rows) {
+    let t = out.get(row.qualified);
+    if (!t) out.set(row.qualified, (t = new Map()));
+    t.set(row.name, { oid: row.oid, type: row.type });
+  }
+  const major = r.rows[0]?.major ?? Number((await client.query('SHOW server_version_num')).rows[0].server_version_num) / 10000;
+  return { major: Math.floor(major), tables: out };
+}
+
+/**
+ * Binary COPY is type-exact and has no DateStyle/extra_float_digits hazards, but binary input is
+ * only safe where both sides read the bytes as the same type (NOTES-COPY: smallint → int and
+ * int4[] → int8[] fail; an array or composite carries its element OIDs). So a table goes binary only
+ * when, for every copied column, both servers (of one major version) have the same built-in type:
+ * same OID below FirstNormalObjectId and the same format_type() (typmod included). Anything else —
+ * enums, domains, extension types (their OIDs differ from server to server), a typmod that differs —
+ * stays text, the format that converts through each side's input function.
+ */
+export function copyFormat(table: TableModel, source: ServerTypes, target: ServerTypes): CopyFormat {
+  if (source.major !== target.major) return 'text';
+  const s = source.tables.get(table.name);
+  const d = target.tables.get(table.name);
+  if (!s || !d) return 'text';
+  for (const col of table.columns) {
+    const a = s.get(col);
+    const b = d.get(col);
+    if (!a || !b || a.oid !== b.oid || a.oid >= FIRST_USER_OID || a.type !== b.type) return 'text';
+  }
+  return 'binary';
+}
