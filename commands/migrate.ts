@@ -18,6 +18,7 @@ interface MigrateFlags extends GlobalOptions {
   resync?: boolean;
   batchRows?: number;
   fireTriggers?: boolean;
+  indexesAfter?: boolean;
   follow?: boolean;
   abandon?: boolean;
 }
@@ -37,6 +38,7 @@ export function register(program: Command): void {
       .option('--resync', 'copy units again even if already placed (e.g. before cutover)')
       .option('--batch-rows <n>', 'rows of the keyed tables per batch: one source snapshot and one target transaction (default 1000000)', positiveInt('--batch-rows'))
       .option('--fire-triggers', "keep the shards' per-row triggers during the copy (slower; by default foreign keys are checked once per batch)")
+      .option('--indexes-after', 'initial load: drop the secondary indexes of empty shard tables and build them after the copy (recorded in the catalog; a rerun builds any left)')
       .option('--follow', 'online: copy from a logical replication slot, then apply the source\'s changes until shardctl cutover')
       .option('--abandon', 'end an online migration that will not be cut over: drop its slot and publication'),
   ).action(async (opts: MigrateFlags) => {
@@ -57,6 +59,7 @@ export function register(program: Command): void {
         resync: opts.resync,
         batchRows: opts.batchRows,
         fireTriggers: opts.fireTriggers,
+        indexesAfter: opts.indexesAfter,
         signal: interrupt.signal,
         onEvent: (e) => reporter.event(e),
       });

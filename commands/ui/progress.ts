@@ -39,6 +39,10 @@ export function migrateLines(): LineView<MigrateEvent> {
           return `${e.shard}: batch of ${e.units.length} units ${e.retrying ? 'retrying after' : 'FAILED:'} ${e.error}`;
         case 'sequences':
           return e.sequences ? `${e.shard}: ${e.sequences} sequences aligned` : undefined;
+        case 'indexes-deferred':
+          return `${e.shard}: ${e.indexes} secondary indexes of empty tables dropped; built after the copy (--indexes-after)`;
+        case 'indexes':
+          return `${e.shard}: ${e.indexes} deferred indexes built (${formatSeconds(e.seconds)})`;
         case 'done':
           return undefined;
       }

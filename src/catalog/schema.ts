@@ -110,6 +110,17 @@ export const MIGRATIONS: readonly string[] = [
      started_at     timestamptz NOT NULL DEFAULT now(),
      updated_at     timestamptz NOT NULL DEFAULT now()
    );`,
+  // migrate --indexes-after: secondary indexes dropped on an empty shard table for an initial load,
+  // recorded BEFORE the drop; each row is removed once its index is built again (migrate/indexes-after.ts)
+  `CREATE TABLE shardctl.deferred_indexes (
+     shard       text NOT NULL,
+     index_name  text NOT NULL,
+     table_name  text NOT NULL,
+     ddl         text NOT NULL,
+     run_id      bigint REFERENCES shardctl.runs (id),
+     deferred_at timestamptz NOT NULL DEFAULT now(),
+     PRIMARY KEY (shard, index_name)
+   );`,
 ];
 
 export const CATALOG_VERSION = MIGRATIONS.length;

@@ -10,6 +10,9 @@ export type MigrateEvent =
   | { type: 'batch'; shard: string; units: string[]; rows: number; bytes: number; failed: { unit: string; reason: string }[] }
   | { type: 'batch-error'; shard: string; units: string[]; error: string; retrying: boolean }
   | { type: 'sequences'; shard: string; sequences: number }
+  /** deferred secondary indexes (--indexes-after) dropped before the copy ('deferred') or built after it */
+  | { type: 'indexes-deferred'; shard: string; indexes: number }
+  | { type: 'indexes'; shard: string; indexes: number; seconds: number }
   | { type: 'done'; seconds: number; rows: number; bytes: number };
 
 export type EventSink = (e: MigrateEvent) => void;

@@ -18,6 +18,7 @@ import { chooseWork, makeBatches, rowScale } from './work.js';
 import { createRouter } from '../routing/router.js';
 import { copyBatches, copyReferenceTables, type CopyRun } from './copy.js';
 import { copyFormats } from './formats.js';
+import { buildDeferredIndexes, deferIndexes } from './indexes-after.js';
 
 export interface MigrateOptions {
   /** streams (batches) in flight at once; default 2 (NOTES-COPY: 2 beat 4 on 2 cores) */
@@ -40,6 +41,11 @@ export interface MigrateOptions {
    * source and the shard (tables/copy-format.ts), text for the others; 'text': text everywhere
    */
   copyFormat?: 'auto' | 'text';
+  /**
+   * initial loads: drop the secondary indexes of EMPTY shard tables before the copy and build them
+   * after it (migrate/indexes-after.ts); indexes a killed run left deferred are built by any run
+   */
+  indexesAfter?: boolean;
   /** keep per-row triggers on the shards during the COPY (slower; default: foreign keys checked set-based) */
   fireTriggers?: boolean;
   signal?: AbortSignal;
@@ -135,6 +141,13 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
         cells: cells && { ...cells, present },
         formats,
       };
+      if (opts.indexesAfter) {
+        const deferred = await deferIndexes(config, catalog.client, run?.id, sharded);
+        for (const s of config.shards) {
+          const n = deferred.filter((d) => d.shard === s.id).length;
+          if (n) emit({ type: 'indexes-deferred', shard: s.id, indexes: n });
+        }
+      }
       // Reference tables first: sharded rows may reference them by foreign key.
       await copyReferenceTables(copy, tables.filter((t) => t.config.route.kind === 'reference'));
       await copyBatches(copy, batches, sharded, work.partial);
@@ -144,6 +157,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
           hint: 'run the same command again to continue',
         });
       }
+      for (const p of await buildDeferredIndexes(config, catalog.client, copy.limit, emit)) result.errors.push({ shard: '*', units: [], error: p, unreachable: false });
       await alignIds(config, source, tables, result, emit);
 
       finish(result, started);
@@ -183,6 +197,6 @@ const summary = (r: MigrateResult, started: number) => ({
 });
 
 function argsOf(o: MigrateOptions): Record<string, unknown> {
-  return { concurrency: o.concurrency, units: o.units, tables: o.tables, plan: Boolean(o.plan), verify: o.verify !== false, resync: o.resync };
+  return { concurrency: o.concurrency, units: o.units, tables: o.tables, plan: Boolean(o.plan), verify: o.verify !== false, resync: o.resync, indexesAfter: o.indexesAfter };
 }
 

@@ -1,0 +1,105 @@
+import type pg from 'pg';
+import type { LimitFunction } from 'p-limit';
+import type { Config } from '../config/types.js';
+import { deferredIndexes, forgetDeferredIndex, recordDeferredIndexes, type DeferredIndex } from '../catalog/deferred-indexes.js';
+import { withClient } from '../db/connect.js';
+import { shardEndpoint } from '../db/endpoints.js';
+import { quoteTable } from '../db/ident.js';
+import { failureText, pgFailure } from '../db/pg-error.js';
+import type { TableModel } from '../tables/model.js';
+import type { EventSink } from './events.js';
+
+// Secondary indexes only: unique indexes and constraint indexes (primary key, unique, exclusion)
+// guard correctness during the copy and stay. Plain tables only (a partitioned table's index has
+// partitions of its own), valid indexes only.
+const DROPPABLE = `
+  SELECT quote_ident(n.nspname) || '.' || quote_ident(ic.relname) AS index, pg_get_indexdef(i.indexrelid) AS ddl
+    FROM pg_index i
+    JOIN pg_class ic ON ic.oid = i.indexrelid
+    JOIN pg_namespace n ON n.oid = ic.relnamespace
+    JOIN pg_class t ON t.oid = i.indrelid
+   WHERE i.indrelid = $1::regclass AND t.relkind = 'r' AND NOT i.indisunique AND i.indisvalid
+     AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+     AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid OR h.inhparent = i.indexrelid)
+   ORDER BY 1`;
+
+/**
+ * `migrate --indexes-after`, before the copy: on every shard, each sharded table that is EMPTY has
+ * its secondary indexes dropped, so the initial load writes the heap only and each index is then
+ * built once, sorted, from the data (as pgcopydb does). The definitions are committed to the
+ * catalog first; a run that dies before building them leaves them there and the next migrate run
+ * (with or without the flag) builds them (buildDeferredIndexes). A table holding any row keeps its
+ * indexes: deleting and re-copying units into it needs them.
+ */
+export async function deferIndexes(config: Config, catalog: pg.ClientBase, runId: number | undefined, tables: readonly TableModel[]): Promise<DeferredIndex[]> {
+  const perShard = await Promise.all(
+    config.shards.map((s) =>
+      withClient(shardEndpoint(config, s.id), async (c) => {
+        const found: DeferredIndex[] = [];
+        for (const t of tables) {
+          const empty = (await c.query(`SELECT NOT EXISTS (SELECT 1 FROM ${quoteTable(t.name)}) AS empty`)).rows[0].empty as boolean;
+          if (!empty) continue;
+          const r = await c.query<{ index: string; ddl: string }>(DROPPABLE, [quoteTable(t.name)]);
+          for (const x of r.rows) found.push({ shard: s.id, index: x.index, table: t.name, ddl: x.ddl });
+        }
+        return found;
+      }).catch((e) => {
+        throw pgFailure(e, `shard ${s.id}, deferring indexes`);
+      }),
+    ),
+  );
+  const all = perShard.flat();
+  await recordDeferredIndexes(catalog, runId, all); // committed before any drop
+  await Promise.all(
+    config.shards.map((s) => {
+      const mine = all.filter((d) => d.shard === s.id);
+      if (!mine.length) return undefined;
+      return withClient(shardEndpoint(config, s.id), async (c) => {
+        await c.query('BEGIN');
+        for (const d of mine) await c.query(`DROP INDEX IF EXISTS ${d.index}`);
+        await c.query('COMMIT');
+      }).catch((e) => {
+        throw pgFailure(e, `shard ${s.id}, deferring indexes`);
+      });
+    }),
+  );
+  return all;
+}
+
+/**
+ * Builds every index the catalog lists as deferred (this run's and any a killed run left), shards
+ * `limit` at a time, and forgets each once it exists. Returns the problems (the index stays listed,
+ * and the next run tries again).
+ */
+export async function buildDeferredIndexes(config: Config, catalog: pg.ClientBase, limit: LimitFunction, emit: EventSink): Promise<string[]> {
+  const pending = await deferredIndexes(catalog);
+  const journal: Promise<void>[] = [];
+  const problems: string[] = [];
+  const shards = [...new Set(pending.map((d) => d.shard))];
+  await Promise.all(
+    shards.map((shard) =>
+      limit(async () => {
+        const mine = pending.filter((d) => d.shard === shard);
+        const t0 = performance.now();
+        if (!config.shards.some((s) => s.id === shard)) {
+          problems.push(`shard ${shard}: ${mine.length} deferred indexes are listed for a shard that is no longer in the config`);
+          return;
+        }
+        try {
+          await withClient(shardEndpoint(config, shard), async (c) => {
+            for (const d of mine) {
+              // IF NOT EXISTS: a run may have died after the build and before the catalog forgot it
+              await c.query(d.ddl.replace(/^CREATE INDEX /, 'CREATE INDEX IF NOT EXISTS '));
+              journal.push(forgetDeferredIndex(catalog, d));
+            }
+          });
+          emit({ type: 'indexes', shard, indexes: mine.length, seconds: (performance.now() - t0) / 1000 });
+        } catch (e) {
+          problems.push(failureText(e, `shard ${shard}, building deferred indexes`));
+        }
+      }),
+    ),
+  );
+  await Promise.all(journal);
+  return problems;
+}

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { stageFleet, type Stage } from '../harness/demo/stage.js';
+import { migrate } from '../src/migrate/index.js';
+import type { MigrateEvent } from '../src/migrate/events.js';
+import { copyFormat, type ServerTypes } from '../src/tables/copy-format.js';
+import type { TableModel } from '../src/tables/model.js';
+import { assertExact } from './helpers/exact.js';
+import { sql } from './helpers/fleet.js';
+
+const types = (major: number, cols: Record<string, [number, string]>): ServerTypes => ({
+  major,
+  tables: new Map([['public.t', new Map(Object.entries(cols).map(([k, [oid, type]]) => [k, { oid, type }]))]]),
+});
+const table = { name: 'public.t', columns: ['a', 'b'] } as unknown as TableModel;
+
+describe('binary COPY only where the column types are proven identical', () => {
+  it('identical built-in types go binary; another type, typmod, user type or major version stays text', () => {
+    const same = types(16, { a: [20, 'bigint'], b: [1184, 'timestamp with time zone'] });
+    assert.equal(copyFormat(table, same, same), 'binary');
+    assert.equal(copyFormat(table, same, types(16, { a: [23, 'integer'], b: [1184, 'timestamp with time zone'] })), 'text');
+    const n1 = types(16, { a: [20, 'bigint'], b: [1700, 'numeric(12,2)'] });
+    assert.equal(copyFormat(table, n1, types(16, { a: [20, 'bigint'], b: [1700, 'numeric(14,2)'] })), 'text');
+    const enumCol = types(16, { a: [20, 'bigint'], b: [16500, 'mood'] });
+    assert.equal(copyFormat(table, enumCol, enumCol), 'text', 'a user type: its OID means nothing on another server');
+    assert.equal(copyFormat(table, same, { ...same, major: 15 }), 'text');
+    assert.equal(copyFormat(table, same, types(16, { a: [20, 'bigint'] })), 'text', 'a column missing on one side');
+  });
+});
+
+describe('migrate: binary COPY and --indexes-after (pgbench fixture, no-PK history)', () => {
+  let stage: Stage;
+  before(async () => {
+    stage = await stageFleet({ kind: 'pgbench', shards: 2, scale: 0.4 });
+    // a user-defined type in the history table (text COPY) and a secondary index to defer
+    for (const url of [stage.config.source, ...stage.config.shards.map((s) => s.primary)]) {
+      await sql(url, `CREATE TYPE kind AS ENUM ('deposit', 'withdrawal')`);
+      await sql(url, `ALTER TABLE pgbench_history ADD COLUMN kind kind`);
+      await sql(url, 'CREATE INDEX pgbench_history_aid ON pgbench_history (aid)');
+      await sql(url, 'CREATE INDEX pgbench_accounts_bid ON pgbench_accounts (bid)');
+    }
+    await sql(stage.config.source, `UPDATE pgbench_history SET kind = CASE WHEN delta < 0 THEN 'withdrawal'::kind ELSE 'deposit'::kind END`);
+  });
+  after(() => stage?.stop());
+
+  const indexesOn = async (url: string) =>
+    (await sql(url, `SELECT indexname FROM pg_indexes WHERE indexname IN ('pgbench_history_aid', 'pgbench_accounts_bid') ORDER BY 1`)).map((r) => r.indexname);
+
+  it('a run interrupted after the data, before the deferred indexes, is finished by the next run: exact, indexes back', async () => {
+    const events: MigrateEvent[] = [];
+    const ac = new AbortController();
+    let expected = Infinity;
+    let batches = 0;
+    await assert.rejects(
+      migrate(stage.config, {
+        indexesAfter: true,
+        concurrency: 1,
+        signal: ac.signal,
+        onEvent: (e) => {
+          events.push(e);
+          if (e.type === 'start') expected = e.shards.filter((s) => s.units > 0).length; // one batch per shard at the default size
+          // the last batch is journaled: the data is in, the indexes not yet built
+          if (e.type === 'batch' && ++batches === expected) ac.abort();
+        },
+      }),
+      /interrupted/,
+    );
+    assert.equal(batches, expected);
+    const deferred = events.filter((e) => e.type === 'indexes-deferred');
+    assert.equal(deferred.length, 2, 'both shards had empty tables with secondary indexes');
+    for (const s of stage.config.shards) assert.deepEqual(await indexesOn(s.primary), [], `${s.id}: indexes dropped, not built yet`);
+    const listed = await sql(stage.config.catalog, 'SELECT shard, index_name FROM shardctl.deferred_indexes ORDER BY 1, 2');
+    assert.equal(listed.length, 4);
+
+    // binary where proven (every pgbench column is a built-in type), text for the table with the enum
+    const formats = new Map(events.filter((e) => e.type === 'table').map((e) => [(e as { table: string }).table, (e as { format?: string }).format]));
+    assert.equal(formats.get('public.pgbench_accounts'), 'binary');
+    assert.equal(formats.get('public.pgbench_history'), 'text');
+
+    // the next run, without the flag: nothing left to copy, the indexes are built and forgotten
+    const built: MigrateEvent[] = [];
+    const r = await migrate(stage.config, { onEvent: (e) => built.push(e) });
+    assert.equal(r.ok, true, JSON.stringify(r.errors));
+    assert.equal(built.filter((e) => e.type === 'indexes').length, 2);
+    for (const s of stage.config.shards) assert.deepEqual(await indexesOn(s.primary), ['pgbench_accounts_bid', 'pgbench_history_aid']);
+    assert.equal((await sql(stage.config.catalog, 'SELECT count(*)::int AS n FROM shardctl.deferred_indexes'))[0].n, 0);
+    await assertExact(stage.config);
+  });
+
+  it('tables that hold rows keep their indexes (a --resync with --indexes-after defers nothing)', async () => {
+    const events: MigrateEvent[] = [];
+    const r = await migrate(stage.config, { indexesAfter: true, resync: true, onEvent: (e) => events.push(e) });
+    assert.equal(r.ok, true, JSON.stringify(r.errors));
+    assert.equal(events.filter((e) => e.type === 'indexes-deferred').length, 0);
+    for (const s of stage.config.shards) assert.deepEqual(await indexesOn(s.primary), ['pgbench_accounts_bid', 'pgbench_history_aid']);
+    await assertExact(stage.config);
+  });
+});
