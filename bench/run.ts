@@ -13,6 +13,7 @@ import os from 'node:os';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { restaurantCount } from '../harness/fixtures/index.js';
 import { fillPgbench } from './pgbench.js';
+import { planBenchScale } from './plan-scale.js';
 import { redactText } from '../src/redact.js';
 import { parseBenchArgs, USAGE, type BenchArgs } from './args.js';
 import { locationBench } from './location.js';
@@ -60,6 +61,17 @@ async function main(argv: string[]): Promise<number> {
     try {
       const r = await locationBench(args, log);
       process.stdout.write(args.json ? `${JSON.stringify({ runs: r.runs, targets: r.targets }, null, 2)}\n` : r.markdown);
+      return 0;
+    } catch (e) {
+      log(`error: ${redactText(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);
+      return 1;
+    }
+  }
+
+  if (args.fixture === 'plan') {
+    try {
+      const r = await planBenchScale(args, log);
+      process.stdout.write(args.json ? `${JSON.stringify({ runs: r.runs }, null, 2)}\n` : r.markdown);
       return 0;
     } catch (e) {
       log(`error: ${redactText(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);

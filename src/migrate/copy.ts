@@ -7,7 +7,7 @@ import { shardEndpoint } from '../db/endpoints.js';
 import { failureText, isConnectionLoss, pgFailure } from '../db/pg-error.js';
 import type { Model, TableModel } from '../tables/model.js';
 import type { StagedCells } from '../tables/staged-cells.js';
-import type { CopyFormat } from '../tables/copy-format.js';
+import type { ShardFormat } from './formats.js';
 import { copyBatch, type Batch, type RunCells } from '../transfer/batch.js';
 import { syncReferenceTables } from '../transfer/reference.js';
 import type { EventSink } from './events.js';
@@ -29,7 +29,7 @@ export interface CopyRun {
   /** lat/lng models: the run snapshot, the cells staged from it, and the units each shard held at the preflight */
   readonly cells?: { readonly snapshot: string; readonly staged: StagedCells; readonly present: ReadonlyMap<string, ReadonlySet<string>> };
   /** per shard, the COPY format of each sharded table (migrate/formats.ts); text where absent */
-  readonly formats?: ReadonlyMap<string, ReadonlyMap<string, CopyFormat>>;
+  readonly formats?: ReadonlyMap<string, ReadonlyMap<string, ShardFormat>>;
 }
 
 /** Every shard gets the reference tables as the source has them. */

@@ -1,22 +1,33 @@
 import type { Config } from '../config/types.js';
 import { withClient, type Endpoint } from '../db/connect.js';
 import { shardEndpoint } from '../db/endpoints.js';
-import { copyFormat, serverTypes, type CopyFormat } from '../tables/copy-format.js';
+import { binaryRowHash, copyFormat, serverTypes, type CopyFormat } from '../tables/copy-format.js';
 import type { TableModel } from '../tables/model.js';
+
+/** How one table travels to one shard: the COPY format, and whether the checksums hash rows in binary. */
+export interface ShardFormat {
+  readonly copy: CopyFormat;
+  readonly binaryHash: boolean;
+}
 
 /**
  * The COPY format of every table for every shard, read once per run: binary where the source and
  * that shard have identical built-in column types (tables/copy-format.ts), else text. `text: true`
  * (MigrateOptions.copyFormat 'text') keeps every table in text.
  */
-export async function copyFormats(config: Config, source: Endpoint, tables: readonly TableModel[], text = false): Promise<Map<string, Map<string, CopyFormat>>> {
-  const out = new Map<string, Map<string, CopyFormat>>();
+export async function copyFormats(config: Config, source: Endpoint, tables: readonly TableModel[], text = false): Promise<Map<string, Map<string, ShardFormat>>> {
+  const out = new Map<string, Map<string, ShardFormat>>();
   if (text || !tables.length) return out;
   const names = tables.map((t) => t.name);
   const [src, ...shards] = await Promise.all([
     withClient(source, (c) => serverTypes(c, names)),
     ...config.shards.map((s) => withClient(shardEndpoint(config, s.id), (c) => serverTypes(c, names))),
   ]);
-  config.shards.forEach((s, i) => out.set(s.id, new Map(tables.map((t) => [t.name, copyFormat(t, src!, shards[i]!)]))));
+  config.shards.forEach((s, i) =>
+    out.set(s.id, new Map(tables.map((t) => {
+      const copy = copyFormat(t, src!, shards[i]!);
+      return [t.name, { copy, binaryHash: copy === 'binary' && binaryRowHash(t, src!) }];
+    }))),
+  );
   return out;
 }

@@ -5,7 +5,7 @@ import { withRun, type RunScope } from '../catalog/run.js';
 import { readSource } from './read-source.js';
 import { withClient, type Endpoint } from '../db/connect.js';
 import { UserError } from '../errors.js';
-import type { TableModel } from '../tables/model.js';
+import type { Model, TableModel } from '../tables/model.js';
 import { selectTables } from '../tables/select.js';
 import type { EventSink } from './events.js';
 import { syncTopology } from '../catalog/topology.js';
@@ -95,19 +95,34 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
   const body = async (scope: RunScope) => {
     const { catalog, run } = scope;
     const source = sourceEndpoint(config);
-    const view = await readSource(source, config, run ? catalog : undefined, emit, opts.snapshot);
+    const router = createRouter(config);
+    const routeOf = (u: string) => router.shardForUnit(u);
+    const placements = await placementsIfAny(catalog.client);
+    // Check every shard before writing anything: reachable, schema fits, no rows it should not hold.
+    // That starts as soon as the source's model is read and runs while the source is scanned; a
+    // source problem is still the one reported when both sides have one.
+    const belongs = (u: string, shard: string) => placements.get(u) === shard || (placements.get(u) === undefined && routeOf(u) === shard);
+    let shardCheck: Promise<[Map<string, Set<string>>, Awaited<ReturnType<typeof copyFormats>>]> | undefined;
+    const checkFleet = (model: Model) => {
+      shardCheck = (async () => {
+        const sharded = selectTables(model, opts.tables).filter((t) => t.config.route.kind !== 'reference');
+        return Promise.all([checkShards(config, model, belongs), copyFormats(config, source, sharded, opts.copyFormat === 'text')]);
+      })();
+      shardCheck.catch(() => undefined); // awaited below; observed here so an early source failure leaves no unhandled rejection
+    };
+    let view;
+    try {
+      view = await readSource(source, config, run ? catalog : undefined, emit, opts.snapshot, checkFleet);
+    } catch (e) {
+      await shardCheck?.catch(() => undefined);
+      throw e;
+    }
     try {
       const { model, units, cells } = view;
       const tables = selectTables(model, opts.tables);
-      const router = createRouter(config);
-      const routeOf = (u: string) => router.shardForUnit(u);
-      const placements = await placementsIfAny(catalog.client);
       const work = chooseWork(config, model, tables, [...units.keys()].sort(), placements, routeOf, opts);
-
-      // Check every shard before writing anything: reachable, schema fits, no rows it should not hold.
-      const belongs = (u: string, shard: string) => placements.get(u) === shard || (placements.get(u) === undefined && routeOf(u) === shard);
       const sharded = tables.filter((t) => t.config.route.kind !== 'reference');
-      const [present, formats] = await Promise.all([checkShards(config, model, belongs), copyFormats(config, source, sharded, opts.copyFormat === 'text')]);
+      const [present, formats] = await (shardCheck ?? Promise.reject(new Error('internal: the shards were not checked')));
 
       const batches = makeBatches(work.pending, units, opts.batchRows ?? 1_000_000);
       // Units were counted in their root tables only (cheap); scale by the planner's table sizes for progress totals.

@@ -27,11 +27,19 @@ export interface SourceView {
  * until `close()`, from which each row's cell is staged once (staged-cells.ts); without the
  * privilege to stage, it falls back to computing cells per batch.
  */
-export async function readSource(source: Endpoint, config: Config, recordTo: Catalog | undefined, emit: EventSink, snapshot?: string): Promise<SourceView> {
+export async function readSource(
+  source: Endpoint,
+  config: Config,
+  recordTo: Catalog | undefined,
+  emit: EventSink,
+  snapshot?: string,
+  /** called as soon as the model is read, so the caller can check the shards meanwhile */
+  onModel?: (model: Model) => void,
+): Promise<SourceView> {
   if (!recordTo || !config.tables.some((t) => t.route.kind === 'latlng')) {
     const view = await withClient(source, async (c) => {
       if (snapshot) await beginSnapshot(c, snapshot); // migrate --follow: the slot's snapshot
-      return look(c, source, config, recordTo);
+      return look(c, source, config, recordTo, onModel);
     });
     return { ...view, close: async () => undefined };
   }
@@ -44,6 +52,7 @@ export async function readSource(source: Endpoint, config: Config, recordTo: Cat
   try {
     const c = snap.client;
     const model = await loadModel(config, c);
+    onModel?.(model);
     await checkSourceRows(c, model);
     // foreign keys that would break on the shards stop the run before anything is written
     await checkCrossingKeysOn(source, model);
@@ -65,8 +74,9 @@ export async function readSource(source: Endpoint, config: Config, recordTo: Cat
   }
 }
 
-async function look(c: pg.Client, source: Endpoint, config: Config, recordTo: Catalog | undefined) {
+async function look(c: pg.Client, source: Endpoint, config: Config, recordTo: Catalog | undefined, onModel?: (model: Model) => void) {
   const model = await loadModel(config, c);
+  onModel?.(model);
   await checkSourceRows(c, model);
   if (recordTo) await captureDefinitions(recordTo.client, c, model);
   return inventory(c, source, model);

@@ -9,16 +9,23 @@ import type { Scope } from './scope.js';
  * every CPU architecture (and hashed as UTF-8 whatever the server encoding). Text forms are stable because every session pins TimeZone, DateStyle,
  * IntervalStyle, extra_float_digits and bytea_output (src/db/session.ts).
  */
-export function rowHashSql(columns: readonly string[], alias = 't0'): string {
+export function rowHashSql(columns: readonly string[], alias = 't0', binary = false): string {
   const row = columns.map((c) => `${alias}.${quoteIdent(c)}`).join(', ');
+  // binary (copy-format.ts binaryRowHash, only where both servers' types are proven identical):
+  // record_send gives each column's type OID and binary value, text in the client encoding (UTF8)
+  if (binary) return `('x' || substr(md5(record_send(ROW(${row}))), 1, 16))::bit(64)::bigint`;
   // md5 over the UTF-8 bytes, so servers with different encodings agree on non-ASCII text
   return `('x' || substr(md5(convert_to(ROW(${row})::text, 'UTF8')), 1, 16))::bit(64)::bigint`;
 }
 
-/** One row per unit: unit, rows, checksum (the exact sum as text), bytes (tuple sizes). */
-export function unitChecksumSql(scope: Scope, columns: readonly string[]): string {
-  return `SELECT ${scope.unit} AS unit, count(*) AS rows, sum(${rowHashSql(columns)})::text AS checksum,
-                 sum(pg_column_size(t0.*)) AS bytes
+/**
+ * One row per unit: unit, rows, checksum (the exact sum as text), bytes (tuple sizes; `bytes: false`
+ * gives 0 and spares forming each whole row: the side whose bytes nobody records). `binary`: the
+ * binary row hash (rowHashSql), the same on both sides of a comparison.
+ */
+export function unitChecksumSql(scope: Scope, columns: readonly string[], o: { bytes?: boolean; binary?: boolean } = {}): string {
+  return `SELECT ${scope.unit} AS unit, count(*) AS rows, sum(${rowHashSql(columns, 't0', o.binary)})::text AS checksum,
+                 ${o.bytes === false ? '0' : 'sum(pg_column_size(t0.*))'} AS bytes
             FROM ${scope.from} WHERE ${scope.filter} GROUP BY 1`;
 }
 

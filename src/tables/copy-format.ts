@@ -63,3 +63,15 @@ export function copyFormat(table: TableModel, source: ServerTypes, target: Serve
   }
   return 'binary';
 }
+
+/**
+ * The row hash of the per-unit checksums may read the rows in binary (record_send: each column's
+ * type OID and binary value) where the copy could: cheaper than rendering every value as text, and
+ * as exact — a binary value keeps what text keeps (numeric scale, every float bit, the instant of a
+ * timestamp whatever the TimeZone). Not for arrays: their binary form carries a has-nulls flag that
+ * two equal arrays may set differently. Both sides of one comparison must use the same form.
+ */
+export function binaryRowHash(table: TableModel, source: ServerTypes): boolean {
+  const s = source.tables.get(table.name);
+  return Boolean(s) && table.columns.every((c) => !s!.get(c)?.type.endsWith('[]'));
+}

@@ -53,8 +53,8 @@ export interface BatchOptions {
   readonly signal?: AbortSignal;
   /** read the source in this exported snapshot (an online migration's slot snapshot), not a fresh one */
   readonly snapshot?: string;
-  /** COPY format per table (tables/copy-format.ts proves where binary is safe); text where absent */
-  readonly formats?: ReadonlyMap<string, CopyFormat>;
+  /** COPY format and row hash per table (tables/copy-format.ts proves where binary is safe); text where absent */
+  readonly formats?: ReadonlyMap<string, { readonly copy: CopyFormat; readonly binaryHash: boolean }>;
   onBytes?(bytes: number): void;
   onTable?(table: string, rows: number, bytes: number, format: CopyFormat): void;
 }
@@ -103,6 +103,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       await srcReader.query('COMMIT');
     }
     const scope = (t: TableModel) => scopeOf(o.model.ctx, t.config, batch.units);
+    const binaryHash = (t: TableModel) => o.formats?.get(t.name)?.binaryHash ?? false;
     // The source side of the checksums runs on a second connection sharing the snapshot, while the
     // copy streams: it costs the source a scan, not the batch wall time.
     const sourceSums = o.verify ? await startSourceSums(src, await open(o.source), run?.snapshot, o, scope) : undefined;
@@ -116,7 +117,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     for (const t of o.tables) {
       o.signal?.throwIfAborted();
       const target = `${quoteTable(t.name)} (${t.columns.map(quoteIdent).join(', ')})`;
-      const format = o.formats?.get(t.name) ?? 'text';
+      const format = o.formats?.get(t.name)?.copy ?? 'text';
       const r = await pipeCopy(src, dst, selectSql(scope(t), t.columns), target, o.onBytes, format);
       rows += r.rows;
       bytes += r.bytes;
@@ -147,7 +148,8 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       const wanted = await sourceSums!.pending;
       for (const t of o.tables) {
         const want = wanted.get(t.name)!;
-        const got = toUnitSums((await dst.query(unitChecksumSql(scope(t), t.columns))).rows);
+        // the shard's bytes are not recorded (the source's are): spare it forming every whole row
+        const got = toUnitSums((await dst.query(unitChecksumSql(scope(t), t.columns, { bytes: false, binary: binaryHash(t) }))).rows);
         for (const unit of batch.units) {
           const w = want.get(unit) ?? ZERO;
           const g = got.get(unit) ?? ZERO;
@@ -203,9 +205,10 @@ async function startSourceSums(
     await pipeCopy(src, sums, `SELECT pk, cell FROM ${temp}`, `${temp} (pk, cell)`);
     await sums.query(`ANALYZE ${temp}`);
   }
+  const binaryHash = (t: TableModel) => o.formats?.get(t.name)?.binaryHash ?? false;
   const pending = (async () => {
     const out = new Map<string, Map<string, UnitSum>>();
-    for (const t of o.tables) out.set(t.name, toUnitSums((await sums.query(unitChecksumSql(scope(t), t.columns))).rows));
+    for (const t of o.tables) out.set(t.name, toUnitSums((await sums.query(unitChecksumSql(scope(t), t.columns, { binary: binaryHash(t) }))).rows));
     return out;
   })();
   pending.catch(() => undefined); // observed here, rethrown where it is awaited
