@@ -149,6 +149,11 @@ async function main(argv: string[]): Promise<number> {
     for (let i = 0; i < args.repeat; i++) {
       await measure('baseline', true);
       await measure('migrate-no-verify', true);
+      if (pgbench) {
+        // the levers of issue 15, each against the default migrate in the same cycle
+        await measure('migrate-text', true);
+        await measure('migrate-indexes-after', true);
+      }
       await measure('migrate', true);
     }
     // The fleet now holds what the checksummed migrate wrote: verify it, then the row-by-row sample on

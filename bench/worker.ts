@@ -63,8 +63,13 @@ async function phase(p: BenchPlan, s: RowByRowSample, name: string, concurrency:
         return { seconds: seconds(), rows: r.rows, bytes: r.bytes };
       }
       case 'migrate-no-verify':
-      case 'migrate': {
-        const r = await runMigrate(p, { concurrency, batchRows, verify: name === 'migrate', signal: ac.signal });
+      case 'migrate':
+      case 'migrate-text':
+      case 'migrate-indexes-after': {
+        const r = await runMigrate(p, {
+          concurrency, batchRows, verify: name !== 'migrate-no-verify', signal: ac.signal,
+          copyFormat: name === 'migrate-text' ? 'text' : 'auto', indexesAfter: name === 'migrate-indexes-after',
+        });
         return { seconds: seconds(), rows: r.result.rows, bytes: r.result.bytes, breakdown: r.breakdown };
       }
       case 'verify': {
