@@ -22,14 +22,25 @@ export interface ShardSession {
   applied: number;
 }
 
-/** Rows one shard will insert (or delete by key) in one statement, queued in the source's order. */
-interface Pending {
-  kind: 'insert' | 'delete';
+/** Rows one shard will insert (or delete by key) in one statement. */
+interface Group {
   table: TableModel;
   /** insert: the columns; delete: the primary key */
   columns: readonly string[];
-  shape: string;
   rows: (string | null | undefined)[][];
+}
+
+/**
+ * A shard's queue: a run of INSERTs (or of DELETEs) in the source's order, one statement per table
+ * and column set. Within a run only rows of different tables change order, and only on a shard
+ * whose session does not fire foreign-key triggers (session_replication_role = replica); elsewhere a
+ * new table ends the run. An INSERT and a DELETE never pass each other (a key deleted, then inserted).
+ */
+interface Pending {
+  kind: 'insert' | 'delete';
+  groups: Map<string, Group>;
+  last: string;
+  rows: number;
 }
 
 /** Rows per batched statement (a few hundred rows amortise the round trip; more only grows the statement). */
@@ -50,9 +61,9 @@ interface MovedRow {
  *  - an UPDATE whose row now belongs to another shard moves the row (and its `via` descendants):
  *    the giving shard deletes them and keeps a copy in its stash in the same transaction, the
  *    receiving shard inserts them, with unchanged TOASTed columns taken from the old row.
- * In the source's order per shard: consecutive INSERTs of one table (same columns) to a shard
- * become one statement, as do consecutive DELETEs by key; everything else (UPDATEs, moves, reads of
- * the shards) first sends what is queued. A failing statement stops the follower.
+ * Batched per shard: a run of INSERTs becomes one statement per table (see Pending), as does a
+ * run of DELETEs by key; everything else (UPDATEs, moves, reads of the shards) and the commit first
+ * send what is queued. A failing statement stops the follower.
  */
 export class Applier {
   private skip = new Set<string>();
@@ -179,12 +190,16 @@ export class Applier {
 
   /** Adds a row to the shard's batch; a batch of another table, kind or shape is sent first. */
   private async queue(s: ShardSession, kind: Pending['kind'], t: TableModel, columns: readonly string[], values: (string | null | undefined)[]): Promise<void> {
-    const shape = `${kind}\0${t.name}\0${columns.join('\0')}`;
-    if (this.pending.get(s.id)?.shape !== shape) await this.drain(s);
+    const shape = `${t.name}\0${columns.join('\0')}`;
+    const q = this.pending.get(s.id);
+    if (q && (q.kind !== kind || (!s.replicaRole && q.last !== shape))) await this.drain(s);
     let p = this.pending.get(s.id);
-    if (!p) this.pending.set(s.id, (p = { kind, table: t, columns, shape, rows: [] }));
-    p.rows.push(values);
-    if (p.rows.length >= MANY) await this.drain(s);
+    if (!p) this.pending.set(s.id, (p = { kind, groups: new Map(), last: shape, rows: 0 }));
+    let g = p.groups.get(shape);
+    if (!g) p.groups.set(shape, (g = { table: t, columns, rows: [] }));
+    g.rows.push(values);
+    p.last = shape;
+    if (++p.rows >= MANY) await this.drain(s);
   }
 
   /** Sends the shard's batch: one row as the plain prepared statement, more as one statement of arrays. */
@@ -192,13 +207,14 @@ export class Applier {
     const p = this.pending.get(s.id);
     if (!p) return;
     this.pending.delete(s.id);
-    const { table: t, columns, rows } = p;
-    if (rows.length === 1) {
-      await this.exec(s, p.kind === 'insert' ? insertSql(t, columns) : deleteRowSql(t), rows[0]!);
-      return;
+    for (const { table: t, columns, rows } of p.groups.values()) {
+      if (rows.length === 1) {
+        await this.exec(s, p.kind === 'insert' ? insertSql(t, columns) : deleteRowSql(t), rows[0]!);
+        continue;
+      }
+      const arrays = columns.map((_, i) => rows.map((r) => r[i]));
+      await this.exec(s, p.kind === 'insert' ? insertManySql(t, columns) : deleteManySql(t), arrays, rows.length);
     }
-    const arrays = columns.map((_, i) => rows.map((r) => r[i]));
-    await this.exec(s, p.kind === 'insert' ? insertManySql(t, columns) : deleteManySql(t), arrays, rows.length);
   }
 
   private async drainAll(): Promise<void> {
