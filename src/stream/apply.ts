@@ -309,7 +309,11 @@ export class Applier {
   /** The row updated on the source is not on its new shard: bring it (and its descendants) there. */
   private async moveIn(target: ShardSession, t: TableModel, key: string[], row: Row): Promise<void> {
     let moved: MovedRow[] | undefined;
-    for (const s of this.live()) if (s !== target && (moved = await this.take(s, t, key, true))) break;
+    // every other shard is asked at once which holds the row (at most one does)
+    const others = this.live().filter((s) => s !== target);
+    const found = await Promise.all(others.map(async (s) => (await s.sql.run(selectByKeySql(t), key)).rows[0] as Record<string, string | null> | undefined));
+    const at = found.findIndex((r) => r !== undefined);
+    if (at >= 0) moved = await this.take(others[at]!, t, key, true, found[at]);
     // a crash fell between the giving shard's commit and ours: the giver kept the rows for us
     if (!moved) for (const id of this.skip) if ((moved = await this.stashed(this.byId.get(id)!, t, key))) break;
     if (!moved) throw new RouteError(`table ${t.name}: the row with key (${key.join(', ')}) updated on the source is on no shard`);
@@ -320,14 +324,14 @@ export class Applier {
       const mt = this.model.table(m.table);
       const columns = Object.keys(m.row);
       this.touch(target, mt, keyOf(mt, m.row));
-      await this.exec(target, insertSql(mt, columns), columns.map((c) => m.row[c]));
+      await this.queue(target, 'insert', mt, columns, columns.map((c) => m.row[c]));
       this.remember(mt, m.row, target.id);
     }
   }
 
   /** Removes a row and its `via` descendants from a shard, children first; with `stash`, keeps them for a replay. */
-  private async take(s: ShardSession, t: TableModel, key: string[], stash: boolean): Promise<MovedRow[] | undefined> {
-    const root = (await s.sql.run(selectByKeySql(t), key)).rows[0] as Record<string, string | null> | undefined;
+  private async take(s: ShardSession, t: TableModel, key: string[], stash: boolean, known?: Record<string, string | null>): Promise<MovedRow[] | undefined> {
+    const root = known ?? ((await s.sql.run(selectByKeySql(t), key)).rows[0] as Record<string, string | null> | undefined);
     if (!root) return undefined;
     const rows: MovedRow[] = [{ table: t.name, row: root }];
     let level: MovedRow[] = rows.slice();
@@ -347,7 +351,7 @@ export class Applier {
     for (const m of [...rows].reverse()) {
       const mt = this.model.table(m.table);
       this.touch(s, mt, keyOf(mt, m.row));
-      await this.exec(s, deleteRowSql(mt), keyOf(mt, m.row));
+      await this.queue(s, 'delete', mt, mt.info.primaryKey, keyOf(mt, m.row));
     }
     if (stash) {
       await this.exec(s, 'INSERT INTO shardctl.follow_stash (slot, lsn, seq, rows) VALUES ($1, $2, $3, $4::jsonb)', [
