@@ -4,7 +4,7 @@ import { abandon, follow, migrate, usageError, type Config, type FollowResult, t
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
 import { migrateExit } from './exit-codes.js';
 import { interruptSignal } from './signals.js';
-import { formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
+import { crossShardLine, formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
 import { createFollowReporter } from './ui/follow-progress.js';
 import { createReporter } from './ui/progress.js';
 
@@ -123,6 +123,7 @@ function render(r: MigrateResult, file: string): string {
       r.shards.map((s) => [s.shard, s.units, formatCount(s.rows), formatBytes(s.bytes), s.failed]),
     ),
   );
+  for (const c of r.crossShard ?? []) lines.push(crossShardLine(c));
   for (const f of r.failures) lines.push(`MISMATCH unit ${f.unit} on ${f.shard}: ${f.reason} (rolled back)`);
   for (const e of r.errors) lines.push(`FAILED ${e.units.length} unit(s) for ${e.shard}: ${e.error}`);
   if (r.elsewhere.length) {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Document, isMap, isSeq } from 'yaml';
 import { plan, type KeyAnalysis, type PlanResult } from '../src/index.js';
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
-import { bar, formatBytes, formatCount, table } from './ui/format.js';
+import { bar, crossShardLine, formatBytes, formatCount, table } from './ui/format.js';
 
 interface PlanFlags extends GlobalOptions {
   out?: string;
@@ -51,6 +51,7 @@ function render(p: PlanResult, top: number): string {
   );
   lines.push(`imbalance (max/mean bytes): ${p.imbalance.toFixed(2)}`);
   if (p.boundaryShare !== undefined) lines.push(`boundary share (bytes in a cell bordering another shard's cell): ${percent(p.boundaryShare)}`);
+  for (const c of p.crossShard) lines.push(`${crossShardLine(c)} (catalog record)`);
   if (top > 0 && p.assignment.length) {
     lines.push('');
     lines.push(`largest ${unit}:`);

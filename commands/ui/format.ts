@@ -36,3 +36,9 @@ export function bar(value: number, max: number, width = 30): string {
   const n = max > 0 ? Math.round((value / max) * width) : 0;
   return '█'.repeat(n) + '·'.repeat(Math.max(0, width - n));
 }
+
+/** `cross-shard rows: public.bumps 12 of 4,057 (0.3%) live on more than one shard` */
+export function crossShardLine(c: { table: string; rows?: number; crossShard: number }): string {
+  const of = c.rows === undefined ? '' : ` of ${formatCount(c.rows)} (${c.rows ? ((100 * c.crossShard) / c.rows).toFixed(1) : '0.0'}%)`;
+  return `cross-shard rows: ${c.table} ${formatCount(c.crossShard)}${of} live on more than one shard`;
+}

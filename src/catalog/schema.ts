@@ -1,4 +1,5 @@
 import { TOPOLOGY_MIGRATION } from './topology-sql.js';
+import { CROSS_ROWS_MIGRATION } from './cross-rows.js';
 
 /**
  * The catalog's DDL as ordered migrations. `meta.schema_version` records how many have run, so a
@@ -121,6 +122,8 @@ export const MIGRATIONS: readonly string[] = [
      deferred_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (shard, index_name)
    );`,
+  // the record of cross-shard rows (tables with several routes): cross-rows.ts
+  CROSS_ROWS_MIGRATION,
 ];
 
 export const CATALOG_VERSION = MIGRATIONS.length;

@@ -1,6 +1,6 @@
 import { parentCell } from '../cells/h3.js';
 import { parseVia, type RawConfig } from './schema.js';
-import type { Config, TableConfig, TableRoute } from './types.js';
+import type { Config, TableConfig, TableRoute, UnitRoute } from './types.js';
 
 export interface Problem {
   path: (string | number)[];
@@ -53,9 +53,17 @@ export function checkConfig(raw: RawConfig, file: string): { config?: Config; pr
     const path = ['tables', i];
     const qualified = `${t.schema}.${t.name}`;
     if (listed.has(qualified)) problems.push({ path: [...path, 'name'], message: `table ${qualified} is listed twice` });
+    if (t.routes) {
+      const routes = tableRoutes(t, raw, path, problems);
+      listed.add(qualified);
+      if (routes) tables.push({ schema: t.schema, name: t.name, route: routes[0]!, routes, crossingKeys: [...new Set(t.crossingKeys)] });
+      return;
+    }
     const route = tableRoute(t, raw, path, listed, problems);
     listed.add(qualified);
-    if (route) tables.push({ schema: t.schema, name: t.name, route, crossingKeys: [...new Set(t.crossingKeys)] });
+    if (route?.kind === 'via' && raw.tables.find((o) => `${o.schema}.${o.name}` === route.parent)?.routes) {
+      problems.push({ path: [...path, 'via'], message: `parent table ${route.parent} has several routes; a via child of it is not supported (give ${t.name} routes of its own)` });
+    } else if (route) tables.push({ schema: t.schema, name: t.name, route, crossingKeys: [...new Set(t.crossingKeys)] });
     if (t.reference && t.crossingKeys.length) {
       problems.push({ path: [...path, 'crossingKeys'], message: 'a reference table is on every shard: its foreign keys cannot cross units' });
     }
@@ -89,6 +97,49 @@ export function checkConfig(raw: RawConfig, file: string): { config?: Config; pr
 }
 
 type RawTable = RawConfig['tables'][number];
+
+/**
+ * `routes:` — two or more ways to a unit, each from the row's own columns (key; cell, with its
+ * cellResolution). lat/lng routes are refused for now: their cells are computed outside SQL per
+ * table (tables/cells.ts), one pair of columns per table.
+ */
+function tableRoutes(t: RawTable, raw: RawConfig, path: Problem['path'], problems: Problem[]): UnitRoute[] | undefined {
+  const other = [t.reference && 'reference', t.via && 'via', t.key && 'key', (t.lat || t.lng) && 'lat/lng', t.cell && 'cell'].filter(Boolean);
+  if (other.length) {
+    problems.push({ path: [...path, 'routes'], message: `routes replace ${other.join(' and ')}: give each route its own key or cell` });
+    return undefined;
+  }
+  const list = t.routes!;
+  if (list.length < 2) {
+    problems.push({ path: [...path, 'routes'], message: `needs two or more routes (got ${list.length}); a table with one route names it directly` });
+    return undefined;
+  }
+  const st = raw.strategy;
+  const out: UnitRoute[] = [];
+  list.forEach((r, i) => {
+    const at = [...path, 'routes', i];
+    const ways = [r.key && 'key', (r.lat || r.lng) && 'lat/lng', r.cell && 'cell'].filter(Boolean);
+    if (ways.length !== 1) {
+      problems.push({ path: at, message: ways.length ? `choose one of key, lat/lng, cell (got ${ways.join(' and ')})` : 'needs key, lat/lng or cell' });
+    } else if (st.kind === 'jump') {
+      if (r.key) out.push({ kind: 'key', column: r.key });
+      else problems.push({ path: at, message: 'the jump strategy routes by key; lat/lng and cell belong to the h3 strategy' });
+    } else if (r.key) {
+      problems.push({ path: [...at, 'key'], message: 'the h3 strategy routes by lat/lng or cell, not by a key column' });
+    } else if (r.lat || r.lng) {
+      problems.push({ path: at, message: 'lat/lng routes are not supported in a table with several routes; route each by an H3 index column (cell: a bigint of the point\'s index)' });
+    } else {
+      const resolution = r.cellResolution ?? st.indexResolution;
+      if (resolution < st.shardResolution) problems.push({ path: [...at, 'cellResolution'], message: `must not be coarser than the shard resolution ${st.shardResolution}` });
+      else out.push({ kind: 'cell', column: r.cell!, resolution });
+    }
+    if (r.cellResolution !== undefined && !r.cell) problems.push({ path: [...at, 'cellResolution'], message: 'belongs to a cell route' });
+  });
+  const columns = out.map((r) => ('column' in r ? r.column : ''));
+  const twice = columns.find((c, i) => columns.indexOf(c) !== i);
+  if (twice) problems.push({ path: [...path, 'routes'], message: `column ${twice} is routed twice` });
+  return out.length === list.length && !twice ? out : undefined;
+}
 
 function tableRoute(
   t: RawTable,

@@ -85,6 +85,15 @@ export function parseVia(text: string): { column: string; parentSchema?: string;
   return m ? { column: m[1]!, parentSchema: m[2], parent: m[3]!, parentColumn: m[4]! } : undefined;
 }
 
+/** One way to a unit, in a table that has several (`routes`): a key column, lat/lng or an H3 index column. */
+const routeEntry = z.strictObject({
+  key: identifier.optional(),
+  lat: identifier.optional(),
+  lng: identifier.optional(),
+  cell: identifier.optional(),
+  cellResolution: resolution.optional(),
+});
+
 const table = z.strictObject({
   name: identifier,
   schema: identifier.default('public'),
@@ -95,6 +104,8 @@ const table = z.strictObject({
   lng: identifier.optional(),
   cell: identifier.optional(),
   cellResolution: resolution.optional(),
+  /** several routes (a row between two units, e.g. a bump between two users): the row lives on every shard one of them leads to */
+  routes: z.array(routeEntry).optional(),
   /** foreign keys of this table (or of its partitions) whose parent may live in another unit, accepted as such */
   crossingKeys: z.array(identifier).default([]),
 });

@@ -41,10 +41,20 @@ export type TableRoute =
   | { readonly kind: 'via'; readonly column: string; readonly parent: string; readonly parentColumn: string }
   | { readonly kind: 'reference' };
 
+/** A route a row of a table with several routes can take: computed from the row's own columns. */
+export type UnitRoute = Extract<TableRoute, { kind: 'key' | 'latlng' | 'cell' }>;
+
 export interface TableConfig {
   readonly schema: string;
   readonly name: string;
+  /** the table's route; for a table with several routes, the first of them */
   readonly route: TableRoute;
+  /**
+   * Set only for a table declared with several `routes` (two or more): a row belongs to the unit of
+   * every route, so it lives (once) on every shard one of them leads to — a cross-shard row when
+   * they lead to different shards.
+   */
+  readonly routes?: readonly UnitRoute[];
   /**
    * Foreign keys (constraint names, on the table or on its partitions) whose parent row may belong to
    * another unit. shardctl leaves them off the shards (they must be absent there) and does not check

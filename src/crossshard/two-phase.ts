@@ -7,6 +7,7 @@ import { describePgError } from '../db/pg-error.js';
 import { blockedError, usageError } from '../errors.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { createRouter, type Router } from '../routing/router.js';
+import { recordCrossRows } from '../catalog/cross-rows.js';
 import { GID_PREFIX, gidLiteral, lockGid, recordStart, transition } from '../catalog/transactions.js';
 
 /** What the callback of `crossShard` writes through. */
@@ -15,6 +16,13 @@ export interface CrossShardTx {
   readonly router: Router;
   /** Runs a statement on a shard's primary, in that shard's transaction (begun on first use). */
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(shard: string, sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+  /**
+   * Declares a row this transaction writes to several shards (a table with several routes), by its
+   * primary key as verify names it (`id=5`). When the transaction commits on more than one shard,
+   * the row enters the catalog's record of cross-shard rows with those shards, in the same catalog
+   * transaction as the commit decision.
+   */
+  crossRow(table: string, key: string): void;
 }
 
 export interface CrossShardOptions {
@@ -53,8 +61,14 @@ export interface CrossShardResult<T> {
  */
 export async function crossShard<T>(config: Config, fn: (tx: CrossShardTx) => Promise<T>, opts: CrossShardOptions = {}): Promise<CrossShardResult<T>> {
   const open = new Map<string, pg.Client>();
+  const declared = new Map<string, Set<string>>();
   const tx: CrossShardTx = {
     router: createRouter(config),
+    crossRow(table, key) {
+      const name = table.includes('.') ? table : `public.${table}`;
+      if (!config.tables.some((t) => `${t.schema}.${t.name}` === name && t.routes)) throw usageError(`crossShard: ${name} is not a table with several routes in ${config.file}`);
+      (declared.get(name) ?? declared.set(name, new Set()).get(name)!).add(key);
+    },
     async query(shard, sql, params) {
       let c = open.get(shard);
       if (!c) {
@@ -79,7 +93,7 @@ export async function crossShard<T>(config: Config, fn: (tx: CrossShardTx) => Pr
       return { value, shards };
     }
     prepared = true; // from here on, twoPhase owns the outcome
-    const gid = await twoPhase(config, open, opts);
+    const gid = await twoPhase(config, open, opts, declared);
     return { value, shards, gid };
   } catch (e) {
     if (!prepared) for (const c of open.values()) await c.query('ROLLBACK').catch(() => undefined);
@@ -89,7 +103,7 @@ export async function crossShard<T>(config: Config, fn: (tx: CrossShardTx) => Pr
   }
 }
 
-async function twoPhase(config: Config, open: Map<string, pg.Client>, opts: CrossShardOptions): Promise<string> {
+async function twoPhase(config: Config, open: Map<string, pg.Client>, opts: CrossShardOptions, declared: ReadonlyMap<string, ReadonlySet<string>>): Promise<string> {
   const gid = `${GID_PREFIX}${randomUUID()}`;
   const lit = gidLiteral(gid);
   const catalog = await Catalog.open(config.catalog).catch(async (e) => {
@@ -113,7 +127,7 @@ async function twoPhase(config: Config, open: Map<string, pg.Client>, opts: Cros
       }
     }
     await opts.onPhase?.('prepared', gid);
-    if (!(await transition(cat, gid, ['preparing'], 'committing'))) {
+    if (!(await decide(cat, gid, [...open.keys()], declared))) {
       await abort(cat, gid, open, done);
       throw blockedError(`two-phase commit ${gid} was rolled back by shardctl resolve before it could commit`);
     }
@@ -129,6 +143,20 @@ async function twoPhase(config: Config, open: Map<string, pg.Client>, opts: Cros
     return gid;
   } finally {
     await catalog.close();
+  }
+}
+
+/** The commit decision, and the declared cross-shard rows with it: both or neither. */
+async function decide(cat: pg.ClientBase, gid: string, shards: readonly string[], declared: ReadonlyMap<string, ReadonlySet<string>>): Promise<boolean> {
+  await cat.query('BEGIN');
+  try {
+    const ok = await transition(cat, gid, ['preparing'], 'committing');
+    if (ok) for (const [table, keys] of declared) await recordCrossRows(cat, table, [...keys].map((key) => ({ key, shards: [...shards].sort() })), 'crossShard');
+    await cat.query(ok ? 'COMMIT' : 'ROLLBACK');
+    return ok;
+  } catch (e) {
+    await cat.query('ROLLBACK').catch(() => undefined);
+    throw e;
   }
 }
 

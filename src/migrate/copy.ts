@@ -59,9 +59,13 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
   const { config, result, emit, opts } = run;
   const journal = pLimit(1); // one catalog connection: its transactions must not interleave
   const shardStats = new Map(result.shards.map((s) => [s.shard, s]));
+  // A row with several routes may belong to units of two batches bound for the same shard: those
+  // batches run one after the other (each deletes and re-copies it), never side by side.
+  const oneAtATime = new Map(config.shards.map((s) => [s.id, pLimit(1)]));
+  const serial = sharded.some((t) => t.config.routes) ? (b: Batch, fn: () => Promise<void>) => oneAtATime.get(b.shard)!(fn) : (_: Batch, fn: () => Promise<void>) => fn();
   await Promise.all(
     batches.map((batch) =>
-      run.limit(async () => {
+      run.limit(() => serial(batch, async () => {
         if (opts.signal?.aborted) return;
         const stats = shardStats.get(batch.shard)!;
         // the preflight's list of the shard's units holds for the first attempt only (a lost commit
@@ -111,7 +115,7 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
           result.errors.push({ shard: batch.shard, units: [...batch.units], error, unreachable: unreachable(e) });
           emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error, retrying: false });
         }
-      }),
+      })),
     ),
   );
 }

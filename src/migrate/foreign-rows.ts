@@ -28,7 +28,10 @@ export async function foreignRows(
       const s = scopeOf(model.ctx, t.config);
       const r = await session.query<{ unit: string }>(`SELECT DISTINCT ${s.unit} AS unit FROM ${s.from} WHERE ${s.filter}`);
       if (present) for (const x of r.rows) present.add(x.unit);
-      const foreign = r.rows.map((x) => x.unit).filter((u) => !belongsHere(u));
+      let foreign = r.rows.map((x) => x.unit).filter((u) => !belongsHere(u));
+      // several routes: a row is foreign only when none of its units belongs here (a cross-shard row's
+      // other unit lives on another shard by design)
+      if (foreign.length && s.units) foreign = await allForeign(session, s.rows!, s.units, foreign);
       if (foreign.length) {
         const sample = foreign.slice(0, 5).join(', ') + (foreign.length > 5 ? ', …' : '');
         out.push(`shard ${shard}: table ${t.name} already holds rows of ${foreign.length} unit(s) that route to other shards (${sample})`);
@@ -38,4 +41,14 @@ export async function foreignRows(
   } finally {
     await Promise.all([session.end().catch(() => undefined), reader?.end().catch(() => undefined)]);
   }
+}
+
+/** Of `foreign` units, those with rows here whose every unit is foreign (a table with several routes). */
+async function allForeign(session: pg.ClientBase, rows: string, units: string, foreign: string[]): Promise<string[]> {
+  const r = await session.query<{ unit: string }>(
+    `SELECT DISTINCT u AS unit FROM ${rows} CROSS JOIN LATERAL unnest(${units}) AS u
+      WHERE u IS NOT NULL AND array_remove(${units}, NULL) <@ $1::text[]`,
+    [foreign],
+  );
+  return r.rows.map((x) => x.unit);
 }

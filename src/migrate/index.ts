@@ -1,4 +1,7 @@
 import pLimit from 'p-limit';
+import type pg from 'pg';
+import { readPlacements } from '../catalog/placements.js';
+import { refreshCrossRecord } from '../transfer/cross-record.js';
 import type { Config } from '../config/types.js';
 import { placementsIfAny } from '../catalog/read.js';
 import { withRun, type RunScope } from '../catalog/run.js';
@@ -72,6 +75,8 @@ export interface MigrateResult {
   errors: { shard: string; units: string[]; error: string; unreachable: boolean }[];
   /** units placed on another shard than their route: rebalance moves them, migrate does not */
   elsewhere: { unit: string; placedOn: string; routesTo: string }[];
+  /** tables with several routes: their rows and how many live on more than one shard (the catalog's record) */
+  crossShard?: { table: string; rows: number; crossShard: number }[];
 }
 
 /**
@@ -174,6 +179,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       }
       for (const p of await buildDeferredIndexes(config, catalog.client, copy.limit, emit)) result.errors.push({ shard: '*', units: [], error: p, unreachable: false });
       await alignIds(config, source, tables, result, emit);
+      await recordCrossShard(config, model, catalog.client, routeOf, result);
 
       finish(result, started);
       await scope.finish(spec.outcome(result).status, summary(result, started));
@@ -193,6 +199,17 @@ async function alignIds(config: Config, source: Endpoint, tables: readonly Table
     for (const [id, n] of await alignFleetSequences(config, tables, source)) emit({ type: 'sequences', shard: id, sequences: n });
   } catch (e) {
     result.errors.push({ shard: '*', units: [], error: failureText(e, 'aligning the id sequences'), unreachable: false });
+  }
+}
+
+/** Tables with several routes: the catalog's record of cross-shard rows, refreshed from the shards. */
+async function recordCrossShard(config: Config, model: Model, catalog: pg.ClientBase, routeOf: (u: string) => string, result: MigrateResult): Promise<void> {
+  if (!model.sharded.some((t) => t.config.routes)) return;
+  try {
+    const placed = await readPlacements(catalog);
+    result.crossShard = await refreshCrossRecord(config, model, catalog, (u) => placed.get(u) ?? routeOf(u), 'migrate');
+  } catch (e) {
+    result.errors.push({ shard: '*', units: [], error: failureText(e, 'recording the cross-shard rows'), unreachable: false });
   }
 }
 

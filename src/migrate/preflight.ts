@@ -20,7 +20,12 @@ export async function checkSourceRows(source: pg.ClientBase, model: Model): Prom
     const r = t.config.route;
     let sql: string;
     let what: string;
-    if (r.kind === 'key' || r.kind === 'cell') {
+    if (t.config.routes) {
+      const cols = t.config.routes.map((x) => (x.kind === 'latlng' ? x.lat : x.column));
+      sql = `SELECT count(*) AS n FROM ${quoteTable(t.name)} WHERE num_nonnulls(${cols.map(quoteIdent).join(', ')}) = 0`;
+      what = `NULL in every route column (${cols.join(', ')})`;
+      for (const x of t.config.routes) if (x.kind === 'cell') problems.push(...(await offResolution(source, t.name, x.column, x.resolution)));
+    } else if (r.kind === 'key' || r.kind === 'cell') {
       sql = `SELECT count(*) AS n FROM ${quoteTable(t.name)} WHERE ${quoteIdent(r.column)} IS NULL`;
       what = `a NULL ${r.column}`;
     } else if (r.kind === 'latlng') {
@@ -34,7 +39,7 @@ export async function checkSourceRows(source: pg.ClientBase, model: Model): Prom
     } else continue;
     const n = Number((await source.query(sql)).rows[0].n);
     if (n > 0) problems.push(`source: table ${t.name}: ${n} row${n === 1 ? ' has' : 's have'} ${what}; they belong to no unit and would not be copied`);
-    if (r.kind === 'cell') problems.push(...(await offResolution(source, t.name, r.column, r.resolution)));
+    if (r.kind === 'cell' && !t.config.routes) problems.push(...(await offResolution(source, t.name, r.column, r.resolution)));
   }
   if (problems.length) {
     throw problemsError('blocked', problems, `source: ${problems.length} tables have rows that belong to no unit`,

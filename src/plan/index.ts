@@ -1,5 +1,6 @@
 import type { Config } from '../config/types.js';
 import { placementsIfAny } from '../catalog/read.js';
+import { readCrossShardSummary, type CrossShardSummary } from '../catalog/cross-rows.js';
 import { connect, withClient } from '../db/connect.js';
 import { usageError } from '../errors.js';
 import { createRouter } from '../routing/router.js';
@@ -48,6 +49,8 @@ export interface PlanResult {
   restricted?: (CellStatus & { rows: number; bytes: number })[];
   /** the schema analysis: every foreign key among the configured tables and whether it stays inside a unit */
   foreignKeys: KeyAnalysis[];
+  /** tables with several routes: the catalog's record of rows living on more than one shard (empty before migrate) */
+  crossShard: CrossShardSummary[];
 }
 
 export interface PlanOptions {
@@ -77,7 +80,7 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
     }
     return { model, units: await takeInventory(c, model, model.sharded, { bytes: true }), keys: await analyseForeignKeys(c, model) };
   });
-  const placements = await withClient({ label: 'catalog', url: config.catalog }, placementsIfAny);
+  const [placements, crossShard] = await withClient({ label: 'catalog', url: config.catalog }, async (c) => [await placementsIfAny(c), await readCrossShardSummary(c)] as const);
   const router = createRouter(config);
   const routeOf = (u: string) => router.shardForUnit(u);
 
@@ -123,6 +126,7 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
     bytes: total,
     tables,
     assignment,
+    crossShard,
     shards,
     imbalance: mean > 0 ? Math.max(...shards.map((s) => s.bytes)) / mean : 1,
     boundaryShare: config.strategy.kind === 'h3' ? boundaryShare(assignment) : undefined,

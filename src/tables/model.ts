@@ -71,8 +71,9 @@ export async function loadModel(config: Config, source: pg.ClientBase, where = '
   );
   const ctx: ScopeContext = {
     config,
-    keyType: (n) => {
+    keyType: (n, column) => {
       const t = table(n);
+      if (column !== undefined) return columnType(t.info, column);
       if (t.config.route.kind !== 'key') throw new Error(`internal: ${n} has no key column`);
       return columnType(t.info, t.config.route.column);
     },
@@ -103,8 +104,6 @@ export function h3Strategy(config: Config): H3Strategy {
 
 function routeProblems(t: TableConfig, info: TableInfo, infos: Map<string, TableInfo>, where: string): string[] {
   const name = qualifiedName(t);
-  const has = (i: TableInfo, c: string) => i.columns.some((x) => x.name === c);
-  const missing = (c: string, i = info) => `${where}: table ${i.table} has no column ${c}`;
   const out: string[] = [];
   const r = t.route;
   // Copy, checksums and moves work on whole units and count duplicate rows (a SUM of row hashes), so
@@ -115,6 +114,15 @@ function routeProblems(t: TableConfig, info: TableInfo, infos: Map<string, Table
   if (info.primaryKey.length === 0 && r.kind === 'latlng') {
     out.push(`${where}: table ${name} has no primary key (shardctl needs a single-column one to route rows by lat/lng)`);
   }
+  for (const route of t.routes ?? [r]) out.push(...oneRouteProblems(name, route, info, infos, where));
+  return out;
+}
+
+/** The columns one route needs, as problems (a table with several routes has each checked). */
+function oneRouteProblems(name: string, r: TableConfig['route'], info: TableInfo, infos: Map<string, TableInfo>, where: string): string[] {
+  const out: string[] = [];
+  const has = (i: TableInfo, c: string) => i.columns.some((x) => x.name === c);
+  const missing = (c: string, i = info) => `${where}: table ${i.table} has no column ${c}`;
   switch (r.kind) {
     case 'key':
       if (!has(info, r.column)) out.push(missing(r.column));

@@ -1,6 +1,7 @@
 import type { Config, TableConfig } from '../config/types.js';
 import { descendantRange } from '../cells/h3.js';
 import { quoteIdent, quoteTable, textArrayLiteral } from '../db/ident.js';
+import { multiRouteScope } from './routes.js';
 
 /**
  * Which rows of a table belong to which unit, as SQL. A table reaches its unit directly (a key
@@ -18,12 +19,19 @@ export interface Scope {
   readonly unit: string;
   /** SQL condition restricting to the given units (or `TRUE` for every unit) */
   readonly filter: string;
+  /**
+   * Tables with several routes (routes.ts): `from` fans each row out to one row per unit (for
+   * grouped queries); `rows` is the FROM of the rows themselves (for copies), `units` the SQL text[]
+   * of a row's units.
+   */
+  readonly rows?: string;
+  readonly units?: string;
 }
 
 export interface ScopeContext {
   readonly config: Config;
-  /** key column type per table (format_type), so a text[] of units can be cast to it */
-  keyType(table: string): string;
+  /** key column type per table (format_type), so a text[] of units can be cast to it; `column` for a table with several routes */
+  keyType(table: string, column?: string): string;
   /** lat/lng tables: the temp table holding (pk, cell) of this session, and the table's pk column */
   cellTable(table: string): { temp: string; pk: string };
 }
@@ -46,6 +54,7 @@ export const qualifiedName = (t: TableConfig) => `${t.schema}.${t.name}`;
 
 /** Builds the scope of `table` for `units` (undefined = all units). */
 export function scopeOf(ctx: ScopeContext, table: TableConfig, units?: readonly string[]): Scope {
+  if (table.routes) return multiRouteScope(ctx, table, units);
   const chain = routeChain(ctx.config, table);
   const using: string[] = [];
   const joins: string[] = [];
@@ -99,7 +108,7 @@ export function scopeOf(ctx: ScopeContext, table: TableConfig, units?: readonly 
 /** SELECT of the given columns of t0 for the scope (the body of a COPY … TO STDOUT). */
 export function selectSql(scope: Scope, columns: readonly string[]): string {
   const cols = columns.map((c) => `t0.${quoteIdent(c)}`).join(', ');
-  return `SELECT ${cols} FROM ${scope.from} WHERE ${scope.filter}`;
+  return `SELECT ${cols} FROM ${scope.rows ?? scope.from} WHERE ${scope.filter}`;
 }
 
 /** DELETE of the scope's rows of t0 (children are deleted before parents, so the joins still find them). */

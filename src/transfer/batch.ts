@@ -163,6 +163,15 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
           }
         }
       }
+      if (bad.size > 0 && o.tables.some((t) => t.config.routes)) {
+        // Rows with several routes may also belong to this batch's good units or to units placed
+        // here earlier: deleting a bad unit's rows could take theirs. Nothing of the batch is kept.
+        await dst.query('ROLLBACK');
+        await src.query('COMMIT');
+        const why = [...bad.values()][0]!;
+        const failed = batch.units.map((unit) => ({ unit, reason: bad.get(unit) ?? `rolled back with its batch (shares rows with several routes; ${why})` }));
+        return { placed: new Map(), failed, rows: 0, bytes: 0 };
+      }
       if (bad.size > 0) {
         const units = [...bad.keys()];
         const undo = (t: TableModel) => scopeOf(o.model.ctx, t.config, units);

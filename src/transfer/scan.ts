@@ -6,6 +6,7 @@ import { isUserError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { materializeCells } from '../tables/cells.js';
 import { tableChecksumSql, unitChecksumSql } from '../tables/checksum.js';
+import { discountCopies, readCrossRows, type CrossRow } from './cross-rows.js';
 import { compareTables } from '../tables/drift.js';
 import { introspect, type TableInfo } from '../tables/introspect.js';
 import { h3Strategy, type Model, type TableModel } from '../tables/model.js';
@@ -43,6 +44,10 @@ export interface TableScan {
   orphans: number;
   whole?: Sums;
   seconds: number;
+  /** a table with several routes: its cross-shard rows here (cross-rows.ts), by row key */
+  cross?: Map<string, CrossRow>;
+  /** a table with several routes: its rows here, each counted once (the units count a row under each of its units) */
+  distinct?: number;
 }
 
 export interface ScanPlan {
@@ -53,6 +58,8 @@ export interface ScanPlan {
   /** gate for every heavy step (a checksum query, a cell load): bounds work in flight over all servers */
   readonly limit: <T>(fn: () => Promise<T>) => Promise<T>;
   readonly onEvent: (e: ScanEvent) => void;
+  /** where each unit lives: given, tables with several routes also read their cross-shard rows */
+  readonly home?: (unit: string) => string;
 }
 
 /**
@@ -105,10 +112,11 @@ export async function scanServer(server: string, endpoint: Endpoint, plan: ScanP
           if (row.unit === null) ts.orphans += Number(row.rows);
           else ts.units.set(row.unit, { rows: Number(row.rows), checksum: row.checksum ?? '0' });
         }
+        if (t.config.routes && plan.home) await readCopies(session, plan, t, ts, server);
       }
       ts.seconds = (performance.now() - t0) / 1000;
       scan.tables.set(t.name, ts);
-      const rows = ts.whole?.rows ?? [...ts.units.values()].reduce((n, s) => n + s.rows, ts.orphans);
+      const rows = ts.whole?.rows ?? ts.distinct ?? [...ts.units.values()].reduce((n, s) => n + s.rows, ts.orphans);
       plan.onEvent({ type: 'table', server, table: t.name, rows, units: ts.units.size, seconds: ts.seconds });
     }
     await session.query('COMMIT');
@@ -122,10 +130,24 @@ export async function scanServer(server: string, endpoint: Endpoint, plan: ScanP
 }
 
 /**
+ * A table with several routes: its rows counted once, and its cross-shard rows (compared copy by
+ * copy by verify). On a shard, the copies held for a unit living there leave the sums of their
+ * other units, so those units are not reported as misplaced.
+ */
+async function readCopies(session: pg.ClientBase, plan: ScanPlan, t: TableModel, ts: TableScan, server: string): Promise<void> {
+  const scope = scopeOf(plan.model.ctx, t.config, plan.units);
+  const n = await plan.limit(() => session.query<{ n: string }>(`SELECT count(*) AS n FROM ${scope.rows!} WHERE ${scope.filter}`));
+  ts.distinct = Number(n.rows[0]!.n);
+  ts.cross = await plan.limit(() => readCrossRows(session, t, scope, ts.units.keys(), plan.home!));
+  if (server !== 'source') discountCopies(ts.units, ts.cross, server, plan.home!);
+}
+
+/**
  * The scope with its via joins made LEFT joins: a row whose parent is missing on this server is
  * then counted (with a NULL unit, as an orphan) instead of silently vanishing from the comparison.
  */
 function outerScope(s: Scope, table: string): Scope {
+  if (s.rows) return s; // several routes: no via joins, and the fan-out already keeps rows of no unit
   const from = [`${quoteTable(table)} AS t0`, ...s.using.map((u, i) => `LEFT JOIN ${u} ON ${s.joins[i]}`)].join(' ');
   return { ...s, from };
 }

@@ -15,6 +15,7 @@ import { scanServer } from '../transfer/scan.js';
 import { checkUnits, selectTables, withParents } from '../tables/select.js';
 import type { Finding, VerifyOptions, VerifyResult } from './types.js';
 import { compareUnits } from './units.js';
+import { compareCopies, crossShardCounts } from './copies.js';
 
 export type * from './types.js';
 export { junitXml } from './junit.js';
@@ -55,7 +56,7 @@ export async function verify(config: Config, opts: VerifyOptions = {}): Promise<
   emit({ type: 'start', servers: servers.map(([id]) => id), tables: tables.length, placementsFrom: homes.from });
   const limit = pLimit(concurrency);
   const units = opts.units ? [...new Set(opts.units)] : undefined;
-  const scans = await Promise.all(servers.map(([id, ep]) => scanServer(id, ep, { model, tables, units, limit, onEvent: emit })));
+  const scans = await Promise.all(servers.map(([id, ep]) => scanServer(id, ep, { model, tables, units, limit, onEvent: emit, home: homes.home })));
   const source = placementOnly ? undefined : scans[0];
   const shardScans = scans.slice(placementOnly ? 0 : 1);
   const byShard = new Map(shardScans.map((s) => [s.server, s]));
@@ -64,6 +65,7 @@ export async function verify(config: Config, opts: VerifyOptions = {}): Promise<
   const findings: Finding[] = [
     ...(source ? compareUnits(sharded, source, byShard, homes) : []),
     ...checkPlacement(tables, scans, homes),
+    ...compareCopies(tables, source, byShard, homes),
     ...compareReference(tables, source, shardScans),
     ...compareSchemas(tables, source, shardScans),
   ];
@@ -86,6 +88,7 @@ export async function verify(config: Config, opts: VerifyOptions = {}): Promise<
     checks: checksOf(tables, shardScans, findings),
     findings,
     errors,
+    crossShard: crossShardCounts(tables, source),
     warnings,
   };
   result.shards = shardScans.map((s) => {

@@ -93,6 +93,7 @@ function summary(found: Finding[]): string {
     misplaced: 'set(s) of rows of units that live elsewhere',
     duplicated: 'unit(s) on more than one shard',
     orphans: 'set(s) of rows that belong to no unit',
+    copies: 'cross-shard row(s) not on exactly their units\' shards, or differing',
     reference: 'reference table difference(s)',
     drift: 'schema difference(s)',
   };

@@ -8,6 +8,7 @@ import type { Finding, Sums, VerifyResult } from './types.js';
 
 const n = (x: number) => x.toLocaleString('en-US');
 const rows = (x: number) => `${n(x)} row${x === 1 ? '' : 's'}`;
+const pct = (a: number, b: number) => `${b ? ((100 * a) / b).toFixed(1) : '0.0'}%`;
 const short = (c: string) => (c.length > 12 ? `${c.slice(0, 12)}…` : c);
 
 /** `shardctl migrate --resync --units 3,7 --config shardctl.yaml` */
@@ -58,6 +59,19 @@ export function describe(f: Finding, r: Pick<VerifyResult, 'configFile' | 'mode'
         text: `table ${f.table}, ${f.shard === 'source' ? 'source' : `shard ${f.shard}`}: ${rows(f.rows)} belong to no unit (a NULL key, or no parent row there)`,
         fix: f.shard === 'source' ? 'fix or delete those rows on the source; migrate cannot place them' : `delete those rows from ${f.shard}, or restore their parent rows`,
       };
+    case 'copies': {
+      const what = f.shards.map((s) => `${s.state === 'missing' ? 'missing on' : s.state === 'differs' ? 'differs on' : 'also on'} ${s.shard}`).join(', ');
+      const extra = f.shards.filter((s) => s.state === 'unexpected').map((s) => s.shard);
+      const recopy = f.shards.some((s) => s.state !== 'unexpected');
+      return {
+        tag: 'COPIES',
+        text: `table ${f.table}, row ${f.key} (units ${f.units.join(', ')}; must be on ${f.expected.join(' and ')}): ${what}`,
+        fix: [
+          ...(extra.length ? [`delete row ${f.key} of ${f.table} from ${extra.join(', ')}`] : []),
+          ...(recopy ? [resyncCommand(f.units, r.configFile)] : []),
+        ].join('; then '),
+      };
+    }
     case 'reference':
       return {
         tag: 'REFERENCE',
@@ -80,6 +94,7 @@ export function describe(f: Finding, r: Pick<VerifyResult, 'configFile' | 'mode'
 
 /** The (shard, table) pairs a finding belongs to: one JUnit testcase each. */
 export function locate(f: Finding): { shard: string; table: string }[] {
+  if (f.kind === 'copies') return f.shards.map((s) => ({ shard: s.shard, table: f.table }));
   if (f.kind === 'duplicated') {
     return f.shards.filter((s) => s.shard !== f.home).flatMap((s) => s.tables.map((table) => ({ shard: s.shard, table })));
   }
@@ -99,6 +114,7 @@ export function formatReport(r: VerifyResult, opts: { limit?: number; table?: (h
   else if (r.findings.length) lines.push(`verify FAILED: ${r.findings.length} problem(s) (${what}; ${how}) in ${took}`);
   else lines.push(`verify OK: everything matches (${what}; ${how}) in ${took}`);
   for (const w of r.warnings) lines.push(`warning: ${w}`);
+  for (const c of r.crossShard ?? []) lines.push(`cross-shard rows: ${c.table} ${n(c.crossShard)} of ${n(c.rows)} (${pct(c.crossShard, c.rows)}) live on more than one shard`);
   if (opts.table) {
     lines.push('');
     lines.push(opts.table(['shard', 'units', 'rows', 'problems'], r.shards.map((s) => [s.shard, n(s.units), n(s.rows), s.error ? 'unreadable' : n(s.problems)])));

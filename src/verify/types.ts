@@ -50,6 +50,18 @@ export type Finding =
     }
   | { kind: 'orphans'; table: string; shard: string; rows: number }
   | {
+      /** a row of a table with several routes whose copies are not where its units live, or differ */
+      kind: 'copies';
+      table: string;
+      /** the row's primary key as text: `id=5` */
+      key: string;
+      units: string[];
+      /** the shards its units live on: the row must be on each, once */
+      expected: string[];
+      /** missing: not on a shard it must be on; unexpected: on a shard none of its units lives on; differs: not as on the source */
+      shards: { shard: string; state: 'missing' | 'unexpected' | 'differs' }[];
+    }
+  | {
       kind: 'reference';
       table: string;
       shard: string;
@@ -95,6 +107,8 @@ export interface VerifyResult {
   checks: TableCheck[];
   findings: Finding[];
   errors: ServerError[];
+  /** tables with several routes: their rows on the source and how many live on more than one shard */
+  crossShard: { table: string; rows: number; crossShard: number }[];
   /** things worth knowing that are not differences (e.g. the catalog could not be read) */
   warnings: string[];
 }

@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { latLngToCell } from 'h3-js';
+import { parse, stringify } from 'yaml';
+import { loadConfig, parseConfig, UserError } from '../src/index.js';
+import type { Config } from '../src/config/types.js';
+import { crossShard } from '../src/crossshard/two-phase.js';
+import { migrate } from '../src/migrate/index.js';
+import { verify } from '../src/verify/index.js';
+import { plan } from '../src/plan/index.js';
+import { createRouter } from '../src/routing/router.js';
+import { stageFleet, type Stage } from '../harness/demo/stage.js';
+import { runCli } from './helpers/cli.js';
+import { sql } from './helpers/fleet.js';
+
+const H3 = `source: postgres://app@db/x
+strategy: { kind: h3, defaultShard: s0 }
+shards: [ { id: s0, primary: postgres://app@s0/x }, { id: s1, primary: postgres://app@s1/x } ]
+tables:
+`;
+const JUMP = H3.replace('{ kind: h3, defaultShard: s0 }', '{ kind: jump, key: user_id }');
+
+function refused(text: string): string {
+  try {
+    parseConfig(text, 'x.yaml');
+  } catch (e) {
+    assert.ok(e instanceof UserError);
+    assert.equal(e.exitCode, 2);
+    return [e.message, ...e.details].join('\n');
+  }
+  assert.fail('loaded without error');
+}
+
+describe('config: a table with several routes', () => {
+  it('takes cell routes (h3) and key routes (jump)', () => {
+    const h3 = parseConfig(`${H3}  - { name: bumps, routes: [ { cell: user1_cell }, { cell: user2_cell, cellResolution: 12 } ] }\n`, 'x.yaml');
+    assert.deepEqual(h3.tables[0]!.routes, [{ kind: 'cell', column: 'user1_cell', resolution: 12 }, { kind: 'cell', column: 'user2_cell', resolution: 12 }]);
+    assert.deepEqual(h3.tables[0]!.route, h3.tables[0]!.routes![0]);
+    const jump = parseConfig(`${JUMP}  - { name: bumps, routes: [ { key: user1_id }, { key: user2_id } ] }\n`, 'x.yaml');
+    assert.deepEqual(jump.tables[0]!.routes!.map((r) => r.kind === 'key' && r.column), ['user1_id', 'user2_id']);
+  });
+
+  it('refuses bad route lists in one line each, naming file and key', () => {
+    assert.match(refused(`${H3}  - { name: bumps, routes: [ { cell: a } ] }\n`), /^x\.yaml: tables\[0\]\.routes: needs two or more routes \(got 1\)/m);
+    assert.match(refused(`${H3}  - { name: bumps, cell: a, routes: [ { cell: a }, { cell: b } ] }\n`), /x\.yaml: tables\[0\]\.routes: routes replace cell/);
+    assert.match(refused(`${H3}  - { name: bumps, routes: [ { cell: a }, { cell: a } ] }\n`), /x\.yaml: tables\[0\]\.routes: column a is routed twice/);
+    assert.match(refused(`${H3}  - { name: bumps, routes: [ { cell: a }, { key: b } ] }\n`), /x\.yaml: tables\[0\]\.routes\[1\]\.key: the h3 strategy routes by lat\/lng or cell/);
+    assert.match(refused(`${H3}  - { name: bumps, routes: [ { cell: a }, { lat: x, lng: y } ] }\n`), /x\.yaml: tables\[0\]\.routes\[1\]: lat\/lng routes are not supported/);
+    assert.match(refused(`${H3}  - { name: bumps, routes: [ { cell: a }, {} ] }\n`), /x\.yaml: tables\[0\]\.routes\[1\]: needs key, lat\/lng or cell/);
+    assert.match(refused(`${JUMP}  - { name: bumps, routes: [ { key: a }, { cell: b } ] }\n`), /x\.yaml: tables\[0\]\.routes\[1\]: the jump strategy routes by key/);
+    assert.match(refused(`${H3}  - { name: bumps, routes: [ { cell: a }, { cell: b, colour: red } ] }\n`), /x\.yaml: tables\[0\]\.routes\[1\].*colour/);
+    assert.match(
+      refused(`${H3}  - { name: bumps, routes: [ { cell: a }, { cell: b } ] }\n  - { name: notes, via: "bump_id -> bumps.id" }\n`),
+      /x\.yaml: tables\[1\]\.via: parent table public\.bumps has several routes/,
+    );
+  });
+});
+
+/**
+ * The location fixture with each participant's home cell on its bump: `bumps` routed by both, so a
+ * bump between users homed on two shards lives on both. Real coordinates: the fixture's metro homes.
+ */
+describe('location fleet: cross-shard rows (a bump between users on two shards)', () => {
+  let stage: Stage;
+  let config: Config;
+  let configPath: string;
+  let bumps: number;
+  const on = (shard: string) => config.shards.find((s) => s.id === shard)!.primary;
+
+  before(async () => {
+    stage = await stageFleet({ kind: 'location', shards: 2, scale: 0.002 });
+    const homes = await sql<{ id: string; lat: number; lng: number }>(stage.config.source, 'SELECT id, home_lat AS lat, home_lng AS lng FROM profiles');
+    const cell = (lat: number, lng: number) => BigInt(`0x${latLngToCell(lat, lng, 12)}`).toString();
+    for (const url of [stage.config.source, ...stage.config.shards.map((s) => s.primary)]) {
+      await sql(url, 'ALTER TABLE bumps ADD COLUMN user1_cell bigint, ADD COLUMN user2_cell bigint');
+    }
+    await sql(
+      stage.config.source,
+      `UPDATE bumps b SET user1_cell = (SELECT c FROM unnest($1::bigint[], $2::bigint[]) AS h(id, c) WHERE h.id = b.user1_id),
+                          user2_cell = (SELECT c FROM unnest($1::bigint[], $2::bigint[]) AS h(id, c) WHERE h.id = b.user2_id)`,
+      [homes.map((h) => h.id), homes.map((h) => cell(h.lat, h.lng))],
+    );
+    const doc = parse(readFileSync(stage.configPath, 'utf8'));
+    doc.tables = doc.tables.map((t: { name: string }) => (t.name === 'bumps' ? { name: 'bumps', routes: [{ cell: 'user1_cell' }, { cell: 'user2_cell' }] } : t));
+    configPath = join(stage.fleet.dir, 'cross.yaml');
+    writeFileSync(configPath, stringify(doc), { mode: 0o600 });
+    config = loadConfig(configPath);
+    bumps = stage.rows.bumps!;
+  });
+  after(() => stage?.stop());
+
+  it('migrate puts each cross-shard row on both shards once, records it, and verify expects exactly that', async () => {
+    const m = await migrate(config);
+    assert.ok(m.ok, JSON.stringify(m.errors.concat(m.failures as never[])));
+    const [rec] = m.crossShard!;
+    assert.equal(rec!.table, 'public.bumps');
+    assert.equal(rec!.rows, bumps);
+    assert.ok(rec!.crossShard > 0, 'the fixture has bumps between users homed on different shards');
+
+    const onShard = await Promise.all(config.shards.map((s) => sql(s.primary, 'SELECT count(*)::int AS n FROM bumps')));
+    assert.equal(onShard[0]![0].n + onShard[1]![0].n, bumps + rec!.crossShard, 'each cross-shard row twice, every other row once');
+    const recorded = await sql(config.catalog, `SELECT row_key, shards FROM shardctl.cross_shard_rows WHERE table_name = 'public.bumps' ORDER BY row_key`);
+    assert.equal(recorded.length, rec!.crossShard);
+    const id = Number(/^id=(\d+)$/.exec(recorded[0].row_key)![1]);
+    assert.deepEqual(recorded[0].shards, ['s0', 's1']);
+    for (const s of config.shards) assert.equal((await sql(s.primary, 'SELECT 1 FROM bumps WHERE id = $1', [id])).length, 1, `bump ${id} on ${s.id}`);
+
+    const v = await verify(config);
+    assert.deepEqual(v.findings, []);
+    assert.ok(v.ok);
+    assert.deepEqual(v.crossShard, [{ table: 'public.bumps', rows: bumps, crossShard: rec!.crossShard }]);
+    const p = await plan(config);
+    assert.deepEqual(p.crossShard, [{ table: 'public.bumps', rows: bumps, crossShard: rec!.crossShard }]);
+
+    // a rerun copies the units again and leaves one copy per shard
+    const again = await migrate(config, { resync: true });
+    assert.ok(again.ok);
+    assert.ok((await verify(config)).ok);
+  });
+
+  it('crossShard writes a new bump to both shards atomically and records it; verify passes', async () => {
+    const router = createRouter(config);
+    const users = await sql<{ id: string; lat: number; lng: number }>(config.source, 'SELECT id::text, home_lat AS lat, home_lng AS lng FROM profiles ORDER BY id');
+    const a = users.find((u) => router.shardForLocation(u.lat, u.lng) === 's0')!;
+    const b = users.find((u) => router.shardForLocation(u.lat, u.lng) === 's1')!;
+    const cellOf = (u: { lat: number; lng: number }) => BigInt(`0x${latLngToCell(u.lat, u.lng, 12)}`).toString();
+    const id = 9_500_001;
+    const insert = `INSERT INTO bumps (id, user1_id, user2_id, latitude, longitude, h3_index, distance_m, confidence, is_cross_shard, bumped_at, user1_cell, user2_cell)
+                    VALUES ($1, $2, $3, $4, $5, $6, 3.5, 0.9, true, '2026-01-01T00:00:00Z', $7, $8)`;
+    const values = [id, a.id, b.id, a.lat, a.lng, cellOf(a), cellOf(a), cellOf(b)];
+    // the monolith takes it as the application would before cutover; the shards through crossShard
+    await sql(config.source, insert, values);
+    const r = await crossShard(config, async (tx) => {
+      for (const shard of new Set([tx.router.shardForCell(latLngToCell(a.lat, a.lng, 12)), tx.router.shardForCell(latLngToCell(b.lat, b.lng, 12))])) {
+        await tx.query(shard, insert, values);
+      }
+      tx.crossRow('bumps', `id=${id}`);
+    });
+    assert.deepEqual(r.shards, ['s0', 's1']);
+    assert.ok(r.gid);
+    const rec = await sql(config.catalog, `SELECT shards, written_by FROM shardctl.cross_shard_rows WHERE table_name = 'public.bumps' AND row_key = $1`, [`id=${id}`]);
+    assert.deepEqual(rec, [{ shards: ['s0', 's1'], written_by: 'crossShard' }]);
+    const v = await verify(config);
+    assert.deepEqual(v.findings, []);
+  });
+
+  it('a copy that differs and a missing copy make verify fail naming table, row key and shards', async () => {
+    const [row] = await sql(config.catalog, `SELECT row_key FROM shardctl.cross_shard_rows WHERE written_by = 'migrate' ORDER BY row_key LIMIT 1`);
+    const key: string = row.row_key;
+    const id = Number(key.slice(3));
+    await sql(on('s1'), 'UPDATE bumps SET distance_m = distance_m + 1 WHERE id = $1', [id]);
+    const cli = runCli(['verify', '--config', configPath]);
+    assert.equal(cli.status, 1, cli.stderr);
+    assert.match(cli.stdout, new RegExp(`COPIES +table public\\.bumps, row ${key} \\(units .*; must be on s0 and s1\\): differs on s1`));
+    assert.match(cli.stdout, /cross-shard rows: public\.bumps \d+ of \d+ \(\d+\.\d%\) live on more than one shard/);
+
+    await sql(on('s1'), 'DELETE FROM bumps WHERE id = $1', [id]);
+    const v = await verify(config);
+    const f = v.findings.find((x) => x.kind === 'copies');
+    assert.deepEqual(f && { key: f.key, table: f.table, shards: f.shards }, { key, table: 'public.bumps', shards: [{ shard: 's1', state: 'missing' }] });
+
+    await runCli(['migrate', '--resync', '--units', (f as { units: string[] }).units.join(','), '--config', configPath]);
+    assert.ok((await verify(config)).ok, 'the fix line (migrate --resync of its units) repairs it');
+  });
+});
