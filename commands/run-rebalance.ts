@@ -3,7 +3,7 @@ import { rebalance, type RebalanceEvent, type RebalanceResult } from '../src/ind
 import { output, type GlobalOptions } from './context.js';
 import { rebalanceExit } from './exit-codes.js';
 import { interruptSignal } from './signals.js';
-import { formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
+import { crossShardLine, formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
 import { countBar } from './ui/count-bar.js';
 import { reporterFor, type Reporter } from './ui/reporter.js';
 
@@ -89,6 +89,7 @@ export function render(r: RebalanceResult, file: string): string {
   }
   const moved = r.moves.filter((m) => m.status === 'moved').length;
   lines.push(`moved ${moved} of ${r.moves.length} unit(s) in ${formatSeconds(r.seconds)}`);
+  for (const c of r.crossShard ?? []) lines.push(crossShardLine(c));
   for (const m of r.moves.filter((x) => x.status === 'failed')) lines.push(`FAILED ${m.unit} ${m.from} → ${m.to}: ${m.reason}`);
   if (!r.ok) lines.push('each failure above says where its unit stands; run the command again to retry');
   return lines.join('\n');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { latLngToCell } from 'h3-js';
+import { cellToParent, latLngToCell } from 'h3-js';
 import { parse, stringify } from 'yaml';
 import { loadConfig, parseConfig, UserError } from '../src/index.js';
 import type { Config } from '../src/config/types.js';
@@ -20,6 +20,7 @@ strategy: { kind: h3, defaultShard: s0 }
 shards: [ { id: s0, primary: postgres://app@s0/x }, { id: s1, primary: postgres://app@s1/x } ]
 tables:
 `;
+const parentOf = (h3: string) => cellToParent(h3, 3);
 const JUMP = H3.replace('{ kind: h3, defaultShard: s0 }', '{ kind: jump, key: user_id }');
 
 function refused(text: string): string {
@@ -163,5 +164,38 @@ describe('location fleet: cross-shard rows (a bump between users on two shards)'
 
     await runCli(['migrate', '--resync', '--units', (f as { units: string[] }).units.join(','), '--config', configPath]);
     assert.ok((await verify(config)).ok, 'the fix line (migrate --resync of its units) repairs it');
+  });
+
+  it('rebalance moves a cell: its rows keep a copy on the old shard while another unit of theirs lives there; verify passes', async () => {
+    // a cell on s0 that has cross-shard rows (its other units on s1) and rows shared with another s0 cell
+    const rows = await sql<{ u1: string; u2: string }>(on('s0'), `SELECT lower(to_hex(user1_cell)) AS u1, lower(to_hex(user2_cell)) AS u2 FROM bumps`);
+    const router = createRouter(config);
+    const unit = (h: string) => parentOf(h);
+    const score = new Map<string, { cross: number; shared: number }>();
+    for (const r of rows) {
+      const [a, b] = [unit(r.u1), unit(r.u2)];
+      if (a === b) continue;
+      for (const [x, y] of [[a, b], [b, a]] as const) {
+        if (router.shardForUnit(x) !== 's0') continue;
+        const s = score.get(x) ?? score.set(x, { cross: 0, shared: 0 }).get(x)!;
+        if (router.shardForUnit(y) === 's1') s.cross++;
+        else s.shared++;
+      }
+    }
+    const [cell] = [...score].filter(([, s]) => s.cross > 0 && s.shared > 0).sort((x, y) => y[1].shared - x[1].shared)[0]!;
+    assert.equal(runCli(['mapping', 'set', cell, 's1', '--config', configPath]).status, 0);
+    config = loadConfig(configPath);
+    const r = runCli(['rebalance', '--apply', '--config', configPath]);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /cross-shard rows: public\.bumps \d+ of [\d,]+ \(\d+\.\d%\) live on more than one shard/);
+
+    // the moved cell's rows shared with another s0 cell stay on s0 (now on s1 too); its rows with s1 cells left s0
+    const after = await sql<{ u1: string; u2: string }>(on('s0'), `SELECT lower(to_hex(user1_cell)) AS u1, lower(to_hex(user2_cell)) AS u2 FROM bumps`);
+    const left = after.filter((x) => unit(x.u1) !== unit(x.u2) && (unit(x.u1) === cell || unit(x.u2) === cell));
+    assert.equal(left.length, score.get(cell)!.shared);
+    const v = await verify(config);
+    assert.deepEqual(v.findings, []);
+    const counts = await Promise.all(config.shards.map((s) => sql(s.primary, 'SELECT count(*)::int AS n FROM bumps')));
+    assert.equal(counts[0]![0].n + counts[1]![0].n, bumps + 1 + v.crossShard[0]!.crossShard);
   });
 });

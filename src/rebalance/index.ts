@@ -1,4 +1,6 @@
 import pLimit from 'p-limit';
+import { readPlacements } from '../catalog/placements.js';
+import { refreshCrossRecord } from '../transfer/cross-record.js';
 import type { Config } from '../config/types.js';
 import { withRun } from '../catalog/run.js';
 import { catalogLost, isCatalogLost } from '../catalog/catalog.js';
@@ -52,6 +54,8 @@ export interface RebalanceResult {
   seconds: number;
   /** h3, with apply: the read-only cells fenced on each shard */
   readOnly?: ReadOnlyResult[];
+  /** with apply, tables with several routes: their rows and how many live on more than one shard (the catalog's record, refreshed) */
+  crossShard?: { table: string; rows: number; crossShard: number }[];
 }
 
 /**
@@ -124,7 +128,9 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     await syncReferences(config, model, origin, opts.signal);
     if (moves.length > 0) {
       await installGuards(config, model, moves);
-      const limit = pLimit(Math.max(1, opts.concurrency ?? 2));
+      // rows with several routes are shared by units: one move at a time, so each move's delete sees
+      // the others' settled placements (concurrent moves could each keep a copy for the other)
+      const limit = pLimit(model.sharded.some((t) => t.config.routes) ? 1 : Math.max(1, opts.concurrency ?? 2));
       await Promise.all(
         moves.map((m) =>
           limit(async () => {
@@ -159,6 +165,10 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     if (lost) throw lost;
     // a move's fence replaces a read-only mark and lifting it removes it: mark read-only cells again
     if (!opts.signal?.aborted) result.readOnly = await applyReadOnly(config, model);
+    if (!opts.signal?.aborted && model.sharded.some((t) => t.config.routes)) {
+      const placements = await readPlacements(catalog.client);
+      result.crossShard = await refreshCrossRecord(config, model, catalog.client, (u) => placements.get(u) ?? routeOf(u), 'rebalance');
+    }
     if (opts.signal?.aborted) {
       await finish('interrupted', summary(result));
       const moved = result.moves.filter((m) => m.status === 'moved').length;

@@ -6,6 +6,7 @@ import { copyBatch } from '../transfer/batch.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import type { Model } from '../tables/model.js';
 import { deleteUnit, unitRowsOn } from './unit-rows.js';
+import { catalogHomes, onShard } from './homes.js';
 import { scanServer } from '../transfer/scan.js';
 import { isCatalogLost } from '../catalog/catalog.js';
 import { failureText } from '../db/pg-error.js';
@@ -56,6 +57,8 @@ export async function moveUnit(ctx: MoveContext, move: MoveRow | (Unit & { step?
     faultPoint(s);
   };
   const guard = () => ctx.signal?.throwIfAborted();
+  // tables with several routes: a row stays on a shard while another of its units lives there
+  const homes = catalogHomes(ctx.config, ctx.catalog, ctx.journal);
 
   try {
     if (pending('started')) {
@@ -67,7 +70,7 @@ export async function moveUnit(ctx: MoveContext, move: MoveRow | (Unit & { step?
       await setFence(ctx, from, m, 'source');
       await setFence(ctx, to, m, 'target');
       faultPoint('fencing');
-      const found = await unitRowsOn(ctx.model, to, m.unit);
+      const found = await unitRowsOn(ctx.model, to, m.unit, onShard(m.to, homes));
       if (found) throw new MoveRefused(`shard ${m.to} already holds rows of unit ${m.unit} (${found}), written there before the move (an application router on the new topology?); shardctl does not delete them: move them to shard ${m.from} or delete them, then run again`);
       await step('fenced');
     }
@@ -94,7 +97,7 @@ export async function moveUnit(ctx: MoveContext, move: MoveRow | (Unit & { step?
       faultPoint('flipped');
     }
     if (pending('deleted')) {
-      await deleteUnit(ctx.model, from, m.unit);
+      await deleteUnit(ctx.model, from, m.unit, onShard(m.from, homes));
       await step('deleted');
     }
     if (pending('lifted')) {
@@ -144,7 +147,7 @@ async function settle(ctx: MoveContext, m: Unit, last: number): Promise<string> 
  */
 export async function undoMove(ctx: Pick<MoveContext, 'config' | 'model' | 'catalog' | 'journal'>, m: Unit, fenced: boolean): Promise<void> {
   const to = shardEndpoint(ctx.config, m.to);
-  if (fenced) await deleteUnit(ctx.model, to, m.unit);
+  if (fenced) await deleteUnit(ctx.model, to, m.unit, onShard(m.to, catalogHomes(ctx.config, ctx.catalog, ctx.journal)));
   await withClient(to, (c) => unfenceUnits(c, [m.unit]));
   await withClient(shardEndpoint(ctx.config, m.from), (c) => unfenceUnits(c, [m.unit]));
   await ctx.journal(() => finishMove(ctx.catalog, m.unit));
