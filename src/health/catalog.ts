@@ -1,4 +1,5 @@
 import { LOCK_KEY } from '../catalog/catalog.js';
+import { readCrossShardSummary, type CrossShardSummary } from '../catalog/cross-rows.js';
 import { CATALOG_VERSION } from '../catalog/schema.js';
 import type { Config } from '../config/types.js';
 import { redactUrl } from '../redact.js';
@@ -16,9 +17,14 @@ export interface CatalogFacts {
   readonly moves: readonly MoveInFlight[];
   readonly moveCount: number;
   readonly runInProgress: boolean;
+  /** tables with several routes: the record of cross-shard rows */
+  readonly crossShard: readonly CrossShardSummary[];
 }
 
-const ABSENT: CatalogFacts = { present: false, schemaVersion: 0, shards: [], stray: [], moves: [], moveCount: 0, runInProgress: false };
+const ABSENT: CatalogFacts = { present: false, schemaVersion: 0, shards: [], stray: [], moves: [], moveCount: 0, runInProgress: false, crossShard: [] };
+
+/** The location design's alert: cross-shard interactions above 10% of the total. */
+export const CROSS_SHARD_ALERT = 0.1;
 
 /** Reads what the catalog says, bounded by `timeoutMs`; read-only (never creates the schema). */
 export function readCatalog(config: Config, timeoutMs: number): Promise<Timed<CatalogFacts>> {
@@ -37,6 +43,7 @@ export function readCatalog(config: Config, timeoutMs: number): Promise<Timed<Ca
       moves: (row.moves as MoveInFlight[]).map((m) => ({ ...m, since: new Date(m.since).toISOString() })),
       moveCount: Number(row.move_count),
       runInProgress: row.run_in_progress === true,
+      crossShard: await readCrossShardSummary(c),
     };
   });
 }
@@ -84,6 +91,15 @@ export function evaluateCatalog(config: Config, outcome: Timed<CatalogFacts>, se
     } else {
       crit(`${f.moveCount} unit${f.moveCount === 1 ? '' : 's'} left fenced or half-moved by an interrupted run (${units}${more}); run \`shardctl rebalance --apply\` to finish`);
     }
+  }
+  for (const x of f.crossShard) {
+    if (!x.rows || x.crossShard / x.rows <= CROSS_SHARD_ALERT) continue;
+    const pct = ((100 * x.crossShard) / x.rows).toFixed(1);
+    problems.push({
+      check: 'catalog',
+      status: 'warning',
+      message: `${pct}% of ${x.table}'s rows (${x.crossShard} of ${x.rows}) live on more than one shard, above the ${CROSS_SHARD_ALERT * 100}% alert: a mapping that keeps regions together lowers it (shardctl plan --propose-mapping)`,
+    });
   }
   const checks: CheckResult[] = problems.length
     ? problems

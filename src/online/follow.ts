@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { withRun, type RunScope } from '../catalog/run.js';
 import type { Config } from '../config/types.js';
 import { connect, withClient, type Endpoint } from '../db/connect.js';
-import { blockedError, UserError } from '../errors.js';
+import { blockedError, usageError, UserError } from '../errors.js';
 import { migrate, type MigrateResult } from '../migrate/index.js';
 import type { EventSink as MigrateEventSink } from '../migrate/events.js';
 import { mayBypassTriggers } from '../transfer/foreign-keys.js';
@@ -70,6 +70,11 @@ export async function follow(config: Config, opts: FollowOptions = {}): Promise<
   return withRun(config.catalog, spec, async (scope) => {
     const catalog = scope.catalog;
     const model = await withClient(source, (c) => loadModel(config, c));
+    // the follower places a streamed row on one shard; a row with several routes needs every one
+    const multi = model.sharded.filter((t) => t.config.routes).map((t) => t.name);
+    if (multi.length) {
+      throw usageError(`${config.file}: ${multi.join(', ')} ha${multi.length === 1 ? 's' : 've'} several routes, which migrate --follow does not stream yet`, 'migrate offline (shardctl migrate, writes stopped), or give the table one route while following');
+    }
     const tables = model.tables.map((t) => t.name);
     const state = await readOnline(catalog.client, names);
     if (state?.state === 'cut-over') return { stopped: 'already-cut-over', applied: 0, appliedLsn: '0/0', seconds: 0 };
