@@ -11,6 +11,10 @@ import { migrate } from '../src/migrate/index.js';
 import { verify } from '../src/verify/index.js';
 import { plan } from '../src/plan/index.js';
 import { createRouter } from '../src/routing/router.js';
+import { withClient } from '../src/db/connect.js';
+import { loadModel } from '../src/tables/model.js';
+import { installGuard } from '../src/transfer/guard.js';
+import { fenceUnits, unfenceUnits } from '../src/transfer/fence.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { runCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
@@ -203,5 +207,22 @@ describe('location fleet: cross-shard rows (a bump between users on two shards)'
     assert.deepEqual(v.findings, []);
     const counts = await Promise.all(config.shards.map((s) => sql(s.primary, 'SELECT count(*)::int AS n FROM bumps')));
     assert.equal(counts[0]![0].n + counts[1]![0].n, bumps + 1 + v.crossShard[0]!.crossShard);
+  });
+
+  it('the write fence refuses a write to a row when its second route leads to a unit being moved', async () => {
+    const rows = await sql<{ id: string; u1: string; u2: string }>(on('s1'), `SELECT id::text, lower(to_hex(user1_cell)) AS u1, lower(to_hex(user2_cell)) AS u2 FROM bumps ORDER BY id`);
+    const row = rows.find((r) => parentOf(r.u1) !== parentOf(r.u2));
+    const unit = parentOf(row!.u2);
+    const e = { label: 'shard s1', url: on('s1') };
+    await withClient(e, async (c) => {
+      await installGuard(c, e, await withClient({ label: 'source', url: config.source }, (src) => loadModel(config, src)));
+      await fenceUnits(c, e, config, [{ unit, from: 's1', to: 's0', role: 'source' }]);
+    });
+    try {
+      await assert.rejects(sql(on('s1'), 'UPDATE bumps SET distance_m = distance_m WHERE id = $1', [row!.id]), new RegExp(`unit ${unit} is being moved from shard s1 to shard s0`));
+    } finally {
+      await withClient(e, (c) => unfenceUnits(c, [unit]));
+    }
+    await sql(on('s1'), 'UPDATE bumps SET distance_m = distance_m WHERE id = $1', [row!.id]);
   });
 });

@@ -117,14 +117,25 @@ export function guardSql(model: Model): string[] {
       body = `SELECT ${keyFunction(parent)}(p) FROM ${quoteTable(parent.name)} p WHERE p.${quoteIdent(r.parentColumn)} = ($1).${quoteIdent(r.column)}`;
     } else continue;
     out.push(`CREATE OR REPLACE FUNCTION ${fn}(${quoteTable(t.name)}) RETURNS shardctl.fence_key LANGUAGE sql STABLE AS ${dollarQuote(body)}`);
+    // a table with several routes: a row is fenced when any of its units is (one key function per route)
+    const fns = [fn];
+    for (const [i, route] of (t.config.routes ?? []).entries()) {
+      if (i === 0) continue;
+      const extra = `shardctl.${quoteIdent(`key_${qualifiedName(t.config)}#${i + 1}`)}`;
+      const unit = route.kind === 'key' ? `($1).${quoteIdent(route.column)}::text` : route.kind === 'cell' && st.kind === 'h3' ? parentCellSql(`($1).${quoteIdent(route.column)}`, st.shardResolution) : undefined;
+      if (!unit) throw new Error(`internal: table ${t.name}: route ${i + 1} cannot be fenced`);
+      out.push(`CREATE OR REPLACE FUNCTION ${extra}(${quoteTable(t.name)}) RETURNS shardctl.fence_key LANGUAGE sql STABLE AS ${dollarQuote(`SELECT ROW(${unit}, NULL, NULL)::shardctl.fence_key`)}`);
+      fns.push(extra);
+    }
+    const refuseAll = (rec: string) => fns.map((f) => `PERFORM shardctl.refuse(${f}(${rec}));`).join(' ');
     const trig = `shardctl.${quoteIdent(`fence_${t.name}`)}`;
     const trigBody = `
       BEGIN
         IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN COALESCE(NEW, OLD); END IF;
         PERFORM shardctl.fence_gate();
         IF EXISTS (SELECT 1 FROM shardctl.fenced_units) THEN
-          IF TG_OP <> 'DELETE' THEN PERFORM shardctl.refuse(${fn}(NEW)); END IF;
-          IF TG_OP <> 'INSERT' THEN PERFORM shardctl.refuse(${fn}(OLD)); END IF;
+          IF TG_OP <> 'DELETE' THEN ${refuseAll('NEW')} END IF;
+          IF TG_OP <> 'INSERT' THEN ${refuseAll('OLD')} END IF;
         END IF;
         RETURN COALESCE(NEW, OLD);
       END`;
