@@ -116,6 +116,9 @@ describe('location fleet: cross-shard rows (a bump between users on two shards)'
     assert.deepEqual(v.findings, []);
     assert.ok(v.ok);
     assert.deepEqual(v.crossShard, [{ table: 'public.bumps', rows: bumps, crossShard: rec!.crossShard }]);
+    // after cutover (no source): the copies are compared with each other
+    const shardsOnly = await verify(config, { placementOnly: true });
+    assert.deepEqual(shardsOnly.findings, []);
     const p = await plan(config);
     assert.deepEqual(p.crossShard, [{ table: 'public.bumps', rows: bumps, crossShard: rec!.crossShard }]);
 
@@ -166,6 +169,12 @@ describe('location fleet: cross-shard rows (a bump between users on two shards)'
     assert.equal(cli.status, 1, cli.stderr);
     assert.match(cli.stdout, new RegExp(`COPIES +table public\\.bumps, row ${key} \\(units .*; must be on s0 and s1\\): differs on s1`));
     assert.match(cli.stdout, /cross-shard rows: public\.bumps \d+ of \d+ \(\d+\.\d%\) live on more than one shard/);
+
+    const shardsOnly = await verify(config, { placementOnly: true });
+    assert.deepEqual(
+      shardsOnly.findings.filter((x) => x.kind === 'copies').map((x) => x.kind === 'copies' && [x.key, x.shards]),
+      [[key, [{ shard: 's0', state: 'differs' }, { shard: 's1', state: 'differs' }]]],
+    );
 
     await sql(on('s1'), 'DELETE FROM bumps WHERE id = $1', [id]);
     const v = await verify(config);

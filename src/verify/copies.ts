@@ -27,7 +27,9 @@ export function compareCopies(tables: readonly TableModel[], source: ServerScan 
         const due = truth !== undefined && expected.includes(h.shard);
         if (due && !h.row) problems.push({ shard: h.shard, state: 'missing' });
         else if (h.row && !due) problems.push({ shard: h.shard, state: 'unexpected' });
-        else if (h.row && truth && h.row.hash !== truth.hash) problems.push({ shard: h.shard, state: 'differs' });
+        else if (h.row && want && h.row.hash !== truth!.hash) problems.push({ shard: h.shard, state: 'differs' });
+        // without the source no copy is the reference: when they disagree, each is named
+        else if (h.row && !want && held.some((o) => o.row && o.row.hash !== h.row!.hash)) problems.push({ shard: h.shard, state: 'differs' });
       }
       if (problems.length) out.push({ kind: 'copies', table: t.name, key, units: [...new Set(units)], expected, shards: problems });
     }

@@ -68,7 +68,8 @@ export function describe(f: Finding, r: Pick<VerifyResult, 'configFile' | 'mode'
         text: `table ${f.table}, row ${f.key} (units ${f.units.join(', ')}; must be on ${f.expected.join(' and ')}): ${what}`,
         fix: [
           ...(extra.length ? [`delete row ${f.key} of ${f.table} from ${extra.join(', ')}`] : []),
-          ...(recopy ? [resyncCommand(f.units, r.configFile)] : []),
+          ...(recopy && r.mode === 'full' ? [resyncCommand(f.units, r.configFile)] : []),
+          ...(recopy && r.mode !== 'full' ? [`make row ${f.key} of ${f.table} the same on ${f.expected.join(' and ')}`] : []),
         ].join('; then '),
       };
     }

@@ -58,7 +58,7 @@ export type Finding =
       units: string[];
       /** the shards its units live on: the row must be on each, once */
       expected: string[];
-      /** missing: not on a shard it must be on; unexpected: on a shard none of its units lives on; differs: not as on the source */
+      /** missing: not on a shard it must be on; unexpected: on a shard none of its units lives on; differs: not as on the source (placement-only: the copies disagree) */
       shards: { shard: string; state: 'missing' | 'unexpected' | 'differs' }[];
     }
   | {
