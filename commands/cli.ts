@@ -5,6 +5,7 @@ import { register as failover } from './failover.js';
 import { register as removeShard } from './remove-shard.js';
 import { register as addShard } from './add-shard.js';
 import { register as cutover } from './cutover.js';
+import { register as rollback } from './rollback.js';
 import { register as demo } from './demo.js';
 import { register as migrate } from './migrate.js';
 import { register as pin } from './pin.js';
@@ -25,7 +26,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .hook('preAction', (_program, action) => applyEnvTwins(action));
-  for (const register of [route, plan, migrate, cutover, verify, rebalance, addShard, removeShard, pin, failover, resolveCmd, health]) register(program);
+  for (const register of [route, plan, migrate, cutover, rollback, verify, rebalance, addShard, removeShard, pin, failover, resolveCmd, health]) register(program);
   demo(program, main); // the demo runs the real commands, in this process
 
   return program;

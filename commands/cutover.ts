@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
-import { cutover } from '../src/index.js';
+import { cutover, finishCutover, usageError } from '../src/index.js';
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
 import { formatSeconds } from './ui/format.js';
 
 interface CutoverFlags extends GlobalOptions {
   timeout?: number;
+  reverse?: boolean;
+  finish?: boolean;
 }
 
 export function register(program: Command): void {
@@ -12,12 +14,27 @@ export function register(program: Command): void {
     program
       .command('cutover')
       .description('end an online migration: fence the monolith, let the follower catch up, verify, switch to the shards')
-      .option('--timeout <s>', 'seconds to wait for writers in flight and for the follower to catch up (default 60)', positiveInt('--timeout')),
+      .option('--timeout <s>', 'seconds to wait for writers in flight and for the follower to catch up (default 60)', positiveInt('--timeout'))
+      .option('--reverse', 'keep a reverse stream (shards → monolith) so shardctl rollback can undo the cutover')
+      .option('--finish', 'end the rollback window: stop rollback --follow, drop the reverse slots on every shard'),
   ).action(async (opts: CutoverFlags) => {
     const config = load(opts);
     const out = output(opts);
+    if (opts.finish) {
+      if (opts.reverse || opts.timeout !== undefined) throw usageError(`--finish does not go with --${opts.reverse ? 'reverse' : 'timeout'}`);
+      const f = await finishCutover(config);
+      const dropped = f.slotsDropped.length ? `reverse slot dropped on ${f.slotsDropped.join(', ')}` : 'no reverse slot was left';
+      out.result(
+        f.closed
+          ? `rollback window closed: ${dropped}${f.shardFenceLifted ? '; the fence of an interrupted rollback is lifted from the shards' : ''}; the shards stay the source of truth`
+          : `there was no rollback window to close (${dropped})`,
+        f,
+      );
+      return;
+    }
     const r = await cutover(config, {
       timeoutSeconds: opts.timeout,
+      reverse: opts.reverse,
       onEvent: (e) => {
         if (opts.json) process.stderr.write(`${JSON.stringify(e)}\n`);
         else if (!opts.quiet) process.stderr.write(`${e.step} after ${formatSeconds(e.seconds)}${e.detail ? ` (${e.detail})` : ''}\n`);
@@ -27,7 +44,10 @@ export function register(program: Command): void {
       r.already
         ? `already cut over (writes to the monolith were refused for ${formatSeconds(r.outageMs / 1000)})`
         : `cut over: the shards are the source of truth; writes to the monolith were refused for ${formatSeconds(r.outageMs / 1000)} and stay refused` +
-            `\n${r.sequences} sequences aligned, ${r.units} new unit(s) recorded; point the application's routers at the shards`,
+            `\n${r.sequences} sequences aligned, ${r.units} new unit(s) recorded; point the application's routers at the shards` +
+            (r.reverse
+              ? `\nrollback window open: reverse slots on ${Object.keys(r.reverse).join(', ')}; run shardctl rollback --follow now (it keeps the monolith current), end the window with shardctl cutover --finish`
+              : ''),
       r,
     );
   });

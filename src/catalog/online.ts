@@ -6,7 +6,7 @@ export interface StreamNames {
 }
 
 /** The catalog's record of an online migration (shardctl.online), one row per slot. */
-export type OnlineState = 'copying' | 'following' | 'fenced' | 'cut-over';
+export type OnlineState = 'copying' | 'following' | 'fenced' | 'cut-over' | 'rolled-back';
 
 export interface OnlineRow {
   slot: string;
@@ -81,4 +81,14 @@ export async function setOnline(
 export async function deleteOnline(c: pg.ClientBase, names: StreamNames): Promise<void> {
   const has = await c.query(`SELECT to_regclass('shardctl.online') IS NOT NULL AS ok`);
   if (has.rows[0].ok) await c.query('DELETE FROM shardctl.online WHERE slot = $1', [names.slot]);
+}
+
+/** A stream's row in a given state, created or reset (the reverse stream of a rollback window). */
+export async function openOnline(c: pg.ClientBase, names: StreamNames, state: OnlineState): Promise<void> {
+  await c.query(
+    `INSERT INTO shardctl.online (slot, publication, state) VALUES ($1, $2, $3)
+     ON CONFLICT (slot) DO UPDATE SET publication = EXCLUDED.publication, state = EXCLUDED.state, consistent_lsn = NULL,
+       barrier_lsn = NULL, fenced_at = NULL, cutover_at = NULL, outage_ms = NULL, started_at = now(), updated_at = now()`,
+    [names.slot, names.publication, state],
+  );
 }

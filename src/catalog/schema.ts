@@ -124,6 +124,9 @@ export const MIGRATIONS: readonly string[] = [
    );`,
   // the record of cross-shard rows (tables with several routes): cross-rows.ts
   CROSS_ROWS_MIGRATION,
+  // rollback after cutover: the reverse stream's row (shards -> monolith) ends 'rolled-back'
+  `ALTER TABLE shardctl.online DROP CONSTRAINT online_state_check,
+     ADD CONSTRAINT online_state_check CHECK (state IN ('copying', 'following', 'fenced', 'cut-over', 'rolled-back'));`,
 ];
 
 export const CATALOG_VERSION = MIGRATIONS.length;

@@ -14,16 +14,19 @@ import { lsn } from '../stream/lsn.js';
 import { MESSAGE_PREFIX, MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
 import { readPosition } from '../stream/positions.js';
 import { recordNewUnits } from './placements.js';
+import { atCutover, checkShardsForReverse, cutoverFailed } from './reverse.js';
 import { dropStream, slotState } from '../stream/slot.js';
 import { readOnline, setOnline } from '../catalog/online.js';
 
 export interface CutoverOptions {
   /** seconds to wait for writers in flight and for the follower to catch up; default 60 */
   timeoutSeconds?: number;
+  /** keep a reverse stream (shards → monolith) so the cutover can be rolled back (reverse.ts) */
+  reverse?: boolean;
   onEvent?: (e: CutoverEvent) => void;
 }
 
-export type CutoverStep = 'fenced' | 'caught-up' | 'verified' | 'sequences' | 'recorded' | 'follower-stopped';
+export type CutoverStep = 'fenced' | 'caught-up' | 'verified' | 'sequences' | 'reverse-opened' | 'recorded' | 'follower-stopped';
 /** what each step of the outage took, in ms (fenced … recorded; follower-stopped comes after the outage) */
 export type CutoverPhases = Partial<Record<CutoverStep, number>>;
 export type CutoverEvent = { type: 'cutover-step'; step: CutoverStep; seconds: number; detail?: string };
@@ -40,6 +43,8 @@ export interface CutoverResult {
   /** changed rows (since the copy) compared between the monolith and the shards inside the fence */
   checkedRows: number;
   phasesMs: CutoverPhases;
+  /** with `reverse`: each shard's reverse stream start position (the rollback window is open) */
+  reverse?: Record<string, string>;
 }
 
 /** Only one cutover (or abandon) at a time; the follower holds the run lock meanwhile. */
@@ -79,6 +84,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     }
     const model = await withClient(source, (c) => loadModel(config, c));
     const tables = model.tables.map((t) => t.name);
+    if (opts.reverse) await checkShardsForReverse(config, tables);
     // everything that needs no fence is ready before it: connections, the catalog's placements
     const placements = await readPlacements(catalog.client);
     const shards = new Map<string, pg.Client>();
@@ -119,6 +125,8 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         let sequences = 0;
         for (const n of (await alignFleetSequences(config, model.tables, source)).values()) sequences += n;
         step('sequences');
+        const reverse = await atCutover(config, catalog.client, tables, Boolean(opts.reverse), timeoutMs);
+        if (reverse) step('reverse-opened');
         const units = await recordNewUnits(catalog.client, changed.newUnits);
         const outageMs = Date.now() - fencedAt.getTime();
         await setOnline(catalog.client, names, 'cut-over', { cutoverAt: new Date(), outageMs });
@@ -126,11 +134,12 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         // the outage is over: the rest is cleanup
         await stopFollower(src, names, 15_000);
         step('follower-stopped');
-        return { ok: true, already: false, outageMs, barrierLsn: barrier, units, sequences, checkedRows: changed.rows, phasesMs };
+        return { ok: true, already: false, outageMs, barrierLsn: barrier, units, sequences, checkedRows: changed.rows, phasesMs, reverse };
       } catch (e) {
         // writes resume on the monolith; the follower keeps following
         await liftSourceFence(src, tables);
         await setOnline(catalog.client, names, 'following', { fencedAt: null, barrierLsn: null });
+        await cutoverFailed(config, catalog.client, Boolean(opts.reverse)).catch(() => undefined); // health shows a window left open
         if (e instanceof UserError) throw e;
         throw blockedError(`cutover failed: ${redactText((e as Error).message)}; the fence is lifted`, { cause: e });
       }

@@ -10,20 +10,36 @@ import { quoteTable } from '../db/ident.js';
  * `lockTimeoutMs`) and, once committed, refuses every later write whatever the writer's isolation
  * level: a transaction's snapshot does not hide a committed trigger from its next statement.
  */
-const TRIGGER = 'shardctl_cutover_fence';
+/**
+ * The same fence serves the other direction: `rollback` puts it on every shard (trigger
+ * shardctl_rollback_fence) while the monolith catches up, and leaves it there once the monolith is
+ * the source of truth again. A table fence, not the per-unit one: it also refuses units and
+ * reference rows that do not exist yet.
+ */
+export type TableFence = 'cutover' | 'rollback';
 
-const FUNCTION_SQL = `CREATE OR REPLACE FUNCTION shardctl.cutover_fence() RETURNS trigger LANGUAGE plpgsql AS $$
+const TRIGGERS: Record<TableFence, string> = { cutover: 'shardctl_cutover_fence', rollback: 'shardctl_rollback_fence' };
+
+const FUNCTIONS: Record<TableFence, string> = {
+  cutover: `CREATE OR REPLACE FUNCTION shardctl.cutover_fence() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
     IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN NULL; END IF;
     RAISE EXCEPTION 'shardctl: table %.% is cut over (or being cut over) to the shards; writes to the monolith are refused', TG_TABLE_SCHEMA, TG_TABLE_NAME
       USING ERRCODE = '55000', HINT = 'write through the shards (createRouter); if the cutover failed, it lifted this fence';
-  END $$`;
+  END $$`,
+  rollback: `CREATE OR REPLACE FUNCTION shardctl.rollback_fence() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN NULL; END IF;
+    RAISE EXCEPTION 'shardctl: table %.% is rolled back (or being rolled back) to the monolith; writes to the shards are refused', TG_TABLE_SCHEMA, TG_TABLE_NAME
+      USING ERRCODE = '55000', HINT = 'write to the monolith; if the rollback failed, it lifted this fence';
+  END $$`,
+};
 
-export async function fenceSource(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number): Promise<void> {
+export async function fenceSource(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number, kind: TableFence = 'cutover'): Promise<void> {
   const until = Date.now() + lockTimeoutMs;
   for (;;) {
     try {
-      return await fenceOnce(c, tables, Math.max(1, until - Date.now()));
+      return await fenceOnce(c, tables, Math.max(1, until - Date.now()), kind);
     } catch (e) {
       // Taking the tables one after the other can close a cycle with a writer that holds one and
       // waits for another: PostgreSQL then fails one of the two. When it is the fence, try again.
@@ -32,33 +48,34 @@ export async function fenceSource(c: pg.ClientBase, tables: readonly string[], l
   }
 }
 
-async function fenceOnce(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number): Promise<void> {
+async function fenceOnce(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number, kind: TableFence): Promise<void> {
+  const trigger = TRIGGERS[kind];
   await withTransaction(c, async () => {
     await c.query(`SET LOCAL lock_timeout = ${Math.round(lockTimeoutMs)}`);
     await c.query(`LOCK TABLE ${tables.map(quoteTable).join(', ')} IN SHARE ROW EXCLUSIVE MODE`);
     await c.query('CREATE SCHEMA IF NOT EXISTS shardctl');
-    await c.query(FUNCTION_SQL);
+    await c.query(FUNCTIONS[kind]);
     // CREATE OR REPLACE TRIGGER (PostgreSQL 14+) takes SHARE ROW EXCLUSIVE; DROP TRIGGER would take
     // ACCESS EXCLUSIVE and block readers too
     const replace = Number((await c.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v) >= 140000;
     for (const t of tables) {
-      if (!replace) await c.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON ${quoteTable(t)}`);
-      await c.query(`CREATE ${replace ? 'OR REPLACE ' : ''}TRIGGER ${TRIGGER} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${quoteTable(t)} FOR EACH STATEMENT EXECUTE FUNCTION shardctl.cutover_fence()`);
+      if (!replace) await c.query(`DROP TRIGGER IF EXISTS ${trigger} ON ${quoteTable(t)}`);
+      await c.query(`CREATE ${replace ? 'OR REPLACE ' : ''}TRIGGER ${trigger} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${quoteTable(t)} FOR EACH STATEMENT EXECUTE FUNCTION shardctl.${kind}_fence()`);
     }
   });
 }
 
-export async function liftSourceFence(c: pg.ClientBase, tables: readonly string[]): Promise<void> {
+export async function liftSourceFence(c: pg.ClientBase, tables: readonly string[], kind: TableFence = 'cutover'): Promise<void> {
   await withTransaction(c, async () => {
-    for (const t of tables) await c.query(`DROP TRIGGER IF EXISTS ${TRIGGER} ON ${quoteTable(t)}`);
+    for (const t of tables) await c.query(`DROP TRIGGER IF EXISTS ${TRIGGERS[kind]} ON ${quoteTable(t)}`);
   });
 }
 
-export async function sourceFenced(c: pg.ClientBase, tables: readonly string[]): Promise<string[]> {
+export async function sourceFenced(c: pg.ClientBase, tables: readonly string[], kind: TableFence = 'cutover'): Promise<string[]> {
   const r = await c.query(
     `SELECT n.nspname || '.' || c.relname AS t FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE g.tgname = $1 AND n.nspname || '.' || c.relname = ANY($2::text[])`,
-    [TRIGGER, tables],
+    [TRIGGERS[kind], tables],
   );
   return r.rows.map((x) => x.t as string);
 }

@@ -7,7 +7,7 @@ import type { StreamNames } from './names.js';
  * What logical decoding needs on the source, checked before anything is created. Every missing
  * item is reported at once, each with the statement that fixes it (exit 3).
  */
-export async function checkSourceForFollow(c: pg.ClientBase, tables: readonly string[], names: StreamNames): Promise<void> {
+export async function checkSourceForFollow(c: pg.ClientBase, tables: readonly string[], names: StreamNames, label = 'source'): Promise<void> {
   const problems: string[] = [];
   const s = (
     await c.query(
@@ -23,15 +23,15 @@ export async function checkSourceForFollow(c: pg.ClientBase, tables: readonly st
     )
   ).rows[0];
   if (s.wal_level !== 'logical') {
-    problems.push(`source: wal_level is ${s.wal_level}, logical decoding needs logical; fix: ALTER SYSTEM SET wal_level = logical; then restart the server`);
+    problems.push(`${label}: wal_level is ${s.wal_level}, logical decoding needs logical; fix: ALTER SYSTEM SET wal_level = logical; then restart the server`);
   }
   if (!s.ours && s.slots >= s.max_slots) {
-    problems.push(`source: all ${s.max_slots} replication slots are in use; fix: ALTER SYSTEM SET max_replication_slots = ${s.max_slots + 1}; then restart the server (or drop an unused slot)`);
+    problems.push(`${label}: all ${s.max_slots} replication slots are in use; fix: ALTER SYSTEM SET max_replication_slots = ${s.max_slots + 1}; then restart the server (or drop an unused slot)`);
   }
   if (s.senders >= s.max_senders) {
-    problems.push(`source: all ${s.max_senders} WAL senders are in use; fix: ALTER SYSTEM SET max_wal_senders = ${s.max_senders + 1}; then restart the server`);
+    problems.push(`${label}: all ${s.max_senders} WAL senders are in use; fix: ALTER SYSTEM SET max_wal_senders = ${s.max_senders + 1}; then restart the server`);
   }
-  if (!s.may_replicate) problems.push(`source: role ${s.role} may not stream changes; fix: ALTER ROLE ${quoteIdent(s.role)} REPLICATION;`);
+  if (!s.may_replicate) problems.push(`${label}: role ${s.role} may not stream changes; fix: ALTER ROLE ${quoteIdent(s.role)} REPLICATION;`);
   const ids = await c.query(
     `SELECT n.nspname || '.' || c.relname AS t, c.relreplident AS ident,
             EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident)) AS has_key,
@@ -49,10 +49,12 @@ export async function checkSourceForFollow(c: pg.ClientBase, tables: readonly st
     }
     const ok = r.ident === 'f' || ((r.ident === 'd' || r.ident === 'i') && r.has_key);
     if (!ok) {
-      problems.push(`source: table ${r.t} has no primary key or replica identity, so its updates and deletes cannot be streamed; fix: ALTER TABLE ${quoteTable(r.t)} REPLICA IDENTITY FULL; (or add a primary key)`);
+      problems.push(`${label}: table ${r.t} has no primary key or replica identity, so its updates and deletes cannot be streamed; fix: ALTER TABLE ${quoteTable(r.t)} REPLICA IDENTITY FULL; (or add a primary key)`);
     }
   }
   if (problems.length) {
-    throw problemsError('blocked', problems, `source: ${problems.length} things stop an online migration`, 'fix them on the source, then run migrate --follow again');
+    throw label === 'source'
+      ? problemsError('blocked', problems, `source: ${problems.length} things stop an online migration`, 'fix them on the source, then run migrate --follow again')
+      : problemsError('blocked', problems, `${label}: ${problems.length} things stop a reverse stream`, `fix them on ${label}, or cut over without --reverse`);
   }
 }

@@ -106,3 +106,19 @@ async function alignShard(c: pg.ClientBase, cols: readonly SeqColumn[], residue:
   }
   return n;
 }
+
+/**
+ * After a rollback the monolith takes inserts again: each of its sequences of `tables` is set (step 1,
+ * as the monolith always had) past every id any shard's sequence handed out and every id the
+ * monolith's tables now hold, so the rows written on the shards during the window never collide
+ * with new ones. Never moves a sequence backwards. Returns the sequences set.
+ */
+export async function alignSourceSequences(config: Config, tables: readonly TableModel[], source: Endpoint): Promise<number> {
+  const cols = seqColumns(tables).map((c) => ({ ...c, stride: 1 }));
+  const seen: Awaited<ReturnType<typeof highWater>>[] = [];
+  for (const s of config.shards) seen.push(await withClient(shardEndpoint(config, s.id), (c) => highWater(c, cols)));
+  return withClient(source, async (c) => {
+    const own = await highWater(c, cols);
+    return alignShard(c, cols, 0, maxOf([own.seq, own.table, ...seen.flatMap((x) => [x.seq, x.table])]));
+  });
+}

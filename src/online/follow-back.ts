@@ -1,0 +1,247 @@
+import type pg from 'pg';
+import { withRun } from '../catalog/run.js';
+import { readOnline } from '../catalog/online.js';
+import type { Config } from '../config/types.js';
+import { connect, withClient, type Endpoint } from '../db/connect.js';
+import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
+import { pgFailure } from '../db/pg-error.js';
+import { blockedError, UserError } from '../errors.js';
+import { redactText } from '../redact.js';
+import { Applier, type ShardSession } from '../stream/apply.js';
+import { lsn, lsnText } from '../stream/lsn.js';
+import { MESSAGE_PREFIX, MIGRATION_STREAM, REVERSE_STREAM, reverseKey } from '../stream/names.js';
+import { prepareShardState, readPosition } from '../stream/positions.js';
+import { RouteError, type RowRouter } from '../stream/route.js';
+import { ddlError, shapeOf, sourceShapes, truncateError } from '../stream/shape.js';
+import { Statements } from '../stream/statements.js';
+import { runStream } from '../stream/stream.js';
+import { loadModel, type Model } from '../tables/model.js';
+import { mayBypassTriggers } from '../transfer/foreign-keys.js';
+
+export type FollowBackEvent =
+  | { type: 'reverse-start'; shard: string; from: string }
+  | { type: 'reverse-progress'; shard: string; appliedLsn: string; lagBytes: number | null; changes: number; changesPerSecond: number }
+  | { type: 'reverse-stop'; shard: string; reason: 'stopped' | 'interrupted' | 'error'; appliedLsn: string; message?: string };
+
+export interface FollowBackOptions {
+  heartbeatMs?: number;
+  signal?: AbortSignal;
+  onEvent?: (e: FollowBackEvent) => void;
+}
+
+export interface FollowBackResult {
+  /** 'stopped': rollback or cutover --finish ended the window; 'closed': there was no window to follow */
+  stopped: 'stopped' | 'closed';
+  applied: number;
+  shards: { shard: string; appliedLsn: string; applied: number }[];
+  seconds: number;
+}
+
+/** Advisory lock class of a reverse follower on the monolith (with the shard's key's hash). */
+const REVERSE_LOCK = 0x52657673;
+const BATCH_CHANGES = 2000;
+const BATCH_MS = 200;
+
+/**
+ * `rollback --follow`: during the rollback window keeps the monolith equal to the shards, applying
+ * every shard's reverse slot to the monolith (one stream per shard, at once). The routing is the
+ * identity: every row goes to the one monolith; reference tables, the same rows on every shard,
+ * are taken from the first shard's stream only. Exactly once in effect, as the forward follower:
+ * each stream's position is committed on the monolith in the transaction of the changes it covers,
+ * and its slot is confirmed only up to that. It writes through the monolith's cutover fence (every
+ * shardctl session carries the bypass setting the fence lets through). Runs until `rollback` or
+ * `cutover --finish` stops it (exit 0); run it again after any crash.
+ */
+export async function followBack(config: Config, opts: FollowBackOptions = {}): Promise<FollowBackResult> {
+  const started = performance.now();
+  const spec = { command: 'rollback --follow', args: { follow: true }, record: true, outcome: (r: FollowBackResult) => ({ status: 'ok' as const, summary: r }) };
+  return withRun(config.catalog, spec, async (scope) => {
+    const rev = await readOnline(scope.catalog.client, REVERSE_STREAM);
+    const fwd = await readOnline(scope.catalog.client, MIGRATION_STREAM);
+    if (!rev || rev.state === 'rolled-back') return { stopped: 'closed', applied: 0, shards: [], seconds: 0 };
+    if (fwd?.state !== 'cut-over') {
+      throw blockedError('the cutover that opened the reverse stream is not recorded yet', { hint: 'run shardctl cutover --reverse to completion first, then rollback --follow' });
+    }
+    const model = await withClient(sourceEndpoint(config), (c) => loadModel(config, c));
+    const inner = new AbortController();
+    const onOuter = () => inner.abort(opts.signal!.reason);
+    opts.signal?.addEventListener('abort', onOuter, { once: true });
+    try {
+      const settled = await Promise.allSettled(
+        config.shards.map((s, i) =>
+          streamShard(config, model, s.id, i === 0, inner.signal, opts).catch((e) => {
+            inner.abort(e); // one stream failing stops them all
+            throw e;
+          }),
+        ),
+      );
+      const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      if (failed) {
+        if (opts.signal?.aborted) {
+          throw new UserError('interrupted', 'interrupted: the monolith holds every shard\'s changes up to the positions it committed', { hint: 'run shardctl rollback --follow again to continue from there' });
+        }
+        // the first real error, not the aborts it caused in the other streams
+        const first = settled.map((x) => (x.status === 'rejected' ? x.reason : undefined)).find((e) => e && !(e instanceof Aborted));
+        throw first ?? failed.reason;
+      }
+      const shards = settled.map((x) => (x as PromiseFulfilledResult<{ shard: string; appliedLsn: string; applied: number }>).value);
+      return { stopped: 'stopped', applied: shards.reduce((n, s) => n + s.applied, 0), shards, seconds: (performance.now() - started) / 1000 };
+    } finally {
+      opts.signal?.removeEventListener('abort', onOuter);
+    }
+  });
+}
+
+class Aborted extends Error {}
+
+/** One shard's reverse stream, applied to the monolith until a stop message, an error or the abort. */
+async function streamShard(config: Config, model: Model, shard: string, takesReference: boolean, signal: AbortSignal, opts: FollowBackOptions) {
+  const emit = opts.onEvent ?? (() => undefined);
+  const from = shardEndpoint(config, shard);
+  const key = reverseKey(shard);
+  const session = await openMonolith(sourceEndpoint(config), key);
+  let heart: pg.Client | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    // the identity route: whatever the table, the row's place is the monolith
+    const identity: RowRouter = { route: async () => ({ kind: 'shard', shard: session.id }) };
+    const applier = new Applier(model, [session], key, () => identity);
+    const shapes = await withClient(from, (c) => sourceShapes(c, model.tables.map((t) => t.name)));
+    const reference = new Set(model.tables.filter((t) => t.config.route.kind === 'reference').map((t) => t.name));
+    let inTxn = false;
+    let txnChanges = 0;
+    let batch = 0;
+    let flushedAt = Date.now();
+    let flushNow = false;
+    let stop = false;
+    let lastEnd = applier.confirmed;
+    let lastTime = new Date();
+    const flush = async (end: bigint, at: Date) => {
+      await applier.flush(end, at);
+      flushedAt = Date.now();
+      batch = 0;
+      flushNow = false;
+    };
+
+    heart = await connect(from, { applicationName: 'shardctl rollback --follow heartbeat' });
+    let last = 0;
+    let lastBeat = Date.now();
+    const beat = async () => {
+      try {
+        const r = await heart!.query(`SELECT pg_logical_emit_message(true, $1, 'heartbeat'), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX]);
+        const secs = Math.max(0.001, (Date.now() - lastBeat) / 1000);
+        lastBeat = Date.now();
+        emit({
+          type: 'reverse-progress',
+          shard,
+          appliedLsn: lsnText(applier.confirmed),
+          lagBytes: Math.max(0, Number(lsn(r.rows[0].now) - applier.confirmed)),
+          changes: session.applied,
+          changesPerSecond: Math.round((session.applied - last) / secs),
+        });
+        last = session.applied;
+      } catch {
+        // a heartbeat is best effort: the stream itself reports a shard that is gone
+      }
+      timer = setTimeout(beat, opts.heartbeatMs ?? 1000);
+    };
+    timer = setTimeout(beat, opts.heartbeatMs ?? 1000);
+
+    try {
+      await runStream(
+        from,
+        REVERSE_STREAM,
+        session.pos,
+        async (e, control) => {
+          switch (e.kind) {
+            case 'begin':
+              applier.begin(e.commitLsn);
+              inTxn = true;
+              txnChanges = 0;
+              return;
+            case 'relation': {
+              const now = shapeOf(e.columns);
+              if (shapes.has(e.table) && shapes.get(e.table) !== now) throw Object.assign(ddlError(e.table, shapes.get(e.table), now), { clean: txnChanges === 0 });
+              return;
+            }
+            case 'insert':
+            case 'update':
+            case 'delete': {
+              if (!takesReference && reference.has(e.table)) return; // the first shard's copy is applied
+              const t = model.table(e.table);
+              if (e.kind === 'insert') await applier.insert(t, e.row);
+              else if (e.kind === 'update') await applier.update(t, e.old, e.row);
+              else await applier.delete(t, e.old);
+              txnChanges++;
+              batch++;
+              return;
+            }
+            case 'truncate':
+              throw Object.assign(truncateError(e.tables), { clean: txnChanges === 0 });
+            case 'message':
+              if (e.prefix !== MESSAGE_PREFIX) return;
+              if (e.content === 'barrier') flushNow = true;
+              if (e.content === 'stop') stop = flushNow = true;
+              return;
+            case 'commit':
+              inTxn = false;
+              lastEnd = e.endLsn;
+              lastTime = new Date(e.commitTime);
+              if (flushNow || batch >= BATCH_CHANGES || Date.now() - flushedAt >= BATCH_MS) {
+                await flush(e.endLsn, lastTime);
+                control.confirm(applier.confirmed);
+              }
+              return stop ? 'stop' : undefined;
+          }
+        },
+        signal,
+        () => emit({ type: 'reverse-start', shard, from: lsnText(session.pos) }),
+      );
+    } catch (e) {
+      const clean = !inTxn || (e as { clean?: boolean }).clean === true;
+      if (clean && lastEnd > applier.confirmed) await flush(lastEnd, lastTime).catch(() => applier.rollback());
+      else await applier.rollback();
+      const aborted = signal.aborted;
+      emit({ type: 'reverse-stop', shard, reason: aborted ? 'interrupted' : 'error', appliedLsn: lsnText(applier.confirmed), message: redactText((e as Error).message) });
+      if (aborted) throw new Aborted(`shard ${shard}: stopped`);
+      const stopped = `The reverse follower stopped; shard ${shard}'s slot is kept`;
+      if (e instanceof RouteError) throw blockedError(`shard ${shard}: ${e.message}. ${stopped}`, { hint: 'run shardctl rollback --follow again' });
+      const f = pgFailure(e, `shard ${shard}`);
+      if (f instanceof UserError) {
+        throw new UserError(f.kind, `${f.message.replace(/^source:/, `shard ${shard}:`)}. ${stopped}`, {
+          details: [...f.details],
+          hint: f.hint?.replace(/migrate --follow/g, 'rollback --follow') ?? 'run shardctl rollback --follow again to resume from what the monolith committed',
+          cause: e,
+        });
+      }
+      throw f;
+    }
+    emit({ type: 'reverse-stop', shard, reason: 'stopped', appliedLsn: lsnText(applier.confirmed) });
+    return { shard, appliedLsn: lsnText(applier.confirmed), applied: session.applied };
+  } finally {
+    clearTimeout(timer);
+    await heart?.end().catch(() => undefined);
+    await session.client.end().catch(() => undefined);
+  }
+}
+
+/** The monolith session of one shard's stream, holding that stream's lock for its life (see follow.ts). */
+async function openMonolith(ep: Endpoint, key: string): Promise<ShardSession> {
+  const client = await connect(ep, { applicationName: 'shardctl rollback --follow' });
+  try {
+    await prepareShardState(client);
+    await client.query(`SET lock_timeout = '60s'`);
+    try {
+      await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [REVERSE_LOCK, key]);
+    } catch (e) {
+      throw blockedError(`another reverse follower of ${key} is still applying changes to the monolith`, { hint: 'stop it, then run rollback --follow again', cause: e });
+    }
+    await client.query('RESET lock_timeout');
+    const pos = await readPosition(client, key);
+    if (!pos) throw blockedError(`the monolith has no reverse stream position for ${key}`, { hint: 'the window was closed (cutover --finish) or never opened (cutover --reverse)' });
+    return { id: 'monolith', client, sql: new Statements(client), replicaRole: await mayBypassTriggers(client), pos: lsn(pos), open: false, applied: 0 };
+  } catch (e) {
+    await client.end().catch(() => undefined);
+    throw e;
+  }
+}

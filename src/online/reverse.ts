@@ -1,0 +1,139 @@
+import type pg from 'pg';
+import type { Config } from '../config/types.js';
+import { connect, withClient } from '../db/connect.js';
+import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
+import { clearShardState, prepareShardState, readPosition, writePosition } from '../stream/positions.js';
+import { lsn } from '../stream/lsn.js';
+import { MESSAGE_PREFIX, REVERSE_STREAM, reverseKey } from '../stream/names.js';
+import { checkSourceForFollow } from '../stream/preflight.js';
+import { dropStream, ensurePublication, slotState } from '../stream/slot.js';
+import { blockedError } from '../errors.js';
+import { deleteOnline, openOnline } from '../catalog/online.js';
+import { liftSourceFence } from './fence.js';
+
+/**
+ * The rollback window's reverse stream (shards → monolith), opened by `cutover --reverse`:
+ * a publication and a logical slot of the configured tables on EVERY shard, and on the monolith
+ * each shard's start position (shardctl.follow_position, key `shardctl_reverse:<shard>`), from
+ * which `rollback --follow` applies that shard's changes to the monolith.
+ */
+
+/** Before the cutover fences anything: every shard can keep a slot (wal_level, free slots, keys). */
+export async function checkShardsForReverse(config: Config, tables: readonly string[]): Promise<void> {
+  for (const s of config.shards) await withClient(shardEndpoint(config, s.id), (c) => checkSourceForFollow(c, tables, REVERSE_STREAM, `shard ${s.id}`));
+}
+
+/**
+ * Opens the reverse stream. Called by cutover after its verify, while the monolith is fenced and
+ * the applications still write to it, not to the shards: every shard then equals the monolith's
+ * final state, and each slot starts at a point of its shard before any application write there,
+ * so nothing written on a shard is missed. A rerun (the cutover crashed before it recorded
+ * anything) starts the slots over: until the cutover is recorded no application writes to a shard.
+ */
+export async function openReverse(config: Config, tables: readonly string[], timeoutMs: number): Promise<Map<string, string>> {
+  const starts = new Map<string, string>();
+  await Promise.all(
+    config.shards.map((s) =>
+      withClient(shardEndpoint(config, s.id), async (c) => {
+        await dropStream(c, REVERSE_STREAM);
+        await ensurePublication(c, REVERSE_STREAM, tables);
+        // the slot waits for the shard's transactions in flight (its consistent point): bounded
+        await c.query(`SET statement_timeout = ${Math.max(1000, Math.round(timeoutMs))}`);
+        const r = await c.query(`SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [REVERSE_STREAM.slot]);
+        await c.query('RESET statement_timeout');
+        starts.set(s.id, r.rows[0].lsn as string);
+      }),
+    ),
+  );
+  await withClient(sourceEndpoint(config), async (c) => {
+    await prepareShardState(c);
+    for (const s of config.shards) {
+      await clearShardState(c, reverseKey(s.id));
+      await writePosition(c, reverseKey(s.id), starts.get(s.id)!);
+    }
+  });
+  return starts;
+}
+
+/**
+ * Ends the reverse stream: asks a running `rollback --follow` to stop (a 'stop' message on every
+ * shard: it finishes what it applied and exits 0), then drops every shard's slot and publication
+ * (ending a follower that did not stop in `waitMs`) and forgets the positions on the monolith.
+ * Idempotent. Returns the shards where a slot was dropped.
+ */
+export async function closeReverse(config: Config, waitMs = 15_000): Promise<string[]> {
+  const clients = await Promise.all(config.shards.map((s) => connect(shardEndpoint(config, s.id), { applicationName: 'shardctl rollback' })));
+  try {
+    await Promise.all(clients.map(async (c) => {
+      if ((await slotState(c, REVERSE_STREAM))?.active) await c.query(`SELECT pg_logical_emit_message(true, $1, 'stop')`, [MESSAGE_PREFIX]);
+    }));
+    const until = Date.now() + waitMs;
+    for (;;) {
+      const active = await Promise.all(clients.map(async (c) => Boolean((await slotState(c, REVERSE_STREAM))?.active)));
+      if (!active.some(Boolean) || Date.now() > until) break;
+      await sleep(50);
+    }
+    const dropped = await Promise.all(clients.map((c) => dropStream(c, REVERSE_STREAM)));
+    await withClient(sourceEndpoint(config), async (c) => {
+      for (const s of config.shards) await clearShardState(c, reverseKey(s.id));
+    });
+    return config.shards.filter((_, i) => dropped[i]!.slot).map((s) => s.id);
+  } finally {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+  }
+}
+
+/** Whether a follower streams from every shard's reverse slot; names the shards without one. */
+export async function reverseSlots(config: Config): Promise<{ missing: string[]; idle: string[] }> {
+  const states = await Promise.all(config.shards.map((s) => withClient(shardEndpoint(config, s.id), (c) => slotState(c, REVERSE_STREAM))));
+  return {
+    missing: config.shards.filter((_, i) => !states[i]).map((s) => s.id),
+    idle: config.shards.filter((_, i) => states[i] && !states[i]!.active).map((s) => s.id),
+  };
+}
+
+/** Marks every shard's reverse stream (a transactional message): the WAL position each must be applied past. */
+export async function markShards(clients: readonly pg.ClientBase[], content: string): Promise<bigint[]> {
+  return Promise.all(
+    clients.map(async (c) => lsn((await c.query(`SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn`, [MESSAGE_PREFIX, content])).rows[0].lsn)),
+  );
+}
+
+/** Polls the monolith until every shard's reverse position is past its mark, or throws after `deadline`. */
+export async function waitForMonolith(config: Config, marks: readonly bigint[], deadline: number): Promise<void> {
+  await withClient(sourceEndpoint(config), async (c) => {
+    for (;;) {
+      const at = await Promise.all(config.shards.map(async (s) => lsn((await readPosition(c, reverseKey(s.id))) ?? '0/0')));
+      const behind = config.shards.filter((_, i) => at[i]! <= marks[i]!).map((s) => s.id);
+      if (!behind.length) return;
+      if (Date.now() > deadline) {
+        throw blockedError(`the reverse follower did not catch up in time: the monolith is still behind shard(s) ${behind.join(', ')}`, {
+          hint: 'check that shardctl rollback --follow is running and keeping up (shardctl health), then run rollback again, perhaps with a longer --timeout',
+        });
+      }
+      await sleep(50);
+    }
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * cutover's hook, after its verify: a shard fence left by an earlier rollback goes (the shards are
+ * about to be the source of truth again); with `reverse`, the reverse stream opens and the catalog
+ * records the window. Returns each shard's reverse start position.
+ */
+export async function atCutover(config: Config, catalog: pg.ClientBase, tables: readonly string[], reverse: boolean, timeoutMs: number): Promise<Record<string, string> | undefined> {
+  for (const s of config.shards) await withClient(shardEndpoint(config, s.id), (c) => liftSourceFence(c, tables, 'rollback'));
+  if (!reverse) return undefined;
+  const starts = await openReverse(config, tables, timeoutMs);
+  await openOnline(catalog, REVERSE_STREAM, 'following');
+  return Object.fromEntries(starts);
+}
+
+/** cutover failed after its hook: the window it opened closes again (the monolith stays the truth). */
+export async function cutoverFailed(config: Config, catalog: pg.ClientBase, reverse: boolean): Promise<void> {
+  if (!reverse) return;
+  await closeReverse(config, 0);
+  await deleteOnline(catalog, REVERSE_STREAM);
+}
