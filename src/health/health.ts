@@ -2,6 +2,7 @@ import type { Config } from '../config/types.js';
 import { restrictedByShard } from '../config/capacity.js';
 import { evaluateCatalog, readCatalog } from './catalog.js';
 import { followerChecks, readFollower } from './follower.js';
+import { readReverse, reverseChecks } from './reverse.js';
 import { evaluateServer, type Target } from './checks.js';
 import { probeServer } from './probe.js';
 import { byRank, STATUS_EXIT, worst } from './status.js';
@@ -43,6 +44,12 @@ export async function health(config: Config, opts: HealthOptions = {}): Promise<
   const follower = catalog?.present ? await readFollower(config, timeoutMs).catch(() => null) : null;
   if (catalog && follower) {
     const checks = [...catalog.checks, ...followerChecks(follower, thresholds)];
+    catalog = { ...catalog, checks, status: worst(checks.map((c) => c.status)) };
+  }
+  // a rollback window after cutover: the reverse follower's lag and the WAL its slots keep on the shards
+  const reverse = catalog?.present ? await readReverse(config, timeoutMs).catch(() => null) : null;
+  if (catalog && reverse) {
+    const checks = [...catalog.checks, ...reverseChecks(reverse, thresholds)];
     catalog = { ...catalog, checks, status: worst(checks.map((c) => c.status)) };
   }
 

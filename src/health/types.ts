@@ -6,7 +6,7 @@ export type Status = 'ok' | 'warning' | 'critical' | 'unknown';
 /** Which way a server is configured (not what it turned out to be: that is the role check). */
 export type Role = 'primary' | 'replica';
 
-export type CheckName = 'up' | 'query' | 'latency' | 'role' | 'replication' | 'lag' | 'slots' | 'connections' | 'capacity' | 'catalog' | 'prepared' | 'follower';
+export type CheckName = 'up' | 'query' | 'latency' | 'role' | 'replication' | 'lag' | 'slots' | 'connections' | 'capacity' | 'catalog' | 'prepared' | 'follower' | 'rollback-window';
 
 export interface CheckResult {
   readonly check: CheckName;
