@@ -20,19 +20,24 @@ export type TableFence = 'cutover' | 'rollback';
 
 const TRIGGERS: Record<TableFence, string> = { cutover: 'shardctl_cutover_fence', rollback: 'shardctl_rollback_fence' };
 
+/** The trigger function of a fence: refuses every write but shardctl's own, saying why and where to write. */
+const fenceFunction = (kind: TableFence, why: string, hint: string) => `CREATE OR REPLACE FUNCTION shardctl.${kind}_fence() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN NULL; END IF;
+    RAISE EXCEPTION 'shardctl: table %.% ${why}', TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = '55000', HINT = '${hint}';
+  END $$`;
+
 const FUNCTIONS: Record<TableFence, string> = {
-  cutover: `CREATE OR REPLACE FUNCTION shardctl.cutover_fence() RETURNS trigger LANGUAGE plpgsql AS $$
-  BEGIN
-    IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN NULL; END IF;
-    RAISE EXCEPTION 'shardctl: table %.% is cut over (or being cut over) to the shards; writes to the monolith are refused', TG_TABLE_SCHEMA, TG_TABLE_NAME
-      USING ERRCODE = '55000', HINT = 'write through the shards (createRouter); if the cutover failed, it lifted this fence';
-  END $$`,
-  rollback: `CREATE OR REPLACE FUNCTION shardctl.rollback_fence() RETURNS trigger LANGUAGE plpgsql AS $$
-  BEGIN
-    IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN NULL; END IF;
-    RAISE EXCEPTION 'shardctl: table %.% is rolled back (or being rolled back) to the monolith; writes to the shards are refused', TG_TABLE_SCHEMA, TG_TABLE_NAME
-      USING ERRCODE = '55000', HINT = 'write to the monolith; if the rollback failed, it lifted this fence';
-  END $$`,
+  cutover: fenceFunction(
+    'cutover',
+    'is cut over (or being cut over) to the shards; writes to the monolith are refused',
+    'write through the shards (createRouter); if the cutover failed, it lifted this fence',
+  ),
+  rollback: fenceFunction(
+    'rollback',
+    'is rolled back (or being rolled back) to the monolith; writes to the shards are refused',
+    'write to the monolith; if the rollback failed, it lifted this fence',
+  ),
 };
 
 export async function fenceSource(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number, kind: TableFence = 'cutover'): Promise<void> {

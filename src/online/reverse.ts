@@ -107,7 +107,7 @@ export async function waitForMonolith(config: Config, marks: readonly bigint[], 
       const behind = config.shards.filter((_, i) => at[i]! <= marks[i]!).map((s) => s.id);
       if (!behind.length) return;
       if (Date.now() > deadline) {
-        throw blockedError(`the reverse follower did not catch up in time: the monolith is still behind shard(s) ${behind.join(', ')}`, {
+        throw blockedError(`the reverse follower did not catch up in time: the monolith is still behind shard(s) ${behind.join(', ')}; the shard fence is lifted`, {
           hint: 'check that shardctl rollback --follow is running and keeping up (shardctl health), then run rollback again, perhaps with a longer --timeout',
         });
       }
