@@ -207,8 +207,16 @@ describe('rollback after cutover: a reverse stream from every shard to the monol
   it('cutover --finish ends the window: the reverse follower exits 0, no slot is left, the shards stay writable', async () => {
     const { config } = stage;
     await cutoverReverse(); // a fresh online migration after the rollback
+    const window = async () => {
+      const h = JSON.parse((await runCliAsync(['health', '--json', '--config', cfg])).stdout);
+      return h.catalog.checks.find((c: { check: string }) => c.check === 'rollback-window') as { status: string; message: string } | undefined;
+    };
+    const idle = await window();
+    assert.equal(idle?.status, 'warning', JSON.stringify(idle));
+    assert.match(idle!.message, /^rollback window open, but the reverse follower is not running on s\d, s\d \(run shardctl rollback --follow\): lag [\d.]+ MB, [\d.]+ s; the reverse slots retain up to [\d.]+ MB of WAL on a shard$/);
     const f = follower();
     await f.started;
+    assert.match((await window())!.message, /^rollback window open: lag [\d.]+ MB, [\d.]+ s; the reverse slots retain up to [\d.]+ MB of WAL on a shard$/);
     const fin = runCli(['cutover', '--finish', '--config', cfg]);
     assert.equal(fin.status, 0, fin.stdout + fin.stderr);
     assert.match(fin.stdout, /rollback window closed: reverse slot dropped on s\d, s\d/);
