@@ -67,7 +67,8 @@ export function reverseChecks(f: ReverseFacts, t: HealthThresholds): CheckResult
     f.idle.length || f.missing.length ? 'warning' : 'ok',
     f.retainedBytes === null ? 'unknown' : grade(f.retainedBytes, t.slotRetainedBytes),
     f.lagBytes === null ? 'unknown' : grade(f.lagBytes, t.lagBytes),
-    f.lagSeconds === null ? 'unknown' : grade(f.lagSeconds, t.lagSeconds),
+    // no time before the follower's first commit (lagBytes, graded above, still says how far behind)
+    f.lagSeconds === null ? 'ok' : grade(f.lagSeconds, t.lagSeconds),
   ]);
   const lag = `lag ${mb(f.lagBytes)}, ${f.lagSeconds === null ? '?' : `${f.lagSeconds.toFixed(1)} s`}; the reverse slots retain up to ${mb(f.retainedBytes)} of WAL on a shard`;
   const why = [
