@@ -102,6 +102,7 @@ async function streamShard(config: Config, model: Model, shard: string, takesRef
   const session = await openMonolith(sourceEndpoint(config), key);
   let heart: pg.Client | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let beating = true;
   try {
     // the identity route: whatever the table, the row's place is the monolith
     const identity: RowRouter = { route: async () => ({ kind: 'shard', shard: session.id }) };
@@ -143,7 +144,9 @@ async function streamShard(config: Config, model: Model, shard: string, takesRef
       } catch {
         // a heartbeat is best effort: the stream itself reports a shard that is gone
       }
-      timer = setTimeout(beat, opts.heartbeatMs ?? 1000);
+      // not once the stream is over: a beat in flight while it ended must not start another (the
+      // timer would keep the process alive with nothing left to do)
+      if (beating) timer = setTimeout(beat, opts.heartbeatMs ?? 1000);
     };
     timer = setTimeout(beat, opts.heartbeatMs ?? 1000);
 
@@ -219,6 +222,7 @@ async function streamShard(config: Config, model: Model, shard: string, takesRef
     emit({ type: 'reverse-stop', shard, reason: 'stopped', appliedLsn: lsnText(applier.confirmed) });
     return { shard, appliedLsn: lsnText(applier.confirmed), applied: session.applied };
   } finally {
+    beating = false;
     clearTimeout(timer);
     await heart?.end().catch(() => undefined);
     await session.client.end().catch(() => undefined);

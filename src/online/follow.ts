@@ -146,6 +146,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
   const sessions: ShardSession[] = [];
   let heart: pg.Client | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let beating = true;
   try {
     for (const s of config.shards) sessions.push(await openSession(shardEndpoint(config, s.id), s.id, names));
     const router = createRouter(config);
@@ -201,7 +202,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
       } catch (e) {
         emit({ type: 'follow-warning', message: `heartbeat on the source failed: ${redactText((e as Error).message)}` });
       }
-      timer = setTimeout(beat, every);
+      if (beating) timer = setTimeout(beat, every); // not after the stream ended (a beat in flight then would go on forever)
     };
     timer = setTimeout(beat, every);
 
@@ -280,6 +281,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
     emit({ type: 'follow-stop', reason: 'cutover', appliedLsn: lsnText(applier.confirmed) });
     return { applied: sessions.reduce((n, s) => n + s.applied, 0), appliedLsn: lsnText(applier.confirmed) };
   } finally {
+    beating = false;
     clearTimeout(timer);
     await heart?.end().catch(() => undefined);
     await Promise.all(sessions.map((s) => s.client.end().catch(() => undefined)));
