@@ -24,6 +24,7 @@ import type { MeasuredPhase, PlanFacts } from './protocol.js';
 import { evaluate, markdown, summarize, type BenchReport, type PhaseRun } from './report.js';
 import { startWorker, type Worker } from './worker-client.js';
 import { runOnline, type OnlineFigures } from './online.js';
+import { runMoves } from './moves.js';
 
 const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const num = (n: number) => n.toLocaleString('en-US');
@@ -177,6 +178,16 @@ async function main(argv: string[]): Promise<number> {
     worker = undefined;
     const online = pgbench ? undefined : await resetFleet(config).then(() => runOnline(config, restaurantCount(args.scale), args.onlineSeconds, log));
     if (online) notes.push(onlineNote(online, args.onlineSeconds));
+    // rebalance moves on the shards the cutover left: the biggest tenant online, then back offline
+    if (online) {
+    const mv = await runMoves(config, log);
+    notes.push(
+      `moves (rebalance, issue 14): tenant ${mv.tenant} (${num(mv.rows)} rows, ${(100 * mv.share).toFixed(1)}% of the sharded rows) under one writing connection: ` +
+        `online ${mv.online.from} → ${mv.online.to} refused its writes for ${mv.online.outageS.toFixed(2)} s (longest gap between the writer's commits ${mv.online.longestGapS.toFixed(2)} s, move ${mv.online.seconds.toFixed(1)} s); ` +
+        `offline back refused them for ${mv.offline.outageS.toFixed(2)} s (gap ${mv.offline.longestGapS.toFixed(2)} s, move ${mv.offline.seconds.toFixed(1)} s): ` +
+        `online's outage is ${(mv.online.outageS / mv.offline.outageS).toFixed(2)}× offline's.`,
+    );
+    }
 
     const summary = summarize(runs);
     const rbr = summary.find((s) => s.phase === 'row-by-row');

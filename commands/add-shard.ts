@@ -19,6 +19,7 @@ export function register(program: Command): void {
       .requiredOption('--primary <url>', "its primary, e.g. 'postgres://app:${S4_PASSWORD}@shard4:5432/pos' (kept as written in the config)")
       .addOption(new Option('--replica <url>', 'a streaming replica (repeatable)').argParser((v: string, prev: string[] = []) => [...prev, v]))
       .option('--apply', 'run the rebalance right away')
+      .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online')
       .option('--concurrency <n>', 'units moved at once (default 2)'),
   ).action(async (opts: AddShardFlags) => {
     const config = load(opts);

@@ -11,7 +11,8 @@ export function register(program: Command): void {
       .description('pin a tenant to a shard (isolate a hot tenant), then show (or --apply) the rebalance')
       .argument('<tenant>', 'tenant key')
       .argument('<shard>', 'shard id')
-      .option('--apply', 'run the rebalance right away'),
+      .option('--apply', 'run the rebalance right away')
+      .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
   ).action(async (tenant: string, shard: string, opts: RebalanceFlags) => {
     const config = load(opts);
     const next = editConfigFile(config.file, setPin(tenant, shard));
@@ -24,7 +25,8 @@ export function register(program: Command): void {
       .command('unpin')
       .description('remove a pin (the tenant routes by the hash again), then show (or --apply) the rebalance')
       .argument('<tenant>', 'tenant key')
-      .option('--apply', 'run the rebalance right away'),
+      .option('--apply', 'run the rebalance right away')
+      .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
   ).action(async (tenant: string, opts: RebalanceFlags) => {
     const config = load(opts);
     const next = editConfigFile(config.file, removePin(tenant));
@@ -41,7 +43,8 @@ export function register(program: Command): void {
       .argument('<shard>', 'shard id')
       .option('--region <name>', 'region label')
       .addOption(new Option('--status <status>', 'capacity status: read-only refuses writes to the cell, full keeps new cells off its shard').choices(['active', 'full', 'read-only']))
-      .option('--apply', 'run the rebalance right away'),
+      .option('--apply', 'run the rebalance right away')
+      .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
   ).action(async (cell: string, shard: string, opts: RebalanceFlags & { region?: string; status?: CapacityStatus }) => {
     const config = load(opts);
     const next = editConfigFile(config.file, setMapping(cell, shard, opts.region, opts.status));

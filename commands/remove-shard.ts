@@ -12,6 +12,7 @@ export function register(program: Command): void {
       .description('drain a shard onto the others and remove it from the topology (shows the plan; --apply does it; rerun to resume)')
       .argument('<id>', 'shard id')
       .option('--apply', 'remap, move unit by unit, then remove the shard once it holds nothing')
+      .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online')
       .option('--concurrency <n>', 'units moved at once (default 2)', positiveInt('--concurrency')),
   ).action(async (id: string, opts: RebalanceFlags) => {
     const config = load(opts);
@@ -22,6 +23,7 @@ export function register(program: Command): void {
       const r = await removeShard(config, id, {
         apply: opts.apply,
         concurrency: opts.concurrency,
+        offline: opts.offline,
         signal: interrupt.signal,
         onEvent: (e) => reporter.event(e),
       }).finally(() => reporter.stop());

@@ -10,6 +10,7 @@ import { reporterFor, type Reporter } from './ui/reporter.js';
 export interface RebalanceFlags extends GlobalOptions {
   apply?: boolean;
   concurrency?: number;
+  offline?: boolean;
 }
 
 /** Shared by `rebalance` and `add-shard --apply` / `pin` … `--apply`. */
@@ -21,6 +22,7 @@ export async function runRebalance(config: Config, opts: RebalanceFlags): Promis
     const result = await rebalance(config, {
       apply: opts.apply,
       concurrency: opts.concurrency,
+      offline: opts.offline,
       signal: interrupt.signal,
       onEvent: (e) => reporter.event(e),
     });
@@ -66,11 +68,14 @@ export function describe(e: RebalanceEvent): string {
     case 'step':
       return `  ${e.unit}: ${e.from} → ${e.to} ${e.step}`;
     case 'moved':
-      return `moved ${e.unit}: ${e.from} → ${e.to} (${formatCount(e.rows)} rows)`;
+      return `moved ${e.unit}: ${e.from} → ${e.to} (${formatCount(e.rows)} rows, ${e.online ? 'online' : 'offline'}${outage(e.outageSeconds)})`;
     case 'failed':
       return `FAILED ${e.unit}: ${e.from} → ${e.to}: ${e.reason}`;
   }
 }
+
+/** The unit's write outage as the reporter says it. */
+const outage = (s: number | undefined) => (s === undefined ? '' : `; writes refused ${formatSeconds(s)}`);
 
 export function render(r: RebalanceResult, file: string): string {
   const lines: string[] = [];
@@ -90,6 +95,8 @@ export function render(r: RebalanceResult, file: string): string {
   const moved = r.moves.filter((m) => m.status === 'moved').length;
   lines.push(`moved ${moved} of ${r.moves.length} unit(s) in ${formatSeconds(r.seconds)}`);
   for (const c of r.crossShard ?? []) lines.push(crossShardLine(c));
+  const outages = r.moves.filter((m) => m.outageSeconds !== undefined).map((m) => m.outageSeconds!);
+  if (outages.length) lines.push(`writes to a moving unit were refused for at most ${formatSeconds(Math.max(...outages))} (${r.moves.some((m) => m.online) ? 'online: the final catch-up, verify and flip' : 'offline: the whole copy'})`);
   for (const m of r.moves.filter((x) => x.status === 'failed')) lines.push(`FAILED ${m.unit} ${m.from} → ${m.to}: ${m.reason}`);
   if (!r.ok) lines.push('each failure above says where its unit stands; run the command again to retry');
   return lines.join('\n');

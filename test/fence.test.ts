@@ -167,7 +167,7 @@ describe('the write fence holds for every isolation level', () => {
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await c.query('SELECT count(*) FROM themes');
       // stopped while the unit is fenced and not yet copied: a write now would be lost or stranded
-      const r = await runCliAsync(['pin', tenant, 's1', '--apply', '--config', cfg], { SHARDCTL_FAULT_AFTER: 'fenced' });
+      const r = await runCliAsync(['pin', tenant, 's1', '--apply', '--offline', '--config', cfg], { SHARDCTL_FAULT_AFTER: 'fenced' });
       assert.equal(r.status, null, r.stderr);
       await assert.rejects(c.query(themeRow(tenant)), /could not serialize access/);
       await c.query('ROLLBACK');

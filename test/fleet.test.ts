@@ -150,7 +150,7 @@ describe('fleet of 1 source + 4 shards', () => {
     // The override changes real behaviour, not just SHOW.
     const [d] = await s1.query<{ d: string }>("SELECT '2024-03-01 12:00:00+00'::timestamptz::text AS d");
     assert.equal(d?.d, '01/03/2024 21:00:00 KST');
-    for (const [k, v] of Object.entries({ fsync: 'off', wal_level: 'replica', hot_standby: 'on', listen_addresses: '127.0.0.1', max_wal_senders: '10' })) {
+    for (const [k, v] of Object.entries({ fsync: 'off', wal_level: 'logical', hot_standby: 'on', listen_addresses: '127.0.0.1', max_wal_senders: '10' })) {
       assert.equal(await show(s0, k), v, k);
     }
     assert.equal(await show(s0, 'unix_socket_directories'), path.dirname(s0.dataDir));

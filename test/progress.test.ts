@@ -51,11 +51,11 @@ describe('progress bars for verify and rebalance', () => {
     const r = unitBars(tty);
     r.event({ type: 'plan', moves: 2, resumed: 1 });
     r.event({ type: 'step', unit: '3', from: 's2', to: 's4', step: 'fenced' });
-    r.event({ type: 'moved', unit: '3', from: 's2', to: 's4', rows: 1200 });
+    r.event({ type: 'moved', unit: '3', from: 's2', to: 's4', rows: 1200, online: true, outageSeconds: 0.4 });
     r.event({ type: 'failed', unit: '4', from: 's2', to: 's4', reason: 'checksum differs' });
     r.stop();
     assert.match(tty.text(), /1 interrupted move\(s\) found in the journal/);
-    assert.match(tty.text(), /moved 3: s2 → s4 \(1,200 rows\)\n/);
+    assert.match(tty.text(), /moved 3: s2 → s4 \(1,200 rows, online; writes refused [^)]+\)\n/, 'the write outage per unit');
     assert.match(tty.text(), /FAILED 4: s2 → s4: checksum differs\n/);
     assert.match(tty.text(), /2\/2 units moved/);
     assert.doesNotMatch(tty.text(), /fenced/, 'the steps stay out of the bar view');

@@ -40,7 +40,7 @@ describe('remove-shard: POS fixture (jump)', () => {
     assert.match(plan.stdout, /nothing was changed\. Apply with: shardctl remove-shard s2 --apply/);
     assert.equal(loadConfig(cfg).shards.length, 3, 'the plan writes nothing');
 
-    const killed = runCli(['remove-shard', 's2', '--apply', '--config', cfg], { SHARDCTL_FAULT_AFTER: 'copied' });
+    const killed = runCli(['remove-shard', 's2', '--apply', '--offline', '--config', cfg], { SHARDCTL_FAULT_AFTER: 'copied' });
     assert.equal(killed.status, null, killed.stderr);
     assert.equal(loadConfig(cfg).shards.length, 3, 'the shard stays while it holds data');
 

@@ -24,7 +24,8 @@ export function baseSettings(): Record<string, string> {
     fsync: 'off',
     synchronous_commit: 'on',
     full_page_writes: 'off',
-    wal_level: 'replica',
+    // logical: rebalance moves units online, streaming from the old shard (a slot there)
+    wal_level: 'logical',
     max_wal_senders: '10',
     max_replication_slots: '10',
     wal_keep_size: '64MB',

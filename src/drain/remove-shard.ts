@@ -11,7 +11,7 @@ import { tenantKey64 } from '../routing/tenant-key.js';
 import { allEdits, dropShard, editConfigFile, previewConfigEdit, removePin, setMapping, setPin } from '../topology/edit.js';
 import { syncTopology } from '../catalog/topology.js';
 
-export interface RemoveShardOptions extends Pick<RebalanceOptions, 'concurrency' | 'signal' | 'onEvent'> {
+export interface RemoveShardOptions extends Pick<RebalanceOptions, 'concurrency' | 'offline' | 'signal' | 'onEvent'> {
   /** drain and remove (default: only show the plan) */
   apply?: boolean;
 }

@@ -16,11 +16,23 @@ import { installGuard } from '../transfer/guard.js';
 import { movesInFlight, type MoveRow, type Step } from './journal.js';
 import { moveUnit, undoMove } from './move.js';
 import { applyReadOnly, type ReadOnlyResult } from './read-only.js';
+import { checkOnlineMoves } from './preflight.js';
 
 export type RebalanceEvent =
   | { type: 'plan'; moves: number; resumed: number }
   | { type: 'step'; unit: string; from: string; to: string; step: Step }
-  | { type: 'moved'; unit: string; from: string; to: string; rows: number }
+  | {
+      type: 'moved';
+      unit: string;
+      from: string;
+      to: string;
+      rows: number;
+      online: boolean;
+      /** seconds the unit's writes were refused (fencing the old shard → writable on the new one); absent when a rerun resumed past the fence */
+      outageSeconds?: number;
+      /** online: the unit's changes applied from the old shard's stream by this run */
+      catchUpChanges?: number;
+    }
   | { type: 'failed'; unit: string; from: string; to: string; reason: string };
 
 export interface RebalanceOptions {
@@ -28,6 +40,8 @@ export interface RebalanceOptions {
   apply?: boolean;
   /** units moved at once (default 2) */
   concurrency?: number;
+  /** fence each unit for its whole copy instead of streaming its changes (servers without logical decoding) */
+  offline?: boolean;
   signal?: AbortSignal;
   onEvent?: (e: RebalanceEvent) => void;
 }
@@ -42,6 +56,10 @@ export interface PlannedMove {
   resumeAfter?: Step;
   status: 'planned' | 'moved' | 'failed';
   reason?: string;
+  /** moved: whether online (copy while writes go on) */
+  online?: boolean;
+  /** moved: seconds the unit's writes were refused */
+  outageSeconds?: number;
 }
 
 export interface RebalanceResult {
@@ -70,7 +88,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
   const emit = opts.onEvent ?? (() => undefined);
   const spec = {
     command: 'rebalance',
-    args: { concurrency: opts.concurrency },
+    args: { concurrency: opts.concurrency, offline: opts.offline },
     record: Boolean(opts.apply),
     outcome: (r: RebalanceResult) => ({ status: r.ok ? ('ok' as const) : ('failed' as const), summary: summary(r) }),
   };
@@ -102,8 +120,13 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
           throw isConnectionLoss(e) ? catalogLost(`the catalog connection failed: ${failureText(e, 'catalog')}`) : e;
         }
       });
-    // A move journaled as started may have set fences but copied nothing: undo it and plan afresh.
-    if (run) for (const m of await movesInFlight(catalog.client)) if (m.step === 'started') await undoMove({ config, model: await modelOf(), catalog: catalog.client, journal }, m, false);
+    // A move journaled as started may have set fences but copied nothing, an online move journaled as
+    // target-fenced may have a slot and part of a copy: undo them and plan afresh.
+    if (run) {
+      for (const m of await movesInFlight(catalog.client)) {
+        if (m.step === 'started' || m.step === 'target-fenced') await undoMove({ config, model: await modelOf(), catalog: catalog.client, journal }, m, m.step === 'target-fenced');
+      }
+    }
     const inflight = await movesInFlight(catalog.client);
     const router = createRouter(config);
     const routeOf = (u: string) => router.shardForUnit(u);
@@ -127,6 +150,10 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     const model = await modelOf(origin);
     await syncReferences(config, model, origin, opts.signal);
     if (moves.length > 0) {
+      // rows with several routes are shared by units: their moves stay offline (the stream's unit
+      // filter knows one route per table)
+      const online = !opts.offline && !model.sharded.some((t) => t.config.routes);
+      if (online) await checkOnlineMoves(config, moves, Math.max(1, opts.concurrency ?? 2));
       await installGuards(config, model, moves);
       // rows with several routes are shared by units: one move at a time, so each move's delete sees
       // the others' settled placements (concurrent moves could each keep a copy for the other)
@@ -142,10 +169,13 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
               const out = await moveUnit(
                 { config, model, catalog: catalog.client, journal, runId: run!.id, signal: opts.signal, onStep: (x, step) => emit({ type: 'step', ...x, step }) },
                 row,
+                online,
               );
               if (out.ok) {
                 m.status = 'moved';
-                emit({ type: 'moved', unit: m.unit, from: m.from, to: m.to, rows: out.rows });
+                m.online = out.online;
+                m.outageSeconds = out.outageSeconds;
+                emit({ type: 'moved', unit: m.unit, from: m.from, to: m.to, rows: out.rows, online: out.online, outageSeconds: out.outageSeconds, catchUpChanges: out.catchUpChanges });
               } else {
                 m.status = 'failed';
                 m.reason = out.reason;

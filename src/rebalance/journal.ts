@@ -4,9 +4,19 @@ import { withTransaction } from '../db/connect.js';
 /**
  * The steps of a move, in order. A moves row holds the last step that completed. `started` is
  * journaled before any fence is set, so a crash can never leave a fence the journal does not know.
+ * STEPS is the offline move (the unit fenced for its whole copy); ONLINE_STEPS the online one
+ * (online.ts): the target fenced and proven empty, the copy and the stream while writes go on,
+ * the source fenced only for the final catch-up, then the unit opened on the new shard before the
+ * old copy is deleted. The two lists share only steps after which either order of the remaining
+ * steps completes the move (started, verified, flipped), so a journal row says which list it is on.
  */
 export const STEPS = ['started', 'fenced', 'copied', 'verified', 'flipped', 'deleted', 'lifted'] as const;
-export type Step = (typeof STEPS)[number];
+export const ONLINE_STEPS = ['started', 'target-fenced', 'streaming', 'caught-up', 'verified', 'flipped', 'opened', 'purged'] as const;
+export type Step = (typeof STEPS)[number] | (typeof ONLINE_STEPS)[number];
+
+/** Whether a journaled step belongs to the online list only (a move resumed there goes on online). */
+export const isOnlineStep = (s: Step): boolean => !(STEPS as readonly string[]).includes(s);
+export const isOfflineStep = (s: Step): boolean => !(ONLINE_STEPS as readonly string[]).includes(s);
 
 export interface MoveRow {
   unit: string;
@@ -14,6 +24,8 @@ export interface MoveRow {
   to: string;
   step: Step;
 }
+
+export type FaultOnly = 'fencing' | 'slot' | 'copy' | 'stream' | 'source-fencing';
 
 export async function movesInFlight(c: pg.ClientBase): Promise<MoveRow[]> {
   const r = await c.query(`SELECT unit, from_shard, to_shard, step FROM shardctl.moves ORDER BY started_at, unit`);
@@ -43,8 +55,10 @@ export async function finishMove(c: pg.ClientBase, unit: string): Promise<void> 
 /**
  * Test-only fault injection: SHARDCTL_FAULT_AFTER=<step> kills this process (SIGKILL, no cleanup)
  * right after that step is journaled, to prove a rerun completes the move; `fencing` kills after
- * the fences are set, before `fenced` is journaled.
+ * the fences are set, before `fenced` is journaled; the online move adds points inside its steps
+ * (`slot`, `copy`, `stream`, `source-fencing`: after the slot is created, after the copy committed,
+ * after the stream applied a first batch, after the source is fenced).
  */
-export function faultPoint(step: Step | 'fencing'): void {
+export function faultPoint(step: Step | FaultOnly): void {
   if (process.env.SHARDCTL_FAULT_AFTER === step) process.kill(process.pid, 'SIGKILL');
 }

@@ -11,7 +11,8 @@ import { scanServer } from '../transfer/scan.js';
 import { isCatalogLost } from '../catalog/catalog.js';
 import { failureText } from '../db/pg-error.js';
 import { fenceUnits, unfenceUnits, type FenceRole } from '../transfer/fence.js';
-import { faultPoint, finishMove, flipPlacement, journalStep, STEPS, type MoveRow, type Step } from './journal.js';
+import { faultPoint, finishMove, flipPlacement, isOfflineStep, isOnlineStep, journalStep, ONLINE_STEPS, STEPS, type MoveRow, type Step } from './journal.js';
+import { catchUp, copyOnline, dropMoveStream } from './online.js';
 
 export interface MoveContext {
   readonly config: Config;
@@ -24,7 +25,9 @@ export interface MoveContext {
   onStep?(move: MoveRow, step: Step): void;
 }
 
-export type MoveOutcome = { ok: true; rows: number } | { ok: false; reason: string };
+export type MoveOutcome =
+  | { ok: true; rows: number; online: boolean; outageSeconds?: number; catchUpChanges?: number }
+  | { ok: false; reason: string };
 
 type Unit = { unit: string; from: string; to: string };
 
@@ -43,22 +46,45 @@ type Unit = { unit: string; from: string; to: string };
  * Any failure or interruption settles the unit (see `settle`): it ends writable on exactly its
  * placed shard, and the reason says so. The unit is never absent from every shard.
  */
-export async function moveUnit(ctx: MoveContext, move: MoveRow | (Unit & { step?: undefined })): Promise<MoveOutcome> {
+export async function moveUnit(ctx: MoveContext, move: MoveRow | (Unit & { step?: undefined }), online: boolean): Promise<MoveOutcome> {
+  // a journaled move goes on as it began; a step both lists share completes either way
+  const onList = move.step ? (isOnlineStep(move.step) ? true : isOfflineStep(move.step) ? false : online) : online;
+  return onList ? moveOnline(ctx, move) : moveOffline(ctx, move);
+}
+
+/** The steps of one move: where it stands, and journaling the next one. */
+function progress(ctx: MoveContext, m: Unit, list: readonly Step[], at: Step | undefined) {
+  const p = {
+    last: at ? list.indexOf(at) : -1,
+    pending: (s: Step) => p.last < list.indexOf(s),
+    passed: (s: Step) => p.last >= list.indexOf(s),
+    step: async (s: Step) => {
+      await ctx.journal(() => journalStep(ctx.catalog, ctx.runId, m, s));
+      p.last = list.indexOf(s);
+      ctx.onStep?.({ ...m, step: s }, s);
+      faultPoint(s);
+    },
+    flip: async () => {
+      await ctx.journal(() => flipPlacement(ctx.catalog, ctx.runId, m));
+      p.last = list.indexOf('flipped');
+      ctx.onStep?.({ ...m, step: 'flipped' }, 'flipped');
+      faultPoint('flipped');
+    },
+  };
+  return p;
+}
+
+async function moveOffline(ctx: MoveContext, move: MoveRow | (Unit & { step?: undefined })): Promise<MoveOutcome> {
   const m: Unit = { unit: move.unit, from: move.from, to: move.to };
   const from = shardEndpoint(ctx.config, m.from);
   const to = shardEndpoint(ctx.config, m.to);
-  let last = move.step ? STEPS.indexOf(move.step) : -1;
-  const pending = (s: Step) => last < STEPS.indexOf(s);
+  const p = progress(ctx, m, STEPS, move.step);
+  const { pending, step } = p;
   let rows = 0;
-  const step = async (s: Step) => {
-    await ctx.journal(() => journalStep(ctx.catalog, ctx.runId, m, s));
-    last = STEPS.indexOf(s);
-    ctx.onStep?.({ ...m, step: s }, s);
-    faultPoint(s);
-  };
   const guard = () => ctx.signal?.throwIfAborted();
   // tables with several routes: a row stays on a shard while another of its units lives there
   const homes = catalogHomes(ctx.config, ctx.catalog, ctx.journal);
+  const fencingAt = pending('fenced') ? performance.now() : undefined;
 
   try {
     if (pending('started')) {
@@ -91,26 +117,111 @@ export async function moveUnit(ctx: MoveContext, move: MoveRow | (Unit & { step?
     }
     if (pending('flipped')) {
       guard();
-      await ctx.journal(() => flipPlacement(ctx.catalog, ctx.runId, m));
-      last = STEPS.indexOf('flipped');
-      ctx.onStep?.({ ...m, step: 'flipped' }, 'flipped');
-      faultPoint('flipped');
+      await p.flip();
     }
     if (pending('deleted')) {
       await deleteUnit(ctx.model, from, m.unit, onShard(m.from, homes));
       await step('deleted');
     }
+    let outageSeconds: number | undefined;
     if (pending('lifted')) {
       await setFence(ctx, from, m, 'moved');
       await withClient(to, (c) => unfenceUnits(c, [m.unit]));
+      if (fencingAt !== undefined) outageSeconds = (performance.now() - fencingAt) / 1000;
       await step('lifted');
     }
     await ctx.journal(() => finishMove(ctx.catalog, m.unit));
-    return { ok: true, rows };
+    return { ok: true, rows, online: false, outageSeconds };
   } catch (e) {
     if (isCatalogLost(e)) throw e; // another run may own the fleet now: touch nothing
     const reason = failureText(e, `shard ${m.from} → ${m.to}`);
-    return { ok: false, reason: `${reason}; ${await settle(ctx, m, last)}` };
+    return { ok: false, reason: `${reason}; ${await settle(ctx, m, p.passed('flipped'), p.passed('fenced'))}` };
+  }
+}
+
+/**
+ * Moves one unit ONLINE (online.ts), resuming after the last journaled step (ONLINE_STEPS):
+ *   0 started        journaled before anything is created or fenced
+ *   1 target-fenced  writes to the unit refused on `to` only, which is proven to hold none of its rows
+ *   2 streaming      slot + publication on `from`; the unit copied from the slot's snapshot while
+ *                    its writes go on there; `to` knows the stream position the copy stands at
+ *   3 caught-up      the unit's changes applied to `to`; then `from` fenced (the write outage
+ *                    starts) and the changes up to a barrier after the fence applied: `to` holds
+ *                    every write `from` accepted. The slot and publication are dropped.
+ *   4 verified       counts and checksums of the unit compared on both shards
+ *   5 flipped        the catalog placement says `to`
+ *   6 opened         `from` keeps a tombstone fence, `to` lifts its fence: the outage ends
+ *   7 purged         the unit's old rows deleted from `from`
+ * A crash before `streaming` is undone by the next run (which plans the move afresh); from
+ * `streaming` on, the next run resumes from the position `to` committed.
+ */
+async function moveOnline(ctx: MoveContext, move: MoveRow | (Unit & { step?: undefined })): Promise<MoveOutcome> {
+  const m: Unit = { unit: move.unit, from: move.from, to: move.to };
+  const from = shardEndpoint(ctx.config, m.from);
+  const to = shardEndpoint(ctx.config, m.to);
+  const p = progress(ctx, m, ONLINE_STEPS, move.step);
+  const { pending, step } = p;
+  let rows = 0;
+  let fencingAt: number | undefined;
+  let catchUpChanges: number | undefined;
+  const guard = () => ctx.signal?.throwIfAborted();
+  const homes = catalogHomes(ctx.config, ctx.catalog, ctx.journal);
+  try {
+    if (pending('started')) {
+      guard();
+      await step('started');
+    }
+    if (pending('target-fenced')) {
+      guard();
+      await setFence(ctx, to, m, 'target');
+      faultPoint('fencing');
+      const found = await unitRowsOn(ctx.model, to, m.unit, onShard(m.to, homes));
+      if (found) throw new MoveRefused(`shard ${m.to} already holds rows of unit ${m.unit} (${found}), written there before the move (an application router on the new topology?); shardctl does not delete them: move them to shard ${m.from} or delete them, then run again`);
+      await step('target-fenced');
+    }
+    if (pending('streaming')) {
+      guard();
+      rows = await copyOnline(ctx.config, ctx.model, m, ctx.signal);
+      await step('streaming');
+    }
+    if (pending('caught-up')) {
+      guard();
+      const r = await catchUp(ctx.config, ctx.model, m, async () => {
+        await setFence(ctx, from, m, 'source');
+        faultPoint('source-fencing');
+      }, ctx.signal);
+      fencingAt = r.fencingAt;
+      catchUpChanges = r.changes;
+      await step('caught-up');
+    }
+    await dropMoveStream(ctx.config, m); // also when resuming: a crash may have come before the drop
+    if (pending('verified')) {
+      guard();
+      const differs = await compareUnit(ctx, m.unit, from, to);
+      if (differs) throw new MoveRefused(differs);
+      await step('verified');
+    }
+    if (pending('flipped')) {
+      guard();
+      await p.flip();
+    }
+    let outageSeconds: number | undefined;
+    if (pending('opened')) {
+      await setFence(ctx, from, m, 'moved');
+      await withClient(to, (c) => unfenceUnits(c, [m.unit]));
+      if (fencingAt !== undefined) outageSeconds = (performance.now() - fencingAt) / 1000;
+      await step('opened');
+    }
+    if (pending('purged')) {
+      await deleteUnit(ctx.model, from, m.unit, onShard(m.from, homes));
+      await step('purged');
+    }
+    await ctx.journal(() => finishMove(ctx.catalog, m.unit));
+    return { ok: true, rows, online: true, outageSeconds, catchUpChanges };
+  } catch (e) {
+    if (isCatalogLost(e)) throw e; // another run may own the fleet now: touch nothing
+    const reason = failureText(e, `shard ${m.from} → ${m.to}`);
+    return { ok: false, reason: `${reason}; ${await settle(ctx, m, p.passed('flipped'), p.passed('target-fenced'))}` };
   }
 }
 
@@ -125,14 +236,13 @@ class MoveRefused extends Error {}
  *    journal row, so the next run deletes the old copy there.
  * If the cleanup fails too, the journal row stays and the next run resumes the move.
  */
-async function settle(ctx: MoveContext, m: Unit, last: number): Promise<string> {
-  const flipped = last >= STEPS.indexOf('flipped');
+async function settle(ctx: MoveContext, m: Unit, flipped: boolean, fenced: boolean): Promise<string> {
   try {
     if (flipped) {
       await withClient(shardEndpoint(ctx.config, m.to), (c) => unfenceUnits(c, [m.unit]));
       return `unit ${m.unit} is placed on shard ${m.to} and writable there; its old rows on shard ${m.from} are still fenced there: run the same command again to delete them`;
     }
-    await undoMove(ctx, m, last >= STEPS.indexOf('fenced'));
+    await undoMove(ctx, m, fenced);
     return `the move was undone: unit ${m.unit} stays on shard ${m.from}, writable there`;
   } catch (e) {
     const why = failureText(e, 'cleanup');
@@ -147,6 +257,7 @@ async function settle(ctx: MoveContext, m: Unit, last: number): Promise<string> 
  */
 export async function undoMove(ctx: Pick<MoveContext, 'config' | 'model' | 'catalog' | 'journal'>, m: Unit, fenced: boolean): Promise<void> {
   const to = shardEndpoint(ctx.config, m.to);
+  await dropMoveStream(ctx.config, m); // an online move's slot and publication (none for an offline one)
   if (fenced) await deleteUnit(ctx.model, to, m.unit, onShard(m.to, catalogHomes(ctx.config, ctx.catalog, ctx.journal)));
   await withClient(to, (c) => unfenceUnits(c, [m.unit]));
   await withClient(shardEndpoint(ctx.config, m.from), (c) => unfenceUnits(c, [m.unit]));

@@ -1,0 +1,200 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type { Config } from '../config/types.js';
+import { connect, withClient, type Endpoint } from '../db/connect.js';
+import { shardEndpoint } from '../db/endpoints.js';
+import { blockedError } from '../errors.js';
+import { mayBypassTriggers } from '../transfer/foreign-keys.js';
+import { copyBatch } from '../transfer/batch.js';
+import type { Model } from '../tables/model.js';
+import { lsn } from '../stream/lsn.js';
+import { MESSAGE_PREFIX, type StreamNames } from '../stream/names.js';
+import { clearShardState, prepareShardState, readPosition, writePosition } from '../stream/positions.js';
+import { createSlot, dropStream, ensurePublication, slotState } from '../stream/slot.js';
+import { runStream } from '../stream/stream.js';
+import { faultPoint } from './journal.js';
+import { UnitApplier, UnitStreamError } from './unit-apply.js';
+
+type Unit = { unit: string; from: string; to: string };
+
+/** Advisory lock class of a move's applier on the new shard (with the slot's hash): one applier per slot. */
+const MOVE_LOCK = 0x4d6f7665; // "Move"
+
+/** Apply batches on the new shard: commit at a source transaction boundary after this many changes or this long. */
+const BATCH_CHANGES = 2000;
+const BATCH_MS = 200;
+
+/**
+ * The slot and publication of one unit's online move, on its old shard. Named by the unit (hashed:
+ * units are any text, slot names are [a-z0-9_]{1,63}), so a rerun finds what a killed run created.
+ */
+export function moveStreamNames(unit: string): StreamNames {
+  const name = `shardctl_move_${createHash('sha256').update(unit).digest('hex').slice(0, 24)}`;
+  return { slot: name, publication: name };
+}
+
+/**
+ * Copies the unit to the new shard while writes go on: a publication on the sharded tables and a
+ * logical slot on the old shard, the copy read in the slot's exported snapshot (so copy and stream
+ * meet exactly at the slot's consistent point), checksummed against that snapshot before it
+ * commits; then the new shard's stream position is set to that point. A crash before the caller
+ * journals this step is undone by the next run (slot dropped, copy deleted from the fenced target).
+ */
+export async function copyOnline(config: Config, model: Model, m: Unit, signal?: AbortSignal): Promise<number> {
+  const names = moveStreamNames(m.unit);
+  const from = shardEndpoint(config, m.from);
+  const to = shardEndpoint(config, m.to);
+  await withClient(from, async (c) => {
+    await dropStream(c, names); // a copy cut short left a slot whose snapshot died with it
+    await ensurePublication(c, names, model.sharded.map((t) => t.name));
+  });
+  const slot = await createSlot(from, names);
+  faultPoint('slot');
+  try {
+    const r = await copyBatch({ shard: m.to, units: [m.unit] }, { model, source: from, target: to, tables: model.sharded, verify: true, snapshot: slot.snapshot, signal });
+    if (r.failed.length) throw new UnitStreamError(r.failed[0]!.reason);
+    faultPoint('copy');
+    await withClient(to, async (c) => {
+      await prepareShardState(c);
+      await writePosition(c, names.slot, slot.consistentLsn);
+    });
+    return r.rows;
+  } finally {
+    await slot.conn.end().catch(() => undefined);
+  }
+}
+
+export interface CatchUp {
+  /** performance.now() when fencing the old shard began: the unit's write outage starts there */
+  fencingAt: number;
+  /** changes of the unit applied to the new shard by this run */
+  changes: number;
+}
+
+/**
+ * Streams the unit's changes from the old shard's slot to the new shard until it is nearly caught
+ * up (a barrier message reached within a second), then calls `fence` (the unit's writes refused on
+ * the old shard, writers in flight waited for), then applies up to a last barrier emitted after the
+ * fence: from there the new shard holds every write the old one accepted. Resumes from the position
+ * the new shard committed. Rejects (after rolling back the open batch) on any error.
+ */
+export async function catchUp(config: Config, model: Model, m: Unit, fence: () => Promise<void>, signal?: AbortSignal): Promise<CatchUp> {
+  const names = moveStreamNames(m.unit);
+  const from = shardEndpoint(config, m.from);
+  const to = shardEndpoint(config, m.to);
+  const client = await connect(to, { applicationName: 'shardctl move' });
+  let marker: pg.Client | undefined;
+  try {
+    await prepareShardState(client);
+    // a killed predecessor may still have a COMMIT in flight here: its lock ends with it
+    await client.query(`SET lock_timeout = '60s'`);
+    await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MOVE_LOCK, names.slot]);
+    await client.query('RESET lock_timeout');
+    const pos = await readPosition(client, names.slot);
+    if (!pos) throw blockedError(`shard ${m.to} has no stream position for the move of unit ${m.unit}`, { hint: 'run the same command again: the move starts over' });
+    await releaseSlot(from, names);
+    const applier = new UnitApplier(model, client, m.to, names.slot, m.unit, lsn(pos), await mayBypassTriggers(client));
+    marker = await connect(from, { applicationName: 'shardctl move barrier' });
+
+    // the stream stops with the caller's signal, or when fencing fails
+    const stop = new AbortController();
+    const streamSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+    let waiting: { tag: string; reached: () => void } | undefined;
+    let seen = false;
+    let last = false;
+    let flushedAt = Date.now();
+    const stream = runStream(
+      from,
+      names,
+      applier.pos,
+      async (e, control) => {
+        switch (e.kind) {
+          case 'begin':
+            applier.begin(e.commitLsn);
+            seen = false;
+            return;
+          case 'insert':
+            return applier.insert(model.table(e.table), e.row);
+          case 'update':
+            return applier.update(model.table(e.table), e.old, e.row);
+          case 'delete':
+            return applier.delete(model.table(e.table), e.old);
+          case 'truncate':
+            throw new UnitStreamError(`TRUNCATE of ${e.tables.join(', ')} on shard ${m.from} during the move`);
+          case 'message':
+            if (e.prefix === MESSAGE_PREFIX && waiting && e.content === waiting.tag) seen = true;
+            return;
+          case 'commit':
+            if (seen || applier.pending >= BATCH_CHANGES || Date.now() - flushedAt >= BATCH_MS) {
+              await applier.flush(e.endLsn);
+              control.confirm(applier.pos);
+              flushedAt = Date.now();
+              faultPoint('stream');
+            }
+            if (!seen) return;
+            seen = false;
+            if (last) return 'stop';
+            const w = waiting!;
+            waiting = undefined;
+            w.reached();
+            return;
+          default:
+            return;
+        }
+      },
+      streamSignal,
+    ).catch(async (e) => {
+      await applier.rollback();
+      throw e;
+    });
+    const ended = stream.then(() => {
+      throw new Error('internal: the move stream ended before its barrier');
+    });
+    ended.catch(() => undefined);
+    // a transactional message on the old shard: once its commit is applied, so is every earlier commit
+    const barrier = async () => {
+      const tag = `move ${names.slot} ${randomUUID()}`;
+      const reached = new Promise<void>((resolve) => (waiting = { tag, reached: resolve }));
+      await marker!.query('SELECT pg_logical_emit_message(true, $1, $2)', [MESSAGE_PREFIX, tag]);
+      return reached;
+    };
+    try {
+      // close the gap while writes go on, so the fenced catch-up is short
+      for (let i = 0; i < 10; i++) {
+        const t = Date.now();
+        await Promise.race([barrier(), ended]);
+        if (Date.now() - t < 1000) break;
+      }
+      const fencingAt = performance.now();
+      await fence();
+      last = true;
+      await Promise.race([barrier(), stream]); // the handler stops the stream at the barrier's commit
+      await stream;
+      return { fencingAt, changes: applier.applied };
+    } catch (e) {
+      stop.abort(e);
+      await stream.catch(() => undefined); // settles once the handler in progress has finished
+      throw e;
+    }
+  } finally {
+    await Promise.all([client.end().catch(() => undefined), marker?.end().catch(() => undefined)]);
+  }
+}
+
+/** A walsender of a killed run may still hold the slot: end it (the run lock says no live run uses it). */
+async function releaseSlot(from: Endpoint, names: StreamNames): Promise<void> {
+  await withClient(from, async (c) => {
+    const s = await slotState(c, names);
+    if (!s) throw blockedError(`the replication slot ${names.slot} is gone from the old shard, so the move cannot catch up`, { hint: 'run the same command again: the move starts over' });
+    if (!s.activePid) return;
+    await c.query('SELECT pg_terminate_backend($1)', [s.activePid]);
+    for (let i = 0; i < 100 && (await slotState(c, names))?.active; i++) await new Promise((r) => setTimeout(r, 50));
+  });
+}
+
+/** The move's slot and publication dropped on the old shard, its stream position on the new one. Idempotent. */
+export async function dropMoveStream(config: Config, m: Unit): Promise<void> {
+  const names = moveStreamNames(m.unit);
+  await withClient(shardEndpoint(config, m.from), (c) => dropStream(c, names));
+  await withClient(shardEndpoint(config, m.to), (c) => clearShardState(c, names.slot));
+}

@@ -1,0 +1,202 @@
+import type pg from 'pg';
+import { parentCell, shardCell } from '../cells/h3.js';
+import { pgFailure } from '../db/pg-error.js';
+import { h3Strategy, type Model, type TableModel } from '../tables/model.js';
+import type { Row } from '../stream/decoder.js';
+import { lsnText } from '../stream/lsn.js';
+import { writePosition } from '../stream/positions.js';
+import { deleteRowSql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Statements, updateSql } from '../stream/statements.js';
+
+/** A change the move cannot apply exactly: the move stops and is undone (its message says why). */
+export class UnitStreamError extends Error {}
+
+type Link = { table: TableModel; column: string; parentColumn: string };
+
+/**
+ * Applies the old shard's stream to the new shard for ONE unit, exactly: a change is applied when
+ * its row belongs to the unit, decided by the functions the copy scopes rows with (the key column's
+ * text, an H3 index column's parent cell, lat/lng through shardCell, a `via` row through its parent).
+ * The old shard streams every unit's changes, and the new shard holds other units' live rows too, so
+ * an UPDATE or DELETE (which may carry only the key) first reads the row the new shard holds by that
+ * key and touches it only if it is the unit's: a key another unit uses on the new shard is never
+ * touched. A `via` row belongs to the unit when its parent on the new shard does (the new shard
+ * holds the unit's rows exactly as of the stream position); a parent deleted earlier in the same
+ * source transaction (ON DELETE CASCADE deletes the parent first) is remembered for its children.
+ *
+ * Source transactions are applied in one transaction on the new shard that also writes the stream
+ * position (`flush`), so after a crash the shard says exactly which source transactions it holds.
+ */
+export class UnitApplier {
+  private skip = false;
+  private open = false;
+  /** changes applied since the last flush */
+  pending = 0;
+  applied = 0;
+  private readonly sql: Statements;
+  private readonly children = new Map<string, Link[]>();
+  /** link values of the unit's parent rows deleted in the current source transaction */
+  private gone = new Set<string>();
+
+  constructor(
+    private readonly model: Model,
+    private readonly client: pg.Client,
+    private readonly shard: string,
+    private readonly slot: string,
+    private readonly unit: string,
+    /** the source position the shard has committed */
+    public pos: bigint,
+    private readonly replicaRole: boolean,
+  ) {
+    this.sql = new Statements(client);
+    for (const t of model.sharded) {
+      const r = t.config.route;
+      if (r.kind !== 'via') continue;
+      const list = this.children.get(r.parent) ?? [];
+      list.push({ table: t, column: r.column, parentColumn: r.parentColumn });
+      this.children.set(r.parent, list);
+    }
+  }
+
+  /** A source transaction starts; skipped when the shard committed it before a crash. */
+  begin(commitLsn: bigint): void {
+    this.skip = this.pos > commitLsn;
+    this.gone = new Set();
+  }
+
+  async insert(t: TableModel, row: Row): Promise<void> {
+    if (this.skip || !(await this.owns(t, row))) return;
+    const columns = Object.keys(row);
+    await this.exec(insertSql(t, columns), columns.map((c) => row[c]));
+    for (const c of this.children.get(t.name) ?? []) this.gone.delete(linkKey(t, c.parentColumn, row[c.parentColumn]));
+  }
+
+  async update(t: TableModel, old: Row | null, row: Row): Promise<void> {
+    if (this.skip) return;
+    const key = keyOf(t, row, old);
+    const held = await this.held(t, key);
+    const merged: Row = { ...(held ?? {}) };
+    for (const [c, v] of Object.entries(row)) if (v !== undefined) merged[c] = v;
+    const stays = await this.owns(t, merged);
+    if (held && stays) {
+      const set = Object.keys(row).filter((c) => row[c] !== undefined); // 'u': unchanged TOAST, left alone
+      await this.exec(updateSql(t, set), [...set.map((c) => row[c]), ...key]);
+    } else if (held) {
+      await this.remove(t, held); // the row left the unit (its unit column changed): it and its via rows go
+    } else if (stays) {
+      // the row joined the unit: the stream has all of it only when no column was an unchanged TOAST
+      // value, and never the rows that reach it through via tables (they did not change)
+      const missing = t.columns.filter((c) => merged[c] === undefined);
+      if (missing.length || this.children.has(t.name)) {
+        throw new UnitStreamError(
+          `table ${t.name}: a row (key ${key.join(', ')}) joined unit ${this.unit} during the move by an UPDATE of its unit column, ` +
+            (missing.length ? `and its columns ${missing.join(', ')} were not streamed` : 'and the rows of tables that reach it through via are not streamed'),
+        );
+      }
+      const columns = Object.keys(merged);
+      await this.exec(insertSql(t, columns), columns.map((c) => merged[c]));
+    }
+  }
+
+  async delete(t: TableModel, old: Row): Promise<void> {
+    if (this.skip) return;
+    const key = keyOf(t, old);
+    const held = await this.held(t, key);
+    if (!held) return;
+    await this.exec(deleteRowSql(t), key);
+    for (const c of this.children.get(t.name) ?? []) this.gone.add(linkKey(t, c.parentColumn, held[c.parentColumn]));
+  }
+
+  /** Commits what was applied with the position `end` (the end of the last complete source transaction). */
+  async flush(end: bigint): Promise<void> {
+    if (end <= this.pos && !this.open) return;
+    if (!this.open) await this.begin_();
+    await writePosition(this.client, this.slot, lsnText(end > this.pos ? end : this.pos), new Date());
+    await this.client.query('COMMIT');
+    this.open = false;
+    this.pending = 0;
+    if (end > this.pos) this.pos = end;
+  }
+
+  async rollback(): Promise<void> {
+    if (!this.open) return;
+    await this.client.query('ROLLBACK').catch(() => undefined);
+    this.open = false;
+  }
+
+  /** The row the shard holds under this key, when it belongs to the unit. */
+  private async held(t: TableModel, key: string[]): Promise<Row | undefined> {
+    const row = (await this.run(selectByKeySql(t), key)).rows[0] as Row | undefined;
+    return row && (await this.owns(t, row)) ? row : undefined;
+  }
+
+  /** Whether a row (as the stream or the shard prints it) belongs to the unit. */
+  private async owns(t: TableModel, row: Row): Promise<boolean> {
+    const r = t.config.route;
+    const value = (c: string) => {
+      const v = row[c];
+      if (v === undefined) throw new UnitStreamError(`table ${t.name}: the stream did not carry ${c}, which places the row`);
+      return v;
+    };
+    switch (r.kind) {
+      case 'key':
+        return value(r.column) === this.unit;
+      case 'cell': {
+        const v = value(r.column);
+        return v !== null && parentCell(BigInt(v).toString(16), h3Strategy(this.model.config).shardResolution) === this.unit;
+      }
+      case 'latlng': {
+        const lat = value(r.lat);
+        const lng = value(r.lng);
+        if (lat === null || lng === null) return false;
+        const st = h3Strategy(this.model.config);
+        return shardCell(Number(lat), Number(lng), { indexResolution: st.indexResolution, shardResolution: st.shardResolution }) === this.unit;
+      }
+      case 'via': {
+        const v = value(r.column);
+        if (v === null) return false;
+        const parent = this.model.table(r.parent);
+        if (this.gone.has(linkKey(parent, r.parentColumn, v))) return true;
+        const rows = (await this.run(selectByColumnSql(parent, r.parentColumn), [[v]])).rows as Row[];
+        for (const p of rows) if (await this.owns(parent, p)) return true;
+        return false;
+      }
+      default:
+        return false; // reference tables are not in the stream's publication
+    }
+  }
+
+  /** Deletes a row of the unit and the unit's rows that reach it through via tables, children first. */
+  private async remove(t: TableModel, row: Row): Promise<void> {
+    for (const c of this.children.get(t.name) ?? []) {
+      const v = row[c.parentColumn];
+      if (v === null || v === undefined) continue;
+      const kids = (await this.run(selectByColumnSql(c.table, c.column), [[v]])).rows as Row[];
+      for (const k of kids) await this.remove(c.table, k);
+    }
+    await this.exec(deleteRowSql(t), keyOf(t, row));
+  }
+
+  private async begin_(): Promise<void> {
+    await this.client.query('BEGIN');
+    // as PostgreSQL's own apply worker: no per-row user triggers (the guard lets shardctl pass anyway)
+    if (this.replicaRole) await this.client.query('SET LOCAL session_replication_role = replica');
+    this.open = true;
+  }
+
+  private async run(text: string, values: unknown[]): Promise<pg.QueryResult> {
+    try {
+      if (!this.open) await this.begin_();
+      return await this.sql.run(text, values);
+    } catch (e) {
+      throw pgFailure(e, `shard ${this.shard}`);
+    }
+  }
+
+  private async exec(text: string, values: unknown[]): Promise<void> {
+    await this.run(text, values);
+    this.pending++;
+    this.applied++;
+  }
+}
+
+const linkKey = (t: TableModel, column: string, v: string | null | undefined) => `${t.name}\0${column}\0${v ?? ''}`;

@@ -1,0 +1,209 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { loadConfig } from '../src/config/load.js';
+import type { Config } from '../src/config/types.js';
+import { stageFleet, type Stage } from '../harness/demo/stage.js';
+import { migrate } from '../src/migrate/index.js';
+import { createRouter } from '../src/routing/router.js';
+import { runCli, runCliAsync, watchCli } from './helpers/cli.js';
+import { sql } from './helpers/fleet.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const placedOn = async (c: Config, unit: string) => (await sql(c.catalog, 'SELECT shard FROM shardctl.placements WHERE unit = $1', [unit]))[0]?.shard as string;
+const slotsLeft = async (c: Config) => {
+  const out: string[] = [];
+  for (const s of c.shards) for (const r of await sql(s.primary, 'SELECT slot_name FROM pg_replication_slots')) out.push(`${s.id}: ${r.slot_name}`);
+  for (const s of c.shards) for (const r of await sql(s.primary, 'SELECT pubname FROM pg_publication')) out.push(`${s.id}: publication ${r.pubname}`);
+  return out;
+};
+
+/**
+ * An application writing to one tenant's themes on the shard it believes holds the tenant: inserts,
+ * renames and deletes, each retried while the fence refuses it, following the tombstone's "has moved
+ * to shard X" to the new shard. Every committed write is mirrored to the monolith, so `verify`
+ * (monolith against the shards) proves every committed write is on the shards exactly once.
+ */
+function startWriter(config: Config, tenant: string, first: string) {
+  const clients = new Map<string, pg.Client>();
+  const client = async (shard: string) => {
+    let c = clients.get(shard);
+    if (!c) {
+      c = new pg.Client({ connectionString: config.shards.find((s) => s.id === shard)!.primary });
+      await c.connect();
+      clients.set(shard, c);
+    }
+    return c;
+  };
+  const mono = new pg.Client({ connectionString: config.source });
+  const st = { shard: first, commits: [] as number[], refused: 0, stop: false, own: [] as string[] };
+  const done = (async () => {
+    await mono.connect();
+    for (let i = 0; !st.stop; i++) {
+      const op = i % 6 === 4 && st.own.length ? 'rename' : i % 6 === 5 && st.own.length > 3 ? 'delete' : 'insert';
+      try {
+        const c = await client(st.shard);
+        if (op === 'insert') {
+          const r = await c.query(
+            `INSERT INTO themes (restaurant_id, name, is_default, colors, font, updated_at) VALUES ($1, $2, false, '{"w": 1}', 'f', now()) RETURNING row_to_json(themes.*) AS j, id::text`,
+            [tenant, `w${i}`],
+          );
+          st.commits.push(Date.now());
+          st.own.push(r.rows[0].id);
+          await mono.query('INSERT INTO themes SELECT * FROM json_populate_record(NULL::themes, $1)', [r.rows[0].j]);
+        } else if (op === 'rename') {
+          const id = st.own[i % st.own.length]!;
+          await c.query(`UPDATE themes SET name = $2 WHERE id = $1`, [id, `r${i}`]);
+          st.commits.push(Date.now());
+          await mono.query(`UPDATE themes SET name = $2 WHERE id = $1`, [id, `r${i}`]);
+        } else {
+          const id = st.own[0]!;
+          await c.query(`DELETE FROM themes WHERE id = $1`, [id]);
+          st.own.shift();
+          st.commits.push(Date.now());
+          await mono.query(`DELETE FROM themes WHERE id = $1`, [id]);
+        }
+      } catch (e) {
+        const moved = /has moved to shard (\S+) /.exec((e as Error).message);
+        if (moved) st.shard = moved[1]!;
+        else if (!/is being moved|could not serialize/.test((e as Error).message)) throw e;
+        st.refused++;
+        await sleep(10);
+      }
+      await sleep(3);
+    }
+  })();
+  return {
+    st,
+    async stop() {
+      st.stop = true;
+      try {
+        await done;
+      } finally {
+        await Promise.all([...clients.values(), mono].map((c) => c.end().catch(() => undefined)));
+      }
+    },
+    /** the longest gap between two successful commits within [from, to] */
+    longestGap(from: number, to: number) {
+      const inside = st.commits.filter((t) => t >= from && t <= to);
+      let gap = 0;
+      for (let k = 1; k < inside.length; k++) gap = Math.max(gap, inside[k]! - inside[k - 1]!);
+      return gap;
+    },
+  };
+}
+
+describe('rebalance: online moves under a writer (POS fixture)', () => {
+  let stage: Stage;
+  let cfg: string;
+  before(async () => {
+    stage = await stageFleet({ kind: 'pos', shards: 3, scale: 0.02 });
+    cfg = stage.configPath;
+    assert.equal((await migrate(stage.config)).ok, true);
+  });
+  after(() => stage?.stop());
+
+  it('the hot tenant moves online: its writer commits during the copy, every committed row ends on the new shard exactly', async (t) => {
+    const c = loadConfig(cfg);
+    const tenant = '3'; // the fixture's hot tenant
+    const from = createRouter(c).shardFor(tenant);
+    const to = c.shards.map((s) => s.id).find((s) => s !== from)!;
+    const w = startWriter(c, tenant, from);
+    await sleep(300);
+    const at = new Map<string, number>();
+    const events: { type: string; [k: string]: unknown }[] = [];
+    const started = Date.now();
+    const r = await watchCli(['pin', tenant, to, '--apply', '--json', '--config', cfg], (e) => {
+      events.push(e);
+      if (e.type === 'step') at.set(e.step as string, w.st.commits.length);
+    });
+    const ended = Date.now();
+    await sleep(300);
+    await w.stop();
+    assert.equal(r.status, 0, r.stderr);
+    const moved = events.find((e) => e.type === 'moved')!;
+    assert.equal(moved.online, true);
+    assert.equal(typeof moved.outageSeconds, 'number');
+    assert.ok((moved.catchUpChanges as number) > 0, 'writes made after the copy snapshot reached the new shard through the stream');
+    assert.ok(at.get('caught-up')! > at.get('target-fenced')!, 'the writer committed while the unit was being copied and streamed (impossible offline)');
+    assert.equal(typeof JSON.parse(r.stdout).moves[0].outageSeconds, 'number', '--json reports the outage per unit');
+    assert.equal(w.st.shard, to, 'the writer followed the tombstone to the new shard');
+    t.diagnostic(`longest gap between the writer's commits during the move: ${w.longestGap(started, ended)} ms; reported outage ${Number(moved.outageSeconds).toFixed(2)} s; ${w.st.commits.length} commits, ${w.st.refused} refusals`);
+    assert.equal(await placedOn(c, tenant), to);
+    assert.deepEqual(await sql(c.shards.find((s) => s.id === from)!.primary, 'SELECT count(*)::int AS n FROM themes WHERE restaurant_id = $1', [tenant]), [{ n: 0 }]);
+    const v = await runCliAsync(['verify', '--config', cfg]);
+    assert.equal(v.status, 0, v.stdout + v.stderr);
+    assert.deepEqual(await slotsLeft(c), []);
+  });
+
+  it('an old shard without a free slot is refused with the reason and --offline named (exit 3); --offline moves it', async () => {
+    const c = loadConfig(cfg);
+    const tenant = '7';
+    const from = createRouter(c).shardFor(tenant);
+    const to = c.shards.map((s) => s.id).find((s) => s !== from)!;
+    const fromUrl = c.shards.find((s) => s.id === from)!.primary;
+    // pretend the old shard has no free slot: fill them
+    const fill = await sql(fromUrl, `SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)::int AS n`);
+    const fillers = [...Array(fill[0].n).keys()].map((i) => `filler_${i}`);
+    for (const f of fillers) await sql(fromUrl, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [f]);
+    try {
+      const r = runCli(['pin', tenant, to, '--apply', '--config', cfg]);
+      assert.equal(r.status, 3, r.stdout + r.stderr);
+      assert.match(r.stderr, new RegExp(`shard ${from}: .* replication slots are in use, an online move needs 1 more`));
+      assert.match(r.stderr, /--offline/);
+    } finally {
+      for (const f of fillers) await sql(fromUrl, 'SELECT pg_drop_replication_slot($1)', [f]);
+    }
+    const r = runCli(['rebalance', '--apply', '--offline', '--json', '--config', cfg]);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.moves[0].online, false);
+    assert.equal(typeof out.moves[0].outageSeconds, 'number');
+    assert.equal(await placedOn(c, tenant), to);
+  });
+
+  it('SIGKILL at points across an online move, under the writer: each rerun completes it, exact, no slot left', async (t) => {
+    // before the copy is journaled (undone, moved afresh), mid-stream (resumed), source fenced, opened, and a random moment
+    const points = ['copy', 'stream', 'source-fencing', 'opened', 'random'];
+    const c = loadConfig(cfg);
+    const writers: ReturnType<typeof startWriter>[] = [];
+    try {
+      for (const [k, point] of points.entries()) {
+        const tenant = String(11 + k);
+        const from = await placedOn(c, tenant);
+        const to = c.shards.map((s) => s.id).find((s) => s !== from)!;
+        const w = startWriter(c, tenant, from);
+        writers.push(w);
+        await sleep(100);
+        let killed;
+        if (point === 'random') {
+          const delay = 50 + Math.floor(Math.random() * 400);
+          let armed = false;
+          killed = await watchCli(['pin', tenant, to, '--apply', '--json', '--config', cfg], (e, child) => {
+            if (e.type === 'step' && !armed) {
+              armed = true;
+              setTimeout(() => child.kill('SIGKILL'), delay);
+            }
+          });
+          t.diagnostic(`random: killed ${delay} ms after the first step (status ${killed.status})`);
+        } else {
+          killed = await runCliAsync(['pin', tenant, to, '--apply', '--config', cfg], { SHARDCTL_FAULT_AFTER: point });
+          assert.equal(killed.status, null, `killed at ${point}: ${killed.stderr}`);
+        }
+        const rerun = await runCliAsync(['rebalance', '--apply', '--config', cfg]);
+        assert.equal(rerun.status, 0, `after ${point}: ${rerun.stdout}${rerun.stderr}`);
+        assert.equal(await placedOn(c, tenant), to, `after ${point}`);
+        assert.deepEqual(await sql(c.catalog, 'SELECT unit, step FROM shardctl.moves'), [], `after ${point}: the journal is empty`);
+        assert.deepEqual(await slotsLeft(c), [], `after ${point}: no slot or publication left`);
+        await sleep(100);
+        await w.stop();
+        assert.equal(w.st.shard, to, `after ${point}: the writer ends on the new shard`);
+        assert.ok(w.st.commits.length > 0);
+      }
+    } finally {
+      await Promise.all(writers.map((w) => w.stop().catch(() => undefined)));
+    }
+    const v = await runCliAsync(['verify', '--config', cfg]);
+    assert.equal(v.status, 0, v.stdout + v.stderr);
+  });
+});
