@@ -125,7 +125,7 @@ describe('data safety (POS, 2 shards)', () => {
     await app.connect();
     await app.query('BEGIN');
     await app.query(themeSql, [await anyTenantOn(stage, 's0')]);
-    const run = runCliAsync(['pin', t, 's1', '--apply', '--config', cfg], { SHARDCTL_LOCK_TIMEOUT_MS: '2000', SHARDCTL_LOCK_ATTEMPTS: '20' });
+    const run = runCliAsync(['pin', t, 's1', '--apply', '--offline', '--config', cfg], { SHARDCTL_LOCK_TIMEOUT_MS: '2000', SHARDCTL_LOCK_ATTEMPTS: '20' });
     for (let i = 0; i < 200; i++) {
       const waiting = await sql(urlOf(stage, 's0'), `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`);
       if (waiting.length) break;

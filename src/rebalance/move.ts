@@ -5,7 +5,7 @@ import { withClient, type Endpoint } from '../db/connect.js';
 import { copyBatch } from '../transfer/batch.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import type { Model } from '../tables/model.js';
-import { deleteUnit, unitRowsOn } from './unit-rows.js';
+import { deleteUnit, unitRowsOn, type HomesOf } from './unit-rows.js';
 import { catalogHomes, onShard } from './homes.js';
 import { scanServer } from '../transfer/scan.js';
 import { isCatalogLost } from '../catalog/catalog.js';
@@ -94,10 +94,7 @@ async function moveOffline(ctx: MoveContext, move: MoveRow | (Unit & { step?: un
     if (pending('fenced')) {
       guard();
       await setFence(ctx, from, m, 'source');
-      await setFence(ctx, to, m, 'target');
-      faultPoint('fencing');
-      const found = await unitRowsOn(ctx.model, to, m.unit, onShard(m.to, homes));
-      if (found) throw new MoveRefused(`shard ${m.to} already holds rows of unit ${m.unit} (${found}), written there before the move (an application router on the new topology?); shardctl does not delete them: move them to shard ${m.from} or delete them, then run again`);
+      await fenceTarget(ctx, to, m, homes);
       await step('fenced');
     }
     if (pending('copied')) {
@@ -173,10 +170,7 @@ async function moveOnline(ctx: MoveContext, move: MoveRow | (Unit & { step?: und
     }
     if (pending('target-fenced')) {
       guard();
-      await setFence(ctx, to, m, 'target');
-      faultPoint('fencing');
-      const found = await unitRowsOn(ctx.model, to, m.unit, onShard(m.to, homes));
-      if (found) throw new MoveRefused(`shard ${m.to} already holds rows of unit ${m.unit} (${found}), written there before the move (an application router on the new topology?); shardctl does not delete them: move them to shard ${m.from} or delete them, then run again`);
+      await fenceTarget(ctx, to, m, homes);
       await step('target-fenced');
     }
     if (pending('streaming')) {
@@ -262,6 +256,18 @@ export async function undoMove(ctx: Pick<MoveContext, 'config' | 'model' | 'cata
   await withClient(to, (c) => unfenceUnits(c, [m.unit]));
   await withClient(shardEndpoint(ctx.config, m.from), (c) => unfenceUnits(c, [m.unit]));
   await ctx.journal(() => finishMove(ctx.catalog, m.unit));
+}
+
+/**
+ * Fences the unit on the target, which must then hold none of its rows: `pin`, `mapping set` and
+ * `add-shard` publish the new topology before data moves, and rows an application router wrote
+ * there meanwhile are the application's, never a stale copy to delete.
+ */
+async function fenceTarget(ctx: MoveContext, to: Endpoint, m: Unit, homes: HomesOf): Promise<void> {
+  await setFence(ctx, to, m, 'target');
+  faultPoint('fencing');
+  const found = await unitRowsOn(ctx.model, to, m.unit, onShard(m.to, homes));
+  if (found) throw new MoveRefused(`shard ${m.to} already holds rows of unit ${m.unit} (${found}), written there before the move (an application router on the new topology?); shardctl does not delete them: move them to shard ${m.from} or delete them, then run again`);
 }
 
 const setFence = (ctx: MoveContext, e: Endpoint, m: Unit, role: FenceRole) =>
