@@ -233,7 +233,12 @@ describe('schemas: pgbench tables (pgbench_history without a primary key, duplic
     const router = createRouter(stage.config);
     const branch = '1';
     const to = stage.config.shards.map((s) => s.id).find((s) => s !== router.shardFor(branch))!;
-    const pin = runCli(['pin', branch, to, '--apply', '--config', cfg]);
+    // pgbench_history has no primary key: online moves refuse it and say so, --offline moves it
+    const online = runCli(['pin', branch, to, '--apply', '--config', cfg]);
+    assert.equal(online.status, 3, online.stderr);
+    assert.match(online.stderr, /table public\.pgbench_history has no primary key: an online move applies the unit's updates and deletes by key/);
+    assert.match(online.stderr, /--offline/);
+    const pin = runCli(['rebalance', '--apply', '--offline', '--config', cfg]);
     assert.equal(pin.status, 0, pin.stderr);
     const moved = loadConfig(cfg);
     assert.equal(runCli(['verify', '--config', cfg]).status, 0);

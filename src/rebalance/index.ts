@@ -153,7 +153,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
       // rows with several routes are shared by units: their moves stay offline (the stream's unit
       // filter knows one route per table)
       const online = !opts.offline && !model.sharded.some((t) => t.config.routes);
-      if (online) await checkOnlineMoves(config, moves, Math.max(1, opts.concurrency ?? 2));
+      if (online) await checkOnlineMoves(config, model, moves, Math.max(1, opts.concurrency ?? 2));
       await installGuards(config, model, moves);
       // rows with several routes are shared by units: one move at a time, so each move's delete sees
       // the others' settled placements (concurrent moves could each keep a copy for the other)

@@ -10,7 +10,8 @@ import type { Model } from '../tables/model.js';
 import { lsn } from '../stream/lsn.js';
 import { MESSAGE_PREFIX, type StreamNames } from '../stream/names.js';
 import { clearShardState, prepareShardState, readPosition, writePosition } from '../stream/positions.js';
-import { createSlot, dropStream, ensurePublication, slotState } from '../stream/slot.js';
+import { createSlot, dropStream, slotState } from '../stream/slot.js';
+import { quoteIdent, quoteTable } from '../db/ident.js';
 import { runStream } from '../stream/stream.js';
 import { faultPoint } from './journal.js';
 import { UnitApplier, UnitStreamError } from './unit-apply.js';
@@ -46,7 +47,9 @@ export async function copyOnline(config: Config, model: Model, m: Unit, signal?:
   const to = shardEndpoint(config, m.to);
   await withClient(from, async (c) => {
     await dropStream(c, names); // a copy cut short left a slot whose snapshot died with it
-    await ensurePublication(c, names, model.sharded.map((t) => t.name));
+    // a partition's changes carry its root's name, the table the model (and the copy) knows
+    const tables = model.sharded.map((t) => quoteTable(t.name)).join(', ');
+    await c.query(`CREATE PUBLICATION ${quoteIdent(names.publication)} FOR TABLE ${tables} WITH (publish_via_partition_root = true)`);
   });
   const slot = await createSlot(from, names);
   faultPoint('slot');

@@ -3,15 +3,19 @@ import { withClient } from '../db/connect.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { quoteIdent } from '../db/ident.js';
 import { problemsError } from '../errors.js';
+import type { Model } from '../tables/model.js';
 
 /**
  * What an online move needs on each old shard, checked before any move starts: logical decoding
  * (wal_level = logical), a free replication slot and WAL sender per move running at once from it,
  * and a role that may stream. Every missing item is reported at once with the statement that fixes
- * it, and the way round it (`--offline`), as exit 3.
+ * it, and the way round it (`--offline`), as exit 3. The stream applies updates and deletes by
+ * primary key, so every sharded table needs one (a table in a publication without a replica
+ * identity would even refuse the application's UPDATEs and DELETEs on the old shard).
  */
 export async function checkOnlineMoves(
   config: Config,
+  model: Model,
   moves: readonly { from: string; resumeAfter?: string }[],
   concurrency: number,
 ): Promise<void> {
@@ -25,6 +29,11 @@ export async function checkOnlineMoves(
     perShard.set(m.from, n);
   }
   const problems: string[] = [];
+  if (perShard.size) {
+    for (const t of model.sharded) {
+      if (!t.info.primaryKey.length) problems.push(`table ${t.name} has no primary key: an online move applies the unit's updates and deletes by key; fix: add a primary key`);
+    }
+  }
   await Promise.all(
     [...perShard].map(([id, n]) =>
       withClient(shardEndpoint(config, id), async (c) => {
