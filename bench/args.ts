@@ -19,6 +19,8 @@ export interface BenchArgs {
   onlineSeconds: number;
   /** only the online phase (after the fixture load): the copy phases take most of a default run */
   onlineOnly: boolean;
+  /** only the moves phase (after the fixture load and a migrate): rebalance's write outage online vs offline */
+  movesOnly: boolean;
   /** servers with fsync and full_page_writes on (default; --fast gives the test fleet's non-durable settings) */
   durable: boolean;
   /** extra server settings for every server of the fleet (`--set name=value`, repeatable), for experiments */
@@ -44,6 +46,8 @@ export const USAGE = `npm run bench -- [options]
   --repeat N        baseline / migrate --no-verify / migrate cycles (default 1; a final baseline always runs)
   --online-seconds N  seconds of write load in each window of the online phase (default 15)
   --online-only     stage the fleet, then run only the online phase (migrate --follow, cutover)
+  --moves-only      stage the fleet, migrate, then run only the moves phase (the biggest tenant moved
+                    online, then back offline, under a writer: the write outage of each)
   --fast            run the servers with fsync=off and full_page_writes=off, as the test fleet does (default:
                     durable, as production servers are; without fsync a commit costs nothing, which
                     flatters the row-by-row autocommit phase)
@@ -69,6 +73,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
       repeat: { type: 'string', default: '1' },
       'online-seconds': { type: 'string', default: '15' },
       'online-only': { type: 'boolean', default: false },
+      'moves-only': { type: 'boolean', default: false },
       fast: { type: 'boolean', default: false },
       set: { type: 'string', multiple: true, default: [] },
       json: { type: 'boolean', default: false },
@@ -96,6 +101,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     repeat: num('repeat', values.repeat!, (n) => int(n) && n >= 1 && n <= 10, 'a whole number from 1 to 10'),
     onlineSeconds: num('online-seconds', values['online-seconds']!, (n) => int(n) && n >= 2 && n <= 600, 'a whole number from 2 to 600'),
     onlineOnly: values['online-only']!,
+    movesOnly: values['moves-only']!,
     durable: !values.fast,
     settings: Object.fromEntries(
       (values.set ?? []).map((kv) => {

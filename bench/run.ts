@@ -24,7 +24,8 @@ import type { MeasuredPhase, PlanFacts } from './protocol.js';
 import { evaluate, markdown, summarize, type BenchReport, type PhaseRun } from './report.js';
 import { startWorker, type Worker } from './worker-client.js';
 import { runOnline, type OnlineFigures } from './online.js';
-import { runMoves } from './moves.js';
+import { runMoves, type MoveFigures } from './moves.js';
+import { migrate } from '../src/index.js';
 
 const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const num = (n: number) => n.toLocaleString('en-US');
@@ -147,6 +148,14 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(args.json ? `${JSON.stringify({ facts: { args, rows: plan.sourceRows, sourceBytes: plan.sourceBytes, machine: { before, loadEnd: os.loadavg() } }, online }, null, 2)}\n` : `${onlineNote(online, args.onlineSeconds)}\n`);
       return 0;
     }
+    if (args.movesOnly) {
+      await worker.close();
+      worker = undefined;
+      if (!(await migrate(config, { concurrency: args.concurrency, verify: false })).ok) throw new Error('migrate did not finish cleanly');
+      const mv = await runMoves(config, log);
+      process.stdout.write(args.json ? `${JSON.stringify({ facts: { args, rows: plan.sourceRows, machine: { before, loadEnd: os.loadavg() } }, moves: mv }, null, 2)}\n` : `${movesNote(mv)}\n`);
+      return 0;
+    }
     for (let i = 0; i < args.repeat; i++) {
       await measure('baseline', true);
       await measure('migrate-no-verify', true);
@@ -179,15 +188,7 @@ async function main(argv: string[]): Promise<number> {
     const online = pgbench ? undefined : await resetFleet(config).then(() => runOnline(config, restaurantCount(args.scale), args.onlineSeconds, log));
     if (online) notes.push(onlineNote(online, args.onlineSeconds));
     // rebalance moves on the shards the cutover left: the biggest tenant online, then back offline
-    if (online) {
-    const mv = await runMoves(config, log);
-    notes.push(
-      `moves (rebalance, issue 14): tenant ${mv.tenant} (${num(mv.rows)} rows, ${(100 * mv.share).toFixed(1)}% of the sharded rows) under one writing connection: ` +
-        `online ${mv.online.from} → ${mv.online.to} refused its writes for ${mv.online.outageS.toFixed(2)} s (longest gap between the writer's commits ${mv.online.longestGapS.toFixed(2)} s, move ${mv.online.seconds.toFixed(1)} s); ` +
-        `offline back refused them for ${mv.offline.outageS.toFixed(2)} s (gap ${mv.offline.longestGapS.toFixed(2)} s, move ${mv.offline.seconds.toFixed(1)} s): ` +
-        `online's outage is ${(mv.online.outageS / mv.offline.outageS).toFixed(2)}× offline's.`,
-    );
-    }
+    if (online) notes.push(movesNote(await runMoves(config, log)));
 
     const summary = summarize(runs);
     const rbr = summary.find((s) => s.phase === 'row-by-row');
@@ -234,6 +235,15 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** The online phase's figures against the issue's targets, as one line of the report. */
+function movesNote(mv: MoveFigures): string {
+  return (
+    `moves (rebalance, issue 14): tenant ${mv.tenant} (${num(mv.rows)} rows, ${(100 * mv.share).toFixed(1)}% of the sharded rows) under one writing connection: ` +
+    `online ${mv.online.from} → ${mv.online.to} refused its writes for ${mv.online.outageS.toFixed(2)} s (longest gap between the writer's commits ${mv.online.longestGapS.toFixed(2)} s, move ${mv.online.seconds.toFixed(1)} s); ` +
+    `offline back refused them for ${mv.offline.outageS.toFixed(2)} s (gap ${mv.offline.longestGapS.toFixed(2)} s, move ${mv.offline.seconds.toFixed(1)} s): ` +
+    `online's outage is ${(mv.online.outageS / mv.offline.outageS).toFixed(2)}× offline's.`
+  );
+}
+
 function onlineNote(o: OnlineFigures, seconds: number): string {
   const ratio = o.applyChangesPerS / o.directChangesPerS;
   const phases = Object.entries(o.cutoverPhasesMs).map(([k, v]) => `${k} ${v} ms`).join(', ');
