@@ -37,11 +37,12 @@ export async function planBenchScale(args: BenchArgs, log: (s: string) => void):
   try {
     await withClient({ label: 'source', url: stage.config.source }, async (c) => {
       await c.query('CREATE TABLE plan_tenants (tenant_id bigint NOT NULL, payload text)');
-      await c.query(`INSERT INTO plan_tenants SELECT g / 2, md5(g::text) FROM generate_series(2, ${2 * TENANTS + 1}) g`);
+      await c.query(`INSERT INTO plan_tenants SELECT g / 2, g::text FROM generate_series(2, ${2 * TENANTS + 1}) g`);
       await c.query('CREATE TABLE plan_cells (id bigint PRIMARY KEY, h3 bigint NOT NULL)');
       await copyLinesInto(c, 'plan_cells (id, h3)', cellRows());
       await c.query('VACUUM ANALYZE plan_tenants, plan_cells');
     });
+    log('source loaded; planning…');
     const raw = parse(readFileSync(stage.configPath, 'utf8'));
     const shards = raw.shards.map((s: { id: string }) => s.id) as string[];
     const jump = parseConfig(JSON.stringify({ ...raw, strategy: { kind: 'jump', key: 'tenant_id' }, tables: [{ name: 'plan_tenants' }] }), 'plan: jump');
@@ -74,8 +75,14 @@ export async function planBenchScale(args: BenchArgs, log: (s: string) => void):
 function* cellRows(): Generator<string> {
   const seen = new Set<string>();
   let id = 0;
-  let seed = 42;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  // xorshift32: deterministic, and exact in 32-bit integer arithmetic (a float LCG loses bits and cycles)
+  let x = 0x9e3779b9 | 0;
+  const rnd = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 4294967296;
+  };
   while (seen.size < CELLS) {
     const lat = (Math.asin(2 * rnd() - 1) * 180) / Math.PI;
     const lng = rnd() * 360 - 180;

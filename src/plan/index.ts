@@ -86,7 +86,8 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
 
   const assignment = [...units.values()]
     .map((u) => ({ unit: u.unit, shard: routeOf(u.unit), rows: Number(u.rows), bytes: Number(u.bytes), placedOn: placements.get(u.unit) }))
-    .sort((a, b) => b.bytes - a.bytes || a.unit.localeCompare(b.unit));
+    // ties in code-point order: localeCompare (ICU collation) took seconds for a million tenants
+    .sort((a, b) => b.bytes - a.bytes || (a.unit < b.unit ? -1 : a.unit > b.unit ? 1 : 0));
   const shards = config.shards.map((s) => ({ shard: s.id, units: 0, rows: 0, bytes: 0 }));
   const byShard = new Map(shards.map((s) => [s.shard, s]));
   const moves = new Map<string, Move>();
@@ -105,18 +106,17 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
       m.bytes += a.bytes;
     }
   }
-  const tables = model.sharded.map((t) => {
-    let rows = 0;
-    let bytes = 0;
-    for (const u of units.values()) {
-      const v = u.tables.get(t.name);
-      if (v) {
-        rows += Number(v.rows);
-        bytes += Number(v.bytes);
+  const perTable = new Map(model.sharded.map((t) => [t.name, { table: t.name, rows: 0, bytes: 0 }]));
+  for (const u of units.values()) {
+    for (const v of u.tables) {
+      const x = perTable.get(v.table);
+      if (x) {
+        x.rows += Number(v.rows);
+        x.bytes += Number(v.bytes);
       }
     }
-    return { table: t.name, rows, bytes };
-  });
+  }
+  const tables = [...perTable.values()];
   const total = shards.reduce((n, s) => n + s.bytes, 0);
   const mean = total / shards.length;
   return {
