@@ -25,6 +25,8 @@ describe('binary COPY only where the column types are proven identical', () => {
     assert.equal(copyFormat(table, enumCol, enumCol), 'text', 'a user type: its OID means nothing on another server');
     assert.equal(copyFormat(table, same, { ...same, major: 15 }), 'text');
     assert.equal(copyFormat(table, same, types(16, { a: [20, 'bigint'] })), 'text', 'a column missing on one side');
+    const reg = types(16, { a: [20, 'bigint'], b: [2205, 'regclass'] });
+    assert.equal(copyFormat(table, reg, reg), 'text', 'a regclass is an OID in binary: another object on another server');
   });
 });
 

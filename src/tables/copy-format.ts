@@ -49,7 +49,8 @@ export async function serverTypes(client: pg.ClientBase, tables: readonly string
  * when, for every copied column, both servers (of one major version) have the same built-in type:
  * same OID below FirstNormalObjectId and the same format_type() (typmod included). Anything else —
  * enums, domains, extension types (their OIDs differ from server to server), a typmod that differs —
- * stays text, the format that converts through each side's input function.
+ * stays text, the format that converts through each side's input function. So do the reg* types,
+ * whose binary form is an OID that only means something on the server it came from.
  */
 export function copyFormat(table: TableModel, source: ServerTypes, target: ServerTypes): CopyFormat {
   if (source.major !== target.major) return 'text';
@@ -60,6 +61,9 @@ export function copyFormat(table: TableModel, source: ServerTypes, target: Serve
     const a = s.get(col);
     const b = d.get(col);
     if (!a || !b || a.oid !== b.oid || a.oid >= FIRST_USER_OID || a.type !== b.type) return 'text';
+    // reg* types (regclass, regtype, regproc, …) travel as a raw OID in binary, which names another
+    // object or none on the other server; in text they travel by name, resolved again there
+    if (a.type.startsWith('reg')) return 'text';
   }
   return 'binary';
 }
