@@ -121,6 +121,8 @@ describe('location fleet: cross-shard rows (a bump between users on two shards)'
     assert.deepEqual(shardsOnly.findings, []);
     const p = await plan(config);
     assert.deepEqual(p.crossShard, [{ table: 'public.bumps', rows: bumps, crossShard: rec!.crossShard }]);
+    assert.equal(p.tables.find((t) => t.table === 'public.bumps')!.rows, bumps, "plan counts the table's rows once");
+    assert.ok(p.shards.reduce((n, s) => n + s.rows, 0) > p.rows, 'the shards hold the cross-shard rows twice');
 
     // the fixture's one-cell-per-metro mapping puts more than the design's 10% of bumps on two shards
     assert.ok(rec!.crossShard / rec!.rows > 0.1);

@@ -4,7 +4,9 @@ import { readCrossShardSummary, type CrossShardSummary } from '../catalog/cross-
 import { connect, withClient } from '../db/connect.js';
 import { usageError } from '../errors.js';
 import { createRouter } from '../routing/router.js';
-import { loadModel } from '../tables/model.js';
+import type pg from 'pg';
+import { loadModel, type Model } from '../tables/model.js';
+import { quoteTable } from '../db/ident.js';
 import { sourceEndpoint } from '../db/endpoints.js';
 import { prepareCells, takeInventory } from '../transfer/inventory.js';
 import { restrictedCells, type CellStatus } from '../config/capacity.js';
@@ -68,7 +70,7 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
     throw usageError('--propose-mapping is for the h3 strategy; jump needs no mapping');
   }
   const source = sourceEndpoint(config);
-  const { model, units, keys } = await withClient(source, async (c) => {
+  const { model, units, keys, whole } = await withClient(source, async (c) => {
     const model = await loadModel(config, c);
     if (model.cellSpecs.length) {
       const reader = await connect(source);
@@ -78,7 +80,7 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
         await reader.end();
       }
     }
-    return { model, units: await takeInventory(c, model, model.sharded, { bytes: true }), keys: await analyseForeignKeys(c, model) };
+    return { model, units: await takeInventory(c, model, model.sharded, { bytes: true }), keys: await analyseForeignKeys(c, model), whole: await wholeVolumes(c, model) };
   });
   const [placements, crossShard] = await withClient({ label: 'catalog', url: config.catalog }, async (c) => [await placementsIfAny(c), await readCrossShardSummary(c)] as const);
   const router = createRouter(config);
@@ -116,13 +118,14 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
       }
     }
   }
-  const tables = [...perTable.values()];
+  // several routes: the units count a row under each of its units; the table's own figures count it once
+  const tables = [...perTable.values()].map((t) => ({ ...t, ...whole.get(t.table) }));
   const total = shards.reduce((n, s) => n + s.bytes, 0);
   const mean = total / shards.length;
   return {
     strategy: config.strategy.kind,
     units: assignment.length,
-    rows: assignment.reduce((n, a) => n + a.rows, 0),
+    rows: tables.reduce((n, t) => n + t.rows, 0),
     bytes: total,
     tables,
     assignment,
@@ -141,4 +144,14 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
     proposedMapping: opts.proposeShards ? proposeMapping(assignment, config, opts.proposeShards) : undefined,
     foreignKeys: keys,
   };
+}
+
+/** Rows and bytes of each table with several routes, each row once. */
+async function wholeVolumes(c: pg.ClientBase, model: Model): Promise<Map<string, { rows: number; bytes: number }>> {
+  const out = new Map<string, { rows: number; bytes: number }>();
+  for (const t of model.sharded.filter((x) => x.config.routes)) {
+    const r = await c.query<{ rows: string; bytes: string | null }>(`SELECT count(*) AS rows, sum(pg_column_size(t0.*)) AS bytes FROM ${quoteTable(t.name)} AS t0`);
+    out.set(t.name, { rows: Number(r.rows[0]!.rows), bytes: Number(r.rows[0]!.bytes ?? 0) });
+  }
+  return out;
 }
