@@ -31,6 +31,20 @@ export interface OneMove {
 
 export async function runMoves(config: Config, log: (s: string) => void): Promise<MoveFigures> {
   const placed = (await query(config.catalog, 'SELECT unit, shard, rows::bigint AS rows FROM shardctl.placements ORDER BY rows DESC')) as { unit: string; shard: string; rows: string }[];
+  if (!placed.some((p) => Number(p.rows) > 0)) {
+    // placements recorded without counts (a copy without checksums, a cutover): count on the shards
+    const counts = new Map<string, number>();
+    for (const sh of config.shards) {
+      for (const t of ['orders', 'order_items o JOIN orders p ON p.id = o.order_id', 'analytics_events', 'themes', 'users', 'products', 'categories']) {
+        const col = t.startsWith('order_items') ? 'p.restaurant_id' : 'restaurant_id';
+        for (const r of (await query(sh.primary, `SELECT ${col}::text AS u, count(*)::bigint AS n FROM ${t} GROUP BY 1`)) as { u: string; n: string }[]) {
+          counts.set(r.u, (counts.get(r.u) ?? 0) + Number(r.n));
+        }
+      }
+    }
+    for (const p of placed) p.rows = String(counts.get(p.unit) ?? 0);
+    placed.sort((a, b) => Number(b.rows) - Number(a.rows));
+  }
   const total = placed.reduce((n, p) => n + Number(p.rows), 0);
   const top = placed[0]!;
   const home = top.shard;
