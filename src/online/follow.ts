@@ -49,9 +49,14 @@ export interface FollowResult {
 /** Advisory lock class of a follower on each shard (with the slot's hash): one follower per slot per shard. */
 const FOLLOW_LOCK = 0x53686172;
 
-/** Apply batches: commit at a source transaction boundary after this many changes or this long. */
+/**
+ * Apply batches: commit at a source transaction boundary after this many changes or this long. Each
+ * commit costs every shard a few round trips and a WAL flush while applying waits, so a second:
+ * the barrier and stop messages commit at once (cutover does not wait for it), and a crash replays
+ * at most this much.
+ */
 const BATCH_CHANGES = 2000;
-const BATCH_MS = 200;
+const BATCH_MS = 1000;
 
 /**
  * `migrate --follow`: an online migration. Creates a publication and a logical replication slot
