@@ -15,9 +15,8 @@ export interface CrossRow {
 /**
  * The cross-shard rows of a table with several routes on one server: rows whose units do not all
  * live on one shard (`home`), keyed by their primary key as text (`id=5`; the row hash for a table
- * without one). `seen` are the units the server's grouped query found: a row's units are among
- * them, so "all on one shard" is a containment test against one array per shard, in SQL, and only
- * cross-shard rows travel to Node.
+ * without one). `seen` must hold every unit of the rows in scope, so "all on one shard" is a
+ * containment test against one array per shard, in SQL, and only cross-shard rows travel to Node.
  */
 export async function readCrossRows(
   session: pg.ClientBase,

@@ -138,7 +138,11 @@ async function readCopies(session: pg.ClientBase, plan: ScanPlan, t: TableModel,
   const scope = scopeOf(plan.model.ctx, t.config, plan.units);
   const n = await plan.limit(() => session.query<{ n: string }>(`SELECT count(*) AS n FROM ${scope.rows!} WHERE ${scope.filter}`));
   ts.distinct = Number(n.rows[0]!.n);
-  ts.cross = await plan.limit(() => readCrossRows(session, t, scope, ts.units.keys(), plan.home!));
+  // every unit of the rows in scope (with --units, a row's other units are not among the grouped ones)
+  const seen = await plan.limit(() =>
+    session.query<{ u: string }>(`SELECT DISTINCT u FROM ${scope.rows!} CROSS JOIN LATERAL unnest(${scope.units!}) AS u WHERE ${scope.filter} AND u IS NOT NULL`),
+  );
+  ts.cross = await plan.limit(() => readCrossRows(session, t, scope, seen.rows.map((x) => x.u), plan.home!));
   if (server !== 'source') discountCopies(ts.units, ts.cross, server, plan.home!);
 }
 
