@@ -214,6 +214,10 @@ describe('rollback after cutover: a reverse stream from every shard to the monol
     const idle = await window();
     assert.equal(idle?.status, 'warning', JSON.stringify(idle));
     assert.match(idle!.message, /^rollback window open, but the reverse follower is not running on s\d, s\d \(run shardctl rollback --follow\): lag [\d.]+ MB, (\?|[\d.]+ s); the reverse slots retain up to [\d.]+ MB of WAL on a shard$/);
+    // no unit moves while every shard streams to the monolith on its own
+    const move = runCli(['rebalance', '--apply', '--config', cfg]);
+    assert.equal(move.status, 3, move.stdout + move.stderr);
+    assert.match(move.stderr, /a rollback window is open \(cutover --reverse\): moving units now could reach the monolith out of order/);
     const f = follower();
     await f.started;
     assert.match((await window())!.message, /^rollback window open: lag [\d.]+ MB, [\d.]+ s; the reverse slots retain up to [\d.]+ MB of WAL on a shard$/);
