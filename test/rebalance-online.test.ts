@@ -136,6 +136,47 @@ describe('rebalance: online moves under a writer (POS fixture)', () => {
     assert.deepEqual(await slotsLeft(c), []);
   });
 
+  it('the stream applies only the moving unit: a key another unit uses on the new shard is left alone; via rows follow their parent', async () => {
+    const c = loadConfig(cfg);
+    const tenant = '9';
+    const from = await placedOn(c, tenant);
+    const to = c.shards.map((s) => s.id).find((s) => s !== from)!;
+    const url = (id: string) => c.shards.find((s) => s.id === id)!.primary;
+    const unitOn = async (shard: string) => (await sql(c.catalog, 'SELECT unit FROM shardctl.placements WHERE shard = $1 AND unit <> $2 LIMIT 1', [shard, tenant]))[0].unit as string;
+    const [otherOnFrom, otherOnTo] = [await unitOn(from), await unitOn(to)];
+    // stop after the copy: the new shard holds the unit as of the slot, the old one still takes its writes
+    const killed = await runCliAsync(['pin', tenant, to, '--apply', '--config', cfg], { SHARDCTL_FAULT_AFTER: 'streaming' });
+    assert.equal(killed.status, null, killed.stderr);
+    const theme = `INSERT INTO themes (id, restaurant_id, name, is_default, colors, font, updated_at) VALUES ($1, $2, 'same key', false, '{}', 'f', now()) RETURNING row_to_json(themes.*) AS j`;
+    const id = 9_000_000_001;
+    const kept = (await sql(url(to), theme, [id, otherOnTo]))[0].j; // another unit's row on the new shard
+    await sql(c.source, 'INSERT INTO themes SELECT * FROM json_populate_record(NULL::themes, $1)', [kept]);
+    await sql(url(from), theme, [id, otherOnFrom]); // the same key for a unit of the old shard, streamed…
+    await sql(url(from), `UPDATE themes SET name = 'renamed' WHERE id = $1`, [id]);
+    await sql(url(from), 'DELETE FROM themes WHERE id = $1', [id]); // …and gone again: nothing to apply
+    // an order of the moving unit with an item (a via row), written on the old shard after the copy
+    const order = (
+      await sql(
+        url(from),
+        `INSERT INTO orders (restaurant_id, user_id, order_number, status, channel, currency_code, subtotal, tax, total, guests, notes, placed_at, business_date, public_id)
+         VALUES ($1, NULL, 77, 'open', 'app', 'USD', 10.50, 1.05, 11.55, 2, 'after the copy', now(), current_date, gen_random_uuid()) RETURNING row_to_json(orders.*) AS j, id::text`,
+        [tenant],
+      )
+    )[0];
+    const product = (await sql(url(from), 'SELECT id::text FROM products WHERE restaurant_id = $1 LIMIT 1', [tenant]))[0].id;
+    const item = (
+      await sql(url(from), `INSERT INTO order_items (order_id, product_id, quantity, unit_price, line_total, voided, note) VALUES ($1, $2, 1, 5.25, 5.25, false, 'via') RETURNING row_to_json(order_items.*) AS j`, [order.id, product])
+    )[0].j;
+    await sql(c.source, 'INSERT INTO orders SELECT * FROM json_populate_record(NULL::orders, $1)', [order.j]);
+    await sql(c.source, 'INSERT INTO order_items SELECT * FROM json_populate_record(NULL::order_items, $1)', [item]);
+    const rerun = await runCliAsync(['rebalance', '--apply', '--config', cfg]);
+    assert.equal(rerun.status, 0, rerun.stdout + rerun.stderr);
+    assert.deepEqual(await sql(url(to), 'SELECT restaurant_id::text AS r, name FROM themes WHERE id = $1', [id]), [{ r: otherOnTo, name: 'same key' }], 'the other unit\'s row with that key is untouched');
+    assert.equal((await sql(url(to), `SELECT count(*)::int AS n FROM order_items WHERE order_id = $1 AND note = 'via'`, [order.id]))[0].n, 1);
+    const v = await runCliAsync(['verify', '--config', cfg]);
+    assert.equal(v.status, 0, v.stdout + v.stderr);
+  });
+
   it('an old shard without a free slot is refused with the reason and --offline named (exit 3); --offline moves it', async () => {
     const c = loadConfig(cfg);
     const tenant = '7';
