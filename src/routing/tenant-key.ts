@@ -1,4 +1,11 @@
-import { createHash } from 'node:crypto';
+import crypto from 'node:crypto';
+
+// crypto.hash (Node ≥ 20.12) hashes a string in one call, twice as fast as a Hash object per key: a
+// plan of a million tenants hashes a million keys. Older Node keeps createHash; the digest is the same.
+const md5: (text: string) => Buffer =
+  typeof crypto.hash === 'function'
+    ? (text) => crypto.hash('md5', text, 'buffer') as unknown as Buffer
+    : (text) => crypto.createHash('md5').update(text, 'utf8').digest();
 
 /**
  * The routing key of a tenant: md5 of the UTF-8 bytes of its text form, first 8 bytes read
@@ -8,8 +15,7 @@ import { createHash } from 'node:crypto';
  * @example tenantKey64(42) === tenantKey64('42')
  */
 export function tenantKey64(id: string | number | bigint): bigint {
-  const digest = createHash('md5').update(tenantText(id), 'utf8').digest();
-  return digest.readBigUInt64BE(0);
+  return md5(tenantText(id)).readBigUInt64BE(0);
 }
 
 /** The canonical text of a tenant id (what is hashed, stored in the catalog and shown). */
