@@ -220,7 +220,13 @@ describe('rollback after cutover: a reverse stream from every shard to the monol
     assert.match(move.stderr, /a rollback window is open \(cutover --reverse\): moving units now could reach the monolith out of order/);
     const f = follower();
     await f.started;
-    assert.match((await window())!.message, /^rollback window open: lag [\d.]+ MB, [\d.]+ s; the reverse slots retain up to [\d.]+ MB of WAL on a shard$/);
+    // the lag in seconds is known from the follower's first commit on (a heartbeat within a second)
+    let running = await window();
+    for (let i = 0; i < 100 && /MB, \?;/.test(running!.message); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      running = await window();
+    }
+    assert.match(running!.message, /^rollback window open: lag [\d.]+ MB, [\d.]+ s; the reverse slots retain up to [\d.]+ MB of WAL on a shard$/);
     const fin = runCli(['cutover', '--finish', '--config', cfg]);
     assert.equal(fin.status, 0, fin.stdout + fin.stderr);
     assert.match(fin.stdout, /rollback window closed: reverse slot dropped on s\d, s\d/);

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cellToLatLng, cellToParent, getPentagons, getResolution, latLngToCell } from 'h3-js';
 import { h3Sql } from '../src/cells/h3-sql.js';
+import { prepareShardState } from '../src/stream/positions.js';
 import pg from 'pg';
 import { loadConfig } from '../src/config/load.js';
 import { copyRows } from '../src/copy/pipe.js';
@@ -69,6 +70,18 @@ describe('one server: streaming decode, identifiers in function bodies', () => {
       assert.deepEqual(wrong.slice(0, 5), [], `${wrong.length} of ${pts.length} points differ`);
     } finally {
       await c.end();
+    }
+  });
+
+  it('several sessions preparing the stream state on one server at once all succeed (two moves into one shard)', async () => {
+    const clients = await Promise.all([1, 2, 3, 4, 5, 6].map(() => connect({ label: 'one', url: server.url() })));
+    try {
+      await Promise.all(clients.map((c) => c.query('DROP TABLE IF EXISTS shardctl.follow_position, shardctl.follow_stash, shardctl.follow_dirty')));
+      await Promise.all(clients.map((c) => prepareShardState(c)));
+      const [n] = await sql(server.url(), `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'shardctl' AND tablename LIKE 'follow\\_%'`);
+      assert.equal(n.n, 3);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
     }
   });
 

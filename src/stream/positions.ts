@@ -30,8 +30,26 @@ export const SHARD_STATE_SQL = [
      PRIMARY KEY (slot, tbl, key))`,
 ];
 
+/** "ShardS": one creator of the stream state per server at a time. */
+const STATE_LOCK = 0x53_68_61_72_64_53n;
+
+/**
+ * Creates the stream state tables where they are missing. Several sessions may do this at once on
+ * one server (two moves into one shard, one stream per shard into the monolith), and concurrent
+ * CREATE … IF NOT EXISTS of one name fails on the catalog's unique index: they take turns. The lock
+ * is a session lock and each statement its own transaction, so a session that waited sees what the
+ * one before it created (a transaction started before that would keep stale catalog caches).
+ */
 export async function prepareShardState(c: pg.ClientBase): Promise<void> {
-  for (const s of SHARD_STATE_SQL) await c.query(s);
+  const r = await c.query(`SELECT to_regclass('shardctl.follow_position') IS NOT NULL AND to_regclass('shardctl.follow_stash') IS NOT NULL
+                                  AND to_regclass('shardctl.follow_dirty') IS NOT NULL AS ok`);
+  if (r.rows[0].ok) return;
+  await c.query(`SELECT pg_advisory_lock(${STATE_LOCK})`);
+  try {
+    for (const s of SHARD_STATE_SQL) await c.query(s);
+  } finally {
+    await c.query(`SELECT pg_advisory_unlock(${STATE_LOCK})`).catch(() => undefined);
+  }
 }
 
 export async function readPosition(c: pg.ClientBase, slot: string): Promise<string | undefined> {
