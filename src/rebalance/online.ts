@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-import { connect, withClient, withTransaction, type Endpoint } from '../db/connect.js';
+import { connect, withClient, type Endpoint } from '../db/connect.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { blockedError } from '../errors.js';
 import { mayBypassTriggers } from '../transfer/foreign-keys.js';
@@ -58,7 +58,7 @@ export async function copyOnline(config: Config, model: Model, m: Unit, signal?:
     if (r.failed.length) throw new UnitStreamError(r.failed[0]!.reason);
     faultPoint('copy');
     await withClient(to, async (c) => {
-      await prepareState(c);
+      await prepareShardState(c);
       await writePosition(c, names.slot, slot.consistentLsn);
     });
     return r.rows;
@@ -88,7 +88,7 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
   const client = await connect(to, { applicationName: 'shardctl move' });
   let marker: pg.Client | undefined;
   try {
-    await prepareState(client);
+    await prepareShardState(client);
     // a killed predecessor may still have a COMMIT in flight here: its lock ends with it
     await client.query(`SET lock_timeout = '60s'`);
     await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MOVE_LOCK, names.slot]);
@@ -182,17 +182,6 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
   } finally {
     await Promise.all([client.end().catch(() => undefined), marker?.end().catch(() => undefined)]);
   }
-}
-
-/**
- * The stream position tables on the new shard, created once: two moves to the same shard at once
- * would otherwise race in CREATE TABLE IF NOT EXISTS (one fails with 42P07).
- */
-async function prepareState(c: pg.ClientBase): Promise<void> {
-  await withTransaction(c, async () => {
-    await c.query('SELECT pg_advisory_xact_lock($1, 0)', [MOVE_LOCK]);
-    await prepareShardState(c);
-  });
 }
 
 /** A walsender of a killed run may still hold the slot: end it (the run lock says no live run uses it). */
