@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import { withRun } from '../catalog/run.js';
 import { readOnline } from '../catalog/online.js';
 import type { Config } from '../config/types.js';
@@ -9,12 +8,12 @@ import { blockedError, UserError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { Applier, type ShardSession } from '../stream/apply.js';
 import { lsn, lsnText } from '../stream/lsn.js';
-import { MESSAGE_PREFIX, MIGRATION_STREAM, REVERSE_STREAM, reverseKey } from '../stream/names.js';
+import { MIGRATION_STREAM, REVERSE_STREAM, reverseKey } from '../stream/names.js';
 import { prepareShardState, readPosition } from '../stream/positions.js';
 import { RouteError, type RowRouter } from '../stream/route.js';
-import { ddlError, shapeOf, sourceShapes, truncateError } from '../stream/shape.js';
+import { sourceShapes } from '../stream/shape.js';
 import { Statements } from '../stream/statements.js';
-import { runStream } from '../stream/stream.js';
+import { applyStream, startHeartbeat } from '../stream/follower.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { mayBypassTriggers } from '../transfer/foreign-keys.js';
 
@@ -100,110 +99,40 @@ async function streamShard(config: Config, model: Model, shard: string, takesRef
   const from = shardEndpoint(config, shard);
   const key = reverseKey(shard);
   const session = await openMonolith(sourceEndpoint(config), key);
-  let heart: pg.Client | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let beating = true;
+  let heart: { stop(): Promise<void> } | undefined;
   try {
     // the identity route: whatever the table, the row's place is the monolith
     const identity: RowRouter = { route: async () => ({ kind: 'shard', shard: session.id }) };
     const applier = new Applier(model, [session], key, () => identity);
     const shapes = await withClient(from, (c) => sourceShapes(c, model.tables.map((t) => t.name)));
     const reference = new Set(model.tables.filter((t) => t.config.route.kind === 'reference').map((t) => t.name));
-    let inTxn = false;
-    let txnChanges = 0;
-    let batch = 0;
-    let flushedAt = Date.now();
-    let flushNow = false;
-    let stop = false;
-    let lastEnd = applier.confirmed;
-    let lastTime = new Date();
-    const flush = async (end: bigint, at: Date) => {
-      await applier.flush(end, at);
-      flushedAt = Date.now();
-      batch = 0;
-      flushNow = false;
-    };
 
-    heart = await connect(from, { applicationName: 'shardctl rollback --follow heartbeat' });
     let last = 0;
     let lastBeat = Date.now();
-    const beat = async () => {
-      try {
-        const r = await heart!.query(`SELECT pg_logical_emit_message(true, $1, 'heartbeat'), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX]);
-        const secs = Math.max(0.001, (Date.now() - lastBeat) / 1000);
-        lastBeat = Date.now();
-        emit({
-          type: 'reverse-progress',
-          shard,
-          appliedLsn: lsnText(applier.confirmed),
-          lagBytes: Math.max(0, Number(lsn(r.rows[0].now) - applier.confirmed)),
-          changes: session.applied,
-          changesPerSecond: Math.round((session.applied - last) / secs),
-        });
-        last = session.applied;
-      } catch {
-        // a heartbeat is best effort: the stream itself reports a shard that is gone
-      }
-      // not once the stream is over: a beat in flight while it ended must not start another (the
-      // timer would keep the process alive with nothing left to do)
-      if (beating) timer = setTimeout(beat, opts.heartbeatMs ?? 1000);
-    };
-    timer = setTimeout(beat, opts.heartbeatMs ?? 1000);
+    heart = await startHeartbeat(from, 'shardctl rollback --follow heartbeat', opts.heartbeatMs ?? 1000, (now) => {
+      const secs = Math.max(0.001, (Date.now() - lastBeat) / 1000);
+      lastBeat = Date.now();
+      emit({
+        type: 'reverse-progress',
+        shard,
+        appliedLsn: lsnText(applier.confirmed),
+        lagBytes: Math.max(0, Number(now - applier.confirmed)),
+        changes: session.applied,
+        changesPerSecond: Math.round((session.applied - last) / secs),
+      });
+      last = session.applied;
+    });
 
     try {
-      await runStream(
-        from,
-        REVERSE_STREAM,
-        session.pos,
-        async (e, control) => {
-          switch (e.kind) {
-            case 'begin':
-              applier.begin(e.commitLsn);
-              inTxn = true;
-              txnChanges = 0;
-              return;
-            case 'relation': {
-              const now = shapeOf(e.columns);
-              if (shapes.has(e.table) && shapes.get(e.table) !== now) throw Object.assign(ddlError(e.table, shapes.get(e.table), now), { clean: txnChanges === 0 });
-              return;
-            }
-            case 'insert':
-            case 'update':
-            case 'delete': {
-              if (!takesReference && reference.has(e.table)) return; // the first shard's copy is applied
-              const t = model.table(e.table);
-              if (e.kind === 'insert') await applier.insert(t, e.row);
-              else if (e.kind === 'update') await applier.update(t, e.old, e.row);
-              else await applier.delete(t, e.old);
-              txnChanges++;
-              batch++;
-              return;
-            }
-            case 'truncate':
-              throw Object.assign(truncateError(e.tables), { clean: txnChanges === 0 });
-            case 'message':
-              if (e.prefix !== MESSAGE_PREFIX) return;
-              if (e.content === 'barrier') flushNow = true;
-              if (e.content === 'stop') stop = flushNow = true;
-              return;
-            case 'commit':
-              inTxn = false;
-              lastEnd = e.endLsn;
-              lastTime = new Date(e.commitTime);
-              if (flushNow || batch >= BATCH_CHANGES || Date.now() - flushedAt >= BATCH_MS) {
-                await flush(e.endLsn, lastTime);
-                control.confirm(applier.confirmed);
-              }
-              return stop ? 'stop' : undefined;
-          }
-        },
+      await applyStream(from, REVERSE_STREAM, session.pos, model, applier, {
+        batchChanges: BATCH_CHANGES,
+        batchMs: BATCH_MS,
+        shapes,
+        takes: (table) => takesReference || !reference.has(table), // the first shard's copy of reference rows is applied
+        onStart: () => emit({ type: 'reverse-start', shard, from: lsnText(session.pos) }),
         signal,
-        () => emit({ type: 'reverse-start', shard, from: lsnText(session.pos) }),
-      );
+      });
     } catch (e) {
-      const clean = !inTxn || (e as { clean?: boolean }).clean === true;
-      if (clean && lastEnd > applier.confirmed) await flush(lastEnd, lastTime).catch(() => applier.rollback());
-      else await applier.rollback();
       const aborted = signal.aborted;
       emit({ type: 'reverse-stop', shard, reason: aborted ? 'interrupted' : 'error', appliedLsn: lsnText(applier.confirmed), message: redactText((e as Error).message) });
       if (aborted) throw new Aborted(`shard ${shard}: stopped`);
@@ -222,9 +151,7 @@ async function streamShard(config: Config, model: Model, shard: string, takesRef
     emit({ type: 'reverse-stop', shard, reason: 'stopped', appliedLsn: lsnText(applier.confirmed) });
     return { shard, appliedLsn: lsnText(applier.confirmed), applied: session.applied };
   } finally {
-    beating = false;
-    clearTimeout(timer);
-    await heart?.end().catch(() => undefined);
+    await heart?.stop();
     await session.client.end().catch(() => undefined);
   }
 }

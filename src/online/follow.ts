@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import { withRun, type RunScope } from '../catalog/run.js';
 import type { Config } from '../config/types.js';
 import { connect, withClient, type Endpoint } from '../db/connect.js';
@@ -14,15 +13,15 @@ import { loadModel, type Model } from '../tables/model.js';
 import { Applier, type ShardSession } from '../stream/apply.js';
 import type { FollowEventSink } from '../stream/events.js';
 import { lsn, lsnText } from '../stream/lsn.js';
-import { MESSAGE_PREFIX, MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
+import { MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
 import { clearShardState, prepareShardState, readPosition, writePosition } from '../stream/positions.js';
 import { checkSourceForFollow } from '../stream/preflight.js';
 import { RouteError, rowRouter } from '../stream/route.js';
-import { ddlError, shapeOf, sourceShapes, truncateError } from '../stream/shape.js';
+import { sourceShapes } from '../stream/shape.js';
 import { createSlot, dropStream, ensurePublication, slotState } from '../stream/slot.js';
 import { readOnline, setOnline, startCopying } from '../catalog/online.js';
 import { Statements } from '../stream/statements.js';
-import { runStream } from '../stream/stream.js';
+import { applyStream, startHeartbeat } from '../stream/follower.js';
 
 export interface FollowOptions {
   /** copy streams in flight during the initial copy (as migrate --concurrency) */
@@ -149,9 +148,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
   const emit = opts.onEvent ?? (() => undefined);
   const source = sourceEndpoint(config);
   const sessions: ShardSession[] = [];
-  let heart: pg.Client | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let beating = true;
+  let heart: { stop(): Promise<void> } | undefined;
   try {
     for (const s of config.shards) sessions.push(await openSession(shardEndpoint(config, s.id), s.id, names));
     const router = createRouter(config);
@@ -160,114 +157,42 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
     const start = sessions.reduce((m, s) => (s.pos < m ? s.pos : m), sessions[0]!.pos);
 
     let sourceChanges = 0;
-    let inTxn = false;
-    let txnChanges = 0;
-    let batch = 0;
-    let lastEnd = applier.confirmed;
-    let lastTime = new Date();
-    let flushedAt = Date.now();
-    let flushNow = false;
-    let stop = false;
     let appliedTime: number | undefined;
-    const flush = async (end: bigint, at: Date) => {
-      await applier.flush(end, at);
-      appliedTime = at.getTime();
-      flushedAt = Date.now();
-      batch = 0;
-      flushNow = false;
-    };
-
-    // Heartbeats: a tiny transactional message on the source every second gives the stream a commit
-    // to flush positions at when the tables are idle, and measures the lag.
-    heart = await connect(source, { applicationName: 'shardctl follow heartbeat' });
-    const every = opts.heartbeatMs ?? 1000;
+    // progress at every heartbeat, which also measures the lag
     let lastApplied = 0;
     let lastBeat = Date.now();
     const perShard = new Map(sessions.map((s) => [s.id, 0]));
-    const beat = async () => {
-      try {
-        const r = await heart!.query(`SELECT pg_logical_emit_message(true, $1, 'heartbeat'), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX]);
-        const secs = Math.max(0.001, (Date.now() - lastBeat) / 1000);
-        lastBeat = Date.now();
-        const applied = sessions.reduce((n, s) => n + s.applied, 0);
-        emit({
-          type: 'follow-progress',
-          appliedLsn: lsnText(applier.confirmed),
-          lagBytes: Math.max(0, Number(lsn(r.rows[0].now) - applier.confirmed)),
-          lagSeconds: appliedTime === undefined ? null : Math.max(0, (Date.now() - appliedTime) / 1000),
-          changesPerSecond: Math.round((applied - lastApplied) / secs),
-          sourceChanges,
-          shards: sessions.map((s) => {
-            const d = s.applied - perShard.get(s.id)!;
-            perShard.set(s.id, s.applied);
-            return { shard: s.id, changes: s.applied, changesPerSecond: Math.round(d / secs) };
-          }),
-        });
-        lastApplied = applied;
-      } catch (e) {
-        emit({ type: 'follow-warning', message: `heartbeat on the source failed: ${redactText((e as Error).message)}` });
-      }
-      if (beating) timer = setTimeout(beat, every); // not after the stream ended (a beat in flight then would go on forever)
-    };
-    timer = setTimeout(beat, every);
+    heart = await startHeartbeat(source, 'shardctl follow heartbeat', opts.heartbeatMs ?? 1000, (now) => {
+      const secs = Math.max(0.001, (Date.now() - lastBeat) / 1000);
+      lastBeat = Date.now();
+      const applied = sessions.reduce((n, s) => n + s.applied, 0);
+      emit({
+        type: 'follow-progress',
+        appliedLsn: lsnText(applier.confirmed),
+        lagBytes: Math.max(0, Number(now - applier.confirmed)),
+        lagSeconds: appliedTime === undefined ? null : Math.max(0, (Date.now() - appliedTime) / 1000),
+        changesPerSecond: Math.round((applied - lastApplied) / secs),
+        sourceChanges,
+        shards: sessions.map((s) => {
+          const d = s.applied - perShard.get(s.id)!;
+          perShard.set(s.id, s.applied);
+          return { shard: s.id, changes: s.applied, changesPerSecond: Math.round(d / secs) };
+        }),
+      });
+      lastApplied = applied;
+    }, (e) => emit({ type: 'follow-warning', message: `heartbeat on the source failed: ${redactText(e.message)}` }));
 
     try {
-      await runStream(
-        source,
-        names,
-        start,
-        async (e, control) => {
-          switch (e.kind) {
-            case 'begin':
-              applier.begin(e.commitLsn);
-              inTxn = true;
-              txnChanges = 0;
-              return;
-            case 'relation': {
-              const now = shapeOf(e.columns);
-              if (shapes.has(e.table) && shapes.get(e.table) !== now) throw Object.assign(ddlError(e.table, shapes.get(e.table), now), { clean: txnChanges === 0 });
-              return;
-            }
-            case 'insert':
-            case 'update':
-            case 'delete': {
-              const t = model.table(e.table);
-              if (e.kind === 'insert') await applier.insert(t, e.row);
-              else if (e.kind === 'update') await applier.update(t, e.old, e.row);
-              else await applier.delete(t, e.old);
-              txnChanges++;
-              batch++;
-              sourceChanges++;
-              return;
-            }
-            case 'truncate':
-              throw Object.assign(truncateError(e.tables), { clean: txnChanges === 0 });
-            case 'message':
-              if (e.prefix !== MESSAGE_PREFIX) return;
-              if (e.content === 'barrier') flushNow = true;
-              if (e.content === 'stop') stop = flushNow = true;
-              return;
-            case 'commit':
-              inTxn = false;
-              lastEnd = e.endLsn;
-              lastTime = new Date(e.commitTime);
-              if (flushNow || batch >= BATCH_CHANGES || Date.now() - flushedAt >= BATCH_MS) {
-                await flush(e.endLsn, lastTime);
-                control.confirm(applier.confirmed);
-              }
-              return stop ? 'stop' : undefined;
-          }
-        },
-        opts.signal,
-        () => emit({ type: 'follow-start', slot: names.slot, from: lsnText(start) }),
-      );
+      await applyStream(source, names, start, model, applier, {
+        batchChanges: BATCH_CHANGES,
+        batchMs: BATCH_MS,
+        shapes,
+        onChange: () => sourceChanges++,
+        onFlush: (at) => (appliedTime = at.getTime()),
+        onStart: () => emit({ type: 'follow-start', slot: names.slot, from: lsnText(start) }),
+        signal: opts.signal,
+      });
     } catch (e) {
-      // Stopping at a source transaction boundary keeps the finished transactions of the batch;
-      // in the middle of one, the whole batch is rolled back (the stream replays it next time).
-      const clean = !inTxn || (e as { clean?: boolean }).clean === true;
-      if (clean && lastEnd > applier.confirmed) {
-        await flush(lastEnd, lastTime).catch(() => applier.rollback());
-      } else await applier.rollback();
       const reason = opts.signal?.aborted ? 'interrupted' : 'error';
       emit({ type: 'follow-stop', reason, appliedLsn: lsnText(applier.confirmed), message: redactText((e as Error).message) });
       if (opts.signal?.aborted) {
@@ -286,9 +211,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
     emit({ type: 'follow-stop', reason: 'cutover', appliedLsn: lsnText(applier.confirmed) });
     return { applied: sessions.reduce((n, s) => n + s.applied, 0), appliedLsn: lsnText(applier.confirmed) };
   } finally {
-    beating = false;
-    clearTimeout(timer);
-    await heart?.end().catch(() => undefined);
+    await heart?.stop();
     await Promise.all(sessions.map((s) => s.client.end().catch(() => undefined)));
   }
 }

@@ -1,0 +1,146 @@
+import type pg from 'pg';
+import { connect, type Endpoint } from '../db/connect.js';
+import type { Model } from '../tables/model.js';
+import type { Applier } from './apply.js';
+import { lsn } from './lsn.js';
+import { MESSAGE_PREFIX, type StreamNames } from './names.js';
+import { ddlError, shapeOf, truncateError } from './shape.js';
+import { runStream } from './stream.js';
+
+export interface ApplyLoopOptions {
+  /** flush (commit on the shards, then confirm to the source) after this many changes … */
+  batchChanges: number;
+  /** … or this long after the last flush, at the next source commit */
+  batchMs: number;
+  /** each table's shape as the copy saw it: a relation message with another shape is DDL, which stops the stream */
+  shapes: ReadonlyMap<string, string>;
+  /** false: the table's changes are not applied (the reverse stream takes reference rows from one shard only) */
+  takes?: (table: string) => boolean;
+  /** after each applied change */
+  onChange?: () => void;
+  /** after each flush, with the commit time of the last source transaction it covers */
+  onFlush?: (sourceTime: Date) => void;
+  /** once the source streams */
+  onStart?: () => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * The follower loop shared by `migrate --follow` (monolith → shards) and `rollback --follow` (a shard
+ * → the monolith): applies the slot's changes from `start` through `applier`, source transactions
+ * batched into one transaction per target, flushed only at source transaction boundaries, until a
+ * 'stop' message has been flushed. A 'barrier' message flushes at once (cutover and rollback wait for
+ * it). On an error it keeps what can be kept before rejecting with it: stopped between source
+ * transactions (or on DDL/TRUNCATE before any change of the transaction), the finished ones are
+ * flushed; in the middle of one, the batch is rolled back and the stream replays it next time.
+ */
+export async function applyStream(source: Endpoint, names: StreamNames, start: bigint, model: Model, applier: Applier, o: ApplyLoopOptions): Promise<void> {
+  let inTxn = false;
+  let txnChanges = 0;
+  let batch = 0;
+  let lastEnd = applier.confirmed;
+  let lastTime = new Date();
+  let flushedAt = Date.now();
+  let flushNow = false;
+  let stop = false;
+  const flush = async (end: bigint, at: Date) => {
+    await applier.flush(end, at);
+    o.onFlush?.(at);
+    flushedAt = Date.now();
+    batch = 0;
+    flushNow = false;
+  };
+  try {
+    await runStream(
+      source,
+      names,
+      start,
+      async (e, control) => {
+        switch (e.kind) {
+          case 'begin':
+            applier.begin(e.commitLsn);
+            inTxn = true;
+            txnChanges = 0;
+            return;
+          case 'relation': {
+            const now = shapeOf(e.columns);
+            if (o.shapes.has(e.table) && o.shapes.get(e.table) !== now) throw Object.assign(ddlError(e.table, o.shapes.get(e.table), now), { clean: txnChanges === 0 });
+            return;
+          }
+          case 'insert':
+          case 'update':
+          case 'delete': {
+            if (o.takes && !o.takes(e.table)) return;
+            const t = model.table(e.table);
+            if (e.kind === 'insert') await applier.insert(t, e.row);
+            else if (e.kind === 'update') await applier.update(t, e.old, e.row);
+            else await applier.delete(t, e.old);
+            txnChanges++;
+            batch++;
+            o.onChange?.();
+            return;
+          }
+          case 'truncate':
+            throw Object.assign(truncateError(e.tables), { clean: txnChanges === 0 });
+          case 'message':
+            if (e.prefix !== MESSAGE_PREFIX) return;
+            if (e.content === 'barrier') flushNow = true;
+            if (e.content === 'stop') stop = flushNow = true;
+            return;
+          case 'commit':
+            inTxn = false;
+            lastEnd = e.endLsn;
+            lastTime = new Date(e.commitTime);
+            if (flushNow || batch >= o.batchChanges || Date.now() - flushedAt >= o.batchMs) {
+              await flush(e.endLsn, lastTime);
+              control.confirm(applier.confirmed);
+            }
+            return stop ? 'stop' : undefined;
+        }
+      },
+      o.signal,
+      o.onStart,
+    );
+  } catch (e) {
+    const clean = !inTxn || (e as { clean?: boolean }).clean === true;
+    if (clean && lastEnd > applier.confirmed) await flush(lastEnd, lastTime).catch(() => applier.rollback());
+    else await applier.rollback();
+    throw e;
+  }
+}
+
+/**
+ * Heartbeats on the stream's source: a tiny transactional message every `everyMs` gives an idle
+ * stream a commit to flush positions at, and `onBeat` the source's current WAL position to measure
+ * the lag against. Best effort: a failed beat goes to `onError`, the stream itself reports a source
+ * that is gone. `stop()` ends it; a beat in flight then schedules no other (a timer left behind
+ * would keep the process alive with nothing to do).
+ */
+export async function startHeartbeat(
+  source: Endpoint,
+  applicationName: string,
+  everyMs: number,
+  onBeat: (sourceLsn: bigint) => void,
+  onError: (e: Error) => void = () => undefined,
+): Promise<{ stop(): Promise<void> }> {
+  const heart: pg.Client = await connect(source, { applicationName });
+  let beating = true;
+  let timer: NodeJS.Timeout | undefined;
+  const beat = async () => {
+    try {
+      const r = await heart.query(`SELECT pg_logical_emit_message(true, $1, 'heartbeat'), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX]);
+      onBeat(lsn(r.rows[0].now));
+    } catch (e) {
+      onError(e as Error);
+    }
+    if (beating) timer = setTimeout(beat, everyMs);
+  };
+  timer = setTimeout(beat, everyMs);
+  return {
+    async stop() {
+      beating = false;
+      clearTimeout(timer);
+      await heart.end().catch(() => undefined);
+    },
+  };
+}
