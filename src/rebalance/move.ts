@@ -74,6 +74,20 @@ function progress(ctx: MoveContext, m: Unit, list: readonly Step[], at: Step | u
   return p;
 }
 
+/** The steps both modes share once the new shard holds the unit: compare it on both shards, then flip the placement. */
+async function verifyAndFlip(ctx: MoveContext, p: ReturnType<typeof progress>, m: Unit, from: Endpoint, to: Endpoint): Promise<void> {
+  if (p.pending('verified')) {
+    ctx.signal?.throwIfAborted();
+    const differs = await compareUnit(ctx, m.unit, from, to);
+    if (differs) throw new MoveRefused(differs);
+    await p.step('verified');
+  }
+  if (p.pending('flipped')) {
+    ctx.signal?.throwIfAborted();
+    await p.flip();
+  }
+}
+
 async function moveOffline(ctx: MoveContext, move: MoveRow | (Unit & { step?: undefined })): Promise<MoveOutcome> {
   const m: Unit = { unit: move.unit, from: move.from, to: move.to };
   const from = shardEndpoint(ctx.config, m.from);
@@ -106,16 +120,7 @@ async function moveOffline(ctx: MoveContext, move: MoveRow | (Unit & { step?: un
       rows = r.rows;
       await step('copied');
     }
-    if (pending('verified')) {
-      guard();
-      const differs = await compareUnit(ctx, m.unit, from, to);
-      if (differs) throw new MoveRefused(differs);
-      await step('verified');
-    }
-    if (pending('flipped')) {
-      guard();
-      await p.flip();
-    }
+    await verifyAndFlip(ctx, p, m, from, to);
     if (pending('deleted')) {
       await deleteUnit(ctx.model, from, m.unit, onShard(m.from, homes));
       await step('deleted');
@@ -189,16 +194,7 @@ async function moveOnline(ctx: MoveContext, move: MoveRow | (Unit & { step?: und
       await step('caught-up');
     }
     await dropMoveStream(ctx.config, m); // also when resuming: a crash may have come before the drop
-    if (pending('verified')) {
-      guard();
-      const differs = await compareUnit(ctx, m.unit, from, to);
-      if (differs) throw new MoveRefused(differs);
-      await step('verified');
-    }
-    if (pending('flipped')) {
-      guard();
-      await p.flip();
-    }
+    await verifyAndFlip(ctx, p, m, from, to);
     let outageSeconds: number | undefined;
     if (pending('opened')) {
       await setFence(ctx, from, m, 'moved');
