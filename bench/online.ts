@@ -21,6 +21,14 @@ export interface OnlineFigures {
   lagBytesAtEnd: number;
   /** seconds after the load stopped until the follower had caught up */
   drainSeconds: number;
+  /**
+   * the follower's capacity: source changes per second while it works off a backlog, with no load
+   * competing for the machine (the same load ran while it was stopped). On one machine that hosts
+   * the monolith, every shard and the follower, the loaded window above measures the machine's
+   * share as much as the follower; this is what it can apply.
+   */
+  backlogChangesPerS: number;
+  backlogChanges: number;
   /** write outage of the cutover (fence to recorded), under a steady load */
   outageMs: number;
   /** each cutover step's time (ms) */
@@ -46,7 +54,9 @@ export async function runOnline(config: Config, restaurants: number, seconds: nu
   let started!: () => void;
   const streaming = new Promise<void>((r) => (started = r));
   let last: (Extract<FollowEvent, { type: 'follow-progress' }> & { at: number }) | undefined;
+  const halt = new AbortController();
   const running = follow(config, {
+    signal: halt.signal,
     onEvent: (e) => {
       if (e.type === 'follow-start') started();
       if (e.type === 'follow-progress') last = { ...e, at: performance.now() };
@@ -73,6 +83,27 @@ export async function runOnline(config: Config, restaurants: number, seconds: nu
       `(${lagBytesAtEnd} bytes behind when the load stopped, caught up ${drainSeconds.toFixed(1)} s later)`,
   );
 
+  // 2b. capacity: stop the follower (the slot keeps the changes), run the load for the same time,
+  // then resume it and time how fast it works off that backlog, alone on the machine
+  halt.abort();
+  await running.catch(() => undefined);
+  const backlog = startWriter(config.source, restaurants, { workers: 3, pauseMs: 0, seed: 14 });
+  await sleep(seconds * 1000);
+  await backlog.stop();
+  let resumedAt = 0;
+  let resumed: typeof last;
+  const resuming = follow(config, {
+    onEvent: (e) => {
+      if (e.type === 'follow-start') resumedAt = performance.now();
+      if (e.type === 'follow-progress') last = resumed = { ...e, at: performance.now() };
+    },
+  });
+  const drainStart = performance.now();
+  while (performance.now() - drainStart < 600_000 && !(resumed && (resumed.lagBytes ?? 0) <= CAUGHT_UP)) await sleep(100);
+  const backlogChanges = resumed?.sourceChanges ?? 0;
+  const backlogChangesPerS = resumed ? backlogChanges / Math.max(0.001, (resumed.at - resumedAt) / 1000) : 0;
+  log(`online: resumed on a backlog of ${seconds} s of load, the follower applied ${backlogChanges} source changes at ${Math.round(backlogChangesPerS)}/s`);
+
   // 3. cutover under a steady load (one connection, a pause between transactions), once the
   // follower has caught up with it, as a DBA would wait for a small lag before cutting over
   const steady = startWriter(config.source, restaurants, { workers: 1, pauseMs: 20, seed: 13 });
@@ -81,7 +112,7 @@ export async function runOnline(config: Config, restaurants: number, seconds: nu
   while (Date.now() < until && (last?.lagBytes ?? 0) > 256 * 1024);
   const cut = await cutover(config, { timeoutSeconds: 120 });
   await steady.stop();
-  await running;
+  await resuming;
   const phases = Object.entries(cut.phasesMs).map(([k, v]) => `${k} ${v} ms`).join(', ');
   log(`online: cutover refused writes for ${cut.outageMs} ms (${cut.checkedRows} changed rows re-proved; ${phases})`);
   return {
@@ -90,6 +121,8 @@ export async function runOnline(config: Config, restaurants: number, seconds: nu
     applyChangesPerS,
     lagBytesAtEnd,
     drainSeconds,
+    backlogChangesPerS,
+    backlogChanges,
     outageMs: cut.outageMs,
     cutoverPhasesMs: cut.phasesMs as Record<string, number>,
     cutoverCheckedRows: cut.checkedRows,

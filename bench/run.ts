@@ -246,11 +246,14 @@ function movesNote(mv: MoveFigures): string {
 
 function onlineNote(o: OnlineFigures, seconds: number): string {
   const ratio = o.applyChangesPerS / o.directChangesPerS;
+  const capacity = o.backlogChangesPerS / o.directChangesPerS;
   const phases = Object.entries(o.cutoverPhasesMs).map(([k, v]) => `${k} ${v} ms`).join(', ');
   return (
     `online (migrate --follow, then cutover): the write load alone took ${num(Math.round(o.directChangesPerS))} changed rows/s on the monolith; ` +
     `while followed it took ${num(Math.round(o.loadChangesPerS))} rows/s for ${seconds} s and the follower applied ${num(Math.round(o.applyChangesPerS))} source changes/s until it had caught up ` +
     `(${ratio.toFixed(2)}× the monolith's own rate, target ≥ 0.5×: ${ratio >= 0.5 ? 'PASS' : 'FAIL'}; ${num(o.lagBytesAtEnd)} bytes behind when the load stopped, caught up ${o.drainSeconds.toFixed(1)} s later); ` +
+    `on a backlog of the same load, alone on the machine, it applied ${num(Math.round(o.backlogChangesPerS))} source changes/s ` +
+    `(${capacity.toFixed(2)}× the monolith's own rate, target ≥ 0.5×: ${capacity >= 0.5 ? 'PASS' : 'FAIL'}); ` +
     `cutover under a steady load refused writes for ${(o.outageMs / 1000).toFixed(2)} s (target < 5 s: ${o.outageMs < 5000 ? 'PASS' : 'FAIL'}; ${num(o.cutoverCheckedRows)} changed rows re-proved; ${phases}); ` +
     `the initial copy took ${o.copySeconds.toFixed(1)} s.`
   );
