@@ -4,7 +4,7 @@ import { withClient } from '../db/connect.js';
 import { blockedError } from '../errors.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { loadModel } from '../tables/model.js';
-import { CUTOVER_LOCK } from './cutover.js';
+import { takeCutoverLock } from './cutover.js';
 import { liftSourceFence } from './fence.js';
 import { MIGRATION_STREAM } from '../stream/names.js';
 import { clearShardState } from '../stream/positions.js';
@@ -30,8 +30,7 @@ export async function abandon(config: Config): Promise<AbandonResult> {
   const names = MIGRATION_STREAM;
   const catalog = await Catalog.open(config.catalog);
   try {
-    const got = await catalog.client.query('SELECT pg_try_advisory_lock($1) AS ok', [String(CUTOVER_LOCK)]);
-    if (!got.rows[0].ok) throw blockedError('a shardctl cutover is running; wait for it to finish');
+    await takeCutoverLock(catalog.client, 'a shardctl cutover is running; wait for it to finish');
     const state = await readOnline(catalog.client, names);
     if (state?.state === 'cut-over') {
       throw blockedError('the online migration was cut over: the shards are the source of truth, there is nothing to abandon');

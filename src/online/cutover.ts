@@ -47,8 +47,14 @@ export interface CutoverResult {
   reverse?: Record<string, string>;
 }
 
-/** Only one cutover (or abandon) at a time; the follower holds the run lock meanwhile. */
-export const CUTOVER_LOCK = LOCK_KEY + 2n;
+/** Only one cutover, rollback, abandon or finish at a time; the follower holds the run lock meanwhile. */
+const CUTOVER_LOCK = LOCK_KEY + 2n;
+
+/** Takes CUTOVER_LOCK for the catalog session, or fails with exit 3 and `busy` when another holds it. */
+export async function takeCutoverLock(catalog: pg.ClientBase, busy: string): Promise<void> {
+  const got = await catalog.query('SELECT pg_try_advisory_lock($1) AS ok', [String(CUTOVER_LOCK)]);
+  if (!got.rows[0].ok) throw blockedError(busy);
+}
 
 /**
  * Ends an online migration: fences writes to the configured tables on the monolith, marks the
@@ -67,8 +73,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
   const source = sourceEndpoint(config);
   const catalog = await Catalog.open(config.catalog);
   try {
-    const got = await catalog.client.query('SELECT pg_try_advisory_lock($1) AS ok', [String(CUTOVER_LOCK)]);
-    if (!got.rows[0].ok) throw blockedError('another shardctl cutover or abandon is running');
+    await takeCutoverLock(catalog.client, 'another shardctl cutover or abandon is running');
     const state = await readOnline(catalog.client, names);
     if (!state) throw blockedError('there is no online migration to cut over', { hint: 'start one with shardctl migrate --follow' });
     if (state.state === 'copying') throw blockedError('the online migration is still copying; cut over once it follows', { hint: 'wait for migrate --follow to report that it follows' });

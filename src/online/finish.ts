@@ -3,10 +3,9 @@ import { deleteOnline, readOnline } from '../catalog/online.js';
 import type { Config } from '../config/types.js';
 import { withClient } from '../db/connect.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
-import { blockedError } from '../errors.js';
 import { REVERSE_STREAM } from '../stream/names.js';
 import { loadModel } from '../tables/model.js';
-import { CUTOVER_LOCK } from './cutover.js';
+import { takeCutoverLock } from './cutover.js';
 import { liftSourceFence } from './fence.js';
 import { closeReverse } from './reverse.js';
 
@@ -28,8 +27,7 @@ export interface FinishResult {
 export async function finishCutover(config: Config): Promise<FinishResult> {
   const catalog = await Catalog.open(config.catalog);
   try {
-    const got = await catalog.client.query('SELECT pg_try_advisory_lock($1) AS ok', [String(CUTOVER_LOCK)]);
-    if (!got.rows[0].ok) throw blockedError('another shardctl cutover, rollback or abandon is running');
+    await takeCutoverLock(catalog.client, 'another shardctl cutover, rollback or abandon is running');
     const rev = await readOnline(catalog.client, REVERSE_STREAM);
     if (rev?.state === 'rolled-back') {
       const slotsDropped = await closeReverse(config); // a crashed rollback's clean-up; its record stays

@@ -11,7 +11,7 @@ import { MIGRATION_STREAM, REVERSE_STREAM } from '../stream/names.js';
 import { loadModel } from '../tables/model.js';
 import { alignSourceSequences } from '../transfer/sequences.js';
 import { describeFinding, verify } from '../verify/index.js';
-import { CUTOVER_LOCK } from './cutover.js';
+import { takeCutoverLock } from './cutover.js';
 import { fenceSource, liftSourceFence } from './fence.js';
 import { closeReverse, markShards, reverseSlots, waitForMonolith } from './reverse.js';
 
@@ -54,8 +54,7 @@ export async function rollback(config: Config, opts: RollbackOptions = {}): Prom
   const source = sourceEndpoint(config);
   const catalog = await Catalog.open(config.catalog);
   try {
-    const got = await catalog.client.query('SELECT pg_try_advisory_lock($1) AS ok', [String(CUTOVER_LOCK)]);
-    if (!got.rows[0].ok) throw blockedError('another shardctl cutover, rollback or abandon is running');
+    await takeCutoverLock(catalog.client, 'another shardctl cutover, rollback or abandon is running');
     const rev = await readOnline(catalog.client, REVERSE_STREAM);
     const model = await withClient(source, (c) => loadModel(config, c));
     const tables = model.tables.map((t) => t.name);

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { parentCell, shardCell } from '../cells/h3.js';
 import { pgFailure } from '../db/pg-error.js';
-import { h3Strategy, type Model, type TableModel } from '../tables/model.js';
+import { h3Strategy, viaChildren, type Model, type TableModel, type ViaChild } from '../tables/model.js';
 import type { Row } from '../stream/decoder.js';
 import { lsnText } from '../stream/lsn.js';
 import { writePosition } from '../stream/positions.js';
@@ -10,7 +10,6 @@ import { deleteRowSql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Stat
 /** A change the move cannot apply exactly: the move stops and is undone (its message says why). */
 export class UnitStreamError extends Error {}
 
-type Link = { table: TableModel; column: string; parentColumn: string };
 
 /**
  * Applies the old shard's stream to the new shard for ONE unit, exactly: a change is applied when
@@ -33,7 +32,7 @@ export class UnitApplier {
   pending = 0;
   applied = 0;
   private readonly sql: Statements;
-  private readonly children = new Map<string, Link[]>();
+  private readonly children: Map<string, ViaChild[]>;
   /** link values of the unit's parent rows deleted in the current source transaction */
   private gone = new Set<string>();
 
@@ -48,13 +47,7 @@ export class UnitApplier {
     private readonly replicaRole: boolean,
   ) {
     this.sql = new Statements(client);
-    for (const t of model.sharded) {
-      const r = t.config.route;
-      if (r.kind !== 'via') continue;
-      const list = this.children.get(r.parent) ?? [];
-      list.push({ table: t, column: r.column, parentColumn: r.parentColumn });
-      this.children.set(r.parent, list);
-    }
+    this.children = viaChildren(model);
   }
 
   /** A source transaction starts; skipped when the shard committed it before a crash. */

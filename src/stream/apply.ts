@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { pgFailure } from '../db/pg-error.js';
-import type { Model, TableModel } from '../tables/model.js';
+import { viaChildren, type Model, type TableModel, type ViaChild } from '../tables/model.js';
 import type { Row } from './decoder.js';
 import { lsnText } from './lsn.js';
 import { writeDirty, writePosition } from './positions.js';
@@ -70,7 +70,7 @@ export class Applier {
   private txn = 0n;
   private seq = 0;
   private readonly parents = new Lru<string, string>(200_000);
-  private readonly children = new Map<string, { table: TableModel; column: string; parentColumn: string }[]>();
+  private readonly children: Map<string, ViaChild[]>;
   private readonly byId: Map<string, ShardSession>;
   /** per shard: rows written in its open transaction (table + key), recorded with its commit */
   private readonly dirty = new Map<string, Map<string, readonly [string, string]>>();
@@ -86,14 +86,8 @@ export class Applier {
     private readonly router: (parentShard: (parent: TableModel, column: string, value: string) => Promise<Placement>) => RowRouter,
   ) {
     this.byId = new Map(sessions.map((s) => [s.id, s]));
+    this.children = viaChildren(model);
     this.confirmed = sessions.reduce((m, s) => (s.pos < m ? s.pos : m), sessions[0]?.pos ?? 0n);
-    for (const t of model.sharded) {
-      const r = t.config.route;
-      if (r.kind !== 'via') continue;
-      const list = this.children.get(r.parent) ?? [];
-      list.push({ table: t, column: r.column, parentColumn: r.parentColumn });
-      this.children.set(r.parent, list);
-    }
     this.rows = this.router((p, c, v) => this.parentShard(p, c, v));
   }
 

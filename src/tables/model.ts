@@ -97,6 +97,26 @@ export function columnType(info: TableInfo, column: string): string {
   return c.type;
 }
 
+/** A `via` table as seen from its parent: the child table, its column and the parent column it matches. */
+export interface ViaChild {
+  readonly table: TableModel;
+  readonly column: string;
+  readonly parentColumn: string;
+}
+
+/** The `via` children of every parent table, by the parent's name (the followers move a row with its descendants). */
+export function viaChildren(model: Model): Map<string, ViaChild[]> {
+  const out = new Map<string, ViaChild[]>();
+  for (const t of model.sharded) {
+    const r = t.config.route;
+    if (r.kind !== 'via') continue;
+    const list = out.get(r.parent) ?? [];
+    list.push({ table: t, column: r.column, parentColumn: r.parentColumn });
+    out.set(r.parent, list);
+  }
+  return out;
+}
+
 export function h3Strategy(config: Config): H3Strategy {
   if (config.strategy.kind !== 'h3') throw new Error('internal: not an h3 config');
   return config.strategy;
