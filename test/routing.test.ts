@@ -5,6 +5,9 @@ import { cellToParent, latLngToCell, getResolution, cellToChildren, isPentagon }
 import { createRouter, descendantRange, jumpHash, shardCell, tenantKey64 } from '../src/index.js';
 import { parseConfig } from '../src/config/load.js';
 import { JUMP_POINTS, JUMP_TABLE } from './helpers/golden.js';
+import { jumpHashReference } from './helpers/jump-reference.js';
+import { jumpHash32 } from '../src/routing/jump.js';
+import { md5Head } from '../src/routing/md5.js';
 
 describe('jumpHash', () => {
   it('matches the reference C++ implementation (table published with dgryski/go-jump)', () => {
@@ -28,6 +31,42 @@ describe('jumpHash', () => {
     assert.throws(() => jumpHash(2n ** 64n, 10), RangeError);
     assert.throws(() => jumpHash(-1n, 10), RangeError);
     assert.throws(() => jumpHash(1n, 0), RangeError);
+  });
+
+  it('in 32-bit halves equals the BigInt reference: golden keys, edge keys, random keys, every bucket count 1..1000', () => {
+    const mask = (1n << 64n) - 1n;
+    // xorshift64: deterministic random 64-bit keys
+    let x = 0x9e3779b97f4a7c15n;
+    const next = () => ((x ^= (x << 13n) & mask), (x ^= x >> 7n), (x ^= (x << 17n) & mask), x);
+    // the key whose first step carries from the low word into the high one (lo·M + 1 ≡ 0 mod 2^32)
+    const m = 0x87b0b0fdn;
+    let inv = 1n;
+    for (let i = 0; i < 5; i++) inv = (inv * (2n - m * inv)) & 0xffffffffn; // Newton: m·inv ≡ 1 mod 2^32
+    const carryLo = (0x100000000n - inv) & 0xffffffffn;
+    assert.equal((carryLo * m + 1n) & 0xffffffffn, 0n);
+    const keys = [
+      ...JUMP_TABLE.map(([k]) => k),
+      ...JUMP_POINTS.map(([k]) => k),
+      0n, 1n, 0xffffffffn, 1n << 32n, (1n << 33n) - 1n, 1n << 63n, mask, mask - 1n, carryLo, (0xabcdefn << 32n) | carryLo, (mask << 32n & mask) | carryLo,
+      ...Array.from({ length: 250 }, next),
+    ];
+    let checked = 0;
+    for (const key of keys) {
+      const hi = Number(key >> 32n);
+      const lo = Number(key & 0xffffffffn);
+      for (let buckets = 1; buckets <= 1000; buckets++) {
+        const want = jumpHashReference(key, buckets);
+        if (jumpHash32(hi, lo, buckets) !== want || jumpHash(key, buckets) !== want) {
+          assert.fail(`key ${key}, ${buckets} buckets: ${jumpHash32(hi, lo, buckets)} / ${jumpHash(key, buckets)}, reference ${want}`);
+        }
+        checked++;
+      }
+    }
+    // large bucket counts: many more steps per key, the high word's every bit in play
+    for (const key of keys.slice(0, 40)) {
+      for (const buckets of [65_536, 1_000_003, 2 ** 31 - 1]) assert.equal(jumpHash(key, buckets), jumpHashReference(key, buckets), `key ${key}, ${buckets} buckets`);
+    }
+    assert.ok(checked > 250_000);
   });
 
   const N = 1_000_000;
@@ -75,6 +114,27 @@ describe('tenantKey64', () => {
     assert.equal(tenantKey64(42), tenantKey64('42'));
     assert.equal(tenantKey64(9007199254740993n), tenantKey64('9007199254740993'));
     assert.throws(() => tenantKey64(2 ** 60), RangeError, 'unsafe numbers are refused, not rounded');
+  });
+
+  it('hashes short ASCII keys in JavaScript exactly as node:crypto md5 does (and the rest through it)', () => {
+    const texts: string[] = [];
+    for (let i = 0; i < 5_000; i++) texts.push(String(i), String(2 ** 53 - 1 - i * 7919));
+    let seed = 12345;
+    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), Math.floor((seed / 2 ** 31) * n));
+    // every length around the one-block edge (55 bytes fit, 56 do not) and beyond, all of ASCII
+    for (let len = 0; len <= 130; len++) {
+      for (let k = 0; k < 20; k++) texts.push(Array.from({ length: len }, () => String.fromCharCode(rand(128))).join(''));
+    }
+    // non-ASCII: 2-, 3- and 4-byte UTF-8, and a lone surrogate (UTF-8 encodes it as U+FFFD)
+    texts.push('é', 'restaurant-ü', '店舗-42', '😀', `${'a'.repeat(54)}é`, 'x\ud800y', '\u007f', '\u0080');
+    const out = new Uint32Array(2);
+    for (const t of texts) {
+      const d = createHash('md5').update(t, 'utf8').digest();
+      md5Head(t, out);
+      if (out[0] !== d.readUInt32BE(0) || out[1] !== d.readUInt32BE(4) || tenantKey64(t) !== d.readBigUInt64BE(0)) {
+        assert.fail(`md5 of ${JSON.stringify(t)}: ${out[0]!.toString(16)} ${out[1]!.toString(16)}, node:crypto ${d.subarray(0, 8).toString('hex')}`);
+      }
+    }
   });
 });
 

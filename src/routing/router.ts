@@ -1,7 +1,7 @@
 import type { CellMapping, Config, Strategy } from '../config/types.js';
-import { jumpHash } from './jump.js';
+import { checkBuckets, jumpHash32 } from './jump.js';
 import { parentCell, shardCell } from '../cells/h3.js';
-import { tenantKey64, tenantText } from './tenant-key.js';
+import { tenantKeyHalves, tenantText } from './tenant-key.js';
 
 export interface Router {
   /** Shard ids in config order (bucket i of the jump hash is shards[i]). */
@@ -36,10 +36,14 @@ export function createRouter(config: Pick<Config, 'strategy' | 'shards'>): Route
 
   if (st.kind === 'jump') {
     const pins = new Map(Object.entries(st.pins));
-    const shardFor = (key: string | number | bigint): string => {
-      const pinned = pins.get(tenantText(key));
+    const key = new Uint32Array(2);
+    const shardFor = (id: string | number | bigint): string => {
+      const text = tenantText(id);
+      const pinned = pins.get(text);
       if (pinned !== undefined) return pinned;
-      return shards[jumpHash(tenantKey64(key), shards.length)]!;
+      checkBuckets(shards.length);
+      tenantKeyHalves(text, key);
+      return shards[jumpHash32(key[0]!, key[1]!, shards.length)]!;
     };
     return {
       shards,
