@@ -41,7 +41,7 @@ export function fromPlan(all: string[], plan: { units: readonly { unit: string; 
 }
 
 /** Groups each shard's units into batches of about `rows` rows, interleaving shards so all progress. */
-export function makeBatches(pending: Map<string, string[]>, units: Map<string, { rows: bigint }>, rows: number): Batch[] {
+export function makeBatches(pending: Map<string, string[]>, units: Map<string, { rows: number }>, rows: number): Batch[] {
   const perShard: Batch[][] = [];
   for (const [shard, list] of pending) {
     const out: Batch[] = [];

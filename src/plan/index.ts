@@ -12,6 +12,7 @@ import { prepareCells, takeInventory } from '../transfer/inventory.js';
 import { restrictedCells, type CellStatus } from '../config/capacity.js';
 import { boundaryShare, proposeMapping, type ProposedMapping } from './propose.js';
 import { analyseForeignKeys, type KeyAnalysis } from '../transfer/crossing.js';
+import { largestFirst } from './order.js';
 
 export interface ShardTotals {
   shard: string;
@@ -86,10 +87,7 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
   const router = createRouter(config);
   const routeOf = (u: string) => router.shardForUnit(u);
 
-  const assignment = [...units.values()]
-    .map((u) => ({ unit: u.unit, shard: routeOf(u.unit), rows: Number(u.rows), bytes: Number(u.bytes), placedOn: placements.get(u.unit) }))
-    // ties in code-point order: localeCompare (ICU collation) took seconds for a million tenants
-    .sort((a, b) => b.bytes - a.bytes || (a.unit < b.unit ? -1 : a.unit > b.unit ? 1 : 0));
+  const assignment = largestFirst([...units.values()].map((u) => ({ unit: u.unit, shard: routeOf(u.unit), rows: u.rows, bytes: u.bytes, placedOn: placements.get(u.unit) })));
   const shards = config.shards.map((s) => ({ shard: s.id, units: 0, rows: 0, bytes: 0 }));
   const byShard = new Map(shards.map((s) => [s.shard, s]));
   const moves = new Map<string, Move>();
@@ -113,8 +111,8 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
     for (const v of u.tables) {
       const x = perTable.get(v.table);
       if (x) {
-        x.rows += Number(v.rows);
-        x.bytes += Number(v.bytes);
+        x.rows += v.rows;
+        x.bytes += v.bytes;
       }
     }
   }

@@ -84,8 +84,8 @@ export async function loadStagedCells(session: pg.ClientBase, reader: pg.ClientB
 }
 
 /** Rows per cell of one staged table (the inventory of a lat/lng table, without touching the table). */
-export async function stagedCounts(c: pg.ClientBase, staged: StagedCells, table: string): Promise<{ unit: string; rows: string; bytes: string }[]> {
-  const r = await c.query(`SELECT cell AS unit, count(*) AS rows, 0 AS bytes FROM ${staged.tables.get(table)!} GROUP BY cell`);
+export async function stagedCounts(c: pg.ClientBase, staged: StagedCells, table: string): Promise<[unit: string, rows: string, bytes: string][]> {
+  const r = await c.query<[string, string, string]>({ text: `SELECT cell AS unit, count(*) AS rows, 0 AS bytes FROM ${staged.tables.get(table)!} GROUP BY cell`, rowMode: 'array' });
   return r.rows;
 }
 
