@@ -8,7 +8,8 @@ import type pg from 'pg';
 import { loadModel, type Model } from '../tables/model.js';
 import { quoteTable } from '../db/ident.js';
 import { sourceEndpoint } from '../db/endpoints.js';
-import { prepareCells, takeInventory } from '../transfer/inventory.js';
+import { prepareCells } from '../transfer/inventory.js';
+import { unitTotals } from './volumes.js';
 import { restrictedCells, type CellStatus } from '../config/capacity.js';
 import { boundaryShare, proposeMapping, type ProposedMapping } from './propose.js';
 import { analyseForeignKeys, type KeyAnalysis } from '../transfer/crossing.js';
@@ -71,7 +72,7 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
     throw usageError('--propose-mapping is for the h3 strategy; jump needs no mapping');
   }
   const source = sourceEndpoint(config);
-  const { model, units, keys, whole } = await withClient(source, async (c) => {
+  const { units, keys, whole } = await withClient(source, async (c) => {
     const model = await loadModel(config, c);
     if (model.cellSpecs.length) {
       const reader = await connect(source);
@@ -81,13 +82,13 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
         await reader.end();
       }
     }
-    return { model, units: await takeInventory(c, model, model.sharded, { bytes: true }), keys: await analyseForeignKeys(c, model), whole: await wholeVolumes(c, model) };
+    return { model, units: await unitTotals(c, model, model.sharded), keys: await analyseForeignKeys(c, model), whole: await wholeVolumes(c, model) };
   });
   const [placements, crossShard] = await withClient({ label: 'catalog', url: config.catalog }, async (c) => [await placementsIfAny(c), await readCrossShardSummary(c)] as const);
   const router = createRouter(config);
   const routeOf = (u: string) => router.shardForUnit(u);
 
-  const assignment = largestFirst([...units.values()].map((u) => ({ unit: u.unit, shard: routeOf(u.unit), rows: u.rows, bytes: u.bytes, placedOn: placements.get(u.unit) })));
+  const assignment = largestFirst(units.units.map((unit, i) => ({ unit, shard: routeOf(unit), rows: units.rows[i]!, bytes: units.bytes[i]!, placedOn: placements.get(unit) })));
   const shards = config.shards.map((s) => ({ shard: s.id, units: 0, rows: 0, bytes: 0 }));
   const byShard = new Map(shards.map((s) => [s.shard, s]));
   const moves = new Map<string, Move>();
@@ -106,18 +107,8 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
       m.bytes += a.bytes;
     }
   }
-  const perTable = new Map(model.sharded.map((t) => [t.name, { table: t.name, rows: 0, bytes: 0 }]));
-  for (const u of units.values()) {
-    for (const v of u.tables) {
-      const x = perTable.get(v.table);
-      if (x) {
-        x.rows += v.rows;
-        x.bytes += v.bytes;
-      }
-    }
-  }
   // several routes: the units count a row under each of its units; the table's own figures count it once
-  const tables = [...perTable.values()].map((t) => ({ ...t, ...whole.get(t.table) }));
+  const tables = [...units.tables].map(([table, v]) => ({ table, ...v, ...whole.get(table) }));
   const total = shards.reduce((n, s) => n + s.bytes, 0);
   const mean = total / shards.length;
   return {

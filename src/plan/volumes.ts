@@ -1,0 +1,68 @@
+import type pg from 'pg';
+import type { Model, TableModel } from '../tables/model.js';
+import { scopeOf } from '../tables/scope.js';
+
+/** Every unit once, with its rows and bytes over all the tables, in parallel arrays. */
+export interface UnitTotals {
+  readonly units: string[];
+  readonly rows: number[];
+  readonly bytes: number[];
+  /** per table: its rows and bytes summed over its units */
+  readonly tables: Map<string, { rows: number; bytes: number }>;
+}
+
+/** rows fetched per round trip: a page of arrays is garbage soon, a million would be held at once */
+const PAGE = 50_000;
+// int8 and numeric as the server's text: Number() of it is exact below 2^53, without pg's checks per value
+const rawText = { getTypeParser: () => (value: string) => value };
+
+/**
+ * What `plan` needs of the inventory, at a million units: the server sums each unit over the tables
+ * (one grouped query; GROUPING SETS add the per-table totals in the same scan), and the rows come
+ * through a cursor in pages into plain arrays, so memory holds the result and one page — not a
+ * million row objects, a Map and a per-table list per unit (`takeInventory`, which migrate keeps).
+ * Bytes are pg_column_size of the row, as there. Needs `session` outside a transaction.
+ */
+export async function unitTotals(session: pg.ClientBase, model: Model, tables: readonly TableModel[], page = PAGE): Promise<UnitTotals> {
+  const out: UnitTotals = { units: [], rows: [], bytes: [], tables: new Map(tables.map((t) => [t.name, { rows: 0, bytes: 0 }])) };
+  if (!tables.length) return out;
+  const grouped = tables.map((t, i) => {
+    const scope = scopeOf(model.ctx, t.config);
+    return `SELECT ${i} AS t, ${scope.unit} AS unit, count(*) AS rows, sum(pg_column_size(t0.*)) AS bytes FROM ${scope.from} WHERE ${scope.filter} GROUP BY 2`;
+  });
+  // one table: its groups are the units already; several: summed per unit, and per table (unit NULL)
+  const text =
+    grouped.length === 1
+      ? grouped[0]!
+      : `SELECT t, unit, sum(rows) AS rows, sum(bytes) AS bytes, GROUPING(unit) AS per_table FROM (${grouped.join(' UNION ALL ')}) AS v GROUP BY GROUPING SETS ((unit), (t))`;
+  const perTable = [...out.tables.values()];
+  await session.query('BEGIN READ ONLY');
+  try {
+    await session.query(`DECLARE shardctl_units NO SCROLL CURSOR FOR ${text}`);
+    for (;;) {
+      const got = await session.query<[string | null, string | null, string, string | null, string?]>({ text: `FETCH ${page} FROM shardctl_units`, rowMode: 'array', types: rawText });
+      for (const [t, unit, rows, bytes, sumRow] of got.rows) {
+        const r = Number(rows);
+        const b = bytes === null ? 0 : Number(bytes);
+        if (sumRow === '1') {
+          perTable[Number(t)]!.rows = r;
+          perTable[Number(t)]!.bytes = b;
+          continue;
+        }
+        out.units.push(unit!);
+        out.rows.push(r);
+        out.bytes.push(b);
+        if (grouped.length === 1) {
+          perTable[0]!.rows += r;
+          perTable[0]!.bytes += b;
+        }
+      }
+      if (got.rows.length < page) break;
+    }
+    await session.query('COMMIT');
+  } catch (e) {
+    await session.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
+  return out;
+}
