@@ -1,19 +1,21 @@
 import type { Config } from '../config/types.js';
 import { withClient, type Endpoint } from '../db/connect.js';
 import { shardEndpoint } from '../db/endpoints.js';
-import { binaryRowHash, copyFormat, serverTypes, type CopyFormat } from '../tables/copy-format.js';
+import { copyFormat, serverTypes, type CopyFormat } from '../tables/copy-format.js';
+import { rowHashFor, type RowHash } from '../tables/row-hash.js';
 import type { TableModel } from '../tables/model.js';
 
-/** How one table travels to one shard: the COPY format, and whether the checksums hash rows in binary. */
+/** How one table travels to one shard: the COPY format, and how its checksums hash each row. */
 export interface ShardFormat {
   readonly copy: CopyFormat;
-  readonly binaryHash: boolean;
+  readonly hash: RowHash;
 }
 
 /**
- * The COPY format of every table for every shard, read once per run: binary where the source and
- * that shard have identical built-in column types (tables/copy-format.ts), else text. `text: true`
- * (MigrateOptions.copyFormat 'text') keeps every table in text.
+ * The COPY format and row hash of every table for every shard, read once per run: binary where the
+ * source and that shard have identical built-in column types (tables/copy-format.ts), else text;
+ * the row hash as row-hash.ts proves it for the pair. `text: true` (MigrateOptions.copyFormat
+ * 'text') keeps every table in text, hashed the portable way.
  */
 export async function copyFormats(config: Config, source: Endpoint, tables: readonly TableModel[], text = false): Promise<Map<string, Map<string, ShardFormat>>> {
   const out = new Map<string, Map<string, ShardFormat>>();
@@ -26,7 +28,7 @@ export async function copyFormats(config: Config, source: Endpoint, tables: read
   config.shards.forEach((s, i) =>
     out.set(s.id, new Map(tables.map((t) => {
       const copy = copyFormat(t, src!, shards[i]!);
-      return [t.name, { copy, binaryHash: copy === 'binary' && binaryRowHash(t, src!) }];
+      return [t.name, { copy, hash: rowHashFor(t, src!, [shards[i]!]) }];
     }))),
   );
   return out;

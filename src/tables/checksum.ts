@@ -1,4 +1,5 @@
 import { quoteIdent } from '../db/ident.js';
+import { PORTABLE_HASH, rowHashExpr, type RowHash } from './row-hash.js';
 import type { Scope } from './scope.js';
 
 /**
@@ -7,31 +8,27 @@ import type { Scope } from './scope.js';
  * (name) order so a different physical column order still agrees. SUM rather than XOR, because XOR
  * cannot see a pair of duplicated rows; md5 rather than hashtextextended, because it is the same on
  * every CPU architecture (and hashed as UTF-8 whatever the server encoding). Text forms are stable because every session pins TimeZone, DateStyle,
- * IntervalStyle, extra_float_digits and bytea_output (src/db/session.ts).
+ * IntervalStyle, extra_float_digits and bytea_output (src/db/session.ts). Where the servers are
+ * proven to agree, a cheaper form and hash (row-hash.ts) replace the row text and md5.
  */
-export function rowHashSql(columns: readonly string[], alias = 't0', binary = false): string {
-  const row = columns.map((c) => `${alias}.${quoteIdent(c)}`).join(', ');
-  // binary (copy-format.ts binaryRowHash, only where both servers' types are proven identical):
-  // record_send gives each column's type OID and binary value, text in the client encoding (UTF8)
-  if (binary) return `('x' || substr(md5(record_send(ROW(${row}))), 1, 16))::bit(64)::bigint`;
-  // md5 over the UTF-8 bytes, so servers with different encodings agree on non-ASCII text
-  return `('x' || substr(md5(convert_to(ROW(${row})::text, 'UTF8')), 1, 16))::bit(64)::bigint`;
+export function rowHashSql(columns: readonly string[], alias = 't0', hash: RowHash = PORTABLE_HASH): string {
+  return rowHashExpr(columns.map((c) => `${alias}.${quoteIdent(c)}`).join(', '), hash);
 }
 
 /**
  * One row per unit: unit, rows, checksum (the exact sum as text), bytes (tuple sizes; `bytes: false`
- * gives 0 and spares forming each whole row: the side whose bytes nobody records). `binary`: the
- * binary row hash (rowHashSql), the same on both sides of a comparison.
+ * gives 0 and spares forming each whole row: the side whose bytes nobody records). `hash`: the row
+ * hash (row-hash.ts), the same on both sides of a comparison.
  */
-export function unitChecksumSql(scope: Scope, columns: readonly string[], o: { bytes?: boolean; binary?: boolean } = {}): string {
-  return `SELECT ${scope.unit} AS unit, count(*) AS rows, sum(${rowHashSql(columns, 't0', o.binary)})::text AS checksum,
+export function unitChecksumSql(scope: Scope, columns: readonly string[], o: { bytes?: boolean; hash?: RowHash } = {}): string {
+  return `SELECT ${scope.unit} AS unit, count(*) AS rows, sum(${rowHashSql(columns, 't0', o.hash)})::text AS checksum,
                  ${o.bytes === false ? '0' : 'sum(pg_column_size(t0.*))'} AS bytes
             FROM ${scope.from} WHERE ${scope.filter} GROUP BY 1`;
 }
 
 /** One row for a whole table (reference tables). */
-export function tableChecksumSql(from: string, columns: readonly string[]): string {
-  return `SELECT count(*) AS rows, coalesce(sum(${rowHashSql(columns)}), 0)::text AS checksum FROM ${from} AS t0`;
+export function tableChecksumSql(from: string, columns: readonly string[], hash?: RowHash): string {
+  return `SELECT count(*) AS rows, coalesce(sum(${rowHashSql(columns, 't0', hash)}), 0)::text AS checksum FROM ${from} AS t0`;
 }
 
 export interface UnitSum {

@@ -15,6 +15,8 @@ export interface ServerTypes {
   readonly major: number;
   /** per table (schema.table as the model names it), per column */
   readonly tables: ReadonlyMap<string, ReadonlyMap<string, ColumnType>>;
+  /** the server's value for the row-hash probe (row-hash.ts); undefined where it has none */
+  readonly probe?: string;
 }
 
 // PostgreSQL's FirstNormalObjectId: below it, the types the server ships with, whose OIDs and
@@ -39,7 +41,16 @@ export async function serverTypes(client: pg.ClientBase, tables: readonly string
     t.set(row.name, { oid: row.oid, type: row.type });
   }
   const major = r.rows[0]?.major ?? Number((await client.query('SHOW server_version_num')).rows[0].server_version_num) / 10000;
-  return { major: Math.floor(major), tables: out };
+  return { major: Math.floor(major), tables: out, probe: await hashProbe(client) };
+}
+
+const PROBE = `SELECT hash_array_extended(ARRAY[convert_to('shardctl ' || repeat('0123456789', 7), 'UTF8')], 0)::text AS probe`;
+
+/** This server's value for a fixed input of the `pg` row hash (row-hash.ts); undefined where it has no such function. */
+export async function hashProbe(c: pg.ClientBase): Promise<string | undefined> {
+  const v = Number((await c.query('SHOW server_version_num')).rows[0].server_version_num);
+  if (v < 110000) return undefined; // hash_array_extended arrived in PostgreSQL 11
+  return (await c.query<{ probe: string }>(PROBE)).rows[0]!.probe;
 }
 
 /**
@@ -69,11 +80,11 @@ export function copyFormat(table: TableModel, source: ServerTypes, target: Serve
 }
 
 /**
- * The row hash of the per-unit checksums may read the rows in binary (record_send: each column's
- * type OID and binary value) where the copy could: cheaper than rendering every value as text, and
- * as exact — a binary value keeps what text keeps (numeric scale, every float bit, the instant of a
- * timestamp whatever the TimeZone). Not for arrays: their binary form carries a has-nulls flag that
- * two equal arrays may set differently. Both sides of one comparison must use the same form.
+ * The per-unit checksums may hash the rows' binary form (record_send: each column's type OID and
+ * binary value) where the copy could: cheaper than rendering every value as text, and as exact — a
+ * binary value keeps what text keeps (numeric scale, every float bit, the instant of a timestamp
+ * whatever the TimeZone). Not for arrays: their binary form carries a has-nulls flag that two equal
+ * arrays may set differently. Both sides of one comparison must use the same form (row-hash.ts).
  */
 export function binaryRowHash(table: TableModel, source: ServerTypes): boolean {
   const s = source.tables.get(table.name);

@@ -10,6 +10,7 @@ import { checkForeignKeys, mayBypassTriggers } from './foreign-keys.js';
 import { toUnitSums, unitChecksumSql, type UnitSum } from '../tables/checksum.js';
 import type { Model, TableModel } from '../tables/model.js';
 import type { CopyFormat } from '../tables/copy-format.js';
+import type { RowHash } from '../tables/row-hash.js';
 import { deleteSql, scopeOf, selectSql, type Scope } from '../tables/scope.js';
 
 export interface Batch {
@@ -54,7 +55,7 @@ export interface BatchOptions {
   /** read the source in this exported snapshot (an online migration's slot snapshot), not a fresh one */
   readonly snapshot?: string;
   /** COPY format and row hash per table (tables/copy-format.ts proves where binary is safe); text where absent */
-  readonly formats?: ReadonlyMap<string, { readonly copy: CopyFormat; readonly binaryHash: boolean }>;
+  readonly formats?: ReadonlyMap<string, { readonly copy: CopyFormat; readonly hash: RowHash }>;
   onBytes?(bytes: number): void;
   onTable?(table: string, rows: number, bytes: number, format: CopyFormat): void;
 }
@@ -103,7 +104,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       await srcReader.query('COMMIT');
     }
     const scope = (t: TableModel) => scopeOf(o.model.ctx, t.config, batch.units);
-    const binaryHash = (t: TableModel) => o.formats?.get(t.name)?.binaryHash ?? false;
+    const hash = (t: TableModel) => o.formats?.get(t.name)?.hash;
     // The source side of the checksums runs on a second connection sharing the snapshot, while the
     // copy streams: it costs the source a scan, not the batch wall time.
     const sourceSums = o.verify ? await startSourceSums(src, await open(o.source), run?.snapshot, o, scope) : undefined;
@@ -149,7 +150,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       for (const t of o.tables) {
         const want = wanted.get(t.name)!;
         // the shard's bytes are not recorded (the source's are): spare it forming every whole row
-        const got = toUnitSums((await dst.query(unitChecksumSql(scope(t), t.columns, { bytes: false, binary: binaryHash(t) }))).rows);
+        const got = toUnitSums((await dst.query(unitChecksumSql(scope(t), t.columns, { bytes: false, hash: hash(t) }))).rows);
         for (const unit of batch.units) {
           const w = want.get(unit) ?? ZERO;
           const g = got.get(unit) ?? ZERO;
@@ -214,10 +215,9 @@ async function startSourceSums(
     await pipeCopy(src, sums, `SELECT pk, cell FROM ${temp}`, `${temp} (pk, cell)`);
     await sums.query(`ANALYZE ${temp}`);
   }
-  const binaryHash = (t: TableModel) => o.formats?.get(t.name)?.binaryHash ?? false;
   const pending = (async () => {
     const out = new Map<string, Map<string, UnitSum>>();
-    for (const t of o.tables) out.set(t.name, toUnitSums((await sums.query(unitChecksumSql(scope(t), t.columns, { binary: binaryHash(t) }))).rows));
+    for (const t of o.tables) out.set(t.name, toUnitSums((await sums.query(unitChecksumSql(scope(t), t.columns, { hash: o.formats?.get(t.name)?.hash }))).rows));
     return out;
   })();
   pending.catch(() => undefined); // observed here, rethrown where it is awaited

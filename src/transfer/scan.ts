@@ -6,6 +6,7 @@ import { isUserError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { materializeCells } from '../tables/cells.js';
 import { tableChecksumSql, unitChecksumSql } from '../tables/checksum.js';
+import type { RowHash } from '../tables/row-hash.js';
 import { discountCopies, readCrossRows, type CrossRow } from './cross-rows.js';
 import { compareTables } from '../tables/drift.js';
 import { introspect, type TableInfo } from '../tables/introspect.js';
@@ -60,6 +61,8 @@ export interface ScanPlan {
   readonly onEvent: (e: ScanEvent) => void;
   /** where each unit lives: given, tables with several routes also read their cross-shard rows */
   readonly home?: (unit: string) => string;
+  /** per table, the row hash every server of the comparison uses (tables/row-hash.ts); portable where absent */
+  readonly hashes?: ReadonlyMap<string, RowHash>;
 }
 
 /**
@@ -103,10 +106,10 @@ export async function scanServer(server: string, endpoint: Endpoint, plan: ScanP
       const t0 = performance.now();
       const ts: TableScan = { units: new Map(), orphans: 0, seconds: 0 };
       if (t.config.route.kind === 'reference') {
-        const r = await plan.limit(() => session.query<{ rows: string; checksum: string }>(tableChecksumSql(quoteTable(t.name), t.columns)));
+        const r = await plan.limit(() => session.query<{ rows: string; checksum: string }>(tableChecksumSql(quoteTable(t.name), t.columns, plan.hashes?.get(t.name))));
         ts.whole = { rows: Number(r.rows[0]!.rows), checksum: r.rows[0]!.checksum };
       } else {
-        const sql = unitChecksumSql(outerScope(scopeOf(plan.model.ctx, t.config, plan.units), t.name), t.columns);
+        const sql = unitChecksumSql(outerScope(scopeOf(plan.model.ctx, t.config, plan.units), t.name), t.columns, { hash: plan.hashes?.get(t.name) });
         const r = await plan.limit(() => session.query<{ unit: string | null; rows: string; checksum: string | null }>(sql));
         for (const row of r.rows) {
           if (row.unit === null) ts.orphans += Number(row.rows);

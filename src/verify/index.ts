@@ -16,6 +16,7 @@ import { checkUnits, selectTables, withParents } from '../tables/select.js';
 import type { Finding, VerifyOptions, VerifyResult } from './types.js';
 import { compareUnits } from './units.js';
 import { compareCopies, crossShardCounts } from './copies.js';
+import { rowHashes } from './hashes.js';
 
 export type * from './types.js';
 export { junitXml } from './junit.js';
@@ -56,7 +57,8 @@ export async function verify(config: Config, opts: VerifyOptions = {}): Promise<
   emit({ type: 'start', servers: servers.map(([id]) => id), tables: tables.length, placementsFrom: homes.from });
   const limit = pLimit(concurrency);
   const units = opts.units ? [...new Set(opts.units)] : undefined;
-  const scans = await Promise.all(servers.map(([id, ep]) => scanServer(id, ep, { model, tables, units, limit, onEvent: emit, home: homes.home })));
+  const hashes = await rowHashes(servers, tables);
+  const scans = await Promise.all(servers.map(([id, ep]) => scanServer(id, ep, { model, tables, units, limit, onEvent: emit, home: homes.home, hashes })));
   const source = placementOnly ? undefined : scans[0];
   const shardScans = scans.slice(placementOnly ? 0 : 1);
   const byShard = new Map(shardScans.map((s) => [s.server, s]));
