@@ -14,12 +14,12 @@ export interface ShardFormat {
 /**
  * The COPY format and row hash of every table for every shard, read once per run: binary where the
  * source and that shard have identical built-in column types (tables/copy-format.ts), else text;
- * the row hash as row-hash.ts proves it for the pair. `text: true` (MigrateOptions.copyFormat
- * 'text') keeps every table in text, hashed the portable way.
+ * the row hash as row-hash.ts proves it for the pair (whatever the COPY format). `text: true`
+ * (MigrateOptions.copyFormat 'text') keeps every table's COPY in text.
  */
 export async function copyFormats(config: Config, source: Endpoint, tables: readonly TableModel[], text = false): Promise<Map<string, Map<string, ShardFormat>>> {
   const out = new Map<string, Map<string, ShardFormat>>();
-  if (text || !tables.length) return out;
+  if (!tables.length) return out;
   const names = tables.map((t) => t.name);
   const [src, ...shards] = await Promise.all([
     withClient(source, (c) => serverTypes(c, names)),
@@ -27,7 +27,7 @@ export async function copyFormats(config: Config, source: Endpoint, tables: read
   ]);
   config.shards.forEach((s, i) =>
     out.set(s.id, new Map(tables.map((t) => {
-      const copy = copyFormat(t, src!, shards[i]!);
+      const copy = text ? 'text' : copyFormat(t, src!, shards[i]!);
       return [t.name, { copy, hash: rowHashFor(t, src!, [shards[i]!]) }];
     }))),
   );

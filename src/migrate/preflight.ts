@@ -13,8 +13,11 @@ import { compareTables } from '../tables/drift.js';
 import type { Model } from '../tables/model.js';
 import { routeChain } from '../tables/scope.js';
 
-/** Source rows that belong to no unit would silently never be copied: refuse before moving anything. */
-export async function checkSourceRows(source: pg.ClientBase, model: Model): Promise<void> {
+/**
+ * Source rows that belong to no unit would silently never be copied: refuse before moving anything.
+ * `counted`: NULL-key rows per table the inventory already counted (its NULL group): no second scan.
+ */
+export async function checkSourceRows(source: pg.ClientBase, model: Model, counted?: ReadonlyMap<string, number>): Promise<void> {
   const problems: string[] = [];
   for (const t of model.sharded) {
     const r = t.config.route;
@@ -37,7 +40,8 @@ export async function checkSourceRows(source: pg.ClientBase, model: Model): Prom
                SELECT 1 FROM ${quoteTable(`${parent.schema}.${parent.name}`)} p WHERE p.${quoteIdent(r.parentColumn)} = c.${quoteIdent(r.column)})`;
       what = `a ${r.column} with no row in ${r.parent}`;
     } else continue;
-    const n = Number((await source.query(sql)).rows[0].n);
+    const known = !t.config.routes && (r.kind === 'key' || r.kind === 'cell') ? counted?.get(t.name) : undefined;
+    const n = known ?? Number((await source.query(sql)).rows[0].n);
     if (n > 0) problems.push(`source: table ${t.name}: ${n} row${n === 1 ? ' has' : 's have'} ${what}; they belong to no unit and would not be copied`);
     if (r.kind === 'cell' && !t.config.routes) problems.push(...(await offResolution(source, t.name, r.column, r.resolution)));
   }

@@ -77,19 +77,22 @@ export async function readSource(
 async function look(c: pg.Client, source: Endpoint, config: Config, recordTo: Catalog | undefined, onModel?: (model: Model) => void) {
   const model = await loadModel(config, c);
   onModel?.(model);
-  await checkSourceRows(c, model);
+  // the inventory's scan of each root table also counts its rows of no unit (a NULL key)
+  const nulls = new Map<string, number>();
+  const view = await inventory(c, source, model, nulls);
+  await checkSourceRows(c, model, nulls);
   if (recordTo) await captureDefinitions(recordTo.client, c, model);
-  return inventory(c, source, model);
+  return view;
 }
 
 /** Units of the root tables; lat/lng tables through cells computed in this session. */
-async function inventory(c: pg.Client, source: Endpoint, model: Model) {
+async function inventory(c: pg.Client, source: Endpoint, model: Model, nulls?: Map<string, number>) {
   const reader = model.cellSpecs.length ? await connect(source) : undefined;
   try {
     if (reader) await prepareCells(c, reader, model);
     // foreign keys that would break on the shards stop the run before anything is written
     await checkCrossingKeys(c, model);
-    return { model, units: await takeInventory(c, model, rootTables(model)) };
+    return { model, units: await takeInventory(c, model, rootTables(model), { nulls }) };
   } finally {
     await reader?.end();
   }

@@ -28,7 +28,8 @@ export async function takeInventory(
   session: pg.ClientBase,
   model: Model,
   tables: readonly TableModel[],
-  opts: { bytes?: boolean } = {},
+  /** `nulls`: rows of no unit (a NULL key or cell) are counted there per table instead of listed */
+  opts: { bytes?: boolean; nulls?: Map<string, number> } = {},
 ): Promise<Map<string, UnitVolume>> {
   const units = new Map<string, UnitVolume>();
   for (const t of tables) {
@@ -36,11 +37,13 @@ export async function takeInventory(
     const bytes = opts.bytes ? 'sum(pg_column_size(t0.*))' : '0';
     // rows as arrays: a million tenants are a million result rows, and an object per row was the
     // largest share of plan's garbage (bench --fixture plan)
-    const r = await session.query<[string, string, string | null]>({
+    const r = await session.query<[string | null, string, string | null]>({
       text: `SELECT ${scope.unit} AS unit, count(*) AS rows, ${bytes} AS bytes FROM ${scope.from} WHERE ${scope.filter} GROUP BY 1`,
       rowMode: 'array',
     });
-    addVolumes(units, t.name, r.rows);
+    const none = opts.nulls ? r.rows.find((x) => x[0] === null) : undefined;
+    if (opts.nulls) opts.nulls.set(t.name, Number(none?.[1] ?? 0));
+    addVolumes(units, t.name, (none ? r.rows.filter((x) => x !== none) : r.rows) as VolumeRow[]);
   }
   return units;
 }
