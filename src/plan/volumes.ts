@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Model, TableModel } from '../tables/model.js';
 import { scopeOf } from '../tables/scope.js';
+import { forEachPage, PAGE_ROWS } from '../db/pages.js';
 
 /** Every unit once, with its rows and bytes over all the tables, in parallel arrays. */
 export interface UnitTotals {
@@ -11,8 +12,6 @@ export interface UnitTotals {
   readonly tables: Map<string, { rows: number; bytes: number }>;
 }
 
-/** rows fetched per round trip: a page of arrays is garbage soon, a million would be held at once */
-const PAGE = 50_000;
 // int8 and numeric as the server's text: Number() of it is exact below 2^53, without pg's checks per value
 const rawText = { getTypeParser: () => (value: string) => value };
 
@@ -23,7 +22,7 @@ const rawText = { getTypeParser: () => (value: string) => value };
  * million row objects, a Map and a per-table list per unit (`takeInventory`, which migrate keeps).
  * Bytes are pg_column_size of the row, as there. Needs `session` outside a transaction.
  */
-export async function unitTotals(session: pg.ClientBase, model: Model, tables: readonly TableModel[], page = PAGE): Promise<UnitTotals> {
+export async function unitTotals(session: pg.ClientBase, model: Model, tables: readonly TableModel[], page = PAGE_ROWS): Promise<UnitTotals> {
   const out: UnitTotals = { units: [], rows: [], bytes: [], tables: new Map(tables.map((t) => [t.name, { rows: 0, bytes: 0 }])) };
   if (!tables.length) return out;
   const grouped = tables.map((t, i) => {
@@ -36,33 +35,24 @@ export async function unitTotals(session: pg.ClientBase, model: Model, tables: r
       ? grouped[0]!
       : `SELECT t, unit, sum(rows) AS rows, sum(bytes) AS bytes, GROUPING(unit) AS per_table FROM (${grouped.join(' UNION ALL ')}) AS v GROUP BY GROUPING SETS ((unit), (t))`;
   const perTable = [...out.tables.values()];
-  await session.query('BEGIN READ ONLY');
-  try {
-    await session.query(`DECLARE shardctl_units NO SCROLL CURSOR FOR ${text}`);
-    for (;;) {
-      const got = await session.query<[string | null, string | null, string, string | null, string?]>({ text: `FETCH ${page} FROM shardctl_units`, rowMode: 'array', types: rawText });
-      for (const [t, unit, rows, bytes, sumRow] of got.rows) {
-        const r = Number(rows);
-        const b = bytes === null ? 0 : Number(bytes);
-        if (sumRow === '1') {
-          perTable[Number(t)]!.rows = r;
-          perTable[Number(t)]!.bytes = b;
-          continue;
-        }
-        out.units.push(unit!);
-        out.rows.push(r);
-        out.bytes.push(b);
-        if (grouped.length === 1) {
-          perTable[0]!.rows += r;
-          perTable[0]!.bytes += b;
-        }
+  const onPage = (rows: [string | null, string | null, string, string | null, string?][]) => {
+    for (const [t, unit, count, sum, sumRow] of rows) {
+      const r = Number(count);
+      const b = sum === null ? 0 : Number(sum);
+      if (sumRow === '1') {
+        perTable[Number(t)]!.rows = r;
+        perTable[Number(t)]!.bytes = b;
+        continue;
       }
-      if (got.rows.length < page) break;
+      out.units.push(unit!);
+      out.rows.push(r);
+      out.bytes.push(b);
+      if (grouped.length === 1) {
+        perTable[0]!.rows += r;
+        perTable[0]!.bytes += b;
+      }
     }
-    await session.query('COMMIT');
-  } catch (e) {
-    await session.query('ROLLBACK').catch(() => undefined);
-    throw e;
-  }
+  };
+  await forEachPage(session, text, onPage, { page, types: rawText });
   return out;
 }
