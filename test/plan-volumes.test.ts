@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { parseConfig } from '../src/config/load.js';
 import { withClient } from '../src/db/connect.js';
+import { isUserError } from '../src/errors.js';
+import { plan } from '../src/plan/index.js';
 import { unitTotals } from '../src/plan/volumes.js';
 import { loadModel } from '../src/tables/model.js';
 import { takeInventory } from '../src/transfer/inventory.js';
@@ -39,5 +44,24 @@ describe("plan's unit totals (server-summed, paged through a cursor)", () => {
       }
       assert.equal((await c.query('SELECT now() = statement_timestamp() AS outside')).rows[0].outside, true, 'the cursor transaction is closed');
     });
+  });
+
+  it('refuses rows of no unit (a NULL key) by table, alone or beside other tables, instead of crashing on them', async () => {
+    await withClient({ label: 'source', url: stage.config.source }, async (c) => {
+      await c.query('CREATE TABLE plan_nulls (restaurant_id bigint, v int); CREATE TABLE plan_fine (restaurant_id bigint, v int)');
+      await c.query('INSERT INTO plan_nulls VALUES (1, 1), (NULL, 2), (NULL, 3); INSERT INTO plan_fine VALUES (1, 1), (2, 2)');
+    });
+    const doc = parse(readFileSync(stage.configPath, 'utf8'));
+    for (const tables of [[{ name: 'plan_nulls' }], [{ name: 'plan_fine' }, { name: 'plan_nulls' }]]) {
+      const config = parseConfig(JSON.stringify({ ...doc, tables }), 'nulls');
+      await assert.rejects(plan(config), (e: Error) => {
+        assert.ok(isUserError(e), e.stack);
+        assert.equal(e.kind, 'blocked');
+        assert.match(e.message, /^source: table public\.plan_nulls: 2 rows have a NULL routing key/);
+        return true;
+      });
+    }
+    const fine = await plan(parseConfig(JSON.stringify({ ...doc, tables: [{ name: 'plan_fine' }] }), 'fine'));
+    assert.equal(fine.units, 2);
   });
 });

@@ -2,7 +2,7 @@ import type { Config } from '../config/types.js';
 import { placementsIfAny } from '../catalog/read.js';
 import { readCrossShardSummary, type CrossShardSummary } from '../catalog/cross-rows.js';
 import { connect, withClient } from '../db/connect.js';
-import { usageError } from '../errors.js';
+import { problemsError, usageError } from '../errors.js';
 import { createRouter } from '../routing/router.js';
 import type pg from 'pg';
 import { loadModel, type Model } from '../tables/model.js';
@@ -84,6 +84,7 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
     }
     return { model, units: await unitTotals(c, model, model.sharded), keys: await analyseForeignKeys(c, model), whole: await wholeVolumes(c, model) };
   });
+  refuseRowsOfNoUnit(units.noUnit);
   const [placements, crossShard] = await withClient({ label: 'catalog', url: config.catalog }, async (c) => [await placementsIfAny(c), await readCrossShardSummary(c)] as const);
   const router = createRouter(config);
   const routeOf = (u: string) => router.shardForUnit(u);
@@ -133,6 +134,12 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
     proposedMapping: opts.proposeShards ? proposeMapping(assignment, config, opts.proposeShards) : undefined,
     foreignKeys: keys,
   };
+}
+
+/** Rows with a NULL routing key (or cell, or every route NULL) go to no shard: a plan without them would mislead. */
+function refuseRowsOfNoUnit(noUnit: ReadonlyMap<string, number>): void {
+  const problems = [...noUnit].map(([table, n]) => `source: table ${table}: ${n} row${n === 1 ? ' has' : 's have'} a NULL routing key or cell (every route NULL); they belong to no unit and no shard`);
+  if (problems.length) throw problemsError('blocked', problems, `source: ${problems.length} tables have rows that belong to no unit`, 'fix or delete those rows on the source, then run again');
 }
 
 /** Rows and bytes of each table with several routes, each row once. */

@@ -10,6 +10,8 @@ export interface UnitTotals {
   readonly bytes: number[];
   /** per table: its rows and bytes summed over its units */
   readonly tables: Map<string, { rows: number; bytes: number }>;
+  /** per table with any: its rows of no unit (a NULL routing key or cell, every route NULL), not in `units` */
+  readonly noUnit: Map<string, number>;
 }
 
 // int8 and numeric as the server's text: Number() of it is exact below 2^53, without pg's checks per value
@@ -23,7 +25,7 @@ const rawText = { getTypeParser: () => (value: string) => value };
  * Bytes are pg_column_size of the row, as there. Needs `session` outside a transaction.
  */
 export async function unitTotals(session: pg.ClientBase, model: Model, tables: readonly TableModel[], page = PAGE_ROWS): Promise<UnitTotals> {
-  const out: UnitTotals = { units: [], rows: [], bytes: [], tables: new Map(tables.map((t) => [t.name, { rows: 0, bytes: 0 }])) };
+  const out: UnitTotals = { units: [], rows: [], bytes: [], tables: new Map(tables.map((t) => [t.name, { rows: 0, bytes: 0 }])), noUnit: new Map() };
   if (!tables.length) return out;
   const grouped = tables.map((t, i) => {
     const scope = scopeOf(model.ctx, t.config);
@@ -33,18 +35,26 @@ export async function unitTotals(session: pg.ClientBase, model: Model, tables: r
   const text =
     grouped.length === 1
       ? grouped[0]!
-      : `SELECT t, unit, sum(rows) AS rows, sum(bytes) AS bytes, GROUPING(unit) AS per_table FROM (${grouped.join(' UNION ALL ')}) AS v GROUP BY GROUPING SETS ((unit), (t))`;
+      : `SELECT t, unit, sum(rows) AS rows, sum(bytes) AS bytes, GROUPING(unit) AS per_table, sum(rows) FILTER (WHERE unit IS NULL) AS no_unit
+           FROM (${grouped.join(' UNION ALL ')}) AS v GROUP BY GROUPING SETS ((unit), (t))`;
   const perTable = [...out.tables.values()];
-  const onPage = (rows: [string | null, string | null, string, string | null, string?][]) => {
-    for (const [t, unit, count, sum, sumRow] of rows) {
+  const onPage = (rows: [string | null, string | null, string, string | null, string?, (string | null)?][]) => {
+    for (const [t, unit, count, sum, sumRow, noUnit] of rows) {
       const r = Number(count);
       const b = sum === null ? 0 : Number(sum);
       if (sumRow === '1') {
-        perTable[Number(t)]!.rows = r;
-        perTable[Number(t)]!.bytes = b;
+        const i = Number(t);
+        perTable[i]!.rows = r;
+        perTable[i]!.bytes = b;
+        if (noUnit) out.noUnit.set(tables[i]!.name, Number(noUnit));
         continue;
       }
-      out.units.push(unit!);
+      if (unit === null) {
+        // one table: its NULL group; several: the NULL groups summed, which the per-table rows split
+        if (grouped.length === 1) out.noUnit.set(tables[0]!.name, r);
+        continue;
+      }
+      out.units.push(unit);
       out.rows.push(r);
       out.bytes.push(b);
       if (grouped.length === 1) {
