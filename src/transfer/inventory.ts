@@ -14,7 +14,8 @@ export interface UnitVolume extends TableVolume {
   readonly unit: string;
   /**
    * per table (schema.table): a short list, not a Map — an inventory holds one per unit, and a
-   * million Maps cost a plan of a million tenants seconds of allocation (bench --fixture plan)
+   * million Maps cost an inventory of a million tenants seconds of allocation (measured in plan, which
+   * now sums per unit on the server instead: src/plan/volumes.ts)
    */
   readonly tables: (TableVolume & { readonly table: string })[];
 }
@@ -36,7 +37,7 @@ export async function takeInventory(
     const scope = scopeOf(model.ctx, t.config);
     const bytes = opts.bytes ? 'sum(pg_column_size(t0.*))' : '0';
     // rows as arrays: a million tenants are a million result rows, and an object per row was the
-    // largest share of plan's garbage (bench --fixture plan)
+    // largest share of the garbage of an inventory of a million tenants
     const r = await session.query<[string | null, string, string | null]>({
       text: `SELECT ${scope.unit} AS unit, count(*) AS rows, ${bytes} AS bytes FROM ${scope.from} WHERE ${scope.filter} GROUP BY 1`,
       rowMode: 'array',
