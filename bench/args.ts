@@ -35,7 +35,7 @@ export const USAGE = `npm run bench -- [options]
                     location: each H3 route against jump on the same table, at --scale and 4 × --scale;
                     pgbench: pgbench's tables at pgbench volume (a wide table, few tenants, an append-only
                     history without a primary key): raw baseline, migrate with and without checksums, verify,
-                    and issue 15's levers each against migrate (text COPY, --indexes-after, fixed 1M batches);
+                    and issue 15's levers each against migrate (text COPY, --indexes-after);
                     plan: \`plan\` for 1,000,000 tenants (jump) and 50,000 cells (h3), timed, RSS sampled
   --scale N         POS fixture scale (1 ≈ 1000 restaurants ≈ 1.2 GB on disk; default 0.85 ≈ 1 GB);
                     location: 1 ≈ 100,000 profiles, 500,000 locations, 200,000 bumps (default 0.05);

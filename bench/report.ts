@@ -71,7 +71,6 @@ const LABEL: Record<PhaseName, string> = {
   migrate: '`migrate` (per-unit checksums)',
   'migrate-text': '`migrate`, every table in text COPY (the binary lever off)',
   'migrate-indexes-after': '`migrate --indexes-after` (checksums; secondary indexes built after the data)',
-  'migrate-batch-1m': '`migrate --batch-rows 1000000` (checksums; the fixed batch size before fitting)',
   verify: '`verify` (all units, source vs shards)',
   'row-by-row': 'row-by-row INSERT, autocommit (seed approach, sample)',
   'row-by-row-tx': 'row-by-row INSERT, one tx per restaurant table (seed Go code, sample)',
@@ -109,15 +108,13 @@ export function evaluate(summary: readonly PhaseSummary[]): Target[] {
   if (base && nv) t('migrate --no-verify time ≤ 0.9 × raw baseline time', nv.seconds / base.seconds, '<=', 0.9, '×');
   if (base && mv) t('migrate (checksums) time ≤ 1.25 × raw baseline time', mv.seconds / base.seconds, '<=', 1.25, '×');
   if (mv && rbr) t('migrate (checksums) ≥ 50 × row-by-row rows/s', mv.rowsPerS / rbr.rowsPerS, '>=', 50, '×');
-  const migrateRss = [nv, mv, get('migrate-text'), get('migrate-indexes-after'), get('migrate-batch-1m')].filter((x): x is PhaseSummary => Boolean(x));
+  const migrateRss = [nv, mv, get('migrate-text'), get('migrate-indexes-after')].filter((x): x is PhaseSummary => Boolean(x));
   if (migrateRss.length) t('peak RSS during migrate < 250 MiB', Math.max(...migrateRss.map((x) => x.peakRssMB)), '<', 250, 'MiB');
   const mt = get('migrate-text');
   const mi = get('migrate-indexes-after');
   if (base && mi) t('migrate --indexes-after (checksums) time ≤ 1.25 × raw baseline time', mi.seconds / base.seconds, '<=', 1.25, '×');
   if (mv && mt) t('lever: migrate (binary where proven) time < migrate (all text) time', mv.seconds / mt.seconds, '<', 1, '×');
   if (mv && mi) t('lever: migrate --indexes-after time < migrate time', mi.seconds / mv.seconds, '<', 1, '×');
-  const mb = get('migrate-batch-1m');
-  if (mv && mb) t('lever: migrate (batches fitted to the work) time < migrate --batch-rows 1000000 time', mv.seconds / mb.seconds, '<', 1, '×');
   if (ver && mv) t('verify time ≤ 0.5 × migrate time', ver.seconds / mv.seconds, '<=', 0.5, '×');
   if (ver) t('peak RSS during verify < 150 MiB', ver.peakRssMB, '<', 150, 'MiB');
   return out;

@@ -163,8 +163,6 @@ async function main(argv: string[]): Promise<number> {
         // the levers of issue 15, each against the default migrate in the same cycle
         await measure('migrate-text', true);
         await measure('migrate-indexes-after', true);
-        // the batch-size lever: only when the engine fits the size (no --batch-rows given)
-        if (args.batchRows === undefined) await measure('migrate-batch-1m', true);
       }
       await measure('migrate', true);
     }

@@ -65,10 +65,9 @@ async function phase(p: BenchPlan, s: RowByRowSample, name: string, concurrency:
       case 'migrate-no-verify':
       case 'migrate':
       case 'migrate-text':
-      case 'migrate-indexes-after':
-      case 'migrate-batch-1m': {
+      case 'migrate-indexes-after': {
         const r = await runMigrate(p, {
-          concurrency, batchRows: name === 'migrate-batch-1m' ? 1_000_000 : batchRows, verify: name !== 'migrate-no-verify', signal: ac.signal,
+          concurrency, batchRows, verify: name !== 'migrate-no-verify', signal: ac.signal,
           copyFormat: name === 'migrate-text' ? 'text' : 'auto', indexesAfter: name === 'migrate-indexes-after',
         });
         return { seconds: seconds(), rows: r.result.rows, bytes: r.result.bytes, breakdown: r.breakdown };

@@ -36,7 +36,7 @@ export function register(program: Command): void {
       .option('--dry-run', 'show what would be copied and change nothing')
       .option('--no-verify', 'skip the per-unit count and checksum comparison')
       .option('--resync', 'copy units again even if already placed (e.g. before cutover)')
-      .option('--batch-rows <n>', 'rows per batch: one source snapshot and one target transaction (default: fitted, about 4 batches per stream, 10000 to 1000000)', positiveInt('--batch-rows'))
+      .option('--batch-rows <n>', 'rows of the keyed tables per batch: one source snapshot and one target transaction (default 1000000)', positiveInt('--batch-rows'))
       .option('--fire-triggers', "keep the shards' per-row triggers during the copy (slower; by default foreign keys are checked once per batch)")
       .option('--indexes-after', 'initial load: drop the secondary indexes of empty shard tables and build them after the copy (recorded in the catalog; a rerun builds any left)')
       .option('--follow', 'online: copy from a logical replication slot, then apply the source\'s changes until shardctl cutover')

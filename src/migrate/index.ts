@@ -17,7 +17,7 @@ import type { ReferenceResult } from '../transfer/reference.js';
 import { alignFleetSequences } from '../transfer/sequences.js';
 import { failureText } from '../db/pg-error.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
-import { chooseWork, fittedBatchRows, makeBatches, routesIndexed, rowScale } from './work.js';
+import { chooseWork, makeBatches, rowScale } from './work.js';
 import { createRouter } from '../routing/router.js';
 import { copyBatches, copyReferenceTables, type CopyRun } from './copy.js';
 import { copyFormats } from './formats.js';
@@ -37,10 +37,7 @@ export interface MigrateOptions {
   verify?: boolean;
   /** copy units again even if the catalog says they are placed */
   resync?: boolean;
-  /**
-   * rows per batch (a batch is one source snapshot and one target transaction); default: fitted to
-   * the work, about 4 batches per stream, 10,000 to 1,000,000 rows (migrate/work.ts fittedBatchRows)
-   */
+  /** rows of the keyed tables per batch (a batch is one source snapshot and one target transaction); default 1,000,000 */
   batchRows?: number;
   /**
    * 'auto' (default): binary COPY for the tables whose column types are proven identical on the
@@ -132,16 +129,13 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       const sharded = tables.filter((t) => t.config.route.kind !== 'reference');
       const [present, formats] = await (shardCheck ?? Promise.reject(new Error('internal: the shards were not checked')));
 
-      // Units were counted in their root tables only (cheap); scale by the planner's table sizes for
-      // progress totals and the batches' sizes.
-      const [scale, indexed] = await withClient(source, async (c) => [await rowScale(c, model, tables), await routesIndexed(c, model, tables)] as const);
-      const weight = (u: string) => Number(units.get(u)!.rows) * scale;
-      const total = [...work.pending.values()].reduce((n, list) => n + list.reduce((m, u) => m + weight(u), 0), 0);
-      const batches = makeBatches(work.pending, weight, opts.batchRows ?? fittedBatchRows(total, opts.concurrency ?? 2, indexed));
+      const batches = makeBatches(work.pending, units, opts.batchRows ?? 1_000_000);
+      // Units were counted in their root tables only (cheap); scale by the planner's table sizes for progress totals.
+      const scale = await withClient(source, (c) => rowScale(c, model, tables));
       const perShard = config.shards.map((s) => ({
         shard: s.id,
         units: work.pending.get(s.id)!.length,
-        rows: Math.round(work.pending.get(s.id)!.reduce((n, u) => n + weight(u), 0)),
+        rows: Math.round(work.pending.get(s.id)!.reduce((n, u) => n + Number(units.get(u)!.rows), 0) * scale),
       }));
       emit({ type: 'start', runId: run?.id, units: work.wanted.length, skipped: work.skipped, rows: perShard.reduce((n, s) => n + s.rows, 0), shards: perShard });
 

@@ -5,7 +5,6 @@ import { checkUnits } from '../tables/select.js';
 import { rootTables } from '../transfer/inventory.js';
 import type { Model, TableModel } from '../tables/model.js';
 import type { Batch } from '../transfer/batch.js';
-import { qualifiedName, routeChain } from '../tables/scope.js';
 
 /** Deciding what a migrate run copies: which units, in which batches, and how much work that is. */
 
@@ -41,8 +40,8 @@ export function fromPlan(all: string[], plan: { units: readonly { unit: string; 
   return pick(all, plan.units.map((p) => p.unit), 'unit');
 }
 
-/** Groups each shard's units into batches of about `rows` rows (`weight` per unit), interleaving shards so all progress. */
-export function makeBatches(pending: Map<string, string[]>, weight: (unit: string) => number, rows: number): Batch[] {
+/** Groups each shard's units into batches of about `rows` rows, interleaving shards so all progress. */
+export function makeBatches(pending: Map<string, string[]>, units: Map<string, { rows: number }>, rows: number): Batch[] {
   const perShard: Batch[][] = [];
   for (const [shard, list] of pending) {
     const out: Batch[] = [];
@@ -50,8 +49,8 @@ export function makeBatches(pending: Map<string, string[]>, weight: (unit: strin
     let n = 0;
     for (const u of list) {
       cur.push(u);
-      n += weight(u);
-      if (n >= rows || cur.length >= MAX_UNITS) {
+      n += Number(units.get(u)!.rows);
+      if (n >= rows || cur.length >= 500) {
         out.push({ shard, units: cur });
         cur = [];
         n = 0;
@@ -61,54 +60,8 @@ export function makeBatches(pending: Map<string, string[]>, weight: (unit: strin
     perShard.push(out);
   }
   const interleaved: Batch[] = [];
-  for (let i = 0; i < Math.max(0, ...perShard.map((b) => b.length)); i++) for (const b of perShard) if (b[i]) interleaved.push(b[i]!);
+  for (let i = 0; perShard.some((b) => i < b.length); i++) for (const b of perShard) if (b[i]) interleaved.push(b[i]!);
   return interleaved;
-}
-
-const MAX_UNITS = 500;
-const MAX_ROWS = 1_000_000;
-const MIN_ROWS = 10_000;
-/** batches per stream the fitted size aims at */
-const PER_STREAM = 4;
-
-/**
- * Rows per batch when the caller names none. A batch is one transaction on one shard whose
- * checksums follow its copy; with a batch per shard, the run lasts as long as the biggest shard's
- * chain while the other streams sit idle (jump hashing 20 tenants onto 4 shards gave 2, 4, 7 and 7).
- * So the size aims at about PER_STREAM batches per stream, between MIN_ROWS and MAX_ROWS — but only
- * where every copied table finds a batch's rows through an index on its route column (`indexed`):
- * without one, every batch would scan the whole table, and fewer, larger batches are cheaper.
- */
-export function fittedBatchRows(totalRows: number, concurrency: number, indexed: boolean): number {
-  if (!indexed) return MAX_ROWS;
-  return Math.min(MAX_ROWS, Math.max(MIN_ROWS, Math.ceil(totalRows / (Math.max(1, concurrency) * PER_STREAM))));
-}
-
-/**
- * Whether each table's rows of a batch can be found through an index on the source: every table of
- * its route chain has a valid, non-partial index led by its route column (a key, an H3 index
- * column, a via column). lat/lng tables join the run's staging by primary key; tables with several
- * routes are filtered through arrays of their units, which no index serves.
- */
-export async function routesIndexed(c: pg.ClientBase, model: Model, tables: readonly TableModel[]): Promise<boolean> {
-  const r = await c.query<{ t: string; col: string }>(
-    `SELECT n.nspname || '.' || cl.relname AS t, a.attname AS col
-       FROM pg_index i
-       JOIN pg_class cl ON cl.oid = i.indrelid
-       JOIN pg_namespace n ON n.oid = cl.relnamespace
-       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-      WHERE i.indisvalid AND i.indpred IS NULL`,
-  );
-  const led = new Set(r.rows.map((x) => `${x.t}\0${x.col}`));
-  return tables.every((t) => {
-    if (t.config.route.kind === 'reference') return true;
-    if (t.config.routes) return false;
-    return routeChain(model.config, t.config).every((link) => {
-      const route = link.route;
-      if (route.kind === 'latlng') return true;
-      return (route.kind === 'key' || route.kind === 'cell' || route.kind === 'via') && led.has(`${qualifiedName(link)}\0${route.column}`);
-    });
-  });
 }
 
 export interface Work {
