@@ -1,6 +1,6 @@
 import { quoteIdent } from '../db/ident.js';
 import { PORTABLE_HASH, rowHashExpr, type RowHash } from './row-hash.js';
-import type { Scope } from './scope.js';
+import { groupedByUnit, type Scope } from './scope.js';
 
 /**
  * Order-independent checksum of a set of rows, computed in SQL on each server (no rows reach Node):
@@ -21,9 +21,11 @@ export function rowHashSql(columns: readonly string[], alias = 't0', hash: RowHa
  * hash (row-hash.ts), the same on both sides of a comparison.
  */
 export function unitChecksumSql(scope: Scope, columns: readonly string[], o: { bytes?: boolean; hash?: RowHash } = {}): string {
-  return `SELECT ${scope.unit} AS unit, count(*) AS rows, sum(${rowHashSql(columns, 't0', o.hash)})::text AS checksum,
-                 ${o.bytes === false ? '0' : 'sum(pg_column_size(t0.*))'} AS bytes
-            FROM ${scope.from} WHERE ${scope.filter} GROUP BY 1`;
+  return groupedByUnit(scope, {
+    rows: 'count(*)',
+    checksum: `sum(${rowHashSql(columns, 't0', o.hash)})::text`,
+    bytes: o.bytes === false ? '0' : 'sum(pg_column_size(t0.*))',
+  });
 }
 
 /** One row for a whole table (reference tables). */

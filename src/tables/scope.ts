@@ -17,6 +17,8 @@ export interface Scope {
   readonly joins: readonly string[];
   /** SQL text of the unit a row belongs to */
   readonly unit: string;
+  /** an integer key: `unit` is its text, and grouping by the key itself is cheaper (groupedByUnit) */
+  readonly key?: string;
   /** SQL condition restricting to the given units (or `TRUE` for every unit) */
   readonly filter: string;
   /**
@@ -69,11 +71,14 @@ export function scopeOf(ctx: ScopeContext, table: TableConfig, units?: readonly 
   const r = `t${chain.length - 1}`;
   const st = ctx.config.strategy;
   let unit: string;
+  let key: string | undefined;
   let filter = 'TRUE';
   switch (root.route.kind) {
     case 'key': {
       const col = `${r}.${quoteIdent(root.route.column)}`;
       unit = `${col}::text`;
+      // integers only: equal values have equal text (not so numeric's 1.0 and 1.00, two units)
+      if (/^(smallint|integer|bigint)$/.test(ctx.keyType(qualifiedName(root)))) key = col;
       if (units) filter = `${col} = ANY(${textArrayLiteral(units)}::${ctx.keyType(qualifiedName(root))}[])`;
       break;
     }
@@ -102,7 +107,19 @@ export function scopeOf(ctx: ScopeContext, table: TableConfig, units?: readonly 
       throw new Error(`internal: table ${root.name} has no unit route`);
   }
   const from = [`${quoteTable(qualifiedName(table))} AS t0`, ...using.map((u, i) => `JOIN ${u} ON ${joins[i]}`)].join(' ');
-  return { from, using, joins, unit, filter };
+  return { from, using, joins, unit, key, filter };
+}
+
+/**
+ * One row per unit of the scope's rows: `unit` and the named aggregates (name → SQL). An integer
+ * key is grouped as itself and only the groups' keys are made text: casting every row to text
+ * before grouping cost 2.5× the grouping (pgbench_accounts, 800k rows: 0.110 → 0.044 s).
+ */
+export function groupedByUnit(scope: Scope, aggregates: Readonly<Record<string, string>>): string {
+  const aggs = Object.entries(aggregates).map(([name, sql]) => `${sql} AS ${name}`).join(', ');
+  const rest = `FROM ${scope.from} WHERE ${scope.filter} GROUP BY 1`;
+  if (!scope.key) return `SELECT ${scope.unit} AS unit, ${aggs} ${rest}`;
+  return `SELECT g.k::text AS unit, ${Object.keys(aggregates).map((n) => `g.${n}`).join(', ')} FROM (SELECT ${scope.key} AS k, ${aggs} ${rest}) g`;
 }
 
 /** SELECT of the given columns of t0 for the scope (the body of a COPY … TO STDOUT). */

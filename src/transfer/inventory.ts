@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Model, TableModel } from '../tables/model.js';
 import { materializeCells } from '../tables/cells.js';
 import { h3Strategy } from '../tables/model.js';
-import { scopeOf } from '../tables/scope.js';
+import { groupedByUnit, scopeOf } from '../tables/scope.js';
 
 /** Row counts and byte sums as numbers: exact below 2^53 (9 PB), and every consumer sums them as numbers. */
 export interface TableVolume {
@@ -39,7 +39,7 @@ export async function takeInventory(
     // rows as arrays: a million tenants are a million result rows, and an object per row was the
     // largest share of the garbage of an inventory of a million tenants
     const r = await session.query<[string | null, string, string | null]>({
-      text: `SELECT ${scope.unit} AS unit, count(*) AS rows, ${bytes} AS bytes FROM ${scope.from} WHERE ${scope.filter} GROUP BY 1`,
+      text: groupedByUnit(scope, { rows: 'count(*)', bytes }),
       rowMode: 'array',
     });
     const none = opts.nulls ? r.rows.find((x) => x[0] === null) : undefined;
