@@ -115,11 +115,13 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     if (bypass) await dst.query('SET LOCAL session_replication_role = replica');
     let rows = 0;
     let bytes = 0;
+    const copied = new Map<string, number>();
     for (const t of o.tables) {
       o.signal?.throwIfAborted();
       const target = `${quoteTable(t.name)} (${t.columns.map(quoteIdent).join(', ')})`;
       const format = o.formats?.get(t.name)?.copy ?? 'text';
       const r = await pipeCopy(src, dst, selectSql(scope(t), t.columns), target, o.onBytes, format);
+      copied.set(t.name, r.bytes);
       rows += r.rows;
       bytes += r.bytes;
       o.onTable?.(t.name, r.rows, r.bytes, format);
@@ -150,7 +152,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       for (const t of o.tables) {
         const want = wanted.get(t.name)!;
         // the shard's bytes are not recorded (the source's are): spare it forming every whole row
-        const got = toUnitSums((await dst.query(unitChecksumSql(scope(t), t.columns, { bytes: false, hash: hash(t) }))).rows);
+        const got = toUnitSums((await shardSums(dst, t.name, copied.get(t.name) ?? 0, unitChecksumSql(scope(t), t.columns, { bytes: false, hash: hash(t) }))).rows);
         for (const unit of batch.units) {
           const w = want.get(unit) ?? ZERO;
           const g = got.get(unit) ?? ZERO;
@@ -193,6 +195,22 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     o.signal?.removeEventListener('abort', abort);
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
   }
+}
+
+/**
+ * The shard side's sums of one table, inside the batch's transaction. The shard's statistics
+ * predate the rows this transaction copied: where those rows are most of the table (an initial
+ * load), the planner still expects a few rows and visits them through the route column's index,
+ * at twice the cost of reading the table through (400,000 rows not yet committed: 0.12–0.20 s
+ * against 0.06–0.08 s). Only the plan changes, never the rows summed.
+ */
+async function shardSums(dst: pg.ClientBase, table: string, copiedBytes: number, sql: string) {
+  const size = Number((await dst.query<{ n: string }>('SELECT pg_relation_size($1::regclass) AS n', [quoteTable(table)])).rows[0]!.n);
+  const whole = copiedBytes * 2 >= size;
+  if (whole) await dst.query('SET LOCAL enable_bitmapscan = off; SET LOCAL enable_indexscan = off');
+  const r = await dst.query<{ unit: string; rows: string; checksum: string | null; bytes?: string | null }>(sql);
+  if (whole) await dst.query('RESET enable_bitmapscan; RESET enable_indexscan');
+  return r;
 }
 
 /**
