@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { LOCK_KEY } from '../catalog/catalog.js';
 import { readCrossShardSummary, type CrossShardSummary } from '../catalog/cross-rows.js';
 import { CATALOG_VERSION } from '../catalog/schema.js';
@@ -19,9 +20,11 @@ export interface CatalogFacts {
   readonly runInProgress: boolean;
   /** tables with several routes: the record of cross-shard rows */
   readonly crossShard: readonly CrossShardSummary[];
+  /** per shard, secondary indexes `migrate --indexes-after` dropped and has not built yet */
+  readonly deferredIndexes: readonly { readonly shard: string; readonly indexes: number }[];
 }
 
-const ABSENT: CatalogFacts = { present: false, schemaVersion: 0, shards: [], stray: [], moves: [], moveCount: 0, runInProgress: false, crossShard: [] };
+const ABSENT: CatalogFacts = { present: false, schemaVersion: 0, shards: [], stray: [], moves: [], moveCount: 0, runInProgress: false, crossShard: [], deferredIndexes: [] };
 
 /** The location design's alert: cross-shard interactions above 10% of the total. */
 export const CROSS_SHARD_ALERT = 0.1;
@@ -44,8 +47,16 @@ export function readCatalog(config: Config, timeoutMs: number): Promise<Timed<Ca
       moveCount: Number(row.move_count),
       runInProgress: row.run_in_progress === true,
       crossShard: await readCrossShardSummary(c),
+      deferredIndexes: await readDeferred(c),
     };
   });
+}
+
+/** Deferred indexes per shard; a catalog older than --indexes-after has no such table: none. */
+async function readDeferred(c: pg.ClientBase): Promise<CatalogFacts['deferredIndexes']> {
+  if ((await c.query(`SELECT to_regclass('shardctl.deferred_indexes') IS NOT NULL AS ok`)).rows[0]?.ok !== true) return [];
+  const r = await c.query<{ shard: string; n: number }>('SELECT shard, count(*)::int AS n FROM shardctl.deferred_indexes GROUP BY shard ORDER BY shard');
+  return r.rows.map((x) => ({ shard: x.shard, indexes: x.n }));
 }
 
 /**
@@ -91,6 +102,18 @@ export function evaluateCatalog(config: Config, outcome: Timed<CatalogFacts>, se
     } else {
       crit(`${f.moveCount} unit${f.moveCount === 1 ? '' : 's'} left fenced or half-moved by an interrupted run (${units}${more}); run \`shardctl rebalance --apply\` to finish`);
     }
+  }
+  for (const d of f.deferredIndexes) {
+    const what = `${d.indexes} secondary index${d.indexes === 1 ? '' : 'es'} that migrate --indexes-after dropped on shard ${d.shard}`;
+    problems.push({
+      check: 'catalog',
+      status: 'warning',
+      message: f.runInProgress
+        ? `${what} will be built when the running migrate has copied the data`
+        : configured.has(d.shard)
+          ? `${what} ${d.indexes === 1 ? 'is' : 'are'} not built yet (an interrupted run): the next \`shardctl migrate\` builds ${d.indexes === 1 ? 'it' : 'them'}`
+          : `${what} ${d.indexes === 1 ? 'is' : 'are'} still listed, but the shard is no longer configured: build ${d.indexes === 1 ? 'it' : 'them'} there by hand if it serves again`,
+    });
   }
   for (const x of f.crossShard) {
     if (!x.rows || x.crossShard / x.rows <= CROSS_SHARD_ALERT) continue;
