@@ -127,9 +127,7 @@ async function moveOffline(ctx: MoveContext, move: MoveRow | (Unit & { step?: un
     }
     let outageSeconds: number | undefined;
     if (pending('lifted')) {
-      await setFence(ctx, from, m, 'moved');
-      await withClient(to, (c) => unfenceUnits(c, [m.unit]));
-      if (fencingAt !== undefined) outageSeconds = (performance.now() - fencingAt) / 1000;
+      outageSeconds = await reopen(ctx, m, from, to, fencingAt);
       await step('lifted');
     }
     await ctx.journal(() => finishMove(ctx.catalog, m.unit));
@@ -197,9 +195,7 @@ async function moveOnline(ctx: MoveContext, move: MoveRow | (Unit & { step?: und
     await verifyAndFlip(ctx, p, m, from, to);
     let outageSeconds: number | undefined;
     if (pending('opened')) {
-      await setFence(ctx, from, m, 'moved');
-      await withClient(to, (c) => unfenceUnits(c, [m.unit]));
-      if (fencingAt !== undefined) outageSeconds = (performance.now() - fencingAt) / 1000;
+      outageSeconds = await reopen(ctx, m, from, to, fencingAt);
       await step('opened');
     }
     if (pending('purged')) {
@@ -266,6 +262,16 @@ async function fenceTarget(ctx: MoveContext, to: Endpoint, m: Unit, homes: Homes
   if (found) throw new MoveRefused(`shard ${m.to} already holds rows of unit ${m.unit} (${found}), written there before the move (an application router on the new topology?); shardctl does not delete them: move them to shard ${m.from} or delete them, then run again`);
 }
 
+/**
+ * The unit's write outage ends, in this order: `from` keeps a tombstone fence (for stale routers),
+ * then `to` lifts its fence. Returns the outage in seconds when this run began it (`fencingAt`).
+ */
+async function reopen(ctx: MoveContext, m: Unit, from: Endpoint, to: Endpoint, fencingAt: number | undefined): Promise<number | undefined> {
+  await setFence(ctx, from, m, 'moved');
+  await withClient(to, (c) => unfenceUnits(c, [m.unit]));
+  return fencingAt === undefined ? undefined : (performance.now() - fencingAt) / 1000;
+}
+
 const setFence = (ctx: MoveContext, e: Endpoint, m: Unit, role: FenceRole) =>
   withClient(e, (c) => fenceUnits(c, e, ctx.config, [{ ...m, role }]));
 
@@ -278,8 +284,8 @@ async function compareUnit(ctx: MoveContext, unit: string, from: Endpoint, to: E
   for (const t of ctx.model.sharded) {
     const x = a.tables.get(t.name)?.units.get(unit);
     const y = b.tables.get(t.name)?.units.get(unit);
-    if ((x?.rows ?? 0n) !== (y?.rows ?? 0n) || (x?.checksum ?? '0') !== (y?.checksum ?? '0')) {
-      return `table ${t.name}: ${x?.rows ?? 0n} rows on the old shard, ${y?.rows ?? 0n} on the new one${x?.rows === y?.rows ? ', checksums differ' : ''}`;
+    if ((x?.rows ?? 0) !== (y?.rows ?? 0) || (x?.checksum ?? '0') !== (y?.checksum ?? '0')) {
+      return `table ${t.name}: ${x?.rows ?? 0} rows on the old shard, ${y?.rows ?? 0} on the new one${x?.rows === y?.rows ? ', checksums differ' : ''}`;
     }
   }
   return undefined;
