@@ -23,6 +23,7 @@ export async function checkSourceRows(source: pg.ClientBase, model: Model, count
     const r = t.config.route;
     let sql: string;
     let what: string;
+    let known: number | undefined;
     if (t.config.routes) {
       const cols = t.config.routes.map((x) => (x.kind === 'latlng' ? x.lat : x.column));
       sql = `SELECT count(*) AS n FROM ${quoteTable(t.name)} WHERE num_nonnulls(${cols.map(quoteIdent).join(', ')}) = 0`;
@@ -31,6 +32,7 @@ export async function checkSourceRows(source: pg.ClientBase, model: Model, count
     } else if (r.kind === 'key' || r.kind === 'cell') {
       sql = `SELECT count(*) AS n FROM ${quoteTable(t.name)} WHERE ${quoteIdent(r.column)} IS NULL`;
       what = `a NULL ${r.column}`;
+      known = counted?.get(t.name);
     } else if (r.kind === 'latlng') {
       sql = `SELECT count(*) AS n FROM ${quoteTable(t.name)} WHERE ${quoteIdent(r.lat)} IS NULL OR ${quoteIdent(r.lng)} IS NULL`;
       what = `a NULL ${r.lat} or ${r.lng}`;
@@ -40,7 +42,6 @@ export async function checkSourceRows(source: pg.ClientBase, model: Model, count
                SELECT 1 FROM ${quoteTable(`${parent.schema}.${parent.name}`)} p WHERE p.${quoteIdent(r.parentColumn)} = c.${quoteIdent(r.column)})`;
       what = `a ${r.column} with no row in ${r.parent}`;
     } else continue;
-    const known = !t.config.routes && (r.kind === 'key' || r.kind === 'cell') ? counted?.get(t.name) : undefined;
     const n = known ?? Number((await source.query(sql)).rows[0].n);
     if (n > 0) problems.push(`source: table ${t.name}: ${n} row${n === 1 ? ' has' : 's have'} ${what}; they belong to no unit and would not be copied`);
     if (r.kind === 'cell' && !t.config.routes) problems.push(...(await offResolution(source, t.name, r.column, r.resolution)));

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Model, TableModel } from '../tables/model.js';
-import { scopeOf } from '../tables/scope.js';
+import { groupedByUnit, scopeOf } from '../tables/scope.js';
 import { forEachPage, PAGE_ROWS } from '../db/pages.js';
 
 /** Every unit once, with its rows and bytes over all the tables, in parallel arrays. */
@@ -29,7 +29,7 @@ export async function unitTotals(session: pg.ClientBase, model: Model, tables: r
   if (!tables.length) return out;
   const grouped = tables.map((t, i) => {
     const scope = scopeOf(model.ctx, t.config);
-    return `SELECT ${i} AS t, ${scope.unit} AS unit, count(*) AS rows, sum(pg_column_size(t0.*)) AS bytes FROM ${scope.from} WHERE ${scope.filter} GROUP BY 2`;
+    return `SELECT ${i} AS t, g.unit, g.rows, g.bytes FROM (${groupedByUnit(scope, { rows: 'count(*)', bytes: 'sum(pg_column_size(t0.*))' })}) g`;
   });
   // one table: its groups are the units already; several: summed per unit, and per table (unit NULL)
   const text =

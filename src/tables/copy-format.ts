@@ -40,18 +40,14 @@ export async function serverTypes(client: pg.ClientBase, tables: readonly string
     if (!t) out.set(row.qualified, (t = new Map()));
     t.set(row.name, { oid: row.oid, type: row.type });
   }
-  const major = r.rows[0]?.major ?? Number((await client.query('SHOW server_version_num')).rows[0].server_version_num) / 10000;
-  return { major: Math.floor(major), tables: out, probe: await hashProbe(client) };
+  const major = Math.floor(r.rows[0]?.major ?? Number((await client.query('SHOW server_version_num')).rows[0].server_version_num) / 10000);
+  // the server's value for a fixed input of the `pg` row hash (row-hash.ts); none before
+  // PostgreSQL 11, which brought hash_array_extended
+  const probe = major >= 11 ? (await client.query<{ probe: string }>(PROBE)).rows[0]!.probe : undefined;
+  return { major, tables: out, probe };
 }
 
 const PROBE = `SELECT hash_array_extended(ARRAY[convert_to('shardctl ' || repeat('0123456789', 7), 'UTF8')], 0)::text AS probe`;
-
-/** This server's value for a fixed input of the `pg` row hash (row-hash.ts); undefined where it has no such function. */
-export async function hashProbe(c: pg.ClientBase): Promise<string | undefined> {
-  const v = Number((await c.query('SHOW server_version_num')).rows[0].server_version_num);
-  if (v < 110000) return undefined; // hash_array_extended arrived in PostgreSQL 11
-  return (await c.query<{ probe: string }>(PROBE)).rows[0]!.probe;
-}
 
 /**
  * Binary COPY is type-exact and has no DateStyle/extra_float_digits hazards, but binary input is

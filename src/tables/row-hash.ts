@@ -10,7 +10,7 @@ import type { TableModel } from './model.js';
  *    (`hash_array_extended` over one bytea: the bytea hash opclass, hash_any_extended), ~2.4× cheaper
  *    than md5 per row (bench). It is the hash PostgreSQL's hash partitions rely on, so it does not
  *    change between major versions, but it reads words in the CPU's byte order: used only where
- *    every server of the comparison returned the same value for a probe (`hashProbe`, copy-format.ts).
+ *    every server of the comparison returned the same value for a probe (`serverTypes`, copy-format.ts).
  */
 export interface RowHash {
   readonly form: 'text' | 'binary';
@@ -22,7 +22,7 @@ export const PORTABLE_HASH: RowHash = { form: 'text', fn: 'md5' };
 
 /** The row hash as a bigint SQL expression over `alias`'s `columns`, in this order (callers sort them). */
 export function rowHashExpr(row: string, h: RowHash): string {
-  // md5 over the UTF-8 bytes, so servers with different encodings agree on non-ASCII text
+  // the text as UTF-8, so servers with different encodings agree on non-ASCII text
   const bytes = h.form === 'binary' ? `record_send(ROW(${row}))` : `convert_to(ROW(${row})::text, 'UTF8')`;
   if (h.fn === 'pg') return `hash_array_extended(ARRAY[${bytes}], 0)`;
   return `('x' || substr(md5(${bytes}), 1, 16))::bit(64)::bigint`;

@@ -76,10 +76,11 @@ export function scopeOf(ctx: ScopeContext, table: TableConfig, units?: readonly 
   switch (root.route.kind) {
     case 'key': {
       const col = `${r}.${quoteIdent(root.route.column)}`;
+      const type = ctx.keyType(qualifiedName(root));
       unit = `${col}::text`;
       // integers only: equal values have equal text (not so numeric's 1.0 and 1.00, two units)
-      if (/^(smallint|integer|bigint)$/.test(ctx.keyType(qualifiedName(root)))) key = col;
-      if (units) filter = `${col} = ANY(${textArrayLiteral(units)}::${ctx.keyType(qualifiedName(root))}[])`;
+      if (/^(smallint|integer|bigint)$/.test(type)) key = col;
+      if (units) filter = `${col} = ANY(${textArrayLiteral(units)}::${type}[])`;
       break;
     }
     case 'cell': {
