@@ -3,8 +3,9 @@ import { after, before, describe, it } from 'node:test';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { migrate } from '../src/migrate/index.js';
 import type { MigrateEvent } from '../src/migrate/events.js';
-import { copyFormat, type ServerTypes } from '../src/tables/copy-format.js';
-import { rowHashFor } from '../src/tables/row-hash.js';
+import { copyFormat, serverTypes, type ServerTypes } from '../src/tables/copy-format.js';
+import { rowHashSql } from '../src/tables/checksum.js';
+import { rowHashFor, type ColumnHash } from '../src/tables/row-hash.js';
 import { verify } from '../src/verify/index.js';
 import { health } from '../src/health/index.js';
 import { rowHashes } from '../src/verify/hashes.js';
@@ -15,9 +16,10 @@ import type { TableModel } from '../src/tables/model.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
 
-const types = (major: number, cols: Record<string, [number, string]>): ServerTypes => ({
+const types = (major: number, cols: Record<string, [number, string]>, encoding = 'UTF8'): ServerTypes => ({
   major,
-  tables: new Map([['public.t', new Map(Object.entries(cols).map(([k, [oid, type]]) => [k, { oid, type }]))]]),
+  encoding,
+  tables: new Map([['public.t', new Map(Object.entries(cols).map(([k, [oid, type]]) => [k, { oid, type, send: `${type}_send` }]))]]),
 });
 const table = { name: 'public.t', columns: ['a', 'b'] } as unknown as TableModel;
 
@@ -39,7 +41,12 @@ describe('binary COPY only where the column types are proven identical', () => {
   it('the cheap row hash only where every server gave the same probe; the binary form only where every pair copies binary', () => {
     const p = (t: ServerTypes, probe?: string): ServerTypes => ({ ...t, probe });
     const same = types(16, { a: [20, 'bigint'], b: [1184, 'timestamp with time zone'] });
-    assert.deepEqual(rowHashFor(table, p(same, '7'), [p(same, '7'), p(same, '7')]), { form: 'binary', fn: 'pg' });
+    const typed = (b: ColumnHash) => ({ form: 'typed', fn: 'pg', columns: new Map([['a', { kind: 'int8' }], ['b', b]]) });
+    assert.deepEqual(rowHashFor(table, p(same, '7'), [p(same, '7'), p(same, '7')]), typed({ kind: 'send', fn: 'timestamp with time zone_send' }));
+    const texts = types(16, { a: [20, 'bigint'], b: [25, 'text'] });
+    assert.deepEqual(rowHashFor(table, p(texts, '7'), [p(texts, '7')]), typed({ kind: 'text' }));
+    const latin = types(16, { a: [20, 'bigint'], b: [25, 'text'] }, 'LATIN1');
+    assert.deepEqual(rowHashFor(table, p(texts, '7'), [p(latin, '7')]), typed({ kind: 'send', fn: 'text_send' }), 'text stored in two encodings: its send form');
     assert.deepEqual(rowHashFor(table, p(same, '7'), [p(same, '7'), p(same, '8')]), { form: 'binary', fn: 'md5' }, 'one server hashes otherwise (byte order)');
     assert.deepEqual(rowHashFor(table, p(same), [p(same)]), { form: 'binary', fn: 'md5' }, 'no probe: a server without the function');
     const int = types(16, { a: [23, 'integer'], b: [1184, 'timestamp with time zone'] });
@@ -123,12 +130,39 @@ describe('migrate: binary COPY and --indexes-after (pgbench fixture, no-PK histo
     await assertExact(stage.config);
   });
 
+  it('the typed row hash tells apart values that are equal but not identical, and which column holds a NULL', async () => {
+    const url = stage.config.source;
+    await sql(url, `CREATE TABLE hash_cases (k int, i8 bigint, n numeric, f float8, ts timestamp, iv interval, t text, x int, y int)`);
+    // pairs (k, k + 1) that differ in one way only
+    await sql(url, `INSERT INTO hash_cases (k, i8) VALUES (1, 1), (2, 4294967296);            -- int8 hashes fold these alike
+                    INSERT INTO hash_cases (k, n) VALUES (3, 1.5), (4, 1.50);                 -- equal numerics, two scales
+                    INSERT INTO hash_cases (k, f) VALUES (5, '0'), (6, '-0');
+                    INSERT INTO hash_cases (k, ts) VALUES (7, '2000-01-01 00:00:00.000001'), (8, '2000-01-01 01:11:34.967296');
+                    INSERT INTO hash_cases (k, iv) VALUES (9, '1 day'), (10, '24 hours');
+                    INSERT INTO hash_cases (k, t) VALUES (11, ''), (12, NULL);
+                    INSERT INTO hash_cases (k, x, y) VALUES (13, 5, NULL), (14, NULL, 5), (15, 5, 6), (16, 6, 5)`);
+    try {
+      const columns = ['f', 'i8', 'iv', 'n', 't', 'ts', 'x', 'y'];
+      const types = await withClient(sourceEndpoint(stage.config), (c) => serverTypes(c, ['public.hash_cases']));
+      const h = rowHashFor({ name: 'public.hash_cases', columns } as unknown as TableModel, types, [types]);
+      assert.equal(h.form, 'typed');
+      const rows = await sql(url, `SELECT k, ${rowHashSql(columns, 't0', h)}::text AS h, hash_record_extended(ROW(${columns.map((c) => `t0.${c}`).join(', ')}), 0)::text AS eq
+                                   FROM hash_cases t0 ORDER BY k`);
+      // the cases are real: an equality-based hash gives both rows of the first five pairs one value
+      for (let k = 1; k <= 9; k += 2) assert.equal(rows[k - 1].eq, rows[k].eq, `pair ${k}`);
+      assert.equal(new Set(rows.map((r) => r.h)).size, rows.length, JSON.stringify(rows));
+    } finally {
+      await sql(url, 'DROP TABLE hash_cases');
+    }
+  });
+
   it('verify hashes rows the cheap way where every server agrees, and still sees values swapped between two rows', async () => {
     const config = stage.config;
     const model = await withClient(sourceEndpoint(config), (c) => loadModel(config, c));
     const servers: [string, Endpoint][] = [['source', sourceEndpoint(config)], ...config.shards.map((s) => [s.id, shardEndpoint(config, s.id)] as [string, Endpoint])];
     const hashes = await rowHashes(servers, model.tables);
-    assert.deepEqual(hashes.get('public.pgbench_accounts'), { form: 'binary', fn: 'pg' });
+    const int4 = { kind: 'int4' };
+    assert.deepEqual(hashes.get('public.pgbench_accounts'), { form: 'typed', fn: 'pg', columns: new Map([['abalance', int4], ['aid', int4], ['bid', int4], ['filler', { kind: 'bpchar' }]]) });
     assert.deepEqual(hashes.get('public.pgbench_history'), { form: 'text', fn: 'pg' }, 'the enum column: text form');
 
     // Two rows of one branch trade a value: every column holds the same values as before, only their

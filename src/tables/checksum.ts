@@ -1,4 +1,3 @@
-import { quoteIdent } from '../db/ident.js';
 import { PORTABLE_HASH, rowHashExpr, type RowHash } from './row-hash.js';
 import { groupedByUnit, type Scope } from './scope.js';
 
@@ -12,7 +11,7 @@ import { groupedByUnit, type Scope } from './scope.js';
  * proven to agree, a cheaper form and hash (row-hash.ts) replace the row text and md5.
  */
 export function rowHashSql(columns: readonly string[], alias = 't0', hash: RowHash = PORTABLE_HASH): string {
-  return rowHashExpr(columns.map((c) => `${alias}.${quoteIdent(c)}`).join(', '), hash);
+  return rowHashExpr(alias, columns, hash);
 }
 
 /**

@@ -4,15 +4,18 @@ import type { TableModel } from './model.js';
 /** COPY's wire format for one table between two servers. */
 export type CopyFormat = 'text' | 'binary';
 
-/** One column as a server stores it: the type's OID and its format_type() spelling. */
+/** One column as a server stores it: the type's OID, its format_type() spelling and its binary send function. */
 export interface ColumnType {
   readonly oid: number;
   readonly type: string;
+  readonly send: string;
 }
 
 export interface ServerTypes {
   /** PostgreSQL major version (server_version_num / 10000) */
   readonly major: number;
+  /** server_encoding: the bytes a text value is stored as */
+  readonly encoding: string;
   /** per table (schema.table as the model names it), per column */
   readonly tables: ReadonlyMap<string, ReadonlyMap<string, ColumnType>>;
   /** the server's value for the row-hash probe (row-hash.ts); undefined where it has none */
@@ -23,31 +26,42 @@ export interface ServerTypes {
 // binary send/receive functions are the same on every server of one major version.
 const FIRST_USER_OID = 16384;
 
+const SETTINGS_SQL = `SELECT current_setting('server_version_num')::int / 10000 AS major, current_setting('server_encoding') AS encoding`;
+
 const TYPES_SQL = `
   SELECT n.nspname || '.' || c.relname AS qualified, a.attname AS name, a.atttypid::int AS oid,
-         format_type(a.atttypid, a.atttypmod) AS type, current_setting('server_version_num')::int / 10000 AS major
+         format_type(a.atttypid, a.atttypmod) AS type, p.proname AS send, s.major, s.encoding
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_type ty ON ty.oid = a.atttypid
+    JOIN pg_proc p ON p.oid = ty.typsend
+    CROSS JOIN (${SETTINGS_SQL}) s
    WHERE n.nspname || '.' || c.relname = ANY($1::text[]) AND c.relkind IN ('r', 'p')`;
 
 /** The column types of `tables` on one server. */
 export async function serverTypes(client: pg.ClientBase, tables: readonly string[]): Promise<ServerTypes> {
-  const r = await client.query<{ qualified: string; name: string; oid: number; type: string; major: number }>(TYPES_SQL, [tables]);
+  const r = await client.query<{ qualified: string; name: string; oid: number; type: string; send: string; major: number; encoding: string }>(TYPES_SQL, [tables]);
   const out = new Map<string, Map<string, ColumnType>>();
   for (const row of r.rows) {
     let t = out.get(row.qualified);
     if (!t) out.set(row.qualified, (t = new Map()));
-    t.set(row.name, { oid: row.oid, type: row.type });
+    t.set(row.name, { oid: row.oid, type: row.type, send: row.send });
   }
-  const major = Math.floor(r.rows[0]?.major ?? Number((await client.query('SHOW server_version_num')).rows[0].server_version_num) / 10000);
-  // the server's value for a fixed input of the `pg` row hash (row-hash.ts); none before
-  // PostgreSQL 11, which brought hash_array_extended
+  const { major, encoding } = r.rows[0] ?? (await client.query<{ major: number; encoding: string }>(SETTINGS_SQL)).rows[0]!;
+  // the server's value for fixed inputs of the `pg` row hashes (row-hash.ts); none before
+  // PostgreSQL 11, which brought the extended hash functions
   const probe = major >= 11 ? (await client.query<{ probe: string }>(PROBE)).rows[0]!.probe : undefined;
-  return { major, tables: out, probe };
+  return { major, encoding, tables: out, probe };
 }
 
-const PROBE = `SELECT hash_array_extended(ARRAY[convert_to('shardctl ' || repeat('0123456789', 7), 'UTF8')], 0)::text AS probe`;
+// every hash function a `pg` row hash calls, on fixed inputs (a server that reads words in another
+// byte order, or hashes otherwise, gives other values)
+const PROBE = `SELECT concat_ws(' ',
+  hash_array_extended(ARRAY[convert_to('shardctl ' || repeat('0123456789', 7), 'UTF8')], 0),
+  hashtextextended('shardctl ' || repeat('0123456789', 7), 1), hashbpcharextended('shardctl 0123'::char(20), 2),
+  hashint2extended(-7::int2, 3), hashint4extended(70000, 4), hashint8extended(-7000000000, 5),
+  hash_numeric_extended(7.25, 6), uuid_hash_extended('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 7)) AS probe`;
 
 /**
  * Binary COPY is type-exact and has no DateStyle/extra_float_digits hazards, but binary input is

@@ -1,39 +1,131 @@
-import { binaryRowHash, copyFormat, type ServerTypes } from './copy-format.js';
+import { quoteIdent } from '../db/ident.js';
+import { binaryRowHash, copyFormat, type ColumnType, type ServerTypes } from './copy-format.js';
 import type { TableModel } from './model.js';
 
 /**
  * How a checksum hashes each row. Both sides of one comparison must use the same.
- *  - `form`: the row's text (`ROW(…)::text` as UTF-8: survives any type or encoding difference) or its
- *    binary form (`record_send`: each column's type OID and binary value; only where every server has
- *    the same built-in types, copy-format.ts). Binary is cheaper to form and as exact.
- *  - `fn`: md5 (the same on every server) or `pg`, PostgreSQL's own 64-bit hash of those bytes
- *    (`hash_array_extended` over one bytea: the bytea hash opclass, hash_any_extended), ~2.4× cheaper
- *    than md5 per row (bench). It is the hash PostgreSQL's hash partitions rely on, so it does not
- *    change between major versions, but it reads words in the CPU's byte order: used only where
- *    every server of the comparison returned the same value for a probe (`serverTypes`, copy-format.ts).
+ *  - `form`: the row's text (`ROW(…)::text` as UTF-8: survives any type or encoding difference), its
+ *    binary form (`record_send`: each column's type OID and binary value), or `typed`: each column
+ *    through a hash of its own type (`columns`). Binary and typed only where every server has the
+ *    same built-in types (copy-format.ts); both are as exact as the text, and cheaper to form.
+ *  - `fn`: md5 (the same on every server) or `pg`, PostgreSQL's own 64-bit hashes (the hash
+ *    opclasses' extended functions, on which hash partitioning relies, so they do not change between
+ *    major versions). They read words in the CPU's byte order: used only where every server of the
+ *    comparison returned the same value for a probe (`serverTypes`, copy-format.ts). `typed` is
+ *    always `pg`.
  */
 export interface RowHash {
-  readonly form: 'text' | 'binary';
+  readonly form: 'text' | 'binary' | 'typed';
   readonly fn: 'md5' | 'pg';
+  /** form `typed`: how each column is hashed */
+  readonly columns?: ReadonlyMap<string, ColumnHash>;
 }
+
+/**
+ * The `typed` hash of one column. A hash opclass hashes EQUAL values alike, which is coarser than
+ * identical where a type's equality is: numeric (1.5 = 1.50: its scale is hashed too), int8
+ * (folded to 32 bits: its high half is hashed too), text under a nondeterministic collation
+ * (hashed in "C"), char(n) (trailing blanks ignored: every value of a char(n) is padded to n, so
+ * two equal values are identical). Every other type (floats' −0, timestamps folded like int8,
+ * intervals, …) hashes its binary send form, which is exact. Text kinds need one server encoding
+ * (they hash the stored bytes); else they too hash the send form (in the client encoding).
+ */
+export type ColumnHash =
+  | { readonly kind: 'int2' | 'int4' | 'int8' | 'bool' | 'text' | 'bpchar' | 'numeric' | 'uuid' }
+  | { readonly kind: 'send'; readonly fn: string };
 
 /** text and md5: what every server computes alike, whatever it runs on */
 export const PORTABLE_HASH: RowHash = { form: 'text', fn: 'md5' };
 
 /** The row hash as a bigint SQL expression over `alias`'s `columns`, in this order (callers sort them). */
-export function rowHashExpr(row: string, h: RowHash): string {
+export function rowHashExpr(alias: string, columns: readonly string[], h: RowHash): string {
+  const sql = columns.map((c) => `${alias}.${quoteIdent(c)}`);
+  if (h.form === 'typed') return typedRowHash(columns.map((c, i) => columnHashSql(sql[i]!, h.columns!.get(c)!, i)));
+  const row = sql.join(', ');
   // the text as UTF-8, so servers with different encodings agree on non-ASCII text
   const bytes = h.form === 'binary' ? `record_send(ROW(${row}))` : `convert_to(ROW(${row})::text, 'UTF8')`;
   if (h.fn === 'pg') return `hash_array_extended(ARRAY[${bytes}], 0)`;
   return `('x' || substr(md5(${bytes}), 1, 16))::bit(64)::bigint`;
 }
 
+// A NULL in column i hashes to NULL_HASH xor i (the functions are strict).
+const NULL_HASH = -7046029254386353131n;
+
 /**
- * The row hash for comparing `table` between `source` and every one of `others`: binary where each
- * pair would copy it binary (and it has no arrays), `pg` where every server gave the same probe.
+ * Each column's hash is seeded with its position (so two columns that trade values change the
+ * row), NULLs get a constant of their position, and the XOR of the columns goes through one more
+ * seeded hash: the per-row sums add these, and a linear row hash would let two rows that trade a
+ * value keep the sum. hashint4extended(n, x) mixes all 64 bits of x (hashint8extended would fold
+ * them to 32). Flat, not nested through the seeds: a NULL-safe nesting repeats the inner expression.
+ */
+function typedRowHash(columns: readonly string[]): string {
+  const parts = columns.map((c, i) => `coalesce(${c}, ${NULL_HASH ^ BigInt(i)})`);
+  return `hashint4extended(${columns.length}, ${parts.join(' # ') || '0'})`;
+}
+
+function columnHashSql(col: string, h: ColumnHash, i: number): string {
+  const seed = i + 1;
+  switch (h.kind) {
+    case 'int2':
+      return `hashint2extended(${col}, ${seed})`;
+    case 'int4':
+      return `hashint4extended(${col}, ${seed})`;
+    case 'int8':
+      return `hashint4extended((${col} >> 32)::int4, hashint8extended(${col}, ${seed}))`;
+    case 'bool':
+      return `hashint4extended(${col}::int4, ${seed})`;
+    case 'text':
+      return `hashtextextended(${col} COLLATE "C", ${seed})`;
+    case 'bpchar':
+      return `hashbpcharextended(${col} COLLATE "C", ${seed})`;
+    case 'numeric':
+      return `hashint4extended(coalesce(scale(${col}), -1), hash_numeric_extended(${col}, ${seed}))`;
+    case 'uuid':
+      return `uuid_hash_extended(${col}, ${seed})`;
+    case 'send':
+      return `hash_array_extended(ARRAY[pg_catalog.${quoteIdent(h.fn)}(${col})], ${seed})`;
+  }
+}
+
+/** How the typed form hashes a column of type `c` (the same on every server); `oneEncoding`: every server stores text alike. */
+export function columnHash(c: ColumnType, oneEncoding: boolean): ColumnHash {
+  switch (c.oid) {
+    case 21:
+      return { kind: 'int2' };
+    case 23:
+      return { kind: 'int4' };
+    case 20:
+      return { kind: 'int8' };
+    case 16:
+      return { kind: 'bool' };
+    case 1700:
+      return { kind: 'numeric' };
+    case 2950:
+      return { kind: 'uuid' };
+    case 25:
+    case 1043:
+      if (oneEncoding) return { kind: 'text' };
+      break;
+    case 1042:
+      // char(n) only: a bare bpchar keeps whatever trailing blanks it was given
+      if (oneEncoding && /^character\(\d+\)$/.test(c.type)) return { kind: 'bpchar' };
+      break;
+  }
+  return { kind: 'send', fn: c.send };
+}
+
+/**
+ * The row hash for comparing `table` between `source` and every one of `others`: typed where each
+ * pair would copy it binary (and it has no arrays) and every server gave the same probe; else
+ * binary or text, with `pg` where every server gave the same probe and md5 elsewhere.
  */
 export function rowHashFor(table: TableModel, source: ServerTypes, others: readonly ServerTypes[]): RowHash {
   const agree = source.probe !== undefined && others.every((o) => o.probe === source.probe);
   const binary = binaryRowHash(table, source) && others.every((o) => copyFormat(table, source, o) === 'binary');
+  if (agree && binary) {
+    const types = source.tables.get(table.name)!;
+    const oneEncoding = others.every((o) => o.encoding === source.encoding);
+    return { form: 'typed', fn: 'pg', columns: new Map(table.columns.map((c) => [c, columnHash(types.get(c)!, oneEncoding)])) };
+  }
   return { form: binary ? 'binary' : 'text', fn: agree ? 'pg' : 'md5' };
 }
