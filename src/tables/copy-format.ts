@@ -74,19 +74,18 @@ const PROBE = `SELECT concat_ws(' ',
  * whose binary form is an OID that only means something on the server it came from.
  */
 export function copyFormat(table: TableModel, source: ServerTypes, target: ServerTypes): CopyFormat {
-  if (source.major !== target.major) return 'text';
-  const s = source.tables.get(table.name);
-  const d = target.tables.get(table.name);
-  if (!s || !d) return 'text';
-  for (const col of table.columns) {
-    const a = s.get(col);
-    const b = d.get(col);
-    if (!a || !b || a.oid !== b.oid || a.oid >= FIRST_USER_OID || a.type !== b.type) return 'text';
-    // reg* types (regclass, regtype, regproc, …) travel as a raw OID in binary, which names another
-    // object or none on the other server; in text they travel by name, resolved again there
-    if (a.type.startsWith('reg')) return 'text';
-  }
-  return 'binary';
+  return table.columns.every((c) => sameBuiltinType(table.name, c, source, target)) ? 'binary' : 'text';
+}
+
+/** Column `column` of `table` has the same built-in type on both servers, in a form its binary value means the same in (copyFormat). */
+export function sameBuiltinType(table: string, column: string, source: ServerTypes, target: ServerTypes): boolean {
+  if (source.major !== target.major) return false;
+  const a = source.tables.get(table)?.get(column);
+  const b = target.tables.get(table)?.get(column);
+  if (!a || !b || a.oid !== b.oid || a.oid >= FIRST_USER_OID || a.type !== b.type) return false;
+  // reg* types (regclass, regtype, regproc, …) travel as a raw OID in binary, which names another
+  // object or none on the other server; in text they travel by name, resolved again there
+  return !a.type.startsWith('reg');
 }
 
 /**

@@ -1,25 +1,22 @@
 import { quoteIdent } from '../db/ident.js';
-import { binaryRowHash, copyFormat, type ColumnType, type ServerTypes } from './copy-format.js';
+import { binaryRowHash, copyFormat, sameBuiltinType, type ColumnType, type ServerTypes } from './copy-format.js';
 import type { TableModel } from './model.js';
 
 /**
  * How a checksum hashes each row. Both sides of one comparison must use the same.
  *  - `form`: the row's text (`ROW(…)::text` as UTF-8: survives any type or encoding difference), its
- *    binary form (`record_send`: each column's type OID and binary value), or `typed`: each column
- *    through a hash of its own type (`columns`). Binary and typed only where every server has the
- *    same built-in types (copy-format.ts); both are as exact as the text, and cheaper to form.
- *  - `fn`: md5 (the same on every server) or `pg`, PostgreSQL's own 64-bit hashes (the hash
- *    opclasses' extended functions, on which hash partitioning relies, so they do not change between
- *    major versions). They read words in the CPU's byte order: used only where every server of the
- *    comparison returned the same value for a probe (`serverTypes`, copy-format.ts). `typed` is
- *    always `pg`.
+ *    binary form (`record_send`: each column's type OID and binary value; only where every server
+ *    has the same built-in types, copy-format.ts), or `typed`: each column through a hash of its
+ *    own (`columns`). Binary and typed are as exact as the text, and cheaper to form.
+ *  - `fn`: md5 (the same on every server: the text and binary forms) or `pg`, PostgreSQL's own
+ *    64-bit hashes (the hash opclasses' extended functions, on which hash partitioning relies, so
+ *    they do not change between major versions: the typed form). They read words in the CPU's byte
+ *    order: typed only where every server of the comparison returned the same value for a probe
+ *    (`serverTypes`, copy-format.ts).
  */
-export interface RowHash {
-  readonly form: 'text' | 'binary' | 'typed';
-  readonly fn: 'md5' | 'pg';
-  /** form `typed`: how each column is hashed */
-  readonly columns?: ReadonlyMap<string, ColumnHash>;
-}
+export type RowHash =
+  | { readonly form: 'text' | 'binary'; readonly fn: 'md5' }
+  | { readonly form: 'typed'; readonly fn: 'pg'; readonly columns: ReadonlyMap<string, ColumnHash> };
 
 /**
  * The `typed` hash of one column. A hash opclass hashes EQUAL values alike, which is coarser than
@@ -29,9 +26,13 @@ export interface RowHash {
  * two equal values are identical). Every other type (floats' −0, timestamps folded like int8,
  * intervals, …) hashes its binary send form, which is exact. Text kinds need one server encoding
  * (they hash the stored bytes); else they too hash the send form (in the client encoding).
+ * A column whose type is not the same built-in type on every server (an enum, a domain, an
+ * extension type, int4 here and int8 there), and an array (its send form carries a has-nulls flag
+ * that two equal arrays may set differently), hashes its text (`output`): what the text form hashes
+ * of it, through the type's output function, under the pinned session settings.
  */
 export type ColumnHash =
-  | { readonly kind: 'int2' | 'int4' | 'int8' | 'bool' | 'text' | 'bpchar' | 'numeric' | 'uuid' }
+  | { readonly kind: 'int2' | 'int4' | 'int8' | 'bool' | 'text' | 'bpchar' | 'numeric' | 'uuid' | 'output' }
   | { readonly kind: 'send'; readonly fn: string };
 
 /** text and md5: what every server computes alike, whatever it runs on */
@@ -40,11 +41,10 @@ export const PORTABLE_HASH: RowHash = { form: 'text', fn: 'md5' };
 /** The row hash as a bigint SQL expression over `alias`'s `columns`, in this order (callers sort them). */
 export function rowHashExpr(alias: string, columns: readonly string[], h: RowHash): string {
   const sql = columns.map((c) => `${alias}.${quoteIdent(c)}`);
-  if (h.form === 'typed') return typedRowHash(columns.map((c, i) => columnHashSql(sql[i]!, h.columns!.get(c)!, i)));
+  if (h.form === 'typed') return typedRowHash(columns.map((c, i) => columnHashSql(sql[i]!, h.columns.get(c) ?? OUTPUT, i)));
   const row = sql.join(', ');
   // the text as UTF-8, so servers with different encodings agree on non-ASCII text
   const bytes = h.form === 'binary' ? `record_send(ROW(${row}))` : `convert_to(ROW(${row})::text, 'UTF8')`;
-  if (h.fn === 'pg') return `hash_array_extended(ARRAY[${bytes}], 0)`;
   return `('x' || substr(md5(${bytes}), 1, 16))::bit(64)::bigint`;
 }
 
@@ -84,11 +84,20 @@ function columnHashSql(col: string, h: ColumnHash, i: number): string {
       return `uuid_hash_extended(${col}, ${seed})`;
     case 'send':
       return `hash_array_extended(ARRAY[pg_catalog.${quoteIdent(h.fn)}(${col})], ${seed})`;
+    case 'output': {
+      // format('%s') calls the output function (a cast to text need not: bool, char(n), inet); it
+      // turns NULL into '', hence the CASE. As UTF-8: this kind does not know the encodings agree.
+      const text = `CASE WHEN ${col} IS NULL THEN NULL ELSE format('%s', ${col}) END`;
+      return `hash_array_extended(ARRAY[convert_to(${text}, 'UTF8')], ${seed})`;
+    }
   }
 }
 
-/** How the typed form hashes a column of type `c` (the same on every server); `oneEncoding`: every server stores text alike. */
+const OUTPUT: ColumnHash = { kind: 'output' };
+
+/** How the typed form hashes a column of type `c`, the same built-in type on every server; `oneEncoding`: every server stores text alike. */
 export function columnHash(c: ColumnType, oneEncoding: boolean): ColumnHash {
+  if (c.type.endsWith('[]')) return OUTPUT;
   switch (c.oid) {
     case 21:
       return { kind: 'int2' };
@@ -115,17 +124,19 @@ export function columnHash(c: ColumnType, oneEncoding: boolean): ColumnHash {
 }
 
 /**
- * The row hash for comparing `table` between `source` and every one of `others`: typed where each
- * pair would copy it binary (and it has no arrays) and every server gave the same probe; else
- * binary or text, with `pg` where every server gave the same probe and md5 elsewhere.
+ * The row hash for comparing `table` between `source` and every one of `others`: typed where every
+ * server gave the same probe (each column as `columnHash` says where its type is the same built-in
+ * type everywhere, else its text); elsewhere md5 of the binary form where each pair would copy the
+ * table binary (and it has no arrays), else of the text.
  */
 export function rowHashFor(table: TableModel, source: ServerTypes, others: readonly ServerTypes[]): RowHash {
   const agree = source.probe !== undefined && others.every((o) => o.probe === source.probe);
-  const binary = binaryRowHash(table, source) && others.every((o) => copyFormat(table, source, o) === 'binary');
-  if (agree && binary) {
-    const types = source.tables.get(table.name)!;
+  if (agree) {
     const oneEncoding = others.every((o) => o.encoding === source.encoding);
-    return { form: 'typed', fn: 'pg', columns: new Map(table.columns.map((c) => [c, columnHash(types.get(c)!, oneEncoding)])) };
+    const hashOf = (c: string) =>
+      others.every((o) => sameBuiltinType(table.name, c, source, o)) ? columnHash(source.tables.get(table.name)!.get(c)!, oneEncoding) : OUTPUT;
+    return { form: 'typed', fn: 'pg', columns: new Map(table.columns.map((c) => [c, hashOf(c)])) };
   }
-  return { form: binary ? 'binary' : 'text', fn: agree ? 'pg' : 'md5' };
+  const binary = binaryRowHash(table, source) && others.every((o) => copyFormat(table, source, o) === 'binary');
+  return { form: binary ? 'binary' : 'text', fn: 'md5' };
 }
