@@ -44,6 +44,8 @@ describe('remove-shard: POS fixture (jump)', () => {
     assert.equal(killed.status, null, killed.stderr);
     assert.equal(loadConfig(cfg).shards.length, 3, 'the shard stays while it holds data');
 
+    // an index a killed `migrate --indexes-after` dropped on s2 and never built
+    await sql(catalog, `INSERT INTO shardctl.deferred_indexes (shard, index_name, table_name, ddl) VALUES ('s2', 'public.orders_note', 'public.orders', 'CREATE INDEX orders_note ON public.orders (id)')`);
     const r = runCli(['remove-shard', 's2', '--apply', '--config', cfg]);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /shard s2 holds nothing and has left .* and the catalog/);
@@ -54,6 +56,9 @@ describe('remove-shard: POS fixture (jump)', () => {
     assert.equal(await placedOn(catalog, 's2'), 0);
     assert.deepEqual(await sql(catalog, 'SELECT id FROM shardctl.shards ORDER BY position'), [{ id: 's0' }, { id: 's1' }]);
     assert.equal((await sql(catalog, `SELECT shardctl.shard_for_key('1') AS s`))[0].s, c.shards.length ? createRouter(c).shardFor('1') : '');
+    assert.deepEqual(await sql(catalog, 'SELECT shard FROM shardctl.deferred_indexes'), [], 'the deferred index left with its shard');
+    const again = await migrate(c);
+    assert.equal(again.ok, true, JSON.stringify(again.errors));
     await assertExact(c);
   });
 });

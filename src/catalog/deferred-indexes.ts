@@ -33,3 +33,8 @@ export async function deferredIndexes(c: pg.ClientBase): Promise<DeferredIndex[]
 export async function forgetDeferredIndex(c: pg.ClientBase, d: DeferredIndex): Promise<void> {
   await c.query('DELETE FROM shardctl.deferred_indexes WHERE shard = $1 AND index_name = $2', [d.shard, d.index]);
 }
+
+/** The shard has left the fleet (remove-shard): nobody will build its deferred indexes. */
+export async function forgetShardDeferredIndexes(c: pg.ClientBase, shard: string): Promise<void> {
+  await c.query('DELETE FROM shardctl.deferred_indexes WHERE shard = $1', [shard]);
+}

@@ -10,6 +10,7 @@ import { jumpHash } from '../routing/jump.js';
 import { tenantKey64 } from '../routing/tenant-key.js';
 import { allEdits, dropShard, editConfigFile, previewConfigEdit, removePin, setMapping, setPin } from '../topology/edit.js';
 import { syncTopology } from '../catalog/topology.js';
+import { forgetShardDeferredIndexes } from '../catalog/deferred-indexes.js';
 
 export interface RemoveShardOptions extends Pick<RebalanceOptions, 'concurrency' | 'offline' | 'signal' | 'onEvent'> {
   /** drain and remove (default: only show the plan) */
@@ -61,9 +62,12 @@ export async function removeShard(config: Config, id: string, opts: RemoveShardO
   if (result.remaining.length) return result;
   // Pins the drain wrote (or any pin) that now say what the hash says without the shard are redundant.
   const final = editConfigFile(config.file, allEdits(dropShard(id), ...redundantPins(drained, id).map((t) => removePin(t))));
-  await withRun(config.catalog, { command: 'remove-shard', args: { id }, record: true, outcome: () => ({ status: 'ok', summary: { id, units: on.length } }) }, ({ catalog }) =>
-    syncTopology(catalog.client, final),
-  );
+  await withRun(config.catalog, { command: 'remove-shard', args: { id }, record: true, outcome: () => ({ status: 'ok', summary: { id, units: on.length } }) }, async ({ catalog }) => {
+    await syncTopology(catalog.client, final);
+    // indexes migrate --indexes-after dropped there and never built: every later migrate would
+    // report them for a shard it no longer knows
+    await forgetShardDeferredIndexes(catalog.client, id);
+  });
   result.removed = true;
   result.config = final;
   return result;
