@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 import { createRouter } from '../routing/router.js';
-import { rowHashSql } from '../tables/checksum.js';
+import { rowHashSql } from '../tables/row-hash.js';
 import { columnType, type Model, type TableModel } from '../tables/model.js';
 import { qualifiedName, routeChain } from '../tables/scope.js';
 import { readDirty } from '../stream/positions.js';

@@ -1,18 +1,12 @@
-import { PORTABLE_HASH, rowHashExpr, type RowHash } from './row-hash.js';
+import { rowHashSql, type RowHash } from './row-hash.js';
 import { groupedByUnit, type Scope } from './scope.js';
 
-/**
- * Order-independent checksum of a set of rows, computed in SQL on each server (no rows reach Node):
- * count(*) and the SUM of a 64-bit slice of md5 over the row's text, with the columns in canonical
+/*
+ * Order-independent checksums of sets of rows, computed in SQL on each server (no rows reach Node):
+ * count(*) and the SUM of a 64-bit hash of each row (row-hash.ts), with the columns in canonical
  * (name) order so a different physical column order still agrees. SUM rather than XOR, because XOR
- * cannot see a pair of duplicated rows; md5 rather than hashtextextended, because it is the same on
- * every CPU architecture (and hashed as UTF-8 whatever the server encoding). Text forms are stable because every session pins TimeZone, DateStyle,
- * IntervalStyle, extra_float_digits and bytea_output (src/db/session.ts). Where the servers are
- * proven to agree, a cheaper form and hash (row-hash.ts) replace the row text and md5.
+ * cannot see a pair of duplicated rows.
  */
-export function rowHashSql(columns: readonly string[], alias = 't0', hash: RowHash = PORTABLE_HASH): string {
-  return rowHashExpr(alias, columns, hash);
-}
 
 /**
  * One row per unit: unit, rows, checksum (the exact sum as text), bytes (tuple sizes; `bytes: false`

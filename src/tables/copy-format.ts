@@ -87,15 +87,3 @@ export function sameBuiltinType(table: string, column: string, source: ServerTyp
   // object or none on the other server; in text they travel by name, resolved again there
   return !a.type.startsWith('reg');
 }
-
-/**
- * The per-unit checksums may hash the rows' binary form (record_send: each column's type OID and
- * binary value) where the copy could: cheaper than rendering every value as text, and as exact — a
- * binary value keeps what text keeps (numeric scale, every float bit, the instant of a timestamp
- * whatever the TimeZone). Not for arrays: their binary form carries a has-nulls flag that two equal
- * arrays may set differently. Both sides of one comparison must use the same form (row-hash.ts).
- */
-export function binaryRowHash(table: TableModel, source: ServerTypes): boolean {
-  const s = source.tables.get(table.name);
-  return Boolean(s) && table.columns.every((c) => !s!.get(c)?.type.endsWith('[]'));
-}

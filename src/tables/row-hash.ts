@@ -1,5 +1,5 @@
 import { quoteIdent } from '../db/ident.js';
-import { binaryRowHash, copyFormat, sameBuiltinType, type ColumnType, type ServerTypes } from './copy-format.js';
+import { copyFormat, sameBuiltinType, type ColumnType, type ServerTypes } from './copy-format.js';
 import type { TableModel } from './model.js';
 
 /**
@@ -38,8 +38,12 @@ export type ColumnHash =
 /** text and md5: what every server computes alike, whatever it runs on */
 export const PORTABLE_HASH: RowHash = { form: 'text', fn: 'md5' };
 
-/** The row hash as a bigint SQL expression over `alias`'s `columns`, in this order (callers sort them). */
-export function rowHashExpr(alias: string, columns: readonly string[], h: RowHash): string {
+/**
+ * The row hash as a bigint SQL expression over `alias`'s `columns`, in this order (callers sort
+ * them). The text forms are stable because every session pins TimeZone, DateStyle, IntervalStyle,
+ * extra_float_digits and bytea_output (src/db/session.ts).
+ */
+export function rowHashSql(columns: readonly string[], alias = 't0', h: RowHash = PORTABLE_HASH): string {
   const sql = columns.map((c) => `${alias}.${quoteIdent(c)}`);
   if (h.form === 'typed') return typedRowHash(columns.map((c, i) => columnHashSql(sql[i]!, h.columns.get(c) ?? OUTPUT, i)));
   const row = sql.join(', ');
@@ -96,8 +100,8 @@ function columnHashSql(col: string, h: ColumnHash, i: number): string {
 const OUTPUT: ColumnHash = { kind: 'output' };
 
 /** How the typed form hashes a column of type `c`, the same built-in type on every server; `oneEncoding`: every server stores text alike. */
-export function columnHash(c: ColumnType, oneEncoding: boolean): ColumnHash {
-  if (c.type.endsWith('[]')) return OUTPUT;
+function columnHash(c: ColumnType, oneEncoding: boolean): ColumnHash {
+  if (isArray(c)) return OUTPUT;
   switch (c.oid) {
     case 21:
       return { kind: 'int2' };
@@ -137,6 +141,16 @@ export function rowHashFor(table: TableModel, source: ServerTypes, others: reado
       others.every((o) => sameBuiltinType(table.name, c, source, o)) ? columnHash(source.tables.get(table.name)!.get(c)!, oneEncoding) : OUTPUT;
     return { form: 'typed', fn: 'pg', columns: new Map(table.columns.map((c) => [c, hashOf(c)])) };
   }
-  const binary = binaryRowHash(table, source) && others.every((o) => copyFormat(table, source, o) === 'binary');
+  const binary = noArrays(table, source) && others.every((o) => copyFormat(table, source, o) === 'binary');
   return { form: binary ? 'binary' : 'text', fn: 'md5' };
+}
+
+// An array's binary form carries a has-nulls flag that two equal arrays may set differently: the
+// binary row form is for tables without arrays, and the typed form hashes an array's text.
+const isArray = (c: ColumnType | undefined) => Boolean(c?.type.endsWith('[]'));
+
+/** The binary row form (record_send) is as exact as the text where the copy could go binary, and has no arrays. */
+function noArrays(table: TableModel, source: ServerTypes): boolean {
+  const s = source.tables.get(table.name);
+  return Boolean(s) && table.columns.every((c) => !isArray(s!.get(c)));
 }

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { quoteIdent } from '../db/ident.js';
-import { rowHashSql } from '../tables/checksum.js';
+import { rowHashSql } from '../tables/row-hash.js';
 import type { TableModel } from '../tables/model.js';
 import type { Scope } from '../tables/scope.js';
 

@@ -4,9 +4,8 @@ import type { TableModel } from '../tables/model.js';
 import { rowHashFor, type RowHash } from '../tables/row-hash.js';
 
 /**
- * The row hash of each table for one verify: the binary form and PostgreSQL's own hash only where
- * every server proved it computes them alike (tables/row-hash.ts) — a checksum is only comparable
- * when all sides hash the same bytes the same way. A server that cannot be asked makes every table
+ * The row hash of each table for one verify, decided over every server at once (tables/row-hash.ts):
+ * a checksum is only comparable when all sides hash the same bytes the same way. A server that cannot be asked makes every table
  * portable (its scan then reports it unreachable).
  */
 export async function rowHashes(servers: readonly (readonly [string, Endpoint])[], tables: readonly TableModel[]): Promise<Map<string, RowHash>> {
