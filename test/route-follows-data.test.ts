@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { loadConfig } from '../src/config/load.js';
+import { createRouter, jumpHash, tenantKey64, type LiveRouter } from '../src/index.js';
+import { stageFleet, type Stage } from '../harness/demo/stage.js';
+import { migrate } from '../src/migrate/index.js';
+import { runCli, watchCli } from './helpers/cli.js';
+import { sql } from './helpers/fleet.js';
+import { sampleRoutes, startRoutedWriter, type RoutedWriter, type RouteSampler } from './helpers/route-oracle.js';
+
+/**
+ * Issue #24: a route is where the unit's rows are. Applications routing through the catalog (a live
+ * router, the SQL function) write while add-shard, rebalance, pin and remove-shard run; a sampler
+ * checks with its own SQL that every unit's route names a shard holding its rows; each writer's log
+ * of acknowledged rows must end exactly on its tenant's shard, refused only around its own move.
+ */
+const ROUTE_SQL = 'SELECT u AS unit, shardctl.shard_for_key(u) AS shard FROM unnest($1::text[]) AS u';
+const HOLDERS_SQL = 'SELECT id::text AS u FROM restaurants UNION SELECT restaurant_id::text FROM themes';
+const THEME = {
+  text: `INSERT INTO themes (restaurant_id, name, is_default, colors, font, updated_at) VALUES ($1, $2, false, '{}', 'f', now()) RETURNING id::text AS id`,
+};
+/** room for the router's reload and the writer's retry pause beyond the reported outage, on a loaded machine */
+const SLACK_MS = 4000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('routing follows the data (jump, POS fixture)', () => {
+  let stage: Stage;
+  let cfg: string;
+  let router: LiveRouter;
+  let catalogClient: pg.Client;
+  const servers = new Map<string, string>();
+  const placements = async () => new Map((await sql(stage.config.catalog, 'SELECT unit, shard FROM shardctl.placements')).map((r) => [r.unit as string, r.shard as string]));
+  const sqlRoute = (tenant: string) => async () => (await catalogClient.query('SELECT shardctl.shard_for_key($1) AS s', [tenant])).rows[0].s as string;
+  const writer = (tenant: string, route: () => Promise<string> | string, tag: string) =>
+    startRoutedWriter(() => servers, route, { text: THEME.text, values: (i) => [tenant, `${tag}-${i}`] });
+  const sampler = (): RouteSampler => sampleRoutes(stage.config.catalog, () => servers, ROUTE_SQL, HOLDERS_SQL);
+
+  /** every acknowledged row exactly once, on the shard the tenant is placed on now; none elsewhere */
+  async function assertLanded(w: RoutedWriter, tenant: string, tag: string): Promise<void> {
+    assert.deepEqual(w.errors, [], `writer of ${tenant}: only fence refusals`);
+    assert.ok(w.acked.size > 0, `writer of ${tenant} committed`);
+    const placed = (await placements()).get(tenant)!;
+    const found = new Map<string, string[]>();
+    for (const [id, url] of servers) {
+      for (const r of await sql(url, 'SELECT id::text AS id FROM themes WHERE restaurant_id = $1 AND name LIKE $2', [tenant, `${tag}-%`])) {
+        (found.get(r.id) ?? found.set(r.id, []).get(r.id)!).push(id);
+      }
+    }
+    for (const [id] of w.acked) assert.deepEqual(found.get(id), [placed], `acknowledged row ${id} of tenant ${tenant} lives exactly once, on ${placed}`);
+    assert.equal(found.size, w.acked.size, `no row of tenant ${tenant} the writer was not told about`);
+  }
+
+  /** the writer's longest gap during the run is its own move's outage (plus slack), and it was never refused before its move streamed */
+  function assertOutageOnly(w: RoutedWriter, tenant: string, run: RunLog): void {
+    const moved = run.events.find((e) => e.type === 'moved' && e.unit === tenant);
+    assert.ok(moved, `tenant ${tenant} moved`);
+    assert.equal(moved.online, true);
+    const outageMs = Number(moved.outageSeconds) * 1000;
+    const gap = w.longestGap(run.started, run.ended);
+    assert.ok(gap <= outageMs + SLACK_MS, `tenant ${tenant}: longest gap between commits ${gap} ms, its own outage ${outageMs.toFixed(0)} ms`);
+    const streaming = run.at.get(`${tenant}:streaming`);
+    assert.ok(streaming !== undefined);
+    const early = w.refusals.filter((r) => r.at < streaming - 1000);
+    assert.deepEqual(early.map((r) => r.message), [], `tenant ${tenant} refused before its copy ended`);
+  }
+
+  interface RunLog {
+    status: number | null;
+    out: string;
+    started: number;
+    ended: number;
+    events: { type: string; [k: string]: any }[];
+    at: Map<string, number>;
+  }
+  async function run(args: string[]): Promise<RunLog> {
+    const events: RunLog['events'] = [];
+    const at = new Map<string, number>();
+    const started = Date.now();
+    const r = await watchCli([...args, '--json', '--config', cfg], (e) => {
+      events.push(e);
+      if (e.type === 'step') at.set(`${e.unit}:${e.step}`, Date.now());
+    });
+    return { status: r.status, out: r.stdout + r.stderr, started, ended: Date.now(), events, at };
+  }
+
+  before(async () => {
+    stage = await stageFleet({ kind: 'pos', shards: 3, scale: 0.016 });
+    cfg = stage.configPath;
+    for (const s of stage.config.shards) servers.set(s.id, s.primary);
+    assert.equal((await migrate(stage.config)).ok, true);
+    router = await createRouter({ catalog: stage.config.catalog, backoffMs: { initial: 20, max: 200 } });
+    catalogClient = new pg.Client({ connectionString: stage.config.catalog });
+    await catalogClient.connect();
+  });
+  after(async () => {
+    await router?.close();
+    await catalogClient?.end().catch(() => undefined);
+    await stage?.stop();
+  });
+
+  it('add-shard: its preview changes no route; rebalance --apply moves each route at its own flip, under a live-router and a SQL-function writer', async () => {
+    const fourth = await stage.fleet.addShard();
+    servers.set('s3', fourth.primary.url());
+    const placed = await placements();
+    const moving = [...placed.keys()].filter((u) => jumpHash(tenantKey64(u), 4) === 3).sort((a, b) => Number(a) - Number(b));
+    const staying = [...placed.keys()].find((u) => !moving.includes(u))!;
+    assert.ok(moving.length >= 2, `${moving.length} tenants move to the new shard`);
+    const [live, plain] = [moving[0]!, moving[1]!];
+    const s = sampler();
+    const wLive = writer(live, () => router.shardFor(live), 'live');
+    const wSql = writer(plain, sqlRoute(plain), 'sql');
+    const wStay = writer(staying, () => router.shardFor(staying), 'stay');
+    await sleep(300);
+
+    const preview = runCli(['add-shard', '--id', 's3', '--primary', fourth.primary.url(), '--config', cfg]);
+    assert.equal(preview.status, 0, preview.stdout + preview.stderr);
+    assert.match(preview.stdout, /nothing was changed/);
+    await sleep(500);
+    for (const [u, shard] of placed) {
+      assert.equal((await sqlRoute(u)()), shard, `after the preview, shard_for_key('${u}') still names its placement`);
+      assert.equal(router.shardFor(u), shard, `after the preview, the live router still sends ${u} to its placement`);
+    }
+    const r = await run(loadConfig(cfg).shards.some((x) => x.id === 's3') ? ['rebalance', '--apply'] : ['add-shard', '--id', 's3', '--primary', fourth.primary.url(), '--apply']);
+    await sleep(300);
+    await Promise.all([wLive.stop(), wSql.stop(), wStay.stop()]);
+    const sampled = await s.stop();
+    assert.equal(r.status, 0, r.out);
+    assert.deepEqual(sampled.problems, [], `${sampled.samples} samples`);
+    assert.ok(sampled.samples >= 3, `${sampled.samples} samples checked`);
+    assert.deepEqual(await s.once(), []);
+    for (const u of moving) assert.equal((await placements()).get(u), 's3');
+    await assertLanded(wLive, live, 'live');
+    await assertLanded(wSql, plain, 'sql');
+    await assertLanded(wStay, staying, 'stay');
+    assertOutageOnly(wLive, live, r);
+    assertOutageOnly(wSql, plain, r);
+    assert.deepEqual(wStay.refusals, [], 'a unit that does not move is never refused');
+    for (const u of placed.keys()) assert.equal(router.shardFor(u), (await placements()).get(u), `live router: ${u}`);
+  });
+
+  it('pin --apply: only the pinned tenant changes route, at its flip', async () => {
+    const placed = await placements();
+    const tenant = [...placed.keys()].sort((a, b) => Number(a) - Number(b))[0]!;
+    const to = [...servers.keys()].find((x) => x !== placed.get(tenant))!;
+    const s = sampler();
+    const wLive = writer(tenant, () => router.shardFor(tenant), 'pin-live');
+    const wSql = writer(tenant, sqlRoute(tenant), 'pin-sql');
+    await sleep(300);
+    const r = await run(['pin', tenant, to, '--apply']);
+    await sleep(300);
+    await Promise.all([wLive.stop(), wSql.stop()]);
+    const sampled = await s.stop();
+    assert.equal(r.status, 0, r.out);
+    assert.deepEqual(sampled.problems, []);
+    assert.equal((await placements()).get(tenant), to);
+    await assertLanded(wLive, tenant, 'pin-live');
+    await assertLanded(wSql, tenant, 'pin-sql');
+    assertOutageOnly(wLive, tenant, r);
+    assertOutageOnly(wSql, tenant, r);
+  });
+
+  it('remove-shard --apply: each drained tenant changes route at its own flip; the shard then leaves', async () => {
+    const placed = await placements();
+    const onLast = [...placed].filter(([, sh]) => sh === 's3').map(([u]) => u).sort();
+    assert.ok(onLast.length >= 2);
+    const [live, plain] = [onLast[0]!, onLast[1]!];
+    const s = sampler();
+    const wLive = writer(live, () => router.shardFor(live), 'rm-live');
+    const wSql = writer(plain, sqlRoute(plain), 'rm-sql');
+    await sleep(300);
+    const r = await run(['remove-shard', 's3', '--apply']);
+    await sleep(300);
+    await Promise.all([wLive.stop(), wSql.stop()]);
+    const sampled = await s.stop();
+    assert.equal(r.status, 0, r.out);
+    assert.deepEqual(sampled.problems, []);
+    assert.deepEqual(loadConfig(cfg).shards.map((x) => x.id), ['s0', 's1', 's2']);
+    await assertLanded(wLive, live, 'rm-live');
+    await assertLanded(wSql, plain, 'rm-sql');
+    assertOutageOnly(wLive, live, r);
+    assertOutageOnly(wSql, plain, r);
+  });
+});
