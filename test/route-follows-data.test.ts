@@ -5,9 +5,9 @@ import { loadConfig } from '../src/config/load.js';
 import { createRouter, jumpHash, tenantKey64, type LiveRouter } from '../src/index.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { migrate } from '../src/migrate/index.js';
-import { runCli, watchCli } from './helpers/cli.js';
+import { runCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
-import { sampleRoutes, startRoutedWriter, type RoutedWriter, type RouteSampler } from './helpers/route-oracle.js';
+import { assertOutageOnly, runLogged, sampleRoutes, startRoutedWriter, type RoutedWriter, type RouteSampler } from './helpers/route-oracle.js';
 
 /**
  * Issue #24: a route is where the unit's rows are. Applications routing through the catalog (a live
@@ -20,8 +20,6 @@ const HOLDERS_SQL = 'SELECT id::text AS u FROM restaurants UNION SELECT restaura
 const THEME = {
   text: `INSERT INTO themes (restaurant_id, name, is_default, colors, font, updated_at) VALUES ($1, $2, false, '{}', 'f', now()) RETURNING id::text AS id`,
 };
-/** room for the router's reload and the writer's retry pause beyond the reported outage, on a loaded machine */
-const SLACK_MS = 4000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -50,39 +48,6 @@ describe('routing follows the data (jump, POS fixture)', () => {
     }
     for (const [id] of w.acked) assert.deepEqual(found.get(id), [placed], `acknowledged row ${id} of tenant ${tenant} lives exactly once, on ${placed}`);
     assert.equal(found.size, w.acked.size, `no row of tenant ${tenant} the writer was not told about`);
-  }
-
-  /** the writer's longest gap during the run is its own move's outage (plus slack), and it was never refused before its move streamed */
-  function assertOutageOnly(w: RoutedWriter, tenant: string, run: RunLog): void {
-    const moved = run.events.find((e) => e.type === 'moved' && e.unit === tenant);
-    assert.ok(moved, `tenant ${tenant} moved`);
-    assert.equal(moved.online, true);
-    const outageMs = Number(moved.outageSeconds) * 1000;
-    const gap = w.longestGap(run.started, run.ended);
-    assert.ok(gap <= outageMs + SLACK_MS, `tenant ${tenant}: longest gap between commits ${gap} ms, its own outage ${outageMs.toFixed(0)} ms`);
-    const streaming = run.at.get(`${tenant}:streaming`);
-    assert.ok(streaming !== undefined);
-    const early = w.refusals.filter((r) => r.at < streaming - 1000);
-    assert.deepEqual(early.map((r) => r.message), [], `tenant ${tenant} refused before its copy ended`);
-  }
-
-  interface RunLog {
-    status: number | null;
-    out: string;
-    started: number;
-    ended: number;
-    events: { type: string; [k: string]: any }[];
-    at: Map<string, number>;
-  }
-  async function run(args: string[]): Promise<RunLog> {
-    const events: RunLog['events'] = [];
-    const at = new Map<string, number>();
-    const started = Date.now();
-    const r = await watchCli([...args, '--json', '--config', cfg], (e) => {
-      events.push(e);
-      if (e.type === 'step') at.set(`${e.unit}:${e.step}`, Date.now());
-    });
-    return { status: r.status, out: r.stdout + r.stderr, started, ended: Date.now(), events, at };
   }
 
   before(async () => {
@@ -122,7 +87,7 @@ describe('routing follows the data (jump, POS fixture)', () => {
       assert.equal((await sqlRoute(u)()), shard, `after the preview, shard_for_key('${u}') still names its placement`);
       assert.equal(router.shardFor(u), shard, `after the preview, the live router still sends ${u} to its placement`);
     }
-    const r = await run(loadConfig(cfg).shards.some((x) => x.id === 's3') ? ['rebalance', '--apply'] : ['add-shard', '--id', 's3', '--primary', fourth.primary.url(), '--apply']);
+    const r = await runLogged(cfg, loadConfig(cfg).shards.some((x) => x.id === 's3') ? ['rebalance', '--apply'] : ['add-shard', '--id', 's3', '--primary', fourth.primary.url(), '--apply']);
     await sleep(300);
     await Promise.all([wLive.stop(), wSql.stop(), wStay.stop()]);
     const sampled = await s.stop();
@@ -148,7 +113,7 @@ describe('routing follows the data (jump, POS fixture)', () => {
     const wLive = writer(tenant, () => router.shardFor(tenant), 'pin-live');
     const wSql = writer(tenant, sqlRoute(tenant), 'pin-sql');
     await sleep(300);
-    const r = await run(['pin', tenant, to, '--apply']);
+    const r = await runLogged(cfg, ['pin', tenant, to, '--apply']);
     await sleep(300);
     await Promise.all([wLive.stop(), wSql.stop()]);
     const sampled = await s.stop();
@@ -170,7 +135,7 @@ describe('routing follows the data (jump, POS fixture)', () => {
     const wLive = writer(live, () => router.shardFor(live), 'rm-live');
     const wSql = writer(plain, sqlRoute(plain), 'rm-sql');
     await sleep(300);
-    const r = await run(['remove-shard', 's3', '--apply']);
+    const r = await runLogged(cfg, ['remove-shard', 's3', '--apply']);
     await sleep(300);
     await Promise.all([wLive.stop(), wSql.stop()]);
     const sampled = await s.stop();

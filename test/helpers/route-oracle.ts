@@ -1,4 +1,6 @@
+import assert from 'node:assert/strict';
 import pg from 'pg';
+import { watchCli } from './cli.js';
 import { sql } from './fleet.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -21,7 +23,7 @@ export interface RouteSampler {
  * is skipped. A unit with rows must route to a server holding them, and may be on two servers only
  * while the moves journal lists it (copy to purge).
  */
-export function sampleRoutes(catalog: string, servers: Servers, routeSql: string, holdersSql: string, everyMs = 150): RouteSampler {
+export function sampleRoutes(catalog: string, servers: Servers, routeSql: string, holdersSql: string, unitOf: (u: string) => string = (u) => u, everyMs = 150): RouteSampler {
   const st = { stop: false, samples: 0, skipped: 0, problems: [] as string[] };
   const once = async (): Promise<string[] | undefined> => {
     const version = async () => Number((await sql(catalog, 'SELECT version FROM shardctl.topology_version'))[0].version);
@@ -32,7 +34,10 @@ export function sampleRoutes(catalog: string, servers: Servers, routeSql: string
     const routes = new Map((await sql(catalog, routeSql, [units])).map((r) => [r.unit as string, r.shard as string]));
     const holders = new Map<string, Set<string>>();
     for (const [id, url] of servers()) {
-      for (const r of await sql(url, holdersSql)) (holders.get(r.u) ?? holders.set(r.u, new Set()).get(r.u)!).add(id);
+      for (const r of await sql(url, holdersSql)) {
+        const u = unitOf(r.u);
+        (holders.get(u) ?? holders.set(u, new Set()).get(u)!).add(id);
+      }
     }
     const after = await moving();
     if ((await version()) !== v1) return undefined;
@@ -137,4 +142,47 @@ export function startRoutedWriter(servers: Servers, route: () => Promise<string>
       return gap;
     },
   };
+}
+
+/** room for the router's reload and the writer's retry pause beyond the reported outage, on a loaded machine */
+const SLACK_MS = 4000;
+
+export interface RunLog {
+  status: number | null;
+  out: string;
+  started: number;
+  ended: number;
+  events: { type: string; [k: string]: any }[];
+  /** `${unit}:${step}` → when the step's event arrived */
+  at: Map<string, number>;
+}
+
+/** Runs the CLI with --json progress and keeps its events with their arrival times. */
+export async function runLogged(config: string, args: string[]): Promise<RunLog> {
+  const events: RunLog['events'] = [];
+  const at = new Map<string, number>();
+  const started = Date.now();
+  const r = await watchCli([...args, '--json', '--config', config], (e) => {
+    events.push(e);
+    if (e.type === 'step') at.set(`${e.unit}:${e.step}`, Date.now());
+  });
+  return { status: r.status, out: r.stdout + r.stderr, started, ended: Date.now(), events, at };
+}
+
+/**
+ * The writer's longest gap between commits during the run is its own unit's move outage (plus
+ * slack), and no write of it was refused before that move's copy had ended (the fence on its old
+ * shard comes only for the final catch-up).
+ */
+export function assertOutageOnly(w: RoutedWriter, unit: string, run: RunLog): void {
+  const moved = run.events.find((e) => e.type === 'moved' && e.unit === unit);
+  assert.ok(moved, `unit ${unit} moved`);
+  assert.equal(moved.online, true);
+  const outageMs = Number(moved.outageSeconds) * 1000;
+  const gap = w.longestGap(run.started, run.ended);
+  assert.ok(gap <= outageMs + SLACK_MS, `unit ${unit}: longest gap between commits ${gap} ms, its own outage ${outageMs.toFixed(0)} ms`);
+  const streaming = run.at.get(`${unit}:streaming`);
+  assert.ok(streaming !== undefined);
+  const early = w.refusals.filter((r) => r.at < streaming - 1000);
+  assert.deepEqual(early.map((r) => r.message), [], `unit ${unit} refused before its copy ended`);
 }
