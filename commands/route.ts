@@ -26,7 +26,8 @@ export function register(program: Command): void {
     if (!location && keys.length === 0) throw usageError('route needs tenant keys, or --lat and --lng');
     const source = await routeSource(config);
     const topology = source.kind === 'catalog' ? source.topology : undefined;
-    out.info(describeSource(source, config.file));
+    if (source.kind === 'catalog') out.info(describeSource(source, config.file));
+    else out.warn(describeSource(source, config.file));
     const moving = (to: string | undefined) => (to ? ` (moving to ${to}: routes here until its move flips)` : '');
     if (location) {
       const r = routeLocation(config, degrees('--lat', opts.lat!), degrees('--lng', opts.lng!), topology);

@@ -87,6 +87,21 @@ describe('routing follows the data (jump, POS fixture)', () => {
       assert.equal((await sqlRoute(u)()), shard, `after the preview, shard_for_key('${u}') still names its placement`);
       assert.equal(router.shardFor(u), shard, `after the preview, the live router still sends ${u} to its placement`);
     }
+    // shardctl route and the library say which topology and which held routes they answer with
+    const version = Number((await sql(stage.config.catalog, 'SELECT version FROM shardctl.topology_version'))[0].version);
+    const shown = runCli(['route', live, staying, '--json', '--config', cfg]);
+    assert.equal(shown.status, 0, shown.stderr);
+    assert.deepEqual(JSON.parse(shown.stdout), [
+      { key: live, shard: placed.get(live), pinned: false, version, movingTo: 's3' },
+      { key: staying, shard: placed.get(staying), pinned: false, version },
+    ]);
+    const text = runCli(['route', live, '--config', cfg]);
+    assert.equal(text.stdout, `${live}\t${placed.get(live)} (moving to s3: routes here until its move flips)\n`);
+    assert.match(text.stderr, new RegExp(`routed with the catalog's topology version ${version}; ${moving.length} unit\\(s\\) route to the shard holding their rows until their move flips`));
+    await router.waitForVersion(version);
+    assert.deepEqual(router.held.get(live), { shard: placed.get(live), wanted: 's3' });
+    assert.equal(router.held.size, moving.length);
+
     const r = await runLogged(cfg, loadConfig(cfg).shards.some((x) => x.id === 's3') ? ['rebalance', '--apply'] : ['add-shard', '--id', 's3', '--primary', fourth.primary.url(), '--apply']);
     await sleep(300);
     await Promise.all([wLive.stop(), wSql.stop(), wStay.stop()]);
@@ -102,7 +117,9 @@ describe('routing follows the data (jump, POS fixture)', () => {
     assertOutageOnly(wLive, live, r);
     assertOutageOnly(wSql, plain, r);
     assert.deepEqual(wStay.refusals, [], 'a unit that does not move is never refused');
+    await router.waitForVersion(Number((await sql(stage.config.catalog, 'SELECT version FROM shardctl.topology_version'))[0].version));
     for (const u of placed.keys()) assert.equal(router.shardFor(u), (await placements()).get(u), `live router: ${u}`);
+    assert.equal(router.held.size, 0, 'every move flipped: no route is held');
   });
 
   it('pin --apply: only the pinned tenant changes route, at its flip', async () => {
