@@ -1,14 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { cellToCenterChild, cellToParent } from 'h3-js';
 import { loadConfig } from '../src/config/load.js';
-import { createRouter, type LiveRouter } from '../src/index.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { migrate } from '../src/migrate/index.js';
 import { runCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
-import { assertOutageOnly, runLogged, sampleRoutes, startRoutedWriter, type RoutedWriter } from './helpers/route-oracle.js';
+import { assertLanded, assertOutageOnly, openRouting, runLogged, sampleRoutes, startRoutedWriter, type RoutedWriter } from './helpers/route-oracle.js';
 
 /**
  * Issue #24 for the h3 strategy: `mapping set --apply` and `remove-shard --apply` under writers that
@@ -25,42 +23,28 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('routing follows the data (h3, location fixture)', () => {
   let stage: Stage;
   let cfg: string;
-  let router: LiveRouter;
-  let catalogClient: pg.Client;
+  let app: Awaited<ReturnType<typeof openRouting>>;
   const servers = new Map<string, string>();
   const placements = async () => new Map((await sql(stage.config.catalog, 'SELECT unit, shard FROM shardctl.placements')).map((r) => [r.unit as string, r.shard as string]));
   /** a res-12 index inside the cell, as the application stores it */
   const index = (cell: string) => BigInt(`0x${cellToCenterChild(cell, 12)}`).toString();
-  const liveRoute = (cell: string) => () => router.shardForCell(cellToCenterChild(cell, 12));
-  const sqlRoute = (cell: string) => async () => (await catalogClient.query('SELECT shardctl.shard_for_cell($1::bigint) AS s', [index(cell)])).rows[0].s as string;
+  const liveRoute = (cell: string) => () => app.router.shardForCell(cellToCenterChild(cell, 12));
+  const sqlRoute = (cell: string) => async () => (await app.session.query('SELECT shardctl.shard_for_cell($1::bigint) AS s', [index(cell)])).rows[0].s as string;
   const writer = (cell: string, route: () => Promise<string> | string, tag: string) => startRoutedWriter(() => servers, route, { text: ROOM, values: (i) => [index(cell), `${tag}-${i}`] });
   const sampler = () => sampleRoutes(stage.config.catalog, () => servers, ROUTE_SQL, HOLDERS_SQL, cellOf);
 
-  /** every acknowledged room exactly once, on the shard its cell is placed on now; none elsewhere */
-  async function assertLanded(w: RoutedWriter, cell: string, tag: string): Promise<void> {
-    assert.deepEqual(w.errors, [], `writer of ${cell}: only fence refusals`);
-    assert.ok(w.acked.size > 0, `writer of ${cell} committed`);
-    const placed = (await placements()).get(cell)!;
-    const found = new Map<string, string[]>();
-    for (const [id, url] of servers) {
-      for (const r of await sql(url, 'SELECT id::text AS id FROM chat_rooms WHERE name LIKE $1', [`${tag}-%`])) (found.get(r.id) ?? found.set(r.id, []).get(r.id)!).push(id);
-    }
-    for (const [id] of w.acked) assert.deepEqual(found.get(id), [placed], `acknowledged room ${id} of cell ${cell} lives exactly once, on ${placed}`);
-    assert.equal(found.size, w.acked.size, `no room of cell ${cell} the writer was not told about`);
-  }
+  const landed = async (w: RoutedWriter, cell: string, tag: string) =>
+    assertLanded(w, cell, (await placements()).get(cell)!, () => servers, 'SELECT id::text AS id FROM chat_rooms WHERE name LIKE $1', tag);
 
   before(async () => {
     stage = await stageFleet({ kind: 'location', shards: 3, scale: 0.002 });
     cfg = stage.configPath;
     for (const s of stage.config.shards) servers.set(s.id, s.primary);
     assert.equal((await migrate(stage.config)).ok, true);
-    router = await createRouter({ catalog: stage.config.catalog, backoffMs: { initial: 20, max: 200 } });
-    catalogClient = new pg.Client({ connectionString: stage.config.catalog });
-    await catalogClient.connect();
+    app = await openRouting(stage.config.catalog);
   });
   after(async () => {
-    await router?.close();
-    await catalogClient?.end().catch(() => undefined);
+    await app?.close();
     await stage?.stop();
   });
 
@@ -77,6 +61,9 @@ describe('routing follows the data (h3, location fixture)', () => {
     const wSql = writer(cell, sqlRoute(cell), 'map-sql');
     const wStay = writer(other, sqlRoute(other), 'map-stay');
     await sleep(300);
+    const preview = runCli(['mapping', 'set', cell, to, '--config', cfg]);
+    assert.equal(preview.status, 0, preview.stdout + preview.stderr);
+    assert.equal(await sqlRoute(cell)(), from, 'the mapping preview changes no route');
     const r = await runLogged(cfg, ['mapping', 'set', cell, to, '--apply']);
     await sleep(300);
     await Promise.all([wLive.stop(), wSql.stop(), wStay.stop()]);
@@ -85,9 +72,9 @@ describe('routing follows the data (h3, location fixture)', () => {
     assert.deepEqual(sampled.problems, [], `${sampled.samples} samples`);
     assert.ok(sampled.samples >= 2, `${sampled.samples} samples checked`);
     assert.equal((await placements()).get(cell), to);
-    await assertLanded(wLive, cell, 'map-live');
-    await assertLanded(wSql, cell, 'map-sql');
-    await assertLanded(wStay, other, 'map-stay');
+    await landed(wLive, cell, 'map-live');
+    await landed(wSql, cell, 'map-sql');
+    await landed(wStay, other, 'map-stay');
     assertOutageOnly(wLive, cell, r);
     assertOutageOnly(wSql, cell, r);
     assert.deepEqual(wStay.refusals, [], 'a cell that does not move is never refused');
@@ -112,8 +99,8 @@ describe('routing follows the data (h3, location fixture)', () => {
     assert.equal(r.status, 0, r.out);
     assert.deepEqual(sampled.problems, []);
     assert.deepEqual(loadConfig(cfg).shards.map((x) => x.id), ['s0', 's1']);
-    await assertLanded(wLive, live, 'rm-live');
-    await assertLanded(wSql, plain, 'rm-sql');
+    await landed(wLive, live, 'rm-live');
+    await landed(wSql, plain, 'rm-sql');
     assertOutageOnly(wLive, live, r);
     assertOutageOnly(wSql, plain, r);
   });

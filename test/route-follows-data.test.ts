@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { loadConfig } from '../src/config/load.js';
-import { createRouter, jumpHash, tenantKey64, type LiveRouter } from '../src/index.js';
+import { jumpHash, tenantKey64, type LiveRouter } from '../src/index.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { migrate } from '../src/migrate/index.js';
 import { runCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
-import { assertOutageOnly, runLogged, sampleRoutes, startRoutedWriter, type RoutedWriter, type RouteSampler } from './helpers/route-oracle.js';
+import { assertLanded as landed, assertOutageOnly, openRouting, runLogged, sampleRoutes, startRoutedWriter, type RoutedWriter, type RouteSampler } from './helpers/route-oracle.js';
 
 /**
  * Issue #24: a route is where the unit's rows are. Applications routing through the catalog (a live
@@ -27,41 +26,27 @@ describe('routing follows the data (jump, POS fixture)', () => {
   let stage: Stage;
   let cfg: string;
   let router: LiveRouter;
-  let catalogClient: pg.Client;
+  let app: Awaited<ReturnType<typeof openRouting>>;
   const servers = new Map<string, string>();
   const placements = async () => new Map((await sql(stage.config.catalog, 'SELECT unit, shard FROM shardctl.placements')).map((r) => [r.unit as string, r.shard as string]));
-  const sqlRoute = (tenant: string) => async () => (await catalogClient.query('SELECT shardctl.shard_for_key($1) AS s', [tenant])).rows[0].s as string;
+  const sqlRoute = (tenant: string) => async () => (await app.session.query('SELECT shardctl.shard_for_key($1) AS s', [tenant])).rows[0].s as string;
   const writer = (tenant: string, route: () => Promise<string> | string, tag: string) =>
     startRoutedWriter(() => servers, route, { text: THEME.text, values: (i) => [tenant, `${tag}-${i}`] });
   const sampler = (): RouteSampler => sampleRoutes(stage.config.catalog, () => servers, ROUTE_SQL, HOLDERS_SQL);
 
-  /** every acknowledged row exactly once, on the shard the tenant is placed on now; none elsewhere */
-  async function assertLanded(w: RoutedWriter, tenant: string, tag: string): Promise<void> {
-    assert.deepEqual(w.errors, [], `writer of ${tenant}: only fence refusals`);
-    assert.ok(w.acked.size > 0, `writer of ${tenant} committed`);
-    const placed = (await placements()).get(tenant)!;
-    const found = new Map<string, string[]>();
-    for (const [id, url] of servers) {
-      for (const r of await sql(url, 'SELECT id::text AS id FROM themes WHERE restaurant_id = $1 AND name LIKE $2', [tenant, `${tag}-%`])) {
-        (found.get(r.id) ?? found.set(r.id, []).get(r.id)!).push(id);
-      }
-    }
-    for (const [id] of w.acked) assert.deepEqual(found.get(id), [placed], `acknowledged row ${id} of tenant ${tenant} lives exactly once, on ${placed}`);
-    assert.equal(found.size, w.acked.size, `no row of tenant ${tenant} the writer was not told about`);
-  }
+  const assertLanded = async (w: RoutedWriter, tenant: string, tag: string) =>
+    landed(w, tenant, (await placements()).get(tenant)!, () => servers, `SELECT id::text AS id FROM themes WHERE restaurant_id = ${Number(tenant)} AND name LIKE $1`, tag);
 
   before(async () => {
     stage = await stageFleet({ kind: 'pos', shards: 3, scale: 0.016 });
     cfg = stage.configPath;
     for (const s of stage.config.shards) servers.set(s.id, s.primary);
     assert.equal((await migrate(stage.config)).ok, true);
-    router = await createRouter({ catalog: stage.config.catalog, backoffMs: { initial: 20, max: 200 } });
-    catalogClient = new pg.Client({ connectionString: stage.config.catalog });
-    await catalogClient.connect();
+    app = await openRouting(stage.config.catalog);
+    router = app.router;
   });
   after(async () => {
-    await router?.close();
-    await catalogClient?.end().catch(() => undefined);
+    await app?.close();
     await stage?.stop();
   });
 
@@ -130,6 +115,9 @@ describe('routing follows the data (jump, POS fixture)', () => {
     const wLive = writer(tenant, () => router.shardFor(tenant), 'pin-live');
     const wSql = writer(tenant, sqlRoute(tenant), 'pin-sql');
     await sleep(300);
+    const preview = runCli(['pin', tenant, to, '--config', cfg]);
+    assert.equal(preview.status, 0, preview.stdout + preview.stderr);
+    assert.equal(await sqlRoute(tenant)(), placed.get(tenant), 'the pin preview changes no route');
     const r = await runLogged(cfg, ['pin', tenant, to, '--apply']);
     await sleep(300);
     await Promise.all([wLive.stop(), wSql.stop()]);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import pg from 'pg';
+import { createRouter, type LiveRouter } from '../../src/index.js';
 import { watchCli } from './cli.js';
 import { sql } from './fleet.js';
 
@@ -185,4 +186,35 @@ export function assertOutageOnly(w: RoutedWriter, unit: string, run: RunLog): vo
   assert.ok(streaming !== undefined);
   const early = w.refusals.filter((r) => r.at < streaming - 1000);
   assert.deepEqual(early.map((r) => r.message), [], `unit ${unit} refused before its copy ended`);
+}
+
+/**
+ * Every row the writer was told committed lives exactly once, on `placed` (the unit's shard now),
+ * and no row of its tag exists that the writer was not told about. `rowsSql` ($1 the tag pattern)
+ * returns the ids of the writer's rows on one server.
+ */
+export async function assertLanded(w: RoutedWriter, unit: string, placed: string, servers: Servers, rowsSql: string, tag: string): Promise<void> {
+  assert.deepEqual(w.errors, [], `writer of ${unit}: only fence refusals`);
+  assert.ok(w.acked.size > 0, `writer of ${unit} committed`);
+  const found = new Map<string, string[]>();
+  for (const [id, url] of servers()) {
+    for (const r of await sql(url, rowsSql, [`${tag}-%`])) (found.get(r.id) ?? found.set(r.id, []).get(r.id)!).push(id);
+  }
+  for (const [id] of w.acked) assert.deepEqual(found.get(id), [placed], `acknowledged row ${id} of unit ${unit} lives exactly once, on ${placed}`);
+  assert.equal(found.size, w.acked.size, `no row of unit ${unit} the writer was not told about`);
+}
+
+/** What an application following the catalog holds: a live router and a plain SQL session. */
+export async function openRouting(catalog: string): Promise<{ router: LiveRouter; session: pg.Client; close(): Promise<void> }> {
+  const router = await createRouter({ catalog, backoffMs: { initial: 20, max: 200 } });
+  const session = new pg.Client({ connectionString: catalog });
+  await session.connect();
+  return {
+    router,
+    session,
+    async close() {
+      await router.close();
+      await session.end().catch(() => undefined);
+    },
+  };
 }
