@@ -48,7 +48,7 @@ describe('routing follows the data (h3, location fixture)', () => {
     await stage?.stop();
   });
 
-  it('mapping set --apply: the remapped cell changes route at its own flip; shard_for_cell and the live router follow', async () => {
+  it('mapping set --apply: the remapped cell changes route at its own flip; shard_for_cell and the live router follow', async (t) => {
     const placed = await placements();
     const c = loadConfig(cfg);
     const mapped = c.strategy.kind === 'h3' ? c.strategy.mapping.map((m) => m.cell) : [];
@@ -75,12 +75,12 @@ describe('routing follows the data (h3, location fixture)', () => {
     await landed(wLive, cell, 'map-live');
     await landed(wSql, cell, 'map-sql');
     await landed(wStay, other, 'map-stay');
-    assertOutageOnly(wLive, cell, r);
-    assertOutageOnly(wSql, cell, r);
+    t.diagnostic(assertOutageOnly(wLive, cell, r));
+    t.diagnostic(assertOutageOnly(wSql, cell, r));
     assert.deepEqual(wStay.refusals, [], 'a cell that does not move is never refused');
   });
 
-  it('remove-shard --apply: each drained cell changes route at its own flip', async () => {
+  it('remove-shard --apply: each drained cell changes route at its own flip', async (t) => {
     const placed = await placements();
     const cells = [...placed].filter(([, sh]) => sh === 's2').map(([u]) => u).sort();
     assert.ok(cells.length >= 1);
@@ -101,7 +101,7 @@ describe('routing follows the data (h3, location fixture)', () => {
     assert.deepEqual(loadConfig(cfg).shards.map((x) => x.id), ['s0', 's1']);
     await landed(wLive, live, 'rm-live');
     await landed(wSql, plain, 'rm-sql');
-    assertOutageOnly(wLive, live, r);
-    assertOutageOnly(wSql, plain, r);
+    t.diagnostic(assertOutageOnly(wLive, live, r));
+    t.diagnostic(assertOutageOnly(wSql, plain, r));
   });
 });

@@ -50,7 +50,7 @@ describe('routing follows the data (jump, POS fixture)', () => {
     await stage?.stop();
   });
 
-  it('add-shard: its preview changes no route; rebalance --apply moves each route at its own flip, under a live-router and a SQL-function writer', async () => {
+  it('add-shard: its preview changes no route; rebalance --apply moves each route at its own flip, under a live-router and a SQL-function writer', async (t) => {
     const fourth = await stage.fleet.addShard();
     servers.set('s3', fourth.primary.url());
     const placed = await placements();
@@ -99,15 +99,15 @@ describe('routing follows the data (jump, POS fixture)', () => {
     await assertLanded(wLive, live, 'live');
     await assertLanded(wSql, plain, 'sql');
     await assertLanded(wStay, staying, 'stay');
-    assertOutageOnly(wLive, live, r);
-    assertOutageOnly(wSql, plain, r);
+    t.diagnostic(assertOutageOnly(wLive, live, r));
+    t.diagnostic(assertOutageOnly(wSql, plain, r));
     assert.deepEqual(wStay.refusals, [], 'a unit that does not move is never refused');
     await router.waitForVersion(Number((await sql(stage.config.catalog, 'SELECT version FROM shardctl.topology_version'))[0].version));
     for (const u of placed.keys()) assert.equal(router.shardFor(u), (await placements()).get(u), `live router: ${u}`);
     assert.equal(router.held.size, 0, 'every move flipped: no route is held');
   });
 
-  it('pin --apply: only the pinned tenant changes route, at its flip', async () => {
+  it('pin --apply: only the pinned tenant changes route, at its flip', async (t) => {
     const placed = await placements();
     const tenant = [...placed.keys()].sort((a, b) => Number(a) - Number(b))[0]!;
     const to = [...servers.keys()].find((x) => x !== placed.get(tenant))!;
@@ -127,11 +127,11 @@ describe('routing follows the data (jump, POS fixture)', () => {
     assert.equal((await placements()).get(tenant), to);
     await assertLanded(wLive, tenant, 'pin-live');
     await assertLanded(wSql, tenant, 'pin-sql');
-    assertOutageOnly(wLive, tenant, r);
-    assertOutageOnly(wSql, tenant, r);
+    t.diagnostic(assertOutageOnly(wLive, tenant, r));
+    t.diagnostic(assertOutageOnly(wSql, tenant, r));
   });
 
-  it('remove-shard --apply: each drained tenant changes route at its own flip; the shard then leaves', async () => {
+  it('remove-shard --apply: each drained tenant changes route at its own flip; the shard then leaves', async (t) => {
     const placed = await placements();
     const onLast = [...placed].filter(([, sh]) => sh === 's3').map(([u]) => u).sort();
     assert.ok(onLast.length >= 2);
@@ -149,7 +149,7 @@ describe('routing follows the data (jump, POS fixture)', () => {
     assert.deepEqual(loadConfig(cfg).shards.map((x) => x.id), ['s0', 's1', 's2']);
     await assertLanded(wLive, live, 'rm-live');
     await assertLanded(wSql, plain, 'rm-sql');
-    assertOutageOnly(wLive, live, r);
-    assertOutageOnly(wSql, plain, r);
+    t.diagnostic(assertOutageOnly(wLive, live, r));
+    t.diagnostic(assertOutageOnly(wSql, plain, r));
   });
 });

@@ -175,7 +175,7 @@ export async function runLogged(config: string, args: string[]): Promise<RunLog>
  * slack), and no write of it was refused before that move's copy had ended (the fence on its old
  * shard comes only for the final catch-up).
  */
-export function assertOutageOnly(w: RoutedWriter, unit: string, run: RunLog): void {
+export function assertOutageOnly(w: RoutedWriter, unit: string, run: RunLog): string {
   const moved = run.events.find((e) => e.type === 'moved' && e.unit === unit);
   assert.ok(moved, `unit ${unit} moved`);
   assert.equal(moved.online, true);
@@ -186,6 +186,7 @@ export function assertOutageOnly(w: RoutedWriter, unit: string, run: RunLog): vo
   assert.ok(streaming !== undefined);
   const early = w.refusals.filter((r) => r.at < streaming - 1000);
   assert.deepEqual(early.map((r) => r.message), [], `unit ${unit} refused before its copy ended`);
+  return `unit ${unit}: longest gap ${gap} ms, its move's outage ${outageMs.toFixed(0)} ms, ${w.refusals.length} refusal(s), ${w.commits.length} commits`;
 }
 
 /**
