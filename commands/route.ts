@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { routeKeys, routeLocation } from '../src/index.js';
+import { routeKeys, routeLocation, routeSource, type RouteSource } from '../src/index.js';
 import { usageError } from '../src/index.js';
 import { load, output, withGlobalOptions, type GlobalOptions } from './context.js';
 
@@ -12,25 +12,38 @@ export function register(program: Command): void {
   withGlobalOptions(
     program
       .command('route')
-      .description('which shard a tenant (jump) or a location (h3) belongs to')
+      .description('which shard a tenant (jump) or a location (h3) routes to now: the catalog\'s live topology (where its rows are), else the config file\'s')
       .argument('[keys...]', 'tenant keys (jump)')
       .option('--lat <degrees>', 'latitude (h3)')
       .option('--lng <degrees>', 'longitude (h3)'),
-  ).action((keys: string[], opts: RouteOptions) => {
+  ).action(async (keys: string[], opts: RouteOptions) => {
     const config = load(opts);
     const out = output(opts);
-    if (opts.lat !== undefined || opts.lng !== undefined) {
-      if (opts.lat === undefined || opts.lng === undefined || keys.length > 0) {
-        throw usageError('route takes either tenant keys or both --lat and --lng');
-      }
-      const r = routeLocation(config, degrees('--lat', opts.lat), degrees('--lng', opts.lng));
-      out.result(`${r.lat},${r.lng}\tcell ${r.cell}\t${r.shard}${r.mapped ? '' : ' (default shard)'}`, r);
+    const location = opts.lat !== undefined || opts.lng !== undefined;
+    if (location && (opts.lat === undefined || opts.lng === undefined || keys.length > 0)) {
+      throw usageError('route takes either tenant keys or both --lat and --lng');
+    }
+    if (!location && keys.length === 0) throw usageError('route needs tenant keys, or --lat and --lng');
+    const source = await routeSource(config);
+    const topology = source.kind === 'catalog' ? source.topology : undefined;
+    if (source.kind === 'catalog') out.info(describeSource(source, config.file));
+    else out.warn(describeSource(source, config.file));
+    const moving = (to: string | undefined) => (to ? ` (moving to ${to}: routes here until its move flips)` : '');
+    if (location) {
+      const r = routeLocation(config, degrees('--lat', opts.lat!), degrees('--lng', opts.lng!), topology);
+      out.result(`${r.lat},${r.lng}\tcell ${r.cell}\t${r.shard}${r.mapped ? '' : ' (default shard)'}${moving(r.movingTo)}`, r);
       return;
     }
-    if (keys.length === 0) throw usageError('route needs tenant keys, or --lat and --lng');
-    const routes = routeKeys(config, keys);
-    out.result(routes.map((r) => `${r.key}\t${r.shard}${r.pinned ? ' (pinned)' : ''}`).join('\n'), routes);
+    const routes = routeKeys(config, keys, topology);
+    out.result(routes.map((r) => `${r.key}\t${r.shard}${r.pinned ? ' (pinned)' : ''}${moving(r.movingTo)}`).join('\n'), routes);
   });
+}
+
+/** Which topology answered: the catalog's version and its held routes, or the config file and why. */
+function describeSource(s: RouteSource, file: string): string {
+  if (s.kind === 'config') return `routed with ${file}: the catalog's live topology could not be read (${s.why}); a config file does not know which moves have flipped`;
+  const held = s.topology.held.size;
+  return `routed with the catalog's topology version ${s.topology.version}${held ? `; ${held} unit(s) route to the shard holding their rows until their move flips` : ''}`;
 }
 
 function degrees(flag: string, v: string): number {

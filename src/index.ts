@@ -37,7 +37,9 @@ export type {
 } from './health/index.js';
 
 // What the CLI (`commands/`) needs besides the engine: it imports the engine through this file only.
-export { routeKeys, routeLocation, type KeyRoute, type LocationRoute } from './routing/lookup.js';
+export { routeKeys, routeLocation, type KeyRoute, type LocationRoute, type RoutingTopology } from './routing/lookup.js';
+export { routeSource, type RouteSource } from './topology/route-topology.js';
+export { type HeldRoute } from './catalog/held-routes.js';
 export { byteSize } from './config/schema.js';
 export { usageError } from './errors.js';
 export { redactText } from './redact.js';

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { CellMapping, ShardConfig, Strategy } from '../config/types.js';
 import { withTransaction } from '../db/connect.js';
+import { readHeldRoutes, type HeldRoute } from './held-routes.js';
 
 /** The routing topology as the catalog holds it, at one version. */
 export interface CatalogTopology {
@@ -8,6 +9,11 @@ export interface CatalogTopology {
   readonly strategy: Strategy;
   /** in bucket order; URLs are redacted (the catalog never holds a password) */
   readonly shards: readonly ShardConfig[];
+  /**
+   * Units whose rows are still on another shard than the topology gives them (their move has not
+   * flipped yet): they route to `shard` until then. Routers consult these before the strategy.
+   */
+  readonly held: ReadonlyMap<string, HeldRoute>;
 }
 
 /** Why a catalog cannot route yet; the caller decides whether to wait or fail. */
@@ -48,6 +54,7 @@ export async function readTopology(c: pg.ClientBase): Promise<CatalogTopology> {
         version: Number(v.rows[0].version),
         strategy,
         shards: shards.rows.map((r) => ({ id: r.id, primary: r.primary_url, replicas: r.replica_urls })),
+        held: await readHeldRoutes(c),
       };
     },
     { isolation: 'REPEATABLE READ', readOnly: true },

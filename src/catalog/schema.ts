@@ -1,5 +1,6 @@
 import { TOPOLOGY_MIGRATION } from './topology-sql.js';
 import { CROSS_ROWS_MIGRATION } from './cross-rows.js';
+import { HELD_ROUTES_MIGRATION } from './held-routes.js';
 
 /**
  * The catalog's DDL as ordered migrations. `meta.schema_version` records how many have run, so a
@@ -127,6 +128,8 @@ export const MIGRATIONS: readonly string[] = [
   // rollback after cutover: the reverse stream's row (shards -> monolith) ends 'rolled-back'
   `ALTER TABLE shardctl.online DROP CONSTRAINT online_state_check,
      ADD CONSTRAINT online_state_check CHECK (state IN ('copying', 'following', 'fenced', 'cut-over', 'rolled-back'));`,
+  // routing follows the data: a unit keeps its route on its placement until its move flips (held-routes.ts)
+  HELD_ROUTES_MIGRATION,
 ];
 
 export const CATALOG_VERSION = MIGRATIONS.length;

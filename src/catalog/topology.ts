@@ -2,12 +2,15 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { redactUrl } from '../redact.js';
 import { withTransaction } from '../db/connect.js';
+import { syncHeldRoutes } from './held-routes.js';
 
 /**
  * Records the topology a mutating run uses (strategy, shards in order with their servers, pins, the
  * H3 mapping) in the catalog, where routers following the catalog pick it up. Connection strings
  * are stored redacted. Only rows that differ are written, all in one transaction, so the topology
- * version moves (and routers are notified) once, and only when something changed.
+ * version moves (and routers are notified) once, and only when something changed. In the same
+ * transaction every placed unit that this topology routes away from its placement gets a held route
+ * (held-routes.ts): recording a topology moves no unit's route; each move's flip does.
  */
 export async function syncTopology(c: pg.ClientBase, config: Config): Promise<void> {
   const st = config.strategy;
@@ -52,5 +55,6 @@ export async function syncTopology(c: pg.ClientBase, config: Config): Promise<vo
        WHERE (t.shard, t.region, t.capacity_status) IS DISTINCT FROM (EXCLUDED.shard, EXCLUDED.region, EXCLUDED.capacity_status)`,
       [mapping.map((m) => m.cell), mapping.map((m) => m.shard), mapping.map((m) => m.region ?? null), mapping.map((m) => m.capacityStatus ?? null)],
     );
+    await syncHeldRoutes(c, config);
   });
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { withTransaction } from '../db/connect.js';
+import { followFlip } from '../catalog/held-routes.js';
 
 /**
  * The steps of a move, in order. A moves row holds the last step that completed. `started` is
@@ -40,10 +41,15 @@ export async function journalStep(c: pg.ClientBase, runId: number, m: { unit: st
   );
 }
 
-/** Step 4, in one catalog transaction: the placement flips and the journal says so, together. */
-export async function flipPlacement(c: pg.ClientBase, runId: number, m: { unit: string; from: string; to: string }): Promise<void> {
+/**
+ * Step 4, in one catalog transaction: the placement flips, the unit's route follows it (its held
+ * route released, or held on `to` when the topology, `wanted`, routes it elsewhere still), and the
+ * journal says so, together: one topology version, one NOTIFY, for this unit alone.
+ */
+export async function flipPlacement(c: pg.ClientBase, runId: number, m: { unit: string; from: string; to: string }, wanted: string): Promise<void> {
   await withTransaction(c, async () => {
     await c.query(`UPDATE shardctl.placements SET shard = $2, run_id = $3, placed_at = now() WHERE unit = $1`, [m.unit, m.to, runId]);
+    await followFlip(c, m.unit, m.to, wanted);
     await journalStep(c, runId, m, 'flipped');
   });
 }

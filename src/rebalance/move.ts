@@ -13,6 +13,7 @@ import { failureText } from '../db/pg-error.js';
 import { fenceUnits, unfenceUnits, type FenceRole } from '../transfer/fence.js';
 import { faultPoint, finishMove, flipPlacement, isOfflineStep, isOnlineStep, journalStep, ONLINE_STEPS, STEPS, type MoveRow, type Step } from './journal.js';
 import { catchUp, copyOnline, dropMoveStream } from './online.js';
+import { createRouter } from '../routing/router.js';
 
 export interface MoveContext {
   readonly config: Config;
@@ -65,7 +66,8 @@ function progress(ctx: MoveContext, m: Unit, list: readonly Step[], at: Step | u
       faultPoint(s);
     },
     flip: async () => {
-      await ctx.journal(() => flipPlacement(ctx.catalog, ctx.runId, m));
+      const wanted = createRouter(ctx.config).shardForUnit(m.unit); // the topology this run recorded
+      await ctx.journal(() => flipPlacement(ctx.catalog, ctx.runId, m, wanted));
       p.last = list.indexOf('flipped');
       ctx.onStep?.({ ...m, step: 'flipped' }, 'flipped');
       faultPoint('flipped');

@@ -22,12 +22,17 @@ export interface Router {
  * The one routing function of the product: the CLI places data with it, and application code imports
  * it to find the shard of a tenant or a location, so the two can never disagree.
  *
+ * `held` (unit → where its rows are) is consulted first: the catalog's held routes, for units whose
+ * move has not flipped yet (catalog/held-routes.ts). A router made from a config file has none and
+ * cannot know when a move flips: deploy the new config after the rebalance; until then a moved
+ * unit's old shard refuses its writes naming the new shard.
+ *
  * @example
  *   const router = createRouter(loadConfig('shardctl.yaml'));
  *   router.shardFor(42);                       // 's2'
  *   router.shardForLocation(37.5665, 126.978); // 'kr-1'
  */
-export function createRouter(config: Pick<Config, 'strategy' | 'shards'>): Router {
+export function createRouter(config: Pick<Config, 'strategy' | 'shards'>, held: ReadonlyMap<string, { readonly shard: string }> = new Map()): Router {
   const shards = config.shards.map((s) => s.id);
   const st: Strategy = config.strategy;
   const needs = (kind: Strategy['kind'], what: string): never => {
@@ -39,6 +44,8 @@ export function createRouter(config: Pick<Config, 'strategy' | 'shards'>): Route
     const key = new Uint32Array(2);
     const shardFor = (id: string | number | bigint): string => {
       const text = tenantText(id);
+      const where = held.get(text);
+      if (where !== undefined) return where.shard;
       const pinned = pins.get(text);
       if (pinned !== undefined) return pinned;
       checkBuckets(shards.length);
@@ -57,7 +64,7 @@ export function createRouter(config: Pick<Config, 'strategy' | 'shards'>): Route
 
   const mapping = new Map<string, CellMapping>(st.mapping.map((m) => [m.cell, m]));
   const cellOpts = { indexResolution: st.indexResolution, shardResolution: st.shardResolution };
-  const forCell = (cell: string) => mapping.get(cell)?.shard ?? st.defaultShard;
+  const forCell = (cell: string) => held.get(cell)?.shard ?? mapping.get(cell)?.shard ?? st.defaultShard;
   const shardForCell = (cell: string) => forCell(parentCell(cell.toLowerCase(), st.shardResolution));
   return {
     shards,

@@ -18,6 +18,12 @@ export interface CatalogRouterOptions {
 export interface LiveRouter extends Router {
   /** the topology version routed with now */
   readonly version: number;
+  /**
+   * In that version: the units routed to the shard holding their rows until their move flips
+   * (unit → { shard: where its rows are, wanted: where its move goes }); every other unit routes by
+   * the strategy.
+   */
+  readonly held: CatalogTopology['held'];
   /** whether the LISTEN connection to the catalog is up (false: routing on the last version seen) */
   readonly connected: boolean;
   /** calls `fn` with each new version once it routes with it; returns the unsubscribe function */
@@ -33,6 +39,9 @@ export interface LiveRouter extends Router {
  * exponential backoff and reloads (catching up on anything missed); until then it keeps routing
  * with the last complete topology, never a half-applied one.
  *
+ * Routing follows the data: a unit whose move is pending routes to the shard holding its rows (the
+ * catalog's held route) until its move flips; the flip's version moves that unit alone.
+ *
  * @example
  *   const router = await createRouter({ catalog: 'postgres://app@catalog:5432/pos' });
  *   router.shardFor(42); // follows `shardctl pin … --apply`, add-shard, failover without a redeploy
@@ -45,11 +54,13 @@ export async function createCatalogRouter(opts: CatalogRouterOptions): Promise<L
 
 class Follower {
   private client?: pg.Client;
-  private current!: { version: number; router: Router };
+  private current!: { version: number; router: Router; held: CatalogTopology['held'] };
   private closed = false;
   private attempt = 0;
   private timer?: NodeJS.Timeout;
   private reloading: Promise<void> = Promise.resolve();
+  /** a reload is queued and has not begun reading */
+  private waiting = false;
   private readonly listeners = new Set<(v: number) => void>();
 
   constructor(private readonly opts: CatalogRouterOptions) {}
@@ -82,6 +93,7 @@ class Follower {
   /** One reload at a time, in order, so an older snapshot can never replace a newer one. */
   private load(client: pg.Client): Promise<void> {
     const next = this.reloading.then(async () => {
+      this.waiting = false;
       if (this.closed || client !== this.client) return;
       this.swap(await readTopology(client));
     });
@@ -89,13 +101,20 @@ class Follower {
     return next;
   }
 
+  /**
+   * A notification: reload, unless a reload that has not started reading yet is queued already (it
+   * will read this version or a later one). A rebalance flips units one by one, each flip its own
+   * version: a burst of them costs a few reloads, not one each.
+   */
   private reload(client: pg.Client): void {
+    if (this.waiting) return;
+    this.waiting = true;
     this.load(client).catch((e: Error) => this.opts.onError?.(e));
   }
 
   private swap(t: CatalogTopology): void {
     if (this.current && t.version <= this.current.version) return;
-    this.current = { version: t.version, router: routerFromConfig(t) };
+    this.current = { version: t.version, router: routerFromConfig(t, t.held), held: t.held };
     for (const fn of this.listeners) fn(t.version);
   }
 
@@ -128,6 +147,9 @@ class Follower {
       },
       get version() {
         return self.current.version;
+      },
+      get held() {
+        return self.current.held;
       },
       get connected() {
         return self.client !== undefined;
