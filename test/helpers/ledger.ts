@@ -64,6 +64,7 @@ export class LedgerWriter {
   }
 
   start(pauseMs = 2): this {
+    this.#stop = false;
     this.#done = (async () => {
       while (!this.#stop) {
         await this.step();
@@ -71,6 +72,12 @@ export class LedgerWriter {
       }
     })();
     return this;
+  }
+
+  /** Stops writing until `start` (the checker reads a quiet fleet: a write between its reads would be a false alarm). */
+  async pause(): Promise<void> {
+    this.#stop = true;
+    await this.#done;
   }
 
   async stop(): Promise<WriterStats> {
