@@ -175,7 +175,7 @@ async function onlineStory(story: Story): Promise<string[]> {
     await step(['health']);
     const copy = followed?.copy;
     const lines = [
-      `migrate --follow copied ${formatCount(copy?.rows ?? 0)} rows (${formatBytes(copy?.bytes ?? 0)}) in ${formatSeconds(copy?.seconds ?? 0)} while the monolith took writes, ` +
+      `migrate --follow copied ${formatCount(copy?.rows ?? 0)} rows (${formatBytes(copy?.bytes ?? 0)}) in ${formatSeconds(copy?.seconds ?? 0)}${writer ? ' while the application kept writing to the monolith' : ''}, ` +
         `then applied ${formatCount(followed?.applied ?? 0)} changes until the cutover`,
     ];
     if (stats) {
@@ -309,7 +309,7 @@ async function offlineSummary(config: Config, kind: Kind): Promise<string[]> {
 async function onlineSummary(config: Config, kind: Kind): Promise<string[]> {
   const reb = (await runs(config)).get('rebalance') ?? {};
   return [
-    `rebalance moved ${reb.moved ?? 0} of ${reb.moves ?? 0} ${unitWord(kind, reb.moves)} onto the new shard online, each copied while writes went on, then fenced only for its final catch-up`,
+    `rebalance moved ${reb.moved ?? 0} of ${reb.moves ?? 0} ${unitWord(kind, reb.moves)} onto the new shard online, each copied while its old shard stayed writable, then fenced only for its final catch-up`,
     `verify --placement-only found no misplaced or duplicated rows, identical reference tables and no schema drift across the shards (exit 0)`,
   ];
 }
