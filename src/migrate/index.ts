@@ -75,6 +75,8 @@ export interface MigrateResult {
   errors: { shard: string; units: string[]; error: string; unreachable: boolean }[];
   /** units placed on another shard than their route: rebalance moves them, migrate does not */
   elsewhere: { unit: string; placedOn: string; routesTo: string }[];
+  /** units the catalog places but the source no longer holds (deleted since they were copied): migrate leaves their rows where they are */
+  gone: { unit: string; placedOn: string }[];
   /** tables with several routes: their rows and how many live on more than one shard (the catalog's record) */
   crossShard?: { table: string; rows: number; crossShard: number }[];
 }
@@ -152,6 +154,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
         failures: [],
         errors: [],
         elsewhere: work.elsewhere,
+        gone: [...placements].filter(([u]) => !units.has(u)).map(([unit, placedOn]) => ({ unit, placedOn })),
       };
       if (opts.dryRun) return finish(result, started);
       await syncTopology(catalog.client, config);

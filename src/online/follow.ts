@@ -21,6 +21,7 @@ import { sourceShapes } from '../stream/shape.js';
 import { createSlot, dropStream, ensurePublication, slotState } from '../stream/slot.js';
 import { readOnline, setOnline, startCopying } from '../catalog/online.js';
 import { Statements } from '../stream/statements.js';
+import { dropGoneUnits } from './gone-units.js';
 import { applyStream, startHeartbeat } from '../stream/follower.js';
 
 export interface FollowOptions {
@@ -130,6 +131,7 @@ async function initialCopy(config: Config, model: Model, scope: RunScope, names:
       hint: 'run migrate --follow again: the copy starts over from a new slot',
     });
   }
+  await dropGoneUnits(config, model, scope.catalog.client, copied.gone.map((g) => g.unit));
   await Promise.all(
     config.shards.map((s) =>
       withClient(shardEndpoint(config, s.id), async (c) => {
