@@ -4,6 +4,7 @@ import { readPlacements } from '../catalog/placements.js';
 import { refreshCrossRecord } from '../transfer/cross-record.js';
 import type { Config } from '../config/types.js';
 import { placementsIfAny } from '../catalog/read.js';
+import { refuseInOnlineWindow } from '../stream/window.js';
 import { withRun, type RunScope } from '../catalog/run.js';
 import { readSource } from './read-source.js';
 import { withClient, type Endpoint } from '../db/connect.js';
@@ -101,6 +102,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
   };
   const body = async (scope: RunScope) => {
     const { catalog, run } = scope;
+    if (!opts.held && !opts.dryRun) await refuseInOnlineWindow(catalog.client, opts.resync ? 'migrate --resync' : 'migrate'); // held: migrate --follow's own copy
     const source = sourceEndpoint(config);
     const router = createRouter(config);
     const routeOf = (u: string) => router.shardForUnit(u);
