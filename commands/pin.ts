@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { applyReadOnly, editConfigFile, removePin, setMapping, setPin, type CapacityStatus } from '../src/index.js';
+import { applyReadOnly, checkNoOnlineWindow, editConfigFile, removePin, setMapping, setPin, type CapacityStatus } from '../src/index.js';
 import { load, output, withGlobalOptions } from './context.js';
 import { runRebalance, type RebalanceFlags } from './run-rebalance.js';
 
@@ -15,6 +15,7 @@ export function register(program: Command): void {
       .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
   ).action(async (tenant: string, shard: string, opts: RebalanceFlags) => {
     const config = load(opts);
+    if (opts.apply) await checkNoOnlineWindow(config.catalog, 'pin --apply'); // before the config file changes
     const next = editConfigFile(config.file, setPin(tenant, shard));
     output(opts).info(`tenant ${tenant} pinned to ${shard} in ${config.file}`);
     await runRebalance(next, opts);
@@ -29,6 +30,7 @@ export function register(program: Command): void {
       .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
   ).action(async (tenant: string, opts: RebalanceFlags) => {
     const config = load(opts);
+    if (opts.apply) await checkNoOnlineWindow(config.catalog, 'unpin --apply');
     const next = editConfigFile(config.file, removePin(tenant));
     output(opts).info(`tenant ${tenant} unpinned in ${config.file}`);
     await runRebalance(next, opts);
@@ -47,6 +49,7 @@ export function register(program: Command): void {
       .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
   ).action(async (cell: string, shard: string, opts: RebalanceFlags & { region?: string; status?: CapacityStatus }) => {
     const config = load(opts);
+    if (opts.apply) await checkNoOnlineWindow(config.catalog, 'mapping set --apply');
     const next = editConfigFile(config.file, setMapping(cell, shard, opts.region, opts.status));
     output(opts).info(`cell ${cell} mapped to ${shard}${opts.status ? ` (${opts.status})` : ''} in ${config.file}`);
     // read-only takes effect now, on the shards as they are; it does not wait for a rebalance

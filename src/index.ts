@@ -29,6 +29,7 @@ export { abandon, type AbandonResult } from './online/abandon.js';
 export { followBack, type FollowBackOptions, type FollowBackResult, type FollowBackEvent } from './online/follow-back.js';
 export { rollback, type RollbackOptions, type RollbackResult, type RollbackEvent } from './online/rollback.js';
 export { finishCutover, type FinishResult } from './online/finish.js';
+export { checkNoOnlineWindow } from './stream/window.js';
 export type { FollowEvent } from './stream/events.js';
 export { health, prometheusText, writeTextfile, resolveThresholds, METRIC_HELP, COUNTER_HELP, STATUS_EXIT as HEALTH_EXIT_CODES } from './health/index.js';
 export type {

@@ -1,5 +1,6 @@
 import type { Config } from '../config/types.js';
 import { Catalog } from '../catalog/catalog.js';
+import { checkNoOnlineWindow } from '../stream/window.js';
 import { withRun } from '../catalog/run.js';
 import { withClient } from '../db/connect.js';
 import { quoteTable } from '../db/ident.js';
@@ -55,6 +56,7 @@ export async function removeShard(config: Config, id: string, opts: RemoveShardO
     result.drain = await rebalance(reassign.length ? previewConfigEdit(config.file, drainEdit) : config, { apply: false });
     return result;
   }
+  await checkNoOnlineWindow(config.catalog, 'remove-shard --apply');
   const drained = reassign.length ? editConfigFile(config.file, drainEdit) : config;
   result.drain = await rebalance(drained, { ...opts, apply: true });
   if (!result.drain.ok) return result;

@@ -22,6 +22,8 @@ export interface FailoverOptions {
   maxLagBytes?: number;
   /** how long to wait for the promotion (default 60 s) */
   promoteTimeoutSeconds?: number;
+  /** how long to wait for the replica to replay up to the old primary's fence (default: promoteTimeoutSeconds) */
+  replayTimeoutSeconds?: number;
 }
 
 /** A server as reported: never its connection string with a password. */
@@ -105,7 +107,11 @@ export async function failover(config: Config, shardId: string, opts: FailoverOp
         return { fence, lsn: await currentLsn(c) };
       });
       result.fence = fenced.fence;
-      if (!promoted) result.caughtUp = await replayedTo(candidate, shardId, fenced.lsn, opts.promoteTimeoutSeconds ?? 60);
+      if (!promoted) {
+        const wait = opts.replayTimeoutSeconds ?? opts.promoteTimeoutSeconds ?? 60;
+        result.caughtUp = await replayedTo(candidate, shardId, fenced.lsn, wait);
+        if (!result.caughtUp) await refuseUnlessForced(result, opts, config, old, fenced.lsn, wait);
+      }
     }
     if (!promoted) await promote(candidate, shardId, opts.promoteTimeoutSeconds ?? 60);
     // The fence reached the replica through WAL; on the new primary it must go.
@@ -116,6 +122,25 @@ export async function failover(config: Config, shardId: string, opts: FailoverOp
     result.applied = true;
     result.health = await health(next);
     return result;
+  });
+}
+
+/**
+ * The replica did not replay up to the old primary's fence in time: promoting it loses the writes
+ * the old primary acknowledged after its replay position. Refused (exit 3) unless `force`, with the
+ * old primary's fence lifted so it keeps serving as before; `force` goes ahead and says so in
+ * `refusals`.
+ */
+async function refuseUnlessForced(result: FailoverResult, opts: FailoverOptions, config: Config, old: ServerState, lsn: string, seconds: number): Promise<void> {
+  const why = `the replica had not replayed the old primary's WAL up to its fence (${lsn}) after ${seconds} s: promoting it would lose the writes after its replay position`;
+  if (opts.force) {
+    result.refusals.push(why);
+    result.forced = true;
+    return;
+  }
+  await withClient({ label: `shard ${result.shard} old primary`, url: old.url }, (c) => liftServerFence(c, config));
+  throw blockedError(`shard ${result.shard}: refusing to fail over to ${result.candidate.shown}: ${why}; the old primary's fence is lifted and nothing else changed`, {
+    hint: 'find out why the replica does not replay (pg_stat_wal_receiver; replay paused?), then run failover again, or accept losing the difference with --force',
   });
 }
 
@@ -143,10 +168,19 @@ function describeLag(c: ServerState): string {
   return parts.length ? ` — ${parts.join(', ')}` : '';
 }
 
+/**
+ * Asks for the promotion and polls until the server left recovery. Not pg_promote(wait => true):
+ * the replay it waits for may have to cancel that very statement (a recovery conflict with its
+ * snapshot, after max_standby_streaming_delay), as a replica promoted with WAL still to replay did.
+ */
 async function promote(c: ServerState, shard: string, timeoutSeconds: number): Promise<void> {
   await withClient({ label: `shard ${shard} replica ${c.index! + 1}`, url: c.url }, async (client) => {
-    const r = await client.query('SELECT pg_promote(true, $1) AS ok', [timeoutSeconds]);
-    if (!r.rows[0].ok) throw blockedError(`shard ${shard}: ${c.shown} did not finish promoting within ${timeoutSeconds} s`, { hint: 'run the same command again once it has' });
+    await client.query('SELECT pg_promote(false)');
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    while ((await client.query('SELECT pg_is_in_recovery() AS r')).rows[0].r) {
+      if (Date.now() > deadline) throw blockedError(`shard ${shard}: ${c.shown} did not finish promoting within ${timeoutSeconds} s`, { hint: 'run the same command again once it has' });
+      await new Promise((res) => setTimeout(res, 50));
+    }
   });
 }
 

@@ -4,6 +4,7 @@ import { readPlacements } from '../catalog/placements.js';
 import { refreshCrossRecord } from '../transfer/cross-record.js';
 import type { Config } from '../config/types.js';
 import { placementsIfAny } from '../catalog/read.js';
+import { refuseInOnlineWindow } from '../stream/window.js';
 import { withRun, type RunScope } from '../catalog/run.js';
 import { readSource } from './read-source.js';
 import { withClient, type Endpoint } from '../db/connect.js';
@@ -75,6 +76,8 @@ export interface MigrateResult {
   errors: { shard: string; units: string[]; error: string; unreachable: boolean }[];
   /** units placed on another shard than their route: rebalance moves them, migrate does not */
   elsewhere: { unit: string; placedOn: string; routesTo: string }[];
+  /** units the catalog places but the source no longer holds (deleted since they were copied): migrate leaves their rows where they are */
+  gone: { unit: string; placedOn: string }[];
   /** tables with several routes: their rows and how many live on more than one shard (the catalog's record) */
   crossShard?: { table: string; rows: number; crossShard: number }[];
 }
@@ -99,6 +102,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
   };
   const body = async (scope: RunScope) => {
     const { catalog, run } = scope;
+    if (!opts.held && !opts.dryRun) await refuseInOnlineWindow(catalog.client, opts.resync ? 'migrate --resync' : 'migrate'); // held: migrate --follow's own copy
     const source = sourceEndpoint(config);
     const router = createRouter(config);
     const routeOf = (u: string) => router.shardForUnit(u);
@@ -152,6 +156,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
         failures: [],
         errors: [],
         elsewhere: work.elsewhere,
+        gone: [...placements].filter(([u]) => !units.has(u)).map(([unit, placedOn]) => ({ unit, placedOn })),
       };
       if (opts.dryRun) return finish(result, started);
       await syncTopology(catalog.client, config);

@@ -9,6 +9,7 @@ import { redactText } from '../redact.js';
 import { loadModel } from '../tables/model.js';
 import { readPlacements } from '../catalog/placements.js';
 import { checkChangedRows } from './changed.js';
+import { placedButGone, strandedRows } from './gone-units.js';
 import { fenceSource, liftSourceFence } from './fence.js';
 import { lsn } from '../stream/lsn.js';
 import { MESSAGE_PREFIX, MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
@@ -92,6 +93,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     if (opts.reverse) await checkShardsForReverse(config, tables);
     // everything that needs no fence is ready before it: connections, the catalog's placements
     const placements = await readPlacements(catalog.client);
+    const gone = await placedButGone(source, model, placements);
     const shards = new Map<string, pg.Client>();
     const src = await connect(source, { applicationName: 'shardctl cutover' });
     const started = Date.now();
@@ -124,6 +126,13 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
           throw blockedError(`the monolith and the shards differ in ${changed.problems.length}${changed.problems.length >= 50 ? '+' : ''} of the ${changed.rows} rows changed while following`, {
             details: changed.problems.slice(0, 5),
             hint: 'the fence is lifted and the follower keeps following; run shardctl verify for the full report',
+          });
+        }
+        const stranded = await strandedRows(config, model, source, gone);
+        if (stranded.length) {
+          throw blockedError(`${stranded.length} unit(s) placed on the shards are gone from the monolith, and their rows are still there`, {
+            details: stranded.slice(0, 5),
+            hint: 'the fence is lifted and the follower keeps following; start over with shardctl migrate --abandon, then shardctl migrate --follow (its copy removes them)',
           });
         }
         step('verified', `${changed.rows} changed rows`);

@@ -21,6 +21,7 @@ import { sourceShapes } from '../stream/shape.js';
 import { createSlot, dropStream, ensurePublication, slotState } from '../stream/slot.js';
 import { readOnline, setOnline, startCopying } from '../catalog/online.js';
 import { Statements } from '../stream/statements.js';
+import { dropGoneUnits } from './gone-units.js';
 import { applyStream, startHeartbeat } from '../stream/follower.js';
 
 export interface FollowOptions {
@@ -130,6 +131,7 @@ async function initialCopy(config: Config, model: Model, scope: RunScope, names:
       hint: 'run migrate --follow again: the copy starts over from a new slot',
     });
   }
+  await dropGoneUnits(config, model, scope.catalog.client, copied.gone.map((g) => g.unit));
   await Promise.all(
     config.shards.map((s) =>
       withClient(shardEndpoint(config, s.id), async (c) => {
@@ -151,6 +153,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
   let heart: { stop(): Promise<void> } | undefined;
   try {
     for (const s of config.shards) sessions.push(await openSession(shardEndpoint(config, s.id), s.id, names));
+    await refuseGap(source, names, sessions);
     const router = createRouter(config);
     const applier = new Applier(model, sessions, names.slot, (parentShard) => rowRouter(model, router, parentShard));
     const shapes = await withClient(source, (c) => sourceShapes(c, model.tables.map((t) => t.name)));
@@ -214,6 +217,23 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
     await heart?.stop();
     await Promise.all(sessions.map((s) => s.client.end().catch(() => undefined)));
   }
+}
+
+/**
+ * The slot sends nothing before its confirmed position, and the follower confirms only what every
+ * shard has committed: a shard whose position is behind it lost commits it had (a failover to a
+ * replica that had not received the follower's last transactions, or a restore). Those changes,
+ * and the record of the rows they changed (cutover's proof), will never come again: refused.
+ */
+async function refuseGap(source: Endpoint, names: StreamNames, sessions: readonly ShardSession[]): Promise<void> {
+  const confirmed = (await withClient(source, (c) => slotState(c, names)))?.confirmedLsn;
+  if (!confirmed) return; // no slot: the stream itself says so when it starts
+  const behind = sessions.filter((s) => s.pos < lsn(confirmed));
+  if (!behind.length) return;
+  const which = behind.map((s) => `shard ${s.id} at ${lsnText(s.pos)}`).join(', ');
+  throw blockedError(`${which}: behind the position the slot ${names.slot} has confirmed (${confirmed}), so the source's changes in between are lost to the follower (was the shard failed over to a replica that lacked its last commits, or restored?)`, {
+    hint: `copy again from a fresh slot: shardctl migrate --abandon, then shardctl migrate --follow (migrate --resync --units is refused while the window is open and would not bring the changes back)`,
+  });
 }
 
 async function openSession(ep: Endpoint, id: string, names: StreamNames): Promise<ShardSession> {

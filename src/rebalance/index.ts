@@ -17,7 +17,7 @@ import { movesInFlight, type MoveRow, type Step } from './journal.js';
 import { moveUnit, undoMove } from './move.js';
 import { applyReadOnly, type ReadOnlyResult } from './read-only.js';
 import { checkOnlineMoves } from './preflight.js';
-import { refuseInRollbackWindow } from './rollback-window.js';
+import { refuseInOnlineWindow } from '../stream/window.js';
 
 export type RebalanceEvent =
   | { type: 'plan'; moves: number; resumed: number }
@@ -144,7 +144,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     let lost: unknown;
     const result: RebalanceResult = { applied: Boolean(opts.apply), runId: run?.id, pairs: pairsOf(moves), moves, ok: true, seconds: 0 };
     if (!opts.apply) return done(result, started);
-    await refuseInRollbackWindow(catalog.client);
+    await refuseInOnlineWindow(catalog.client, 'rebalance --apply');
 
     await syncTopology(catalog.client, config);
     // Reference rows come from a shard that already serves (the source may be retired after cutover).

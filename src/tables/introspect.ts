@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { columnSequenceSql } from './column-sequence.js';
 
 export interface ColumnInfo {
   readonly name: string;
@@ -8,7 +9,7 @@ export interface ColumnInfo {
   readonly hasDefault: boolean;
   /** GENERATED ALWAYS AS (…) STORED: never copied, the target computes it. */
   readonly generated: boolean;
-  /** The sequence behind a serial or identity column, if any. */
+  /** The sequence behind a serial or identity column, or the one its DEFAULT calls (column-sequence.ts), if any. */
   readonly sequence?: string;
 }
 
@@ -24,7 +25,7 @@ const COLUMNS_SQL = `
   SELECT c.oid::regclass::text AS regclass, n.nspname || '.' || c.relname AS qualified,
          a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null,
          a.atthasdef AS has_default, a.attgenerated <> '' AS generated,
-         pg_get_serial_sequence(quote_ident(n.nspname) || '.' || quote_ident(c.relname), a.attname) AS sequence
+         ${columnSequenceSql('c.oid', 'a.attname')} AS sequence
     FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
+import { refuseInOnlineWindow } from '../stream/window.js';
 import { withRun } from '../catalog/run.js';
 import { connect, withClient, type Endpoint, withTransaction } from '../db/connect.js';
 import { quoteTable } from '../db/ident.js';
@@ -51,6 +52,7 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
     outcome: (r: AddShardResult) => ({ status: 'ok' as const, summary: { id: r.id, created: r.created } }),
   };
   return withRun(config.catalog, spec, async ({ catalog }) => {
+    await refuseInOnlineWindow(catalog.client, 'add-shard');
     const defs = await definitions(catalog.client, config);
     const created = await withClient(target, async (c) => {
       await checkWritable(c, opts.id);

@@ -4,6 +4,7 @@ import { withClient, type Endpoint } from '../db/connect.js';
 import { blockedError } from '../errors.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 import type { TableModel } from '../tables/model.js';
+import { columnSequenceSql } from '../tables/column-sequence.js';
 import { shardEndpoint } from '../db/endpoints.js';
 
 /**
@@ -31,6 +32,11 @@ function seqColumns(tables: readonly TableModel[]): SeqColumn[] {
 
 const key = (c: SeqColumn) => `${c.table}.${c.column}`;
 
+/** The column's sequence on this server: owned by it, or called by its DEFAULT (column-sequence.ts). */
+async function sequenceOf(c: pg.ClientBase, col: SeqColumn): Promise<string | null> {
+  return (await c.query(`SELECT ${columnSequenceSql('$1', '$2')} AS s`, [quoteTable(col.table), col.column])).rows[0].s;
+}
+
 /** The residue of a shard's ids: its position in the topology, plus one. */
 export function shardResidue(config: Config, shard: string): number {
   const p = config.shards.findIndex((s) => s.id === shard);
@@ -44,7 +50,7 @@ async function highWater(c: pg.ClientBase, cols: readonly SeqColumn[]): Promise<
   const seq = new Map<string, bigint>();
   const table = new Map<string, bigint>();
   for (const col of cols) {
-    const name = (await c.query(`SELECT pg_get_serial_sequence($1, $2) AS s`, [quoteTable(col.table), col.column])).rows[0].s as string | null;
+    const name = await sequenceOf(c, col);
     if (name) {
       const r = await c.query(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END::text AS v FROM ${name}`);
       seq.set(key(col), BigInt(r.rows[0].v));
@@ -94,10 +100,13 @@ function maxOf(maps: readonly Map<string, bigint>[]): Map<string, bigint> {
 async function alignShard(c: pg.ClientBase, cols: readonly SeqColumn[], residue: number, floor: ReadonlyMap<string, bigint>): Promise<number> {
   let n = 0;
   for (const col of cols) {
-    const seq = (await c.query(`SELECT pg_get_serial_sequence($1, $2) AS s`, [quoteTable(col.table), col.column])).rows[0].s as string | null;
+    const seq = await sequenceOf(c, col);
     if (!seq) continue;
     const stride = BigInt(col.stride);
-    const base = (floor.get(key(col)) ?? 0n) + 1n;
+    // a sequence several columns' defaults share was maybe set a moment ago for another: never back
+    const handed = BigInt((await c.query(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END::text AS v FROM ${seq}`)).rows[0].v);
+    const low = floor.get(key(col)) ?? 0n;
+    const base = (handed > low ? handed : low) + 1n;
     const next = col.stride === 1 ? base : base + ((((BigInt(residue) - base) % stride) + stride) % stride);
     const cur = await c.query(`SELECT increment_by::text AS inc FROM pg_sequences WHERE format('%I.%I', schemaname, sequencename)::regclass = $1::regclass`, [seq]);
     if (cur.rows[0]?.inc !== String(stride)) await c.query(`ALTER SEQUENCE ${seq} INCREMENT BY ${stride}`);
