@@ -202,6 +202,66 @@ describe('the write fence at every seam (rental fixture, partitioned payment)', 
     }
   });
 
+  /** Every write the statement fences must refuse: by plain and replica-role sessions, naming the parent or a partition, TRUNCATE too. */
+  async function assertTableFenced(u: string, refused: RegExp, x: { store: string; rental: number; customer: number; staff: number }) {
+    const cases: [string, string, boolean][] = [
+      ['an UPDATE', `UPDATE store SET address = 'fenced' WHERE store_id = ${x.store}`, false],
+      ['a replica-role UPDATE', `UPDATE store SET address = 'fenced' WHERE store_id = ${x.store}`, true],
+      ['an INSERT naming the parent', paymentIn('payment', x, '2022-03-15'), false],
+      ['an INSERT naming a partition', paymentIn('payment_p2022_03', x, '2022-03-15'), false],
+      ['a replica-role INSERT naming a partition', paymentIn('payment_p2022_02', x, '2022-02-15'), true],
+      ['a DELETE naming a partition', `DELETE FROM payment_p2022_01 WHERE rental_id = ${x.rental}`, false],
+      ['a TRUNCATE of a partition', 'TRUNCATE payment_p2022_01', false],
+    ];
+    for (const [what, text, replicaRole] of cases) {
+      const r = await write(u, text, { replicaRole, keep: true });
+      assert.match(r?.message ?? 'committed', refused, `${what} is refused`);
+    }
+    await sql(u, `CREATE TABLE payment_p2022_04 PARTITION OF payment FOR VALUES FROM ('2022-04-01 00:00:00+00') TO ('2022-05-01 00:00:00+00')`);
+    try {
+      const r = await write(u, paymentIn('payment_p2022_04', x, '2022-04-15'), { replicaRole: true });
+      assert.match(r?.message ?? 'committed', refused, 'an INSERT naming a partition attached after the fence is refused');
+    } finally {
+      await sql(u, 'DROP TABLE payment_p2022_04');
+    }
+  }
+
+  for (const kind of ['cutover', 'rollback'] as TableFence[]) {
+    it(`the ${kind} statement fence holds for replication-role sessions and for writes naming a partition`, async () => {
+      const c = loadConfig(cfg);
+      const u = url(c, 's1');
+      const x = await storeOn('s1');
+      const before = await sql(u, 'SELECT count(*)::int AS n, sum(amount)::text AS s FROM payment');
+      const tables = c.tables.map((t) => `${t.schema}.${t.name}`);
+      await withClient(shardEndpoint(c, 's1'), (s) => fenceSource(s, tables, 5000, kind));
+      try {
+        await assertTableFenced(u, kind === 'cutover' ? /is cut over/ : /is rolled back/, x);
+      } finally {
+        await withClient(shardEndpoint(c, 's1'), (s) => liftSourceFence(s, tables, kind));
+      }
+      assert.deepEqual(await sql(u, 'SELECT count(*)::int AS n, sum(amount)::text AS s FROM payment'), before, 'no payment was written or removed');
+      assert.deepEqual(await sql(u, `SELECT count(*)::int AS n FROM store WHERE address = 'fenced'`), [{ n: 0 }]);
+      // lifted: the application writes again, through the parent and the partition
+      assert.equal(await write(u, paymentIn('payment_p2022_03', x, '2022-03-15')), undefined);
+      assert.equal(await write(u, 'TRUNCATE payment_p2022_01'), undefined);
+    });
+  }
+
+  it('the failover fence of an old primary holds for replication-role sessions and for writes naming a partition', async () => {
+    const c = loadConfig(cfg);
+    const u = url(c, 's1');
+    const x = await storeOn('s1');
+    const before = await sql(u, 'SELECT count(*)::int AS n, sum(amount)::text AS s FROM payment');
+    await withClient(shardEndpoint(c, 's1'), (s) => fenceOldPrimary(s, c, 's1', 'replica-1'));
+    try {
+      await assertTableFenced(u, /failed over to replica-1/, x);
+    } finally {
+      await withClient(shardEndpoint(c, 's1'), (s) => liftServerFence(s, c));
+    }
+    assert.deepEqual(await sql(u, 'SELECT count(*)::int AS n, sum(amount)::text AS s FROM payment'), before);
+    assert.equal(await write(u, paymentIn('payment_p2022_03', x, '2022-03-15')), undefined);
+  });
+
 
   it('add-shard installs the guard on the new shard before any move touches it (its epoch row predates every snapshot there)', async () => {
     const server = (await stage.fleet.addShard()).primary;

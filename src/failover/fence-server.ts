@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { withTransaction } from '../db/connect.js';
 import { quoteLiteral, quoteTable } from '../db/ident.js';
+import { createTableFence, dropTableFence } from '../transfer/table-fence.js';
 
 /** What fencing the old primary managed to do (each step is best effort: the server may be half-broken). */
 export interface ServerFence {
@@ -31,11 +32,8 @@ export async function fenceOldPrimary(c: pg.ClientBase, config: Config, shard: s
       const name = `${t.schema}.${t.name}`;
       const exists = await c.query('SELECT to_regclass($1) IS NOT NULL AS ok', [quoteTable(name)]);
       if (!exists.rows[0].ok) continue;
-      await c.query(`DROP TRIGGER IF EXISTS shardctl_failed_over ON ${quoteTable(name)}`);
-      await c.query(
-        `CREATE TRIGGER shardctl_failed_over BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${quoteTable(name)}
-         FOR EACH STATEMENT EXECUTE FUNCTION shardctl.refuse_failed_over()`,
-      );
+      // partitions and replication-role sessions included (transfer/table-fence.ts)
+      await createTableFence(c, name, 'shardctl_failed_over', 'shardctl.refuse_failed_over', { replace: false });
       tables++;
     }
   });
@@ -53,9 +51,7 @@ export async function fenceOldPrimary(c: pg.ClientBase, config: Config, shard: s
 export async function liftServerFence(c: pg.ClientBase, config: Config): Promise<void> {
   await withTransaction(c, async () => {
     for (const t of config.tables) {
-      const name = quoteTable(`${t.schema}.${t.name}`);
-      const exists = await c.query('SELECT to_regclass($1) IS NOT NULL AS ok', [name]);
-      if (exists.rows[0].ok) await c.query(`DROP TRIGGER IF EXISTS shardctl_failed_over ON ${name}`);
+      await dropTableFence(c, `${t.schema}.${t.name}`, 'shardctl_failed_over');
     }
     await c.query('DROP FUNCTION IF EXISTS shardctl.refuse_failed_over()');
   });

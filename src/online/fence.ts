@@ -1,10 +1,12 @@
 import type pg from 'pg';
 import { withTransaction } from '../db/connect.js';
 import { quoteTable } from '../db/ident.js';
+import { createTableFence, dropTableFence } from '../transfer/table-fence.js';
 
 /**
- * The cutover fence on the monolith: a statement trigger on every configured table that refuses
- * INSERT, UPDATE, DELETE and TRUNCATE from any session but shardctl's own (the `shardctl.bypass`
+ * The cutover fence on the monolith: a statement trigger on every configured table (and on each
+ * of its partitions, transfer/table-fence.ts; ENABLE ALWAYS, so replication-role sessions meet it
+ * too) that refuses INSERT, UPDATE, DELETE and TRUNCATE from any session but shardctl's own (the `shardctl.bypass`
  * setting every shardctl connection pins, as the rebalance fence does). Creating the triggers takes
  * each table's SHARE ROW EXCLUSIVE lock, so the fence waits for writers in flight (bounded by
  * `lockTimeoutMs`) and, once committed, refuses every later write whatever the writer's isolation
@@ -23,7 +25,7 @@ const TRIGGERS: Record<TableFence, string> = { cutover: 'shardctl_cutover_fence'
 /** The trigger function of a fence: refuses every write but shardctl's own, saying why and where to write. */
 const fenceFunction = (kind: TableFence, why: string, hint: string) => `CREATE OR REPLACE FUNCTION shardctl.${kind}_fence() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
-    IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN NULL; END IF;
+    IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN COALESCE(NEW, OLD); END IF;
     RAISE EXCEPTION 'shardctl: table %.% ${why}', TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = '55000', HINT = '${hint}';
   END $$`;
 
@@ -63,16 +65,14 @@ async function fenceOnce(c: pg.ClientBase, tables: readonly string[], lockTimeou
     // CREATE OR REPLACE TRIGGER (PostgreSQL 14+) takes SHARE ROW EXCLUSIVE; DROP TRIGGER would take
     // ACCESS EXCLUSIVE and block readers too
     const replace = Number((await c.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v) >= 140000;
-    for (const t of tables) {
-      if (!replace) await c.query(`DROP TRIGGER IF EXISTS ${trigger} ON ${quoteTable(t)}`);
-      await c.query(`CREATE ${replace ? 'OR REPLACE ' : ''}TRIGGER ${trigger} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${quoteTable(t)} FOR EACH STATEMENT EXECUTE FUNCTION shardctl.${kind}_fence()`);
-    }
+    // partitions included, replication-role sessions included (transfer/table-fence.ts)
+    for (const t of tables) await createTableFence(c, t, trigger, `shardctl.${kind}_fence`, { replace });
   });
 }
 
 export async function liftSourceFence(c: pg.ClientBase, tables: readonly string[], kind: TableFence = 'cutover'): Promise<void> {
   await withTransaction(c, async () => {
-    for (const t of tables) await c.query(`DROP TRIGGER IF EXISTS ${TRIGGERS[kind]} ON ${quoteTable(t)}`);
+    for (const t of tables) await dropTableFence(c, t, TRIGGERS[kind]);
   });
 }
 
