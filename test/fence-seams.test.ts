@@ -262,6 +262,39 @@ describe('the write fence at every seam (rental fixture, partitioned payment)', 
     assert.equal(await write(u, paymentIn('payment_p2022_03', x, '2022-03-15')), undefined);
   });
 
+  it('a prepared transaction in the way of a fence change is named, with the way out', { timeout: 120_000 }, async () => {
+    const c = loadConfig(cfg);
+    const e = shardEndpoint(c, 's1');
+    const u = url(c, 's1');
+    const x = await storeOn('s1');
+    const other = await storeOn('s1', [x.store]);
+    const gid = 'fence-seams-in-doubt';
+    const p = await app(u);
+    await p.query('BEGIN');
+    await p.query(`UPDATE store SET address = address WHERE store_id = ${other.store}`);
+    await p.query(`PREPARE TRANSACTION '${gid}'`);
+    await p.end();
+    try {
+      const named = (err: Error & { exitCode?: number }) => {
+        assert.match(err.message, new RegExp(`prepared transaction '${gid}'`));
+        assert.match(err.message, /shard s1/);
+        assert.match(err.message, /database \S+/);
+        assert.match(err.message, /owner \S+/);
+        assert.match(err.message, /prepared at \d{4}-\d\d-\d\d/);
+        assert.match(`${err.message} ${(err as { hint?: string }).hint ?? ''}`, /shardctl resolve/);
+        return true;
+      };
+      const fast = { lockTimeoutMs: 200, attempts: 2, backoffMs: 50 };
+      await assert.rejects(withClient(e, (s) => fenceUnits(s, e, c, [{ unit: x.store, from: 's1', to: 's2', role: 'source' }], fast)), named);
+      const tables = c.tables.map((t) => `${t.schema}.${t.name}`);
+      await assert.rejects(withClient(e, (s) => fenceSource(s, tables, 500, 'rollback', 'shard s1')), named);
+      await assert.rejects(withClient(e, (s) => fenceOldPrimary(s, c, 's1', 'replica-1')), named);
+      assert.deepEqual(await sql(u, `SELECT count(*)::int AS n FROM pg_trigger WHERE tgname IN ('shardctl_rollback_fence', 'shardctl_failed_over')`), [{ n: 0 }], 'nothing was changed');
+      assert.deepEqual(await sql(u, 'SELECT count(*)::int AS n FROM shardctl.fenced_units WHERE unit = $1', [x.store]), [{ n: 0 }]);
+    } finally {
+      await sql(u, `ROLLBACK PREPARED '${gid}'`);
+    }
+  });
 
   it('add-shard installs the guard on the new shard before any move touches it (its epoch row predates every snapshot there)', async () => {
     const server = (await stage.fleet.addShard()).primary;

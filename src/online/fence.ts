@@ -1,6 +1,8 @@
 import type pg from 'pg';
 import { withTransaction } from '../db/connect.js';
 import { quoteTable } from '../db/ident.js';
+import { describePrepared, preparedHolding, PREPARED_WAY_OUT } from '../db/prepared.js';
+import { blockedError } from '../errors.js';
 import { createTableFence, dropTableFence } from '../transfer/table-fence.js';
 
 /**
@@ -42,18 +44,31 @@ const FUNCTIONS: Record<TableFence, string> = {
   ),
 };
 
-export async function fenceSource(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number, kind: TableFence = 'cutover'): Promise<void> {
+/**
+ * Puts the fence on `tables` (the server `label` names, e.g. `shard s1`), waiting at most
+ * `lockTimeoutMs` for the writers in flight. When a prepared transaction holds one of the tables,
+ * the error names it and the way out (it would hold them until someone finishes it).
+ */
+export async function fenceSource(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number, kind: TableFence = 'cutover', label = 'the server'): Promise<void> {
   const until = Date.now() + lockTimeoutMs;
   for (;;) {
     try {
       return await fenceOnce(c, tables, Math.max(1, until - Date.now()), kind);
     } catch (e) {
+      if ((e as { code?: string }).code === LOCK_NOT_AVAILABLE) {
+        const prepared = await preparedHolding(c, tables);
+        if (prepared.length) {
+          throw blockedError(`${label}: the ${kind} fence waited ${lockTimeoutMs} ms for ${prepared.map(describePrepared).join('; ')}, which holds the tables; ${PREPARED_WAY_OUT}`, { cause: e });
+        }
+      }
       // Taking the tables one after the other can close a cycle with a writer that holds one and
       // waits for another: PostgreSQL then fails one of the two. When it is the fence, try again.
       if ((e as { code?: string }).code !== '40P01' || Date.now() >= until) throw e;
     }
   }
 }
+
+const LOCK_NOT_AVAILABLE = '55P03';
 
 async function fenceOnce(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number, kind: TableFence): Promise<void> {
   const trigger = TRIGGERS[kind];
