@@ -144,11 +144,13 @@ describe('the write fence holds for every isolation level', () => {
   it('installing the guard waits for a long transaction at most as long as allowed and names it', { timeout: 60_000 }, async () => {
     const url1 = stage.config.shards[1]!.primary;
     const e = shardEndpoint(stage.config, 's1');
+    // migrate installed the guard on s1: mark it outdated, so installing it again runs its DDL
+    await sql(url1, `UPDATE shardctl.guard SET revision = 'outdated'`);
     const holder = await app(url1, 'report-job');
     try {
       await holder.query('BEGIN');
       const t1 = (await sql(url1, 'SELECT min(restaurant_id)::text AS t FROM themes'))[0].t;
-      await holder.query(themeRow(t1)); // s1 has no guard yet: a plain write holding ROW EXCLUSIVE
+      await holder.query(themeRow(t1)); // a write holding ROW EXCLUSIVE on themes
       await assert.rejects(
         withClient(e, (c) => installGuard(c, e, model, { lockTimeoutMs: 300, attempts: 2, backoffMs: 50 })),
         /installing the write fence: gave up after 2 waits of 300 ms for a lock held by pid \d+ \(application 'report-job'/,

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { blockedError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { connect, endpointName, withTransaction, type Endpoint } from './connect.js';
+import { describePrepared, preparedBlocking, PREPARED_WAY_OUT } from './prepared.js';
 
 /**
  * How long shardctl may wait for a lock on a production server. While shardctl waits for a lock
@@ -46,6 +47,7 @@ export async function withBoundedLocks<T>(
   let blockers: string[] = [];
   // one watcher for every attempt: it names the blocker even when connecting takes longer than a wait
   const watch = watchBlockers(endpoint, (c as unknown as { processID: number | null }).processID, Math.max(10, Math.floor(o.lockTimeoutMs * 0.6)), (b) => (blockers = b));
+  const prepared = () => blockers.some((b) => b.startsWith('prepared transaction'));
   try {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -59,7 +61,7 @@ export async function withBoundedLocks<T>(
           const who = blockers.length ? blockers.join('; ') : 'a transaction that ended before it could be named';
           throw blockedError(
             `${endpointName(endpoint)}: ${what}: gave up after ${o.attempts} waits of ${o.lockTimeoutMs} ms for a lock held by ${who}; nothing was changed`,
-            { hint: 'end or shorten that transaction, then run the same command again', cause: e },
+            { hint: prepared() ? `${PREPARED_WAY_OUT}; then run the same command again` : 'end or shorten that transaction, then run the same command again', cause: e },
           );
         }
         await new Promise((r) => setTimeout(r, o.backoffMs * 2 ** (attempt - 1)));
@@ -84,7 +86,9 @@ function watchBlockers(endpoint: Endpoint, pid: number | null, delayMs: number, 
       const c = await side!;
       while (!stopped) {
         const r = await c.query(BLOCKERS_SQL, [pid]);
-        if (r.rows.length) found(r.rows.map(describeBlocker));
+        // a prepared transaction is no session (pg_blocking_pids says pid 0): named from pg_prepared_xacts
+        const prepared = (await preparedBlocking(c, pid)).map(describePrepared);
+        if (r.rows.length || prepared.length) found([...prepared, ...r.rows.map(describeBlocker)]);
         await new Promise((res) => setTimeout(res, 100));
       }
     })().catch(() => undefined);

@@ -8,6 +8,7 @@ import { refuseInOnlineWindow } from '../stream/window.js';
 import { withRun, type RunScope } from '../catalog/run.js';
 import { readSource } from './read-source.js';
 import { withClient, type Endpoint } from '../db/connect.js';
+import { installGuards } from './guards.js';
 import { UserError } from '../errors.js';
 import type { Model, TableModel } from '../tables/model.js';
 import { selectTables } from '../tables/select.js';
@@ -184,6 +185,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       }
       for (const p of await buildDeferredIndexes(config, catalog.client, copy.limit, emit)) result.errors.push({ shard: '*', units: [], error: p, unreachable: false });
       await alignIds(config, source, tables, result, emit);
+      await installGuards(config, model, result);
       await recordCrossShard(config, model, catalog.client, routeOf, result);
 
       finish(result, started);

@@ -110,7 +110,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     try {
       for (const s of config.shards) shards.set(s.id, await connect(shardEndpoint(config, s.id), { applicationName: 'shardctl cutover' }));
       try {
-        await fenceSource(src, tables, timeoutMs);
+        await fenceSource(src, tables, timeoutMs, 'cutover', 'the monolith');
       } catch (e) {
         throw blockedError(`could not fence the monolith within ${timeoutMs / 1000}s: ${redactText((e as Error).message)}`, { hint: 'long transactions hold the tables; retry when they are done, or with a longer --timeout' });
       }

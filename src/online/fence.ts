@@ -1,10 +1,14 @@
 import type pg from 'pg';
 import { withTransaction } from '../db/connect.js';
 import { quoteTable } from '../db/ident.js';
+import { describePrepared, preparedHolding, PREPARED_WAY_OUT } from '../db/prepared.js';
+import { blockedError } from '../errors.js';
+import { createTableFence, dropTableFence } from '../transfer/table-fence.js';
 
 /**
- * The cutover fence on the monolith: a statement trigger on every configured table that refuses
- * INSERT, UPDATE, DELETE and TRUNCATE from any session but shardctl's own (the `shardctl.bypass`
+ * The cutover fence on the monolith: a statement trigger on every configured table (and on each
+ * of its partitions, transfer/table-fence.ts; ENABLE ALWAYS, so replication-role sessions meet it
+ * too) that refuses INSERT, UPDATE, DELETE and TRUNCATE from any session but shardctl's own (the `shardctl.bypass`
  * setting every shardctl connection pins, as the rebalance fence does). Creating the triggers takes
  * each table's SHARE ROW EXCLUSIVE lock, so the fence waits for writers in flight (bounded by
  * `lockTimeoutMs`) and, once committed, refuses every later write whatever the writer's isolation
@@ -23,7 +27,7 @@ const TRIGGERS: Record<TableFence, string> = { cutover: 'shardctl_cutover_fence'
 /** The trigger function of a fence: refuses every write but shardctl's own, saying why and where to write. */
 const fenceFunction = (kind: TableFence, why: string, hint: string) => `CREATE OR REPLACE FUNCTION shardctl.${kind}_fence() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
-    IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN NULL; END IF;
+    IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN COALESCE(NEW, OLD); END IF;
     RAISE EXCEPTION 'shardctl: table %.% ${why}', TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = '55000', HINT = '${hint}';
   END $$`;
 
@@ -40,18 +44,31 @@ const FUNCTIONS: Record<TableFence, string> = {
   ),
 };
 
-export async function fenceSource(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number, kind: TableFence = 'cutover'): Promise<void> {
+/**
+ * Puts the fence on `tables` (the server `label` names, e.g. `shard s1`), waiting at most
+ * `lockTimeoutMs` for the writers in flight. When a prepared transaction holds one of the tables,
+ * the error names it and the way out (it would hold them until someone finishes it).
+ */
+export async function fenceSource(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number, kind: TableFence = 'cutover', label = 'the server'): Promise<void> {
   const until = Date.now() + lockTimeoutMs;
   for (;;) {
     try {
       return await fenceOnce(c, tables, Math.max(1, until - Date.now()), kind);
     } catch (e) {
+      if ((e as { code?: string }).code === LOCK_NOT_AVAILABLE) {
+        const prepared = await preparedHolding(c, tables);
+        if (prepared.length) {
+          throw blockedError(`${label}: the ${kind} fence waited ${lockTimeoutMs} ms for ${prepared.map(describePrepared).join('; ')}, which holds the tables; ${PREPARED_WAY_OUT}`, { cause: e });
+        }
+      }
       // Taking the tables one after the other can close a cycle with a writer that holds one and
       // waits for another: PostgreSQL then fails one of the two. When it is the fence, try again.
       if ((e as { code?: string }).code !== '40P01' || Date.now() >= until) throw e;
     }
   }
 }
+
+const LOCK_NOT_AVAILABLE = '55P03';
 
 async function fenceOnce(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number, kind: TableFence): Promise<void> {
   const trigger = TRIGGERS[kind];
@@ -63,16 +80,14 @@ async function fenceOnce(c: pg.ClientBase, tables: readonly string[], lockTimeou
     // CREATE OR REPLACE TRIGGER (PostgreSQL 14+) takes SHARE ROW EXCLUSIVE; DROP TRIGGER would take
     // ACCESS EXCLUSIVE and block readers too
     const replace = Number((await c.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v) >= 140000;
-    for (const t of tables) {
-      if (!replace) await c.query(`DROP TRIGGER IF EXISTS ${trigger} ON ${quoteTable(t)}`);
-      await c.query(`CREATE ${replace ? 'OR REPLACE ' : ''}TRIGGER ${trigger} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ${quoteTable(t)} FOR EACH STATEMENT EXECUTE FUNCTION shardctl.${kind}_fence()`);
-    }
+    // partitions included, replication-role sessions included (transfer/table-fence.ts)
+    for (const t of tables) await createTableFence(c, t, trigger, `shardctl.${kind}_fence`, { replace });
   });
 }
 
 export async function liftSourceFence(c: pg.ClientBase, tables: readonly string[], kind: TableFence = 'cutover'): Promise<void> {
   await withTransaction(c, async () => {
-    for (const t of tables) await c.query(`DROP TRIGGER IF EXISTS ${TRIGGERS[kind]} ON ${quoteTable(t)}`);
+    for (const t of tables) await dropTableFence(c, t, TRIGGERS[kind]);
   });
 }
 

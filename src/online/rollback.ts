@@ -88,7 +88,7 @@ export async function rollback(config: Config, opts: RollbackOptions = {}): Prom
     const shards = await Promise.all(config.shards.map((s) => connect(shardEndpoint(config, s.id), { applicationName: 'shardctl rollback' })));
     try {
       try {
-        await Promise.all(shards.map((c) => fenceSource(c, tables, timeoutMs, 'rollback')));
+        await Promise.all(shards.map((c, i) => fenceSource(c, tables, timeoutMs, 'rollback', `shard ${config.shards[i]!.id}`)));
       } catch (e) {
         await liftShards(shards, tables);
         throw blockedError(`could not fence the shards within ${timeoutMs / 1000}s: ${redactText((e as Error).message)}; the shard fence is lifted`, {

@@ -7,6 +7,7 @@ import { quoteTable } from '../db/ident.js';
 import { failureText } from '../db/pg-error.js';
 import { blockedError, problemsError, usageError } from '../errors.js';
 import { alignFleetSequences } from '../transfer/sequences.js';
+import { installGuard } from '../transfer/guard.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { applyDdl, tableDdl, type TableDdl } from '../tables/ddl.js';
 import { introspect } from '../tables/introspect.js';
@@ -67,6 +68,8 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
       const withNew: Config = { ...config, shards: [...config.shards, { id: opts.id, primary, replicas }] };
       const model = await loadModel(config, c, `shard ${opts.id}`);
       await alignFleetSequences(withNew, model.tables, undefined, [opts.id]);
+      // the write fence's guard before any application can write here (transfer/guard.ts)
+      await installGuard(c, target, model);
       return missing.map((d) => d.table);
     });
     const next = editConfigFile(config.file, appendShard({ id: opts.id, primary: opts.primary, replicas: opts.replicas ?? [] }));

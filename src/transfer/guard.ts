@@ -34,13 +34,21 @@ import { h3Sql } from '../cells/h3-sql.js';
  *    fence change updates that row's key, and PostgreSQL refuses to lock a row version that a
  *    transaction invisible to the snapshot has updated: the writer fails with SQLSTATE 40001
  *    (could not serialize access), which such applications retry anyway; the retry's snapshot
- *    sees the fence.
- * shardctl's own sessions set shardctl.bypass (src/db/session.ts) and pass.
+ *    sees the fence. A snapshot older than the guard itself finds no epoch row at all and fails
+ *    the same way; so that no such snapshot meets a fence, the guard is installed when a shard
+ *    joins the fleet (migrate, add-shard), not by its first move.
+ *  - Replication-role sessions (session_replication_role = replica) skip ordinary triggers: the
+ *    fence triggers are ENABLE ALWAYS.
+ *  - Partitions: a row trigger on a partitioned table is cloned onto every partition, present and
+ *    attached later (its ENABLE ALWAYS too), so a write naming a partition meets it as well
+ *    (test/fence-seams.test.ts holds this, a partition with its own column order included).
+ * shardctl's own sessions set shardctl.bypass (src/db/session.ts) and pass (any session can set
+ * it: the fence guards against routing mistakes, not against a session that means to bypass it).
  */
 export const FENCE_LOCK = 0x53_68_61_72_64_46n; // "ShardF"
 
 /** Bumped when the guard's shape changes; the revision stored on a shard also hashes the SQL. */
-const GUARD_REVISION = 3;
+const GUARD_REVISION = 4;
 
 export function guardSql(model: Model): string[] {
   const out = [
@@ -92,6 +100,11 @@ export function guardSql(model: Model): string[] {
        PERFORM pg_advisory_xact_lock_shared(${FENCE_LOCK});
        IF current_setting('transaction_isolation') <> 'read committed' THEN
          PERFORM 1 FROM shardctl.fence_epoch FOR KEY SHARE;
+         -- no row: the guard came after this snapshot, so a fence may have too (it must never pass then)
+         IF NOT FOUND THEN
+           RAISE EXCEPTION 'shardctl: the write fence was installed on this shard after this transaction took its snapshot'
+             USING ERRCODE = '40001', HINT = 'retry the transaction';
+         END IF;
        END IF;
        PERFORM set_config('shardctl.fence_gate', 'passed', true);
      END $$`,
@@ -129,6 +142,7 @@ export function guardSql(model: Model): string[] {
     }
     const refuseAll = (rec: string) => fns.map((f) => `PERFORM shardctl.refuse(${f}(${rec}));`).join(' ');
     const trig = `shardctl.${quoteIdent(`fence_${t.name}`)}`;
+    const table = quoteTable(t.name);
     const trigBody = `
       BEGIN
         IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN COALESCE(NEW, OLD); END IF;
@@ -140,8 +154,13 @@ export function guardSql(model: Model): string[] {
         RETURN COALESCE(NEW, OLD);
       END`;
     out.push(`CREATE OR REPLACE FUNCTION ${trig}() RETURNS trigger LANGUAGE plpgsql AS ${dollarQuote(trigBody)}`);
-    out.push(`DROP TRIGGER IF EXISTS shardctl_fence ON ${quoteTable(t.name)}`);
-    out.push(`CREATE TRIGGER shardctl_fence BEFORE INSERT OR UPDATE OR DELETE ON ${quoteTable(t.name)} FOR EACH ROW EXECUTE FUNCTION ${trig}()`);
+    out.push(`DROP TRIGGER IF EXISTS shardctl_fence ON ${table}`);
+    // the WHEN spares shardctl's own apply sessions a function call per row
+    out.push(
+      `CREATE TRIGGER shardctl_fence BEFORE INSERT OR UPDATE OR DELETE ON ${table} FOR EACH ROW
+       WHEN (current_setting('shardctl.bypass', true) IS DISTINCT FROM 'on') EXECUTE FUNCTION ${trig}()`,
+    );
+    out.push(`ALTER TABLE ${table} ENABLE ALWAYS TRIGGER shardctl_fence`);
   }
   return out;
 }
