@@ -12,6 +12,7 @@ import { introspect } from '../tables/introspect.js';
 import { captureDefinitions, readDefinitions } from '../transfer/definitions.js';
 import { appendShard, editConfigFile } from './edit.js';
 import { syncTopology } from '../catalog/topology.js';
+import { findUnplacedFromCatalog } from '../transfer/unplaced.js';
 import { loadModel } from '../tables/model.js';
 import { interpolateValue } from '../config/interpolate.js';
 
@@ -50,7 +51,7 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
     record: true,
     outcome: (r: AddShardResult) => ({ status: 'ok' as const, summary: { id: r.id, created: r.created } }),
   };
-  return withRun(config.catalog, spec, async ({ catalog }) => {
+  return withRun(config.catalog, spec, async ({ catalog, run }) => {
     const defs = await definitions(catalog.client, config);
     const created = await withClient(target, async (c) => {
       await checkWritable(c, opts.id);
@@ -67,8 +68,10 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
       await alignFleetSequences(withNew, model.tables, undefined, [opts.id]);
       return missing.map((d) => d.table);
     });
+    // units created on the shards after migrate are placed where they are before the hash changes
+    const unplaced = await findUnplacedFromCatalog(config, catalog.client);
     const next = editConfigFile(config.file, appendShard({ id: opts.id, primary: opts.primary, replicas: opts.replicas ?? [] }));
-    await syncTopology(catalog.client, next);
+    await syncTopology(catalog.client, next, unplaced, run?.id);
     return { id: opts.id, created, config: next };
   });
 }
