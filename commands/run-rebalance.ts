@@ -49,7 +49,7 @@ export function unitBars(stream?: NodeJS.WriteStream): Reporter<RebalanceEvent> 
   return {
     event(e) {
       if (e.type === 'plan') {
-        if (e.resumed) bar.log(describe(e));
+        if (e.resumed || e.unplaced) bar.log(describe(e));
         if (e.moves) bar.start(e.moves);
       } else if (e.type === 'moved' || e.type === 'failed') {
         bar.log(describe(e));
@@ -64,7 +64,10 @@ export function unitBars(stream?: NodeJS.WriteStream): Reporter<RebalanceEvent> 
 export function describe(e: RebalanceEvent): string {
   switch (e.type) {
     case 'plan':
-      return e.resumed ? `${e.resumed} interrupted move(s) found in the journal; completing them first` : '';
+      return [
+        e.unplaced ? `${e.unplaced} unit(s) live on the shards without a placement (created there after migrate): they count as placed where their rows are` : '',
+        e.resumed ? `${e.resumed} interrupted move(s) found in the journal; completing them first` : '',
+      ].filter(Boolean).join('\n');
     case 'step':
       return `  ${e.unit}: ${e.from} → ${e.to} ${e.step}`;
     case 'moved':

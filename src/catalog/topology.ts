@@ -4,15 +4,25 @@ import { redactUrl } from '../redact.js';
 import { withTransaction } from '../db/connect.js';
 import { syncHeldRoutes } from './held-routes.js';
 
+/** A unit with rows on one shard and no placement. */
+export interface UnplacedFound {
+  readonly unit: string;
+  readonly shard: string;
+  readonly rows: number;
+  readonly bytes: number;
+}
+
 /**
  * Records the topology a mutating run uses (strategy, shards in order with their servers, pins, the
  * H3 mapping) in the catalog, where routers following the catalog pick it up. Connection strings
  * are stored redacted. Only rows that differ are written, all in one transaction, so the topology
  * version moves (and routers are notified) once, and only when something changed. In the same
  * transaction every placed unit that this topology routes away from its placement gets a held route
- * (held-routes.ts): recording a topology moves no unit's route; each move's flip does.
+ * (held-routes.ts): recording a topology moves no unit's route; each move's flip does. `unplaced`:
+ * units found on the shards without a placement (created there after migrate, transfer/unplaced.ts),
+ * placed where their rows are first, so they are held like any other unit.
  */
-export async function syncTopology(c: pg.ClientBase, config: Config): Promise<void> {
+export async function syncTopology(c: pg.ClientBase, config: Config, unplaced: readonly UnplacedFound[] = [], runId?: number): Promise<void> {
   const st = config.strategy;
   await withTransaction(c, async () => {
     const ids = config.shards.map((s) => s.id);
@@ -55,6 +65,13 @@ export async function syncTopology(c: pg.ClientBase, config: Config): Promise<vo
        WHERE (t.shard, t.region, t.capacity_status) IS DISTINCT FROM (EXCLUDED.shard, EXCLUDED.region, EXCLUDED.capacity_status)`,
       [mapping.map((m) => m.cell), mapping.map((m) => m.shard), mapping.map((m) => m.region ?? null), mapping.map((m) => m.capacityStatus ?? null)],
     );
+    if (unplaced.length) {
+      await c.query(
+        `INSERT INTO shardctl.placements (unit, shard, rows, bytes, run_id)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) ON CONFLICT (unit) DO NOTHING`,
+        [unplaced.map((u) => u.unit), unplaced.map((u) => u.shard), unplaced.map((u) => String(u.rows)), unplaced.map((u) => String(u.bytes)), unplaced.map(() => runId ?? null)],
+      );
+    }
     await syncHeldRoutes(c, config);
   });
 }

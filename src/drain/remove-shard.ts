@@ -11,6 +11,7 @@ import { jumpHash } from '../routing/jump.js';
 import { tenantKey64 } from '../routing/tenant-key.js';
 import { allEdits, dropShard, editConfigFile, previewConfigEdit, removePin, setMapping, setPin } from '../topology/edit.js';
 import { syncTopology } from '../catalog/topology.js';
+import { findUnplacedFromCatalog } from '../transfer/unplaced.js';
 import { forgetShardDeferredIndexes } from '../catalog/deferred-indexes.js';
 
 export interface RemoveShardOptions extends Pick<RebalanceOptions, 'concurrency' | 'offline' | 'signal' | 'onEvent'> {
@@ -64,8 +65,10 @@ export async function removeShard(config: Config, id: string, opts: RemoveShardO
   if (result.remaining.length) return result;
   // Pins the drain wrote (or any pin) that now say what the hash says without the shard are redundant.
   const final = editConfigFile(config.file, allEdits(dropShard(id), ...redundantPins(drained, id).map((t) => removePin(t))));
-  await withRun(config.catalog, { command: 'remove-shard', args: { id }, record: true, outcome: () => ({ status: 'ok', summary: { id, units: on.length } }) }, async ({ catalog }) => {
-    await syncTopology(catalog.client, final);
+  await withRun(config.catalog, { command: 'remove-shard', args: { id }, record: true, outcome: () => ({ status: 'ok', summary: { id, units: on.length } }) }, async ({ catalog, run }) => {
+    // units created on the remaining shards since the drain began are placed where they are
+    const unplaced = await findUnplacedFromCatalog(drained, catalog.client, final.shards.map((s) => s.id));
+    await syncTopology(catalog.client, final, unplaced, run?.id);
     // indexes migrate --indexes-after dropped there and never built: every later migrate would
     // report them for a shard it no longer knows
     await forgetShardDeferredIndexes(catalog.client, id);

@@ -12,6 +12,7 @@ import { syncReferenceTables } from '../transfer/reference.js';
 import { createRouter } from '../routing/router.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { syncTopology } from '../catalog/topology.js';
+import { findUnplaced } from '../transfer/unplaced.js';
 import { installGuard } from '../transfer/guard.js';
 import { movesInFlight, type MoveRow, type Step } from './journal.js';
 import { moveUnit, undoMove } from './move.js';
@@ -20,7 +21,7 @@ import { checkOnlineMoves } from './preflight.js';
 import { refuseInOnlineWindow } from '../stream/window.js';
 
 export type RebalanceEvent =
-  | { type: 'plan'; moves: number; resumed: number }
+  | { type: 'plan'; moves: number; resumed: number; /** units found on the shards without a placement, placed where they are */ unplaced?: number }
   | { type: 'step'; unit: string; from: string; to: string; step: Step }
   | {
       type: 'moved';
@@ -103,6 +104,12 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     const placed = await catalog.client.query<{ unit: string; shard: string; rows: string; bytes: string }>(
       'SELECT unit, shard, rows, bytes FROM shardctl.placements',
     );
+    // units created on the shards after migrate have no placement: placed where their rows are (in
+    // syncTopology's transaction below), they are held and moved like the others (one scan per shard)
+    const unplaced = placed.rows.length
+      ? await findUnplaced(config, await modelOf([...new Set(placed.rows.map((p) => p.shard))].sort()[0]), new Set(placed.rows.map((p) => p.unit)))
+      : [];
+    for (const u of unplaced) placed.rows.push({ unit: u.unit, shard: u.shard, rows: String(u.rows), bytes: String(u.bytes) });
     const known = new Set(config.shards.map((s) => s.id));
     const unknown = [...new Set(placed.rows.map((p) => p.shard).filter((s) => !known.has(s)))];
     if (unknown.length) {
@@ -140,13 +147,13 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
       else if (routeOf(p.unit) !== p.shard) moves.push({ ...base, from: p.shard, to: routeOf(p.unit) });
     }
     moves.sort((a, b) => Number(b.resumeAfter !== undefined) - Number(a.resumeAfter !== undefined) || a.unit.localeCompare(b.unit));
-    emit({ type: 'plan', moves: moves.length, resumed: inflight.length });
+    emit({ type: 'plan', moves: moves.length, resumed: inflight.length, unplaced: unplaced.length });
     let lost: unknown;
     const result: RebalanceResult = { applied: Boolean(opts.apply), runId: run?.id, pairs: pairsOf(moves), moves, ok: true, seconds: 0 };
     if (!opts.apply) return done(result, started);
     await refuseInOnlineWindow(catalog.client, 'rebalance --apply');
 
-    await syncTopology(catalog.client, config);
+    await syncTopology(catalog.client, config, unplaced, run?.id);
     // Reference rows come from a shard that already serves (the source may be retired after cutover).
     const origin = moves[0]?.from ?? [...new Set(placed.rows.map((p) => p.shard))].sort()[0] ?? config.shards[0]!.id;
     const model = await modelOf(origin);

@@ -14,6 +14,7 @@ import { introspect } from '../tables/introspect.js';
 import { captureDefinitions, readDefinitions } from '../transfer/definitions.js';
 import { appendShard, editConfigFile } from './edit.js';
 import { syncTopology } from '../catalog/topology.js';
+import { findUnplacedFromCatalog } from '../transfer/unplaced.js';
 import { loadModel } from '../tables/model.js';
 import { interpolateValue } from '../config/interpolate.js';
 
@@ -52,7 +53,7 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
     record: true,
     outcome: (r: AddShardResult) => ({ status: 'ok' as const, summary: { id: r.id, created: r.created } }),
   };
-  return withRun(config.catalog, spec, async ({ catalog }) => {
+  return withRun(config.catalog, spec, async ({ catalog, run }) => {
     await refuseInOnlineWindow(catalog.client, 'add-shard');
     const defs = await definitions(catalog.client, config);
     const created = await withClient(target, async (c) => {
@@ -72,8 +73,10 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
       await installGuard(c, target, model);
       return missing.map((d) => d.table);
     });
+    // units created on the shards after migrate are placed where they are before the hash changes
+    const unplaced = await findUnplacedFromCatalog(config, catalog.client);
     const next = editConfigFile(config.file, appendShard({ id: opts.id, primary: opts.primary, replicas: opts.replicas ?? [] }));
-    await syncTopology(catalog.client, next);
+    await syncTopology(catalog.client, next, unplaced, run?.id);
     return { id: opts.id, created, config: next };
   });
 }

@@ -9,6 +9,8 @@ import type { PlacementSource } from './types.js';
 export interface Homes {
   readonly from: PlacementSource;
   home(unit: string): string;
+  /** false for a unit the catalog has no placement of while it has others: created on the shards after migrate */
+  placed(unit: string): boolean;
   readonly warnings: string[];
 }
 
@@ -34,6 +36,7 @@ export async function readHomes(config: Config, optional: boolean): Promise<Home
   return {
     from: placements.size ? 'catalog' : 'routing',
     home: (u) => placements.get(u) ?? route(u),
+    placed: (u) => placements.size === 0 || placements.has(u),
     warnings,
   };
 }

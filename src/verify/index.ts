@@ -14,7 +14,7 @@ import { locate } from './report.js';
 import { scanServer } from '../transfer/scan.js';
 import { checkUnits, selectTables, withParents } from '../tables/select.js';
 import type { Finding, VerifyOptions, VerifyResult } from './types.js';
-import { compareUnits } from './units.js';
+import { byUnit, compareUnits } from './units.js';
 import { compareCopies, crossShardCounts } from './copies.js';
 import { rowHashes } from './hashes.js';
 
@@ -73,6 +73,13 @@ export async function verify(config: Config, opts: VerifyOptions = {}): Promise<
   ];
   const errors = scans.flatMap((s) => (s.error ? [{ server: s.server, message: s.error }] : []));
   const warnings = [...homes.warnings];
+  const unplaced = [...new Set(shardScans.flatMap((s) => sharded.flatMap((t) => [...(s.tables.get(t.name)?.units.keys() ?? [])])))].filter((u) => !homes.placed(u)).sort(byUnit);
+  if (unplaced.length) {
+    warnings.push(
+      `${unplaced.length} unit(s) on the shards have no placement in the catalog (created there after migrate): ${unplaced.slice(0, 10).join(', ')}${unplaced.length > 10 ? ', …' : ''}; ` +
+        'the next rebalance --apply, add-shard, pin, mapping set or remove-shard places them where their rows are',
+    );
+  }
   if (units) {
     const seen = new Set(scans.flatMap((s) => [...s.tables.values()].flatMap((t) => [...t.units.keys()])));
     const nowhere = units.filter((u) => !seen.has(u));

@@ -38,7 +38,7 @@ export function checkPlacement(
         const home = homes.home(unit);
         if (home !== scan.server) {
           here.rows += sums.rows;
-          here.units.push({ unit, rows: sums.rows, home });
+          here.units.push({ unit, rows: sums.rows, home, ...(homes.placed(unit) ? {} : { unplaced: true as const }) });
         }
       }
       if (here.units.length) {
@@ -52,7 +52,7 @@ export function checkPlacement(
     if (at.size < 2) continue;
     const home = homes.home(unit);
     const shards = [...at].map(([shard, p]) => ({ shard, ...p })).sort((a, b) => (a.shard === home ? -1 : b.shard === home ? 1 : 0));
-    duplicated.push({ kind: 'duplicated', unit, home, shards });
+    duplicated.push({ kind: 'duplicated', unit, home, shards, ...(homes.placed(unit) ? {} : { unplaced: true as const }) });
   }
   return [...misplaced, ...duplicated, ...orphans];
 }

@@ -27,7 +27,9 @@ function compareSums(a: Sums, b: Sums, what: string): string {
 
 /** One finding as a headline and a fix line. */
 export function describe(f: Finding, r: Pick<VerifyResult, 'configFile' | 'mode' | 'placementsFrom'>): { tag: string; text: string; fix: string } {
-  const lives = r.placementsFrom === 'catalog' ? 'is placed on' : 'routes to';
+  const placedOn = r.placementsFrom === 'catalog' ? 'is placed on' : 'routes to';
+  // a unit created on the shards after migrate has no placement: its route is all verify knows
+  const lives = (unplaced?: true) => (unplaced ? 'has no placement, routes to' : placedOn);
   switch (f.kind) {
     case 'mismatch':
       return {
@@ -36,7 +38,7 @@ export function describe(f: Finding, r: Pick<VerifyResult, 'configFile' | 'mode'
         fix: resyncCommand([f.unit], r.configFile),
       };
     case 'misplaced': {
-      const list = f.units.slice(0, 10).map((u) => `${u.unit} (${rows(u.rows)}, ${lives} ${u.home})`).join(', ');
+      const list = f.units.slice(0, 10).map((u) => `${u.unit} (${rows(u.rows)}, ${lives(u.unplaced)} ${u.home})`).join(', ');
       const more = f.units.length > 10 ? `, and ${f.units.length - 10} more` : '';
       return {
         tag: 'MISPLACED',
@@ -49,7 +51,7 @@ export function describe(f: Finding, r: Pick<VerifyResult, 'configFile' | 'mode'
       const extra = f.shards.filter((s) => s.shard !== f.home).map((s) => s.shard);
       return {
         tag: 'DUPLICATED',
-        text: `unit ${f.unit} is on ${f.shards.length} shards (it ${lives} ${f.home}): ${at}`,
+        text: `unit ${f.unit} is on ${f.shards.length} shards (it ${lives(f.unplaced)} ${f.home}): ${at}`,
         fix: `delete unit ${f.unit} from ${extra.join(', ')}${f.shards.some((s) => s.shard === f.home) ? '' : `, then ${resyncCommand([f.unit], r.configFile)}`}`,
       };
     }

@@ -39,12 +39,14 @@ export type Finding =
       shard: string;
       rows: number;
       /** each unit with rows here, the rows, and the shard it belongs to */
-      units: { unit: string; rows: number; home: string }[];
+      units: { unit: string; rows: number; home: string; unplaced?: true }[];
     }
   | {
       kind: 'duplicated';
       unit: string;
       home: string;
+      /** the catalog has no placement of the unit: `home` is its route */
+      unplaced?: true;
       /** every shard holding rows of the unit, home included, with its row count and tables */
       shards: { shard: string; rows: number; tables: string[] }[];
     }
