@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { connect, type Endpoint } from '../db/connect.js';
+import { blockedError } from '../errors.js';
 import type { Model } from '../tables/model.js';
 import type { Applier } from './apply.js';
 import { lsn } from './lsn.js';
@@ -22,6 +23,8 @@ export interface ApplyLoopOptions {
   onFlush?: (sourceTime: Date) => void;
   /** once the source streams */
   onStart?: () => void;
+  /** at each heartbeat message (about every second): a check of the source that may stop the stream by throwing */
+  onHeartbeat?: () => Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -43,6 +46,7 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: b
   let flushedAt = Date.now();
   let flushNow = false;
   let stop = false;
+  const tables = new Map(model.tables.map((t) => [t.name, t]));
   const flush = async (end: bigint, at: Date) => {
     await applier.flush(end, at);
     o.onFlush?.(at);
@@ -71,10 +75,12 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: b
           case 'update':
           case 'delete': {
             if (o.takes && !o.takes(e.table)) return;
-            const t = model.table(e.table);
+            const t = tables.get(e.table);
+            if (!t) throw notConfigured(e.table);
             if (e.kind === 'insert') await applier.insert(t, e.row);
             else if (e.kind === 'update') await applier.update(t, e.old, e.row);
             else await applier.delete(t, e.old);
+            await applier.afterChange();
             txnChanges++;
             batch++;
             o.onChange?.();
@@ -84,6 +90,7 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: b
             throw Object.assign(truncateError(e.tables), { clean: txnChanges === 0 });
           case 'message':
             if (e.prefix !== MESSAGE_PREFIX) return;
+            if (e.content === 'heartbeat' && o.onHeartbeat) await o.onHeartbeat().catch((err) => Promise.reject(Object.assign(err as Error, { clean: txnChanges === 0 })));
             if (e.content === 'barrier') flushNow = true;
             if (e.content === 'stop') stop = flushNow = true;
             return;
@@ -108,6 +115,12 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: b
     throw e;
   }
 }
+
+/** The stream carries a table the model does not know (the publication names only configured tables). */
+const notConfigured = (table: string) =>
+  blockedError(`source: the stream carries changes of table ${table}, which is not a configured table of this online migration (a partition published under its own name, or a publication changed by hand)`, {
+    hint: 'start over with a fresh copy: shardctl migrate --abandon, then shardctl migrate --follow',
+  });
 
 /**
  * Heartbeats on the stream's source: a tiny transactional message every `everyMs` gives an idle
