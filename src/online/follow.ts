@@ -22,7 +22,7 @@ import { checkPublication, createSlot, dropStream, ensurePublication, slotState 
 import { readOnline, setOnline, startCopying } from '../catalog/online.js';
 import { Statements } from '../stream/statements.js';
 import { applyStream, startHeartbeat } from '../stream/follower.js';
-import { assertNotRewritten, readRelFiles, relFiles, writeRelFiles, type RelFiles } from '../stream/rewrite.js';
+import { assertHeartbeat, readRelFiles, relFiles, writeRelFiles, type RelFiles } from '../stream/rewrite.js';
 import type pg from 'pg';
 
 export interface FollowOptions {
@@ -156,12 +156,9 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
   const source = sourceEndpoint(config);
   const sessions: ShardSession[] = [];
   let heart: { stop(): Promise<void> } | undefined;
-  let watch: pg.Client | undefined;
   try {
     for (const s of config.shards) sessions.push(await openSession(shardEndpoint(config, s.id), s.id, names));
-    watch = await connect(source, { applicationName: 'shardctl follow' });
-    const recorded = await copyRelFiles(watch, sessions, model, names, emit);
-    await assertNotRewritten(watch, recorded);
+    const recorded = await withClient(source, (c) => copyRelFiles(c, sessions, model, names, emit));
     const router = createRouter(config);
     const applier = new Applier(model, sessions, names.slot, (parentShard) => rowRouter(model, router, parentShard));
     const shapes = await withClient(source, (c) => sourceShapes(c, model.tables.map((t) => t.name)));
@@ -192,7 +189,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
         }),
       });
       lastApplied = applied;
-    }, (e) => emit({ type: 'follow-warning', message: `heartbeat on the source failed: ${redactText(e.message)}` }));
+    }, (e) => emit({ type: 'follow-warning', message: `heartbeat on the source failed: ${redactText(e.message)}` }), model.tables.map((t) => t.name));
 
     try {
       await applyStream(source, names, start, model, applier, {
@@ -202,7 +199,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
         onChange: () => sourceChanges++,
         onFlush: (at) => (appliedTime = at.getTime()),
         onStart: () => emit({ type: 'follow-start', slot: names.slot, from: lsnText(start) }),
-        onHeartbeat: () => assertNotRewritten(watch!, recorded),
+        onHeartbeat: (content) => assertHeartbeat(recorded, content),
         signal: opts.signal,
       });
     } catch (e) {
@@ -225,7 +222,6 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
     return { applied: sessions.reduce((n, s) => n + s.applied, 0), appliedLsn: lsnText(applier.confirmed) };
   } finally {
     await heart?.stop();
-    await watch?.end().catch(() => undefined);
     await Promise.all(sessions.map((s) => s.client.end().catch(() => undefined)));
   }
 }

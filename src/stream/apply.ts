@@ -60,7 +60,7 @@ interface Pending {
 /** Rows per batched statement (a few hundred rows amortise the round trip; more only grows the statement). */
 const MANY = 500;
 
-/** Rows recorded for follow_dirty per shard before they are written in the open transaction (memory stays bounded). */
+/** Changes held (over all shards) before the rows recorded for follow_dirty are written in the open transactions (memory stays bounded). */
 const DIRTY_CHUNK = 10_000;
 
 interface MovedRow {
@@ -250,9 +250,10 @@ export class Applier {
   async afterChange(): Promise<void> {
     const n = this.held();
     if (n > this.heldHigh) this.heldHigh = n;
+    if (n < DIRTY_CHUNK) return;
     for (const s of this.sessions) {
       const m = this.dirty.get(s.id);
-      if (!m || m.size < DIRTY_CHUNK) continue;
+      if (!m?.size) continue;
       try {
         if (!s.open) await this.open(s);
         await writeDirty(s.client, this.slot, [...m.values()]);

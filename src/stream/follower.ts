@@ -7,6 +7,7 @@ import { lsn } from './lsn.js';
 import { MESSAGE_PREFIX, type StreamNames } from './names.js';
 import { ddlError, shapeOf, truncateError } from './shape.js';
 import { runStream } from './stream.js';
+import { heartbeatContentSql } from './rewrite.js';
 
 export interface ApplyLoopOptions {
   /** flush (commit on the shards, then confirm to the source) after this many changes … */
@@ -23,8 +24,8 @@ export interface ApplyLoopOptions {
   onFlush?: (sourceTime: Date) => void;
   /** once the source streams */
   onStart?: () => void;
-  /** at each heartbeat message (about every second): a check of the source that may stop the stream by throwing */
-  onHeartbeat?: () => Promise<void>;
+  /** at each heartbeat message (about every second), with its content: a check that may stop the stream by throwing */
+  onHeartbeat?: (content: string) => void;
   signal?: AbortSignal;
 }
 
@@ -90,7 +91,13 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: b
             throw Object.assign(truncateError(e.tables), { clean: txnChanges === 0 });
           case 'message':
             if (e.prefix !== MESSAGE_PREFIX) return;
-            if (e.content === 'heartbeat' && o.onHeartbeat) await o.onHeartbeat().catch((err) => Promise.reject(Object.assign(err as Error, { clean: txnChanges === 0 })));
+            if (e.content.startsWith('heartbeat')) {
+              try {
+                o.onHeartbeat?.(e.content);
+              } catch (err) {
+                throw Object.assign(err as Error, { clean: txnChanges === 0 });
+              }
+            }
             if (e.content === 'barrier') flushNow = true;
             if (e.content === 'stop') stop = flushNow = true;
             return;
@@ -135,13 +142,17 @@ export async function startHeartbeat(
   everyMs: number,
   onBeat: (sourceLsn: bigint) => void,
   onError: (e: Error) => void = () => undefined,
+  /** configured tables whose relfilenodes each heartbeat carries (rewrite.ts) */
+  tables?: readonly string[],
 ): Promise<{ stop(): Promise<void> }> {
   const heart: pg.Client = await connect(source, { applicationName });
   let beating = true;
   let timer: NodeJS.Timeout | undefined;
   const beat = async () => {
     try {
-      const r = await heart.query(`SELECT pg_logical_emit_message(true, $1, 'heartbeat'), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX]);
+      const r = tables
+        ? await heart.query(`SELECT pg_logical_emit_message(true, $1, ${heartbeatContentSql(2)}), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX, tables])
+        : await heart.query(`SELECT pg_logical_emit_message(true, $1, 'heartbeat'), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX]);
       onBeat(lsn(r.rows[0].now));
     } catch (e) {
       onError(e as Error);
