@@ -136,7 +136,7 @@ describe('migrate --follow at its seams (rental fixture)', () => {
     assert.match(old.stderr, /publication shardctl_migrate .* older shardctl without publish_via_partition_root.*public\.payment.*shardctl migrate --abandon, then shardctl migrate --follow/s);
   });
 
-  it('a 100,000-row source transaction is applied in bounded chunks: the follower never holds more than a bounded number of changes', async () => {
+  it('a 100,000-row source transaction is applied in bounded chunks (the follower never holds more than a bounded number of changes), and one that takes longer than wal_sender_timeout to apply keeps its stream', async () => {
     let high = 0;
     const f = startFollower(cfg, (e) => {
       if (e.type === 'follow-progress') high = Math.max(high, Number(e.heldChanges ?? Infinity));
@@ -148,6 +148,19 @@ describe('migrate --follow at its seams (rental fixture)', () => {
       await sleep(2500); // a heartbeat or two after the catch-up
       await assertExact(loadConfig(cfg));
       assert.ok(high <= 12_000, `the follower held up to ${high} changes of one source transaction`);
+      // applying one source transaction may take longer than the source's wal_sender_timeout: the
+      // follower keeps its replication connection alive meanwhile (else the walsender ends it, and
+      // every restart replays the same transaction from its start)
+      await sql(src(), `ALTER SYSTEM SET wal_sender_timeout = '5s'`);
+      await sql(src(), `SELECT pg_reload_conf()`);
+      try {
+        await sql(src(), `UPDATE bulk_log SET note = note || '!' WHERE id <= 15000`);
+        await caughtUp(f.exit);
+      } finally {
+        await sql(src(), `ALTER SYSTEM RESET wal_sender_timeout`);
+        await sql(src(), `SELECT pg_reload_conf()`);
+      }
+      await assertExact(loadConfig(cfg));
     } finally {
       child.kill('SIGINT');
     }
