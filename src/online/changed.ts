@@ -5,6 +5,7 @@ import { rowHashSql } from '../tables/row-hash.js';
 import { columnType, type Model, type TableModel } from '../tables/model.js';
 import { qualifiedName, routeChain } from '../tables/scope.js';
 import { readDirty } from '../stream/positions.js';
+import { checkFullRows } from './changed-full.js';
 import { rowRouter, type RowRouter } from '../stream/route.js';
 import type { Row } from '../stream/decoder.js';
 
@@ -53,6 +54,15 @@ export async function checkChangedRows(
     if (!t) continue; // a table no longer configured is not cut over
     const keys = [...byKey.values()];
     out.rows += keys.length;
+    if (!t.info.primaryKey.length) {
+      await checkFullRows(t, keys, router, source, shards, problem, (unit, shard, rows) => {
+        if (placements.has(unit)) return;
+        const n = out.newUnits.get(unit) ?? { shard, rows: 0 };
+        n.rows += rows;
+        out.newUnits.set(unit, n);
+      });
+      continue;
+    }
     const filter = keyFilter(t, keys);
     const here = new Map<string, Map<string, string>>(); // key → shard → row hash
     await Promise.all(

@@ -17,6 +17,7 @@ import { readPosition } from '../stream/positions.js';
 import { recordNewUnits } from './placements.js';
 import { atCutover, checkShardsForReverse, cutoverFailed } from './reverse.js';
 import { dropStream, slotState } from '../stream/slot.js';
+import { assertCopyStorage } from '../stream/rewrite.js';
 import { readOnline, setOnline } from '../catalog/online.js';
 
 export interface CutoverOptions {
@@ -82,6 +83,8 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
       await withClient(source, (c) => stopFollower(c, names, 15_000)); // a crash may have come before this step
       return { ok: true, already: true, outageMs: state.outageMs ?? 0, barrierLsn: state.barrierLsn ?? undefined, units: 0, sequences: 0, checkedRows: 0, phasesMs: {} };
     }
+    // a table rewritten since the copy (the follower stops on it too): refused whether the follower runs or not
+    await withClient(source, (c) => withClient(shardEndpoint(config, config.shards[0]!.id), (s) => assertCopyStorage(c, s, names.slot)));
     const slot = await withClient(source, (c) => slotState(c, names));
     if (!slot?.active) {
       throw blockedError(`the follower is not running (slot ${names.slot} has no consumer), so the shards cannot catch up`, {
@@ -121,6 +124,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         await setOnline(catalog.client, names, 'fenced', { barrierLsn: barrier });
         await waitForShards(shards, names, barrier, started + timeoutMs);
         step('caught-up', barrier);
+        await assertCopyStorage(src, shards.values().next().value!, names.slot); // and none up to the fence
         const changed = await checkChangedRows(model, names.slot, src, shards, placements);
         if (changed.problems.length) {
           throw blockedError(`the monolith and the shards differ in ${changed.problems.length}${changed.problems.length >= 50 ? '+' : ''} of the ${changed.rows} rows changed while following`, {

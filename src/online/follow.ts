@@ -18,11 +18,13 @@ import { clearShardState, prepareShardState, readPosition, writePosition } from 
 import { checkSourceForFollow } from '../stream/preflight.js';
 import { RouteError, rowRouter } from '../stream/route.js';
 import { sourceShapes } from '../stream/shape.js';
-import { createSlot, dropStream, ensurePublication, slotState } from '../stream/slot.js';
+import { checkPublication, createSlot, dropStream, ensurePublication, slotState } from '../stream/slot.js';
 import { readOnline, setOnline, startCopying } from '../catalog/online.js';
 import { Statements } from '../stream/statements.js';
 import { dropGoneUnits } from './gone-units.js';
 import { applyStream, startHeartbeat } from '../stream/follower.js';
+import { assertHeartbeat, readRelFiles, relFiles, writeRelFiles, type RelFiles } from '../stream/rewrite.js';
+import type pg from 'pg';
 
 export interface FollowOptions {
   /** copy streams in flight during the initial copy (as migrate --concurrency) */
@@ -83,7 +85,8 @@ export async function follow(config: Config, opts: FollowOptions = {}): Promise<
     const tables = model.tables.map((t) => t.name);
     const state = await readOnline(catalog.client, names);
     if (state?.state === 'cut-over') return { stopped: 'already-cut-over', applied: 0, appliedLsn: '0/0', seconds: 0 };
-    await withClient(source, (c) => checkSourceForFollow(c, tables, names));
+    const via = new Set(model.sharded.filter((t) => t.config.route.kind === 'via').map((t) => t.name));
+    await withClient(source, (c) => checkSourceForFollow(c, tables, names, 'source', via));
     const slot = await withClient(source, (c) => slotState(c, names));
     let copy: FollowResult['copy'];
     if (!state || state.state === 'copying') copy = await initialCopy(config, model, scope, names, opts);
@@ -92,6 +95,7 @@ export async function follow(config: Config, opts: FollowOptions = {}): Promise<
         hint: 'start over with a fresh copy: shardctl migrate --abandon, then shardctl migrate --follow',
       });
     }
+    if (!copy) await withClient(source, (c) => checkPublication(c, names, tables));
     const r = await streamChanges(config, model, names, opts);
     return { stopped: 'cutover', copy, ...r, seconds: (performance.now() - started) / 1000 };
   });
@@ -104,6 +108,8 @@ async function initialCopy(config: Config, model: Model, scope: RunScope, names:
     await dropStream(c, names); // a copy cut short left a slot whose snapshot died with it
     await ensurePublication(c, names, model.tables.map((t) => t.name));
   });
+  // before the slot: a rewrite after this read (even during the copy) shows as a changed relfilenode
+  const files = await withClient(source, (c) => relFiles(c, model.tables.map((t) => t.name)));
   const slot = await createSlot(source, names);
   let copied: MigrateResult;
   try {
@@ -138,6 +144,7 @@ async function initialCopy(config: Config, model: Model, scope: RunScope, names:
         await prepareShardState(c);
         await clearShardState(c, names.slot); // a fresh copy is the new proven state: no stash, nothing changed since
         await writePosition(c, names.slot, slot.consistentLsn);
+        await writeRelFiles(c, names.slot, files);
       }),
     ),
   );
@@ -154,6 +161,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
   try {
     for (const s of config.shards) sessions.push(await openSession(shardEndpoint(config, s.id), s.id, names));
     await refuseGap(source, names, sessions);
+    const recorded = await withClient(source, (c) => copyRelFiles(c, sessions, model, names, emit));
     const router = createRouter(config);
     const applier = new Applier(model, sessions, names.slot, (parentShard) => rowRouter(model, router, parentShard));
     const shapes = await withClient(source, (c) => sourceShapes(c, model.tables.map((t) => t.name)));
@@ -176,6 +184,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
         lagSeconds: appliedTime === undefined ? null : Math.max(0, (Date.now() - appliedTime) / 1000),
         changesPerSecond: Math.round((applied - lastApplied) / secs),
         sourceChanges,
+        heldChanges: applier.heldHighWater(),
         shards: sessions.map((s) => {
           const d = s.applied - perShard.get(s.id)!;
           perShard.set(s.id, s.applied);
@@ -183,7 +192,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
         }),
       });
       lastApplied = applied;
-    }, (e) => emit({ type: 'follow-warning', message: `heartbeat on the source failed: ${redactText(e.message)}` }));
+    }, (e) => emit({ type: 'follow-warning', message: `heartbeat on the source failed: ${redactText(e.message)}` }), model.tables.map((t) => t.name));
 
     try {
       await applyStream(source, names, start, model, applier, {
@@ -193,6 +202,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
         onChange: () => sourceChanges++,
         onFlush: (at) => (appliedTime = at.getTime()),
         onStart: () => emit({ type: 'follow-start', slot: names.slot, from: lsnText(start) }),
+        onHeartbeat: (content) => assertHeartbeat(recorded, content),
         signal: opts.signal,
       });
     } catch (e) {
@@ -234,6 +244,19 @@ async function refuseGap(source: Endpoint, names: StreamNames, sessions: readonl
   throw blockedError(`${which}: behind the position the slot ${names.slot} has confirmed (${confirmed}), so the source's changes in between are lost to the follower (was the shard failed over to a replica that lacked its last commits, or restored?)`, {
     hint: `copy again from a fresh slot: shardctl migrate --abandon, then shardctl migrate --follow (migrate --resync --units is refused while the window is open and would not bring the changes back)`,
   });
+}
+
+/**
+ * The relfilenodes recorded with the copy (rewrite.ts). A window opened by an older shardctl has
+ * none: they are recorded now, and a rewrite before this moment cannot be detected (said once).
+ */
+async function copyRelFiles(source: pg.ClientBase, sessions: readonly ShardSession[], model: Model, names: StreamNames, emit: NonNullable<FollowOptions['onEvent']>): Promise<RelFiles> {
+  const recorded = await readRelFiles(sessions[0]!.client, names.slot);
+  if (recorded) return recorded;
+  const files = await relFiles(source, model.tables.map((t) => t.name));
+  for (const s of sessions) await writeRelFiles(s.client, names.slot, files);
+  emit({ type: 'follow-warning', message: 'this online migration was opened by an older shardctl: a table rewrite (ALTER TABLE … TYPE … USING, VACUUM FULL) before now cannot be detected; verify after cutover' });
+  return files;
 }
 
 async function openSession(ep: Endpoint, id: string, names: StreamNames): Promise<ShardSession> {

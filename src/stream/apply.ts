@@ -5,7 +5,21 @@ import type { Row } from './decoder.js';
 import { lsnText } from './lsn.js';
 import { writeDirty, writePosition } from './positions.js';
 import { RouteError, type Placement, type RowRouter } from './route.js';
-import { deleteManySql, deleteRowSql, existsSql, insertManySql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Statements, updateSql } from './statements.js';
+import {
+  deleteManySql,
+  deleteOneSql,
+  deleteRowSql,
+  existsSql,
+  fullRowOf,
+  insertManySql,
+  insertSql,
+  keyOf,
+  selectByColumnSql,
+  selectByKeySql,
+  Statements,
+  updateOneSql,
+  updateSql,
+} from './statements.js';
 
 /** One target shard's connection and where it stands in the stream. */
 export interface ShardSession {
@@ -46,6 +60,9 @@ interface Pending {
 /** Rows per batched statement (a few hundred rows amortise the round trip; more only grows the statement). */
 const MANY = 500;
 
+/** Changes held (over all shards) before the rows recorded for follow_dirty are written in the open transactions (memory stays bounded). */
+const DIRTY_CHUNK = 10_000;
+
 interface MovedRow {
   table: string;
   row: Record<string, string | null>;
@@ -78,6 +95,8 @@ export class Applier {
   private readonly pending = new Map<string, Pending>();
   /** the position every shard has committed */
   confirmed: bigint;
+  /** the most changes held in memory at once (see held) since the last heldHighWater() */
+  private heldHigh = 0;
 
   constructor(
     private readonly model: Model,
@@ -103,13 +122,14 @@ export class Applier {
   async insert(t: TableModel, row: Row): Promise<void> {
     const p = await this.rows.route(t, row);
     const columns = Object.keys(row);
-    const key = keyOf(t, row);
+    const key = identityOf(t, row);
     await this.each(this.targets(p), (s) => this.touch(s, t, key) && this.queue(s, 'insert', t, columns, columns.map((c) => row[c])));
     if (p.kind === 'shard') this.remember(t, row, p.shard);
   }
 
   async update(t: TableModel, old: Row | null, row: Row): Promise<void> {
     await this.drainAll(); // an update reads row counts and may move rows between shards
+    if (!t.info.primaryKey.length) return this.updateFull(t, old, row);
     const key = keyOf(t, row, old);
     const set = Object.keys(row).filter((c) => row[c] !== undefined); // 'u': unchanged TOAST, left alone
     const values = [...set.map((c) => row[c]), ...key];
@@ -137,12 +157,51 @@ export class Applier {
   }
 
   async delete(t: TableModel, old: Row): Promise<void> {
+    if (!t.info.primaryKey.length) return this.deleteFull(t, old);
     const key = keyOf(t, old);
     // The stream usually sends only the key of a deleted row, not its unit: every shard is asked
     // (a delete by primary key of a row a shard does not hold costs one index probe).
     const p: Placement = t.config.route.kind !== 'reference' && this.routable(t, old) ? await this.rows.route(t, old) : { kind: 'all' };
     await this.each(p.kind === 'shard' ? this.targets(p) : this.live(), (s) => this.touch(s, t, key) && this.queue(s, 'delete', t, t.info.primaryKey, key));
     this.forget(t, old);
+  }
+
+  /**
+   * A table without a primary key (REPLICA IDENTITY FULL: the stream sends the whole old row): the
+   * UPDATE changes exactly one shard row equal to the old row in every column (any one of identical
+   * rows: they are alike), on the old row's shard; a row whose unit changed is deleted there and
+   * inserted on its new shard. Unchanged TOASTed values of the new row come from the old one.
+   */
+  private async updateFull(t: TableModel, old: Row | null, row: Row): Promise<void> {
+    if (!old) throw new RouteError(`table ${t.name} has no primary key and the stream sent an update without its old row: it is not REPLICA IDENTITY FULL on the source`);
+    const merged: Row = {};
+    for (const c of t.columns) merged[c] = row[c] !== undefined ? row[c] : old[c];
+    const was = fullRowOf(t, old);
+    const now = fullRowOf(t, merged);
+    const from = this.targets(await this.rows.route(t, old));
+    const to = this.targets(await this.rows.route(t, merged));
+    if (from.length === 1 && to.length === 1 && from[0] === to[0]) {
+      const s = from[0]!;
+      this.touch(s, t, was);
+      this.touch(s, t, now);
+      const n = await this.exec(s, updateOneSql(t, t.columns), [...now, JSON.stringify(was)]);
+      if (n !== 1) throw missingRow(t, s, 'updated');
+      return;
+    }
+    await this.each(from, async (s) => {
+      this.touch(s, t, was);
+      if ((await this.exec(s, deleteOneSql(t), [JSON.stringify(was)])) !== 1) throw missingRow(t, s, 'updated');
+    });
+    await this.each(to, (s) => this.touch(s, t, now) && this.queue(s, 'insert', t, t.columns, now));
+  }
+
+  /** A table without a primary key: exactly one shard row equal to the old row goes. */
+  private async deleteFull(t: TableModel, old: Row): Promise<void> {
+    const was = fullRowOf(t, old);
+    await this.each(this.targets(await this.rows.route(t, old)), async (s) => {
+      this.touch(s, t, was);
+      if ((await this.exec(s, deleteOneSql(t), [JSON.stringify(was)])) !== 1) throw missingRow(t, s, 'deleted');
+    });
   }
 
   /**
@@ -182,6 +241,43 @@ export class Applier {
     this.pending.clear();
   }
 
+  /**
+   * After each streamed change: the rows recorded for follow_dirty go to the shard in chunks, inside
+   * its open transaction (they commit, or roll back, with the writes they name), so a source
+   * transaction of millions of rows is held a chunk at a time, never whole; notes the high-water
+   * mark of what is held (rows recorded and rows batched).
+   */
+  async afterChange(): Promise<void> {
+    const n = this.held();
+    if (n > this.heldHigh) this.heldHigh = n;
+    if (n < DIRTY_CHUNK) return;
+    for (const s of this.sessions) {
+      const m = this.dirty.get(s.id);
+      if (!m?.size) continue;
+      try {
+        if (!s.open) await this.open(s);
+        await writeDirty(s.client, this.slot, [...m.values()]);
+      } catch (e) {
+        throw pgFailure(e, `shard ${s.id}`);
+      }
+      this.dirty.delete(s.id);
+    }
+  }
+
+  /** The most changes held at once since the last call (progress reports it as heldChanges). */
+  heldHighWater(): number {
+    const h = this.heldHigh;
+    this.heldHigh = this.held();
+    return h;
+  }
+
+  private held(): number {
+    let n = 0;
+    for (const m of this.dirty.values()) n += m.size;
+    for (const p of this.pending.values()) n += p.rows;
+    return n;
+  }
+
   /** Adds a row to the shard's batch; a batch of another table, kind or shape is sent first. */
   private async queue(s: ShardSession, kind: Pending['kind'], t: TableModel, columns: readonly string[], values: (string | null | undefined)[]): Promise<void> {
     const shape = `${t.name}\0${columns.join('\0')}`;
@@ -216,7 +312,7 @@ export class Applier {
   }
 
   /** Notes a row written on `s` in its open transaction (always true, to chain before the write). */
-  private touch(s: ShardSession, t: TableModel, key: readonly string[]): true {
+  private touch(s: ShardSession, t: TableModel, key: readonly (string | null)[]): true {
     let m = this.dirty.get(s.id);
     if (!m) this.dirty.set(s.id, (m = new Map()));
     const k = JSON.stringify(key);
@@ -366,6 +462,13 @@ export class Applier {
     return undefined;
   }
 }
+
+/** What the follower records of a row it wrote (follow_dirty): its primary key, or all its values when the table has none. */
+const identityOf = (t: TableModel, row: Row): (string | null)[] => (t.info.primaryKey.length ? keyOf(t, row) : fullRowOf(t, row));
+
+/** A shard does not hold the row a streamed change of a keyless table is about: it differs from the monolith. */
+const missingRow = (t: TableModel, s: ShardSession, what: string) =>
+  new RouteError(`table ${t.name} (no primary key): a row ${what} on the source is not on shard ${s.id}, so that shard differs from the monolith`);
 
 const cacheKey = (table: string, column: string, value: string) => `${table}\0${column}\0${value}`;
 

@@ -12,6 +12,8 @@ export type FollowEvent =
       changesPerSecond: number;
       /** row changes of the source this run has applied (an INSERT, UPDATE or DELETE each, whatever it took on the shards) */
       sourceChanges: number;
+      /** the most source changes the follower held in memory at once since the last report (bounded, however large a source transaction) */
+      heldChanges: number;
       shards: { shard: string; changes: number; changesPerSecond: number }[];
     }
   | { type: 'follow-warning'; message: string }

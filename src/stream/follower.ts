@@ -1,11 +1,13 @@
 import type pg from 'pg';
 import { connect, type Endpoint } from '../db/connect.js';
+import { blockedError } from '../errors.js';
 import type { Model } from '../tables/model.js';
 import type { Applier } from './apply.js';
 import { lsn } from './lsn.js';
 import { MESSAGE_PREFIX, type StreamNames } from './names.js';
 import { ddlError, shapeOf, truncateError } from './shape.js';
 import { runStream } from './stream.js';
+import { heartbeatContentSql } from './rewrite.js';
 
 export interface ApplyLoopOptions {
   /** flush (commit on the shards, then confirm to the source) after this many changes … */
@@ -22,6 +24,8 @@ export interface ApplyLoopOptions {
   onFlush?: (sourceTime: Date) => void;
   /** once the source streams */
   onStart?: () => void;
+  /** at each heartbeat message (about every second), with its content: a check that may stop the stream by throwing */
+  onHeartbeat?: (content: string) => void;
   signal?: AbortSignal;
 }
 
@@ -43,6 +47,7 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: b
   let flushedAt = Date.now();
   let flushNow = false;
   let stop = false;
+  const tables = new Map(model.tables.map((t) => [t.name, t]));
   const flush = async (end: bigint, at: Date) => {
     await applier.flush(end, at);
     o.onFlush?.(at);
@@ -71,10 +76,12 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: b
           case 'update':
           case 'delete': {
             if (o.takes && !o.takes(e.table)) return;
-            const t = model.table(e.table);
+            const t = tables.get(e.table);
+            if (!t) throw notConfigured(e.table);
             if (e.kind === 'insert') await applier.insert(t, e.row);
             else if (e.kind === 'update') await applier.update(t, e.old, e.row);
             else await applier.delete(t, e.old);
+            await applier.afterChange();
             txnChanges++;
             batch++;
             o.onChange?.();
@@ -84,6 +91,13 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: b
             throw Object.assign(truncateError(e.tables), { clean: txnChanges === 0 });
           case 'message':
             if (e.prefix !== MESSAGE_PREFIX) return;
+            if (e.content.startsWith('heartbeat')) {
+              try {
+                o.onHeartbeat?.(e.content);
+              } catch (err) {
+                throw Object.assign(err as Error, { clean: txnChanges === 0 });
+              }
+            }
             if (e.content === 'barrier') flushNow = true;
             if (e.content === 'stop') stop = flushNow = true;
             return;
@@ -109,6 +123,12 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: b
   }
 }
 
+/** The stream carries a table the model does not know (the publication names only configured tables). */
+const notConfigured = (table: string) =>
+  blockedError(`source: the stream carries changes of table ${table}, which is not a configured table of this online migration (a partition published under its own name, or a publication changed by hand)`, {
+    hint: 'start over with a fresh copy: shardctl migrate --abandon, then shardctl migrate --follow',
+  });
+
 /**
  * Heartbeats on the stream's source: a tiny transactional message every `everyMs` gives an idle
  * stream a commit to flush positions at, and `onBeat` the source's current WAL position to measure
@@ -122,13 +142,17 @@ export async function startHeartbeat(
   everyMs: number,
   onBeat: (sourceLsn: bigint) => void,
   onError: (e: Error) => void = () => undefined,
+  /** configured tables whose relfilenodes each heartbeat carries (rewrite.ts) */
+  tables?: readonly string[],
 ): Promise<{ stop(): Promise<void> }> {
   const heart: pg.Client = await connect(source, { applicationName });
   let beating = true;
   let timer: NodeJS.Timeout | undefined;
   const beat = async () => {
     try {
-      const r = await heart.query(`SELECT pg_logical_emit_message(true, $1, 'heartbeat'), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX]);
+      const r = tables
+        ? await heart.query(`SELECT pg_logical_emit_message(true, $1, ${heartbeatContentSql(2)}), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX, tables])
+        : await heart.query(`SELECT pg_logical_emit_message(true, $1, 'heartbeat'), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX]);
       onBeat(lsn(r.rows[0].now));
     } catch (e) {
       onError(e as Error);

@@ -28,6 +28,13 @@ export const SHARD_STATE_SQL = [
      tbl  text NOT NULL,
      key  text NOT NULL,
      PRIMARY KEY (slot, tbl, key))`,
+  // each configured table's (leaf partition's) relfilenode on the source at the copy (rewrite.ts)
+  `CREATE TABLE IF NOT EXISTS shardctl.follow_relfiles (
+     slot text NOT NULL,
+     rel  text NOT NULL,
+     tbl  text NOT NULL,
+     node text NOT NULL,
+     PRIMARY KEY (slot, rel))`,
 ];
 
 /** "ShardS": one creator of the stream state per server at a time. */
@@ -42,7 +49,7 @@ const STATE_LOCK = 0x53_68_61_72_64_53n;
  */
 export async function prepareShardState(c: pg.ClientBase): Promise<void> {
   const r = await c.query(`SELECT to_regclass('shardctl.follow_position') IS NOT NULL AND to_regclass('shardctl.follow_stash') IS NOT NULL
-                                  AND to_regclass('shardctl.follow_dirty') IS NOT NULL AS ok`);
+                                  AND to_regclass('shardctl.follow_dirty') IS NOT NULL AND to_regclass('shardctl.follow_relfiles') IS NOT NULL AS ok`);
   if (r.rows[0].ok) return;
   await c.query(`SELECT pg_advisory_lock(${STATE_LOCK})`);
   try {
@@ -73,6 +80,9 @@ export async function clearShardState(c: pg.ClientBase, slot: string): Promise<v
   await c.query('DELETE FROM shardctl.follow_stash WHERE slot = $1', [slot]);
   if ((await c.query(`SELECT to_regclass('shardctl.follow_dirty') IS NOT NULL AS ok`)).rows[0].ok) {
     await c.query('DELETE FROM shardctl.follow_dirty WHERE slot = $1', [slot]);
+  }
+  if ((await c.query(`SELECT to_regclass('shardctl.follow_relfiles') IS NOT NULL AS ok`)).rows[0].ok) {
+    await c.query('DELETE FROM shardctl.follow_relfiles WHERE slot = $1', [slot]);
   }
 }
 

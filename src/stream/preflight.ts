@@ -1,13 +1,21 @@
 import type pg from 'pg';
 import { problemsError } from '../errors.js';
-import { quoteIdent, quoteTable } from '../db/ident.js';
+import { quoteIdent } from '../db/ident.js';
 import type { StreamNames } from './names.js';
+import { identityProblems, replicaIdentities } from './identity.js';
 
 /**
  * What logical decoding needs on the source, checked before anything is created. Every missing
  * item is reported at once, each with the statement that fixes it (exit 3).
  */
-export async function checkSourceForFollow(c: pg.ClientBase, tables: readonly string[], names: StreamNames, label = 'source'): Promise<void> {
+export async function checkSourceForFollow(
+  c: pg.ClientBase,
+  tables: readonly string[],
+  names: StreamNames,
+  label = 'source',
+  /** tables that reach their unit through a parent row (`via`): a row of theirs needs a primary key to be found */
+  via: ReadonlySet<string> = new Set(),
+): Promise<void> {
   const problems: string[] = [];
   const s = (
     await c.query(
@@ -32,26 +40,7 @@ export async function checkSourceForFollow(c: pg.ClientBase, tables: readonly st
     problems.push(`${label}: all ${s.max_senders} WAL senders are in use; fix: ALTER SYSTEM SET max_wal_senders = ${s.max_senders + 1}; then restart the server`);
   }
   if (!s.may_replicate) problems.push(`${label}: role ${s.role} may not stream changes; fix: ALTER ROLE ${quoteIdent(s.role)} REPLICATION;`);
-  const ids = await c.query(
-    `SELECT n.nspname || '.' || c.relname AS t, c.relreplident AS ident,
-            EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident)) AS has_key,
-            EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk
-       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname || '.' || c.relname = ANY($1::text[])`,
-    [tables],
-  );
-  for (const r of ids.rows) {
-    if (!r.has_pk) {
-      // the follower finds the row a streamed UPDATE or DELETE is about by its primary key (and
-      // cutover re-proves changed rows by it); a replica identity alone does not name one row
-      problems.push(`source: table ${r.t} has no primary key, which the follower needs to apply its updates and deletes to the right row; fix: ALTER TABLE ${quoteTable(r.t)} ADD PRIMARY KEY (…); (or leave it out of the online migration and move it with plain shardctl migrate while writes to it are stopped)`);
-      continue;
-    }
-    const ok = r.ident === 'f' || ((r.ident === 'd' || r.ident === 'i') && r.has_key);
-    if (!ok) {
-      problems.push(`${label}: table ${r.t} has no primary key or replica identity, so its updates and deletes cannot be streamed; fix: ALTER TABLE ${quoteTable(r.t)} REPLICA IDENTITY FULL; (or add a primary key)`);
-    }
-  }
+  problems.push(...identityProblems(await replicaIdentities(c, tables), label, via));
   if (problems.length) {
     throw label === 'source'
       ? problemsError('blocked', problems, `source: ${problems.length} things stop an online migration`, 'fix them on the source, then run migrate --follow again')

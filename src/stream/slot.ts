@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { connectError, type Endpoint } from '../db/connect.js';
+import { blockedError } from '../errors.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 import { withPassword } from '../db/password.js';
 import { startupOptions } from '../db/session.js';
@@ -27,12 +28,42 @@ export async function connectReplication(source: Endpoint): Promise<pg.Client> {
   return c;
 }
 
-/** The publication carries exactly the configured tables (created, or brought in line with the config). */
+/**
+ * The publication carries exactly the configured tables (created, or brought in line with the
+ * config). A partitioned table's changes are published as the partitioned table's own
+ * (publish_via_partition_root): the shards hold the same partitioned table, and their own
+ * partitions place each row, so a partition's name never reaches the follower.
+ */
 export async function ensurePublication(c: pg.ClientBase, names: StreamNames, tables: readonly string[]): Promise<void> {
   const list = tables.map(quoteTable).join(', ');
   const exists = await c.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [names.publication]);
-  if (exists.rowCount) await c.query(`ALTER PUBLICATION ${quoteIdent(names.publication)} SET TABLE ${list}`);
-  else await c.query(`CREATE PUBLICATION ${quoteIdent(names.publication)} FOR TABLE ${list}`);
+  if (exists.rowCount) {
+    await c.query(`ALTER PUBLICATION ${quoteIdent(names.publication)} SET TABLE ${list}`);
+    await c.query(`ALTER PUBLICATION ${quoteIdent(names.publication)} SET (${VIA_ROOT} = true)`);
+  } else await c.query(`CREATE PUBLICATION ${quoteIdent(names.publication)} FOR TABLE ${list} WITH (${VIA_ROOT} = true)`);
+}
+
+const VIA_ROOT = 'publish_via_partition_root';
+
+/**
+ * A window opened by an older shardctl has a publication that publishes a partition's changes under
+ * the partition's name, which the follower cannot apply. Changing the option now would not help:
+ * the slot decodes what is already in the WAL with the publication as it was then. Only a fresh
+ * copy (with a new publication) gets out.
+ */
+export async function checkPublication(c: pg.ClientBase, names: StreamNames, tables: readonly string[]): Promise<void> {
+  const r = await c.query(
+    `SELECT string_agg(n.nspname || '.' || t.relname, ', ' ORDER BY 1) AS partitioned
+       FROM pg_publication p, pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace
+      WHERE p.pubname = $1 AND NOT p.pubviaroot AND t.relkind = 'p' AND n.nspname || '.' || t.relname = ANY($2::text[])`,
+    [names.publication, tables],
+  );
+  const partitioned = r.rows[0]?.partitioned as string | null;
+  if (partitioned) {
+    throw blockedError(`source: the publication ${names.publication} of this online migration was created by an older shardctl without ${VIA_ROOT}, so the changes of the partitioned table(s) ${partitioned} reach the follower under their partitions' names and cannot be applied`, {
+      hint: 'start over with a fresh copy: shardctl migrate --abandon, then shardctl migrate --follow',
+    });
+  }
 }
 
 export interface CreatedSlot {

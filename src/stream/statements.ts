@@ -78,3 +78,37 @@ export function keyOf(t: TableModel, row: Row, old?: Row | null): string[] {
     return v;
   });
 }
+
+/**
+ * A table without a primary key (REPLICA IDENTITY FULL): a row is known only by all its values.
+ * `fullRowSql` is the row of `alias` as one jsonb array of each column's text as its type's output
+ * function prints it (format('%s'), not a cast to text: char(n) keeps its padding, as the stream
+ * sends it), NULL as JSON null; `fullRowOf` is the same array of a streamed row. Equal arrays are
+ * equal rows, NULLs included (NULL-safe), whatever the column types (json, point: no = needed).
+ */
+export function fullRowSql(t: TableModel, alias: string): string {
+  return `jsonb_build_array(${t.columns.map((c) => `CASE WHEN ${alias}.${quoteIdent(c)} IS NULL THEN NULL ELSE format('%s', ${alias}.${quoteIdent(c)}) END`).join(', ')})`;
+}
+
+export function fullRowOf(t: TableModel, row: Row): (string | null)[] {
+  return t.columns.map((c) => {
+    const v = row[c];
+    if (v === undefined) throw new Error(`internal: ${t.name}: the streamed row has no value for ${c}`);
+    return v;
+  });
+}
+
+/** Updates ONE row equal to $last (a fullRowOf array as JSON) — any one of identical rows: they are alike. */
+export function updateOneSql(t: TableModel, set: readonly string[]): string {
+  const assign = set.map((c, i) => `${quoteIdent(c)} = $${i + 1}`).join(', ');
+  return `UPDATE ${quoteTable(t.name)} AS x SET ${assign} FROM (${oneRow(t, set.length + 1)}) AS m WHERE x.tableoid = m.o AND x.ctid = m.c`;
+}
+
+/** Deletes ONE row equal to $1 (a fullRowOf array as JSON). */
+export function deleteOneSql(t: TableModel): string {
+  return `DELETE FROM ${quoteTable(t.name)} AS x USING (${oneRow(t, 1)}) AS m WHERE x.tableoid = m.o AND x.ctid = m.c`;
+}
+
+// tableoid with ctid: a partitioned table's partitions each have their own ctids
+const oneRow = (t: TableModel, param: number) =>
+  `SELECT y.tableoid AS o, y.ctid AS c FROM ${quoteTable(t.name)} AS y WHERE ${fullRowSql(t, 'y')} = $${param}::jsonb LIMIT 1`;

@@ -5,6 +5,9 @@ import { lsnText } from './lsn.js';
 import type { StreamNames } from './names.js';
 import { replicationConfig } from './slot.js';
 
+/** How often a standby status goes to the source whatever the stream is doing (well below any sane wal_sender_timeout). */
+const KEEPALIVE_MS = 1000;
+
 export interface StreamControl {
   /** tells the source every transaction ending at or before `lsn` is durably applied (the slot may free its WAL) */
   confirm(lsn: bigint): void;
@@ -44,10 +47,16 @@ export async function runStream(
   };
   return new Promise<void>((resolve, reject) => {
     let done = false;
+    // While the handler applies a long source transaction the stream is paused (flow control) and the
+    // walsender's keepalive requests go unread: without a status now and then it ends the connection
+    // after wal_sender_timeout, and every restart would replay the same transaction from its start.
+    // The status repeats the confirmed position; it never acknowledges more.
+    const alive = setInterval(() => !done && ack(), KEEPALIVE_MS);
     let busy: Promise<unknown> = Promise.resolve();
     const finish = async (err: unknown, fromHandler: boolean) => {
       if (done) return;
       done = true;
+      clearInterval(alive);
       if (!fromHandler) await busy.catch(() => undefined);
       signal?.removeEventListener('abort', onAbort);
       await service.destroy().catch(() => undefined);
