@@ -18,6 +18,7 @@ import { redactText } from '../src/redact.js';
 import { parseBenchArgs, USAGE, type BenchArgs } from './args.js';
 import { locationBench } from './location.js';
 import { manyUnitsBench } from './many-units.js';
+import { citiesBench } from './cities.js';
 import { cpuMeter, postmasterPids } from './cpu.js';
 import { checkpointAll, resetFleet, vacuumShards } from './fleet.js';
 import { machineState } from './machine.js';
@@ -75,6 +76,17 @@ async function main(argv: string[]): Promise<number> {
     try {
       const r = await manyUnitsBench(args, log);
       process.stdout.write(args.json ? `${JSON.stringify({ runs: r.runs, targets: r.targets }, null, 2)}\n` : r.markdown);
+      return 0;
+    } catch (e) {
+      log(`error: ${redactText(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);
+      return 1;
+    }
+  }
+
+  if (args.fixture === 'cities') {
+    try {
+      const r = await citiesBench(args, log);
+      process.stdout.write(args.json ? `${JSON.stringify({ runs: r.runs, ratio: r.ratio, pass: r.pass }, null, 2)}\n` : r.markdown);
       return 0;
     } catch (e) {
       log(`error: ${redactText(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);
