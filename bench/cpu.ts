@@ -64,6 +64,15 @@ function sample(roots: readonly number[]): Sample | undefined {
   }
 }
 
+/** CPU seconds used so far by the process trees rooted at `roots` (live processes and what they reaped); Linux only, else 0. */
+export function treeCpuSeconds(roots: readonly number[]): number {
+  try {
+    return ownTicks(roots) / 100; // USER_HZ: 100 on every Linux
+  } catch {
+    return 0;
+  }
+}
+
 /** The postmaster pid of each data directory (first line of postmaster.pid). */
 export function postmasterPids(dataDirs: readonly string[]): number[] {
   return dataDirs.flatMap((d) => {

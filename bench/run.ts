@@ -17,6 +17,8 @@ import { planBenchScale } from './plan-scale.js';
 import { redactText } from '../src/redact.js';
 import { parseBenchArgs, USAGE, type BenchArgs } from './args.js';
 import { locationBench } from './location.js';
+import { manyUnitsBench } from './many-units.js';
+import { citiesBench } from './cities.js';
 import { cpuMeter, postmasterPids } from './cpu.js';
 import { checkpointAll, resetFleet, vacuumShards } from './fleet.js';
 import { machineState } from './machine.js';
@@ -59,21 +61,18 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  if (args.fixture === 'location') {
+  // the fixtures that stage their own fleets and print their own tables
+  const standalone: Partial<Record<BenchArgs['fixture'], () => Promise<{ json: unknown; markdown: string }>>> = {
+    location: async () => locationBench(args, log).then((r) => ({ json: { runs: r.runs, targets: r.targets }, markdown: r.markdown })),
+    many: async () => manyUnitsBench(args, log).then((r) => ({ json: { runs: r.runs, targets: r.targets }, markdown: r.markdown })),
+    cities: async () => citiesBench(args, log).then((r) => ({ json: { runs: r.runs, ratio: r.ratio, pass: r.pass }, markdown: r.markdown })),
+    plan: async () => planBenchScale(args, log).then((r) => ({ json: { runs: r.runs }, markdown: r.markdown })),
+  };
+  const alone = standalone[args.fixture];
+  if (alone) {
     try {
-      const r = await locationBench(args, log);
-      process.stdout.write(args.json ? `${JSON.stringify({ runs: r.runs, targets: r.targets }, null, 2)}\n` : r.markdown);
-      return 0;
-    } catch (e) {
-      log(`error: ${redactText(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);
-      return 1;
-    }
-  }
-
-  if (args.fixture === 'plan') {
-    try {
-      const r = await planBenchScale(args, log);
-      process.stdout.write(args.json ? `${JSON.stringify({ runs: r.runs }, null, 2)}\n` : r.markdown);
+      const r = await alone();
+      process.stdout.write(args.json ? `${JSON.stringify(r.json, null, 2)}\n` : r.markdown);
       return 0;
     } catch (e) {
       log(`error: ${redactText(e instanceof Error ? (e.stack ?? e.message) : String(e))}`);

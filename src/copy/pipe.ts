@@ -41,8 +41,18 @@ export async function pipeCopy(
 /** Runs a COPY … FROM STDIN fed by an async iterable of text lines (each ending in \n). */
 export async function copyLinesInto(dst: pg.ClientBase, target: string, lines: AsyncIterable<string> | Iterable<string>): Promise<number> {
   const into = dst.query(copyFrom(`COPY ${target} FROM STDIN`));
+  // lines gathered into chunks of about 64 KiB: one stream write per line cost more than the lines
+  // (the (pk, cell) lines of a lat/lng table are ~25 bytes each)
   await pipeline(async function* () {
-    for await (const l of lines) yield l;
+    let chunk = '';
+    for await (const l of lines) {
+      chunk += l;
+      if (chunk.length >= 65_536) {
+        yield chunk;
+        chunk = '';
+      }
+    }
+    if (chunk) yield chunk;
   }, into);
   return into.rowCount;
 }

@@ -62,61 +62,66 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
   // A row with several routes may belong to units of two batches bound for the same shard: those
   // batches run one after the other (each deletes and re-copies it), never side by side.
   const oneAtATime = new Map(config.shards.map((s) => [s.id, pLimit(1)]));
-  const serial = sharded.some((t) => t.config.routes) ? (b: Batch, fn: () => Promise<void>) => oneAtATime.get(b.shard)!(fn) : (_: Batch, fn: () => Promise<void>) => fn();
+  const multi = sharded.some((t) => t.config.routes);
+  const serial = <T>(b: Batch, fn: () => Promise<T>): Promise<T> => (multi ? oneAtATime.get(b.shard)!(fn) : fn());
   await Promise.all(
-    batches.map((batch) =>
-      run.limit(() => serial(batch, async () => {
-        if (opts.signal?.aborted) return;
-        const stats = shardStats.get(batch.shard)!;
-        // the preflight's list of the shard's units holds for the first attempt only (a lost commit
-        // acknowledgement may have left the batch's rows there)
-        const runCells = (first: boolean): RunCells | undefined => {
-          const held = run.cells?.present.get(batch.shard);
-          return run.cells && { snapshot: run.cells.snapshot, staged: run.cells.staged, shardMayHold: (u) => !first || !held || held.has(u) };
-        };
-        const runBatch = (first: boolean) =>
-          copyBatch(batch, {
-            runCells: runCells(first),
-            model: run.model,
-            source: run.source,
-            target: shardEndpoint(config, batch.shard),
-            tables: sharded,
-            verify: opts.verify !== false,
-            fireTriggers: opts.fireTriggers,
-            signal: opts.signal,
-            snapshot: opts.snapshot,
-            formats: run.formats?.get(batch.shard),
-            onBytes: (n) => emit({ type: 'bytes', shard: batch.shard, bytes: n }),
-            onTable: (table, rows, bytes, format) => emit({ type: 'table', shard: batch.shard, table, units: batch.units.length, rows, bytes, format }),
-          });
-        try {
-          let r;
+    batches.map(async (batch) => {
+      if (opts.signal?.aborted) return;
+      const stats = shardStats.get(batch.shard)!;
+      // the preflight's list of the shard's units holds for the first attempt only (a lost commit
+      // acknowledgement may have left the batch's rows there)
+      const runCells = (first: boolean): RunCells | undefined => {
+        const held = run.cells?.present.get(batch.shard);
+        return run.cells && { snapshot: run.cells.snapshot, staged: run.cells.staged, shardMayHold: (u) => !first || !held || held.has(u) };
+      };
+      const runBatch = (first: boolean) =>
+        copyBatch(batch, {
+          runCells: runCells(first),
+          model: run.model,
+          source: run.source,
+          target: shardEndpoint(config, batch.shard),
+          tables: sharded,
+          verify: opts.verify !== false,
+          fireTriggers: opts.fireTriggers,
+          signal: opts.signal,
+          snapshot: opts.snapshot,
+          formats: run.formats?.get(batch.shard),
+          onBytes: (n) => emit({ type: 'bytes', shard: batch.shard, bytes: n }),
+          onTable: (table, rows, bytes, format) => emit({ type: 'table', shard: batch.shard, table, units: batch.units.length, rows, bytes, format }),
+        });
+      try {
+        const r = await run.limit(() => serial(batch, async () => {
+          if (opts.signal?.aborted) return undefined;
           try {
-            r = await runBatch(true);
+            return await runBatch(true);
           } catch (e) {
             // A dropped connection is retried once on fresh connections; the batch is all-or-nothing.
             if (opts.signal?.aborted || !isConnectionLoss(e)) throw e;
             emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error: failureText(e, `shard ${batch.shard}`), retrying: true });
-            r = await runBatch(false);
+            return runBatch(false);
           }
-          await journal(() => recordPlacements(run.catalog, run.runId, batch.shard, r.placed, partial ? sharded.map((t) => t.name) : undefined));
-          stats.rows += r.rows;
-          stats.bytes += r.bytes;
-          stats.failed += r.failed.length;
-          result.rows += r.rows;
-          result.bytes += r.bytes;
-          result.units.copied += r.placed.size;
-          result.units.failed += r.failed.length;
-          for (const f of r.failed) result.failures.push({ ...f, shard: batch.shard });
-          emit({ type: 'batch', shard: batch.shard, units: [...batch.units], rows: r.rows, bytes: r.bytes, failed: r.failed });
-        } catch (e) {
-          if (opts.signal?.aborted) return;
-          const error = failureText(e, `shard ${batch.shard}`);
-          result.errors.push({ shard: batch.shard, units: [...batch.units], error, unreachable: unreachable(e) });
-          emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error, retrying: false });
-        }
-      })),
-    ),
+        }));
+        if (!r) return;
+        // Journaled outside the stream slot: the next batch copies while the catalog takes this
+        // one's placements (a batch of many units writes as many rows there). Until the journal
+        // commits, the units are not placed: a crash in between leaves rows a rerun deletes and copies again.
+        await journal(() => recordPlacements(run.catalog, run.runId, batch.shard, r.placed, partial ? sharded.map((t) => t.name) : undefined));
+        stats.rows += r.rows;
+        stats.bytes += r.bytes;
+        stats.failed += r.failed.length;
+        result.rows += r.rows;
+        result.bytes += r.bytes;
+        result.units.copied += r.placed.size;
+        result.units.failed += r.failed.length;
+        for (const f of r.failed) result.failures.push({ ...f, shard: batch.shard });
+        emit({ type: 'batch', shard: batch.shard, units: [...batch.units], rows: r.rows, bytes: r.bytes, failed: r.failed });
+      } catch (e) {
+        if (opts.signal?.aborted) return;
+        const error = failureText(e, `shard ${batch.shard}`);
+        result.errors.push({ shard: batch.shard, units: [...batch.units], error, unreachable: unreachable(e) });
+        emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error, retrying: false });
+      }
+    }),
   );
 }
 

@@ -41,6 +41,8 @@ export interface MigrateOptions {
   resync?: boolean;
   /** rows of the keyed tables per batch (a batch is one source snapshot and one target transaction); default 1,000,000 */
   batchRows?: number;
+  /** estimated bytes of all copied tables per batch (table sizes / rows); default 512 MiB; whichever of rows and bytes is reached first ends a batch */
+  batchBytes?: number;
   /**
    * 'auto' (default): binary COPY for the tables whose column types are proven identical on the
    * source and the shard (tables/copy-format.ts), text for the others; 'text': text everywhere
@@ -134,13 +136,14 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       const sharded = tables.filter((t) => t.config.route.kind !== 'reference');
       const [present, formats] = await (shardCheck ?? Promise.reject(new Error('internal: the shards were not checked')));
 
-      const batches = makeBatches(work.pending, units, opts.batchRows ?? 1_000_000);
-      // Units were counted in their root tables only (cheap); scale by the planner's table sizes for progress totals.
+      // Units were counted in their root tables only (cheap); scale by the planner's table sizes for
+      // progress totals and batch bytes.
       const scale = await withClient(source, (c) => rowScale(c, model, tables));
+      const batches = makeBatches(work.pending, units, { rows: opts.batchRows ?? 1_000_000, bytes: opts.batchBytes ?? 512 * 1024 * 1024, bytesPerRow: scale.bytes });
       const perShard = config.shards.map((s) => ({
         shard: s.id,
         units: work.pending.get(s.id)!.length,
-        rows: Math.round(work.pending.get(s.id)!.reduce((n, u) => n + Number(units.get(u)!.rows), 0) * scale),
+        rows: Math.round(work.pending.get(s.id)!.reduce((n, u) => n + Number(units.get(u)!.rows), 0) * scale.rows),
       }));
       emit({ type: 'start', runId: run?.id, units: work.wanted.length, skipped: work.skipped, rows: perShard.reduce((n, s) => n + s.rows, 0), shards: perShard });
 

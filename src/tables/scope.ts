@@ -87,11 +87,7 @@ export function scopeOf(ctx: ScopeContext, table: TableConfig, units?: readonly 
       if (st.kind !== 'h3') throw new Error('internal: cell route without h3 strategy');
       const col = `${r}.${quoteIdent(root.route.column)}`;
       unit = parentCellSql(col, st.shardResolution);
-      if (units) {
-        const res = root.route.resolution;
-        const ranges = units.map((u) => descendantRange(u, res)).map(({ lo, hi }) => `${col} BETWEEN ${lo} AND ${hi}`);
-        filter = ranges.length ? `(${ranges.join(' OR ')})` : 'FALSE';
-      }
+      if (units) filter = cellFilter(col, unit, units, root.route.resolution, st.shardResolution);
       break;
     }
     case 'latlng': {
@@ -109,6 +105,24 @@ export function scopeOf(ctx: ScopeContext, table: TableConfig, units?: readonly 
   }
   const from = [`${quoteTable(qualifiedName(table))} AS t0`, ...using.map((u, i) => `JOIN ${u} ON ${joins[i]}`)].join(' ');
   return { from, using, joins, unit, key, filter };
+}
+
+/**
+ * The rows of an H3 index column in `units`. A few units: one index range per unit (their
+ * descendants at the column's resolution). Many: one range from the first to the last unit's
+ * descendants (still an index range where a batch's cells are neighbours) and the row's own cell
+ * hashed against the list, so a row costs one lookup, not one comparison per unit (a batch of
+ * 5,000 cells was 5,000 ORs per row). The same rows either way: the preflight refuses indexes of
+ * another resolution, and an index in a unit's range has that unit as its parent (parentCellSql).
+ */
+function cellFilter(col: string, unitSql: string, units: readonly string[], res: number, unitRes: number): string {
+  if (!units.length) return 'FALSE';
+  const ranges = units.map((u) => descendantRange(u, res));
+  if (units.length <= 16) return `(${ranges.map(({ lo, hi }) => `${col} BETWEEN ${lo} AND ${hi}`).join(' OR ')})`;
+  const below = (1n << BigInt(3 * (15 - unitRes))) - 1n; // every index sharing a unit's prefix, invalid digits included
+  const lo = ranges.reduce((m, r) => (r.lo < m ? r.lo : m), ranges[0]!.lo);
+  const hi = ranges.reduce((m, r) => ((r.lo | below) > m ? r.lo | below : m), ranges[0]!.lo | below);
+  return `(${col} BETWEEN ${lo} AND ${hi} AND ${unitSql} = ANY(${textArrayLiteral(units)}))`;
 }
 
 /**

@@ -103,7 +103,9 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       await Promise.all([prepareCells(src, srcReader, o.model, cells), prepareCells(dst, dstReader, o.model, cells)]);
       await srcReader.query('COMMIT');
     }
-    const scope = (t: TableModel) => scopeOf(o.model.ctx, t.config, batch.units);
+    // built once per table: a batch of 50,000 units spells their list in every statement of the batch
+    const scopes = new Map<string, Scope>();
+    const scope = (t: TableModel) => scopes.get(t.name) ?? scopes.set(t.name, scopeOf(o.model.ctx, t.config, batch.units)).get(t.name)!;
     const hash = (t: TableModel) => o.formats?.get(t.name)?.hash;
     // The source side of the checksums runs on a second connection sharing the snapshot, while the
     // copy streams: it costs the source a scan, not the batch wall time.
