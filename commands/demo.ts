@@ -79,15 +79,16 @@ async function demo(opts: DemoFlags, main: RunCli): Promise<number> {
     await step(['verify']);
     await step(['health']);
     const fifth = await stage.fleet.addShard({ replicas: 1 });
-    await step(['add-shard', '--id', fifth.id, '--primary', withoutPassword(fifth.primary.url()), '--replica', withoutPassword(fifth.replicas[0]!.url())]);
+    const addFifth = ['add-shard', '--id', fifth.id, '--primary', withoutPassword(fifth.primary.url()), '--replica', withoutPassword(fifth.replicas[0]!.url())];
+    await step(addFifth); // the plan first: a preview changes nothing
+    await step([...addFifth, '--apply']);
     if (kind === 'location') {
       // A new shard takes no H3 cell by itself: move the busiest region onto it, as the seed's runbook does.
       const config = loadConfig(cfg);
       const hot = await busiestCell(config);
       const region = config.strategy.kind === 'h3' ? config.strategy.mapping.find((m) => m.cell === hot)?.region : undefined;
-      await step(['mapping', 'set', hot, fifth.id, '--region', region ?? 'hot']);
+      await step(['mapping', 'set', hot, fifth.id, '--region', region ?? 'hot', '--apply']);
     }
-    await step(['rebalance', '--apply']);
     await step(['verify']);
     await step(['health']);
     say();
@@ -125,7 +126,7 @@ async function summary(config: Config, kind: 'pos' | 'location'): Promise<string
   return withClient({ label: 'catalog', url: config.catalog }, async (client) => {
     const runs = await client.query(`SELECT command, status, summary FROM shardctl.runs ORDER BY id`);
     const mig = runs.rows.find((r) => r.command === 'migrate')?.summary ?? {};
-    const reb = runs.rows.find((r) => r.command === 'rebalance')?.summary ?? {};
+    const reb = runs.rows.filter((r) => r.command === 'rebalance').at(-1)?.summary ?? {}; // the one that moved onto the new shard
     const placed = await client.query<{ shard: string; n: string; sample: string[] }>(
       `SELECT shard, count(*) AS n, (array_agg(unit ORDER BY length(unit), unit))[1:6] AS sample FROM shardctl.placements GROUP BY shard ORDER BY shard`,
     );

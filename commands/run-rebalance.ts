@@ -13,8 +13,15 @@ export interface RebalanceFlags extends GlobalOptions {
   offline?: boolean;
 }
 
-/** Shared by `rebalance` and `add-shard --apply` / `pin` … `--apply`. */
-export async function runRebalance(config: Config, opts: RebalanceFlags): Promise<RebalanceResult> {
+export interface RunRebalanceExtras {
+  /** with --apply: what to do once the preflight passed, before any move (a topology edit writes its file) */
+  onPreflightPassed?: () => void | Promise<void>;
+  /** the command that applies a preview (default `shardctl rebalance --apply --config FILE`) */
+  applyWith?: string;
+}
+
+/** Shared by `rebalance` and `add-shard` / `pin` / `unpin` / `mapping set`, previews and --apply. */
+export async function runRebalance(config: Config, opts: RebalanceFlags, extras: RunRebalanceExtras = {}): Promise<RebalanceResult> {
   const out = output(opts);
   const interrupt = interruptSignal();
   const reporter = rebalanceReporter(opts);
@@ -25,9 +32,10 @@ export async function runRebalance(config: Config, opts: RebalanceFlags): Promis
       offline: opts.offline,
       signal: interrupt.signal,
       onEvent: (e) => reporter.event(e),
+      onPreflightPassed: extras.onPreflightPassed,
     });
     process.exitCode = rebalanceExit(result);
-    out.result(render(result, config.file), { ...result, exitCode: process.exitCode });
+    out.result(render(result, config.file, extras.applyWith), { ...result, exitCode: process.exitCode });
     return result;
   } finally {
     reporter.stop();
@@ -77,7 +85,7 @@ export function describe(e: RebalanceEvent): string {
 /** The unit's write outage as the reporter says it. */
 const outage = (s: number | undefined) => (s === undefined ? '' : `; writes refused ${formatSeconds(s)}`);
 
-export function render(r: RebalanceResult, file: string): string {
+export function render(r: RebalanceResult, file: string, applyWith = `shardctl rebalance --apply --config ${file}`): string {
   const lines: string[] = [];
   if (r.moves.length === 0) return 'placements match the topology: nothing to move';
   lines.push(
@@ -89,7 +97,7 @@ export function render(r: RebalanceResult, file: string): string {
   const resumed = r.moves.filter((m) => m.resumeAfter);
   if (resumed.length) lines.push(`${resumed.length} interrupted move(s) to complete (${resumed.map((m) => `${m.unit} after ${m.resumeAfter}`).join(', ')})`);
   if (!r.applied) {
-    lines.push(`${r.moves.length} unit(s) to move; nothing was changed. Apply with: shardctl rebalance --apply --config ${file}`);
+    lines.push(`${r.moves.length} unit(s) to move; nothing was changed. Apply with: ${applyWith}`);
     return lines.join('\n');
   }
   const moved = r.moves.filter((m) => m.status === 'moved').length;

@@ -43,7 +43,7 @@ export { usageError } from './errors.js';
 export { redactText } from './redact.js';
 export { withClient } from './db/connect.js';
 export { pgFailure } from './db/pg-error.js';
-export { editConfigFile, setPin, removePin, setMapping } from './topology/edit.js';
+export { editConfigFile, previewConfigEdit, setPin, removePin, setMapping } from './topology/edit.js';
 export { applyReadOnly, type ReadOnlyResult } from './rebalance/read-only.js';
 export { restrictedCells, type CapacityStatus, type CellStatus } from './config/capacity.js';
 export { worst as worstHealthStatus } from './health/status.js';
