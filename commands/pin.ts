@@ -1,8 +1,7 @@
 import { Option, type Command } from 'commander';
 import { removePin, setMapping, setPin, type CapacityStatus } from '../src/index.js';
 import { withGlobalOptions } from './context.js';
-import type { RebalanceFlags } from './run-rebalance.js';
-import { editAndRebalance } from './topology-edit.js';
+import { editAndRebalance, type RebalanceFlags } from './run-rebalance.js';
 
 /** `pin`, `unpin` and `mapping set`: topology edits to the config file, each followed by the rebalance plan. */
 export function register(program: Command): void {

@@ -38,7 +38,7 @@ export type {
 
 // What the CLI (`commands/`) needs besides the engine: it imports the engine through this file only.
 export { routeKeys, routeLocation, type KeyRoute, type LocationRoute } from './routing/lookup.js';
-export { byteSize } from './config/schema.js';
+export { parseDuration, parseSize, parseRatio, type Duration } from './config/units.js';
 export { usageError } from './errors.js';
 export { redactText } from './redact.js';
 export { withClient } from './db/connect.js';

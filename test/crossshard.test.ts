@@ -86,7 +86,7 @@ describe('location fleet: cross-shard writes (two-phase commit, resolve) and cap
     assert.equal(JSON.parse(live.stdout).transactions[0].decision, 'in progress');
     await c.kill();
 
-    const h = runCli(['health', '--config', stage.configPath, '--json', '--prepared-warning', '0', '--latency-warning', '100000', '--latency-critical', '100000']);
+    const h = runCli(['health', '--config', stage.configPath, '--json', '--prepared-warning', '0s', '--latency-warning', '100s', '--latency-critical', '100s']);
     const report = JSON.parse(h.stdout);
     const check = report.servers.flatMap((s: any) => s.checks).find((x: any) => x.check === 'prepared' && x.status !== 'ok');
     assert.ok(check, h.stdout);

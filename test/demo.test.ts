@@ -30,7 +30,7 @@ describe('shardctl demo (through bin/, end to end)', () => {
       assert.equal(runCli(['demo', '--stop', dir]).status, 0); // a kept fleet outlives this process: always stop it
     }
     assert.equal(existsSync(dir), false);
-    assert.equal(runCli(['health', '--quiet', '--timeout', '500'], env).status, 3, 'no config any more: UNKNOWN');
+    assert.equal(runCli(['health', '--quiet', '--timeout', '500ms'], env).status, 3, 'no config any more: UNKNOWN');
   });
 
   it('h3: a hot region is moved onto the new shard and verify stays exact', async () => {
