@@ -444,7 +444,8 @@ test('replay paused on a replica while the primary writes: lag reported, thresho
     const warn = cli([...relaxed, '--lag-bytes-warning', '1']);
     assert.equal(warn.code, 1);
     assert.match(warn.stdout, /^WARNING s1 replica postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/app: lag [\d.]+ s, [\d.]+ MB behind the primary \(replay paused\)$/m);
-    assert.equal(cli([...relaxed, '--lag-bytes-critical', '1MB']).code, 2);
+    assert.equal(cli([...relaxed, '--lag-bytes-warning', '1', '--lag-bytes-critical', '1MB']).code, 2);
+    assert.equal(cli([...relaxed, '--lag-bytes-critical', '1MB']).code, 3, 'a critical level under the (default) warning one is refused: UNKNOWN');
     assert.equal(cli(['--lag-warning', '500ms', '--lag-critical', '100000s']).code, 1, 'seconds lag graded too');
 
     // flags > config > defaults

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseSize } from './units.js';
+import { connectionUrl, type ConnectionUrl } from './url.js';
 import { isCell } from '../cells/h3.js';
 
 /**
@@ -9,19 +10,33 @@ import { isCell } from '../cells/h3.js';
  */
 
 const dsn = z.string().superRefine((s, ctx) => {
-  let u: URL;
+  let u: ConnectionUrl;
   try {
-    u = new URL(s);
+    u = connectionUrl(s);
   } catch {
     ctx.addIssue({ code: 'custom', message: 'must be a postgres:// connection URL' });
     return;
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
     ctx.addIssue({ code: 'custom', message: `must be a postgres:// connection URL, not ${u.protocol}//` });
-  } else if (!u.hostname) {
-    ctx.addIssue({ code: 'custom', message: 'connection URL has no host' });
+  } else if (!u.hostname && !u.searchParams.get('host')) {
+    // libpq: a Unix socket directory is given as ?host=/var/run/postgresql
+    ctx.addIssue({ code: 'custom', message: 'connection URL has no host (for a Unix socket: postgresql://user@/db?host=/var/run/postgresql)' });
+  } else if (!decodes(u)) {
+    ctx.addIssue({ code: 'custom', message: 'connection URL has a malformed %-escape (write a literal % as %25, in a password too)' });
   }
 });
+
+/** pg decodes the user, password, host and database of a URL: a stray % would stop it at connect time. */
+function decodes(u: ConnectionUrl): boolean {
+  try {
+    for (const part of [u.username, u.password, u.hostname]) decodeURIComponent(part);
+    decodeURI(u.pathname);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const identifier = z
   .string()
