@@ -22,15 +22,20 @@ tables:
   - { name: restaurants, key: id }
 ${health}`;
 
-describe('the interface: versions, usage errors, help, pipes', () => {
-  let dir: string;
-  let cfg: string;
+/** A temporary directory holding the unreachable fleet's config, for one describe block. */
+function scratch(prefix: string): { dir: string; cfg: string } {
+  const at = { dir: '', cfg: '' };
   before(() => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'shardctl-interface-'));
-    cfg = path.join(dir, 'shardctl.yaml');
-    writeFileSync(cfg, config());
+    at.dir = mkdtempSync(path.join(os.tmpdir(), `shardctl-${prefix}-`));
+    at.cfg = path.join(at.dir, 'shardctl.yaml');
+    writeFileSync(at.cfg, config());
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => rmSync(at.dir, { recursive: true, force: true }));
+  return at;
+}
+
+describe('the interface: versions, usage errors, help, pipes', () => {
+  const at = scratch('interface');
 
   it("--version is shardctl's own, whatever npm script runs it", () => {
     const own = JSON.parse(readFileSync(repoPath('package.json'), 'utf8')).version as string;
@@ -40,7 +45,7 @@ describe('the interface: versions, usage errors, help, pipes', () => {
   });
 
   it('--json reports a usage error as JSON on stdout too (exit 2)', () => {
-    const r = runCli(['route', '42', '--json', '--bogus', '--config', cfg]);
+    const r = runCli(['route', '42', '--json', '--bogus', '--config', at.cfg]);
     assert.equal(r.status, 2, r.stderr);
     const doc = JSON.parse(r.stdout);
     assert.equal(doc.ok, false);
@@ -66,9 +71,9 @@ describe('the interface: versions, usage errors, help, pipes', () => {
   });
 
   it('a reader that closes the pipe early (route … | head -1) is not a crash', () => {
-    const err = path.join(dir, 'epipe.err');
+    const err = path.join(at.dir, 'epipe.err');
     for (const json of ['', '--json']) {
-      const line = `"${process.execPath}" "${repoPath('bin/shardctl.js')}" route $(seq 1 20000) ${json} --config "${cfg}" 2>"${err}" | head -1; echo "status \${PIPESTATUS[0]}"`;
+      const line = `"${process.execPath}" "${repoPath('bin/shardctl.js')}" route $(seq 1 20000) ${json} --config "${at.cfg}" 2>"${err}" | head -1; echo "status \${PIPESTATUS[0]}"`;
       const r = spawnSync('bash', ['-c', line], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
       const stderr = readFileSync(err, 'utf8');
       assert.match(r.stdout, /status 0\n$/, stderr);
@@ -78,104 +83,90 @@ describe('the interface: versions, usage errors, help, pipes', () => {
 });
 
 describe('environment twins are for settings only, and say so', () => {
-  let dir: string;
-  let cfg: string;
-  before(() => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'shardctl-twins-'));
-    cfg = path.join(dir, 'shardctl.yaml');
-    writeFileSync(cfg, config());
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const at = scratch('twins');
 
   it('SHARDCTL_FOLLOW does not turn migrate --abandon into a conflict, nor rollback into rollback --follow', () => {
-    const r = runCli(['migrate', '--abandon', '--config', cfg], { SHARDCTL_FOLLOW: '1' });
+    const r = runCli(['migrate', '--abandon', '--config', at.cfg], { SHARDCTL_FOLLOW: '1' });
     assert.doesNotMatch(r.stderr, /do not go together/);
     assert.match(r.stderr, /warning: SHARDCTL_FOLLOW is ignored: --follow has no environment variable/);
     assert.equal(r.status, 3, r.stderr); // it went on to abandon, and could not reach the monolith
-    const back = runCli(['rollback', '--json', '--config', cfg], { SHARDCTL_FOLLOW: '1' });
+    const back = runCli(['rollback', '--json', '--config', at.cfg], { SHARDCTL_FOLLOW: '1' });
     assert.match(back.stderr, /SHARDCTL_FOLLOW is ignored/);
     assert.doesNotMatch(back.stderr, /"type":"reverse-start"/);
   });
 
   it('SHARDCTL_APPLY, _FORCE, _FINISH, _REVERSE, _ABANDON are ignored with a warning; the old shared SHARDCTL_TIMEOUT names its replacement', () => {
-    const f = runCli(['failover', 's0', '--json', '--config', cfg], { SHARDCTL_APPLY: '1', SHARDCTL_FORCE: 'yes' });
+    const f = runCli(['failover', 's0', '--json', '--config', at.cfg], { SHARDCTL_APPLY: '1', SHARDCTL_FORCE: 'yes' });
     assert.match(f.stderr, /SHARDCTL_APPLY is ignored/);
     assert.match(f.stderr, /SHARDCTL_FORCE is ignored/);
-    const c = runCli(['cutover', '--config', cfg], { SHARDCTL_FINISH: '1', SHARDCTL_REVERSE: '1', SHARDCTL_TIMEOUT: '60' });
+    const c = runCli(['cutover', '--config', at.cfg], { SHARDCTL_FINISH: '1', SHARDCTL_REVERSE: '1', SHARDCTL_TIMEOUT: '60' });
     assert.match(c.stderr, /SHARDCTL_FINISH is ignored/);
     assert.match(c.stderr, /SHARDCTL_TIMEOUT is ignored: use SHARDCTL_CUTOVER_TIMEOUT/);
     assert.doesNotMatch(c.stderr, /rollback window/);
-    const h = runCli(['health', '--config', cfg], { SHARDCTL_TIMEOUT: '60' });
+    const h = runCli(['health', '--config', at.cfg], { SHARDCTL_TIMEOUT: '60' });
     assert.match(h.stderr, /SHARDCTL_TIMEOUT is ignored: use SHARDCTL_HEALTH_TIMEOUT/);
   });
 
   it('a conflict names the variable that caused it; a timeout exported for cutovers does not stop cutover --finish', () => {
-    const h = runCli(['health', '--prometheus', '--config', cfg], { SHARDCTL_JSON: '1' });
+    const h = runCli(['health', '--prometheus', '--config', at.cfg], { SHARDCTL_JSON: '1' });
     assert.equal(h.status, 3);
     assert.match(h.stderr, /SHARDCTL_JSON=1 and --prometheus both want stdout/);
-    const finish = runCli(['cutover', '--finish', '--config', cfg], { SHARDCTL_CUTOVER_TIMEOUT: '2m' });
+    const finish = runCli(['cutover', '--finish', '--config', at.cfg], { SHARDCTL_CUTOVER_TIMEOUT: '2m' });
     assert.doesNotMatch(finish.stderr, /does not go with/);
     assert.equal(finish.status, 3, finish.stderr); // it went on, and could not reach the catalog
-    const flag = runCli(['cutover', '--finish', '--timeout', '2m', '--config', cfg]);
+    const flag = runCli(['cutover', '--finish', '--timeout', '2m', '--config', at.cfg]);
     assert.equal(flag.status, 2);
     assert.match(flag.stderr, /--finish does not go with --timeout/);
   });
 });
 
 describe('one syntax for durations and sizes', () => {
-  let dir: string;
-  let cfg: string;
-  before(() => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'shardctl-durations-'));
-    cfg = path.join(dir, 'shardctl.yaml');
-    writeFileSync(cfg, config());
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const at = scratch('durations');
 
   it('cutover --timeout takes 60s and 2m, a bare number with a deprecation note, and refuses anything else (exit 2)', () => {
     for (const t of ['60s', '2m', '500ms']) {
-      const r = runCli(['cutover', '--timeout', t, '--config', cfg]);
+      const r = runCli(['cutover', '--timeout', t, '--config', at.cfg]);
       assert.equal(r.status, 3, `${t}: ${r.stderr}`); // past the flags, on to the (unreachable) servers
       assert.doesNotMatch(r.stderr, /warning/);
     }
-    const bare = runCli(['cutover', '--timeout', '60', '--config', cfg]);
+    const bare = runCli(['cutover', '--timeout', '60', '--config', at.cfg]);
     assert.equal(bare.status, 3, bare.stderr);
     assert.match(bare.stderr, /warning: --timeout 60 is read as 60s; write the unit/);
-    const bad = runCli(['cutover', '--timeout', 'soon', '--config', cfg]);
+    const bad = runCli(['cutover', '--timeout', 'soon', '--config', at.cfg]);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--timeout must be a duration such as 500ms, 60s or 2m, got "soon"/);
-    const env = runCli(['rollback', '--config', cfg], { SHARDCTL_ROLLBACK_TIMEOUT: '1h' });
+    const env = runCli(['rollback', '--config', at.cfg], { SHARDCTL_ROLLBACK_TIMEOUT: '1h' });
     assert.equal(env.status, 3, env.stderr);
   });
 
   it('health takes --timeout 500ms and 2s (a bare number is milliseconds there), sizes and ratios; levels are checked', () => {
     for (const args of [['--timeout', '500ms'], ['--timeout', '1s'], ['--lag-bytes-warning', '64MB'], ['--lag-warning', '30s', '--prepared-critical', '10m'], ['--connections-warning', '0.5']]) {
-      const r = runCli(['health', ...args, '--config', cfg]);
+      const r = runCli(['health', ...args, '--config', at.cfg]);
       assert.equal(r.status, 2, `${args.join(' ')}: CRITICAL (servers down), not UNKNOWN: ${r.stderr}`);
       assert.match(r.stdout, /CRITICAL s0 primary/);
     }
-    const ms = runCli(['health', '--timeout', '250', '--config', cfg]);
+    const ms = runCli(['health', '--timeout', '250', '--config', at.cfg]);
     assert.match(ms.stderr, /--timeout 250 is read as 250ms/);
-    const order = runCli(['health', '--lag-warning', '10m', '--lag-critical', '1m', '--config', cfg]);
+    const order = runCli(['health', '--lag-warning', '10m', '--lag-critical', '1m', '--config', at.cfg]);
     assert.equal(order.status, 3, 'UNKNOWN');
     assert.match(order.stderr, /--lag-warning \(600\) is above --lag-critical \(60\)/);
-    const ratio = runCli(['health', '--connections-critical', '1.5', '--config', cfg]);
+    const ratio = runCli(['health', '--connections-critical', '1.5', '--config', at.cfg]);
     assert.equal(ratio.status, 3);
     assert.match(ratio.stderr, /--connections-critical must be a ratio from 0 to 1/);
   });
 
   it('failover --max-lag-bytes 64MB and --max-lag-seconds 5s are accepted like health\'s', () => {
-    const r = runCli(['failover', 's0', '--max-lag-bytes', '64MB', '--max-lag-seconds', '5s', '--config', cfg]);
+    const r = runCli(['failover', 's0', '--max-lag-bytes', '64MB', '--max-lag-seconds', '5s', '--config', at.cfg]);
     assert.equal(r.status, 0, r.stderr); // the plan, refused: the replica does not answer
     assert.match(r.stdout, /failover of shard s0 .*\(plan\)/);
     assert.doesNotMatch(r.stderr, /must be/);
-    const bad = runCli(['failover', 's0', '--max-lag-bytes', 'lots', '--config', cfg]);
+    const bad = runCli(['failover', 's0', '--max-lag-bytes', 'lots', '--config', at.cfg]);
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--max-lag-bytes must be a size such as 64MB/);
   });
 
   it('the config: a warning level above its critical one, or a ratio above 1, is a config error naming the key (exit 2)', () => {
-    const file = path.join(dir, 'levels.yaml');
+    const file = path.join(at.dir, 'levels.yaml');
     writeFileSync(file, config('health: { lagSeconds: { warning: 600, critical: 60 }, connections: { warning: 0.8, critical: 1.5 } }\n'));
     const r = runCli(['route', '1', '--config', file]);
     assert.equal(r.status, 2);
