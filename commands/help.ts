@@ -27,7 +27,7 @@ const EXITS = `Exit codes:
   0    done, and exact (a preview: shown, nothing changed)
   1    finished, but something differs or failed (units that did not match or could not move)
   2    bad usage or configuration
-  3    could not proceed (a server unreachable, the lock held, a state that needs a decision); nothing changed
+  3    could not proceed (a server unreachable, the lock held, a state that needs a decision)
   130  interrupted (run the same command again to resume)`;
 
 const HEALTH_EXITS = `Exit codes (monitoring convention):

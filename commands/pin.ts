@@ -11,7 +11,7 @@ export function register(program: Command): void {
       .description('pin a tenant to a shard (isolate a hot tenant), then show (or --apply) the rebalance')
       .argument('<tenant>', 'tenant key')
       .argument('<shard>', 'shard id')
-      .option('--apply', 'run the rebalance right away')
+      .option('--apply', 'write the change to the config and run the rebalance (without it: a preview that changes nothing)')
       .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
   ).action(async (tenant: string, shard: string, opts: RebalanceFlags) => {
     await editAndRebalance(opts, { edit: setPin(tenant, shard), done: `tenant ${tenant} pinned to ${shard}`, applyWith: again(['pin', tenant, shard], opts) });
@@ -22,7 +22,7 @@ export function register(program: Command): void {
       .command('unpin')
       .description('remove a pin (the tenant routes by the hash again), then show (or --apply) the rebalance')
       .argument('<tenant>', 'tenant key')
-      .option('--apply', 'run the rebalance right away')
+      .option('--apply', 'write the change to the config and run the rebalance (without it: a preview that changes nothing)')
       .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
   ).action(async (tenant: string, opts: RebalanceFlags) => {
     await editAndRebalance(opts, { edit: removePin(tenant), done: `tenant ${tenant} unpinned`, applyWith: again(['unpin', tenant], opts) });
@@ -37,7 +37,7 @@ export function register(program: Command): void {
       .argument('<shard>', 'shard id')
       .option('--region <name>', 'region label')
       .addOption(new Option('--status <status>', 'capacity status: read-only refuses writes to the cell, full keeps new cells off its shard').choices(['active', 'full', 'read-only']))
-      .option('--apply', 'run the rebalance right away')
+      .option('--apply', 'write the change to the config and run the rebalance (without it: a preview that changes nothing)')
       .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
   ).action(async (cell: string, shard: string, opts: RebalanceFlags & { region?: string; status?: CapacityStatus }) => {
     const args = ['mapping', 'set', cell, shard, ...(opts.region !== undefined ? ['--region', opts.region] : []), ...(opts.status ? ['--status', opts.status] : [])];
