@@ -452,7 +452,7 @@ test('replay paused on a replica while the primary writes: lag reported, thresho
     const strict = path.join(dir, 'strict.yaml');
     writeFileSync(
       strict,
-      configText(fleetShards(), 'health: { latencyMs: { warning: 5000 }, lagBytes: { warning: 1 }, lagSeconds: { warning: 100000, critical: 100000 } }\n'),
+      configText(fleetShards(), 'health: { latencyMs: { warning: 5000, critical: 10000 }, lagBytes: { warning: 1 }, lagSeconds: { warning: 100000, critical: 100000 } }\n'),
     );
     assert.equal(cli([], strict).code, 1, 'config threshold applies');
     assert.equal(cli(['--lag-bytes-warning', '1GB'], strict).code, 0, 'the flag beats the config');

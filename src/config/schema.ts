@@ -127,7 +127,7 @@ const table = z.strictObject({
 
 /** A warning level above its critical one would never warn before it is critical. */
 const ordered = (l: { warning: number; critical: number }) => l.warning <= l.critical;
-const orderedMessage = { message: 'warning must not be above critical', path: ['warning'] };
+const orderedMessage = { message: 'warning must not be above critical (when only one is set, the other is its default)', path: ['warning'] };
 const levels = (warning: number, critical: number, value = z.number().nonnegative()) =>
   z.strictObject({ warning: value.default(warning), critical: value.default(critical) })
     .refine(ordered, orderedMessage)
