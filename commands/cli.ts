@@ -14,27 +14,37 @@ import { register as plan } from './plan.js';
 import { register as resolveCmd } from './resolve.js';
 import { register as route } from './route.js';
 import { register as verify } from './verify.js';
-import { applyEnvTwins } from './env.js';
+import { readFileSync } from 'node:fs';
+import { applyEnvTwins, describeTwins } from './env.js';
+import { addHelpTexts } from './help.js';
 import { reportError } from './ui/errors.js';
-import { setupColour } from './ui/output.js';
+import { setupColour, tolerateClosedPipes } from './ui/output.js';
 
 /** Builds the program; each command file registers itself. */
 export function buildProgram(): Command {
   const program = new Command('shardctl')
     .description('split a PostgreSQL monolith into shards and operate them')
-    .version(process.env.npm_package_version ?? '0.1.0')
+    .version(ownVersion())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .hook('preAction', (_program, action) => applyEnvTwins(action));
   for (const register of [route, plan, migrate, cutover, rollback, verify, rebalance, addShard, removeShard, pin, failover, resolveCmd, health]) register(program);
   demo(program, main); // the demo runs the real commands, in this process
-
+  describeTwins(program);
+  addHelpTexts(program);
   return program;
+}
+
+/** shardctl's own version, from its package.json (not npm_package_version, which is whatever package runs a script). */
+function ownVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
 }
 
 /** Runs the CLI; returns the exit code instead of exiting, so output is never truncated. */
 export async function main(argv: string[]): Promise<number> {
   setupColour();
+  tolerateClosedPipes();
   const program = buildProgram();
   const json = argv.includes('--json') || /^(1|true|yes|on)$/i.test(process.env.SHARDCTL_JSON ?? '');
   try {
@@ -42,8 +52,10 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : ExitCode.ok;
   } catch (e) {
     if (e instanceof CommanderError) {
-      // help and version are "errors" to commander; they already printed
-      return e.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+      // help and version are "errors" to commander; they already printed (a usage error to stderr)
+      if (e.exitCode === 0) return ExitCode.ok;
+      if (json) process.stdout.write(`${JSON.stringify({ ok: false, error: { kind: 'usage', message: e.message.replace(/^error: /, '') } })}\n`);
+      return ExitCode.usage;
     }
     return reportError(e, json);
   }

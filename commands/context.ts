@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadConfig } from '../src/index.js';
+import { loadConfig, parseDuration, parseRatio, parseSize, type Duration } from '../src/index.js';
 import type { Config } from '../src/index.js';
 import { createOutput, type Output } from './ui/output.js';
 
@@ -12,7 +12,7 @@ export interface GlobalOptions {
 /** Options every command takes; declared once and added to each subcommand. */
 export function withGlobalOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('-c, --config <file>', 'config file (else $SHARDCTL_CONFIG, else ./shardctl.yaml)'))
+    .addOption(new Option('-c, --config <file>', 'config file (default ./shardctl.yaml)'))
     .option('--json', 'print the result as JSON on stdout (logs and progress stay on stderr)')
     .option('-q, --quiet', 'print only the result and problems');
 }
@@ -42,3 +42,39 @@ export function positiveInt(name: string) {
 
 /** A repeatable comma-separated option: `--units 1,2 --units 3` → ['1', '2', '3']. */
 export const commaList = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+
+/**
+ * A duration option (`500ms`, `60s`, `2m`) as milliseconds. A bare number is still read in the
+ * flag's historical unit, with a note asking for the unit (it will be required later).
+ */
+export function duration(flag: string, bareUnit: 'ms' | 's', opts: { zero?: boolean } = {}) {
+  return (v: string): number => {
+    let d: Duration;
+    try {
+      d = parseDuration(v, bareUnit);
+    } catch (e) {
+      throw new InvalidArgumentError(`${flag} ${(e as Error).message}`);
+    }
+    if (d.ms <= 0 && !(opts.zero && d.ms === 0)) throw new InvalidArgumentError(`${flag} must be longer than 0, got "${v}"`);
+    if (d.bare) process.stderr.write(`warning: ${flag} ${v.trim()} is read as ${v.trim()}${bareUnit}; write the unit (${v.trim()}${bareUnit}): a bare number is deprecated\n`);
+    return d.ms;
+  };
+}
+
+/** A size option (`64MB`, `2GB`, or bare bytes) as bytes. */
+export function size(flag: string) {
+  return (v: string): number => {
+    const n = parseSize(v);
+    if (n === undefined) throw new InvalidArgumentError(`${flag} must be a size such as 64MB or 2GB (or bytes), got "${v}"`);
+    return n;
+  };
+}
+
+/** A ratio option from 0 to 1. */
+export function ratio(flag: string) {
+  return (v: string): number => {
+    const n = parseRatio(v);
+    if (n === undefined) throw new InvalidArgumentError(`${flag} must be a ratio from 0 to 1 such as 0.8, got "${v}"`);
+    return n;
+  };
+}

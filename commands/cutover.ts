@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { cutover, finishCutover, usageError } from '../src/index.js';
-import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
+import { duration, load, output, withGlobalOptions, type GlobalOptions } from './context.js';
+import { viaEnv } from './env.js';
 import { formatSeconds } from './ui/format.js';
 
 interface CutoverFlags extends GlobalOptions {
@@ -14,14 +15,16 @@ export function register(program: Command): void {
     program
       .command('cutover')
       .description('end an online migration: fence the monolith, let the follower catch up, verify, switch to the shards')
-      .option('--timeout <s>', 'seconds to wait for writers in flight and for the follower to catch up (default 60)', positiveInt('--timeout'))
+      .option('--timeout <duration>', 'how long to wait for writers in flight and for the follower to catch up, e.g. 60s or 2m (default 60s)', duration('--timeout', 's'))
       .option('--reverse', 'keep a reverse stream (shards → monolith) so shardctl rollback can undo the cutover')
       .option('--finish', 'end the rollback window: stop rollback --follow, drop the reverse slots on every shard'),
   ).action(async (opts: CutoverFlags) => {
     const config = load(opts);
     const out = output(opts);
     if (opts.finish) {
-      if (opts.reverse || opts.timeout !== undefined) throw usageError(`--finish does not go with --${opts.reverse ? 'reverse' : 'timeout'}`);
+      // a timeout exported for cutovers (SHARDCTL_CUTOVER_TIMEOUT) has nothing to bound here: only the flag conflicts
+      const timeout = opts.timeout !== undefined && !viaEnv('timeout');
+      if (opts.reverse || timeout) throw usageError(`--finish does not go with --${opts.reverse ? 'reverse' : 'timeout'}`);
       const f = await finishCutover(config);
       const dropped = f.slotsDropped.length ? `reverse slot dropped on ${f.slotsDropped.join(', ')}` : 'no reverse slot was left';
       out.result(
@@ -33,7 +36,7 @@ export function register(program: Command): void {
       return;
     }
     const r = await cutover(config, {
-      timeoutSeconds: opts.timeout,
+      timeoutSeconds: opts.timeout === undefined ? undefined : opts.timeout / 1000,
       reverse: opts.reverse,
       onEvent: (e) => {
         if (opts.json) process.stderr.write(`${JSON.stringify(e)}\n`);

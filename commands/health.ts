@@ -1,6 +1,6 @@
 import chalk from 'chalk';
-import { CommanderError, InvalidArgumentError, type Command } from 'commander';
-import { byteSize } from '../src/index.js';
+import { CommanderError, type Command } from 'commander';
+import { resolveThresholds } from '../src/index.js';
 import type { HealthLevels } from '../src/index.js';
 import { isUserError, UserError, usageError } from '../src/index.js';
 import {
@@ -17,7 +17,8 @@ import {
 import { worstHealthStatus as worst } from '../src/index.js';
 import { reportError } from './ui/errors.js';
 import { bigintSafe } from './ui/output.js';
-import { load, withGlobalOptions, type GlobalOptions } from './context.js';
+import { duration, load, ratio, size, withGlobalOptions, type GlobalOptions } from './context.js';
+import { given } from './env.js';
 
 /**
  * `shardctl health`: cron-ready checks with monitoring-convention exit codes — 0 OK, 1 WARNING,
@@ -39,37 +40,21 @@ interface HealthFlags extends GlobalOptions {
 }
 
 type Parse = (v: string) => number;
+const seconds = (parse: Parse): Parse => (v) => parse(v) / 1000;
 
-const nonNegative = (what: string): Parse => (v) => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`must be a non-negative number of ${what}`);
-  return n;
-};
-const ratio: Parse = (v) => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a fraction such as 0.8');
-  return n;
-};
-const size: Parse = (v) => {
-  const r = byteSize.safeParse(/^\d+$/.test(v.trim()) ? Number(v) : v);
-  if (!r.success) throw new InvalidArgumentError('must be bytes or a size such as 64MB');
-  return r.data;
-};
-const timeout: Parse = (v) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number of milliseconds, at least 1');
-  return n;
-};
-
-/** Threshold flags, declared once: `--<name>-warning` / `--<name>-critical` over config.health.<key>. */
-const LEVEL_FLAGS: readonly { name: string; key: keyof HealthThresholds; arg: string; parse: Parse; what: string }[] = [
-  { name: 'latency', key: 'latencyMs', arg: 'ms', parse: nonNegative('milliseconds'), what: 'connect + query time' },
-  { name: 'lag', key: 'lagSeconds', arg: 'seconds', parse: nonNegative('seconds'), what: 'replication lag in seconds' },
+/**
+ * Threshold flags, declared once: `--<name>-warning` / `--<name>-critical` over config.health.<key>.
+ * Durations take a unit (`250ms`, `10s`, `5m`; a bare number keeps the flag's old unit), sizes one
+ * too (`64MB`), ratios are from 0 to 1.
+ */
+const LEVEL_FLAGS: readonly { name: string; key: keyof HealthThresholds; arg: string; parse: (flag: string) => Parse; what: string }[] = [
+  { name: 'latency', key: 'latencyMs', arg: 'duration', parse: (f) => duration(f, 'ms', { zero: true }), what: 'connect + query time (e.g. 250ms)' },
+  { name: 'lag', key: 'lagSeconds', arg: 'duration', parse: (f) => seconds(duration(f, 's', { zero: true })), what: 'replication lag in time (e.g. 10s)' },
   { name: 'lag-bytes', key: 'lagBytes', arg: 'size', parse: size, what: 'replication lag in bytes (e.g. 64MB)' },
-  { name: 'slot', key: 'slotRetainedBytes', arg: 'size', parse: size, what: 'WAL retained by a replication slot' },
-  { name: 'connections', key: 'connections', arg: 'ratio', parse: ratio, what: 'connections / max_connections' },
-  { name: 'capacity', key: 'capacity', arg: 'ratio', parse: ratio, what: 'database size / shard capacity' },
-  { name: 'prepared', key: 'preparedSeconds', arg: 'seconds', parse: nonNegative('seconds'), what: 'age of the oldest prepared (two-phase) transaction' },
+  { name: 'slot', key: 'slotRetainedBytes', arg: 'size', parse: size, what: 'WAL retained by a replication slot (e.g. 1GB)' },
+  { name: 'connections', key: 'connections', arg: 'ratio', parse: ratio, what: 'connections / max_connections (0 to 1)' },
+  { name: 'capacity', key: 'capacity', arg: 'ratio', parse: ratio, what: 'database size / shard capacity (0 to 1)' },
+  { name: 'prepared', key: 'preparedSeconds', arg: 'duration', parse: (f) => seconds(duration(f, 's', { zero: true })), what: 'age of the oldest prepared (two-phase) transaction (e.g. 60s)' },
 ];
 
 const camel = (s: string) => s.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
@@ -80,11 +65,11 @@ export function register(program: Command): void {
     .description('check every primary and replica, replication and the catalog (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)')
     .option('--prometheus', 'print Prometheus text exposition format instead of the report (problems go to stderr)')
     .option('--textfile <path>', "also write the metrics atomically to PATH (node_exporter's textfile collector)")
-    .option('--timeout <ms>', 'bound on each probe, connect and query (default config health.timeoutMs, 2000)', timeout)
+    .option('--timeout <duration>', 'bound on each probe, connect and query, e.g. 2s or 500ms (default config health.timeoutMs, 2000 ms)', duration('--timeout', 'ms'))
     .option('--no-catalog', 'skip the catalog consistency check');
   for (const f of LEVEL_FLAGS) {
-    cmd.option(`--${f.name}-warning <${f.arg}>`, `warn above this ${f.what}`, f.parse);
-    cmd.option(`--${f.name}-critical <${f.arg}>`, `critical above this ${f.what}`, f.parse);
+    cmd.option(`--${f.name}-warning <${f.arg}>`, `warn above this ${f.what}`, f.parse(`--${f.name}-warning`));
+    cmd.option(`--${f.name}-critical <${f.arg}>`, `critical above this ${f.what}`, f.parse(`--${f.name}-critical`));
   }
   withGlobalOptions(cmd)
     // A usage error is UNKNOWN (3) for health, not the usual 2, which monitoring would read as CRITICAL.
@@ -106,13 +91,19 @@ export function register(program: Command): void {
 }
 
 async function run(opts: HealthFlags): Promise<number> {
-  if (opts.json && opts.prometheus) throw usageError('--json and --prometheus both want stdout; choose one (use --textfile for the metrics)');
+  if (opts.json && opts.prometheus) throw usageError(`${given('json', '--json')} and --prometheus both want stdout; choose one (use --textfile for the metrics)`);
   const config = load(opts);
   const thresholds: { -readonly [K in keyof ThresholdOverrides]: Partial<HealthLevels> } = {};
   for (const f of LEVEL_FLAGS) {
     const warning = opts[camel(`${f.name}-warning`)] as number | undefined;
     const critical = opts[camel(`${f.name}-critical`)] as number | undefined;
     if (warning !== undefined || critical !== undefined) thresholds[f.key] = { warning, critical };
+  }
+  // a warning above its critical level would never warn first (flags checked against the config's levels)
+  const levels = resolveThresholds(config.health, thresholds);
+  for (const f of LEVEL_FLAGS) {
+    const l = levels[f.key];
+    if (l.warning > l.critical) throw usageError(`--${f.name}-warning (${l.warning}) is above --${f.name}-critical (${l.critical}); a warning must come first`, `the other level may come from ${config.file} (health.${f.key})`);
   }
   const report = await health(config, { timeoutMs: opts.timeout, thresholds, catalog: opts.catalog });
   const metrics = opts.prometheus || opts.textfile ? await prometheusText(report) : '';

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
-import { applyReadOnly, checkNoOnlineWindow, editConfigFile, removePin, setMapping, setPin, type CapacityStatus } from '../src/index.js';
-import { load, output, withGlobalOptions } from './context.js';
-import { runRebalance, type RebalanceFlags } from './run-rebalance.js';
+import { removePin, setMapping, setPin, type CapacityStatus } from '../src/index.js';
+import { withGlobalOptions } from './context.js';
+import { editAndRebalance, type RebalanceFlags } from './run-rebalance.js';
 
 /** `pin`, `unpin` and `mapping set`: topology edits to the config file, each followed by the rebalance plan. */
 export function register(program: Command): void {
@@ -11,14 +11,10 @@ export function register(program: Command): void {
       .description('pin a tenant to a shard (isolate a hot tenant), then show (or --apply) the rebalance')
       .argument('<tenant>', 'tenant key')
       .argument('<shard>', 'shard id')
-      .option('--apply', 'run the rebalance right away')
+      .option('--apply', 'write the change to the config and run the rebalance (without it: a preview that changes nothing)')
       .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
   ).action(async (tenant: string, shard: string, opts: RebalanceFlags) => {
-    const config = load(opts);
-    if (opts.apply) await checkNoOnlineWindow(config.catalog, 'pin --apply'); // before the config file changes
-    const next = editConfigFile(config.file, setPin(tenant, shard));
-    output(opts).info(`tenant ${tenant} pinned to ${shard} in ${config.file}`);
-    await runRebalance(next, opts);
+    await editAndRebalance(opts, { edit: setPin(tenant, shard), done: `tenant ${tenant} pinned to ${shard}`, applyWith: again(['pin', tenant, shard], opts) });
   });
 
   withGlobalOptions(
@@ -26,14 +22,10 @@ export function register(program: Command): void {
       .command('unpin')
       .description('remove a pin (the tenant routes by the hash again), then show (or --apply) the rebalance')
       .argument('<tenant>', 'tenant key')
-      .option('--apply', 'run the rebalance right away')
+      .option('--apply', 'write the change to the config and run the rebalance (without it: a preview that changes nothing)')
       .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
   ).action(async (tenant: string, opts: RebalanceFlags) => {
-    const config = load(opts);
-    if (opts.apply) await checkNoOnlineWindow(config.catalog, 'unpin --apply');
-    const next = editConfigFile(config.file, removePin(tenant));
-    output(opts).info(`tenant ${tenant} unpinned in ${config.file}`);
-    await runRebalance(next, opts);
+    await editAndRebalance(opts, { edit: removePin(tenant), done: `tenant ${tenant} unpinned`, applyWith: again(['unpin', tenant], opts) });
   });
 
   const mapping = program.command('mapping').description('edit the H3 cell → shard mapping');
@@ -45,15 +37,21 @@ export function register(program: Command): void {
       .argument('<shard>', 'shard id')
       .option('--region <name>', 'region label')
       .addOption(new Option('--status <status>', 'capacity status: read-only refuses writes to the cell, full keeps new cells off its shard').choices(['active', 'full', 'read-only']))
-      .option('--apply', 'run the rebalance right away')
+      .option('--apply', 'write the change to the config and run the rebalance (without it: a preview that changes nothing)')
       .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
   ).action(async (cell: string, shard: string, opts: RebalanceFlags & { region?: string; status?: CapacityStatus }) => {
-    const config = load(opts);
-    if (opts.apply) await checkNoOnlineWindow(config.catalog, 'mapping set --apply');
-    const next = editConfigFile(config.file, setMapping(cell, shard, opts.region, opts.status));
-    output(opts).info(`cell ${cell} mapped to ${shard}${opts.status ? ` (${opts.status})` : ''} in ${config.file}`);
-    // read-only takes effect now, on the shards as they are; it does not wait for a rebalance
-    if (opts.status) await applyReadOnly(next);
-    await runRebalance(next, opts);
+    const args = ['mapping', 'set', cell, shard, ...(opts.region !== undefined ? ['--region', opts.region] : []), ...(opts.status ? ['--status', opts.status] : [])];
+    await editAndRebalance(opts, {
+      edit: setMapping(cell, shard, opts.region, opts.status),
+      done: `cell ${cell} mapped to ${shard}${opts.status ? ` (${opts.status})` : ''}`,
+      applyWith: again(args, opts),
+      readOnly: opts.status !== undefined,
+    });
   });
+}
+
+/** The command line that applies a preview, arguments quoted for a POSIX shell. */
+function again(args: string[], opts: RebalanceFlags): string {
+  const words = ['shardctl', ...args, '--apply', ...(opts.offline ? ['--offline'] : []), ...(opts.config ? ['--config', opts.config] : [])];
+  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
 }

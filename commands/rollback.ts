@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { followBack, rollback, usageError, type FollowBackEvent } from '../src/index.js';
-import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
+import { duration, load, output, withGlobalOptions, type GlobalOptions } from './context.js';
+import { viaEnv } from './env.js';
 import { interruptSignal } from './signals.js';
 import { formatBytes, formatCount, formatSeconds } from './ui/format.js';
 
@@ -14,13 +15,14 @@ export function register(program: Command): void {
     program
       .command('rollback')
       .description('undo a cutover kept with --reverse: fence the shards, let the monolith catch up, verify, switch back to the monolith')
-      .option('--timeout <s>', 'seconds to wait for writers in flight on the shards and for the reverse follower to catch up (default 60)', positiveInt('--timeout'))
+      .option('--timeout <duration>', 'how long to wait for writers in flight on the shards and for the reverse follower to catch up, e.g. 60s or 2m (default 60s)', duration('--timeout', 's'))
       .option('--follow', 'the reverse follower: apply every shard\'s changes to the monolith until rollback or cutover --finish'),
   ).action(async (opts: RollbackFlags) => {
     const config = load(opts);
     const out = output(opts);
     if (opts.follow) {
-      if (opts.timeout !== undefined) throw usageError('--timeout does not apply to rollback --follow');
+      // a timeout exported for rollbacks (SHARDCTL_ROLLBACK_TIMEOUT) has nothing to bound here: only the flag conflicts
+      if (opts.timeout !== undefined && !viaEnv('timeout')) throw usageError('--timeout does not apply to rollback --follow');
       const interrupt = interruptSignal();
       const last = new Map<string, number>();
       try {
@@ -48,7 +50,7 @@ export function register(program: Command): void {
       return;
     }
     const r = await rollback(config, {
-      timeoutSeconds: opts.timeout,
+      timeoutSeconds: opts.timeout === undefined ? undefined : opts.timeout / 1000,
       onEvent: (e) => {
         if (opts.json) process.stderr.write(`${JSON.stringify(e)}\n`);
         else if (!opts.quiet) process.stderr.write(`${e.step} after ${formatSeconds(e.seconds)}${e.detail ? ` (${e.detail})` : ''}\n`);

@@ -1,6 +1,6 @@
-import type { Config } from '../src/index.js';
+import { applyReadOnly, editConfigFile, previewConfigEdit, type Config } from '../src/index.js';
 import { rebalance, type RebalanceEvent, type RebalanceResult } from '../src/index.js';
-import { output, type GlobalOptions } from './context.js';
+import { load, output, type GlobalOptions } from './context.js';
 import { rebalanceExit } from './exit-codes.js';
 import { interruptSignal } from './signals.js';
 import { crossShardLine, formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
@@ -13,8 +13,15 @@ export interface RebalanceFlags extends GlobalOptions {
   offline?: boolean;
 }
 
-/** Shared by `rebalance` and `add-shard --apply` / `pin` … `--apply`. */
-export async function runRebalance(config: Config, opts: RebalanceFlags): Promise<RebalanceResult> {
+export interface RunRebalanceExtras {
+  /** with --apply: what to do once the preflight passed, before any move (a topology edit writes its file) */
+  onPreflightPassed?: () => void | Promise<void>;
+  /** the command that applies a preview (default `shardctl rebalance --apply --config FILE`) */
+  applyWith?: string;
+}
+
+/** Shared by `rebalance` and `add-shard` / `pin` / `unpin` / `mapping set`, previews and --apply. */
+export async function runRebalance(config: Config, opts: RebalanceFlags, extras: RunRebalanceExtras = {}): Promise<RebalanceResult> {
   const out = output(opts);
   const interrupt = interruptSignal();
   const reporter = rebalanceReporter(opts);
@@ -25,9 +32,10 @@ export async function runRebalance(config: Config, opts: RebalanceFlags): Promis
       offline: opts.offline,
       signal: interrupt.signal,
       onEvent: (e) => reporter.event(e),
+      onPreflightPassed: extras.onPreflightPassed,
     });
     process.exitCode = rebalanceExit(result);
-    out.result(render(result, config.file), { ...result, exitCode: process.exitCode });
+    out.result(render(result, config.file, extras.applyWith), { ...result, exitCode: process.exitCode });
     return result;
   } finally {
     reporter.stop();
@@ -80,7 +88,7 @@ export function describe(e: RebalanceEvent): string {
 /** The unit's write outage as the reporter says it. */
 const outage = (s: number | undefined) => (s === undefined ? '' : `; writes refused ${formatSeconds(s)}`);
 
-export function render(r: RebalanceResult, file: string): string {
+export function render(r: RebalanceResult, file: string, applyWith = `shardctl rebalance --apply --config ${file}`): string {
   const lines: string[] = [];
   if (r.moves.length === 0) return 'placements match the topology: nothing to move';
   lines.push(
@@ -92,7 +100,7 @@ export function render(r: RebalanceResult, file: string): string {
   const resumed = r.moves.filter((m) => m.resumeAfter);
   if (resumed.length) lines.push(`${resumed.length} interrupted move(s) to complete (${resumed.map((m) => `${m.unit} after ${m.resumeAfter}`).join(', ')})`);
   if (!r.applied) {
-    lines.push(`${r.moves.length} unit(s) to move; nothing was changed. Apply with: shardctl rebalance --apply --config ${file}`);
+    lines.push(`${r.moves.length} unit(s) to move; nothing was changed. Apply with: ${applyWith}`);
     return lines.join('\n');
   }
   const moved = r.moves.filter((m) => m.status === 'moved').length;
@@ -103,4 +111,41 @@ export function render(r: RebalanceResult, file: string): string {
   for (const m of r.moves.filter((x) => x.status === 'failed')) lines.push(`FAILED ${m.unit} ${m.from} → ${m.to}: ${m.reason}`);
   if (!r.ok) lines.push('each failure above says where its unit stands; run the command again to retry');
   return lines.join('\n');
+}
+
+type Edit = Parameters<typeof editConfigFile>[1];
+
+export interface TopologyEdit {
+  edit: Edit;
+  /** what the edit does, e.g. `tenant 7 pinned to s0` */
+  done: string;
+  /** the exact command that applies the preview */
+  applyWith: string;
+  /** the read-only mark of a cell takes effect on the shards as soon as the edit is written */
+  readOnly?: boolean;
+}
+
+/**
+ * `pin`, `unpin`, `mapping set`: without --apply the edit is only previewed (the config it would give,
+ * validated, and the rebalance plan from it): no file is written and no server is changed. With
+ * --apply the file is written once the rebalance's preflight passed (catalog reached, lock held, no
+ * rollback window), then the moves run; a refused preflight leaves the file as it was.
+ */
+export async function editAndRebalance(opts: RebalanceFlags, e: TopologyEdit): Promise<void> {
+  const config = load(opts);
+  const out = output(opts);
+  const next: Config = previewConfigEdit(config.file, e.edit);
+  if (!opts.apply) {
+    out.info(`preview: ${e.done} (${config.file} not changed)`);
+    await runRebalance(next, opts, { applyWith: e.applyWith });
+    return;
+  }
+  await runRebalance(next, opts, {
+    onPreflightPassed: async () => {
+      editConfigFile(config.file, e.edit);
+      out.info(`${e.done} in ${config.file}`);
+      // read-only takes effect now, on the shards as they are; it does not wait for the moves
+      if (e.readOnly) await applyReadOnly(next);
+    },
+  });
 }

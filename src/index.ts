@@ -41,12 +41,12 @@ export type {
 export { routeKeys, routeLocation, type KeyRoute, type LocationRoute, type RoutingTopology } from './routing/lookup.js';
 export { routeSource, type RouteSource } from './topology/route-topology.js';
 export { type HeldRoute } from './catalog/held-routes.js';
-export { byteSize } from './config/schema.js';
+export { parseDuration, parseSize, parseRatio, type Duration } from './config/units.js';
 export { usageError } from './errors.js';
 export { redactText } from './redact.js';
 export { withClient } from './db/connect.js';
 export { pgFailure } from './db/pg-error.js';
-export { editConfigFile, setPin, removePin, setMapping } from './topology/edit.js';
+export { editConfigFile, previewConfigEdit, setPin, removePin, setMapping } from './topology/edit.js';
 export { applyReadOnly, type ReadOnlyResult } from './rebalance/read-only.js';
 export { restrictedCells, type CapacityStatus, type CellStatus } from './config/capacity.js';
 export { worst as worstHealthStatus } from './health/status.js';

@@ -14,7 +14,9 @@ export function redactUrl(url: string): string {
     const user = m ? safeDecode(m[2]!) : decodeURIComponent(u.username);
     const auth = user ? `${user}:***@` : '';
     const port = u.port ? `:${u.port}` : '';
-    return `${u.protocol}//${auth}${u.hostname}${port}${u.pathname}`;
+    // a Unix socket has no host in the URL, its directory in ?host= (shown: it names the server)
+    const socket = !u.hostname && u.searchParams.get('host') ? `?host=${u.searchParams.get('host')}` : '';
+    return `${u.protocol}//${auth}${u.hostname}${port}${u.pathname}${socket}`;
   } catch {
     return redactText(url);
   }

@@ -87,9 +87,9 @@ describe('config loading', () => {
     const top = cli(['plan', '--top', '0', '--config', `${dir}/good-jump.yaml`]);
     assert.equal(top.status, 2);
     assert.match(top.stderr, /--top must be a whole number of at least 1, got "0"/);
-    const conc = cli(['migrate', '--dry-run', '--config', `${dir}/good-jump.yaml`], { ...env, SHARDCTL_CONCURRENCY: 'two' });
+    const conc = cli(['migrate', '--dry-run', '--config', `${dir}/good-jump.yaml`], { ...env, SHARDCTL_MIGRATE_CONCURRENCY: 'two' });
     assert.equal(conc.status, 2, conc.stderr);
-    assert.match(conc.stderr, /SHARDCTL_CONCURRENCY="two" is invalid: --concurrency must be a whole number of at least 1, got "two"/);
+    assert.match(conc.stderr, /SHARDCTL_MIGRATE_CONCURRENCY="two" is invalid: --concurrency must be a whole number of at least 1, got "two"/);
     for (const r of [top, conc]) assert.doesNotMatch(r.stderr, /internal error|\s+at\s+\S+\.js/);
   });
 

@@ -86,7 +86,7 @@ describe('location fleet: cross-shard writes (two-phase commit, resolve) and cap
     assert.equal(JSON.parse(live.stdout).transactions[0].decision, 'in progress');
     await c.kill();
 
-    const h = runCli(['health', '--config', stage.configPath, '--json', '--prepared-warning', '0', '--latency-warning', '100000', '--latency-critical', '100000']);
+    const h = runCli(['health', '--config', stage.configPath, '--json', '--prepared-warning', '0s', '--latency-warning', '100s', '--latency-critical', '100s']);
     const report = JSON.parse(h.stdout);
     const check = report.servers.flatMap((s: any) => s.checks).find((x: any) => x.check === 'prepared' && x.status !== 'ok');
     assert.ok(check, h.stdout);
@@ -132,7 +132,7 @@ describe('location fleet: cross-shard writes (two-phase commit, resolve) and cap
         `INSERT INTO bumps (id, user1_id, user2_id, latitude, longitude, h3_index, distance_m, confidence, is_cross_shard, bumped_at)
          VALUES ($1, 1, 2, 0, 0, $2, 1, 0.5, false, now())`, [id, h3.toString()]);
 
-    const set = runCli(['mapping', 'set', cell, shard, '--status', 'read-only', '--config', stage.configPath]);
+    const set = runCli(['mapping', 'set', cell, shard, '--status', 'read-only', '--apply', '--config', stage.configPath]);
     assert.equal(set.status, 0, set.stderr);
     assert.match(set.stderr, new RegExp(`cell ${cell} mapped to ${shard} \\(read-only\\)`));
     const config = loadConfig(stage.configPath);
@@ -158,7 +158,7 @@ describe('location fleet: cross-shard writes (two-phase commit, resolve) and cap
     assert.deepEqual(JSON.parse(h.stdout).cellStatus, [{ shard, readOnly: [cell], full: [] }]);
     assert.match(runCli(['health', '--config', stage.configPath]).stdout, new RegExp(`^cells ${shard}: 1 read-only \\(${cell}\\)$`, 'm'));
 
-    assert.equal(runCli(['mapping', 'set', cell, shard, '--status', 'active', '--config', stage.configPath]).status, 0);
+    assert.equal(runCli(['mapping', 'set', cell, shard, '--status', 'active', '--apply', '--config', stage.configPath]).status, 0);
     await write(shard, 9_100_003, inside);
   });
 
@@ -186,7 +186,7 @@ describe('location fleet: cross-shard writes (two-phase commit, resolve) and cap
     const st = loadConfig(stage.configPath).strategy;
     assert.ok(st.kind === 'h3');
     const { cell, shard } = st.mapping[1]!;
-    assert.equal(runCli(['mapping', 'set', cell, shard, '--status', 'full', '--config', stage.configPath]).status, 0);
+    assert.equal(runCli(['mapping', 'set', cell, shard, '--status', 'full', '--apply', '--config', stage.configPath]).status, 0);
     const r = runCli(['plan', '--config', stage.configPath, '--json', '--propose-mapping', '--shards', '3']);
     assert.equal(r.status, 0, r.stderr);
     const p = JSON.parse(r.stdout);

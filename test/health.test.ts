@@ -334,12 +334,12 @@ test('a hung host and a closed port are reported down within the timeout, not a 
   assert.match(r.catalog!.checks[0]!.message, /catalog unreachable \(timed out/);
   assert.equal(server(r, 's0', 'primary').status, 'ok');
 
-  const c = cli(['--timeout', '700', '--json'], file);
+  const c = cli(['--timeout', '700ms', '--json'], file);
   assert.equal(c.code, 2, c.stderr);
   const doc = JSON.parse(c.stdout) as HealthReport;
   assert.ok(doc.durationMs < 700 + 800, `CLI run took ${doc.durationMs} ms`);
   assert.ok(!c.stdout.includes('hunter2secret'));
-  const human = cli(['--timeout', '700'], file);
+  const human = cli(['--timeout', '700ms'], file);
   assert.equal(human.code, 2);
   assert.match(human.stdout, /^CRITICAL s2 primary postgres:\/\/app:\*\*\*@127\.0\.0\.1:\d+\/app: down \(timed out after 700 ms while connecting\)$/m);
   assert.match(human.stdout, /^WARNING s2 replica postgres:\/\/app:\*\*\*@127\.0\.0\.1:\d+\/app: down \(connection refused\)$/m);
@@ -439,19 +439,20 @@ test('replay paused on a replica while the primary writes: lag reported, thresho
     assert.ok(lag.primaryView && lag.primaryView.replayLagBytes! > 0, "the primary's view shows it too");
     assert.equal(server(r, 's0', 'replica').lag!.bytes, 0, 'the other shard is unaffected');
 
-    const relaxed = ['--lag-warning', '100000', '--lag-critical', '100000'];
+    const relaxed = ['--lag-warning', '100000s', '--lag-critical', '100000s'];
     assert.equal(cli(relaxed).code, 0);
     const warn = cli([...relaxed, '--lag-bytes-warning', '1']);
     assert.equal(warn.code, 1);
     assert.match(warn.stdout, /^WARNING s1 replica postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/app: lag [\d.]+ s, [\d.]+ MB behind the primary \(replay paused\)$/m);
-    assert.equal(cli([...relaxed, '--lag-bytes-critical', '1MB']).code, 2);
-    assert.equal(cli(['--lag-warning', '0.5', '--lag-critical', '100000']).code, 1, 'seconds lag graded too');
+    assert.equal(cli([...relaxed, '--lag-bytes-warning', '1', '--lag-bytes-critical', '1MB']).code, 2);
+    assert.equal(cli([...relaxed, '--lag-bytes-critical', '1MB']).code, 3, 'a critical level under the (default) warning one is refused: UNKNOWN');
+    assert.equal(cli(['--lag-warning', '500ms', '--lag-critical', '100000s']).code, 1, 'seconds lag graded too');
 
     // flags > config > defaults
     const strict = path.join(dir, 'strict.yaml');
     writeFileSync(
       strict,
-      configText(fleetShards(), 'health: { latencyMs: { warning: 5000 }, lagBytes: { warning: 1 }, lagSeconds: { warning: 100000, critical: 100000 } }\n'),
+      configText(fleetShards(), 'health: { latencyMs: { warning: 5000, critical: 10000 }, lagBytes: { warning: 1 }, lagSeconds: { warning: 100000, critical: 100000 } }\n'),
     );
     assert.equal(cli([], strict).code, 1, 'config threshold applies');
     assert.equal(cli(['--lag-bytes-warning', '1GB'], strict).code, 0, 'the flag beats the config');
@@ -492,7 +493,7 @@ test('a primary down is CRITICAL (exit 2), reported within the timeout', async (
     assert.equal(r.status, 'critical');
     assert.equal(server(r, 's0', 'primary').status, 'critical');
     assert.equal(r.catalog?.status, 'critical', 'a catalog shard is unreachable');
-    const c = cli(['--timeout', '1500']);
+    const c = cli(['--timeout', '1500ms']);
     assert.equal(c.code, 2);
     assert.match(c.stdout, /^CRITICAL s0 primary postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/app: down \(connection refused\)$/m);
     const prom = cli(['--prometheus', '--quiet']);

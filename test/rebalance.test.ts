@@ -48,9 +48,9 @@ describe('rebalance: POS fixture (jump)', () => {
     for (const m of p.moves) assert.equal(m.to, 's4');
     assert.ok(expected.length >= 2 && expected.length <= 12, `${expected.length} of 30 move`);
     assert.doesNotMatch(plan.stdout + plan.stderr, new RegExp(fifth.primary.password), 'no password printed');
-    // nothing moved yet, the config already lists s4
-    assert.equal(loadConfig(cfg).shards.at(-1)!.id, 's4');
-    const apply = runCli(['rebalance', '--config', cfg, '--apply']);
+    // a preview: nothing moved, and the config does not list s4 yet
+    assert.equal(loadConfig(cfg).shards.at(-1)!.id, 's3');
+    const apply = runCli(['add-shard', '--config', cfg, '--id', 's4', '--primary', fifth.primary.url(), '--apply']);
     assert.equal(apply.status, 0, apply.stderr);
     assert.match(apply.stdout, new RegExp(`moved ${expected.length} of ${expected.length} unit\\(s\\)`));
     await assertExact(loadConfig(cfg));

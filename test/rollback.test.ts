@@ -135,7 +135,7 @@ describe('rollback after cutover: a reverse stream from every shard to the monol
     const f = startWatched(['migrate', '--follow', '--config', cfg], 'follow-start', 1);
     await f.started;
     mark('following');
-    const cut = runCli(['cutover', '--reverse', '--timeout', '60', '--config', cfg]);
+    const cut = runCli(['cutover', '--reverse', '--timeout', '60s', '--config', cfg]);
     assert.equal(cut.status, 0, cut.stdout + cut.stderr);
     assert.match(cut.stdout, /rollback window open: reverse slots on s\d, s\d/);
     assert.equal((await f.exit).status, 0);
@@ -160,7 +160,7 @@ describe('rollback after cutover: a reverse stream from every shard to the monol
           // a follower that does not apply: rollback times out, lifts the shard fence, exit 3
           child.kill('SIGSTOP');
           try {
-            const r = await runCliAsync(['rollback', '--timeout', '3', '--config', cfg]);
+            const r = await runCliAsync(['rollback', '--timeout', '3s', '--config', cfg]);
             assert.equal(r.status, 3, r.stdout + r.stderr);
             // (under a heavy load the fence itself may be what times out: the same promise)
             assert.match(r.stderr, /(did not catch up in time|could not fence the shards within 3s).*the shard fence is lifted/);
@@ -176,7 +176,7 @@ describe('rollback after cutover: a reverse stream from every shard to the monol
       mark('timeout path done');
       const last = follower();
       await last.started;
-      const rb = await runCliAsync(['rollback', '--timeout', '60', '--config', cfg]); // the writer runs in this process
+      const rb = await runCliAsync(['rollback', '--timeout', '60s', '--config', cfg]); // the writer runs in this process
       assert.equal(rb.status, 0, rb.stdout + rb.stderr);
       assert.match(rb.stdout, /rolled back: the monolith is the source of truth again.*point the application's routers back at the monolith/s);
       mark(`rolled back\n${rb.stderr}`);

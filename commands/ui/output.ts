@@ -12,6 +12,20 @@ export function setupColour(): void {
   if (!interactive(process.stdout) && !interactive(process.stderr)) chalk.level = 0;
 }
 
+/**
+ * A reader that stops early (`shardctl route … | head -1`) closes the pipe: later writes fail with
+ * EPIPE. That is not the command's failure: the rest of the output is dropped and the command ends
+ * as it would have (a move in progress is not cut short because nobody reads its report).
+ */
+export function tolerateClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount('error') > 0) continue; // once per process (the demo runs main again)
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
+  }
+}
+
 export interface Output {
   readonly json: boolean;
   readonly quiet: boolean;

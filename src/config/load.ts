@@ -6,6 +6,7 @@ import { checkConfig, type Problem } from './check.js';
 import { interpolate, type InterpolationProblem } from './interpolate.js';
 import { lenientCrossChecks } from './lenient.js';
 import { configSchema } from './schema.js';
+import { connectionUrl } from './url.js';
 import type { Config } from './types.js';
 
 export interface LoadOptions {
@@ -91,7 +92,7 @@ const firstLine = (s: string) => (s.split('\n')[0] ?? s).replace(/:\s*$/, '');
 function collectPasswords(data: unknown, out: string[] = []): string[] {
   if (typeof data === 'string') {
     try {
-      const p = new URL(data).password;
+      const p = connectionUrl(data).password;
       if (p) out.push(decodeURIComponent(p));
     } catch {
       /* not a URL */

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { parseSize } from './units.js';
+import { connectionUrl, type ConnectionUrl } from './url.js';
 import { isCell } from '../cells/h3.js';
 
 /**
@@ -8,19 +10,33 @@ import { isCell } from '../cells/h3.js';
  */
 
 const dsn = z.string().superRefine((s, ctx) => {
-  let u: URL;
+  let u: ConnectionUrl;
   try {
-    u = new URL(s);
+    u = connectionUrl(s);
   } catch {
     ctx.addIssue({ code: 'custom', message: 'must be a postgres:// connection URL' });
     return;
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
     ctx.addIssue({ code: 'custom', message: `must be a postgres:// connection URL, not ${u.protocol}//` });
-  } else if (!u.hostname) {
-    ctx.addIssue({ code: 'custom', message: 'connection URL has no host' });
+  } else if (!u.hostname && !u.searchParams.get('host')) {
+    // libpq: a Unix socket directory is given as ?host=/var/run/postgresql
+    ctx.addIssue({ code: 'custom', message: 'connection URL has no host (for a Unix socket: postgresql://user@/db?host=/var/run/postgresql)' });
+  } else if (!decodes(u)) {
+    ctx.addIssue({ code: 'custom', message: 'connection URL has a malformed %-escape (write a literal % as %25, in a password too)' });
   }
 });
+
+/** pg decodes the user, password, host and database of a URL: a stray % would stop it at connect time. */
+function decodes(u: ConnectionUrl): boolean {
+  try {
+    for (const part of [u.username, u.password, u.hostname]) decodeURIComponent(part);
+    decodeURI(u.pathname);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const identifier = z
   .string()
@@ -31,16 +47,15 @@ const shardId = z
   .string()
   .regex(/^[A-Za-z][A-Za-z0-9_-]{0,62}$/, 'must start with a letter and use only letters, digits, _ and -');
 
-const UNITS: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
 /** A size as bytes (number) or text with a binary unit: `500MB`, `2 GB`. */
 export const byteSize = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
   if (typeof v === 'number') return v;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB)\s*$/i.exec(v);
-  if (!m) {
+  const bytes = /\d\s*$/.test(v) ? undefined : parseSize(v); // text needs its unit; a bare count of bytes is a number
+  if (bytes === undefined) {
     ctx.addIssue({ code: 'custom', message: 'must be a size such as 500MB or 2GB' });
     return z.NEVER;
   }
-  return Math.round(Number(m[1]) * UNITS[m[2]!.toUpperCase()]!);
+  return bytes;
 });
 
 const h3Cell = z.string().refine(isCell, 'is not a valid H3 cell index (hex string)');
@@ -110,11 +125,16 @@ const table = z.strictObject({
   crossingKeys: z.array(identifier).default([]),
 });
 
-const levels = (warning: number, critical: number) =>
-  z.strictObject({ warning: z.number().nonnegative().default(warning), critical: z.number().nonnegative().default(critical) })
+/** A warning level above its critical one would never warn before it is critical. */
+const ordered = (l: { warning: number; critical: number }) => l.warning <= l.critical;
+const orderedMessage = { message: 'warning must not be above critical (when only one is set, the other is its default)', path: ['warning'] };
+const levels = (warning: number, critical: number, value = z.number().nonnegative()) =>
+  z.strictObject({ warning: value.default(warning), critical: value.default(critical) })
+    .refine(ordered, orderedMessage)
     .default({ warning, critical });
 const sizeLevels = (warning: number, critical: number) =>
-  z.strictObject({ warning: byteSize.default(warning), critical: byteSize.default(critical) }).default({ warning, critical });
+  z.strictObject({ warning: byteSize.default(warning), critical: byteSize.default(critical) }).refine(ordered, orderedMessage).default({ warning, critical });
+const ratio = z.number().min(0).max(1, 'must be a ratio from 0 to 1, such as 0.8');
 
 const health = z
   .strictObject({
@@ -123,8 +143,8 @@ const health = z
     lagSeconds: levels(10, 300), // the location design's alert: replication lag > 10 s
     lagBytes: sizeLevels(64 * 1024 ** 2, 1024 ** 3),
     slotRetainedBytes: sizeLevels(1024 ** 3, 8 * 1024 ** 3),
-    connections: levels(0.8, 0.95),
-    capacity: levels(0.8, 0.9),
+    connections: levels(0.8, 0.95, ratio),
+    capacity: levels(0.8, 0.9, ratio),
     // a prepared (two-phase) transaction holds its locks and blocks vacuum until it is finished
     preparedSeconds: levels(60, 300),
   })

@@ -2,6 +2,8 @@ import pg from 'pg';
 import { blockedError, UserError } from '../errors.js';
 import { passwordOf, redactText, redactUrl } from '../redact.js';
 import { withPassword } from './password.js';
+import { libpqUrl } from './conninfo.js';
+import { connectionUrl } from '../config/url.js';
 import { pgFailure } from './pg-error.js';
 import { startupOptions } from './session.js';
 
@@ -29,7 +31,7 @@ export interface ConnectOptions {
 export async function connect(e: Endpoint, opts: ConnectOptions = {}): Promise<pg.Client> {
   const url = await withPassword(e.url);
   const client = new pg.Client({
-    connectionString: url,
+    connectionString: libpqUrl(url, endpointName(e)),
     connectionTimeoutMillis: opts.timeoutMs ?? 10_000,
     application_name: opts.applicationName ?? 'shardctl',
     options: opts.raw ? undefined : startupOptions(),
@@ -74,7 +76,7 @@ export function connectError(e: Endpoint, err: unknown, passwordGiven = true): U
 
 function hasPassword(url: string): boolean {
   try {
-    return new URL(url).password !== '';
+    return connectionUrl(url).password !== '';
   } catch {
     return true;
   }

@@ -58,8 +58,10 @@ export async function removeShard(config: Config, id: string, opts: RemoveShardO
     return result;
   }
   await checkNoOnlineWindow(config.catalog, 'remove-shard --apply');
-  const drained = reassign.length ? editConfigFile(config.file, drainEdit) : config;
-  result.drain = await rebalance(drained, { ...opts, apply: true });
+  // the remapping is written only once the rebalance's preflight passed: a refusal leaves the file as it was
+  const drained = reassign.length ? previewConfigEdit(config.file, drainEdit) : config;
+  const writeDrain = () => void (reassign.length && editConfigFile(config.file, drainEdit));
+  result.drain = await rebalance(drained, { ...opts, apply: true, onPreflightPassed: writeDrain });
   if (!result.drain.ok) return result;
   result.remaining = await leftOn(drained, id);
   if (result.remaining.length) return result;

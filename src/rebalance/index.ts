@@ -46,6 +46,12 @@ export interface RebalanceOptions {
   offline?: boolean;
   signal?: AbortSignal;
   onEvent?: (e: RebalanceEvent) => void;
+  /**
+   * With apply: runs once the preflight passed (catalog reached, run lock held, no rollback window)
+   * and before anything changes, so a topology edit (pin, mapping set) is written to the config file
+   * only when the moves can start; a throw ends the run with nothing changed.
+   */
+  onPreflightPassed?: () => void | Promise<void>;
 }
 
 export interface PlannedMove {
@@ -92,6 +98,8 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     command: 'rebalance',
     args: { concurrency: opts.concurrency, offline: opts.offline },
     record: Boolean(opts.apply),
+    // a preview creates no catalog schema: with none yet, nothing is placed and nothing moves
+    create: Boolean(opts.apply),
     outcome: (r: RebalanceResult) => ({ status: r.ok ? ('ok' as const) : ('failed' as const), summary: summary(r) }),
   };
   let cachedModel: Model | undefined;
@@ -101,6 +109,9 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     return (cachedModel ??= await withClient(shardEndpoint(config, id), (c) => loadModel(config, c, `shard ${id}`)));
   };
   return withRun(config.catalog, spec, async ({ catalog, run, finish }) => {
+    if (!opts.apply && !(await catalogPresent(catalog.client))) {
+      return done({ applied: false, pairs: [], moves: [], ok: true, seconds: 0 }, started);
+    }
     const placed = await catalog.client.query<{ unit: string; shard: string; rows: string; bytes: string }>(
       'SELECT unit, shard, rows, bytes FROM shardctl.placements',
     );
@@ -152,6 +163,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     const result: RebalanceResult = { applied: Boolean(opts.apply), runId: run?.id, pairs: pairsOf(moves), moves, ok: true, seconds: 0 };
     if (!opts.apply) return done(result, started);
     await refuseInOnlineWindow(catalog.client, 'rebalance --apply');
+    await opts.onPreflightPassed?.();
 
     await syncTopology(catalog.client, config, unplaced, run?.id);
     // Reference rows come from a shard that already serves (the source may be retired after cutover).
@@ -243,6 +255,10 @@ async function syncReferences(config: Config, model: Model, origin: string, sign
         }),
       ),
   );
+}
+
+async function catalogPresent(c: { query: (sql: string) => Promise<{ rows: { ok: boolean }[] }> }): Promise<boolean> {
+  return (await c.query(`SELECT to_regclass('shardctl.placements') IS NOT NULL AS ok`)).rows[0]!.ok;
 }
 
 function pairsOf(moves: PlannedMove[]): RebalanceResult['pairs'] {

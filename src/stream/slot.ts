@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { connectError, type Endpoint } from '../db/connect.js';
+import { connectError, endpointName, type Endpoint } from '../db/connect.js';
+import { libpqUrl } from '../db/conninfo.js';
 import { blockedError } from '../errors.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 import { withPassword } from '../db/password.js';
@@ -13,7 +14,7 @@ import type { StreamNames } from './names.js';
  * extra_float_digits and bytea_output.
  */
 export async function replicationConfig(source: Endpoint): Promise<pg.ClientConfig> {
-  return { connectionString: await withPassword(source.url), replication: 'database', options: startupOptions(), application_name: 'shardctl follow' } as pg.ClientConfig;
+  return { connectionString: libpqUrl(await withPassword(source.url), endpointName(source)), replication: 'database', options: startupOptions(), application_name: 'shardctl follow' } as pg.ClientConfig;
 }
 
 export async function connectReplication(source: Endpoint): Promise<pg.Client> {

@@ -12,7 +12,8 @@ import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { applyDdl, tableDdl, type TableDdl } from '../tables/ddl.js';
 import { introspect } from '../tables/introspect.js';
 import { captureDefinitions, readDefinitions } from '../transfer/definitions.js';
-import { appendShard, editConfigFile } from './edit.js';
+import { appendShard, editConfigFile, previewConfigEdit } from './edit.js';
+import { qualifiedName } from '../tables/scope.js';
 import { syncTopology } from '../catalog/topology.js';
 import { findUnplacedFromCatalog } from '../transfer/unplaced.js';
 import { loadModel } from '../tables/model.js';
@@ -25,14 +26,21 @@ export interface AddShardOptions {
   replicas?: readonly string[];
   /** for `${VAR}` (default process.env) */
   env?: NodeJS.ProcessEnv;
+  /**
+   * false: only check the server (reachable, a primary, allowed to create tables, holding no rows of
+   * the configured tables) and return the config the addition would give, creating nothing and
+   * writing nothing (default true)
+   */
+  apply?: boolean;
 }
 
 export interface AddShardResult {
   id: string;
-  /** tables created on the new shard (those that existed already, empty and alike, are kept) */
+  /** tables created on the new shard (those that existed already, empty and alike, are kept); a preview: those it would create */
   created: string[];
-  /** the config as written with the new shard appended */
+  /** the config as written with the new shard appended (a preview: as it would be, the file untouched) */
   config: Config;
+  applied: boolean;
 }
 
 /**
@@ -47,6 +55,7 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
   const replicas = (opts.replicas ?? []).map((r) => resolve('--replica', r, env));
   if (config.shards.some((s) => sameServer(s.primary, primary))) throw usageError(`${opts.id}: that server and database is already a shard`);
   const target: Endpoint = { label: `shard ${opts.id}`, url: primary };
+  if (opts.apply === false) return preview(config, opts, target);
   const spec = {
     command: 'add-shard',
     args: { id: opts.id },
@@ -77,8 +86,21 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
     const unplaced = await findUnplacedFromCatalog(config, catalog.client);
     const next = editConfigFile(config.file, appendShard({ id: opts.id, primary: opts.primary, replicas: opts.replicas ?? [] }));
     await syncTopology(catalog.client, next, unplaced, run?.id);
-    return { id: opts.id, created, config: next };
+    return { id: opts.id, created, config: next, applied: true };
   });
+}
+
+/** The checks of an addition, read-only, and the config it would give; nothing is created or written. */
+async function preview(config: Config, opts: AddShardOptions, target: Endpoint): Promise<AddShardResult> {
+  const tables = config.tables.map(qualifiedName);
+  const created = await withClient(target, async (c) => {
+    await checkWritable(c, opts.id);
+    const existing = await introspect(c, tables);
+    await checkEmpty(c, opts.id, [...existing.keys()]);
+    return tables.filter((t) => !existing.has(t));
+  });
+  const next = previewConfigEdit(config.file, appendShard({ id: opts.id, primary: opts.primary, replicas: opts.replicas ?? [] }));
+  return { id: opts.id, created, config: next, applied: false };
 }
 
 /** The captured definitions; captured now from the source (or the first shard) if no migrate did it yet. */
