@@ -57,7 +57,7 @@ export function unitBars(stream?: NodeJS.WriteStream): Reporter<RebalanceEvent> 
   return {
     event(e) {
       if (e.type === 'plan') {
-        if (e.resumed || e.unplaced) bar.log(describe(e));
+        if (e.resumed || e.unplaced || e.unplacedUnknown) bar.log(describe(e));
         if (e.moves) bar.start(e.moves);
       } else if (e.type === 'moved' || e.type === 'failed') {
         bar.log(describe(e));
@@ -74,6 +74,7 @@ export function describe(e: RebalanceEvent): string {
     case 'plan':
       return [
         e.unplaced ? `${e.unplaced} unit(s) live on the shards without a placement (created there after migrate): they count as placed where their rows are` : '',
+        e.unplacedUnknown ? `units created on the shards after migrate were not looked for (${e.unplacedUnknown}); --apply looks before it changes anything` : '',
         e.resumed ? `${e.resumed} interrupted move(s) found in the journal; completing them first` : '',
       ].filter(Boolean).join('\n');
     case 'step':

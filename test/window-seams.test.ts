@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
 import { after, before, describe, it } from 'node:test';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { runCli, runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
@@ -98,6 +99,11 @@ describe('the online window: seams of its lifecycle (POS, 2 shards)', () => {
     assert.equal(placed.n, 0, 'and its placement');
 
     // the follow window: everything that copies, moves or changes shards is refused, naming the way out
+    // (tenant 1 pinned by hand where it lives already, so that `unpin 1` is a real change to refuse)
+    const home = (await sql(stage.config.catalog, `SELECT shard FROM shardctl.placements WHERE unit = '1'`))[0].shard as string;
+    const doc = parse(readFileSync(cfg, 'utf8'));
+    doc.strategy.pins = { ...doc.strategy.pins, 1: home };
+    writeFileSync(cfg, stringify(doc), { mode: 0o600 });
     const configBefore = readFileSync(cfg, 'utf8');
     const versions = async () => JSON.stringify(await Promise.all(stage.config.shards.map((s) => sql(s.primary, 'SELECT count(*)::int AS n, sum(xmin::text::bigint)::text AS x FROM restaurants'))));
     const rowsBefore = await versions();
@@ -105,9 +111,9 @@ describe('the online window: seams of its lifecycle (POS, 2 shards)', () => {
       ['migrate', '--resync'],
       ['migrate'],
       ['rebalance', '--apply'],
-      ['pin', '1', 's1', '--apply'],
+      ['pin', '1', home === 's0' ? 's1' : 's0', '--apply'],
       ['unpin', '1', '--apply'],
-      ['add-shard', '--id', 's9', '--primary', stage.config.catalog],
+      ['add-shard', '--id', 's9', '--primary', stage.config.catalog, '--apply'],
       ['remove-shard', 's1', '--apply'],
     ];
     for (const args of refused) {
@@ -148,7 +154,7 @@ describe('the online window: seams of its lifecycle (POS, 2 shards)', () => {
     assert.deepEqual(await holders(GONE), [], 'after cutover no shard holds the deleted tenant');
 
     // the rollback window: the same commands are refused, naming its way out
-    for (const args of [['migrate', '--resync'], ['rebalance', '--apply'], ['pin', '1', 's1', '--apply'], ['remove-shard', 's1', '--apply'], ['add-shard', '--id', 's9', '--primary', stage.config.catalog]]) {
+    for (const args of [['migrate', '--resync'], ['rebalance', '--apply'], ['pin', '1', 's1', '--apply'], ['remove-shard', 's1', '--apply'], ['add-shard', '--id', 's9', '--primary', stage.config.catalog, '--apply']]) {
       const r = await runCliAsync([...args, '--config', cfg]);
       assert.equal(r.status, 3, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
       assert.match(r.stderr, /refused: a rollback window is open \(cutover --reverse\)/, args.join(' '));

@@ -4,7 +4,7 @@ import { refreshCrossRecord } from '../transfer/cross-record.js';
 import type { Config } from '../config/types.js';
 import { withRun } from '../catalog/run.js';
 import { catalogLost, isCatalogLost } from '../catalog/catalog.js';
-import { withClient } from '../db/connect.js';
+import { isConnectError, withClient } from '../db/connect.js';
 import { blockedError, UserError } from '../errors.js';
 import { failureText, isConnectionLoss, pgFailure } from '../db/pg-error.js';
 import { shardEndpoint } from '../db/endpoints.js';
@@ -21,7 +21,15 @@ import { checkOnlineMoves } from './preflight.js';
 import { refuseInOnlineWindow } from '../stream/window.js';
 
 export type RebalanceEvent =
-  | { type: 'plan'; moves: number; resumed: number; /** units found on the shards without a placement, placed where they are */ unplaced?: number }
+  | {
+      type: 'plan';
+      moves: number;
+      resumed: number;
+      /** units found on the shards without a placement, placed where they are */
+      unplaced?: number;
+      /** a preview that could not look for them: why */
+      unplacedUnknown?: string;
+    }
   | { type: 'step'; unit: string; from: string; to: string; step: Step }
   | {
       type: 'moved';
@@ -117,9 +125,20 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     );
     // units created on the shards after migrate have no placement: placed where their rows are (in
     // syncTopology's transaction below), they are held and moved like the others (one scan per shard)
-    const unplaced = placed.rows.length
-      ? await findUnplaced(config, await modelOf([...new Set(placed.rows.map((p) => p.shard))].sort()[0]), new Set(placed.rows.map((p) => p.unit)))
-      : [];
+    // A preview reaches no further than it can: a shard it cannot read leaves the count out and says so
+    // (the --apply run scans again, and refuses, before it records anything).
+    let unplacedUnknown: string | undefined;
+    const scan = async () =>
+      placed.rows.length
+        ? await findUnplaced(config, await modelOf([...new Set(placed.rows.map((p) => p.shard))].sort()[0]), new Set(placed.rows.map((p) => p.unit)))
+        : [];
+    const unplaced = opts.apply
+      ? await scan()
+      : await scan().catch((e: unknown) => {
+          if (!isConnectError(e)) throw e;
+          unplacedUnknown = (e as Error).message;
+          return [];
+        });
     for (const u of unplaced) placed.rows.push({ unit: u.unit, shard: u.shard, rows: String(u.rows), bytes: String(u.bytes) });
     const known = new Set(config.shards.map((s) => s.id));
     const unknown = [...new Set(placed.rows.map((p) => p.shard).filter((s) => !known.has(s)))];
@@ -158,7 +177,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
       else if (routeOf(p.unit) !== p.shard) moves.push({ ...base, from: p.shard, to: routeOf(p.unit) });
     }
     moves.sort((a, b) => Number(b.resumeAfter !== undefined) - Number(a.resumeAfter !== undefined) || a.unit.localeCompare(b.unit));
-    emit({ type: 'plan', moves: moves.length, resumed: inflight.length, unplaced: unplaced.length });
+    emit({ type: 'plan', moves: moves.length, resumed: inflight.length, unplaced: unplaced.length, unplacedUnknown });
     let lost: unknown;
     const result: RebalanceResult = { applied: Boolean(opts.apply), runId: run?.id, pairs: pairsOf(moves), moves, ok: true, seconds: 0 };
     if (!opts.apply) return done(result, started);
