@@ -1,12 +1,16 @@
 import type { Command } from 'commander';
-import { cutover, finishCutover, usageError } from '../src/index.js';
+import { byteSize, cutover, finishCutover, parseDurationMs, usageError } from '../src/index.js';
+import { InvalidArgumentError } from 'commander';
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
+import { interruptSignal } from './signals.js';
 import { formatSeconds } from './ui/format.js';
 
 interface CutoverFlags extends GlobalOptions {
   timeout?: number;
   reverse?: boolean;
   finish?: boolean;
+  maxLag?: number;
+  maxLagBytes?: number;
 }
 
 export function register(program: Command): void {
@@ -16,6 +20,8 @@ export function register(program: Command): void {
       .description('end an online migration: fence the monolith, let the follower catch up, verify, switch to the shards')
       .option('--timeout <s>', 'seconds to wait for writers in flight and for the follower to catch up (default 60)', positiveInt('--timeout'))
       .option('--reverse', 'keep a reverse stream (shards → monolith) so shardctl rollback can undo the cutover')
+      .option('--max-lag <duration>', "refuse to fence when the follower is further behind, e.g. 5s (default: health's lag warning, 10s)", (v) => parse('--max-lag', () => parseDurationMs(v) / 1000))
+      .option('--max-lag-bytes <size>', "refuse to fence when the follower is more WAL behind, e.g. 16MB (default: health's lag warning, 64MB)", (v) => parse('--max-lag-bytes', () => byteSize.parse(/^\d+$/.test(v) ? Number(v) : v)))
       .option('--finish', 'end the rollback window: stop rollback --follow, drop the reverse slots on every shard'),
   ).action(async (opts: CutoverFlags) => {
     const config = load(opts);
@@ -32,14 +38,18 @@ export function register(program: Command): void {
       );
       return;
     }
+    // Ctrl-C lifts the fence the cutover holds (exit 130), it never leaves the monolith fenced
+    const interrupt = interruptSignal();
     const r = await cutover(config, {
       timeoutSeconds: opts.timeout,
       reverse: opts.reverse,
+      maxLag: { seconds: opts.maxLag, bytes: opts.maxLagBytes },
+      signal: interrupt.signal,
       onEvent: (e) => {
         if (opts.json) process.stderr.write(`${JSON.stringify(e)}\n`);
         else if (!opts.quiet) process.stderr.write(`${e.step} after ${formatSeconds(e.seconds)}${e.detail ? ` (${e.detail})` : ''}\n`);
       },
-    });
+    }).finally(() => interrupt.dispose());
     out.result(
       r.already
         ? `already cut over (writes to the monolith were refused for ${formatSeconds(r.outageMs / 1000)})`
@@ -51,4 +61,13 @@ export function register(program: Command): void {
       r,
     );
   });
+}
+
+/** A flag's value through `fn`; its error becomes commander's usage error (exit 2). */
+function parse<T>(flag: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw new InvalidArgumentError(`${flag} ${(e as Error).message.startsWith('must') ? (e as Error).message : 'must be a size such as 16MB'}`);
+  }
 }

@@ -39,6 +39,7 @@ export type {
 // What the CLI (`commands/`) needs besides the engine: it imports the engine through this file only.
 export { routeKeys, routeLocation, type KeyRoute, type LocationRoute } from './routing/lookup.js';
 export { byteSize } from './config/schema.js';
+export { parseDurationMs } from './config/duration.js';
 export { usageError } from './errors.js';
 export { redactText } from './redact.js';
 export { withClient } from './db/connect.js';
