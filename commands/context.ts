@@ -40,5 +40,17 @@ export function positiveInt(name: string) {
   };
 }
 
+/** A flag value parsed by `fn` (parseDurationMs, byteSize): its error becomes commander's usage error (exit 2). */
+export function parsedFlag<T>(name: string, fn: (v: string) => T, what = 'a size such as 64MB') {
+  return (v: string): T => {
+    try {
+      return fn(v);
+    } catch (e) {
+      const m = (e as Error).message;
+      throw new InvalidArgumentError(`${name} ${m.startsWith('must') ? m : `must be ${what}, got "${v}"`}`);
+    }
+  };
+}
+
 /** A repeatable comma-separated option: `--units 1,2 --units 3` → ['1', '2', '3']. */
 export const commaList = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];

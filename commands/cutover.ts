@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { byteSize, cutover, finishCutover, parseDurationMs, usageError } from '../src/index.js';
-import { InvalidArgumentError } from 'commander';
-import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
+import { load, output, parsedFlag, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
 import { interruptSignal } from './signals.js';
 import { formatSeconds } from './ui/format.js';
 
@@ -20,8 +19,8 @@ export function register(program: Command): void {
       .description('end an online migration: fence the monolith, let the follower catch up, verify, switch to the shards')
       .option('--timeout <s>', 'seconds to wait for writers in flight and for the follower to catch up (default 60)', positiveInt('--timeout'))
       .option('--reverse', 'keep a reverse stream (shards → monolith) so shardctl rollback can undo the cutover')
-      .option('--max-lag <duration>', "refuse to fence when the follower is further behind, e.g. 5s (default: health's lag warning, 10s)", (v) => parse('--max-lag', () => parseDurationMs(v) / 1000))
-      .option('--max-lag-bytes <size>', "refuse to fence when the follower is more WAL behind, e.g. 16MB (default: health's lag warning, 64MB)", (v) => parse('--max-lag-bytes', () => byteSize.parse(/^\d+$/.test(v) ? Number(v) : v)))
+      .option('--max-lag <duration>', "refuse to fence when the follower is further behind, e.g. 5s (default: health's lag warning, 10s)", parsedFlag('--max-lag', (v) => parseDurationMs(v) / 1000))
+      .option('--max-lag-bytes <size>', "refuse to fence when the follower is more WAL behind, e.g. 16MB (default: health's lag warning, 64MB)", parsedFlag('--max-lag-bytes', (v) => byteSize.parse(/^\d+$/.test(v) ? Number(v) : v)))
       .option('--finish', 'end the rollback window: stop rollback --follow, drop the reverse slots on every shard'),
   ).action(async (opts: CutoverFlags) => {
     const config = load(opts);
@@ -61,13 +60,4 @@ export function register(program: Command): void {
       r,
     );
   });
-}
-
-/** A flag's value through `fn`; its error becomes commander's usage error (exit 2). */
-function parse<T>(flag: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw new InvalidArgumentError(`${flag} ${(e as Error).message.startsWith('must') ? (e as Error).message : 'must be a size such as 16MB'}`);
-  }
 }

@@ -40,6 +40,8 @@ export type {
 export { routeKeys, routeLocation, type KeyRoute, type LocationRoute } from './routing/lookup.js';
 export { byteSize } from './config/schema.js';
 export { parseDurationMs } from './config/duration.js';
+export { createThrottle, type ThrottleEvent, type ThrottleOptions, type ThrottleReason } from './transfer/throttle/throttle.js';
+export { throttleOn, throttleOff } from './transfer/throttle/on-demand.js';
 export { usageError } from './errors.js';
 export { redactText } from './redact.js';
 export { withClient } from './db/connect.js';

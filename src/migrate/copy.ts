@@ -66,6 +66,7 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
   await Promise.all(
     batches.map((batch) =>
       run.limit(() => serial(batch, async () => {
+        await opts.throttle?.wait();
         if (opts.signal?.aborted) return;
         const stats = shardStats.get(batch.shard)!;
         // the preflight's list of the shard's units holds for the first attempt only (a lost commit
