@@ -41,6 +41,8 @@ describe('throttle: the copy pauses on demand and on replica lag', { timeout: 30
     const on = await runCliAsync(['throttle', 'on', '--for', '10m', '--config', cfg]);
     assert.equal(on.status, 0, on.stderr);
     assert.match(on.stdout, /throttle on \(set by .*, until \d{4}-/);
+    const gauge = async () => (await runCliAsync(['health', '--prometheus', '--config', cfg])).stdout.match(/^shardctl_throttled\{reason="on-demand"\} (\d)$/m)?.[1];
+    assert.equal(await gauge(), '1', 'health exports the on-demand throttle');
     const m = startMigrate([]);
     await until('the throttled event', () => m.seen.throttled.length > 0);
     assert.equal(m.seen.throttled[0]!.reason, 'on-demand');
@@ -50,6 +52,7 @@ describe('throttle: the copy pauses on demand and on replica lag', { timeout: 30
     const off = await runCliAsync(['throttle', 'off', '--config', cfg]);
     assert.equal(off.status, 0, off.stderr);
     assert.match(off.stdout, /throttle off/);
+    assert.equal(await gauge(), '0', 'health exports the throttle lifted');
     const r = await m.exit;
     assert.equal(r.status, 0, r.stderr.slice(-2000));
     assert.ok(m.seen.batches > 0 && m.seen.resumed === 1, JSON.stringify(m.seen));
