@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { runCliAsync, watchCli } from './helpers/cli.js';
+import type { ChildProcess } from 'node:child_process';
+import { runCli, runCliAsync, watchCli } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
 
@@ -17,7 +18,7 @@ describe('throttle: the copy pauses on demand and on replica lag', { timeout: 30
   let stage: Stage;
   let cfg: string;
   before(async () => {
-    stage = await stageFleet({ kind: 'pos', shards: 2, replicas: 1, scale: 0.01 });
+    stage = await stageFleet({ kind: 'pos', shards: 2, replicas: 1, scale: 0.01, fleet: { serverSettings: { source: { wal_level: 'logical' } } } });
     cfg = stage.configPath;
   });
   after(() => stage?.stop());
@@ -81,5 +82,31 @@ describe('throttle: the copy pauses on demand and on replica lag', { timeout: 30
       if (!resumed) await sql(replica, 'SELECT pg_wal_replay_resume()').catch(() => undefined);
     }
     await assertExact(stage.config);
+  });
+
+  it('throttle on pauses the follower between applied batches; off lets the change through', async () => {
+    let child: ChildProcess | undefined;
+    const throttled: string[] = [];
+    const exit = watchCli(['migrate', '--follow', '--json', '--config', cfg], (e, c) => {
+      if (e.type === 'follow-start') child = c;
+      if (e.type === 'throttled') throttled.push(e.detail as string);
+    });
+    try {
+      await until('the follower streams', () => child !== undefined);
+      assert.equal((await runCliAsync(['throttle', 'on', '--config', cfg])).status, 0);
+      await until('the follower throttled', () => throttled.length > 0);
+      assert.match(throttled[0]!, /^on demand \(shardctl throttle on by .* until shardctl throttle off\)$/);
+      await sql(stage.config.source, `UPDATE restaurants SET name = 'while throttled' WHERE id = 1`);
+      const onShards = async () => (await Promise.all(stage.config.shards.map((s) => sql(s.primary, `SELECT 1 FROM restaurants WHERE id = 1 AND name = 'while throttled'`)))).flat().length;
+      await sleep(3000);
+      assert.equal(await onShards(), 0, 'the throttled follower applies nothing');
+      assert.equal((await runCliAsync(['throttle', 'off', '--config', cfg])).status, 0);
+      for (let i = 0; i < 600 && (await onShards()) === 0; i++) await sleep(100);
+      assert.equal(await onShards(), 1, 'after throttle off the change reaches its shard');
+    } finally {
+      child?.kill('SIGINT');
+      await exit;
+      assert.equal(runCli(['migrate', '--abandon', '--config', cfg]).status, 0);
+    }
   });
 });
