@@ -15,6 +15,7 @@ import { register as resolveCmd } from './resolve.js';
 import { register as route } from './route.js';
 import { register as verify } from './verify.js';
 import { readFileSync } from 'node:fs';
+import { register as throttle } from './throttle.js';
 import { applyEnvTwins, describeTwins } from './env.js';
 import { addHelpTexts } from './help.js';
 import { reportError } from './ui/errors.js';
@@ -28,7 +29,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .hook('preAction', (_program, action) => applyEnvTwins(action));
-  for (const register of [route, plan, migrate, cutover, rollback, verify, rebalance, addShard, removeShard, pin, failover, resolveCmd, health]) register(program);
+  for (const register of [route, plan, migrate, cutover, rollback, verify, rebalance, addShard, removeShard, pin, failover, resolveCmd, health, throttle]) register(program);
   demo(program, main); // the demo runs the real commands, in this process
   describeTwins(program);
   addHelpTexts(program);

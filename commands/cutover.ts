@@ -1,13 +1,16 @@
 import type { Command } from 'commander';
 import { cutover, finishCutover, usageError } from '../src/index.js';
-import { duration, load, output, withGlobalOptions, type GlobalOptions } from './context.js';
+import { duration, load, output, size, withGlobalOptions, type GlobalOptions } from './context.js';
 import { viaEnv } from './env.js';
+import { interruptSignal } from './signals.js';
 import { formatSeconds } from './ui/format.js';
 
 interface CutoverFlags extends GlobalOptions {
   timeout?: number;
   reverse?: boolean;
   finish?: boolean;
+  maxLag?: number;
+  maxLagBytes?: number;
 }
 
 export function register(program: Command): void {
@@ -17,6 +20,8 @@ export function register(program: Command): void {
       .description('end an online migration: fence the monolith, let the follower catch up, verify, switch to the shards')
       .option('--timeout <duration>', 'how long to wait for writers in flight and for the follower to catch up, e.g. 60s or 2m (default 60s)', duration('--timeout', 's'))
       .option('--reverse', 'keep a reverse stream (shards → monolith) so shardctl rollback can undo the cutover')
+      .option('--max-lag <duration>', "refuse to fence when the follower is further behind, e.g. 5s (default: health's lag warning, 10s)", duration('--max-lag', 's'))
+      .option('--max-lag-bytes <size>', "refuse to fence when the follower is more WAL behind, e.g. 16MB (default: health's lag warning, 64MB)", size('--max-lag-bytes'))
       .option('--finish', 'end the rollback window: stop rollback --follow, drop the reverse slots on every shard'),
   ).action(async (opts: CutoverFlags) => {
     const config = load(opts);
@@ -35,14 +40,18 @@ export function register(program: Command): void {
       );
       return;
     }
+    // Ctrl-C lifts the fence the cutover holds (exit 130), it never leaves the monolith fenced
+    const interrupt = interruptSignal();
     const r = await cutover(config, {
       timeoutSeconds: opts.timeout === undefined ? undefined : opts.timeout / 1000,
       reverse: opts.reverse,
+      maxLag: { seconds: opts.maxLag === undefined ? undefined : opts.maxLag / 1000, bytes: opts.maxLagBytes },
+      signal: interrupt.signal,
       onEvent: (e) => {
         if (opts.json) process.stderr.write(`${JSON.stringify(e)}\n`);
         else if (!opts.quiet) process.stderr.write(`${e.step} after ${formatSeconds(e.seconds)}${e.detail ? ` (${e.detail})` : ''}\n`);
       },
-    });
+    }).finally(() => interrupt.dispose());
     out.result(
       r.already
         ? `already cut over (writes to the monolith were refused for ${formatSeconds(r.outageMs / 1000)})`

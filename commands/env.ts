@@ -15,6 +15,8 @@ const TWINS: Readonly<Record<string, string>> = {
   '* --quiet': 'SHARDCTL_QUIET',
   'migrate --concurrency': 'SHARDCTL_MIGRATE_CONCURRENCY',
   'migrate --batch-rows': 'SHARDCTL_BATCH_ROWS',
+  'migrate --throttle-lag': 'SHARDCTL_THROTTLE_LAG',
+  'migrate --throttle-lag-bytes': 'SHARDCTL_THROTTLE_LAG_BYTES',
   'verify --concurrency': 'SHARDCTL_VERIFY_CONCURRENCY',
   'rebalance --concurrency': 'SHARDCTL_REBALANCE_CONCURRENCY',
   'add-shard --concurrency': 'SHARDCTL_REBALANCE_CONCURRENCY',

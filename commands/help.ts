@@ -7,8 +7,9 @@ import type { Command } from 'commander';
 const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   route: ['shardctl route 42 1337', 'shardctl route --lat 37.5665 --lng 126.978 --json'],
   plan: ['shardctl plan', 'shardctl plan --out plan.json', 'shardctl plan --propose-mapping --shards 6'],
-  migrate: ['shardctl migrate --dry-run', 'shardctl migrate --plan plan.json --concurrency 4', 'shardctl migrate --follow', 'shardctl migrate --abandon'],
-  cutover: ['shardctl cutover --timeout 60s --reverse', 'shardctl cutover --finish'],
+  migrate: ['shardctl migrate --dry-run', 'shardctl migrate --plan plan.json --concurrency 4', 'shardctl migrate --follow --throttle-lag 30s', 'shardctl migrate --abandon'],
+  cutover: ['shardctl cutover --timeout 60s --max-lag 5s --reverse', 'shardctl cutover --finish'],
+  throttle: ['shardctl throttle on --for 10m', 'shardctl throttle off'],
   rollback: ['shardctl rollback --follow', 'shardctl rollback --timeout 2m'],
   verify: ['shardctl verify', 'shardctl verify --units 7,42 --junit verify.xml', 'SHARDCTL_JSON=1 shardctl verify --quiet'],
   rebalance: ['shardctl rebalance', 'shardctl rebalance --apply --concurrency 4'],

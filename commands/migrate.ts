@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { abandon, follow, migrate, usageError, type Config, type FollowResult, type MigrateResult } from '../src/index.js';
-import { load, output, positiveInt, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
+import { abandon, createThrottle, follow, migrate, usageError, type Config, type FollowResult, type MigrateResult } from '../src/index.js';
+import { duration, load, output, positiveInt, size, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
 import { migrateExit } from './exit-codes.js';
 import { interruptSignal } from './signals.js';
 import { crossShardLine, formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
 import { createFollowReporter } from './ui/follow-progress.js';
 import { createReporter } from './ui/progress.js';
+import { throttleLines } from './ui/throttle-lines.js';
 
 interface MigrateFlags extends GlobalOptions {
   plan?: string;
@@ -21,6 +22,8 @@ interface MigrateFlags extends GlobalOptions {
   indexesAfter?: boolean;
   follow?: boolean;
   abandon?: boolean;
+  throttleLag?: number;
+  throttleLagBytes?: number;
 }
 
 
@@ -40,6 +43,8 @@ export function register(program: Command): void {
       .option('--fire-triggers', "keep the shards' per-row triggers during the copy (slower; by default foreign keys are checked once per batch)")
       .option('--indexes-after', 'initial load: drop the secondary indexes of empty shard tables and build them after the copy (recorded in the catalog; a rerun builds any left)')
       .option('--follow', 'online: copy from a logical replication slot, then apply the source\'s changes until shardctl cutover')
+      .option('--throttle-lag <duration>', "pause the copy and the apply while a shard's replica replays further behind, e.g. 30s (default: health's lag warning)", duration('--throttle-lag', 's'))
+      .option('--throttle-lag-bytes <size>', "pause the copy and the apply while a shard's replica is more WAL behind, e.g. 64MB (default: health's lag warning)", size('--throttle-lag-bytes'))
       .option('--abandon', 'end an online migration that will not be cut over: drop its slot and publication'),
   ).action(async (opts: MigrateFlags) => {
     const config = load(opts);
@@ -60,6 +65,7 @@ export function register(program: Command): void {
         batchRows: opts.batchRows,
         fireTriggers: opts.fireTriggers,
         indexesAfter: opts.indexesAfter,
+        throttle: throttleOf(config, opts, interrupt.signal),
         signal: interrupt.signal,
         onEvent: (e) => reporter.event(e),
       });
@@ -90,6 +96,7 @@ async function online(config: Config, opts: MigrateFlags): Promise<void> {
     r = await follow(config, {
       concurrency: opts.concurrency,
       batchRows: opts.batchRows,
+      throttle: throttleOf(config, opts, interrupt.signal),
       signal: interrupt.signal,
       onEvent: (e) => reporter.event(e),
     });
@@ -104,6 +111,11 @@ async function online(config: Config, opts: MigrateFlags): Promise<void> {
       : `${copy}followed until cutover: ${formatCount(r.applied)} changes applied, shards at ${r.appliedLsn}`,
     r,
   );
+}
+
+/** The copy's and the apply's throttle: replica lag bounds from the flags (else health's warnings), the catalog's on-demand flag. */
+function throttleOf(config: Config, opts: MigrateFlags, signal: AbortSignal) {
+  return createThrottle(config, { maxLagSeconds: opts.throttleLag === undefined ? undefined : opts.throttleLag / 1000, maxLagBytes: opts.throttleLagBytes, signal, onEvent: throttleLines(opts) });
 }
 
 function render(r: MigrateResult, file: string): string {

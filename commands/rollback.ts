@@ -49,13 +49,16 @@ export function register(program: Command): void {
       }
       return;
     }
+    // Ctrl-C lifts the shard fence the rollback holds (exit 130), it never leaves the shards fenced
+    const interrupt = interruptSignal();
     const r = await rollback(config, {
       timeoutSeconds: opts.timeout === undefined ? undefined : opts.timeout / 1000,
+      signal: interrupt.signal,
       onEvent: (e) => {
         if (opts.json) process.stderr.write(`${JSON.stringify(e)}\n`);
         else if (!opts.quiet) process.stderr.write(`${e.step} after ${formatSeconds(e.seconds)}${e.detail ? ` (${e.detail})` : ''}\n`);
       },
-    });
+    }).finally(() => interrupt.dispose());
     out.result(
       (r.already
         ? 'already rolled back'

@@ -42,6 +42,8 @@ export { routeKeys, routeLocation, type KeyRoute, type LocationRoute, type Routi
 export { routeSource, type RouteSource } from './topology/route-topology.js';
 export { type HeldRoute } from './catalog/held-routes.js';
 export { parseDuration, parseSize, parseRatio, type Duration } from './config/units.js';
+export { createThrottle, type ThrottleEvent, type ThrottleOptions, type ThrottleReason } from './transfer/throttle/throttle.js';
+export { throttleOn, throttleOff } from './transfer/throttle/on-demand.js';
 export { usageError } from './errors.js';
 export { redactText } from './redact.js';
 export { withClient } from './db/connect.js';

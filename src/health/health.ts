@@ -7,6 +7,7 @@ import { evaluateServer, type Target } from './checks.js';
 import { probeServer } from './probe.js';
 import { byRank, STATUS_EXIT, worst } from './status.js';
 import { resolveThresholds } from './thresholds.js';
+import { readThrottled } from './throttled.js';
 import type { HealthOptions, HealthReport, Problem } from './types.js';
 
 /**
@@ -72,5 +73,6 @@ export async function health(config: Config, opts: HealthOptions = {}): Promise<
     catalog,
     cellStatus: restrictedByShard(config),
     problems,
+    ...(catalog ? { throttled: await readThrottled(config, servers, thresholds, timeoutMs) } : {}),
   };
 }

@@ -74,6 +74,10 @@ export function healthRegistry(report: HealthReport): Registry {
     gauge('shardctl_catalog_consistent').set(cat.status === 'ok' ? 1 : 0);
     if (cat.reachable && cat.error === undefined) gauge('shardctl_catalog_moves_in_flight').set(cat.moveCount);
   }
+  if (report.throttled) {
+    const throttled = gauge('shardctl_throttled', ['reason']);
+    for (const t of report.throttled) throttled.set({ reason: t.reason }, t.active ? 1 : 0);
+  }
   overall.set(STATUS_EXIT[report.status]);
   duration.set(report.durationMs / 1000);
   lastRun.set(Math.round(Date.parse(report.checkedAt) + report.durationMs) / 1000);

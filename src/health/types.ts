@@ -186,4 +186,11 @@ export interface HealthReport {
   readonly cellStatus: readonly { readonly shard: string; readonly readOnly: readonly string[]; readonly full: readonly string[] }[];
   /** Worst first. */
   readonly problems: readonly Problem[];
+  /** whether copies and applies would pause now, per reason (throttled.ts); absent when the catalog was skipped */
+  readonly throttled?: readonly ThrottledReport[];
+}
+
+export interface ThrottledReport {
+  readonly reason: 'on-demand' | 'replica-lag';
+  readonly active: boolean;
 }

@@ -91,6 +91,7 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
         });
       try {
         const r = await run.limit(() => serial(batch, async () => {
+          await opts.throttle?.wait();
           if (opts.signal?.aborted) return undefined;
           try {
             return await runBatch(true);

@@ -55,6 +55,8 @@ export interface MigrateOptions {
   indexesAfter?: boolean;
   /** keep per-row triggers on the shards during the COPY (slower; default: foreign keys checked set-based) */
   fireTriggers?: boolean;
+  /** before each batch: waits while production asks the copy to slow down (src/throttle/) */
+  throttle?: { wait(): Promise<void> };
   signal?: AbortSignal;
   onEvent?: EventSink;
   /** read the source in this exported snapshot (`migrate --follow`: the slot's snapshot) */

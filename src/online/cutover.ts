@@ -11,6 +11,7 @@ import { readPlacements } from '../catalog/placements.js';
 import { checkChangedRows } from './changed.js';
 import { placedButGone, strandedRows } from './gone-units.js';
 import { fenceSource, liftSourceFence } from './fence.js';
+import { checkFollowerLag, type LagBound } from './lag-gate.js';
 import { lsn } from '../stream/lsn.js';
 import { MESSAGE_PREFIX, MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
 import { readPosition } from '../stream/positions.js';
@@ -25,6 +26,10 @@ export interface CutoverOptions {
   timeoutSeconds?: number;
   /** keep a reverse stream (shards → monolith) so the cutover can be rolled back (reverse.ts) */
   reverse?: boolean;
+  /** refuse to fence when the follower is further behind (lag-gate.ts; defaults: health's lag warnings) */
+  maxLag?: LagBound;
+  /** Ctrl-C: lifts the fence if one is held and ends with an interrupted UserError (exit 130) */
+  signal?: AbortSignal;
   onEvent?: (e: CutoverEvent) => void;
 }
 
@@ -94,6 +99,11 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     const model = await withClient(source, (c) => loadModel(config, c));
     const tables = model.tables.map((t) => t.name);
     if (opts.reverse) await checkShardsForReverse(config, tables);
+    await checkFollowerLag(config, opts.maxLag);
+    const interrupted = () => {
+      if (opts.signal?.aborted) throw new UserError('interrupted', 'cutover interrupted: the monolith is not fenced and takes writes; the follower keeps following', { hint: 'run shardctl cutover again' });
+    };
+    interrupted();
     // everything that needs no fence is ready before it: connections, the catalog's placements
     const placements = await readPlacements(catalog.client);
     const gone = await placedButGone(source, model, placements);
@@ -117,14 +127,16 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
       } catch (e) {
         throw blockedError(`could not fence the monolith within ${timeoutMs / 1000}s: ${redactText((e as Error).message)}`, { hint: 'long transactions hold the tables; retry when they are done, or with a longer --timeout' });
       }
-      await setOnline(catalog.client, names, 'fenced', { fencedAt });
-      step('fenced');
       try {
+        await setOnline(catalog.client, names, 'fenced', { fencedAt });
+        step('fenced');
+        interrupted();
         const barrier = (await src.query(`SELECT pg_logical_emit_message(true, $1, 'barrier')::text AS lsn`, [MESSAGE_PREFIX])).rows[0].lsn as string;
         await setOnline(catalog.client, names, 'fenced', { barrierLsn: barrier });
-        await waitForShards(shards, names, barrier, started + timeoutMs);
+        await waitForShards(shards, names, barrier, started + timeoutMs, opts.signal);
         step('caught-up', barrier);
         await assertCopyStorage(src, shards.values().next().value!, names.slot); // and none up to the fence
+        interrupted();
         const changed = await checkChangedRows(model, names.slot, src, shards, placements);
         if (changed.problems.length) {
           throw blockedError(`the monolith and the shards differ in ${changed.problems.length}${changed.problems.length >= 50 ? '+' : ''} of the ${changed.rows} rows changed while following`, {
@@ -141,8 +153,10 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         }
         step('verified', `${changed.rows} changed rows`);
         let sequences = 0;
+        interrupted();
         for (const n of (await alignFleetSequences(config, model.tables, source)).values()) sequences += n;
         step('sequences');
+        interrupted();
         const reverse = await atCutover(config, catalog.client, tables, Boolean(opts.reverse), timeoutMs);
         if (reverse) step('reverse-opened');
         const units = await recordNewUnits(catalog.client, changed.newUnits);
@@ -158,6 +172,9 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         await liftSourceFence(src, tables);
         await setOnline(catalog.client, names, 'following', { fencedAt: null, barrierLsn: null });
         await cutoverFailed(config, catalog.client, Boolean(opts.reverse)).catch(() => undefined); // health shows a window left open
+        if (opts.signal?.aborted) {
+          throw new UserError('interrupted', 'cutover interrupted: the fence is lifted, the monolith takes writes again and the follower keeps following', { hint: 'run shardctl cutover again' });
+        }
         if (e instanceof UserError) throw e;
         throw blockedError(`cutover failed: ${redactText((e as Error).message)}; the fence is lifted`, { cause: e });
       }
@@ -170,9 +187,10 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
 }
 
 /** Polls every shard's committed stream position until all are past `barrier`, or times out. */
-async function waitForShards(shards: ReadonlyMap<string, pg.ClientBase>, names: StreamNames, barrier: string, deadline: number): Promise<void> {
+async function waitForShards(shards: ReadonlyMap<string, pg.ClientBase>, names: StreamNames, barrier: string, deadline: number, signal?: AbortSignal): Promise<void> {
   const target = lsn(barrier);
   for (;;) {
+    signal?.throwIfAborted(); // the caller lifts the fence
     const at = await Promise.all([...shards].map(async ([shard, c]) => ({ shard, at: lsn((await readPosition(c, names.slot)) ?? '0/0') })));
     const behind = at.filter((x) => x.at <= target);
     if (behind.length === 0) return;

@@ -33,6 +33,8 @@ export interface FollowOptions {
   batchRows?: number;
   /** how often the follower marks the source's stream (lag, positions when idle); default 1000 ms */
   heartbeatMs?: number;
+  /** between copy batches and between applied batches (src/throttle/) */
+  throttle?: { wait(): Promise<void> };
   signal?: AbortSignal;
   onEvent?: (e: Parameters<MigrateEventSink>[0] | Parameters<FollowEventSink>[0]) => void;
 }
@@ -120,6 +122,7 @@ async function initialCopy(config: Config, model: Model, scope: RunScope, names:
       held: scope,
       concurrency: opts.concurrency,
       batchRows: opts.batchRows,
+      throttle: opts.throttle,
       signal: opts.signal,
       onEvent: opts.onEvent,
     });
@@ -203,6 +206,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
         onFlush: (at) => (appliedTime = at.getTime()),
         onStart: () => emit({ type: 'follow-start', slot: names.slot, from: lsnText(start) }),
         onHeartbeat: (content) => assertHeartbeat(recorded, content),
+        throttle: opts.throttle,
         signal: opts.signal,
       });
     } catch (e) {

@@ -100,9 +100,10 @@ export async function markShards(clients: readonly pg.ClientBase[], content: str
 }
 
 /** Polls the monolith until every shard's reverse position is past its mark, or throws after `deadline`. */
-export async function waitForMonolith(config: Config, marks: readonly bigint[], deadline: number): Promise<void> {
+export async function waitForMonolith(config: Config, marks: readonly bigint[], deadline: number, signal?: AbortSignal): Promise<void> {
   await withClient(sourceEndpoint(config), async (c) => {
     for (;;) {
+      signal?.throwIfAborted(); // the caller lifts the shard fence
       const at = await Promise.all(config.shards.map(async (s) => lsn((await readPosition(c, reverseKey(s.id))) ?? '0/0')));
       const behind = config.shards.filter((_, i) => at[i]! <= marks[i]!).map((s) => s.id);
       if (!behind.length) return;

@@ -18,6 +18,8 @@ import { closeReverse, markShards, reverseSlots, waitForMonolith } from './rever
 export interface RollbackOptions {
   /** seconds to wait for writers in flight on the shards and for the reverse follower to catch up; default 60 */
   timeoutSeconds?: number;
+  /** Ctrl-C: lifts the shard fence if one is held and ends with an interrupted UserError (exit 130) */
+  signal?: AbortSignal;
   onEvent?: (e: RollbackEvent) => void;
 }
 
@@ -95,14 +97,16 @@ export async function rollback(config: Config, opts: RollbackOptions = {}): Prom
           hint: 'long transactions hold the tables on a shard; retry when they are done, or with a longer --timeout',
         });
       }
-      await setOnline(catalog.client, REVERSE_STREAM, 'fenced', { fencedAt });
-      emit({ type: 'rollback-step', step: 'fenced', seconds: since() });
       let marks: bigint[];
       let sequences = 0;
       try {
+        await setOnline(catalog.client, REVERSE_STREAM, 'fenced', { fencedAt });
+        emit({ type: 'rollback-step', step: 'fenced', seconds: since() });
+        opts.signal?.throwIfAborted();
         marks = await markShards(shards, 'barrier');
-        await waitForMonolith(config, marks, started + timeoutMs);
+        await waitForMonolith(config, marks, started + timeoutMs, opts.signal);
         emit({ type: 'rollback-step', step: 'caught-up', seconds: since() });
+        opts.signal?.throwIfAborted();
         const v = await verify(config, {});
         if (!v.ok) {
           const first = v.findings.slice(0, 3).map((f) => describeFinding(f, v)).map((d) => `${d.tag} ${d.text}`);
@@ -112,11 +116,16 @@ export async function rollback(config: Config, opts: RollbackOptions = {}): Prom
           });
         }
         emit({ type: 'rollback-step', step: 'verified', seconds: since() });
+        opts.signal?.throwIfAborted();
         sequences = await alignSourceSequences(config, model.tables, source);
         emit({ type: 'rollback-step', step: 'sequences', seconds: since() });
+        opts.signal?.throwIfAborted();
       } catch (e) {
         await liftShards(shards, tables);
         await setOnline(catalog.client, REVERSE_STREAM, 'following', { fencedAt: null });
+        if (opts.signal?.aborted) {
+          throw new UserError('interrupted', 'rollback interrupted: the shard fence is lifted, the shards take writes again and stay the source of truth; the reverse follower keeps following', { hint: 'run shardctl rollback again' });
+        }
         if (e instanceof UserError) throw e;
         throw blockedError(`rollback failed: ${redactText((e as Error).message)}; the shard fence is lifted`, { cause: e });
       }

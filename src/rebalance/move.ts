@@ -209,7 +209,9 @@ async function moveOnline(ctx: MoveContext, move: MoveRow | (Unit & { step?: und
   } catch (e) {
     if (isCatalogLost(e)) throw e; // another run may own the fleet now: touch nothing
     const reason = failureText(e, `shard ${m.from} → ${m.to}`);
-    return { ok: false, reason: `${reason}; ${await settle(ctx, m, p.passed('flipped'), p.passed('target-fenced'))}` };
+    // before `caught-up` is journaled a rerun fences the old shard again before its last catch-up, so
+    // the old shard may take writes again first, before a cleanup that waits on a stuck new shard
+    return { ok: false, reason: `${reason}; ${await settle(ctx, m, p.passed('flipped'), p.passed('target-fenced'), !p.passed('caught-up'))}` };
   }
 }
 
@@ -224,13 +226,13 @@ class MoveRefused extends Error {}
  *    journal row, so the next run deletes the old copy there.
  * If the cleanup fails too, the journal row stays and the next run resumes the move.
  */
-async function settle(ctx: MoveContext, m: Unit, flipped: boolean, fenced: boolean): Promise<string> {
+async function settle(ctx: MoveContext, m: Unit, flipped: boolean, fenced: boolean, fromFirst = false): Promise<string> {
   try {
     if (flipped) {
       await withClient(shardEndpoint(ctx.config, m.to), (c) => unfenceUnits(c, [m.unit]));
       return `unit ${m.unit} is placed on shard ${m.to} and writable there; its old rows on shard ${m.from} are still fenced there: run the same command again to delete them`;
     }
-    await undoMove(ctx, m, fenced);
+    await undoMove(ctx, m, fenced, fromFirst);
     return `the move was undone: unit ${m.unit} stays on shard ${m.from}, writable there`;
   } catch (e) {
     const why = failureText(e, 'cleanup');
@@ -243,12 +245,17 @@ async function settle(ctx: MoveContext, m: Unit, flipped: boolean, fenced: boole
  * was fenced and proven free of the unit's rows, so whatever it holds of the unit now is shardctl's
  * copy) the unit's rows removed from the target first.
  */
-export async function undoMove(ctx: Pick<MoveContext, 'config' | 'model' | 'catalog' | 'journal'>, m: Unit, fenced: boolean): Promise<void> {
+export async function undoMove(ctx: Pick<MoveContext, 'config' | 'model' | 'catalog' | 'journal'>, m: Unit, fenced: boolean, fromFirst = false): Promise<void> {
   const to = shardEndpoint(ctx.config, m.to);
+  const unfenceFrom = () => withClient(shardEndpoint(ctx.config, m.from), (c) => unfenceUnits(c, [m.unit]));
+  // `fromFirst`: the unit's placed shard takes writes again before a cleanup that may wait on a
+  // stuck new shard (the target keeps its fence until its copy is gone); only where the journal
+  // makes a rerun fence the old shard again before it trusts the copy
+  if (fromFirst) await unfenceFrom();
   await dropMoveStream(ctx.config, m); // an online move's slot and publication (none for an offline one)
   if (fenced) await deleteUnit(ctx.model, to, m.unit, onShard(m.to, catalogHomes(ctx.config, ctx.catalog, ctx.journal)));
   await withClient(to, (c) => unfenceUnits(c, [m.unit]));
-  await withClient(shardEndpoint(ctx.config, m.from), (c) => unfenceUnits(c, [m.unit]));
+  if (!fromFirst) await unfenceFrom();
   await ctx.journal(() => finishMove(ctx.catalog, m.unit));
 }
 

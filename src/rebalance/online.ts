@@ -26,6 +26,13 @@ const BATCH_CHANGES = 2000;
 const BATCH_MS = 200;
 
 /**
+ * How long the new shard may take to apply the last changes once the old shard is fenced: the gap
+ * was closed to under a second before fencing, so a longer wait means the new shard is stuck, and
+ * the unit's writes must not stay refused for it (SHARDCTL_MOVE_FENCED_WAIT_MS; default 10 s).
+ */
+const FENCED_WAIT_MS = Number(/^\d+$/.test(process.env.SHARDCTL_MOVE_FENCED_WAIT_MS ?? '') ? process.env.SHARDCTL_MOVE_FENCED_WAIT_MS : 10_000);
+
+/**
  * The slot and publication of one unit's online move, on its old shard. Named by the unit (hashed:
  * units are any text, slot names are [a-z0-9_]{1,63}), so a rerun finds what a killed run created.
  */
@@ -81,7 +88,7 @@ export interface CatchUp {
  * fence: from there the new shard holds every write the old one accepted. Resumes from the position
  * the new shard committed. Rejects (after rolling back the open batch) on any error.
  */
-export async function catchUp(config: Config, model: Model, m: Unit, fence: () => Promise<void>, signal?: AbortSignal): Promise<CatchUp> {
+export async function catchUp(config: Config, model: Model, m: Unit, fence: () => Promise<void>, signal?: AbortSignal, fencedWaitMs = FENCED_WAIT_MS): Promise<CatchUp> {
   const names = moveStreamNames(m.unit);
   const from = shardEndpoint(config, m.from);
   const to = shardEndpoint(config, m.to);
@@ -103,6 +110,7 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
     const stop = new AbortController();
     const streamSignal = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
     let waiting: { tag: string; reached: () => void } | undefined;
+    let stuck = false;
     let seen = false;
     let last = false;
     let flushedAt = Date.now();
@@ -171,11 +179,26 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
       const fencingAt = performance.now();
       await fence();
       last = true;
-      await Promise.race([barrier(), stream]); // the handler stops the stream at the barrier's commit
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          stuck = true;
+          reject(blockedError(`unit ${m.unit}: shard ${m.to} did not apply the last changes within ${fencedWaitMs / 1000}s of the fence on shard ${m.from}`, {
+            hint: 'check shard ' + m.to + ' for locks or load (shardctl health), then run the same command again',
+          }));
+        }, fencedWaitMs);
+      });
+      try {
+        await Promise.race([barrier(), stream, bound]); // the handler stops the stream at the barrier's commit
+      } finally {
+        clearTimeout(timer);
+      }
       await stream;
       return { fencingAt, changes: applier.applied };
     } catch (e) {
       stop.abort(e);
+      // a statement stuck on the new shard holds the handler: cancel it so the stream can end
+      if (stuck) await withClient(to, (c) => c.query('SELECT pg_cancel_backend($1)', [(client as unknown as { processID: number }).processID])).catch(() => undefined);
       await stream.catch(() => undefined); // settles once the handler in progress has finished
       throw e;
     }

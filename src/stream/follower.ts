@@ -26,6 +26,8 @@ export interface ApplyLoopOptions {
   onStart?: () => void;
   /** at each heartbeat message (about every second), with its content: a check that may stop the stream by throwing */
   onHeartbeat?: (content: string) => void;
+  /** between applied batches: waits while production asks the apply to slow down (src/throttle/) */
+  throttle?: { wait(): Promise<void> };
   signal?: AbortSignal;
 }
 
@@ -106,8 +108,10 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: b
             lastEnd = e.endLsn;
             lastTime = new Date(e.commitTime);
             if (flushNow || batch >= o.batchChanges || Date.now() - flushedAt >= o.batchMs) {
+              const barrier = flushNow; // a cutover waits behind its fence for this one: never held back
               await flush(e.endLsn, lastTime);
               control.confirm(applier.confirmed);
+              if (!barrier) await o.throttle?.wait();
             }
             return stop ? 'stop' : undefined;
         }

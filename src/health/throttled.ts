@@ -1,0 +1,18 @@
+import { readThrottleFlag } from '../catalog/throttle.js';
+import type { Config } from '../config/types.js';
+import { timedSession } from './session.js';
+import type { HealthThresholds, ServerReport, ThrottledReport } from './types.js';
+
+/**
+ * Whether copies and applies would pause now, per reason (src/transfer/throttle/): someone's
+ * `shardctl throttle on` in the catalog, or a shard replica lagging past the lag warnings (the
+ * throttle's default bounds). Exported as the `shardctl_throttled{reason}` gauge.
+ */
+export async function readThrottled(config: Config, servers: readonly ServerReport[], t: HealthThresholds, timeoutMs: number): Promise<ThrottledReport[]> {
+  const flag = await timedSession({ label: 'catalog', url: config.catalog }, timeoutMs, readThrottleFlag);
+  const lagging = servers.some((s) => s.role === 'replica' && s.lag && ((s.lag.bytes ?? 0) > t.lagBytes.warning || (s.lag.seconds ?? 0) > t.lagSeconds.warning));
+  return [
+    { reason: 'on-demand', active: flag.ok && flag.value !== undefined },
+    { reason: 'replica-lag', active: lagging },
+  ];
+}

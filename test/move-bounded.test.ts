@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { stageFleet, type Stage } from '../harness/demo/stage.js';
+import { migrate } from '../src/migrate/index.js';
+import { createRouter } from '../src/routing/router.js';
+import { moveStreamNames } from '../src/rebalance/online.js';
+import { watchCli } from './helpers/cli.js';
+import { sql } from './helpers/fleet.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MOVE_LOCK = 0x4d6f7665; // online.ts: one applier per move slot
+
+async function session(url: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url, application_name: 'move-bounded-test' });
+  c.on('error', () => undefined);
+  await c.connect();
+  return c;
+}
+
+/**
+ * An online move whose new shard stalls after the old shard is fenced (the test holds the row the
+ * move's last commit there must write) gives up within its bound and lifts the fence: the unit stays
+ * placed on, and writable on, its old shard while the new shard is still stuck. Staged with locks
+ * only: the move's applier lock holds the move before its catch-up, a key-share lock on the old
+ * shard's fence_epoch holds its fence while the test locks the new shard's position row.
+ */
+describe('online move: the wait after the fence is bounded', { timeout: 300_000 }, () => {
+  let stage: Stage;
+  before(async () => {
+    stage = await stageFleet({ kind: 'pos', shards: 2, scale: 0.01 });
+    assert.equal((await migrate(stage.config)).ok, true);
+  });
+  after(() => stage?.stop());
+
+  it('a new shard stuck after the fence: the fence on the old shard is lifted while it is still stuck, the unit stays there', async () => {
+    const c = stage.config;
+    const tenant = '3';
+    const from = createRouter(c).shardFor(tenant);
+    const to = c.shards.map((s) => s.id).find((s) => s !== from)!;
+    const url = (id: string) => c.shards.find((s) => s.id === id)!.primary;
+    const slot = moveStreamNames(tenant).slot;
+    const gate = await session(url(to)); // holds the move before its catch-up
+    const epoch = await session(url(from)); // holds the old shard's fence
+    const position = await session(url(to)); // holds the new shard's last commit
+    await gate.query('SELECT pg_advisory_lock($1, hashtext($2))', [MOVE_LOCK, slot]);
+    let gateOpen = false;
+    const pin = watchCli(['pin', tenant, to, '--apply', '--json', '--config', stage.configPath], (e) => {
+      if (e.type === 'step' && e.step === 'streaming' && !gateOpen) {
+        gateOpen = true;
+        void (async () => {
+          await epoch.query('BEGIN');
+          await epoch.query('SELECT * FROM shardctl.fence_epoch FOR KEY SHARE');
+          await gate.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MOVE_LOCK, slot]);
+        })();
+      }
+    }, { SHARDCTL_MOVE_FENCED_WAIT_MS: '3000' });
+    const fenced = async () => (await sql(url(from), 'SELECT 1 FROM shardctl.fenced_units WHERE unit = $1', [tenant])).length > 0;
+    try {
+      // the fence on the old shard waits for the key-share lock: take the position row, then let it in
+      let waiting = false;
+      for (let i = 0; i < 600 && !waiting; i++) {
+        waiting = (await sql(url(from), `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted AND a.application_name LIKE 'shardctl%'`)).length > 0;
+        if (!waiting) await sleep(50);
+      }
+      assert.ok(waiting, 'the move fences the old shard');
+      await position.query('BEGIN');
+      await position.query('SELECT * FROM shardctl.follow_position WHERE slot = $1 FOR UPDATE', [slot]);
+      await epoch.query('COMMIT');
+      for (let i = 0; i < 200 && !(await fenced()); i++) await sleep(50);
+      assert.ok(await fenced(), 'the old shard is fenced');
+      // the new shard cannot commit the last changes; the fence must not outlive the bound
+      let lifted = false;
+      for (let i = 0; i < 600 && !lifted; i++) {
+        lifted = !(await fenced());
+        if (!lifted) await sleep(100);
+      }
+      assert.ok(lifted, 'the fence on the old shard is lifted while the new shard is still stuck');
+      await sql(url(from), `UPDATE themes SET name = name || ' writable' WHERE id = (SELECT min(id) FROM themes WHERE restaurant_id = $1)`, [tenant]);
+    } finally {
+      await position.query('ROLLBACK').catch(() => undefined);
+      await epoch.query('ROLLBACK').catch(() => undefined);
+      await Promise.all([gate, epoch, position].map((s) => s.end().catch(() => undefined)));
+    }
+    const r = await pin;
+    assert.notEqual(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout + r.stderr, new RegExp(`shard ${to} did not apply the last changes within 3s of the fence on shard ${from}`));
+    assert.equal((await sql(c.catalog, 'SELECT shard FROM shardctl.placements WHERE unit = $1', [tenant]))[0]?.shard, from, 'the unit stays placed on its old shard');
+    assert.equal(await fenced(), false);
+  });
+});
