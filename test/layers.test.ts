@@ -24,7 +24,8 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['src/stream/'], // change data capture: slot, pgoutput decoding, routing and applying changes, stream positions
   ['src/plan/', 'src/migrate/', 'src/verify/', 'src/rebalance/', 'src/topology/', 'src/health/', 'src/crossshard/'], // one orchestrator per command (crossshard: two-phase commit and resolve)
   ['src/failover/', 'src/drain/', 'src/online/'], // composed operations: failover (health, topology edits), remove-shard (topology edits, rebalance), online migration (migrate --follow, cutover, abandon: composes migrate and verify)
-  ['src/index.ts'], // the library: the only engine file commands/ imports
+  ['src/public.ts'], // the library's public API: the package's entry
+  ['src/index.ts'], // the public API and what the CLI needs besides: the only engine file commands/ imports
   ['harness/fleet/'], // embedded PostgreSQL servers (tests, demo, bench)
   ['harness/fixtures/'], // deterministic data sets
   ['harness/demo/'], // the demo's fleet staging

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { runCli, runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
+import { runCli, runCliAsync } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
+import { startFollower } from './helpers/watched.js';
 import { assertLedger, LedgerWriter, ownerOf } from './helpers/ledger.js';
 import { stageLedger, TENANTS, type LedgerStage } from './helpers/ledger-fleet.js';
 
@@ -16,19 +16,6 @@ import { stageLedger, TENANTS, type LedgerStage } from './helpers/ledger-fleet.j
  */
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function startFollower(cfg: string, onEvent: (e: { type: string }, child: ChildProcess) => void = () => undefined) {
-  let ready!: (c: ChildProcess) => void;
-  const streaming = new Promise<ChildProcess>((r) => (ready = r));
-  const exit: Promise<CliResult> = watchCli(['migrate', '--follow', '--json', '--config', cfg], (e, child) => {
-    if (e.type === 'follow-start') ready(child);
-    onEvent(e, child);
-  });
-  return {
-    exit,
-    /** resolves once the follower streams; fails if it ended first */
-    streaming: () => Promise.race([streaming, exit.then((r) => assert.fail(`follower ended: ${r.stderr.slice(-2000)}`))]),
-  };
-}
 
 const urlOf = (stage: LedgerStage, id: string) => stage.config.shards.find((s) => s.id === id)!.primary;
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
+import { runCliAsync } from './helpers/cli.js';
+import { startFollower } from './helpers/watched.js';
 import { assertLedger, LedgerWriter, ownerOf } from './helpers/ledger.js';
 import { stageLedger, TENANTS, type LedgerStage } from './helpers/ledger-fleet.js';
 
@@ -14,14 +14,6 @@ import { stageLedger, TENANTS, type LedgerStage } from './helpers/ledger-fleet.j
  */
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function startFollower(cfg: string) {
-  let ready!: (c: ChildProcess) => void;
-  const streaming = new Promise<ChildProcess>((r) => (ready = r));
-  const exit: Promise<CliResult> = watchCli(['migrate', '--follow', '--json', '--config', cfg], (e, child) => {
-    if (e.type === 'follow-start') ready(child);
-  });
-  return { exit, streaming: () => Promise.race([streaming, exit.then((r) => assert.fail(`follower ended: ${r.stderr.slice(-2000)}`))]) };
-}
 
 describe('matrix: a shard restarted and a shard failed over while following', () => {
   let stage: LedgerStage;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
+import { runCliAsync } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
+import { startWatched } from './helpers/watched.js';
 import { assertLedger, LedgerWriter, ownerOf } from './helpers/ledger.js';
 import { stageLedger, TENANTS, type LedgerStage } from './helpers/ledger-fleet.js';
 
@@ -14,16 +14,6 @@ import { stageLedger, TENANTS, type LedgerStage } from './helpers/ledger-fleet.j
  */
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Starts a long-running command with --json; `started` once `count` events of `type` came. */
-function startWatched(args: string[], type: string, count = 1) {
-  let ready!: (c: ChildProcess) => void;
-  const started = new Promise<ChildProcess>((r) => (ready = r));
-  let seen = 0;
-  const exit: Promise<CliResult> = watchCli([...args, '--json'], (e, child) => {
-    if (e.type === type && ++seen === count) ready(child);
-  });
-  return { exit, started: () => Promise.race([started, exit.then((r) => assert.fail(`${args.join(' ')} ended: ${r.stderr.slice(-2000)}`))]) };
-}
 
 describe('matrix: cutover --reverse + rollback under an acknowledged-writes oracle', () => {
   let stage: LedgerStage;

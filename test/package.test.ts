@@ -27,6 +27,9 @@ describe('the package', () => {
       const names = ['tenantKey64', 'jumpHash', 'shardCell', 'loadConfig', 'createRouter', 'plan', 'migrate', 'verify', 'rebalance', 'addShard', 'health'];
       const missing = names.filter((n) => typeof m[n] !== 'function');
       if (missing.length) throw new Error('missing: ' + missing);
+      // only the public API: the CLI's internals stay behind src/index.ts
+      const internal = ['editConfigFile', 'withClient', 'usageError', 'parseDuration', 'checkNoOnlineWindow', 'routeKeys'].filter((n) => n in m);
+      if (internal.length) throw new Error('CLI internals exported: ' + internal);
       console.log(m.jumpHash(m.tenantKey64(42), 4), m.shardCell(37.5665, 126.978));
     `;
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8' });
