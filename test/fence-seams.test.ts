@@ -298,7 +298,7 @@ describe('the write fence at every seam (rental fixture, partitioned payment)', 
 
   it('add-shard installs the guard on the new shard before any move touches it (its epoch row predates every snapshot there)', async () => {
     const server = (await stage.fleet.addShard()).primary;
-    const r = await runCliAsync(['add-shard', '--config', cfg, '--id', 's3', '--primary', server.url()]);
+    const r = await runCliAsync(['add-shard', '--config', cfg, '--id', 's3', '--primary', server.url(), '--apply']);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     const u = server.url();
     assert.deepEqual(await sql(u, `SELECT count(*)::int AS n FROM shardctl.fence_epoch`).catch((e) => e.message), [{ n: 1 }]);
@@ -321,6 +321,6 @@ describe('the write fence at every seam (rental fixture, partitioned payment)', 
     } finally {
       await w.end();
     }
-    assert.deepEqual(await sql(u, 'SELECT count(*)::int AS n FROM store'), [{ n: 0 }]);
+    assert.deepEqual(await sql(u, 'SELECT count(*)::int AS n FROM store WHERE store_id = 999'), [{ n: 0 }], 'the write past the unseen fence did not land');
   });
 });

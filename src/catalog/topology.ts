@@ -75,3 +75,8 @@ export async function syncTopology(c: pg.ClientBase, config: Config, unplaced: r
     await syncHeldRoutes(c, config);
   });
 }
+
+/** The shard ids the catalog's recorded topology holds (a shard only previewed by add-shard is not among them). */
+export async function recordedShards(c: pg.ClientBase): Promise<Set<string>> {
+  return new Set((await c.query<{ id: string }>('SELECT id FROM shardctl.shards')).rows.map((r) => r.id));
+}

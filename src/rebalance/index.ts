@@ -11,7 +11,7 @@ import { shardEndpoint } from '../db/endpoints.js';
 import { syncReferenceTables } from '../transfer/reference.js';
 import { createRouter } from '../routing/router.js';
 import { loadModel, type Model } from '../tables/model.js';
-import { syncTopology } from '../catalog/topology.js';
+import { recordedShards, syncTopology } from '../catalog/topology.js';
 import { findUnplaced } from '../transfer/unplaced.js';
 import { installGuard } from '../transfer/guard.js';
 import { movesInFlight, type MoveRow, type Step } from './journal.js';
@@ -128,9 +128,16 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     // A preview reaches no further than it can: a shard it cannot read leaves the count out and says so
     // (the --apply run scans again, and refuses, before it records anything).
     let unplacedUnknown: string | undefined;
+    const recorded = await recordedShards(catalog.client);
     const scan = async () =>
       placed.rows.length
-        ? await findUnplaced(config, await modelOf([...new Set(placed.rows.map((p) => p.shard))].sort()[0]), new Set(placed.rows.map((p) => p.unit)))
+        ? await findUnplaced(
+            config,
+            await modelOf([...new Set(placed.rows.map((p) => p.shard))].sort()[0]),
+            new Set(placed.rows.map((p) => p.unit)),
+            // a shard the catalog does not record yet (add-shard's preview) holds no unit, nor the tables to look in
+            config.shards.map((s) => s.id).filter((id) => recorded.has(id)),
+          )
         : [];
     const unplaced = opts.apply
       ? await scan()
