@@ -3,6 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/load.js';
 import { jumpHash, tenantKey64, type LiveRouter } from '../src/index.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
+import { createFixtureSchema } from '../harness/fixtures/index.js';
+import { withClient } from '../src/db/connect.js';
 import { migrate } from '../src/migrate/index.js';
 import { runCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
@@ -50,8 +52,10 @@ describe('routing follows the data (jump, POS fixture)', () => {
     await stage?.stop();
   });
 
-  it('add-shard: its preview changes no route; rebalance --apply moves each route at its own flip, under a live-router and a SQL-function writer', async (t) => {
+  it('add-shard: its preview changes no route; --apply (killed, then resumed) moves each route at its own flip, under a live-router and a SQL-function writer', async (t) => {
     const fourth = await stage.fleet.addShard();
+    // the tables exist, empty (add-shard accepts that), so the sampler can read the new server from the start
+    await withClient({ label: 's3', url: fourth.primary.url() }, (c) => createFixtureSchema(c, 'pos'));
     servers.set('s3', fourth.primary.url());
     const placed = await placements();
     const moving = [...placed.keys()].filter((u) => jumpHash(tenantKey64(u), 4) === 3).sort((a, b) => Number(a) - Number(b));
@@ -72,6 +76,11 @@ describe('routing follows the data (jump, POS fixture)', () => {
       assert.equal((await sqlRoute(u)()), shard, `after the preview, shard_for_key('${u}') still names its placement`);
       assert.equal(router.shardFor(u), shard, `after the preview, the live router still sends ${u} to its placement`);
     }
+    // --apply records the topology, each moving unit held on its placement; killed right after its
+    // first move started, every moving unit still routes to the shard holding its rows
+    const killed = runCli(['add-shard', '--id', 's3', '--primary', fourth.primary.url(), '--apply', '--config', cfg], { SHARDCTL_FAULT_AFTER: 'started' });
+    assert.equal(killed.status, null, `killed after the first move started: ${killed.stdout}${killed.stderr}`);
+    for (const [u, shard] of placed) assert.equal((await sqlRoute(u)()), shard, `mid-rebalance, shard_for_key('${u}') still names its placement`);
     // shardctl route and the library say which topology and which held routes they answer with
     const version = Number((await sql(stage.config.catalog, 'SELECT version FROM shardctl.topology_version'))[0].version);
     const shown = runCli(['route', live, staying, '--json', '--config', cfg]);
