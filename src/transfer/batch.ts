@@ -8,6 +8,7 @@ import { loadStagedCells, type StagedCells } from '../tables/staged-cells.js';
 import { checkForeignKeys, mayBypassTriggers } from './foreign-keys.js';
 import { unitChecksumSql } from '../tables/checksum.js';
 import { readUnitColumns, unitIndex } from './unit-sums.js';
+import { raiseWorkMem } from '../db/work-mem.js';
 import type { PlacedBatch, UnitColumns } from '../catalog/placements.js';
 import type { Model, TableModel } from '../tables/model.js';
 import type { CopyFormat } from '../tables/copy-format.js';
@@ -107,6 +108,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     const index = unitIndex(batch.units);
     const sourceSums = o.verify ? await startSourceSums(src, await open(o.source), run?.snapshot, o, scope, index) : undefined;
     await dst.query('BEGIN');
+    if (o.verify) await raiseWorkMem(dst, groupsMemory(batch.units.length));
     for (const t of [...o.tables].reverse()) await dst.query(deleteSql(t.config, scope(t)));
 
     const bypass = !o.fireTriggers && (await mayBypassTriggers(dst));
@@ -191,6 +193,12 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
 }
 
 /**
+ * work_mem for a grouped query with a group per unit: about 1 KiB per group (a key, a count and
+ * two numeric sums' states), at most 256 MiB.
+ */
+const groupsMemory = (units: number): number => Math.min(units * 1024, 256 * 1024 * 1024);
+
+/**
  * The shard side's sums of one table, inside the batch's transaction. The shard's statistics
  * predate the rows this transaction copied: where those rows are most of the table (an initial
  * load), the planner still expects a few rows and visits them through the route column's index,
@@ -222,6 +230,7 @@ async function startSourceSums(
   const shared = snapshot ?? ((await src.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string);
   await sums.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
   await sums.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(shared)}`);
+  await raiseWorkMem(sums, groupsMemory(index.size));
   for (const spec of o.model.cellSpecs) {
     const temp = await emptyCellTemp(sums, spec);
     await pipeCopy(src, sums, `SELECT pk, cell FROM ${temp}`, `${temp} (pk, cell)`);
