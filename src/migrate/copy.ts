@@ -112,7 +112,7 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
         stats.failed += r.failed.length;
         result.rows += r.rows;
         result.bytes += r.bytes;
-        result.units.copied += r.placed.size;
+        result.units.copied += r.placed.count;
         result.units.failed += r.failed.length;
         for (const f of r.failed) result.failures.push({ ...f, shard: batch.shard });
         emit({ type: 'batch', shard: batch.shard, units: [...batch.units], rows: r.rows, bytes: r.bytes, failed: r.failed });

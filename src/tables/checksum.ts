@@ -25,13 +25,3 @@ export function unitChecksumSql(scope: Scope, columns: readonly string[], o: { b
 export function tableChecksumSql(from: string, columns: readonly string[], hash?: RowHash): string {
   return `SELECT count(*) AS rows, coalesce(sum(${rowHashSql(columns, 't0', hash)}), 0)::text AS checksum FROM ${from} AS t0`;
 }
-
-export interface UnitSum {
-  rows: bigint;
-  checksum: string;
-  bytes: bigint;
-}
-
-export function toUnitSums(rows: { unit: string; rows: string; checksum: string | null; bytes?: string | null }[]): Map<string, UnitSum> {
-  return new Map(rows.map((r) => [r.unit, { rows: BigInt(r.rows), checksum: r.checksum ?? '0', bytes: BigInt(r.bytes ?? 0) }]));
-}

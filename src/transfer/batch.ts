@@ -2,12 +2,14 @@ import type pg from 'pg';
 import { connect, destroy, type Endpoint } from '../db/connect.js';
 import { quoteIdent, quoteLiteral, quoteTable } from '../db/ident.js';
 import { pipeCopy } from '../copy/pipe.js';
-import type { TableProof } from '../catalog/placements.js';
 import { prepareCells } from './inventory.js';
 import { cellTempName, emptyCellTemp } from '../tables/cells.js';
 import { loadStagedCells, type StagedCells } from '../tables/staged-cells.js';
 import { checkForeignKeys, mayBypassTriggers } from './foreign-keys.js';
-import { toUnitSums, unitChecksumSql, type UnitSum } from '../tables/checksum.js';
+import { unitChecksumSql } from '../tables/checksum.js';
+import { readUnitColumns, unitIndex } from './unit-sums.js';
+import { raiseWorkMem } from '../db/work-mem.js';
+import type { PlacedBatch, UnitColumns } from '../catalog/placements.js';
 import type { Model, TableModel } from '../tables/model.js';
 import type { CopyFormat } from '../tables/copy-format.js';
 import type { RowHash } from '../tables/row-hash.js';
@@ -18,14 +20,8 @@ export interface Batch {
   readonly units: readonly string[];
 }
 
-export interface PlacedUnit {
-  rows: bigint;
-  bytes: bigint;
-  tables: TableProof[];
-}
-
 export interface BatchResult {
-  readonly placed: Map<string, PlacedUnit>;
+  readonly placed: PlacedBatch;
   readonly failed: { unit: string; reason: string }[];
   readonly rows: number;
   readonly bytes: number;
@@ -109,8 +105,10 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     const hash = (t: TableModel) => o.formats?.get(t.name)?.hash;
     // The source side of the checksums runs on a second connection sharing the snapshot, while the
     // copy streams: it costs the source a scan, not the batch wall time.
-    const sourceSums = o.verify ? await startSourceSums(src, await open(o.source), run?.snapshot, o, scope) : undefined;
+    const index = unitIndex(batch.units);
+    const sourceSums = o.verify ? await startSourceSums(src, await open(o.source), run?.snapshot, o, scope, index) : undefined;
     await dst.query('BEGIN');
+    if (o.verify) await raiseWorkMem(dst, groupsMemory(batch.units.length));
     for (const t of [...o.tables].reverse()) await dst.query(deleteSql(t.config, scope(t)));
 
     const bypass = !o.fireTriggers && (await mayBypassTriggers(dst));
@@ -146,27 +144,22 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       await checkForeignKeys(dst, o.tables, scope, o.target.label);
     }
 
-    const placed = new Map<string, PlacedUnit>(batch.units.map((u) => [u, { rows: 0n, bytes: 0n, tables: [] }]));
+    const kept = new Uint8Array(batch.units.length).fill(1);
+    const proofs: { table: string; sums: UnitColumns }[] = [];
     const failed: { unit: string; reason: string }[] = [];
     if (o.verify) {
       const bad = new Map<string, string>();
       const wanted = await sourceSums!.pending;
       for (const t of o.tables) {
-        const want = wanted.get(t.name)!;
+        const w = wanted.get(t.name)!;
         // the shard's bytes are not recorded (the source's are): spare it forming every whole row
-        const got = toUnitSums((await shardSums(dst, t.name, copied.get(t.name) ?? 0, unitChecksumSql(scope(t), t.columns, { bytes: false, hash: hash(t) }))).rows);
-        for (const unit of batch.units) {
-          const w = want.get(unit) ?? ZERO;
-          const g = got.get(unit) ?? ZERO;
-          if (w.rows !== g.rows || w.checksum !== g.checksum) {
-            bad.set(unit, bad.get(unit) ?? `table ${t.name}: source ${w.rows} rows, shard ${g.rows} rows${w.rows === g.rows ? ', checksums differ' : ''}`);
-          } else if (w.rows > 0n) {
-            const p = placed.get(unit)!;
-            p.tables.push({ table: t.name, rows: w.rows, checksum: w.checksum });
-            p.rows += w.rows;
-            p.bytes += w.bytes;
+        const g = await shardSums(dst, t.name, copied.get(t.name) ?? 0, unitChecksumSql(scope(t), t.columns, { bytes: false, hash: hash(t) }), index);
+        batch.units.forEach((unit, i) => {
+          if (w.rows[i] !== g.rows[i] || w.checksums[i] !== g.checksums[i]) {
+            bad.set(unit, bad.get(unit) ?? `table ${t.name}: source ${w.rows[i]} rows, shard ${g.rows[i]} rows${w.rows[i] === g.rows[i] ? ', checksums differ' : ''}`);
           }
-        }
+        });
+        proofs.push({ table: t.name, sums: w });
       }
       if (bad.size > 0 && o.tables.some((t) => t.config.routes)) {
         // Rows with several routes may also belong to this batch's good units or to units placed
@@ -175,21 +168,21 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
         await src.query('COMMIT');
         const why = [...bad.values()][0]!;
         const failed = batch.units.map((unit) => ({ unit, reason: bad.get(unit) ?? `rolled back with its batch (shares rows with several routes; ${why})` }));
-        return { placed: new Map(), failed, rows: 0, bytes: 0 };
+        return { placed: { units: batch.units, kept: new Uint8Array(batch.units.length), count: 0, tables: [] }, failed, rows: 0, bytes: 0 };
       }
       if (bad.size > 0) {
         const units = [...bad.keys()];
         const undo = (t: TableModel) => scopeOf(o.model.ctx, t.config, units);
         for (const t of [...o.tables].reverse()) await dst.query(deleteSql(t.config, undo(t)));
-        for (const [unit, reason] of bad) {
-          placed.delete(unit);
-          failed.push({ unit, reason });
-        }
+        batch.units.forEach((unit, i) => {
+          if (bad.has(unit)) kept[i] = 0;
+        });
+        for (const [unit, reason] of bad) failed.push({ unit, reason });
       }
     }
     await dst.query('COMMIT');
     await src.query('COMMIT');
-    return { placed, failed, rows, bytes };
+    return { placed: { units: batch.units, kept, count: batch.units.length - failed.length, tables: proofs }, failed, rows, bytes };
   } catch (e) {
     abort();
     throw e;
@@ -200,17 +193,23 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
 }
 
 /**
+ * work_mem for a grouped query with a group per unit: about 1 KiB per group (a key, a count and
+ * two numeric sums' states), at most 256 MiB.
+ */
+const groupsMemory = (units: number): number => Math.min(units * 1024, 256 * 1024 * 1024);
+
+/**
  * The shard side's sums of one table, inside the batch's transaction. The shard's statistics
  * predate the rows this transaction copied: where those rows are most of the table (an initial
  * load), the planner still expects a few rows and visits them through the route column's index,
  * at twice the cost of reading the table through (400,000 rows not yet committed: 0.12–0.20 s
  * against 0.06–0.08 s). Only the plan changes, never the rows summed.
  */
-async function shardSums(dst: pg.ClientBase, table: string, copiedBytes: number, sql: string) {
+async function shardSums(dst: pg.ClientBase, table: string, copiedBytes: number, sql: string, index: ReadonlyMap<string, number>): Promise<UnitColumns> {
   const size = Number((await dst.query<{ n: string }>('SELECT pg_relation_size($1::regclass) AS n', [quoteTable(table)])).rows[0]!.n);
   const whole = copiedBytes * 2 >= size;
   if (whole) await dst.query('SET LOCAL enable_bitmapscan = off; SET LOCAL enable_indexscan = off');
-  const r = await dst.query<{ unit: string; rows: string; checksum: string | null; bytes?: string | null }>(sql);
+  const r = await readUnitColumns(dst, sql, index);
   if (whole) await dst.query('RESET enable_bitmapscan; RESET enable_indexscan');
   return r;
 }
@@ -226,22 +225,22 @@ async function startSourceSums(
   snapshot: string | undefined,
   o: BatchOptions,
   scope: (t: TableModel) => Scope,
-): Promise<{ pending: Promise<Map<string, Map<string, UnitSum>>> }> {
+  index: ReadonlyMap<string, number>,
+): Promise<{ pending: Promise<Map<string, UnitColumns>> }> {
   const shared = snapshot ?? ((await src.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string);
   await sums.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
   await sums.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(shared)}`);
+  await raiseWorkMem(sums, groupsMemory(index.size));
   for (const spec of o.model.cellSpecs) {
     const temp = await emptyCellTemp(sums, spec);
     await pipeCopy(src, sums, `SELECT pk, cell FROM ${temp}`, `${temp} (pk, cell)`);
     await sums.query(`ANALYZE ${temp}`);
   }
   const pending = (async () => {
-    const out = new Map<string, Map<string, UnitSum>>();
-    for (const t of o.tables) out.set(t.name, toUnitSums((await sums.query(unitChecksumSql(scope(t), t.columns, { hash: o.formats?.get(t.name)?.hash }))).rows));
+    const out = new Map<string, UnitColumns>();
+    for (const t of o.tables) out.set(t.name, await readUnitColumns(sums, unitChecksumSql(scope(t), t.columns, { hash: o.formats?.get(t.name)?.hash }), index));
     return out;
   })();
   pending.catch(() => undefined); // observed here, rethrown where it is awaited
   return { pending }; // wrapped: an async function returning the bare promise would wait for it
 }
-
-const ZERO: UnitSum = { rows: 0n, checksum: '0', bytes: 0n };
