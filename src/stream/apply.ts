@@ -71,8 +71,12 @@ interface Pending {
   rows: number;
 }
 
-/** Rows per batched statement (a few hundred rows amortise the round trip; more only grows the statement). */
-const MANY = 500;
+/**
+ * Rows per batched statement and shard. Measured on a loaded 2-core machine, a 200,000-row UPDATE
+ * caught up at ~7,400 rows/s with 500 and ~10,900 with 2,000: the statement's fixed costs are not
+ * only the round trip. What is held stays bounded by DIRTY_CHUNK.
+ */
+const MANY = 2_000;
 
 /** Changes held (over all shards) before the rows recorded for follow_dirty are written in the open transactions (memory stays bounded). */
 const DIRTY_CHUNK = 10_000;
