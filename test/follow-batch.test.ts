@@ -141,4 +141,18 @@ describe('migrate --follow batches updates and stays exact', () => {
     await caughtUp();
     await sameRows();
   });
+
+  it('a batched update whose row is on no shard stops the follower (exit 3) and no shard commits past it', async () => {
+    await caughtUp();
+    for (const u of shards()) await sql(u, `DELETE FROM item WHERE id = 4242`);
+    // the insert position inside the transaction: its commit ends after it
+    const [{ lsn }] = await sql(src(), `UPDATE item SET qty = 0 WHERE id = 4242 RETURNING pg_current_wal_lsn()::text AS lsn`);
+    const r = await follower!.exit;
+    assert.equal(r.status, 3, r.stderr.slice(-3000));
+    assert.match(r.stderr, /public\.item.*\(4242\).*on no shard/);
+    for (const [i, u] of shards().entries()) {
+      const [{ ok }] = await sql(u, `SELECT lsn <= $1::pg_lsn AS ok FROM shardctl.follow_position WHERE slot = 'shardctl_migrate'`, [lsn]);
+      assert.ok(ok, `shard ${i + 1} committed past the update it could not apply`);
+    }
+  });
 });

@@ -116,6 +116,11 @@ export class Applier {
   private readonly pending = new Map<string, Pending>();
   /** the position every shard has committed */
   confirmed: bigint;
+  /**
+   * Sending a batch, or settling the rows it moved, failed: the changes it held are lost to the
+   * open shard transactions, which must not commit (a flush refuses until rollback()).
+   */
+  private failed: unknown;
   /** the most changes held in memory at once (see held) since the last heldHighWater() */
   private heldHigh = 0;
 
@@ -292,6 +297,7 @@ export class Applier {
    */
   async flush(end: bigint, sourceTime: Date): Promise<void> {
     const before = this.confirmed;
+    if (this.failed) throw this.failed;
     await this.drainAll(); // batched updates first: a row not on its shard moves, reading the others
     await Promise.all(
       this.sessions.map(async (s) => {
@@ -318,6 +324,7 @@ export class Applier {
         s.open = false;
       }),
     );
+    this.failed = undefined;
     this.parents.clear(); // it may describe rolled-back changes
     this.dirty.clear();
     this.pending.clear();
@@ -393,7 +400,19 @@ export class Applier {
 
   /** Sends the shard's batch: one row as the plain prepared statement, more as one statement of arrays. */
   private async drain(s: ShardSession): Promise<void> {
-    for (const settle of await this.send(s)) await settle();
+    await this.failing(async () => {
+      for (const settle of await this.send(s)) await settle();
+    });
+  }
+
+  /** Runs work that sends what is queued: a failure is remembered (see failed). */
+  private async failing(work: () => Promise<void>): Promise<void> {
+    try {
+      await work();
+    } catch (e) {
+      this.failed ??= e;
+      throw e;
+    }
   }
 
   /**
@@ -424,10 +443,12 @@ export class Applier {
 
   /** Sends every shard's batch at once (each has its own connection), then settles moves one at a time, until nothing is queued. */
   private async drainAll(): Promise<void> {
-    while (this.pending.size) {
-      const settles = await Promise.all(this.sessions.map((s) => this.send(s)));
-      for (const settle of settles.flat()) await settle();
-    }
+    await this.failing(async () => {
+      while (this.pending.size) {
+        const settles = await Promise.all(this.sessions.map((s) => this.send(s)));
+        for (const settle of settles.flat()) await settle();
+      }
+    });
   }
 
   /** Notes a row written on `s` in its open transaction (always true, to chain before the write). */
