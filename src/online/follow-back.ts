@@ -170,7 +170,7 @@ async function openMonolith(ep: Endpoint, key: string): Promise<ShardSession> {
     await client.query('RESET lock_timeout');
     const pos = await readPosition(client, key);
     if (!pos) throw blockedError(`the monolith has no reverse stream position for ${key}`, { hint: 'the window was closed (cutover --finish) or never opened (cutover --reverse)' });
-    return { id: 'monolith', client, sql: new Statements(client), replicaRole: await mayBypassTriggers(client), pos: lsn(pos), open: false, applied: 0 };
+    return { id: 'monolith', client, sql: new Statements(client), replicaRole: await mayBypassTriggers(client), pos: lsn(pos), open: false, applied: 0, statements: 0 };
   } catch (e) {
     await client.end().catch(() => undefined);
     throw e;

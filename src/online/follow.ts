@@ -191,7 +191,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
         shards: sessions.map((s) => {
           const d = s.applied - perShard.get(s.id)!;
           perShard.set(s.id, s.applied);
-          return { shard: s.id, changes: s.applied, changesPerSecond: Math.round(d / secs) };
+          return { shard: s.id, changes: s.applied, changesPerSecond: Math.round(d / secs), statements: s.statements };
         }),
       });
       lastApplied = applied;
@@ -283,7 +283,7 @@ async function openSession(ep: Endpoint, id: string, names: StreamNames): Promis
         hint: 'start over with a fresh copy: shardctl migrate --abandon, then shardctl migrate --follow',
       });
     }
-    return { id, client, sql: new Statements(client), replicaRole: await mayBypassTriggers(client), pos: lsn(pos), open: false, applied: 0 };
+    return { id, client, sql: new Statements(client), replicaRole: await mayBypassTriggers(client), pos: lsn(pos), open: false, applied: 0, statements: 0 };
   } catch (e) {
     await client.end().catch(() => undefined);
     throw e;

@@ -14,7 +14,8 @@ export type FollowEvent =
       sourceChanges: number;
       /** the most source changes the follower held in memory at once since the last report (bounded, however large a source transaction) */
       heldChanges: number;
-      shards: { shard: string; changes: number; changesPerSecond: number }[];
+      /** per shard: `statements` counts the data statements sent (a batch of rows is one), so a test can see the batching */
+      shards: { shard: string; changes: number; changesPerSecond: number; statements: number }[];
     }
   | { type: 'follow-warning'; message: string }
   | { type: 'follow-stop'; reason: 'cutover' | 'interrupted' | 'error'; appliedLsn: string; message?: string };

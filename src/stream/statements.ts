@@ -51,6 +51,21 @@ export function updateSql(t: TableModel, set: readonly string[]): string {
   return `UPDATE ${quoteTable(t.name)} SET ${assign} WHERE ${where(t.info.primaryKey, set.length + 1)}`;
 }
 
+/**
+ * Many UPDATEs of one table and one set of columns in one statement: one text array per set column
+ * then per key column, each value cast from the text the source printed. RETURNING the ordinal of
+ * each input row that found its row, so the applier knows which keys are not on this shard (a row
+ * that moved to it). Every key appears at most once (the applier keeps the last update of a key).
+ */
+export function updateManySql(t: TableModel, set: readonly string[]): string {
+  const pk = t.info.primaryKey;
+  const all = [...set, ...pk];
+  const assign = set.map((c, i) => `${quoteIdent(c)} = v.c${i}::${columnType(t.info, c)}`).join(', ');
+  const match = pk.map((k, i) => `x.${quoteIdent(k)} = v.c${set.length + i}::${columnType(t.info, k)}`).join(' AND ');
+  const arrays = all.map((_, i) => `$${i + 1}::text[]`).join(', ');
+  return `UPDATE ${quoteTable(t.name)} AS x SET ${assign} FROM unnest(${arrays}) WITH ORDINALITY AS v(${all.map((_, i) => `c${i}`).join(', ')}, n) WHERE ${match} RETURNING v.n`;
+}
+
 export function deleteRowSql(t: TableModel): string {
   return `DELETE FROM ${quoteTable(t.name)} WHERE ${where(t.info.primaryKey)}`;
 }
