@@ -76,10 +76,10 @@ describe('one server: streaming decode, identifiers in function bodies', () => {
   it('several sessions preparing the stream state on one server at once all succeed (two moves into one shard)', async () => {
     const clients = await Promise.all([1, 2, 3, 4, 5, 6].map(() => connect({ label: 'one', url: server.url() })));
     try {
-      await Promise.all(clients.map((c) => c.query('DROP TABLE IF EXISTS shardctl.follow_position, shardctl.follow_stash, shardctl.follow_dirty')));
+      await Promise.all(clients.map((c) => c.query('DROP TABLE IF EXISTS shardctl.follow_position, shardctl.follow_stash, shardctl.follow_dirty, shardctl.follow_relfiles')));
       await Promise.all(clients.map((c) => prepareShardState(c)));
       const [n] = await sql(server.url(), `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'shardctl' AND tablename LIKE 'follow\\_%'`);
-      assert.equal(n.n, 3);
+      assert.equal(n.n, 4); // position, stash, dirty, relfiles
     } finally {
       await Promise.all(clients.map((c) => c.end()));
     }
