@@ -74,7 +74,7 @@ describe('cutover: lag gate and Ctrl-C inside the fence', { timeout: 300_000 }, 
     } finally {
       follower.child.kill('SIGCONT');
     }
-    const again = await runCliAsync(['cutover', '--timeout', '120', '--config', cfg]);
+    const again = await runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '120', '--config', cfg]);
     assert.equal(again.status, 0, again.stdout + again.stderr);
     const end = await follower.exit;
     assert.equal(end.status, 0, end.stderr.slice(-2000));

@@ -174,7 +174,7 @@ describe('migrate --follow at its seams (rental fixture)', () => {
     // same type, every value changed, nothing in the stream
     await sql(src(), `ALTER TABLE film ALTER COLUMN rental_duration TYPE smallint USING rental_duration + 7`);
     const stopped = await Promise.race([f.exit, sleep(60_000).then(() => undefined)]);
-    const cut = await runCliAsync(['cutover', '--timeout', '20', '--config', cfg]);
+    const cut = await runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '20', '--config', cfg]);
     assert.equal(cut.status, 3, cut.stdout + cut.stderr);
     assert.match(cut.stderr, /public\.film/);
     assert.ok(stopped, 'the follower stopped by itself');
@@ -218,11 +218,11 @@ describe('migrate --follow at its seams (rental fixture)', () => {
     // cutover's proof of a keyless table can fail: a changed row tampered on its shard is found
     const holder = (await Promise.all(shards().map(async (u) => ((await sql(u, `SELECT 1 FROM rental_history WHERE rental_id = 9001`)).length ? u : undefined)))).find(Boolean)!;
     await sql(holder, `UPDATE rental_history SET event = 'tampered' WHERE ctid = (SELECT ctid FROM rental_history WHERE rental_id = 9001 LIMIT 1)`);
-    const tampered = await runCliAsync(['cutover', '--timeout', '120', '--config', withHistory]);
+    const tampered = await runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '120', '--config', withHistory]);
     assert.equal(tampered.status, 3, tampered.stdout + tampered.stderr);
     assert.match(tampered.stderr, /differ in \d+ of the \d+ rows changed while following.*table public\.rental_history row .*9001/s);
     await sql(holder, `UPDATE rental_history SET event = 'in' WHERE rental_id = 9001`);
-    const cut = await runCliAsync(['cutover', '--timeout', '120', '--config', withHistory]);
+    const cut = await runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '120', '--config', withHistory]);
     assert.equal(cut.status, 0, cut.stdout + cut.stderr);
     assert.equal((await f.exit).status, 0);
     await assertExact(loadConfig(withHistory));

@@ -64,7 +64,7 @@ describe('matrix: migrate --follow + cutover under an acknowledged-writes oracle
         await c.query('SELECT count(*) FROM ledger');
         return c;
       }));
-      const cutting = runCliAsync(['cutover', '--timeout', '120', '--config', cfg]);
+      const cutting = runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '120', '--config', cfg]);
       for (let i = 0; i < 1200 && !(await sql(src, `SELECT 1 FROM pg_trigger WHERE tgname = 'shardctl_cutover_fence'`)).length; i++) await sleep(25);
       for (const [i, c] of early.entries()) {
         const k = 9_000_000n + BigInt(i);

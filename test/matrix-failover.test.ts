@@ -66,7 +66,7 @@ describe('matrix: a shard restarted and a shard failed over while following', ()
         await f.streaming();
       }
       await sleep(1000);
-      const cut = await runCliAsync(['cutover', '--timeout', '120', '--config', cfg]);
+      const cut = await runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '120', '--config', cfg]);
       assert.equal(cut.status, 0, cut.stdout + cut.stderr);
       assert.equal((await f.exit).status, 0);
       toShards = true;

@@ -33,7 +33,7 @@ describe('matrix: cutover --reverse + rollback under an acknowledged-writes orac
     try {
       const f = startWatched(['migrate', '--follow', '--config', cfg], 'follow-start');
       await f.started();
-      const cut = await runCliAsync(['cutover', '--reverse', '--timeout', '120', '--config', cfg]);
+      const cut = await runCliAsync(['cutover', '--reverse', '--max-lag', '10m', '--timeout', '120', '--config', cfg]);
       assert.equal(cut.status, 0, cut.stdout + cut.stderr);
       assert.equal((await f.exit).status, 0);
       target = 'shards';

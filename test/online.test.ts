@@ -46,7 +46,7 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
     assert.match(check?.message ?? '', /^online migration following: lag [\d.]+ MB, [\d.]+ s; the slot retains [\d.]+ MB of WAL on the monolith$/);
     child.kill('SIGSTOP'); // the follower stops applying; its walsender stays connected
     try {
-      const r = runCli(['cutover', '--timeout', '2s', '--config', cfg]);
+      const r = runCli(['cutover', '--max-lag', '10m', '--timeout', '2s', '--config', cfg]);
       assert.equal(r.status, 3, r.stdout + r.stderr);
       assert.match(r.stderr, /did not catch up with the fence in time.*the fence is lifted/);
       await sql(stage.config.source, `UPDATE restaurants SET name = name || '' WHERE id = 1`);
@@ -142,7 +142,7 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
       }
       assert.ok(holder, 'the follower applied the rename');
       await sql(holder, `UPDATE restaurants SET name = 'tampered' WHERE id = 2`);
-      const refused = await runCliAsync(['cutover', '--timeout', '2m', '--config', cfg]);
+      const refused = await runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '2m', '--config', cfg]);
       assert.equal(refused.status, 3, refused.stdout + refused.stderr);
       assert.match(refused.stderr, /differ in 1 of the \d+ rows changed while following.*table public\.restaurants key \(2\): differs on shard/s);
       await sql(holder, `UPDATE restaurants SET name = 'renamed while following' WHERE id = 2`);
@@ -159,7 +159,7 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
       }));
       const [wrote, rr, ser] = early as [pg.Client, pg.Client, pg.Client];
       await wrote.query(`INSERT INTO themes (restaurant_id, name, is_default, colors, font, updated_at) VALUES (3, 'in flight at the fence', false, '{}', 'f', now())`);
-      const cutting = runCliAsync(['cutover', '--timeout', '2m', '--config', cfg]); // the writer runs in this process
+      const cutting = runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '2m', '--config', cfg]); // the writer runs in this process
       for (let i = 0; i < 600 && !(await sql(src, `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted AND a.application_name = 'shardctl cutover'`)).length; i++) await sleep(50);
       await wrote.query('COMMIT');
       for (let i = 0; i < 600 && !(await sql(src, `SELECT 1 FROM pg_trigger WHERE tgname = 'shardctl_cutover_fence'`)).length; i++) await sleep(20);

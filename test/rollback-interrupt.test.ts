@@ -34,7 +34,7 @@ describe('rollback: Ctrl-C inside the shard fence', { timeout: 300_000 }, () => 
     cfg = stage.configPath;
     const f = startWatched(['migrate', '--follow', '--config', cfg], 'follow-start', 1);
     await f.started;
-    const cut = await runCliAsync(['cutover', '--reverse', '--timeout', '60', '--config', cfg]);
+    const cut = await runCliAsync(['cutover', '--reverse', '--max-lag', '10m', '--timeout', '60', '--config', cfg]);
     assert.equal(cut.status, 0, cut.stdout + cut.stderr);
     assert.equal((await f.exit).status, 0);
   });

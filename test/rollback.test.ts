@@ -135,7 +135,7 @@ describe('rollback after cutover: a reverse stream from every shard to the monol
     const f = startWatched(['migrate', '--follow', '--config', cfg], 'follow-start', 1);
     await f.started;
     mark('following');
-    const cut = runCli(['cutover', '--reverse', '--timeout', '60s', '--config', cfg]);
+    const cut = runCli(['cutover', '--reverse', '--max-lag', '10m', '--timeout', '60s', '--config', cfg]);
     assert.equal(cut.status, 0, cut.stdout + cut.stderr);
     assert.match(cut.stdout, /rollback window open: reverse slots on s\d, s\d/);
     assert.equal((await f.exit).status, 0);

@@ -138,13 +138,13 @@ describe('the online window: seams of its lifecycle (POS, 2 shards)', () => {
       const s0 = stage.config.shards[0]!;
       await sql(s0.primary, `INSERT INTO restaurants SELECT $1::bigint, name, slug || '-phantom', currency_code, timezone, address, latitude, longitude, opened_on, is_active, tags, logo, gen_random_uuid(), created_at, deleted_at FROM restaurants LIMIT 1`, [PHANTOM]);
       await sql(stage.config.catalog, `INSERT INTO shardctl.placements (unit, shard, rows) VALUES ($1, $2, 1)`, [String(PHANTOM), s0.id]);
-      const stale = await runCliAsync(['cutover', '--timeout', '120', '--config', cfg]);
+      const stale = await runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '120', '--config', cfg]);
       assert.equal(stale.status, 3, stale.stdout + stale.stderr);
       assert.match(stale.stderr, new RegExp(`unit ${PHANTOM}: the monolith no longer has it, but shard ${s0.id} holds its rows`));
       await sql(s0.primary, 'DELETE FROM restaurants WHERE id = $1', [PHANTOM]);
       await sql(stage.config.catalog, 'DELETE FROM shardctl.placements WHERE unit = $1', [String(PHANTOM)]);
 
-      const cut = await runCliAsync(['cutover', '--reverse', '--timeout', '120', '--config', cfg]);
+      const cut = await runCliAsync(['cutover', '--reverse', '--max-lag', '10m', '--timeout', '120', '--config', cfg]);
       assert.equal(cut.status, 0, cut.stdout + cut.stderr);
       assert.equal((await f.exit).status, 0);
     } finally {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { sql } from './fleet.js';
 import { jumpHashReference } from './jump-reference.js';
 
 /**
@@ -51,7 +52,7 @@ export class LedgerWriter {
 
   /** Seeds the oracle with rows already on the monolith (the initial load). */
   static async fromTable(url: string, target: (bid: number) => Promise<string> | string, tenants: readonly number[]): Promise<LedgerWriter> {
-    const rows = await query(url, 'SELECT bid, k::text, v::text FROM ledger');
+    const rows = await sql(url, 'SELECT bid, k::text, v::text FROM ledger');
     let max = 0n;
     const w = new LedgerWriter(target, tenants);
     for (const r of rows) {
@@ -196,7 +197,7 @@ export async function assertLedger(
 ): Promise<void> {
   const found = new Map<bigint, { shard: string; bid: number; v: bigint }[]>();
   for (const s of shards) {
-    for (const r of await query(s.url, 'SELECT bid, k::text, v::text FROM ledger')) {
+    for (const r of await sql(s.url, 'SELECT bid, k::text, v::text FROM ledger')) {
       const k = BigInt(r.k);
       const list = found.get(k) ?? found.set(k, []).get(k)!;
       list.push({ shard: s.id, bid: r.bid, v: BigInt(r.v) });
@@ -224,16 +225,6 @@ export function longestGap(commits: readonly number[], from = -Infinity, to = In
   let gap = 0;
   for (let i = 1; i < t.length; i++) gap = Math.max(gap, t[i]! - t[i - 1]!);
   return gap;
-}
-
-async function query(url: string, text: string): Promise<any[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query(text)).rows;
-  } finally {
-    await c.end();
-  }
 }
 
 const redact = (url: string) => url.replace(/:[^:@/]*@/, ':***@');
