@@ -18,4 +18,3 @@ export { editConfigFile, previewConfigEdit, setPin, removePin, setMapping } from
 export { applyReadOnly, type ReadOnlyResult } from './rebalance/read-only.js';
 export { restrictedCells, type CapacityStatus, type CellStatus } from './config/capacity.js';
 export { worst as worstHealthStatus } from './health/status.js';
-export { checkNoOnlineWindow } from './stream/window.js';
