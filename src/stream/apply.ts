@@ -1,6 +1,6 @@
 import { pgFailure } from '../db/pg-error.js';
 import { viaChildren, type Model, type TableModel, type ViaChild } from '../tables/model.js';
-import { BatchQueues, type BatchKind, type Move } from './batch-queue.js';
+import { BatchQueues, type BatchKind, type Move, type Unfound } from './batch-queue.js';
 import type { Row } from './decoder.js';
 import { DirtyRows } from './dirty.js';
 import { lsnText } from './lsn.js';
@@ -46,6 +46,18 @@ export class Applier {
   private readonly plain = new Map<string, boolean>();
   /** per shard: the batch being built (sent before any other statement on that shard, and at flush) */
   private readonly queues = new BatchQueues(runOnShard);
+  /**
+   * per shard: the batch on its way, sent while the stream goes on (pipelined: the next batch is
+   * decoded and built meanwhile, and the shards apply theirs at once); it resolves to the rows its
+   * updates did not find. Anything else that uses the shard's connection waits for it first.
+   */
+  private readonly inflight = new Map<string, Promise<Unfound[]>>();
+  /** rows batched updates did not find, in the order they came back: moved in by drainAll */
+  private readonly unfound: { s: ShardSession; u: Unfound }[] = [];
+  /** > 0 while rows move between shards: batches are then sent and awaited in turn, never left on their way */
+  private moving = 0;
+  /** batches sent while the stream went on (see inflight), for tests and progress */
+  pipelined = 0;
   /** the position every shard has committed */
   confirmed: bigint;
   /**
@@ -81,7 +93,7 @@ export class Applier {
     const columns = Object.keys(row);
     const key = identityOf(t, row);
     await this.updatesFirst(t, key, p);
-    await this.each(this.targets(p), (s) => this.touch(s, t, key) && this.queue(s, 'insert', t, columns, columns.map((c) => row[c])));
+    await this.inTurn(this.targets(p), (s) => this.touch(s, t, key) && this.queue(s, 'insert', t, columns, columns.map((c) => row[c])));
     if (p.kind === 'shard') this.parents.remember(t, row, p.shard);
   }
 
@@ -121,7 +133,7 @@ export class Applier {
     // (a delete by primary key of a row a shard does not hold costs one index probe).
     const p: Placement = t.config.route.kind !== 'reference' && this.routable(t, old) ? await this.rows.route(t, old) : { kind: 'all' };
     await this.updatesFirst(t, key, p);
-    await this.each(p.kind === 'shard' ? this.targets(p) : this.live(), (s) => this.touch(s, t, key) && this.queue(s, 'delete', t, t.info.primaryKey, key));
+    await this.inTurn(p.kind === 'shard' ? this.targets(p) : this.live(), (s) => this.touch(s, t, key) && this.queue(s, 'delete', t, t.info.primaryKey, key));
     this.parents.forget(t, old);
   }
 
@@ -154,9 +166,9 @@ export class Applier {
     const values = [...set.map((c) => row[c]), ...key];
     const targets = this.targets(p);
     const id = JSON.stringify(key);
-    if (!targets.every((s) => this.queues.updateInPlace(s.id, t, set, id)) && this.queues.queuedUpdate(t.name, id)) await this.drainAll();
+    if (this.queues.updateConflicts(targets.map((s) => s.id), t, set, id)) await this.drainAll();
     const move = p.kind === 'shard' ? { txn: this.txn, key, row } : undefined;
-    await this.each(targets, (s) => this.touch(s, t, key) && this.queue(s, 'update', t, set, values, { id, move }));
+    await this.inTurn(targets, (s) => this.touch(s, t, key) && this.queue(s, 'update', t, set, values, { id, move }));
     if (p.kind === 'shard') this.parents.remember(t, row, p.shard);
   }
 
@@ -197,7 +209,7 @@ export class Applier {
       this.touch(s, t, was);
       if ((await this.exec(s, deleteOneSql(t), [JSON.stringify(was)])) !== 1) throw missingRow(t, s, 'updated');
     });
-    await this.each(to, (s) => this.touch(s, t, now) && this.queue(s, 'insert', t, t.columns, now));
+    await this.inTurn(to, (s) => this.touch(s, t, now) && this.queue(s, 'insert', t, t.columns, now));
   }
 
   /** A table without a primary key: exactly one shard row equal to the old row goes. */
@@ -221,7 +233,7 @@ export class Applier {
     await this.drainAll(); // batched updates first: a row not on its shard moves, reading the others
     await Promise.all(
       this.sessions.map(async (s) => {
-        await this.drain(s);
+        await this.drain(s, false);
         if (s.pos >= end && !s.open) return;
         if (!s.open) await openShardTransaction(s);
         await writePosition(s.client, this.slot, lsnText(end > s.pos ? end : s.pos), sourceTime);
@@ -237,6 +249,9 @@ export class Applier {
   }
 
   async rollback(): Promise<void> {
+    await Promise.allSettled(this.inflight.values()); // a batch on its way ends (or fails) before the ROLLBACK
+    this.inflight.clear();
+    this.unfound.length = 0;
     await Promise.all(
       this.sessions.filter((s) => s.open).map(async (s) => {
         await s.client.query('ROLLBACK').catch(() => undefined);
@@ -261,6 +276,7 @@ export class Applier {
     if (n < DIRTY_CHUNK) return;
     for (const s of this.sessions) {
       if (!this.dirty.has(s.id)) continue;
+      await this.land(s); // the shard's connection is free
       try {
         if (!s.open) await openShardTransaction(s);
         await writeDirty(s.client, this.slot, this.dirty.take(s.id));
@@ -281,7 +297,7 @@ export class Applier {
     return this.dirty.size + this.queues.rows;
   }
 
-  /** Adds a row to the shard's batch; a batch of another table, kind or shape is sent first. */
+  /** Adds a row to the shard's batch; a batch it cannot join, or a full one, is sent (see drain). */
   private async queue(
     s: ShardSession,
     kind: BatchKind,
@@ -291,14 +307,44 @@ export class Applier {
     update?: { id: string; move: Move | undefined },
   ): Promise<void> {
     // sending an update batch may queue the rows it moves in: sent too before another kind
-    while (this.queues.blocks(s, kind, t, columns)) await this.drain(s);
-    if (this.queues.add(s, kind, t, columns, values, update)) await this.drain(s);
+    while (this.queues.blocks(s, kind, t, columns)) await this.drain(s, true);
+    if (this.queues.add(s, kind, t, columns, values, update)) await this.drain(s, true);
   }
 
-  /** Sends the shard's batch, then moves in the rows its updates did not find (in the source's order). */
-  private async drain(s: ShardSession): Promise<void> {
+  /**
+   * Sends the shard's batch after the one on its way there has landed. `pipelined`: it goes on its
+   * way while the stream goes on (not while rows move: see moving); else it is awaited. Rows its
+   * updates (or the landed batch's) did not find move in through drainAll.
+   */
+  private async drain(s: ShardSession, pipelined: boolean): Promise<void> {
     await this.failing(async () => {
-      for (const u of await this.queues.send(s)) await this.moveIn(s, u.table, u.move.key, u.move.row, u.move.txn);
+      await this.land(s);
+      if (!this.queues.has(s.id)) return;
+      if (pipelined && !this.moving) {
+        const sent = this.queues.send(s);
+        sent.catch(() => undefined); // its failure is met when it lands
+        this.inflight.set(s.id, sent);
+        this.pipelined++;
+        return;
+      }
+      const unfound = await this.queues.send(s);
+      if (unfound.length) {
+        this.unfound.push(...unfound.map((u) => ({ s, u })));
+        await this.drainAll();
+      }
+    });
+  }
+
+  /** Waits for the shard's batch on its way, if any; rows it did not find move in (through drainAll). */
+  private async land(s: ShardSession): Promise<void> {
+    const sent = this.inflight.get(s.id);
+    if (!sent) return;
+    this.inflight.delete(s.id);
+    await this.failing(async () => {
+      const unfound = await sent;
+      if (!unfound.length) return;
+      this.unfound.push(...unfound.map((u) => ({ s, u })));
+      await this.drainAll();
     });
   }
 
@@ -312,18 +358,40 @@ export class Applier {
     }
   }
 
-  /** Sends every shard's batch at once (each has its own connection), then settles moves one at a time, until nothing is queued. */
+  /**
+   * Every shard's batch on its way landed and what is queued sent (each shard has its own connection:
+   * at once), then the rows the updates did not find move in, one at a time, until nothing is queued:
+   * a move reads the other shards, which then hold every change before it.
+   */
   private async drainAll(): Promise<void> {
     await this.failing(async () => {
-      while (this.queues.size) {
-        const sent = await Promise.all(this.sessions.map(async (s) => (await this.queues.send(s)).map((u) => ({ s, u }))));
-        for (const { s, u } of sent.flat()) await this.moveIn(s, u.table, u.move.key, u.move.row, u.move.txn);
+      for (;;) {
+        const sent = await Promise.allSettled(
+          this.sessions.map(async (s) => {
+            const landed = this.inflight.get(s.id);
+            this.inflight.delete(s.id);
+            const unfound = [...((await landed) ?? []), ...(await this.queues.send(s))];
+            return unfound.map((u) => ({ s, u }));
+          }),
+        );
+        for (const r of sent) if (r.status === 'rejected') throw r.reason;
+        for (const r of sent) if (r.status === 'fulfilled') this.unfound.push(...r.value);
+        if (!this.unfound.length) return;
+        for (const { s, u } of sameKeyOnce(this.unfound.splice(0))) await this.moveIn(s, u.table, u.move.key, u.move.row, u.move.txn);
       }
     });
   }
 
   private touch(s: ShardSession, t: TableModel, key: readonly (string | null)[]): true {
     return this.dirty.touch(s.id, t, key);
+  }
+
+  /**
+   * A row queued on several shards, one after the other: queuing may land a batch whose rows then
+   * move, reading every shard, and one move at a time keeps that simple.
+   */
+  private async inTurn(sessions: ShardSession[], fn: (s: ShardSession) => Promise<unknown>): Promise<void> {
+    for (const s of sessions) await fn(s);
   }
 
   /** The same statement on several shards: each has its own connection, so they run at once. */
@@ -354,7 +422,7 @@ export class Applier {
 
   /** One statement on the shard, after what is queued for it (and what sending that queued: rows moved in). */
   private async exec(s: ShardSession, text: string, values: unknown[], changes = 1): Promise<number> {
-    while (this.queues.has(s.id)) await this.drain(s);
+    while (this.queues.has(s.id) || this.inflight.has(s.id)) await this.drain(s, false);
     return (await runOnShard(s, text, values, changes)).rowCount ?? 0;
   }
 
@@ -370,6 +438,15 @@ export class Applier {
 
   /** The row updated on the source is not on its new shard: bring it (and its descendants) there. */
   private async moveIn(target: ShardSession, t: TableModel, key: string[], row: Row, txn = this.txn): Promise<void> {
+    this.moving++;
+    try {
+      await this.moveInNow(target, t, key, row, txn);
+    } finally {
+      this.moving--;
+    }
+  }
+
+  private async moveInNow(target: ShardSession, t: TableModel, key: string[], row: Row, txn: bigint): Promise<void> {
     let moved: MovedRow[] | undefined;
     // every other shard is asked at once which holds the row (at most one does)
     const others = this.live().filter((s) => s !== target);
@@ -398,6 +475,15 @@ export class Applier {
 
   /** Removes a row and its `via` descendants from a shard, children first; with `stash`, keeps them for a replay. */
   private async take(s: ShardSession, t: TableModel, key: string[], stash: boolean, known?: Record<string, string | null>, txn = this.txn): Promise<MovedRow[] | undefined> {
+    this.moving++;
+    try {
+      return await this.takeNow(s, t, key, stash, known, txn);
+    } finally {
+      this.moving--;
+    }
+  }
+
+  private async takeNow(s: ShardSession, t: TableModel, key: string[], stash: boolean, known: Record<string, string | null> | undefined, txn: bigint): Promise<MovedRow[] | undefined> {
     const root = known ?? ((await s.sql.run(selectByKeySql(t), key)).rows[0] as Record<string, string | null> | undefined);
     if (!root) return undefined;
     const rows = await withDescendants((text, values) => s.sql.run(text, values), this.children, t, root);
@@ -409,6 +495,26 @@ export class Applier {
     if (stash) await this.exec(s, STASH_SQL, stashValues(this.slot, txn, this.seq++, t, key, rows));
     return rows;
   }
+}
+
+/**
+ * Rows not found, each key moved in once: a key updated again on the same shard while its earlier
+ * update was on its way comes back twice; it moves in with both updates' columns, the later winning.
+ */
+function sameKeyOnce(unfound: readonly { s: ShardSession; u: Unfound }[]): { s: ShardSession; u: Unfound }[] {
+  const once = new Map<string, { s: ShardSession; u: Unfound }>();
+  for (const m of unfound) {
+    const k = `${m.s.id}\0${m.u.table.name}\0${JSON.stringify(m.u.move.key)}`;
+    const had = once.get(k);
+    if (!had) {
+      once.set(k, m);
+      continue;
+    }
+    const row: Row = { ...had.u.move.row };
+    for (const [c, v] of Object.entries(m.u.move.row)) if (v !== undefined) row[c] = v;
+    had.u = { table: had.u.table, move: { ...had.u.move, row } };
+  }
+  return [...once.values()];
 }
 
 /** What the follower records of a row it wrote (follow_dirty): its primary key, or all its values when the table has none. */

@@ -21,6 +21,7 @@ export interface Unfound {
 
 /** Rows one shard will insert (or delete by key, or update by key) in one statement. */
 interface Group {
+  kind: BatchKind;
   table: TableModel;
   /** insert: the columns; delete: the primary key; update: the columns set */
   columns: readonly string[];
@@ -32,15 +33,16 @@ interface Group {
 }
 
 /**
- * A shard's batch: a run of INSERTs (or of DELETEs, or of UPDATEs) in the source's order, one
- * statement per table and column set. Within a run only rows of different tables change order, and
- * only on a shard whose session does not fire foreign-key triggers (session_replication_role =
- * replica); elsewhere a new table ends the run. An INSERT and a DELETE never pass each other (a key
- * deleted, then inserted).
+ * A shard's batch: its changes in the source's order, one statement per kind, table and column set.
+ * Only changes of different tables change order, and only on a shard whose session does not fire
+ * foreign-key triggers (session_replication_role = replica: there every constraint is one table's
+ * own, so changes of different tables commute); elsewhere the batch is a run of one kind, table and
+ * column set. Within one table a batch holds one kind: an INSERT and a DELETE never pass each other
+ * (a key deleted, then inserted), nor an UPDATE either.
  */
 interface Pending {
-  kind: BatchKind;
   groups: Map<string, Group>;
+  /** the kind and shape of the last row added */
   last: string;
   rows: number;
 }
@@ -55,15 +57,18 @@ export const MANY = 2_000;
 /** One statement on the shard in its open transaction, counted as `changes` changes. */
 export type RunOnShard = (s: ShardSession, text: string, values: unknown[], changes: number) => Promise<pg.QueryResult>;
 
-const shapeOf = (t: TableModel, columns: readonly string[]) => `${t.name}\0${columns.join('\0')}`;
+const shapeOf = (kind: BatchKind, t: TableModel, columns: readonly string[]) => `${kind}\0${t.name}\0${columns.join('\0')}`;
 
 /**
- * The batching queue: per shard, the batch being built, sent as one statement per table and column
- * set (one row as the plain prepared statement, more as one statement of arrays). It only holds and
- * sends rows; what must be sent before what is the Applier's to decide.
+ * The batching queue: per shard, the batch being built, sent as one statement per kind, table and
+ * column set (one row as the plain prepared statement, more as one statement of arrays), and the
+ * batch being sent (at most one per shard: the Applier builds the next one meanwhile). It only holds
+ * and sends rows; what must be sent before what is the Applier's to decide.
  */
 export class BatchQueues {
   private readonly pending = new Map<string, Pending>();
+  /** per shard, the batch on its way (what it holds still counts as queued: see queuedUpdate) */
+  private readonly sending = new Map<string, Pending>();
 
   constructor(private readonly run: RunOnShard) {}
 
@@ -76,36 +81,55 @@ export class BatchQueues {
     return this.pending.size;
   }
 
-  /** Rows waiting over all shards. */
+  /** Rows waiting or on their way, over all shards. */
   get rows(): number {
     let n = 0;
-    for (const p of this.pending.values()) n += p.rows;
+    for (const p of [...this.pending.values(), ...this.sending.values()]) n += p.rows;
     return n;
   }
 
-  /** Whether any shard holds a batch of UPDATEs. */
+  /** Whether any shard holds (or is sending) UPDATEs. */
   hasUpdates(): boolean {
-    return [...this.pending.values()].some((q) => q.kind === 'update');
+    return this.batches().some((g) => g.kind === 'update');
   }
 
-  /** Whether an update of this key waits in a batch on any shard. */
+  /** Whether an update of this key waits in a batch, or is on its way, on any shard. */
   queuedUpdate(table: string, id: string): boolean {
-    for (const p of this.pending.values()) {
-      if (p.kind !== 'update') continue;
-      for (const g of p.groups.values()) if (g.table.name === table && g.keys?.has(id)) return true;
+    return this.batches().some((g) => g.kind === 'update' && g.table.name === table && g.keys!.has(id));
+  }
+
+  /**
+   * Whether an update of this key, on these shards with these columns set, could apply out of the
+   * source's order among the updates of the key queued before it: one waits or is on its way on
+   * another shard, or waits on one of these with other columns set (another statement). One with
+   * the same columns waiting there is replaced in place (it writes all the earlier one did); one on
+   * its way there is applied first.
+   */
+  updateConflicts(shards: readonly string[], t: TableModel, set: readonly string[], id: string): boolean {
+    const shape = shapeOf('update', t, set);
+    for (const [queue, own] of [[this.pending, true], [this.sending, false]] as const) {
+      for (const [shard, p] of queue) {
+        const here = shards.includes(shard);
+        for (const [k, g] of p.groups) {
+          if (g.kind !== 'update' || g.table.name !== t.name || !g.keys!.has(id)) continue;
+          if (!here || (own && k !== shape)) return true;
+        }
+      }
     }
     return false;
-  }
-
-  /** Whether an update of this key with these columns set waits in the shard's batch (a new one would replace it in place). */
-  updateInPlace(shard: string, t: TableModel, set: readonly string[], id: string): boolean {
-    return this.pending.get(shard)?.groups.get(shapeOf(t, set))?.keys?.has(id) === true;
   }
 
   /** Whether the shard's batch must be sent before a row of this kind, table and columns joins it. */
   blocks(s: ShardSession, kind: BatchKind, t: TableModel, columns: readonly string[]): boolean {
     const q = this.pending.get(s.id);
-    return q !== undefined && (q.kind !== kind || (!s.replicaRole && q.last !== shapeOf(t, columns)));
+    if (!q) return false;
+    if (!s.replicaRole) return q.last !== shapeOf(kind, t, columns);
+    for (const g of q.groups.values()) if (g.table.name === t.name && g.kind !== kind) return true;
+    return false;
+  }
+
+  private batches(): Group[] {
+    return [...this.pending.values(), ...this.sending.values()].flatMap((p) => [...p.groups.values()]);
   }
 
   /**
@@ -114,11 +138,11 @@ export class BatchQueues {
    * is full and must be sent.
    */
   add(s: ShardSession, kind: BatchKind, t: TableModel, columns: readonly string[], values: (string | null | undefined)[], update?: { id: string; move: Move | undefined }): boolean {
-    const shape = shapeOf(t, columns);
+    const shape = shapeOf(kind, t, columns);
     let p = this.pending.get(s.id);
-    if (!p) this.pending.set(s.id, (p = { kind, groups: new Map(), last: shape, rows: 0 }));
+    if (!p) this.pending.set(s.id, (p = { groups: new Map(), last: shape, rows: 0 }));
     let g = p.groups.get(shape);
-    if (!g) p.groups.set(shape, (g = update ? { table: t, columns, rows: [], keys: new Map(), moves: [] } : { table: t, columns, rows: [] }));
+    if (!g) p.groups.set(shape, (g = update ? { kind, table: t, columns, rows: [], keys: new Map(), moves: [] } : { kind, table: t, columns, rows: [] }));
     p.last = shape;
     const at = update ? g.keys!.get(update.id) : undefined;
     if (at !== undefined) {
@@ -134,29 +158,42 @@ export class BatchQueues {
     return ++p.rows >= MANY;
   }
 
-  /** Sends the shard's batch; for an update batch, returns the rows it did not find, in the source's order. */
+  /**
+   * Sends the shard's batch (call only when none is on its way there); returns the rows its updates
+   * did not find, in the source's order.
+   */
   async send(s: ShardSession): Promise<Unfound[]> {
     const p = this.pending.get(s.id);
     if (!p) return [];
     this.pending.delete(s.id);
+    this.sending.set(s.id, p);
+    try {
+      return await this.sendGroups(s, p);
+    } finally {
+      this.sending.delete(s.id);
+    }
+  }
+
+  private async sendGroups(s: ShardSession, p: Pending): Promise<Unfound[]> {
     const unfound: Unfound[] = [];
-    for (const { table: t, columns, rows, moves } of p.groups.values()) {
-      if (p.kind === 'update') {
+    for (const { kind, table: t, columns, rows, moves } of p.groups.values()) {
+      if (kind === 'update') {
         const arrays = [...columns, ...t.info.primaryKey].map((_, i) => rows.map((r) => r[i]));
         const found = new Set((await this.run(s, updateManySql(t, columns), arrays, rows.length)).rows.map((r) => Number(r.n) - 1));
         moves!.forEach((m, i) => {
           if (m && !found.has(i)) unfound.push({ table: t, move: m });
         });
       } else if (rows.length === 1) {
-        await this.run(s, p.kind === 'insert' ? insertSql(t, columns) : deleteRowSql(t), rows[0]!, 1);
+        await this.run(s, kind === 'insert' ? insertSql(t, columns) : deleteRowSql(t), rows[0]!, 1);
       } else {
         const arrays = columns.map((_, i) => rows.map((r) => r[i]));
-        await this.run(s, p.kind === 'insert' ? insertManySql(t, columns) : deleteManySql(t), arrays, rows.length);
+        await this.run(s, kind === 'insert' ? insertManySql(t, columns) : deleteManySql(t), arrays, rows.length);
       }
     }
     return unfound;
   }
 
+  /** Forgets what waits (the shard transactions roll back; nothing may be on its way). */
   clear(): void {
     this.pending.clear();
   }
