@@ -51,7 +51,9 @@ export const USAGE = `npm run bench -- [options]
   --sample-rows N   rows of orders/order_items inserted row by row (default 20000)
   --repeat N        baseline / migrate --no-verify / migrate cycles (default 1; a final baseline always runs)
   --online-seconds N  seconds of write load in each window of the online phase (default 15)
-  --online-only     stage the fleet, then run only the online phase (migrate --follow, cutover)
+  --online-only     stage the fleet, then run only the online phase (migrate --follow, cutover); with
+                    --fixture pgbench its load is pgbench's TPC-B-like script from 4 clients, the
+                    follower's backlog rate is set against it (target >= 2x), then an UPDATE of every account
   --moves-only      stage the fleet, migrate, then run only the moves phase (the biggest tenant moved
                     online, then back offline, under a writer: the write outage of each)
   --fast            run the servers with fsync=off and full_page_writes=off, as the test fleet does (default:

@@ -1,4 +1,4 @@
-import { startWriter } from '../harness/fixtures/pos-writer.js';
+import pg from 'pg';
 import type { Config } from '../src/config/types.js';
 import { abandon, cutover, follow, type FollowEvent } from '../src/index.js';
 
@@ -36,18 +36,37 @@ export interface OnlineFigures {
   /** rows changed since the copy that the cutover re-proved inside its fence */
   cutoverCheckedRows: number;
   copySeconds: number;
+  /** the follower's peak RSS (this process: it runs in-process) while it worked off the backlog */
+  backlogPeakRssMB: number;
+  /** pgbench only: one UPDATE of every account, applied by the running follower (rows, seconds to catch up, peak RSS) */
+  bigUpdate?: { rows: number; seconds: number; peakRssMB: number };
+}
+
+/**
+ * The write load of the online phase: `busy`, as fast as it goes (the POS writer's 3 connections,
+ * pgbench's TPC-B-like script from 4 clients); else a steady trickle (one connection, a pause between
+ * transactions) for the cutover. `stop` says how many rows it changed.
+ */
+export interface OnlineLoad {
+  name: string;
+  start(busy: boolean, seed: number): { stop(): Promise<{ changes: number }> };
+  /** pgbench: the accounts table, for the big UPDATE */
+  accounts?: string;
+  /** run on the monolith first (pgbench: its keyless history table made REPLICA IDENTITY FULL, as the follower requires) */
+  setup?: string;
 }
 
 const CAUGHT_UP = 64 * 1024;
 
-export async function runOnline(config: Config, restaurants: number, seconds: number, log: (s: string) => void): Promise<OnlineFigures> {
+export async function runOnline(config: Config, writes: OnlineLoad, seconds: number, log: (s: string) => void): Promise<OnlineFigures> {
   await abandon(config).catch(() => undefined);
+  if (writes.setup) await withSource(config, (c) => c.query(writes.setup!));
   // 1. the load alone, as fast as the monolith takes it
-  const direct = startWriter(config.source, restaurants, { workers: 3, pauseMs: 0, seed: 11 });
+  const direct = writes.start(true, 11);
   await sleep(seconds * 1000);
   const d = await direct.stop();
   const directChangesPerS = d.changes / seconds;
-  log(`online: the monolith alone takes ${Math.round(directChangesPerS)} changed rows/s`);
+  log(`online: the monolith alone takes ${Math.round(directChangesPerS)} changed rows/s (${writes.name})`);
 
   // 2. the follower: copy, then the same load while it follows, then until it has caught up
   const t0 = performance.now();
@@ -67,7 +86,7 @@ export async function runOnline(config: Config, restaurants: number, seconds: nu
   await sleep(1500); // a progress event before the window
   const before = last?.sourceChanges ?? 0;
   const w0 = performance.now();
-  const load = startWriter(config.source, restaurants, { workers: 3, pauseMs: 0, seed: 12 });
+  const load = writes.start(true, 12);
   await sleep(seconds * 1000);
   const l = await load.stop();
   const windowS = (performance.now() - w0) / 1000;
@@ -87,7 +106,7 @@ export async function runOnline(config: Config, restaurants: number, seconds: nu
   // then resume it and time how fast it works off that backlog, alone on the machine
   halt.abort();
   await running.catch(() => undefined);
-  const backlog = startWriter(config.source, restaurants, { workers: 3, pauseMs: 0, seed: 14 });
+  const backlog = writes.start(true, 14);
   await sleep(seconds * 1000);
   await backlog.stop();
   let resumedAt = 0;
@@ -99,14 +118,30 @@ export async function runOnline(config: Config, restaurants: number, seconds: nu
     },
   });
   const drainStart = performance.now();
+  const rss = peakRss();
   while (performance.now() - drainStart < 600_000 && !(resumed && (resumed.lagBytes ?? 0) <= CAUGHT_UP)) await sleep(100);
+  const backlogPeakRssMB = rss.stop();
   const backlogChanges = resumed?.sourceChanges ?? 0;
   const backlogChangesPerS = resumed ? backlogChanges / Math.max(0.001, (resumed.at - resumedAt) / 1000) : 0;
-  log(`online: resumed on a backlog of ${seconds} s of load, the follower applied ${backlogChanges} source changes at ${Math.round(backlogChangesPerS)}/s`);
+  log(`online: resumed on a backlog of ${seconds} s of load, the follower applied ${backlogChanges} source changes at ${Math.round(backlogChangesPerS)}/s (peak RSS ${backlogPeakRssMB.toFixed(0)} MiB)`);
+
+  // 2c. pgbench: one UPDATE of every account (a transaction of millions of rows), applied by the running follower
+  let bigUpdate: OnlineFigures['bigUpdate'];
+  if (writes.accounts) {
+    const u0 = performance.now();
+    const big = peakRss();
+    const rows = await withSource(config, (c) => c.query(`UPDATE ${writes.accounts} SET abalance = abalance + 1`).then((r) => r.rowCount ?? 0));
+    const [{ lsn }] = await withSource(config, (c) => c.query(`SELECT pg_current_wal_lsn()::text AS lsn`).then((r) => r.rows));
+    const target = lsnValue(lsn);
+    const applied = () => (last ? lsnValue(last.appliedLsn) >= target : false);
+    while (performance.now() - u0 < 1_200_000 && !applied()) await sleep(200);
+    bigUpdate = { rows, seconds: (performance.now() - u0) / 1000, peakRssMB: big.stop() };
+    log(`online: an UPDATE of all ${rows} accounts was applied ${bigUpdate.seconds.toFixed(1)} s after it started (peak RSS ${bigUpdate.peakRssMB.toFixed(0)} MiB)`);
+  }
 
   // 3. cutover under a steady load (one connection, a pause between transactions), once the
   // follower has caught up with it, as a DBA would wait for a small lag before cutting over
-  const steady = startWriter(config.source, restaurants, { workers: 1, pauseMs: 20, seed: 13 });
+  const steady = writes.start(false, 13);
   const until = Date.now() + 120_000;
   do await sleep(1000);
   while (Date.now() < until && (last?.lagBytes ?? 0) > 256 * 1024);
@@ -127,7 +162,37 @@ export async function runOnline(config: Config, restaurants: number, seconds: nu
     cutoverPhasesMs: cut.phasesMs as Record<string, number>,
     cutoverCheckedRows: cut.checkedRows,
     copySeconds,
+    backlogPeakRssMB,
+    ...(bigUpdate ? { bigUpdate } : {}),
   };
 }
+
+/** Samples this process's RSS every 50 ms until stop(), which returns the peak (MiB). */
+function peakRss(): { stop(): number } {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(peak, process.memoryUsage().rss) / (1024 * 1024);
+    },
+  };
+}
+
+const withSource = async <T>(config: Config, fn: (c: pg.Client) => Promise<T>): Promise<T> => {
+  const c = new pg.Client({ connectionString: config.source });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+};
+
+/** A pg_lsn's text as a number (X/Y: two 32-bit halves). */
+const lsnValue = (text: string): bigint => {
+  const [hi, lo] = text.split('/');
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+};
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

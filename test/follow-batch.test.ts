@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { loadConfig } from '../src/config/load.js';
-import { watchCli, runCli, type CliResult } from './helpers/cli.js';
+import { followerCaughtUp, startFollower, stopFollower, type Follower } from './helpers/follower.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
 
@@ -19,7 +18,6 @@ import { sql } from './helpers/fleet.js';
  * against the monolith. pgbench fixture plus two tables of the test's own.
  */
 
-type Event = { type: string; [k: string]: unknown };
 type Shards = { shard: string; statements: number }[];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,7 +25,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('migrate --follow batches updates and stays exact', () => {
   let stage: Stage;
   let cfg: string;
-  let follower: { child: ChildProcess; exit: Promise<CliResult> } | undefined;
+  let follower: Follower | undefined;
   let progress: Shards | undefined;
   let reports = 0;
   const src = () => stage.config.source;
@@ -35,16 +33,7 @@ describe('migrate --follow batches updates and stays exact', () => {
 
   /** Waits until every shard has committed the stream past the monolith's current WAL position, then for a fresh progress report. */
   const caughtUp = async () => {
-    const [{ lsn }] = await sql(src(), `SELECT pg_current_wal_lsn()::text AS lsn`);
-    let ended: CliResult | undefined;
-    void follower!.exit.then((r) => (ended = r));
-    for (let i = 0; ; i++) {
-      if (ended) assert.fail(`the follower ended (${ended.status}): ${ended.stderr.slice(-3000)}`);
-      if (i > 1200) assert.fail('the follower did not catch up in 300 s');
-      const at = await Promise.all(shards().map((u) => sql(u, `SELECT lsn >= $1::pg_lsn AS ok FROM shardctl.follow_position WHERE slot = 'shardctl_migrate'`, [lsn])));
-      if (at.every((r) => r[0]?.ok)) break;
-      await sleep(250);
-    }
+    await followerCaughtUp(src(), shards(), follower!.exit);
     const seen = reports;
     while (reports < seen + 2) await sleep(100); // a report made wholly after the catch-up
     return progress!;
@@ -78,24 +67,15 @@ describe('migrate --follow batches updates and stays exact', () => {
     doc.tables.push({ name: 'item', key: 'bid' }, { name: 'item_part', via: 'item_id -> item.id' });
     cfg = join(dirname(stage.configPath), 'shardctl-batch.yaml');
     writeFileSync(cfg, stringify(doc), { mode: 0o600 });
-    let ready!: (c: ChildProcess) => void;
-    const streaming = new Promise<ChildProcess>((r) => (ready = r));
-    const exit = watchCli(['migrate', '--follow', '--json', '--config', cfg], (e: Event, child) => {
-      if (e.type === 'follow-start') ready(child);
+    follower = await startFollower(cfg, (e) => {
       if (e.type === 'follow-progress') {
         progress = e.shards as Shards;
         reports++;
       }
     });
-    const child = await Promise.race([streaming, exit.then((r) => assert.fail(`the follower ended before it streamed (${r.status}): ${r.stderr.slice(-3000)}`))]);
-    follower = { child, exit };
   });
   after(async () => {
-    if (follower) {
-      follower.child.kill('SIGINT');
-      await follower.exit;
-    }
-    runCli(['migrate', '--abandon', '--config', cfg]);
+    await stopFollower(follower, cfg);
     await stage?.stop();
   });
 

@@ -1,15 +1,15 @@
 import type pg from 'pg';
 import { parentCell, shardCell } from '../cells/h3.js';
-import { pgFailure } from '../db/pg-error.js';
 import { h3Strategy, viaChildren, type Model, type TableModel, type ViaChild } from '../tables/model.js';
 import type { Row } from '../stream/decoder.js';
 import { lsnText } from '../stream/lsn.js';
 import { writePosition } from '../stream/positions.js';
-import { deleteRowSql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Statements, updateSql } from '../stream/statements.js';
+import { openShardTransaction, runOnShard, type ShardSession } from '../stream/shard-session.js';
+import { withDescendants } from '../stream/stash.js';
+import { deleteRowSql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Statements, updateByKey } from '../stream/statements.js';
 
 /** A change the move cannot apply exactly: the move stops and is undone (its message says why). */
 export class UnitStreamError extends Error {}
-
 
 /**
  * Applies the old shard's stream to the new shard for ONE unit, exactly: a change is applied when
@@ -27,32 +27,41 @@ export class UnitStreamError extends Error {}
  */
 export class UnitApplier {
   private skip = false;
-  private open = false;
   /** changes applied since the last flush */
   pending = 0;
-  applied = 0;
-  private readonly sql: Statements;
+  /** the new shard's session (the same transaction and statement helpers as the follower's) */
+  private readonly s: ShardSession;
   private readonly children: Map<string, ViaChild[]>;
   /** link values of the unit's parent rows deleted in the current source transaction */
   private gone = new Set<string>();
 
   constructor(
     private readonly model: Model,
-    private readonly client: pg.Client,
-    private readonly shard: string,
+    client: pg.Client,
+    shard: string,
     private readonly slot: string,
     private readonly unit: string,
     /** the source position the shard has committed */
-    public pos: bigint,
-    private readonly replicaRole: boolean,
+    pos: bigint,
+    replicaRole: boolean,
   ) {
-    this.sql = new Statements(client);
+    this.s = { id: shard, client, sql: new Statements(client), replicaRole, pos, open: false, applied: 0, statements: 0 };
     this.children = viaChildren(model);
+  }
+
+  /** the source position the shard has committed */
+  get pos(): bigint {
+    return this.s.pos;
+  }
+
+  /** changes applied by this run */
+  get applied(): number {
+    return this.s.applied;
   }
 
   /** A source transaction starts; skipped when the shard committed it before a crash. */
   begin(commitLsn: bigint): void {
-    this.skip = this.pos > commitLsn;
+    this.skip = this.s.pos > commitLsn;
     this.gone = new Set();
   }
 
@@ -71,8 +80,8 @@ export class UnitApplier {
     for (const [c, v] of Object.entries(row)) if (v !== undefined) merged[c] = v;
     const stays = await this.owns(t, merged);
     if (held && stays) {
-      const set = Object.keys(row).filter((c) => row[c] !== undefined); // 'u': unchanged TOAST, left alone
-      await this.exec(updateSql(t, set), [...set.map((c) => row[c]), ...key]);
+      const u = updateByKey(t, row, key);
+      await this.exec(u.text, u.values);
     } else if (held) {
       await this.remove(t, held); // the row left the unit (its unit column changed): it and its via rows go
     } else if (stays) {
@@ -101,19 +110,20 @@ export class UnitApplier {
 
   /** Commits what was applied with the position `end` (the end of the last complete source transaction). */
   async flush(end: bigint): Promise<void> {
-    if (end <= this.pos && !this.open) return;
-    if (!this.open) await this.begin_();
-    await writePosition(this.client, this.slot, lsnText(end > this.pos ? end : this.pos), new Date());
-    await this.client.query('COMMIT');
-    this.open = false;
+    const s = this.s;
+    if (end <= s.pos && !s.open) return;
+    if (!s.open) await openShardTransaction(s);
+    await writePosition(s.client, this.slot, lsnText(end > s.pos ? end : s.pos), new Date());
+    await s.client.query('COMMIT');
+    s.open = false;
     this.pending = 0;
-    if (end > this.pos) this.pos = end;
+    if (end > s.pos) s.pos = end;
   }
 
   async rollback(): Promise<void> {
-    if (!this.open) return;
-    await this.client.query('ROLLBACK').catch(() => undefined);
-    this.open = false;
+    if (!this.s.open) return;
+    await this.s.client.query('ROLLBACK').catch(() => undefined);
+    this.s.open = false;
   }
 
   /** The row the shard holds under this key, when it belongs to the unit. */
@@ -160,35 +170,21 @@ export class UnitApplier {
 
   /** Deletes a row of the unit and the unit's rows that reach it through via tables, children first. */
   private async remove(t: TableModel, row: Row): Promise<void> {
-    for (const c of this.children.get(t.name) ?? []) {
-      const v = row[c.parentColumn];
-      if (v === null || v === undefined) continue;
-      const kids = (await this.run(selectByColumnSql(c.table, c.column), [[v]])).rows as Row[];
-      for (const k of kids) await this.remove(c.table, k);
+    const rows = await withDescendants((text, values) => this.run(text, values), this.children, t, row as Record<string, string | null>);
+    for (const m of rows.reverse()) {
+      const mt = this.model.table(m.table);
+      await this.exec(deleteRowSql(mt), keyOf(mt, m.row));
     }
-    await this.exec(deleteRowSql(t), keyOf(t, row));
   }
 
-  private async begin_(): Promise<void> {
-    await this.client.query('BEGIN');
-    // as PostgreSQL's own apply worker: no per-row user triggers (the guard lets shardctl pass anyway)
-    if (this.replicaRole) await this.client.query('SET LOCAL session_replication_role = replica');
-    this.open = true;
-  }
-
+  /** A read in the shard's open transaction (not counted as a change). */
   private async run(text: string, values: unknown[]): Promise<pg.QueryResult> {
-    try {
-      if (!this.open) await this.begin_();
-      return await this.sql.run(text, values);
-    } catch (e) {
-      throw pgFailure(e, `shard ${this.shard}`);
-    }
+    return runOnShard(this.s, text, values, 0);
   }
 
   private async exec(text: string, values: unknown[]): Promise<void> {
-    await this.run(text, values);
+    await runOnShard(this.s, text, values, 1);
     this.pending++;
-    this.applied++;
   }
 }
 

@@ -1,90 +1,20 @@
-import type pg from 'pg';
 import { pgFailure } from '../db/pg-error.js';
 import { viaChildren, type Model, type TableModel, type ViaChild } from '../tables/model.js';
+import { BatchQueues, type BatchKind, type Move, type Unfound } from './batch-queue.js';
 import type { Row } from './decoder.js';
+import { DirtyRows } from './dirty.js';
 import { lsnText } from './lsn.js';
+import { findParentShard, ParentCache } from './parents.js';
 import { writeDirty, writePosition } from './positions.js';
 import { RouteError, type Placement, type RowRouter } from './route.js';
-import {
-  deleteManySql,
-  deleteOneSql,
-  deleteRowSql,
-  existsSql,
-  fullRowOf,
-  insertManySql,
-  insertSql,
-  keyOf,
-  selectByColumnSql,
-  selectByKeySql,
-  Statements,
-  updateManySql,
-  updateOneSql,
-  updateSql,
-} from './statements.js';
+import { openShardTransaction, runOnShard, type ShardSession } from './shard-session.js';
+import { pruneStash, STASH_SQL, stashedRows, stashValues, withDescendants, type MovedRow } from './stash.js';
+import { deleteOneSql, fullRowOf, keyOf, selectByKeySql, setColumns, updateByKey, updateOneSql } from './statements.js';
 
-/** One target shard's connection and where it stands in the stream. */
-export interface ShardSession {
-  readonly id: string;
-  readonly client: pg.Client;
-  readonly sql: Statements;
-  /** may set session_replication_role = replica (no per-row triggers, as PostgreSQL's own apply worker) */
-  readonly replicaRole: boolean;
-  /** the source WAL position this shard has committed (end of the last source transaction it holds) */
-  pos: bigint;
-  /** a shard transaction is open (a batch of source transactions in flight) */
-  open: boolean;
-  /** statements applied, for progress */
-  applied: number;
-  /** data statements sent (one per batch of rows), for progress: proves the batching */
-  statements: number;
-}
-
-/** Rows one shard will insert (or delete by key, or update by key) in one statement. */
-interface Group {
-  table: TableModel;
-  /** insert: the columns; delete: the primary key; update: the columns set */
-  columns: readonly string[];
-  rows: (string | null | undefined)[][];
-  /** update: each key (JSON) → its index in rows (a key updated again keeps only its last update) */
-  keys?: Map<string, number>;
-  /** update: what a row that is not on the shard needs to move in (undefined for a reference table) */
-  moves?: (Move | undefined)[];
-}
-
-/** An UPDATE whose row may have to move to the shard: the source transaction it belongs to, its key and new row. */
-interface Move {
-  txn: bigint;
-  key: string[];
-  row: Row;
-}
-
-/**
- * A shard's queue: a run of INSERTs (or of DELETEs) in the source's order, one statement per table
- * and column set. Within a run only rows of different tables change order, and only on a shard
- * whose session does not fire foreign-key triggers (session_replication_role = replica); elsewhere a
- * new table ends the run. An INSERT and a DELETE never pass each other (a key deleted, then inserted).
- */
-interface Pending {
-  kind: 'insert' | 'delete' | 'update';
-  groups: Map<string, Group>;
-  last: string;
-  rows: number;
-}
-
-/**
- * Rows per batched statement and shard. Measured on a loaded 2-core machine, a 200,000-row UPDATE
- * caught up at ~7,400 rows/s with 500 and ~10,900 with 2,000: the statement's fixed costs are not
- * only the round trip. What is held stays bounded by DIRTY_CHUNK.
- */
-const MANY = 2_000;
+export type { ShardSession } from './shard-session.js';
 
 /** Changes held (over all shards) before the rows recorded for follow_dirty are written in the open transactions (memory stays bounded). */
 const DIRTY_CHUNK = 10_000;
-
-interface MovedRow {
-  table: string;
-  row: Record<string, string | null>;
-}
 
 /**
  * Applies decoded source transactions to the shards, exactly once in effect:
@@ -96,24 +26,38 @@ interface MovedRow {
  *  - an UPDATE whose row now belongs to another shard moves the row (and its `via` descendants):
  *    the giving shard deletes them and keeps a copy in its stash in the same transaction, the
  *    receiving shard inserts them, with unchanged TOASTed columns taken from the old row.
- * Batched per shard: a run of INSERTs becomes one statement per table (see Pending), as does a
- * run of DELETEs by key; everything else (UPDATEs, moves, reads of the shards) and the commit first
- * send what is queued. A failing statement stops the follower.
+ * Batched per shard (batch-queue.ts): a run of INSERTs becomes one statement per table, as does a
+ * run of DELETEs by key or of UPDATEs that keep their key; everything else (moves, reads of the
+ * shards, keyless tables) and the commit first send what is queued. A failing statement stops the
+ * follower. Its helpers, one job each: the batching queue, the parent cache (routing by parent), the
+ * stash for moved rows, the record of dirty rows.
  */
 export class Applier {
   private skip = new Set<string>();
   private txn = 0n;
   /** follow_stash's order; never reset (a deferred move may stash for an earlier source transaction) */
   private seq = 0;
-  private readonly parents = new Lru<string, string>(200_000);
   private readonly children: Map<string, ViaChild[]>;
+  private readonly parents: ParentCache;
   private readonly byId: Map<string, ShardSession>;
   /** per shard: rows written in its open transaction (table + key), recorded with its commit */
-  private readonly dirty = new Map<string, Map<string, readonly [string, string]>>();
+  private readonly dirty = new DirtyRows();
   /** per table: whether its updates may be batched (see batchable) */
   private readonly plain = new Map<string, boolean>();
   /** per shard: the batch being built (sent before any other statement on that shard, and at flush) */
-  private readonly pending = new Map<string, Pending>();
+  private readonly queues = new BatchQueues(runOnShard);
+  /**
+   * per shard: the batch on its way, sent while the stream goes on (pipelined: the next batch is
+   * decoded and built meanwhile, and the shards apply theirs at once); it resolves to the rows its
+   * updates did not find. Anything else that uses the shard's connection waits for it first.
+   */
+  private readonly inflight = new Map<string, Promise<Unfound[]>>();
+  /** rows batched updates did not find, in the order they came back: moved in by drainAll */
+  private readonly unfound: { s: ShardSession; u: Unfound }[] = [];
+  /** > 0 while rows move between shards: batches are then sent and awaited in turn, never left on their way */
+  private moving = 0;
+  /** batches sent while the stream went on (see inflight), for tests and progress */
+  pipelined = 0;
   /** the position every shard has committed */
   confirmed: bigint;
   /**
@@ -123,20 +67,20 @@ export class Applier {
   private failed: unknown;
   /** the most changes held in memory at once (see held) since the last heldHighWater() */
   private heldHigh = 0;
+  private readonly rows: RowRouter;
 
   constructor(
     private readonly model: Model,
     readonly sessions: readonly ShardSession[],
     private readonly slot: string,
-    private readonly router: (parentShard: (parent: TableModel, column: string, value: string) => Promise<Placement>) => RowRouter,
+    router: (parentShard: (parent: TableModel, column: string, value: string) => Promise<Placement>) => RowRouter,
   ) {
     this.byId = new Map(sessions.map((s) => [s.id, s]));
     this.children = viaChildren(model);
+    this.parents = new ParentCache(this.children);
     this.confirmed = sessions.reduce((m, s) => (s.pos < m ? s.pos : m), sessions[0]?.pos ?? 0n);
-    this.rows = this.router((p, c, v) => this.parentShard(p, c, v));
+    this.rows = router((p, c, v) => this.parentShard(p, c, v));
   }
-
-  private readonly rows: RowRouter;
 
   /** A source transaction starts; shards that already committed it will not see its changes again. */
   begin(commitLsn: bigint): void {
@@ -149,8 +93,8 @@ export class Applier {
     const columns = Object.keys(row);
     const key = identityOf(t, row);
     await this.updatesFirst(t, key, p);
-    await this.each(this.targets(p), (s) => this.touch(s, t, key) && this.queue(s, 'insert', t, columns, columns.map((c) => row[c])));
-    if (p.kind === 'shard') this.remember(t, row, p.shard);
+    await this.inTurn(this.targets(p), (s) => this.touch(s, t, key) && this.queue(s, 'insert', t, columns, columns.map((c) => row[c])));
+    if (p.kind === 'shard') this.parents.remember(t, row, p.shard);
   }
 
   async update(t: TableModel, old: Row | null, row: Row): Promise<void> {
@@ -158,13 +102,12 @@ export class Applier {
     await this.drainAll(); // an update reads row counts and may move rows between shards
     if (!t.info.primaryKey.length) return this.updateFull(t, old, row);
     const key = keyOf(t, row, old);
-    const set = Object.keys(row).filter((c) => row[c] !== undefined); // 'u': unchanged TOAST, left alone
-    const values = [...set.map((c) => row[c]), ...key];
+    const { text, values } = updateByKey(t, row, key);
     // a key-changing UPDATE: both keys are dirty (the old one must be gone, the new one right)
     const newKey = t.info.primaryKey.every((k) => typeof row[k] === 'string') ? keyOf(t, row) : key;
     const p = await this.rows.route(t, row);
     if (p.kind === 'all') {
-      await this.each(this.live(), (s) => this.touch(s, t, key) && this.touch(s, t, newKey) && this.exec(s, updateSql(t, set), values));
+      await this.each(this.live(), (s) => this.touch(s, t, key) && this.touch(s, t, newKey) && this.exec(s, text, values));
       return;
     }
     const target = p.kind === 'shard' && !this.skip.has(p.shard) ? this.byId.get(p.shard)! : undefined;
@@ -173,14 +116,14 @@ export class Applier {
       // parent is only on such shards). Any old copy on a shard that has not is removed.
       if (p.kind === 'unknown' && this.skip.size === 0) throw new RouteError(p.why);
       for (const s of this.live()) await this.take(s, t, key, false);
-      if (p.kind === 'shard') this.remember(t, row, p.shard);
+      if (p.kind === 'shard') this.parents.remember(t, row, p.shard);
       return;
     }
     this.touch(target, t, key);
     this.touch(target, t, newKey);
-    const n = await this.exec(target, updateSql(t, set), values);
+    const n = await this.exec(target, text, values);
     if (n === 0) await this.moveIn(target, t, key, row);
-    this.remember(t, row, target.id);
+    this.parents.remember(t, row, target.id);
   }
 
   async delete(t: TableModel, old: Row): Promise<void> {
@@ -190,8 +133,8 @@ export class Applier {
     // (a delete by primary key of a row a shard does not hold costs one index probe).
     const p: Placement = t.config.route.kind !== 'reference' && this.routable(t, old) ? await this.rows.route(t, old) : { kind: 'all' };
     await this.updatesFirst(t, key, p);
-    await this.each(p.kind === 'shard' ? this.targets(p) : this.live(), (s) => this.touch(s, t, key) && this.queue(s, 'delete', t, t.info.primaryKey, key));
-    this.forget(t, old);
+    await this.inTurn(p.kind === 'shard' ? this.targets(p) : this.live(), (s) => this.touch(s, t, key) && this.queue(s, 'delete', t, t.info.primaryKey, key));
+    this.parents.forget(t, old);
   }
 
   /**
@@ -219,25 +162,14 @@ export class Applier {
     const key = keyOf(t, row);
     const p = await this.rows.route(t, row);
     if (p.kind === 'unknown') throw new RouteError(p.why);
-    const set = Object.keys(row).filter((c) => row[c] !== undefined); // 'u': unchanged TOAST, left alone
+    const set = setColumns(row);
     const values = [...set.map((c) => row[c]), ...key];
     const targets = this.targets(p);
     const id = JSON.stringify(key);
-    const shape = `${t.name}\0${set.join('\0')}`;
-    const inPlace = (s: ShardSession) => this.pending.get(s.id)?.groups.get(shape)?.keys?.has(id) === true;
-    if (!targets.every(inPlace) && this.queuedUpdate(t.name, id)) await this.drainAll();
+    if (this.queues.updateConflicts(targets.map((s) => s.id), t, set, id)) await this.drainAll();
     const move = p.kind === 'shard' ? { txn: this.txn, key, row } : undefined;
-    await this.each(targets, (s) => this.touch(s, t, key) && this.queue(s, 'update', t, set, values, { id, move }));
-    if (p.kind === 'shard') this.remember(t, row, p.shard);
-  }
-
-  /** Whether an update of this key waits in a batch on any shard. */
-  private queuedUpdate(table: string, id: string): boolean {
-    for (const p of this.pending.values()) {
-      if (p.kind !== 'update') continue;
-      for (const g of p.groups.values()) if (g.table.name === table && g.keys?.has(id)) return true;
-    }
-    return false;
+    await this.inTurn(targets, (s) => this.touch(s, t, key) && this.queue(s, 'update', t, set, values, { id, move }));
+    if (p.kind === 'shard') this.parents.remember(t, row, p.shard);
   }
 
   /**
@@ -246,8 +178,8 @@ export class Applier {
    * or several shards at once (settling reads other shards: one at a time keeps it simple).
    */
   private async updatesFirst(t: TableModel, key: readonly (string | null)[], p: Placement): Promise<void> {
-    if (![...this.pending.values()].some((q) => q.kind === 'update')) return;
-    if (p.kind !== 'shard' || t.config.route.kind === 'via' || this.queuedUpdate(t.name, JSON.stringify(key))) await this.drainAll();
+    if (!this.queues.hasUpdates()) return;
+    if (p.kind !== 'shard' || t.config.route.kind === 'via' || this.queues.queuedUpdate(t.name, JSON.stringify(key))) await this.drainAll();
   }
 
   /**
@@ -277,7 +209,7 @@ export class Applier {
       this.touch(s, t, was);
       if ((await this.exec(s, deleteOneSql(t), [JSON.stringify(was)])) !== 1) throw missingRow(t, s, 'updated');
     });
-    await this.each(to, (s) => this.touch(s, t, now) && this.queue(s, 'insert', t, t.columns, now));
+    await this.inTurn(to, (s) => this.touch(s, t, now) && this.queue(s, 'insert', t, t.columns, now));
   }
 
   /** A table without a primary key: exactly one shard row equal to the old row goes. */
@@ -301,14 +233,13 @@ export class Applier {
     await this.drainAll(); // batched updates first: a row not on its shard moves, reading the others
     await Promise.all(
       this.sessions.map(async (s) => {
-        await this.drain(s);
+        await this.drain(s, false);
         if (s.pos >= end && !s.open) return;
-        if (!s.open) await this.open(s);
+        if (!s.open) await openShardTransaction(s);
         await writePosition(s.client, this.slot, lsnText(end > s.pos ? end : s.pos), sourceTime);
-        await writeDirty(s.client, this.slot, [...(this.dirty.get(s.id)?.values() ?? [])]);
-        this.dirty.delete(s.id);
+        await writeDirty(s.client, this.slot, this.dirty.take(s.id));
         // stashed rows of transactions every shard has committed are no longer needed
-        await s.sql.run('DELETE FROM shardctl.follow_stash WHERE slot = $1 AND lsn < $2', [this.slot, lsnText(before)]);
+        await pruneStash((text, values) => s.sql.run(text, values), this.slot, before);
         await s.client.query('COMMIT');
         s.open = false;
         if (end > s.pos) s.pos = end;
@@ -318,6 +249,9 @@ export class Applier {
   }
 
   async rollback(): Promise<void> {
+    await Promise.allSettled(this.inflight.values()); // a batch on its way ends (or fails) before the ROLLBACK
+    this.inflight.clear();
+    this.unfound.length = 0;
     await Promise.all(
       this.sessions.filter((s) => s.open).map(async (s) => {
         await s.client.query('ROLLBACK').catch(() => undefined);
@@ -327,7 +261,7 @@ export class Applier {
     this.failed = undefined;
     this.parents.clear(); // it may describe rolled-back changes
     this.dirty.clear();
-    this.pending.clear();
+    this.queues.clear();
   }
 
   /**
@@ -341,15 +275,14 @@ export class Applier {
     if (n > this.heldHigh) this.heldHigh = n;
     if (n < DIRTY_CHUNK) return;
     for (const s of this.sessions) {
-      const m = this.dirty.get(s.id);
-      if (!m?.size) continue;
+      if (!this.dirty.has(s.id)) continue;
+      await this.land(s); // the shard's connection is free
       try {
-        if (!s.open) await this.open(s);
-        await writeDirty(s.client, this.slot, [...m.values()]);
+        if (!s.open) await openShardTransaction(s);
+        await writeDirty(s.client, this.slot, this.dirty.take(s.id));
       } catch (e) {
         throw pgFailure(e, `shard ${s.id}`);
       }
-      this.dirty.delete(s.id);
     }
   }
 
@@ -361,47 +294,57 @@ export class Applier {
   }
 
   private held(): number {
-    let n = 0;
-    for (const m of this.dirty.values()) n += m.size;
-    for (const p of this.pending.values()) n += p.rows;
-    return n;
+    return this.dirty.size + this.queues.rows;
   }
 
-  /** Adds a row to the shard's batch; a batch of another table, kind or shape is sent first. */
+  /** Adds a row to the shard's batch; a batch it cannot join, or a full one, is sent (see drain). */
   private async queue(
     s: ShardSession,
-    kind: Pending['kind'],
+    kind: BatchKind,
     t: TableModel,
     columns: readonly string[],
     values: (string | null | undefined)[],
     update?: { id: string; move: Move | undefined },
   ): Promise<void> {
-    const shape = `${t.name}\0${columns.join('\0')}`;
     // sending an update batch may queue the rows it moves in: sent too before another kind
-    for (let q = this.pending.get(s.id); q && (q.kind !== kind || (!s.replicaRole && q.last !== shape)); q = this.pending.get(s.id)) await this.drain(s);
-    let p = this.pending.get(s.id);
-    if (!p) this.pending.set(s.id, (p = { kind, groups: new Map(), last: shape, rows: 0 }));
-    let g = p.groups.get(shape);
-    if (!g) p.groups.set(shape, (g = update ? { table: t, columns, rows: [], keys: new Map(), moves: [] } : { table: t, columns, rows: [] }));
-    p.last = shape;
-    const at = update ? g.keys!.get(update.id) : undefined;
-    if (at !== undefined) {
-      g.rows[at] = values; // the same key updated again: its last update wins
-      g.moves![at] = update!.move;
-      return;
-    }
-    if (update) {
-      g.keys!.set(update.id, g.rows.length);
-      g.moves!.push(update.move);
-    }
-    g.rows.push(values);
-    if (++p.rows >= MANY) await this.drain(s);
+    while (this.queues.blocks(s, kind, t, columns)) await this.drain(s, true);
+    if (this.queues.add(s, kind, t, columns, values, update)) await this.drain(s, true);
   }
 
-  /** Sends the shard's batch: one row as the plain prepared statement, more as one statement of arrays. */
-  private async drain(s: ShardSession): Promise<void> {
+  /**
+   * Sends the shard's batch after the one on its way there has landed. `pipelined`: it goes on its
+   * way while the stream goes on (not while rows move: see moving); else it is awaited. Rows its
+   * updates (or the landed batch's) did not find move in through drainAll.
+   */
+  private async drain(s: ShardSession, pipelined: boolean): Promise<void> {
     await this.failing(async () => {
-      for (const settle of await this.send(s)) await settle();
+      await this.land(s);
+      if (!this.queues.has(s.id)) return;
+      if (pipelined && !this.moving) {
+        const sent = this.queues.send(s);
+        sent.catch(() => undefined); // its failure is met when it lands
+        this.inflight.set(s.id, sent);
+        this.pipelined++;
+        return;
+      }
+      const unfound = await this.queues.send(s);
+      if (unfound.length) {
+        this.unfound.push(...unfound.map((u) => ({ s, u })));
+        await this.drainAll();
+      }
+    });
+  }
+
+  /** Waits for the shard's batch on its way, if any; rows it did not find move in (through drainAll). */
+  private async land(s: ShardSession): Promise<void> {
+    const sent = this.inflight.get(s.id);
+    if (!sent) return;
+    this.inflight.delete(s.id);
+    await this.failing(async () => {
+      const unfound = await sent;
+      if (!unfound.length) return;
+      this.unfound.push(...unfound.map((u) => ({ s, u })));
+      await this.drainAll();
     });
   }
 
@@ -416,48 +359,39 @@ export class Applier {
   }
 
   /**
-   * Sends the shard's batch; for an update batch, returns what settles the rows it did not find
-   * (each moves in from the shard that holds it, in the order of the source).
+   * Every shard's batch on its way landed and what is queued sent (each shard has its own connection:
+   * at once), then the rows the updates did not find move in, one at a time, until nothing is queued:
+   * a move reads the other shards, which then hold every change before it.
    */
-  private async send(s: ShardSession): Promise<(() => Promise<void>)[]> {
-    const p = this.pending.get(s.id);
-    if (!p) return [];
-    this.pending.delete(s.id);
-    const settles: (() => Promise<void>)[] = [];
-    for (const { table: t, columns, rows, moves } of p.groups.values()) {
-      if (p.kind === 'update') {
-        const arrays = [...columns, ...t.info.primaryKey].map((_, i) => rows.map((r) => r[i]));
-        const found = new Set((await this.run(s, updateManySql(t, columns), arrays, rows.length)).rows.map((r) => Number(r.n) - 1));
-        moves!.forEach((m, i) => {
-          if (m && !found.has(i)) settles.push(() => this.moveIn(s, t, m.key, m.row, m.txn));
-        });
-      } else if (rows.length === 1) {
-        await this.exec(s, p.kind === 'insert' ? insertSql(t, columns) : deleteRowSql(t), rows[0]!);
-      } else {
-        const arrays = columns.map((_, i) => rows.map((r) => r[i]));
-        await this.exec(s, p.kind === 'insert' ? insertManySql(t, columns) : deleteManySql(t), arrays, rows.length);
-      }
-    }
-    return settles;
-  }
-
-  /** Sends every shard's batch at once (each has its own connection), then settles moves one at a time, until nothing is queued. */
   private async drainAll(): Promise<void> {
     await this.failing(async () => {
-      while (this.pending.size) {
-        const settles = await Promise.all(this.sessions.map((s) => this.send(s)));
-        for (const settle of settles.flat()) await settle();
+      for (;;) {
+        const sent = await Promise.allSettled(
+          this.sessions.map(async (s) => {
+            const landed = this.inflight.get(s.id);
+            this.inflight.delete(s.id);
+            const unfound = [...((await landed) ?? []), ...(await this.queues.send(s))];
+            return unfound.map((u) => ({ s, u }));
+          }),
+        );
+        for (const r of sent) if (r.status === 'rejected') throw r.reason;
+        for (const r of sent) if (r.status === 'fulfilled') this.unfound.push(...r.value);
+        if (!this.unfound.length) return;
+        for (const { s, u } of sameKeyOnce(this.unfound.splice(0))) await this.moveIn(s, u.table, u.move.key, u.move.row, u.move.txn);
       }
     });
   }
 
-  /** Notes a row written on `s` in its open transaction (always true, to chain before the write). */
   private touch(s: ShardSession, t: TableModel, key: readonly (string | null)[]): true {
-    let m = this.dirty.get(s.id);
-    if (!m) this.dirty.set(s.id, (m = new Map()));
-    const k = JSON.stringify(key);
-    m.set(`${t.name}\0${k}`, [t.name, k]);
-    return true;
+    return this.dirty.touch(s.id, t, key);
+  }
+
+  /**
+   * A row queued on several shards, one after the other: queuing may land a batch whose rows then
+   * move, reading every shard, and one move at a time keeps that simple.
+   */
+  private async inTurn(sessions: ShardSession[], fn: (s: ShardSession) => Promise<unknown>): Promise<void> {
+    for (const s of sessions) await fn(s);
   }
 
   /** The same statement on several shards: each has its own connection, so they run at once. */
@@ -486,65 +420,33 @@ export class Applier {
     return false;
   }
 
-  private async open(s: ShardSession): Promise<void> {
-    await s.client.query('BEGIN');
-    if (s.replicaRole) await s.client.query('SET LOCAL session_replication_role = replica');
-    s.open = true;
-  }
-
+  /** One statement on the shard, after what is queued for it (and what sending that queued: rows moved in). */
   private async exec(s: ShardSession, text: string, values: unknown[], changes = 1): Promise<number> {
-    // what is queued for this shard comes first (and what sending it queued: rows moved in)
-    while (this.pending.has(s.id)) await this.drain(s);
-    return (await this.run(s, text, values, changes)).rowCount ?? 0;
-  }
-
-  /** One statement on the shard, in its open transaction. */
-  private async run(s: ShardSession, text: string, values: unknown[], changes: number): Promise<pg.QueryResult> {
-    try {
-      if (!s.open) await this.open(s);
-      const r = await s.sql.run(text, values);
-      s.applied += changes;
-      s.statements++;
-      return r;
-    } catch (e) {
-      throw pgFailure(e, `shard ${s.id}`);
-    }
+    while (this.queues.has(s.id) || this.inflight.has(s.id)) await this.drain(s, false);
+    return (await runOnShard(s, text, values, changes)).rowCount ?? 0;
   }
 
   /** The shard holding a `via` parent: the stream's own recent changes first, else asked of the shards. */
   private async parentShard(parent: TableModel, column: string, value: string): Promise<Placement> {
-    const k = cacheKey(parent.name, column, value);
-    const known = this.parents.get(k);
+    const known = this.parents.get(parent, column, value);
     if (known) return { kind: 'shard', shard: known };
     await this.drainAll(); // a parent may be in a batch not yet sent
-    const found = (
-      await Promise.all(this.sessions.map(async (s) => ((await s.sql.run(existsSql(parent, column), [value])).rowCount ? s.id : undefined)))
-    ).filter((x): x is string => x !== undefined);
-    // A shard that has not committed this transaction is authoritative (it is exactly as of the
-    // transaction's start); one that has may already reflect later changes.
-    const shard = found.find((s) => !this.skip.has(s)) ?? found[0];
-    if (shard === undefined) return { kind: 'unknown', why: `${parent.name}.${column} = ${value} is on no shard: a row of a child table without its parent` };
-    this.parents.set(k, shard);
-    return { kind: 'shard', shard };
-  }
-
-  private remember(t: TableModel, row: Row, shard: string): void {
-    for (const c of this.children.get(t.name) ?? []) {
-      const v = row[c.parentColumn];
-      if (v !== undefined && v !== null) this.parents.set(cacheKey(t.name, c.parentColumn, v), shard);
-    }
-  }
-
-  private forget(t: TableModel, row: Row): void {
-    for (const c of this.children.get(t.name) ?? []) {
-      const v = row[c.parentColumn];
-      if (v !== undefined && v !== null) this.parents.delete(cacheKey(t.name, c.parentColumn, v));
-      else this.parents.clear(); // cannot tell which entry: start over (lookups refill it)
-    }
+    const p = await findParentShard(this.sessions, this.skip, parent, column, value);
+    if (p.kind === 'shard') this.parents.set(parent, column, value, p.shard);
+    return p;
   }
 
   /** The row updated on the source is not on its new shard: bring it (and its descendants) there. */
   private async moveIn(target: ShardSession, t: TableModel, key: string[], row: Row, txn = this.txn): Promise<void> {
+    this.moving++;
+    try {
+      await this.moveInNow(target, t, key, row, txn);
+    } finally {
+      this.moving--;
+    }
+  }
+
+  private async moveInNow(target: ShardSession, t: TableModel, key: string[], row: Row, txn: bigint): Promise<void> {
     let moved: MovedRow[] | undefined;
     // every other shard is asked at once which holds the row (at most one does)
     const others = this.live().filter((s) => s !== target);
@@ -552,7 +454,12 @@ export class Applier {
     const at = found.findIndex((r) => r !== undefined);
     if (at >= 0) moved = await this.take(others[at]!, t, key, true, found[at], txn);
     // a crash fell between the giving shard's commit and ours: the giver kept the rows for us
-    if (!moved) for (const id of this.skip) if ((moved = await this.stashed(this.byId.get(id)!, t, key, txn))) break;
+    if (!moved) {
+      for (const id of this.skip) {
+        const giver = this.byId.get(id)!;
+        if ((moved = await stashedRows((text, values) => giver.sql.run(text, values), this.slot, t, key, txn))) break;
+      }
+    }
     if (!moved) throw new RouteError(`table ${t.name}: the row with key (${key.join(', ')}) updated on the source is on no shard`);
     const [root, ...rest] = moved;
     const merged: Row = { ...root!.row };
@@ -562,52 +469,52 @@ export class Applier {
       const columns = Object.keys(m.row);
       this.touch(target, mt, keyOf(mt, m.row));
       await this.queue(target, 'insert', mt, columns, columns.map((c) => m.row[c]));
-      this.remember(mt, m.row, target.id);
+      this.parents.remember(mt, m.row, target.id);
     }
   }
 
   /** Removes a row and its `via` descendants from a shard, children first; with `stash`, keeps them for a replay. */
   private async take(s: ShardSession, t: TableModel, key: string[], stash: boolean, known?: Record<string, string | null>, txn = this.txn): Promise<MovedRow[] | undefined> {
+    this.moving++;
+    try {
+      return await this.takeNow(s, t, key, stash, known, txn);
+    } finally {
+      this.moving--;
+    }
+  }
+
+  private async takeNow(s: ShardSession, t: TableModel, key: string[], stash: boolean, known: Record<string, string | null> | undefined, txn: bigint): Promise<MovedRow[] | undefined> {
     const root = known ?? ((await s.sql.run(selectByKeySql(t), key)).rows[0] as Record<string, string | null> | undefined);
     if (!root) return undefined;
-    const rows: MovedRow[] = [{ table: t.name, row: root }];
-    let level: MovedRow[] = rows.slice();
-    while (level.length) {
-      const next: MovedRow[] = [];
-      for (const parent of level) {
-        for (const c of this.children.get(parent.table) ?? []) {
-          const v = parent.row[c.parentColumn];
-          if (v === null || v === undefined) continue;
-          const got = (await s.sql.run(selectByColumnSql(c.table, c.column), [[v]])).rows as Record<string, string | null>[];
-          for (const row of got) next.push({ table: c.table.name, row });
-        }
-      }
-      rows.push(...next);
-      level = next;
-    }
+    const rows = await withDescendants((text, values) => s.sql.run(text, values), this.children, t, root);
     for (const m of [...rows].reverse()) {
       const mt = this.model.table(m.table);
       this.touch(s, mt, keyOf(mt, m.row));
       await this.queue(s, 'delete', mt, mt.info.primaryKey, keyOf(mt, m.row));
     }
-    if (stash) {
-      await this.exec(s, 'INSERT INTO shardctl.follow_stash (slot, lsn, seq, rows) VALUES ($1, $2, $3, $4::jsonb)', [
-        this.slot,
-        lsnText(txn),
-        this.seq++,
-        JSON.stringify({ table: t.name, key, rows }),
-      ]);
-    }
+    if (stash) await this.exec(s, STASH_SQL, stashValues(this.slot, txn, this.seq++, t, key, rows));
     return rows;
   }
+}
 
-  private async stashed(s: ShardSession, t: TableModel, key: string[], txn: bigint): Promise<MovedRow[] | undefined> {
-    const r = await s.sql.run('SELECT rows FROM shardctl.follow_stash WHERE slot = $1 AND lsn = $2 ORDER BY seq', [this.slot, lsnText(txn)]);
-    for (const { rows } of r.rows as { rows: { table: string; key: string[]; rows: MovedRow[] } }[]) {
-      if (rows.table === t.name && rows.key.join('\0') === key.join('\0')) return rows.rows;
+/**
+ * Rows not found, each key moved in once: a key updated again on the same shard while its earlier
+ * update was on its way comes back twice; it moves in with both updates' columns, the later winning.
+ */
+function sameKeyOnce(unfound: readonly { s: ShardSession; u: Unfound }[]): { s: ShardSession; u: Unfound }[] {
+  const once = new Map<string, { s: ShardSession; u: Unfound }>();
+  for (const m of unfound) {
+    const k = `${m.s.id}\0${m.u.table.name}\0${JSON.stringify(m.u.move.key)}`;
+    const had = once.get(k);
+    if (!had) {
+      once.set(k, m);
+      continue;
     }
-    return undefined;
+    const row: Row = { ...had.u.move.row };
+    for (const [c, v] of Object.entries(m.u.move.row)) if (v !== undefined) row[c] = v;
+    had.u = { table: had.u.table, move: { ...had.u.move, row } };
   }
+  return [...once.values()];
 }
 
 /** What the follower records of a row it wrote (follow_dirty): its primary key, or all its values when the table has none. */
@@ -623,18 +530,3 @@ const missingRow = (t: TableModel, s: ShardSession, what: string) =>
  */
 const orderFree = (t: TableModel): boolean =>
   t.info.indexes.filter((d) => d.startsWith('UNIQUE ')).length <= 1 && !t.info.indexes.some((d) => / USING (gist|spgist) /i.test(` ${d} `));
-
-const cacheKey = (table: string, column: string, value: string) => `${table}\0${column}\0${value}`;
-
-/** A Map that forgets its oldest entries past `max` (parent lookups are refilled from the shards). */
-class Lru<K, V> extends Map<K, V> {
-  constructor(private readonly max: number) {
-    super();
-  }
-  override set(k: K, v: V): this {
-    super.delete(k);
-    super.set(k, v);
-    if (this.size > this.max) super.delete(this.keys().next().value as K);
-    return this;
-  }
-}

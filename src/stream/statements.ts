@@ -127,3 +127,12 @@ export function deleteOneSql(t: TableModel): string {
 // tableoid with ctid: a partitioned table's partitions each have their own ctids
 const oneRow = (t: TableModel, param: number) =>
   `SELECT y.tableoid AS o, y.ctid AS c FROM ${quoteTable(t.name)} AS y WHERE ${fullRowSql(t, 'y')} = $${param}::jsonb LIMIT 1`;
+
+/** The columns an UPDATE sets: those the stream carried ('u', an unchanged TOASTed value, is left alone). */
+export const setColumns = (row: Row): string[] => Object.keys(row).filter((c) => row[c] !== undefined);
+
+/** An UPDATE by key of the columns the stream carried: updateSql's text and values. */
+export function updateByKey(t: TableModel, row: Row, key: readonly string[]): { text: string; values: (string | null | undefined)[] } {
+  const set = setColumns(row);
+  return { text: updateSql(t, set), values: [...set.map((c) => row[c]), ...key] };
+}

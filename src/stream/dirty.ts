@@ -1,0 +1,44 @@
+import type { TableModel } from '../tables/model.js';
+
+/** One row a shard's open transaction wrote, as follow_dirty records it: its table and its identity as JSON. */
+export type DirtyRow = readonly [table: string, key: string];
+
+/**
+ * Per shard, the rows written in its open transaction (table + primary key, or all values of a
+ * keyless row), recorded in follow_dirty with the writes they name (see positions.ts): cutover
+ * re-proves exactly these rows. A row written twice is recorded once.
+ */
+export class DirtyRows {
+  private readonly byShard = new Map<string, Map<string, DirtyRow>>();
+
+  /** Notes a row written on the shard (always true, to chain before the write). */
+  touch(shard: string, t: TableModel, key: readonly (string | null)[]): true {
+    let m = this.byShard.get(shard);
+    if (!m) this.byShard.set(shard, (m = new Map()));
+    const k = JSON.stringify(key);
+    m.set(`${t.name}\0${k}`, [t.name, k]);
+    return true;
+  }
+
+  /** The shard's rows, forgotten here (they are being written in its transaction). */
+  take(shard: string): DirtyRow[] {
+    const rows = [...(this.byShard.get(shard)?.values() ?? [])];
+    this.byShard.delete(shard);
+    return rows;
+  }
+
+  has(shard: string): boolean {
+    return (this.byShard.get(shard)?.size ?? 0) > 0;
+  }
+
+  /** Rows held over all shards. */
+  get size(): number {
+    let n = 0;
+    for (const m of this.byShard.values()) n += m.size;
+    return n;
+  }
+
+  clear(): void {
+    this.byShard.clear();
+  }
+}
