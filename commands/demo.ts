@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import chalk from 'chalk';
 import type { Config, FollowEvent, FollowResult } from '../src/index.js';
 import { follow, loadConfig } from '../src/index.js';
-import { withClient } from '../src/index.js';
+import { largestUnit, placedShard, placementsPerShard, runSummaries, withClient } from '../src/index.js';
 import { usageError, UserError } from '../src/index.js';
 import { formatBytes, formatCount, formatSeconds } from './ui/format.js';
 
@@ -263,9 +263,9 @@ function shardRoute(stage: Stage) {
   return {
     locate: (restaurant: number) =>
       withClient({ label: 'catalog', url: loadConfig(stage.configPath).catalog }, async (c) => {
-        const r = await c.query(`SELECT shard FROM shardctl.placements WHERE unit = $1`, [String(restaurant)]);
-        if (!r.rows[0]) throw new UserError('blocked', `demo stopped: restaurant ${restaurant} has no placement in the catalog`);
-        return r.rows[0].shard as string;
+        const shard = await placedShard(c, String(restaurant));
+        if (!shard) throw new UserError('blocked', `demo stopped: restaurant ${restaurant} has no placement in the catalog`);
+        return shard;
       }),
     url: (shard: string) => {
       const s = stage.fleet.shards.find((x) => x.id === shard);
@@ -277,18 +277,14 @@ function shardRoute(stage: Stage) {
 
 /** The H3 cell with the most bytes, from the catalog's placements. */
 async function busiestCell(config: Config): Promise<string> {
-  return withClient({ label: 'catalog', url: config.catalog }, async (c) => {
-    const r = await c.query(`SELECT unit FROM shardctl.placements ORDER BY bytes DESC, unit LIMIT 1`);
-    return r.rows[0].unit as string;
-  });
+  return withClient({ label: 'catalog', url: config.catalog }, async (c) => (await largestUnit(c))!);
 }
 
 /** The runs the commands recorded in the catalog, by command (the first of each). */
 async function runs(config: Config): Promise<Map<string, Record<string, number | undefined>>> {
   return withClient({ label: 'catalog', url: config.catalog }, async (client) => {
-    const r = await client.query(`SELECT command, summary FROM shardctl.runs ORDER BY id`);
     const out = new Map<string, Record<string, number | undefined>>();
-    for (const row of r.rows) if (!out.has(row.command)) out.set(row.command, row.summary ?? {});
+    for (const row of await runSummaries(client)) if (!out.has(row.command)) out.set(row.command, (row.summary ?? {}) as Record<string, number | undefined>);
     return out;
   });
 }
@@ -320,14 +316,12 @@ async function onlineSummary(config: Config, kind: Kind): Promise<string[]> {
 /** Where the units live now, from the catalog's placements. */
 async function placements(config: Config, kind: Kind): Promise<string[]> {
   return withClient({ label: 'catalog', url: config.catalog }, async (client) => {
-    const placed = await client.query<{ shard: string; n: string; sample: string[] }>(
-      `SELECT shard, count(*) AS n, (array_agg(unit ORDER BY length(unit), unit))[1:6] AS sample FROM shardctl.placements GROUP BY shard ORDER BY shard`,
-    );
+    const placed = await placementsPerShard(client, 6);
     const regions = new Map(config.strategy.kind === 'h3' ? config.strategy.mapping.map((m) => [m.cell, m.region ?? m.cell]) : []);
     const lines = [`where the ${unitWord(kind, 2)} live now:`];
-    for (const p of placed.rows) {
+    for (const p of placed) {
       const names = p.sample.map((u) => regions.get(u) ?? u);
-      const n = Number(p.n);
+      const n = p.units;
       lines.push(`  ${p.shard}: ${formatCount(n)} ${unitWord(kind, n)} (${[...new Set(names)].join(', ')}${n > p.sample.length ? ', …' : ''})`);
     }
     return lines;

@@ -8,6 +8,7 @@ export * from './public.js';
 export { routeKeys, routeLocation, type KeyRoute, type LocationRoute, type RoutingTopology } from './routing/lookup.js';
 export { routeSource, type RouteSource } from './topology/route-topology.js';
 export { type HeldRoute } from './catalog/held-routes.js';
+export { largestUnit, placedShard, placementsPerShard, runSummaries } from './catalog/summaries.js';
 export { parseDuration, parseSize, parseRatio, type Duration } from './config/units.js';
 export { createThrottle, type ThrottleEvent, type ThrottleOptions, type ThrottleReason } from './transfer/throttle/throttle.js';
 export { usageError } from './errors.js';

@@ -1,3 +1,23 @@
+/**
+ * src/catalog/: the catalog, the one door to the `shardctl` schema on the catalog database.
+ *  - Every SQL statement on a catalog table lives in this folder (the tables: schema.ts and the
+ *    migrations it imports, and throttle.ts); test/catalog-door.test.ts fails on one outside it.
+ *  - Every catalog session opens through `withRun` (run.ts) with a lock kind: `run` (the run lock and
+ *    a runs row), `cutover` (one cutover, rollback, abandon or finish at a time) or `none`.
+ *    Sessions that still connect by hand, read-only: health's bounded probe (health/session.ts),
+ *    the live router's LISTEN connection (topology/live-router.ts), and the reads through
+ *    withClient in plan, verify, the throttle and the demo (each passes its own application name
+ *    or error wrapping, which withRun does not take yet).
+ *  - Every advisory lock key, on the catalog and elsewhere, is in locks.ts.
+ * The shards and the monolith have a `shardctl` schema too, which is not the catalog's: its SQL
+ * stays with what installs and uses it there: the write fence's guard (transfer/guard.ts,
+ * transfer/fence.ts, rebalance/read-only.ts: fenced_units, fence_epoch, guard, key functions), the
+ * table fences (online/fence.ts, failover/fence-server.ts), the stream state (stream/positions.ts,
+ * stream/apply.ts, stream/rewrite.ts: follow_position, follow_stash, follow_dirty,
+ * follow_relfiles; read by online/lag-gate.ts and health/follower.ts, health/reverse.ts on the
+ * shards and the monolith), H3 in SQL (cells/h3-sql.ts) and migrate's staged cells
+ * (tables/staged-cells.ts, on the source).
+ */
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import { blockedError, UserError } from '../errors.js';
@@ -5,8 +25,10 @@ import { redactText } from '../redact.js';
 import { connect, type Endpoint, withTransaction } from '../db/connect.js';
 import { CATALOG_VERSION, MIGRATIONS } from './schema.js';
 
-/** One advisory lock key for every mutating command (two migrations at once would race on shards). */
-export const LOCK_KEY = 0x5368_6172_64n; // "Shard"
+import { CUTOVER_LOCK, LOCK_KEY, SCHEMA_LOCK } from './locks.js';
+
+/** One advisory lock key for every mutating command (two migrations at once would race on shards): locks.ts. */
+export { LOCK_KEY };
 
 export interface Run {
   readonly id: number;
@@ -54,7 +76,7 @@ export class Catalog {
     if (version === CATALOG_VERSION) return;
     await withTransaction(c, async () => {
       // Serialise concurrent first runs: only one creates the schema.
-      await c.query('SELECT pg_advisory_xact_lock($1)', [String(LOCK_KEY + 1n)]);
+      await c.query('SELECT pg_advisory_xact_lock($1)', [String(SCHEMA_LOCK)]);
       await c.query('CREATE SCHEMA IF NOT EXISTS shardctl');
       const again = await c.query(`SELECT to_regclass('shardctl.meta') IS NOT NULL AS ok`);
       const current = again.rows[0].ok
@@ -94,6 +116,12 @@ export class Catalog {
       [command, JSON.stringify(args), process.pid, hostname()],
     );
     return { id: Number(r.rows[0].id), command };
+  }
+
+  /** Takes the cutover lock for this session (locks.ts), or fails with exit 3 and `busy` when another holds it. */
+  async lockCutover(busy: string): Promise<void> {
+    const got = await this.client.query('SELECT pg_try_advisory_lock($1) AS ok', [String(CUTOVER_LOCK)]);
+    if (!got.rows[0].ok) throw blockedError(busy);
   }
 
   /**

@@ -87,3 +87,47 @@ function* proofLines(placed: PlacedBatch): Generator<string> {
     }
   }
 }
+
+/**
+ * Units created on the monolith while it was followed have rows on their shards but no placement
+ * yet: after cutover the catalog must name every unit's shard. Adds `units` (a unit already placed
+ * is left as it is); returns how many were added.
+ */
+export async function recordNewUnits(c: pg.ClientBase, units: ReadonlyMap<string, { shard: string; rows: number }>): Promise<number> {
+  if (units.size === 0) return 0;
+  const names = [...units.keys()];
+  const r = await c.query(
+    `INSERT INTO shardctl.placements (unit, shard, rows)
+     SELECT u, s, n FROM unnest($1::text[], $2::text[], $3::bigint[]) AS x(u, s, n)
+     ON CONFLICT (unit) DO NOTHING`,
+    [names, names.map((u) => units.get(u)!.shard), names.map((u) => String(units.get(u)!.rows))],
+  );
+  return r.rowCount ?? 0;
+}
+
+/** The units' placements (and, by cascade, their proofs) are forgotten. */
+export async function forgetPlacements(c: pg.ClientBase, units: readonly string[]): Promise<void> {
+  await c.query('DELETE FROM shardctl.placements WHERE unit = ANY($1::text[])', [units]);
+}
+
+export interface PlacedSize {
+  shard: string;
+  bytes: number;
+}
+
+/** unit → shard and bytes of every placed unit; none when no run has created the catalog yet. */
+export async function placementSizesIfAny(c: pg.ClientBase): Promise<Map<string, PlacedSize>> {
+  if (!(await catalogHasPlacements(c))) return new Map();
+  const r = await c.query<{ unit: string; shard: string; bytes: string }>('SELECT unit, shard, bytes FROM shardctl.placements');
+  return new Map(r.rows.map((p) => [p.unit, { shard: p.shard, bytes: Number(p.bytes) }]));
+}
+
+/** Every placement with its rows and bytes as the catalog holds them (text: bigint). */
+export async function placementTotals(c: pg.ClientBase): Promise<{ unit: string; shard: string; rows: string; bytes: string }[]> {
+  return (await c.query<{ unit: string; shard: string; rows: string; bytes: string }>('SELECT unit, shard, rows, bytes FROM shardctl.placements')).rows;
+}
+
+/** Whether a shardctl run has created the catalog's placements (read-only commands never create them). */
+export async function catalogHasPlacements(c: pg.ClientBase): Promise<boolean> {
+  return (await c.query(`SELECT to_regclass('shardctl.placements') IS NOT NULL AS ok`)).rows[0].ok === true;
+}

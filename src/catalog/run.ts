@@ -4,16 +4,28 @@ import { Catalog, type Run } from './catalog.js';
 
 export type RunStatus = 'ok' | 'failed' | 'interrupted';
 
+/**
+ * The lock a catalog session holds until it closes (the keys are in locks.ts):
+ *  - `run`: the run lock, and the run recorded in shardctl.runs: every command that changes the
+ *    fleet; a second one is refused (exit 3) naming the holder;
+ *  - `cutover`: the cutover lock, no runs row: one cutover, rollback, abandon or cutover --finish at
+ *    a time while the follower holds the run lock; a second one is refused with `busy`;
+ *  - `none`: no lock: a read, a preview, a dry run, or a session whose locks are finer and its
+ *    own (a cross-shard transaction's coordinator and resolve lock one gid each).
+ */
+export type CatalogLock = 'run' | 'cutover' | 'none';
+
 export interface RunSpec<T> {
-  /** the command recorded in shardctl.runs */
+  readonly lock: CatalogLock;
+  /** the command, recorded in shardctl.runs under the run lock */
   readonly command: string;
-  readonly args: Record<string, unknown>;
-  /** false for a pass that changes nothing (a dry run, a preview): no lock and no runs row */
-  readonly record: boolean;
+  readonly args?: Record<string, unknown>;
+  /** with the cutover lock: the refusal when another session holds it */
+  readonly busy?: string;
   /** create or upgrade the catalog schema when opening it (default true; a dry run creates nothing) */
   readonly create?: boolean;
-  /** how a run that returned ended: its status and the summary stored with it */
-  readonly outcome: (value: T) => { status: RunStatus; summary: unknown };
+  /** how a recorded run that returned ended: its status and the summary stored with it (default ok) */
+  readonly outcome?: (value: T) => { status: RunStatus; summary: unknown };
 }
 
 export interface RunScope {
@@ -25,16 +37,17 @@ export interface RunScope {
 }
 
 /**
- * The skeleton of every mutating command: open the catalog, take the run lock and record the run,
- * run `fn`, record how it ended (from `outcome`, or `failed`/`interrupted` with the redacted error
- * when `fn` throws), and always close the catalog, which releases the lock.
+ * Every catalog session: open the catalog, take the spec's lock (with the run lock, record the
+ * run), run `fn`, record how a recorded run ended (from `outcome`, or `failed`/`interrupted` with
+ * the redacted error when `fn` throws), and always close the catalog, which releases the lock.
  *
- * @example await withRun(config.catalog, { command: 'add-shard', args, record: true, outcome: () => ({ status: 'ok', summary }) }, ({ catalog }) => …);
+ * @example await withRun(config.catalog, { command: 'add-shard', args, lock: 'run', outcome: () => ({ status: 'ok', summary }) }, ({ catalog }) => …);
  */
 export async function withRun<T>(url: string, spec: RunSpec<T>, fn: (scope: RunScope) => Promise<T>): Promise<T> {
   const catalog = await Catalog.open(url, { create: spec.create });
   try {
-    const run = spec.record ? await catalog.lock(spec.command, spec.args) : undefined;
+    if (spec.lock === 'cutover') await catalog.lockCutover(spec.busy ?? 'another shardctl cutover, rollback or abandon is running');
+    const run = spec.lock === 'run' ? await catalog.lock(spec.command, spec.args ?? {}) : undefined;
     let finished = false;
     const finish = async (status: RunStatus, summary: unknown) => {
       finished = true;
@@ -51,7 +64,7 @@ export async function withRun<T>(url: string, spec: RunSpec<T>, fn: (scope: RunS
       throw e;
     }
     if (!finished) {
-      const { status, summary } = spec.outcome(value);
+      const { status, summary } = spec.outcome?.(value) ?? { status: 'ok', summary: null };
       await finish(status, summary);
     }
     return value;

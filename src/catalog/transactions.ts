@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type pg from 'pg';
+import { TX_LOCK_CLASS } from './locks.js';
 
 /**
  * The coordinator's record of a cross-shard transaction in the catalog (`shardctl.transactions`).
@@ -12,22 +13,19 @@ import type pg from 'pg';
  */
 export type TxState = 'preparing' | 'committing' | 'aborting' | 'committed' | 'aborted';
 
-/** pg_advisory_lock(int4, int4) class for transaction gids ("2P"). */
-const LOCK_CLASS = 0x3250;
-
 export const GID_PREFIX = 'shardctl_';
 
 export async function lockGid(c: pg.ClientBase, gid: string, wait: boolean): Promise<boolean> {
   if (wait) {
-    await c.query('SELECT pg_advisory_lock($1, hashtext($2))', [LOCK_CLASS, gid]);
+    await c.query('SELECT pg_advisory_lock($1, hashtext($2))', [TX_LOCK_CLASS, gid]);
     return true;
   }
-  const r = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [LOCK_CLASS, gid]);
+  const r = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [TX_LOCK_CLASS, gid]);
   return r.rows[0]!.ok;
 }
 
 export async function unlockGid(c: pg.ClientBase, gid: string): Promise<void> {
-  await c.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, gid]);
+  await c.query('SELECT pg_advisory_unlock($1, hashtext($2))', [TX_LOCK_CLASS, gid]);
 }
 
 export async function recordStart(c: pg.ClientBase, gid: string, participants: readonly string[]): Promise<void> {
@@ -41,6 +39,11 @@ export async function transition(c: pg.ClientBase, gid: string, from: readonly T
   const stamp = to === 'committing' || to === 'aborting' ? 'decided_at = now()' : 'finished_at = now()';
   const r = await c.query(`UPDATE shardctl.transactions SET state = $3, ${stamp} WHERE gid = $1 AND state = ANY($2::text[])`, [gid, from, to]);
   return r.rowCount === 1;
+}
+
+/** The transaction's state as recorded now; undefined when the catalog has no record of it. */
+export async function txState(c: pg.ClientBase, gid: string): Promise<TxState | undefined> {
+  return (await c.query(`SELECT state FROM shardctl.transactions WHERE gid = $1`, [gid])).rows[0]?.state;
 }
 
 export interface TxRecord {

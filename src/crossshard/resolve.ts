@@ -1,10 +1,11 @@
-import { Catalog } from '../catalog/catalog.js';
+import type { Catalog } from '../catalog/catalog.js';
+import { withRun } from '../catalog/run.js';
 import type { Config } from '../config/types.js';
 import { withClient } from '../db/connect.js';
 import { describePgError } from '../db/pg-error.js';
 import { ExitCode } from '../errors.js';
 import { shardEndpoint } from '../db/endpoints.js';
-import { GID_PREFIX, gidLiteral, lockGid, openTransactions, transition, unlockGid, type TxRecord } from '../catalog/transactions.js';
+import { GID_PREFIX, gidLiteral, lockGid, openTransactions, transition, txState, unlockGid, type TxRecord } from '../catalog/transactions.js';
 
 export interface ResolvedShard {
   shard: string;
@@ -38,8 +39,8 @@ export interface ResolveResult {
  * @example const r = await resolve(loadConfig('shardctl.yaml')); r.transactions.map((t) => t.decision);
  */
 export async function resolve(config: Config): Promise<ResolveResult> {
-  const catalog = await Catalog.open(config.catalog);
-  try {
+  // no session lock: each transaction is resolved under its own gid's lock (resolveOne)
+  return withRun(config.catalog, { command: 'resolve', lock: 'none' }, async ({ catalog }) => {
     const cat = catalog.client;
     const open = await openTransactions(cat);
     const transactions: ResolvedTransaction[] = [];
@@ -48,9 +49,7 @@ export async function resolve(config: Config): Promise<ResolveResult> {
     const unknown = (await preparedEverywhere(config)).filter((p) => !known.has(p.gid));
     const ok = transactions.every((t) => t.decision !== 'in progress' && t.shards.every((s) => s.action !== 'failed'));
     return { transactions, unknown, ok, exitCode: ok ? ExitCode.ok : ExitCode.mismatch };
-  } finally {
-    await catalog.close();
-  }
+  });
 }
 
 async function resolveOne(config: Config, catalog: Catalog, t: TxRecord): Promise<ResolvedTransaction> {
@@ -60,7 +59,7 @@ async function resolveOne(config: Config, catalog: Catalog, t: TxRecord): Promis
   try {
     // the coordinator is gone; an undecided transaction is decided now, as rollback
     if (t.state === 'preparing') await transition(cat, t.gid, ['preparing'], 'aborting');
-    const state = (await cat.query(`SELECT state FROM shardctl.transactions WHERE gid = $1`, [t.gid])).rows[0]?.state;
+    const state = await txState(cat, t.gid);
     const commit = state === 'committing';
     const shards: ResolvedShard[] = [];
     for (const shard of t.participants) shards.push(await finishOn(config, shard, t.gid, commit));

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { Catalog } from '../catalog/catalog.js';
+import { withRun } from '../catalog/run.js';
 import type { Config } from '../config/types.js';
 import { connect } from '../db/connect.js';
 import { describePgError } from '../db/pg-error.js';
@@ -106,11 +106,10 @@ export async function crossShard<T>(config: Config, fn: (tx: CrossShardTx) => Pr
 async function twoPhase(config: Config, open: Map<string, pg.Client>, opts: CrossShardOptions, declared: ReadonlyMap<string, ReadonlySet<string>>): Promise<string> {
   const gid = `${GID_PREFIX}${randomUUID()}`;
   const lit = gidLiteral(gid);
-  const catalog = await Catalog.open(config.catalog).catch(async (e) => {
-    for (const c of open.values()) await c.query('ROLLBACK').catch(() => undefined);
-    throw e;
-  });
-  try {
+  let opened = false;
+  // no session lock: the coordinator locks its own gid (resolve leaves a live coordinator alone)
+  return withRun(config.catalog, { command: 'crossShard', lock: 'none' }, async ({ catalog }) => {
+    opened = true;
     const cat = catalog.client;
     await lockGid(cat, gid, true); // held until this session ends: resolve leaves us alone while we live
     await recordStart(cat, gid, [...open.keys()]);
@@ -141,9 +140,11 @@ async function twoPhase(config: Config, open: Map<string, pg.Client>, opts: Cros
     }
     await transition(cat, gid, ['committing'], 'committed');
     return gid;
-  } finally {
-    await catalog.close();
-  }
+  }).catch(async (e) => {
+    // no catalog, no record: nothing was prepared, the shards' transactions roll back
+    if (!opened) for (const c of open.values()) await c.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  });
 }
 
 /** The commit decision, and the declared cross-shard rows with it: both or neither. */

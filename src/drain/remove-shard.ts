@@ -1,5 +1,5 @@
 import type { Config } from '../config/types.js';
-import { Catalog } from '../catalog/catalog.js';
+import { placementSizesIfAny, type PlacedSize as Placed } from '../catalog/placements.js';
 import { checkNoOnlineWindow } from '../stream/window.js';
 import { withRun } from '../catalog/run.js';
 import { withClient } from '../db/connect.js';
@@ -46,7 +46,7 @@ export async function removeShard(config: Config, id: string, opts: RemoveShardO
   const ids = config.shards.map((s) => s.id);
   if (!ids.includes(id)) throw usageError(`${config.file}: no shard ${id} (shards: ${ids.join(', ')})`);
   if (ids.length === 1) throw usageError(`shard ${id} is the only shard; there is nowhere to move its data`);
-  const placed = await withCatalogRead(config, readPlaced);
+  const placed = await readPlaced(config);
   const on = [...placed].filter(([, p]) => p.shard === id).map(([u]) => u);
   const reassign = config.strategy.kind === 'jump' ? jumpDrain(config, id, on) : cellDrain(config, id, on, placed);
   const drainEdit = config.strategy.kind === 'jump'
@@ -67,7 +67,7 @@ export async function removeShard(config: Config, id: string, opts: RemoveShardO
   if (result.remaining.length) return result;
   // Pins the drain wrote (or any pin) that now say what the hash says without the shard are redundant.
   const final = editConfigFile(config.file, allEdits(dropShard(id), ...redundantPins(drained, id).map((t) => removePin(t))));
-  await withRun(config.catalog, { command: 'remove-shard', args: { id }, record: true, outcome: () => ({ status: 'ok', summary: { id, units: on.length } }) }, async ({ catalog, run }) => {
+  await withRun(config.catalog, { command: 'remove-shard', args: { id }, lock: 'run', outcome: () => ({ status: 'ok', summary: { id, units: on.length } }) }, async ({ catalog, run }) => {
     // units created on the remaining shards since the drain began are placed where they are
     const unplaced = await findUnplacedFromCatalog(drained, catalog.client, final.shards.map((s) => s.id));
     await syncTopology(catalog.client, final, unplaced, run?.id);
@@ -126,7 +126,7 @@ function redundantPins(config: Config, id: string): string[] {
 
 /** What keeps the shard from leaving: placements, or rows in its sharded tables (reference copies do not count). */
 async function leftOn(config: Config, id: string): Promise<string[]> {
-  const placed = await withCatalogRead(config, readPlaced);
+  const placed = await readPlaced(config);
   const units = [...placed].filter(([, p]) => p.shard === id).map(([u]) => u);
   const out = units.length ? [`${units.length} unit(s) still placed on it (${units.slice(0, 5).join(', ')})`] : [];
   await withClient(shardEndpoint(config, id), async (c) => {
@@ -141,24 +141,7 @@ async function leftOn(config: Config, id: string): Promise<string[]> {
   return out;
 }
 
-async function withCatalogRead<T>(config: Config, fn: (c: Catalog['client']) => Promise<T>): Promise<T> {
-  const catalog = await Catalog.open(config.catalog, { create: false });
-  try {
-    return await fn(catalog.client);
-  } finally {
-    await catalog.close();
-  }
-}
-
-interface Placed {
-  shard: string;
-  bytes: number;
-}
-
-/** Placements with their size, or none when no run has created the catalog yet. */
-async function readPlaced(c: Catalog['client']): Promise<Map<string, Placed>> {
-  const present = await c.query(`SELECT to_regclass('shardctl.placements') IS NOT NULL AS ok`);
-  if (!present.rows[0].ok) return new Map();
-  const r = await c.query<{ unit: string; shard: string; bytes: string }>('SELECT unit, shard, bytes FROM shardctl.placements');
-  return new Map(r.rows.map((p) => [p.unit, { shard: p.shard, bytes: Number(p.bytes) }]));
+/** Placements with their size (none when no run has created the catalog yet), read without creating or locking anything. */
+function readPlaced(config: Config): Promise<Map<string, Placed>> {
+  return withRun(config.catalog, { command: 'remove-shard', lock: 'none', create: false }, ({ catalog }) => placementSizesIfAny(catalog.client));
 }

@@ -96,7 +96,7 @@ export async function failover(config: Config, shardId: string, opts: FailoverOp
   const spec = {
     command: 'failover',
     args: { shard: shardId, to: candidate.shown, force: Boolean(opts.force) },
-    record: true,
+    lock: 'run' as const,
     outcome: (r: FailoverResult) => ({ status: 'ok' as const, summary: { shard: shardId, promoted: candidate.shown, fenced: Boolean(r.fence), health: r.health?.status } }),
   };
   return withRun(config.catalog, spec, async ({ catalog }) => {

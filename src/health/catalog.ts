@@ -1,30 +1,13 @@
-import type pg from 'pg';
-import { LOCK_KEY } from '../catalog/catalog.js';
-import { readCrossShardSummary, type CrossShardSummary } from '../catalog/cross-rows.js';
+import { readCatalogFacts, type CatalogFacts } from '../catalog/health-facts.js';
 import { CATALOG_VERSION } from '../catalog/schema.js';
 import type { Config } from '../config/types.js';
 import { redactUrl } from '../redact.js';
 import { hostPort } from './format.js';
-import { CATALOG_FACTS_SQL, CATALOG_PRESENT_SQL } from './sql.js';
 import { timedSession, type Timed } from './session.js';
 import { worstOf } from './status.js';
-import type { CatalogReport, CheckResult, MoveInFlight, ServerReport, StrayPlacements } from './types.js';
+import type { CatalogReport, CheckResult, ServerReport } from './types.js';
 
-export interface CatalogFacts {
-  readonly present: boolean;
-  readonly schemaVersion: number;
-  readonly shards: readonly string[];
-  readonly stray: readonly StrayPlacements[];
-  readonly moves: readonly MoveInFlight[];
-  readonly moveCount: number;
-  readonly runInProgress: boolean;
-  /** tables with several routes: the record of cross-shard rows */
-  readonly crossShard: readonly CrossShardSummary[];
-  /** per shard, secondary indexes `migrate --indexes-after` dropped and has not built yet */
-  readonly deferredIndexes: readonly { readonly shard: string; readonly indexes: number }[];
-}
-
-const ABSENT: CatalogFacts = { present: false, schemaVersion: 0, shards: [], stray: [], moves: [], moveCount: 0, runInProgress: false, crossShard: [], deferredIndexes: [] };
+export type { CatalogFacts };
 
 /** The location design's alert: cross-shard interactions above 10% of the total. */
 export const CROSS_SHARD_ALERT = 0.1;
@@ -32,31 +15,7 @@ export const CROSS_SHARD_ALERT = 0.1;
 /** Reads what the catalog says, bounded by `timeoutMs`; read-only (never creates the schema). */
 export function readCatalog(config: Config, timeoutMs: number): Promise<Timed<CatalogFacts>> {
   const ids = config.shards.map((s) => s.id);
-  const classid = String(LOCK_KEY >> 32n);
-  const objid = String(LOCK_KEY & 0xffff_ffffn);
-  return timedSession({ label: 'catalog', url: config.catalog }, timeoutMs, async (c) => {
-    const present = (await c.query(CATALOG_PRESENT_SQL)).rows[0]?.present === true;
-    if (!present) return ABSENT;
-    const row = (await c.query(CATALOG_FACTS_SQL, [ids, classid, objid])).rows[0] as Record<string, unknown>;
-    return {
-      present: true,
-      schemaVersion: Number(row.schema_version ?? 0),
-      shards: row.shards as string[],
-      stray: (row.stray as { shard: string; units: number; sample: string[] }[]).map((s) => ({ shard: s.shard, units: Number(s.units), sample: s.sample })),
-      moves: (row.moves as MoveInFlight[]).map((m) => ({ ...m, since: new Date(m.since).toISOString() })),
-      moveCount: Number(row.move_count),
-      runInProgress: row.run_in_progress === true,
-      crossShard: await readCrossShardSummary(c),
-      deferredIndexes: await readDeferred(c),
-    };
-  });
-}
-
-/** Deferred indexes per shard; a catalog older than --indexes-after has no such table: none. */
-async function readDeferred(c: pg.ClientBase): Promise<CatalogFacts['deferredIndexes']> {
-  if ((await c.query(`SELECT to_regclass('shardctl.deferred_indexes') IS NOT NULL AS ok`)).rows[0]?.ok !== true) return [];
-  const r = await c.query<{ shard: string; n: number }>('SELECT shard, count(*)::int AS n FROM shardctl.deferred_indexes GROUP BY shard ORDER BY shard');
-  return r.rows.map((x) => ({ shard: x.shard, indexes: x.n }));
+  return timedSession({ label: 'catalog', url: config.catalog }, timeoutMs, (c) => readCatalogFacts(c, ids));
 }
 
 /**

@@ -41,24 +41,3 @@ SELECT
              'replayLagSeconds', extract(epoch FROM r.replay_lag)) ORDER BY r.application_name), '[]')
       FROM pg_stat_replication r
       LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid) END AS standbys`;
-
-export const CATALOG_PRESENT_SQL = `SELECT to_regclass('shardctl.shards') IS NOT NULL AS present`;
-
-/**
- * $1 configured shard ids; $2, $3 the two halves of the run lock's key (pg_locks shows a bigint
- * advisory key as classid = high 32 bits, objid = low 32 bits, objsubid = 1).
- */
-export const CATALOG_FACTS_SQL = `
-SELECT
-  (SELECT value FROM shardctl.meta WHERE key = 'schema_version') AS schema_version,
-  (SELECT coalesce(json_agg(id ORDER BY position), '[]') FROM shardctl.shards) AS shards,
-  (SELECT coalesce(json_agg(json_build_object('shard', shard, 'units', n, 'sample', sample) ORDER BY shard), '[]')
-     FROM (SELECT shard, count(*) AS n, (array_agg(unit ORDER BY unit))[1:5] AS sample
-             FROM shardctl.placements WHERE shard <> ALL ($1::text[]) GROUP BY shard) p) AS stray,
-  (SELECT coalesce(json_agg(json_build_object('unit', unit, 'from', from_shard, 'to', to_shard, 'step', step,
-                                              'since', updated_at) ORDER BY started_at, unit), '[]')
-     FROM (SELECT * FROM shardctl.moves ORDER BY started_at, unit LIMIT 20) m) AS moves,
-  (SELECT count(*) FROM shardctl.moves)::int AS move_count,
-  EXISTS (SELECT 1 FROM pg_locks
-           WHERE locktype = 'advisory' AND granted AND classid = $2::oid AND objid = $3::oid AND objsubid = 1
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())) AS run_in_progress`;

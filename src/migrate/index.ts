@@ -101,7 +101,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
   const spec = {
     command: 'migrate',
     args: argsOf(opts),
-    record: !opts.dryRun,
+    lock: opts.dryRun ? ('none' as const) : ('run' as const),
     create: !opts.dryRun, // a dry run changes nothing, not even by creating the catalog schema
     outcome: (r: MigrateResult) => ({ status: r.ok ? ('ok' as const) : ('failed' as const), summary: summary(r, started) }),
   };

@@ -1,10 +1,9 @@
-import { Catalog } from '../catalog/catalog.js';
+import { withRun } from '../catalog/run.js';
 import type { Config } from '../config/types.js';
 import { withClient } from '../db/connect.js';
 import { blockedError } from '../errors.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { loadModel } from '../tables/model.js';
-import { takeCutoverLock } from './cutover.js';
 import { liftSourceFence } from './fence.js';
 import { MIGRATION_STREAM } from '../stream/names.js';
 import { clearShardState } from '../stream/positions.js';
@@ -28,9 +27,7 @@ export interface AbandonResult {
  */
 export async function abandon(config: Config): Promise<AbandonResult> {
   const names = MIGRATION_STREAM;
-  const catalog = await Catalog.open(config.catalog);
-  try {
-    await takeCutoverLock(catalog.client, 'a shardctl cutover is running; wait for it to finish');
+  return withRun(config.catalog, { command: 'migrate --abandon', lock: 'cutover', busy: 'a shardctl cutover is running; wait for it to finish' }, async ({ catalog }) => {
     const state = await readOnline(catalog.client, names);
     if (state?.state === 'cut-over') {
       throw blockedError('the online migration was cut over: the shards are the source of truth, there is nothing to abandon');
@@ -46,7 +43,5 @@ export async function abandon(config: Config): Promise<AbandonResult> {
     await Promise.all(config.shards.map((s) => withClient(shardEndpoint(config, s.id), (c) => clearShardState(c, names.slot))));
     await deleteOnline(catalog.client, names);
     return { ...dropped, fenceLifted, state: state?.state };
-  } finally {
-    await catalog.close();
-  }
+  });
 }

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { Catalog, LOCK_KEY } from '../catalog/catalog.js';
+import { withRun } from '../catalog/run.js';
 import type { Config } from '../config/types.js';
 import { connect, withClient } from '../db/connect.js';
 import { blockedError, UserError } from '../errors.js';
@@ -54,15 +54,6 @@ export interface CutoverResult {
   reverse?: Record<string, string>;
 }
 
-/** Only one cutover, rollback, abandon or finish at a time; the follower holds the run lock meanwhile. */
-const CUTOVER_LOCK = LOCK_KEY + 2n;
-
-/** Takes CUTOVER_LOCK for the catalog session, or fails with exit 3 and `busy` when another holds it. */
-export async function takeCutoverLock(catalog: pg.ClientBase, busy: string): Promise<void> {
-  const got = await catalog.query('SELECT pg_try_advisory_lock($1) AS ok', [String(CUTOVER_LOCK)]);
-  if (!got.rows[0].ok) throw blockedError(busy);
-}
-
 /**
  * Ends an online migration: fences writes to the configured tables on the monolith, marks the
  * source's WAL (a barrier message every write before the fence precedes), waits until every shard
@@ -78,9 +69,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
   const timeoutMs = (opts.timeoutSeconds ?? 60) * 1000;
   const emit = opts.onEvent ?? (() => undefined);
   const source = sourceEndpoint(config);
-  const catalog = await Catalog.open(config.catalog);
-  try {
-    await takeCutoverLock(catalog.client, 'another shardctl cutover or abandon is running');
+  return withRun(config.catalog, { command: 'cutover', lock: 'cutover', busy: 'another shardctl cutover or abandon is running' }, async ({ catalog }) => {
     const state = await readOnline(catalog.client, names);
     if (!state) throw blockedError('there is no online migration to cut over', { hint: 'start one with shardctl migrate --follow' });
     if (state.state === 'copying') throw blockedError('the online migration is still copying; cut over once it follows', { hint: 'wait for migrate --follow to report that it follows' });
@@ -181,9 +170,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     } finally {
       await Promise.all([src, ...shards.values()].map((c) => c.end().catch(() => undefined)));
     }
-  } finally {
-    await catalog.close();
-  }
+  });
 }
 
 /** Polls every shard's committed stream position until all are past `barrier`, or times out. */

@@ -1,11 +1,10 @@
-import { Catalog } from '../catalog/catalog.js';
+import { withRun } from '../catalog/run.js';
 import { deleteOnline, readOnline } from '../catalog/online.js';
 import type { Config } from '../config/types.js';
 import { withClient } from '../db/connect.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { REVERSE_STREAM } from '../stream/names.js';
 import { loadModel } from '../tables/model.js';
-import { takeCutoverLock } from './cutover.js';
 import { liftSourceFence } from './fence.js';
 import { closeReverse } from './reverse.js';
 
@@ -25,9 +24,7 @@ export interface FinishResult {
  * monolith. Idempotent; refused after a rollback (there the monolith is the source of truth).
  */
 export async function finishCutover(config: Config): Promise<FinishResult> {
-  const catalog = await Catalog.open(config.catalog);
-  try {
-    await takeCutoverLock(catalog.client, 'another shardctl cutover, rollback or abandon is running');
+  return withRun(config.catalog, { command: 'cutover --finish', lock: 'cutover', busy: 'another shardctl cutover, rollback or abandon is running' }, async ({ catalog }) => {
     const rev = await readOnline(catalog.client, REVERSE_STREAM);
     if (rev?.state === 'rolled-back') {
       const slotsDropped = await closeReverse(config); // a crashed rollback's clean-up; its record stays
@@ -44,7 +41,5 @@ export async function finishCutover(config: Config): Promise<FinishResult> {
     const slotsDropped = await closeReverse(config);
     await deleteOnline(catalog.client, REVERSE_STREAM);
     return { closed: Boolean(rev), slotsDropped, shardFenceLifted };
-  } finally {
-    await catalog.close();
-  }
+  });
 }

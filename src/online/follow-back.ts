@@ -1,4 +1,5 @@
 import { withRun } from '../catalog/run.js';
+import { REVERSE_LOCK_CLASS } from '../catalog/locks.js';
 import { readOnline } from '../catalog/online.js';
 import type { Config } from '../config/types.js';
 import { connect, withClient, type Endpoint } from '../db/connect.js';
@@ -36,8 +37,6 @@ export interface FollowBackResult {
   seconds: number;
 }
 
-/** Advisory lock class of a reverse follower on the monolith (with the shard's key's hash). */
-const REVERSE_LOCK = 0x52657673;
 const BATCH_CHANGES = 2000;
 const BATCH_MS = 200;
 
@@ -53,7 +52,7 @@ const BATCH_MS = 200;
  */
 export async function followBack(config: Config, opts: FollowBackOptions = {}): Promise<FollowBackResult> {
   const started = performance.now();
-  const spec = { command: 'rollback --follow', args: { follow: true }, record: true, outcome: (r: FollowBackResult) => ({ status: 'ok' as const, summary: r }) };
+  const spec = { command: 'rollback --follow', args: { follow: true }, lock: 'run' as const, outcome: (r: FollowBackResult) => ({ status: 'ok' as const, summary: r }) };
   return withRun(config.catalog, spec, async (scope) => {
     const rev = await readOnline(scope.catalog.client, REVERSE_STREAM);
     const fwd = await readOnline(scope.catalog.client, MIGRATION_STREAM);
@@ -163,7 +162,7 @@ async function openMonolith(ep: Endpoint, key: string): Promise<ShardSession> {
     await prepareShardState(client);
     await client.query(`SET lock_timeout = '60s'`);
     try {
-      await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [REVERSE_LOCK, key]);
+      await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [REVERSE_LOCK_CLASS, key]);
     } catch (e) {
       throw blockedError(`another reverse follower of ${key} is still applying changes to the monolith`, { hint: 'stop it, then run rollback --follow again', cause: e });
     }

@@ -1,4 +1,5 @@
 import { withRun, type RunScope } from '../catalog/run.js';
+import { FOLLOW_LOCK_CLASS } from '../catalog/locks.js';
 import type { Config } from '../config/types.js';
 import { connect, withClient, type Endpoint } from '../db/connect.js';
 import { blockedError, usageError, UserError } from '../errors.js';
@@ -50,8 +51,6 @@ export interface FollowResult {
   seconds: number;
 }
 
-/** Advisory lock class of a follower on each shard (with the slot's hash): one follower per slot per shard. */
-const FOLLOW_LOCK = 0x53686172;
 
 /**
  * Apply batches: commit at a source transaction boundary after this many changes or this long. Each
@@ -75,7 +74,7 @@ export async function follow(config: Config, opts: FollowOptions = {}): Promise<
   const started = performance.now();
   const names = MIGRATION_STREAM;
   const source = sourceEndpoint(config);
-  const spec = { command: 'migrate --follow', args: { follow: true }, record: true, outcome: (r: FollowResult) => ({ status: 'ok' as const, summary: r }) };
+  const spec = { command: 'migrate --follow', args: { follow: true }, lock: 'run' as const, outcome: (r: FollowResult) => ({ status: 'ok' as const, summary: r }) };
   return withRun(config.catalog, spec, async (scope) => {
     const catalog = scope.catalog;
     const model = await withClient(source, (c) => loadModel(config, c));
@@ -272,7 +271,7 @@ async function openSession(ep: Endpoint, id: string, names: StreamNames): Promis
     // its life, so the position read below is the one that old transaction left, not an older one.
     await client.query(`SET lock_timeout = '60s'`);
     try {
-      await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [FOLLOW_LOCK, names.slot]);
+      await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [FOLLOW_LOCK_CLASS, names.slot]);
     } catch (e) {
       throw blockedError(`shard ${id}: another follower of ${names.slot} is still applying changes there`, { hint: 'stop it, then run migrate --follow again', cause: e });
     }

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { connect, withClient, type Endpoint } from '../db/connect.js';
 import { shardEndpoint } from '../db/endpoints.js';
+import { forgetPlacements } from '../catalog/placements.js';
 import { deleteUnit, unitRowsOn } from '../rebalance/unit-rows.js';
 import type { Model } from '../tables/model.js';
 import { prepareCells, rootTables, takeInventory } from '../transfer/inventory.js';
@@ -24,7 +25,7 @@ export async function dropGoneUnits(config: Config, model: Model, catalog: pg.Cl
   for (const unit of units) {
     await Promise.all(config.shards.map((s) => deleteUnit(model, shardEndpoint(config, s.id), unit)));
   }
-  await catalog.query('DELETE FROM shardctl.placements WHERE unit = ANY($1::text[])', [units]);
+  await forgetPlacements(catalog, units);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { Catalog } from '../catalog/catalog.js';
+import { withRun } from '../catalog/run.js';
 import { deleteOnline, readOnline, setOnline } from '../catalog/online.js';
 import type { Config } from '../config/types.js';
 import { connect, withClient, withTransaction } from '../db/connect.js';
@@ -11,7 +11,6 @@ import { MIGRATION_STREAM, REVERSE_STREAM } from '../stream/names.js';
 import { loadModel } from '../tables/model.js';
 import { alignSourceSequences } from '../transfer/sequences.js';
 import { describeFinding, verify } from '../verify/index.js';
-import { takeCutoverLock } from './cutover.js';
 import { fenceSource, liftSourceFence } from './fence.js';
 import { closeReverse, markShards, reverseSlots, waitForMonolith } from './reverse.js';
 
@@ -54,9 +53,7 @@ export async function rollback(config: Config, opts: RollbackOptions = {}): Prom
   const timeoutMs = (opts.timeoutSeconds ?? 60) * 1000;
   const emit = opts.onEvent ?? (() => undefined);
   const source = sourceEndpoint(config);
-  const catalog = await Catalog.open(config.catalog);
-  try {
-    await takeCutoverLock(catalog.client, 'another shardctl cutover, rollback or abandon is running');
+  return withRun(config.catalog, { command: 'rollback', lock: 'cutover', busy: 'another shardctl cutover, rollback or abandon is running' }, async ({ catalog }) => {
     const rev = await readOnline(catalog.client, REVERSE_STREAM);
     const model = await withClient(source, (c) => loadModel(config, c));
     const tables = model.tables.map((t) => t.name);
@@ -144,9 +141,7 @@ export async function rollback(config: Config, opts: RollbackOptions = {}): Prom
     } finally {
       await Promise.all(shards.map((c) => c.end().catch(() => undefined)));
     }
-  } finally {
-    await catalog.close();
-  }
+  });
 }
 
 async function liftShards(shards: readonly pg.ClientBase[], tables: readonly string[]): Promise<void> {

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { createRouter } from '../routing/router.js';
+import { placedOrMoving } from '../catalog/moves.js';
 import type { HomesOf, OnShard } from './unit-rows.js';
 
 /**
@@ -11,16 +12,9 @@ import type { HomesOf, OnShard } from './unit-rows.js';
 export function catalogHomes(config: Config, catalog: pg.ClientBase, serial: <T>(fn: () => Promise<T>) => Promise<T>): HomesOf {
   const router = createRouter(config);
   return async (units) => {
-    const r = await serial(() =>
-      catalog.query<{ unit: string; shard: string }>(
-        `SELECT unit, shard FROM shardctl.placements WHERE unit = ANY($1::text[])
-         UNION SELECT unit, from_shard FROM shardctl.moves WHERE unit = ANY($1::text[])
-         UNION SELECT unit, to_shard FROM shardctl.moves WHERE unit = ANY($1::text[])`,
-        [units],
-      ),
-    );
+    const rows = await serial(() => placedOrMoving(catalog, units));
     const out = new Map<string, Set<string>>();
-    for (const x of r.rows) (out.get(x.unit) ?? out.set(x.unit, new Set()).get(x.unit)!).add(x.shard);
+    for (const x of rows) (out.get(x.unit) ?? out.set(x.unit, new Set()).get(x.unit)!).add(x.shard);
     for (const u of units) if (!out.has(u)) out.set(u, new Set([router.shardForUnit(u)]));
     return out;
   };

@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { readPlacements } from '../catalog/placements.js';
+import { catalogHasPlacements, placementTotals, readPlacements } from '../catalog/placements.js';
 import { refreshCrossRecord } from '../transfer/cross-record.js';
 import type { Config } from '../config/types.js';
 import { withRun } from '../catalog/run.js';
@@ -105,7 +105,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
   const spec = {
     command: 'rebalance',
     args: { concurrency: opts.concurrency, offline: opts.offline },
-    record: Boolean(opts.apply),
+    lock: opts.apply ? ('run' as const) : ('none' as const),
     // a preview creates no catalog schema: with none yet, nothing is placed and nothing moves
     create: Boolean(opts.apply),
     outcome: (r: RebalanceResult) => ({ status: r.ok ? ('ok' as const) : ('failed' as const), summary: summary(r) }),
@@ -117,12 +117,10 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     return (cachedModel ??= await withClient(shardEndpoint(config, id), (c) => loadModel(config, c, `shard ${id}`)));
   };
   return withRun(config.catalog, spec, async ({ catalog, run, finish }) => {
-    if (!opts.apply && !(await catalogPresent(catalog.client))) {
+    if (!opts.apply && !(await catalogHasPlacements(catalog.client))) {
       return done({ applied: false, pairs: [], moves: [], ok: true, seconds: 0 }, started);
     }
-    const placed = await catalog.client.query<{ unit: string; shard: string; rows: string; bytes: string }>(
-      'SELECT unit, shard, rows, bytes FROM shardctl.placements',
-    );
+    const placed = await placementTotals(catalog.client);
     // units created on the shards after migrate have no placement: placed where their rows are (in
     // syncTopology's transaction below), they are held and moved like the others (one scan per shard)
     // A preview reaches no further than it can: a shard it cannot read leaves the count out and says so
@@ -130,11 +128,11 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     let unplacedUnknown: string | undefined;
     const recorded = await recordedShards(catalog.client);
     const scan = async () =>
-      placed.rows.length
+      placed.length
         ? await findUnplaced(
             config,
-            await modelOf([...new Set(placed.rows.map((p) => p.shard))].sort()[0]),
-            new Set(placed.rows.map((p) => p.unit)),
+            await modelOf([...new Set(placed.map((p) => p.shard))].sort()[0]),
+            new Set(placed.map((p) => p.unit)),
             // a shard the catalog does not record yet (add-shard's preview) holds no unit, nor the tables to look in
             config.shards.map((s) => s.id).filter((id) => recorded.has(id)),
           )
@@ -146,9 +144,9 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
           unplacedUnknown = (e as Error).message;
           return [];
         });
-    for (const u of unplaced) placed.rows.push({ unit: u.unit, shard: u.shard, rows: String(u.rows), bytes: String(u.bytes) });
+    for (const u of unplaced) placed.push({ unit: u.unit, shard: u.shard, rows: String(u.rows), bytes: String(u.bytes) });
     const known = new Set(config.shards.map((s) => s.id));
-    const unknown = [...new Set(placed.rows.map((p) => p.shard).filter((s) => !known.has(s)))];
+    const unknown = [...new Set(placed.map((p) => p.shard).filter((s) => !known.has(s)))];
     if (unknown.length) {
       throw blockedError(`the catalog places units on shard(s) ${unknown.join(', ')}, which ${config.file} does not list`, {
         hint: 'removing a shard is not supported: restore it in the config',
@@ -177,7 +175,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     const routeOf = (u: string) => router.shardForUnit(u);
     const resuming = new Map(inflight.map((m) => [m.unit, m]));
     const moves: PlannedMove[] = [];
-    for (const p of placed.rows) {
+    for (const p of placed) {
       const r = resuming.get(p.unit);
       const base = { unit: p.unit, rows: Number(p.rows), bytes: Number(p.bytes), status: 'planned' as const };
       if (r) moves.push({ ...base, from: r.from, to: r.to, resumeAfter: r.step });
@@ -193,7 +191,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
 
     await syncTopology(catalog.client, config, unplaced, run?.id);
     // Reference rows come from a shard that already serves (the source may be retired after cutover).
-    const origin = moves[0]?.from ?? [...new Set(placed.rows.map((p) => p.shard))].sort()[0] ?? config.shards[0]!.id;
+    const origin = moves[0]?.from ?? [...new Set(placed.map((p) => p.shard))].sort()[0] ?? config.shards[0]!.id;
     const model = await modelOf(origin);
     await syncReferences(config, model, origin, opts.signal);
     if (moves.length > 0) {
@@ -281,10 +279,6 @@ async function syncReferences(config: Config, model: Model, origin: string, sign
         }),
       ),
   );
-}
-
-async function catalogPresent(c: { query: (sql: string) => Promise<{ rows: { ok: boolean }[] }> }): Promise<boolean> {
-  return (await c.query(`SELECT to_regclass('shardctl.placements') IS NOT NULL AS ok`)).rows[0]!.ok;
 }
 
 function pairsOf(moves: PlannedMove[]): RebalanceResult['pairs'] {

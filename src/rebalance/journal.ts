@@ -1,6 +1,5 @@
 import type pg from 'pg';
-import { withTransaction } from '../db/connect.js';
-import { followFlip } from '../catalog/held-routes.js';
+import { finishMove, flipPlacement, journalStep as journalMoveStep, readMoves, type JournalRow } from '../catalog/moves.js';
 
 /**
  * The steps of a move, in order. A moves row holds the last step that completed. `started` is
@@ -19,44 +18,16 @@ export type Step = (typeof STEPS)[number] | (typeof ONLINE_STEPS)[number];
 export const isOnlineStep = (s: Step): boolean => !(STEPS as readonly string[]).includes(s);
 export const isOfflineStep = (s: Step): boolean => !(ONLINE_STEPS as readonly string[]).includes(s);
 
-export interface MoveRow {
-  unit: string;
-  from: string;
-  to: string;
-  step: Step;
-}
+export type MoveRow = JournalRow<Step>;
 
 export type FaultOnly = 'fencing' | 'slot' | 'copy' | 'stream' | 'source-fencing';
 
-export async function movesInFlight(c: pg.ClientBase): Promise<MoveRow[]> {
-  const r = await c.query(`SELECT unit, from_shard, to_shard, step FROM shardctl.moves ORDER BY started_at, unit`);
-  return r.rows.map((m) => ({ unit: m.unit, from: m.from_shard, to: m.to_shard, step: m.step }));
-}
+export const movesInFlight = (c: pg.ClientBase): Promise<MoveRow[]> => readMoves<Step>(c);
 
-export async function journalStep(c: pg.ClientBase, runId: number, m: { unit: string; from: string; to: string }, step: Step): Promise<void> {
-  await c.query(
-    `INSERT INTO shardctl.moves (unit, from_shard, to_shard, step, run_id) VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (unit) DO UPDATE SET step = EXCLUDED.step, run_id = EXCLUDED.run_id, updated_at = now()`,
-    [m.unit, m.from, m.to, step, runId],
-  );
-}
-
-/**
- * Step 4, in one catalog transaction: the placement flips, the unit's route follows it (its held
- * route released, or held on `to` when the topology, `wanted`, routes it elsewhere still), and the
- * journal says so, together: one topology version, one NOTIFY, for this unit alone.
- */
-export async function flipPlacement(c: pg.ClientBase, runId: number, m: { unit: string; from: string; to: string }, wanted: string): Promise<void> {
-  await withTransaction(c, async () => {
-    await c.query(`UPDATE shardctl.placements SET shard = $2, run_id = $3, placed_at = now() WHERE unit = $1`, [m.unit, m.to, runId]);
-    await followFlip(c, m.unit, m.to, wanted);
-    await journalStep(c, runId, m, 'flipped');
-  });
-}
-
-export async function finishMove(c: pg.ClientBase, unit: string): Promise<void> {
-  await c.query('DELETE FROM shardctl.moves WHERE unit = $1', [unit]);
-}
+/** The journal's SQL is the catalog's (catalog/moves.ts); a step is journaled as its name. */
+export const journalStep = (c: pg.ClientBase, runId: number, m: { unit: string; from: string; to: string }, step: Step): Promise<void> =>
+  journalMoveStep(c, runId, m, step);
+export { finishMove, flipPlacement };
 
 /**
  * Test-only fault injection: SHARDCTL_FAULT_AFTER=<step> kills this process (SIGKILL, no cleanup)

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { MOVE_LOCK_CLASS } from '../catalog/locks.js';
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { connect, withClient, type Endpoint } from '../db/connect.js';
@@ -18,8 +19,6 @@ import { UnitApplier, UnitStreamError } from './unit-apply.js';
 
 type Unit = { unit: string; from: string; to: string };
 
-/** Advisory lock class of a move's applier on the new shard (with the slot's hash): one applier per slot. */
-const MOVE_LOCK = 0x4d6f7665; // "Move"
 
 /** Apply batches on the new shard: commit at a source transaction boundary after this many changes or this long. */
 const BATCH_CHANGES = 2000;
@@ -98,7 +97,7 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
     await prepareShardState(client);
     // a killed predecessor may still have a COMMIT in flight here: its lock ends with it
     await client.query(`SET lock_timeout = '60s'`);
-    await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MOVE_LOCK, names.slot]);
+    await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MOVE_LOCK_CLASS, names.slot]);
     await client.query('RESET lock_timeout');
     const pos = await readPosition(client, names.slot);
     if (!pos) throw blockedError(`shard ${m.to} has no stream position for the move of unit ${m.unit}`, { hint: 'run the same command again: the move starts over' });

@@ -4,7 +4,8 @@ import { withBoundedLocks } from '../db/lock-wait.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { restrictedCells } from '../config/capacity.js';
-import { cellBox, FENCE_LOCK, installGuard } from '../transfer/guard.js';
+import { cellBox, installGuard } from '../transfer/guard.js';
+import { FENCE_LOCK } from '../catalog/locks.js';
 
 export interface ReadOnlyResult {
   shard: string;

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { STATE_LOCK } from '../catalog/locks.js';
 
 /**
  * On every shard, the position of the source's WAL up to which that shard has applied the stream,
@@ -36,9 +37,6 @@ export const SHARD_STATE_SQL = [
      node text NOT NULL,
      PRIMARY KEY (slot, rel))`,
 ];
-
-/** "ShardS": one creator of the stream state per server at a time. */
-const STATE_LOCK = 0x53_68_61_72_64_53n;
 
 /**
  * Creates the stream state tables where they are missing. Several sessions may do this at once on

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { Catalog } from '../catalog/catalog.js';
+import { withRun } from '../catalog/run.js';
 import { readOnline } from '../catalog/online.js';
 import { blockedError } from '../errors.js';
 import { MIGRATION_STREAM, REVERSE_STREAM } from './names.js';
@@ -34,10 +34,5 @@ export async function refuseInOnlineWindow(catalog: pg.ClientBase, action: strin
 
 /** refuseInOnlineWindow for a caller without a catalog session (before it edits the config file). */
 export async function checkNoOnlineWindow(catalogUrl: string, action: string): Promise<void> {
-  const catalog = await Catalog.open(catalogUrl, { create: false });
-  try {
-    await refuseInOnlineWindow(catalog.client, action);
-  } finally {
-    await catalog.close();
-  }
+  await withRun(catalogUrl, { command: action, lock: 'none', create: false }, ({ catalog }) => refuseInOnlineWindow(catalog.client, action));
 }

@@ -59,7 +59,7 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
   const spec = {
     command: 'add-shard',
     args: { id: opts.id },
-    record: true,
+    lock: 'run' as const,
     outcome: (r: AddShardResult) => ({ status: 'ok' as const, summary: { id: r.id, created: r.created } }),
   };
   return withRun(config.catalog, spec, async ({ catalog, run }) => {

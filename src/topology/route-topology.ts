@@ -1,5 +1,5 @@
 import type { Config } from '../config/types.js';
-import { Catalog } from '../catalog/catalog.js';
+import { withRun } from '../catalog/run.js';
 import { readTopology, type CatalogTopology } from '../catalog/read-topology.js';
 import { failureText } from '../db/pg-error.js';
 
@@ -13,13 +13,10 @@ export type RouteSource = { kind: 'catalog'; topology: CatalogTopology } | { kin
  * know which moves have flipped: the caller says so.
  */
 export async function routeSource(config: Config): Promise<RouteSource> {
-  let catalog: Catalog | undefined;
   try {
-    catalog = await Catalog.open(config.catalog, { create: false });
-    return { kind: 'catalog', topology: await readTopology(catalog.client) };
+    const topology = await withRun(config.catalog, { command: 'route', lock: 'none', create: false }, ({ catalog }) => readTopology(catalog.client));
+    return { kind: 'catalog', topology };
   } catch (e) {
     return { kind: 'config', why: failureText(e, 'catalog') };
-  } finally {
-    await catalog?.close();
   }
 }

@@ -2,7 +2,8 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import type { Endpoint } from '../db/connect.js';
 import { withBoundedLocks, type LockWaitOptions } from '../db/lock-wait.js';
-import { cellBox, FENCE_LOCK, hasLatLng } from './guard.js';
+import { cellBox, hasLatLng } from './guard.js';
+import { FENCE_LOCK } from '../catalog/locks.js';
 
 /**
  * The fence API: fence, unfence and read the fenced units of one server that has the guard

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { FENCE_LOCK, GUARD_INSTALL_LOCK } from '../catalog/locks.js';
 import type pg from 'pg';
 import { cellToBoundary } from 'h3-js';
 import type { Config } from '../config/types.js';
@@ -45,7 +46,6 @@ import { h3Sql } from '../cells/h3-sql.js';
  * shardctl's own sessions set shardctl.bypass (src/db/session.ts) and pass (any session can set
  * it: the fence guards against routing mistakes, not against a session that means to bypass it).
  */
-export const FENCE_LOCK = 0x53_68_61_72_64_46n; // "ShardF"
 
 /** Bumped when the guard's shape changes; the revision stored on a shard also hashes the SQL. */
 const GUARD_REVISION = 4;
@@ -180,7 +180,7 @@ export async function installGuard(c: pg.Client, endpoint: Endpoint, model: Mode
   }
   await withBoundedLocks(c, endpoint, 'installing the write fence', async () => {
     // one installer at a time per shard (CREATE OR REPLACE races otherwise)
-    await c.query(`SELECT pg_advisory_xact_lock(${FENCE_LOCK + 1n})`);
+    await c.query(`SELECT pg_advisory_xact_lock(${GUARD_INSTALL_LOCK})`);
     for (const s of statements) await c.query(s);
     await c.query('INSERT INTO shardctl.guard (id, revision) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET revision = EXCLUDED.revision', [revision]);
   }, opts);

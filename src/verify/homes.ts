@@ -1,4 +1,4 @@
-import { readPlacements } from '../catalog/placements.js';
+import { placementsIfAny } from '../catalog/read.js';
 import type { Config } from '../config/types.js';
 import { withClient } from '../db/connect.js';
 import { isUserError } from '../errors.js';
@@ -25,10 +25,7 @@ export async function readHomes(config: Config, optional: boolean): Promise<Home
   const warnings: string[] = [];
   let placements = new Map<string, string>();
   try {
-    placements = await withClient({ label: 'catalog', url: config.catalog }, async (c) => {
-      const r = await c.query(`SELECT to_regclass('shardctl.placements') IS NOT NULL AS ok`);
-      return r.rows[0].ok ? readPlacements(c) : new Map<string, string>();
-    }, { applicationName: 'shardctl verify' });
+    placements = await withClient({ label: 'catalog', url: config.catalog }, placementsIfAny, { applicationName: 'shardctl verify' });
   } catch (e) {
     if (!optional || !isUserError(e)) throw e;
     warnings.push(`${e.message}; checking against routing instead of the catalog's placements`);
