@@ -6,8 +6,8 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { connect, withClient } from '../src/db/connect.js';
 import { loadConfig } from '../src/config/load.js';
-import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { migrate } from '../src/migrate/index.js';
+import type { Stage } from '../harness/demo/stage.js';
+import { stageMigrated } from './helpers/stage.js';
 import { shardEndpoint } from '../src/db/endpoints.js';
 import { fenceUnits, readFences, unfenceUnits } from '../src/transfer/fence.js';
 import { installGuard } from '../src/transfer/guard.js';
@@ -37,8 +37,7 @@ describe('the write fence holds for every isolation level', () => {
   let tenantOrder: string;
   let product: string;
   before(async () => {
-    stage = await stageFleet({ kind: 'pos', shards: 2, scale: 0.01 });
-    assert.equal((await migrate(stage.config)).ok, true);
+    stage = await stageMigrated({ kind: 'pos', shards: 2, scale: 0.01 });
     url = stage.config.shards[0]!.primary;
     const e = shardEndpoint(stage.config, 's0');
     model = await withClient(e, (c) => loadModel(stage.config, c, 'shard s0'));

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,6 +6,7 @@ import { parse, stringify } from 'yaml';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { loadConfig } from '../src/config/load.js';
 import { runCli, runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
+import { startFollower } from './helpers/watched.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
 
@@ -19,17 +19,6 @@ import { sql } from './helpers/fleet.js';
  */
 
 type Event = { type: string; [k: string]: unknown };
-
-function startFollower(cfg: string, onEvent: (e: Event, child: ChildProcess) => void = () => undefined) {
-  let ready!: (c: ChildProcess) => void;
-  const streaming = new Promise<ChildProcess>((r) => (ready = r));
-  const exit: Promise<CliResult> = watchCli(['migrate', '--follow', '--json', '--config', cfg], (e, child) => {
-    if (e.type === 'follow-start') ready(child);
-    onEvent(e, child);
-  });
-  const child = Promise.race([streaming, exit.then((r) => assert.fail(`the follower ended before it streamed (${r.status}): ${r.stderr.slice(-3000)}`))]);
-  return { child, exit };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -108,7 +97,7 @@ describe('migrate --follow at its seams (rental fixture)', () => {
   it('partitions: changes through the parent and naming a partition (a row moving between partitions too) reach the shards exactly', async () => {
     abandon(); // whatever an earlier test left
     const f = startFollower(cfg);
-    const child = await f.child;
+    const child = await f.streaming();
     try {
       const [{ max }] = await sql(src(), `SELECT max(payment_id) AS max FROM payment`);
       await sql(src(), `INSERT INTO payment (payment_id, customer_id, staff_id, rental_id, amount, payment_date)
@@ -141,7 +130,7 @@ describe('migrate --follow at its seams (rental fixture)', () => {
     const f = startFollower(cfg, (e) => {
       if (e.type === 'follow-progress') high = Math.max(high, Number(e.heldChanges ?? Infinity));
     });
-    const child = await f.child;
+    const child = await f.streaming();
     try {
       await sql(src(), `INSERT INTO bulk_log SELECT g, 1 + g % 4, 'row ' || g FROM generate_series(1, 100000) g`);
       await caughtUp(f.exit);
@@ -169,7 +158,7 @@ describe('migrate --follow at its seams (rental fixture)', () => {
 
   it('a table-rewriting ALTER while following stops the follower (exit 3, table named) and cutover refuses (exit 3)', async () => {
     const f = startFollower(cfg);
-    const child = await f.child;
+    const child = await f.streaming();
     setTimeout(() => child.kill('SIGKILL'), 120_000).unref();
     // same type, every value changed, nothing in the stream
     await sql(src(), `ALTER TABLE film ALTER COLUMN rental_duration TYPE smallint USING rental_duration + 7`);
@@ -201,7 +190,7 @@ describe('migrate --follow at its seams (rental fixture)', () => {
     cfg = withHistory;
     runCli(['migrate', '--abandon', '--config', withHistory]); // whatever an earlier test left
     const f = startFollower(withHistory);
-    await f.child;
+    await f.streaming();
     await sql(src(), `INSERT INTO rental_history VALUES (2, 9001, 'in', NULL, NULL), (2, 9001, 'in', NULL, NULL), (3, NULL, NULL, NULL, '2022-02-02')`);
     // one of two identical rows changes, one of two identical rows goes (exactly one each)
     await sql(src(), `UPDATE rental_history SET event = 'back' WHERE ctid = (SELECT ctid FROM rental_history WHERE rental_id = 10 LIMIT 1)`);

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { migrate } from '../src/migrate/index.js';
+import type { Stage } from '../harness/demo/stage.js';
+import { stageMigrated } from './helpers/stage.js';
 import { createRouter } from '../src/routing/router.js';
 import { moveStreamNames } from '../src/rebalance/online.js';
 import { watchCli } from './helpers/cli.js';
@@ -28,8 +28,7 @@ async function session(url: string): Promise<pg.Client> {
 describe('online move: the wait after the fence is bounded', { timeout: 300_000 }, () => {
   let stage: Stage;
   before(async () => {
-    stage = await stageFleet({ kind: 'pos', shards: 2, scale: 0.01 });
-    assert.equal((await migrate(stage.config)).ok, true);
+    stage = await stageMigrated({ kind: 'pos', shards: 2, scale: 0.01 });
   });
   after(() => stage?.stop());
 

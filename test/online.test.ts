@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { restaurantCount } from '../harness/fixtures/index.js';
-import { runCli, runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
+import { runCli, runCliAsync } from './helpers/cli.js';
+import { startFollower } from './helpers/watched.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
 import { ID_STRIDE } from '../src/transfer/sequences.js';
@@ -14,17 +14,6 @@ import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 
 const SCALE = 0.01;
-
-/** Starts `migrate --follow`; resolves `ready` once it streams (after the copy), `exit` when it ends. */
-function startFollower(cfg: string, onEvent: (e: { type: string }, child: ChildProcess) => void = () => undefined) {
-  let ready!: (c: ChildProcess) => void;
-  const streaming = new Promise<ChildProcess>((r) => (ready = r));
-  const exit: Promise<CliResult> = watchCli(['migrate', '--follow', '--json', '--config', cfg], (e, child) => {
-    if (e.type === 'follow-start') ready(child);
-    onEvent(e, child);
-  });
-  return { streaming, exit };
-}
 
 const slots = (url: string) => sql(url, `SELECT slot_name, active FROM pg_replication_slots`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -40,7 +29,7 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
 
   it('cutover that cannot catch up in time lifts the fence: the monolith stays writable (exit 3)', async () => {
     const f = startFollower(cfg);
-    const child = await Promise.race([f.streaming, f.exit.then((r) => assert.fail(`follower ended: ${r.stderr}`))]);
+    const child = await f.streaming();
     const health = JSON.parse((await runCliAsync(['health', '--json', '--config', cfg])).stdout);
     const check = health.catalog.checks.find((c: { check: string }) => c.check === 'follower');
     assert.match(check?.message ?? '', /^online migration following: lag [\d.]+ MB, [\d.]+ s; the slot retains [\d.]+ MB of WAL on the monolith$/);
@@ -76,7 +65,7 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
       ],
     ] as const) {
       const f = startFollower(cfg);
-      await Promise.race([f.streaming, f.exit.then((r) => assert.fail(`follower ended: ${r.stderr}`))]);
+      await f.streaming();
       for (const q of change) await sql(src, q);
       const r = await f.exit;
       assert.equal(r.status, 3, r.stderr);
@@ -117,7 +106,7 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
       assert.equal(killed.status, null, `killed during the copy: ${killed.stderr.slice(-3000)}`);
       for (let i = 0; i < 11; i++) {
         const f = startFollower(cfg);
-        const child = await Promise.race([f.streaming, f.exit.then((r) => assert.fail(`follower ended: ${r.stderr}`))]);
+        const child = await f.streaming();
         await sleep(150 + random(900));
         child.kill('SIGKILL');
         const r = await f.exit;
@@ -129,7 +118,7 @@ describe('online migrate (--follow) and cutover: POS fixture under write load', 
       const last = startFollower(cfg, (e) => {
         if (e.type === 'follow-progress') lag = (e as { lagBytes?: number }).lagBytes ?? lag;
       });
-      const lastChild = await Promise.race([last.streaming, last.exit.then((r) => assert.fail(`follower ended: ${r.stderr}`))]);
+      const lastChild = await last.streaming();
       for (let i = 0; i < 300 && lag > 256 * 1024; i++) await sleep(1000);
 
       // cutover proves the rows changed while following: a changed row tampered on its shard is found

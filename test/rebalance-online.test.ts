@@ -3,8 +3,8 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
-import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { migrate } from '../src/migrate/index.js';
+import type { Stage } from '../harness/demo/stage.js';
+import { stageMigrated } from './helpers/stage.js';
 import { createRouter } from '../src/routing/router.js';
 import { runCli, runCliAsync, watchCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
@@ -97,9 +97,8 @@ describe('rebalance: online moves under a writer (POS fixture)', () => {
   let stage: Stage;
   let cfg: string;
   before(async () => {
-    stage = await stageFleet({ kind: 'pos', shards: 3, scale: 0.02 });
+    stage = await stageMigrated({ kind: 'pos', shards: 3, scale: 0.02 });
     cfg = stage.configPath;
-    assert.equal((await migrate(stage.config)).ok, true);
   });
   after(() => stage?.stop());
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/load.js';
-import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { migrate } from '../src/migrate/index.js';
+import type { Stage } from '../harness/demo/stage.js';
+import { stageMigrated } from './helpers/stage.js';
 import { jumpHash } from '../src/routing/jump.js';
 import { tenantKey64 } from '../src/routing/tenant-key.js';
 import { createRouter } from '../src/routing/router.js';
@@ -30,10 +30,8 @@ describe('rebalance: POS fixture (jump)', () => {
   let stage: Stage;
   let cfg: string;
   before(async () => {
-    stage = await stageFleet({ kind: 'pos', shards: 4, scale: 0.03 });
+    stage = await stageMigrated({ kind: 'pos', shards: 4, scale: 0.03 });
     cfg = stage.configPath;
-    const r = await migrate(stage.config);
-    assert.equal(r.ok, true);
   });
   after(() => stage?.stop());
 
@@ -133,8 +131,7 @@ describe('rebalance: POS fixture (jump)', () => {
 describe('rebalance: location fixture (h3 mapping edit)', () => {
   let stage: Stage;
   before(async () => {
-    stage = await stageFleet({ kind: 'location', shards: 3, scale: 0.002 });
-    assert.equal((await migrate(stage.config)).ok, true);
+    stage = await stageMigrated({ kind: 'location', shards: 3, scale: 0.002 });
   });
   after(() => stage?.stop());
 

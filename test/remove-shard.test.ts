@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/load.js';
 import { createRouter } from '../src/index.js';
-import { stageFleet, type Stage } from '../harness/demo/stage.js';
+import type { Stage } from '../harness/demo/stage.js';
+import { stageMigrated } from './helpers/stage.js';
 import { migrate } from '../src/migrate/index.js';
 import { runCli } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
@@ -16,9 +17,8 @@ describe('remove-shard: POS fixture (jump)', () => {
   let stage: Stage;
   let cfg: string;
   before(async () => {
-    stage = await stageFleet({ kind: 'pos', shards: 3, scale: 0.01 });
+    stage = await stageMigrated({ kind: 'pos', shards: 3, scale: 0.01 });
     cfg = stage.configPath;
-    assert.equal((await migrate(stage.config)).ok, true);
   });
   after(() => stage?.stop());
 
@@ -66,8 +66,7 @@ describe('remove-shard: POS fixture (jump)', () => {
 describe('remove-shard: location fixture (h3)', () => {
   let stage: Stage;
   before(async () => {
-    stage = await stageFleet({ kind: 'location', shards: 3, scale: 0.002 });
-    assert.equal((await migrate(stage.config)).ok, true);
+    stage = await stageMigrated({ kind: 'location', shards: 3, scale: 0.002 });
   });
   after(() => stage?.stop());
 

@@ -1,20 +1,9 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
+import { runCliAsync, watchCli } from './helpers/cli.js';
+import { startWatched } from './helpers/watched.js';
 import { sql } from './helpers/fleet.js';
-
-/** Starts a long-running command with --json; `started` once `count` events of `type` came. */
-function startWatched(args: string[], type: string, count: number): { started: Promise<ChildProcess>; exit: Promise<CliResult> } {
-  let ready!: (c: ChildProcess) => void;
-  const started = new Promise<ChildProcess>((r) => (ready = r));
-  let seen = 0;
-  const exit = watchCli([...args, '--json'], (e, child) => {
-    if (e.type === type && ++seen === count) ready(child);
-  });
-  return { started: Promise.race([started, exit.then((r) => assert.fail(`${args.join(' ')} ended: ${r.stderr.slice(-3000)}`))]), exit };
-}
 
 /**
  * Ctrl-C while rollback holds the shard fence (the reverse follower stopped, so the monolith cannot
@@ -33,7 +22,7 @@ describe('rollback: Ctrl-C inside the shard fence', { timeout: 300_000 }, () => 
     stage = await stageFleet({ kind: 'pos', shards: 2, scale: 0.005, fleet: { settings: { wal_level: 'logical' } } });
     cfg = stage.configPath;
     const f = startWatched(['migrate', '--follow', '--config', cfg], 'follow-start', 1);
-    await f.started;
+    await f.started();
     const cut = await runCliAsync(['cutover', '--reverse', '--max-lag', '10m', '--timeout', '60', '--config', cfg]);
     assert.equal(cut.status, 0, cut.stdout + cut.stderr);
     assert.equal((await f.exit).status, 0);
@@ -42,7 +31,7 @@ describe('rollback: Ctrl-C inside the shard fence', { timeout: 300_000 }, () => 
 
   it('lifts the shard fence on SIGINT (exit 130); after the follower resumes, rollback succeeds', async () => {
     const back = startWatched(['rollback', '--follow', '--config', cfg], 'reverse-start', stage.config.shards.length);
-    const child = await back.started;
+    const child = await back.started();
     child.kill('SIGSTOP'); // the monolith cannot catch up: rollback waits inside the shard fence
     let fencedSeen = false;
     try {

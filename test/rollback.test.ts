@@ -1,29 +1,18 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import type { Config } from '../src/config/types.js';
 import { createRouter } from '../src/routing/router.js';
-import { runCli, runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
+import { runCli, runCliAsync } from './helpers/cli.js';
+import { startWatched } from './helpers/watched.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
 
 const T0 = Date.now();
 const mark = (what: string) => process.env.ROLLBACK_TIMES && console.error(`${((Date.now() - T0) / 1000).toFixed(1)}s ${what}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Starts a long-running command with --json; `ready` once `count` events of `type` came. */
-function startWatched(args: string[], type: string, count: number) {
-  let ready!: (c: ChildProcess) => void;
-  const started = new Promise<ChildProcess>((r) => (ready = r));
-  let seen = 0;
-  const exit: Promise<CliResult> = watchCli([...args, '--json'], (e, child) => {
-    if (e.type === type && ++seen === count) ready(child);
-  });
-  return { started: Promise.race([started, exit.then((r) => assert.fail(`${args.join(' ')} ended: ${r.stderr.slice(-3000)}`))]), exit };
-}
 
 const allSlots = async (config: Config) =>
   (await Promise.all([config.source, ...config.shards.map((s) => s.primary)].map((u) => sql(u, 'SELECT slot_name FROM pg_replication_slots')))).flat();
@@ -133,7 +122,7 @@ describe('rollback after cutover: a reverse stream from every shard to the monol
 
   const cutoverReverse = async () => {
     const f = startWatched(['migrate', '--follow', '--config', cfg], 'follow-start', 1);
-    await f.started;
+    await f.started();
     mark('following');
     const cut = runCli(['cutover', '--reverse', '--max-lag', '10m', '--timeout', '60s', '--config', cfg]);
     assert.equal(cut.status, 0, cut.stdout + cut.stderr);
@@ -154,7 +143,7 @@ describe('rollback after cutover: a reverse stream from every shard to the monol
       const random = (n: number) => ((seed = (seed * 48271) % 2147483647), seed % n);
       for (let i = 0; i < 3; i++) {
         const f = follower();
-        const child = await f.started;
+        const child = await f.started();
         await sleep(200 + random(500));
         if (i === 2) {
           // a follower that does not apply: rollback times out, lifts the shard fence, exit 3
@@ -175,7 +164,7 @@ describe('rollback after cutover: a reverse stream from every shard to the monol
       }
       mark('timeout path done');
       const last = follower();
-      await last.started;
+      await last.started();
       const rb = await runCliAsync(['rollback', '--timeout', '60s', '--config', cfg]); // the writer runs in this process
       assert.equal(rb.status, 0, rb.stdout + rb.stderr);
       assert.match(rb.stdout, /rolled back: the monolith is the source of truth again.*point the application's routers back at the monolith/s);
@@ -219,7 +208,7 @@ describe('rollback after cutover: a reverse stream from every shard to the monol
     assert.equal(move.status, 3, move.stdout + move.stderr);
     assert.match(move.stderr, /a rollback window is open \(cutover --reverse\): moving units now could reach the monolith out of order/);
     const f = follower();
-    await f.started;
+    await f.started();
     // the lag in seconds is known from the follower's first commit on (a heartbeat within a second)
     let running = await window();
     for (let i = 0; i < 100 && /MB, \?;/.test(running!.message); i++) {

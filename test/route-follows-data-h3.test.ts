@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { cellToCenterChild, cellToParent } from 'h3-js';
 import { loadConfig } from '../src/config/load.js';
-import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { migrate } from '../src/migrate/index.js';
+import type { Stage } from '../harness/demo/stage.js';
+import { stageMigrated } from './helpers/stage.js';
 import { runCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
 import { assertLanded, assertOutageOnly, openRouting, runLogged, sampleRoutes, startRoutedWriter, type RoutedWriter } from './helpers/route-oracle.js';
@@ -37,10 +37,9 @@ describe('routing follows the data (h3, location fixture)', () => {
     assertLanded(w, cell, (await placements()).get(cell)!, () => servers, 'SELECT id::text AS id FROM chat_rooms WHERE name LIKE $1', tag);
 
   before(async () => {
-    stage = await stageFleet({ kind: 'location', shards: 3, scale: 0.002 });
+    stage = await stageMigrated({ kind: 'location', shards: 3, scale: 0.002 });
     cfg = stage.configPath;
     for (const s of stage.config.shards) servers.set(s.id, s.primary);
-    assert.equal((await migrate(stage.config)).ok, true);
     app = await openRouting(stage.config.catalog);
   });
   after(async () => {

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/load.js';
 import { jumpHash, tenantKey64, type LiveRouter } from '../src/index.js';
-import { stageFleet, type Stage } from '../harness/demo/stage.js';
+import type { Stage } from '../harness/demo/stage.js';
+import { stageMigrated } from './helpers/stage.js';
 import { createFixtureSchema } from '../harness/fixtures/index.js';
 import { withClient } from '../src/db/connect.js';
-import { migrate } from '../src/migrate/index.js';
 import { runCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
 import { assertLanded as landed, assertOutageOnly, openRouting, runLogged, sampleRoutes, startRoutedWriter, type RoutedWriter, type RouteSampler } from './helpers/route-oracle.js';
@@ -40,10 +40,9 @@ describe('routing follows the data (jump, POS fixture)', () => {
     landed(w, tenant, (await placements()).get(tenant)!, () => servers, `SELECT id::text AS id FROM themes WHERE restaurant_id = ${Number(tenant)} AND name LIKE $1`, tag);
 
   before(async () => {
-    stage = await stageFleet({ kind: 'pos', shards: 3, scale: 0.016 });
+    stage = await stageMigrated({ kind: 'pos', shards: 3, scale: 0.016 });
     cfg = stage.configPath;
     for (const s of stage.config.shards) servers.set(s.id, s.primary);
-    assert.equal((await migrate(stage.config)).ok, true);
     app = await openRouting(stage.config.catalog);
     router = app.router;
   });

@@ -4,8 +4,8 @@ import pg from 'pg';
 import { loadConfig } from '../src/config/load.js';
 import { editConfigFile, removePin, setPin } from '../src/topology/edit.js';
 import { connect } from '../src/db/connect.js';
-import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { migrate } from '../src/migrate/index.js';
+import type { Stage } from '../harness/demo/stage.js';
+import { stageMigrated } from './helpers/stage.js';
 import { ID_STRIDE } from '../src/transfer/sequences.js';
 import { shardEndpoint } from '../src/db/endpoints.js';
 import { LOCK_KEY } from '../src/catalog/catalog.js';
@@ -39,9 +39,8 @@ describe('data safety (POS, 2 shards)', () => {
   let stage: Stage;
   let cfg: string;
   before(async () => {
-    stage = await stageFleet({ kind: 'pos', shards: 2, scale: 0.02 });
+    stage = await stageMigrated({ kind: 'pos', shards: 2, scale: 0.02 });
     cfg = stage.configPath;
-    assert.equal((await migrate(stage.config)).ok, true);
   });
   after(() => stage?.stop());
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { cellToCenterChild, cellToLatLng, cellToParent, latLngToCell } from 'h3-js';
-import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { migrate } from '../src/migrate/index.js';
+import type { Stage } from '../harness/demo/stage.js';
+import { stageMigrated } from './helpers/stage.js';
 import { sql } from './helpers/fleet.js';
 import { runLogged, sampleRoutes } from './helpers/route-oracle.js';
 
@@ -34,10 +34,9 @@ describe('a cell born on the shards after migrate (h3, location fixture)', () =>
   };
 
   before(async () => {
-    stage = await stageFleet({ kind: 'location', shards: 3, scale: 0.002 });
+    stage = await stageMigrated({ kind: 'location', shards: 3, scale: 0.002 });
     cfg = stage.configPath;
     for (const s of stage.config.shards) servers.set(s.id, s.primary);
-    assert.equal((await migrate(stage.config)).ok, true);
   });
   after(async () => {
     await stage?.stop();

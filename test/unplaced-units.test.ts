@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { jumpHash, tenantKey64 } from '../src/index.js';
-import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { migrate } from '../src/migrate/index.js';
+import type { Stage } from '../harness/demo/stage.js';
+import { stageMigrated } from './helpers/stage.js';
 import { runCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
 import { runLogged } from './helpers/route-oracle.js';
@@ -74,10 +74,9 @@ describe('units born on the shards after migrate (pgbench fixture, jump)', () =>
   };
 
   before(async () => {
-    stage = await stageFleet({ kind: 'pgbench', shards: 3, scale: 0.5 });
+    stage = await stageMigrated({ kind: 'pgbench', shards: 3, scale: 0.5 });
     cfg = stage.configPath;
     for (const s of stage.config.shards) servers.set(s.id, s.primary);
-    assert.equal((await migrate(stage.config)).ok, true);
   });
   after(async () => {
     await stage?.stop();

@@ -1,23 +1,13 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
 import { after, before, describe, it } from 'node:test';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { runCli, runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
+import { runCli, runCliAsync } from './helpers/cli.js';
+import { startFollower } from './helpers/watched.js';
 import { sql } from './helpers/fleet.js';
 
 const ID_STRIDE = 1024; // the interleaving rule (transfer/sequences.ts), restated: the test's own oracle
-
-/** Starts `migrate --follow`; `streaming` once it applies changes (after its copy), `exit` when it ends. */
-function startFollower(cfg: string) {
-  let ready!: (c: ChildProcess) => void;
-  const started = new Promise<ChildProcess>((r) => (ready = r));
-  const exit: Promise<CliResult> = watchCli(['migrate', '--follow', '--json', '--config', cfg], (e, child) => {
-    if (e.type === 'follow-start') ready(child);
-  });
-  return { streaming: Promise.race([started, exit.then((r) => assert.fail(`the follower ended: ${r.stderr.slice(-3000)}`))]), exit };
-}
 
 /** Every row of tenant `id` in a server's POS tables, by the test's own SQL. */
 async function tenantRows(url: string, id: number): Promise<number> {
@@ -91,7 +81,7 @@ describe('the online window: seams of its lifecycle (POS, 2 shards)', () => {
     assert.equal((await holders(GONE)).length, 1, 'the plain migrate copied the tenant');
     await deleteTenant(src, GONE);
     const first = startFollower(cfg);
-    const child = await first.streaming;
+    const child = await first.streaming();
     child.kill('SIGKILL'); // the window stays open without its follower (a running one holds the run lock besides)
     await first.exit;
     assert.deepEqual(await holders(GONE), [], 'the follow copy removed the rows of the tenant the monolith no longer has');
@@ -130,7 +120,7 @@ describe('the online window: seams of its lifecycle (POS, 2 shards)', () => {
     }
 
     const f = startFollower(cfg);
-    const again = await f.streaming;
+    const again = await f.streaming();
     try {
       // stale rows of a placed unit the monolith does not have (as a follow started by an older
       // shardctl left them): cutover refuses, naming unit and shard

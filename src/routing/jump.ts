@@ -25,7 +25,7 @@ export function jumpHash(key: bigint, buckets: number): number {
 /**
  * `jumpHash` of the key hi·2^32 + lo (both unsigned 32-bit), without BigInt: the 64-bit multiply is
  * done in 32-bit halves whose every intermediate is an exact double or an Int32 (Math.imul), so the
- * result is the paper's bit for bit (test/routing.test.ts checks it against a BigInt reference).
+ * result is the paper's bit for bit (test/unit/routing.test.ts checks it against a BigInt reference).
  * The router calls it once per tenant; `buckets` is the caller's to check.
  */
 export function jumpHash32(hi: number, lo: number, buckets: number): number {

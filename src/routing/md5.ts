@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 // MD5 (RFC 1321) of one 64-byte block, in 32-bit integer arithmetic. A tenant key is almost always a
 // short ASCII id; for those this avoids a native call, a Buffer and a BigInt per key — `plan` of a
 // million tenants hashed for two of its ten seconds in crypto.hash. Anything longer than one block
-// or not ASCII goes to node:crypto, so only the one-block case has to be right (test/routing.test.ts
+// or not ASCII goes to node:crypto, so only the one-block case has to be right (test/unit/routing.test.ts
 // compares both paths byte for byte).
 
 /** T[i] = floor(2^32 * |sin(i + 1)|), the RFC's table (every IEEE double sin gives these exactly). */

@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { cellToParent, latLngToCell } from 'h3-js';
-import { jumpHashReference } from './helpers/jump-reference.js';
-import { repoRoot } from './helpers/paths.js';
+import { jumpHashReference } from '../helpers/jump-reference.js';
+import { repoRoot } from '../helpers/paths.js';
 
 /** Runs an ES module as application code would, inside the package (so `shardctl/…` resolves to it). */
 function app(script: string, env: Record<string, string | undefined> = {}) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatBytes } from '../commands/ui/format.js';
-import { parseSize } from '../src/index.js';
+import { formatBytes } from '../../commands/ui/format.js';
+import { parseSize } from '../../src/index.js';
 
 describe('sizes', () => {
   it('a kB is 1024 bytes in reports, as in the config', () => {

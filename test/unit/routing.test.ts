@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { cellToParent, latLngToCell, getResolution, cellToChildren, isPentagon } from 'h3-js';
-import { createRouter, descendantRange, jumpHash, shardCell, tenantKey64 } from '../src/index.js';
-import { parseConfig } from '../src/config/load.js';
-import { JUMP_POINTS, JUMP_TABLE } from './helpers/golden.js';
-import { jumpHashReference } from './helpers/jump-reference.js';
-import { jumpHash32 } from '../src/routing/jump.js';
-import { md5Head } from '../src/routing/md5.js';
+import { createRouter, descendantRange, jumpHash, shardCell, tenantKey64 } from '../../src/index.js';
+import { parseConfig } from '../../src/config/load.js';
+import { JUMP_POINTS, JUMP_TABLE } from '../helpers/golden.js';
+import { jumpHashReference } from '../helpers/jump-reference.js';
+import { jumpHash32 } from '../../src/routing/jump.js';
+import { md5Head } from '../../src/routing/md5.js';
 
 describe('jumpHash', () => {
   it('matches the reference C++ implementation (table published with dgryski/go-jump)', () => {

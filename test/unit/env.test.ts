@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Command, Option } from 'commander';
-import { applyEnvTwins, twinOf } from '../commands/env.js';
-import { buildProgram } from '../commands/cli.js';
-import { positiveInt, commaList } from '../commands/context.js';
-import { runCli } from './helpers/cli.js';
-import { repoPath } from './helpers/paths.js';
+import { applyEnvTwins, twinOf } from '../../commands/env.js';
+import { buildProgram } from '../../commands/cli.js';
+import { positiveInt, commaList } from '../../commands/context.js';
+import { runCli } from '../helpers/cli.js';
+import { repoPath } from '../helpers/paths.js';
 
 const CONFIG = repoPath('test/configs/good-jump.yaml');
 const ENV = { S0_PASSWORD: 'pw' };

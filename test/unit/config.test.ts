@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { loadConfig, parseConfig, UserError } from '../src/index.js';
-import { repoPath } from './helpers/paths.js';
+import { loadConfig, parseConfig, UserError } from '../../src/index.js';
+import { repoPath } from '../helpers/paths.js';
 
 const dir = repoPath('test/configs');
 const env = { S0_PASSWORD: 's3cr3t-pw' };

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { countBar } from '../commands/ui/count-bar.js';
-import { unitBars } from '../commands/run-rebalance.js';
-import { scanBars } from '../commands/verify.js';
+import { countBar } from '../../commands/ui/count-bar.js';
+import { unitBars } from '../../commands/run-rebalance.js';
+import { scanBars } from '../../commands/verify.js';
 
 /** A stream standing in for a terminal: what the bar draws is kept. */
 function terminal(): NodeJS.WriteStream & { text(): string } {

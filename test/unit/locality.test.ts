@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { before, describe, it } from 'node:test';
 import { cellToChildren, gridDisk, latLngToCell } from 'h3-js';
-import { buildCellGraph, partitionStats } from '../src/plan/cell-graph.js';
-import { proposeRegions, type CapacityStatus } from '../src/plan/regions.js';
-import { shardCell } from '../src/cells/h3.js';
+import { buildCellGraph, partitionStats } from '../../src/plan/cell-graph.js';
+import { proposeRegions, type CapacityStatus } from '../../src/plan/regions.js';
+import { shardCell } from '../../src/cells/h3.js';
 
 interface City {
   population: number;

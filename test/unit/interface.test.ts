@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { buildProgram } from '../commands/cli.js';
-import { runCli } from './helpers/cli.js';
-import { repoPath } from './helpers/paths.js';
+import { buildProgram } from '../../commands/cli.js';
+import { runCli } from '../helpers/cli.js';
+import { repoPath } from '../helpers/paths.js';
 
 /**
  * The DBA's interface without servers: every URL points at a port nothing listens on, so a command

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { largestFirst, prefixKey } from '../src/plan/order.js';
+import { largestFirst, prefixKey } from '../../src/plan/order.js';
 
 // the order plan promises, as one comparator: largest bytes first, ties in code-unit order of the unit
 const reference = <T extends { unit: string; bytes: number }>(xs: readonly T[]) =>
