@@ -12,8 +12,9 @@ import { checkChangedRows } from './changed.js';
 import { placedButGone, strandedRows } from './gone-units.js';
 import { fenceSource, liftSourceFence } from './fence.js';
 import { checkFollowerLag, type LagBound } from './lag-gate.js';
-import { lsn } from '../stream/lsn.js';
-import { MESSAGE_PREFIX, MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
+import { lsn, lsnText } from '../stream/lsn.js';
+import { sendControl } from '../stream/control.js';
+import { MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
 import { readPosition } from '../stream/positions.js';
 import { recordNewUnits } from './placements.js';
 import { atCutover, checkShardsForReverse, cutoverFailed } from './reverse.js';
@@ -131,7 +132,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         await setOnline(catalog.client, names, 'fenced', { fencedAt });
         step('fenced');
         interrupted();
-        const barrier = (await src.query(`SELECT pg_logical_emit_message(true, $1, 'barrier')::text AS lsn`, [MESSAGE_PREFIX])).rows[0].lsn as string;
+        const barrier = lsnText(await sendControl(src, { kind: 'barrier' }));
         await setOnline(catalog.client, names, 'fenced', { barrierLsn: barrier });
         await waitForShards(shards, names, barrier, started + timeoutMs, opts.signal);
         step('caught-up', barrier);
@@ -207,7 +208,7 @@ async function waitForShards(shards: ReadonlyMap<string, pg.ClientBase>, names: 
 /** Tells the follower to finish (it exits 0 at the stop message), waits for it, then drops slot and publication. */
 async function stopFollower(c: pg.ClientBase, names: StreamNames, waitMs: number): Promise<void> {
   if ((await slotState(c, names))?.active) {
-    await c.query(`SELECT pg_logical_emit_message(true, $1, 'stop')`, [MESSAGE_PREFIX]);
+    await sendControl(c, { kind: 'stop' });
     const until = Date.now() + waitMs;
     while (Date.now() < until && (await slotState(c, names))?.active) await new Promise((r) => setTimeout(r, 50));
   }

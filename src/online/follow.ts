@@ -205,7 +205,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
         onChange: () => sourceChanges++,
         onFlush: (at) => (appliedTime = at.getTime()),
         onStart: () => emit({ type: 'follow-start', slot: names.slot, from: lsnText(start) }),
-        onHeartbeat: (content) => assertHeartbeat(recorded, content),
+        onHeartbeat: (relFiles) => assertHeartbeat(recorded, relFiles),
         throttle: opts.throttle,
         signal: opts.signal,
       });

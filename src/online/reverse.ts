@@ -4,7 +4,8 @@ import { connect, withClient } from '../db/connect.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { clearShardState, prepareShardState, readPosition, writePosition } from '../stream/positions.js';
 import { lsn } from '../stream/lsn.js';
-import { MESSAGE_PREFIX, REVERSE_STREAM, reverseKey } from '../stream/names.js';
+import { sendControl } from '../stream/control.js';
+import { REVERSE_STREAM, reverseKey } from '../stream/names.js';
 import { checkSourceForFollow } from '../stream/preflight.js';
 import { dropStream, ensurePublication, slotState } from '../stream/slot.js';
 import { blockedError } from '../errors.js';
@@ -65,7 +66,7 @@ export async function closeReverse(config: Config, waitMs = 15_000): Promise<str
   const clients = await Promise.all(config.shards.map((s) => connect(shardEndpoint(config, s.id), { applicationName: 'shardctl rollback' })));
   try {
     await Promise.all(clients.map(async (c) => {
-      if ((await slotState(c, REVERSE_STREAM))?.active) await c.query(`SELECT pg_logical_emit_message(true, $1, 'stop')`, [MESSAGE_PREFIX]);
+      if ((await slotState(c, REVERSE_STREAM))?.active) await sendControl(c, { kind: 'stop' });
     }));
     const until = Date.now() + waitMs;
     for (;;) {
@@ -92,11 +93,9 @@ export async function reverseSlots(config: Config): Promise<{ missing: string[];
   };
 }
 
-/** Marks every shard's reverse stream (a transactional message): the WAL position each must be applied past. */
-export async function markShards(clients: readonly pg.ClientBase[], content: string): Promise<bigint[]> {
-  return Promise.all(
-    clients.map(async (c) => lsn((await c.query(`SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn`, [MESSAGE_PREFIX, content])).rows[0].lsn)),
-  );
+/** Marks every shard's reverse stream with a barrier: the WAL position each must be applied past. */
+export async function markShards(clients: readonly pg.ClientBase[]): Promise<bigint[]> {
+  return Promise.all(clients.map((c) => sendControl(c, { kind: 'barrier' })));
 }
 
 /** Polls the monolith until every shard's reverse position is past its mark, or throws after `deadline`. */

@@ -103,7 +103,7 @@ export async function rollback(config: Config, opts: RollbackOptions = {}): Prom
         await setOnline(catalog.client, REVERSE_STREAM, 'fenced', { fencedAt });
         emit({ type: 'rollback-step', step: 'fenced', seconds: since() });
         opts.signal?.throwIfAborted();
-        marks = await markShards(shards, 'barrier');
+        marks = await markShards(shards);
         await waitForMonolith(config, marks, started + timeoutMs, opts.signal);
         emit({ type: 'rollback-step', step: 'caught-up', seconds: since() });
         opts.signal?.throwIfAborted();

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { connect, withClient, type Endpoint } from '../db/connect.js';
@@ -8,7 +8,8 @@ import { mayBypassTriggers } from '../transfer/foreign-keys.js';
 import { copyBatch } from '../transfer/batch.js';
 import type { Model } from '../tables/model.js';
 import { lsn } from '../stream/lsn.js';
-import { MESSAGE_PREFIX, type StreamNames } from '../stream/names.js';
+import { moveTag, parseControl, sendControl } from '../stream/control.js';
+import type { StreamNames } from '../stream/names.js';
 import { clearShardState, prepareShardState, readPosition, writePosition } from '../stream/positions.js';
 import { createSlot, dropStream, slotState } from '../stream/slot.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
@@ -133,7 +134,10 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
           case 'truncate':
             throw new UnitStreamError(`TRUNCATE of ${e.tables.join(', ')} on shard ${m.from} during the move`);
           case 'message':
-            if (e.prefix === MESSAGE_PREFIX && waiting && e.content === waiting.tag) seen = true;
+            if (waiting) {
+              const c = parseControl(e.prefix, e.content);
+              if (c?.kind === 'tag' && c.tag === waiting.tag) seen = true;
+            }
             return;
           case 'commit':
             if (seen || applier.pending >= BATCH_CHANGES || Date.now() - flushedAt >= BATCH_MS) {
@@ -164,9 +168,9 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
     ended.catch(() => undefined);
     // a transactional message on the old shard: once its commit is applied, so is every earlier commit
     const barrier = async () => {
-      const tag = `move ${names.slot} ${randomUUID()}`;
-      const reached = new Promise<void>((resolve) => (waiting = { tag, reached: resolve }));
-      await marker!.query('SELECT pg_logical_emit_message(true, $1, $2)', [MESSAGE_PREFIX, tag]);
+      const message = moveTag(names.slot);
+      const reached = new Promise<void>((resolve) => (waiting = { tag: message.tag, reached: resolve }));
+      await sendControl(marker!, message);
       return reached;
     };
     try {
