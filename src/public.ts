@@ -20,6 +20,7 @@ export type { KeyAnalysis, KeyVerdict } from './transfer/crossing.js';
 export { verify, junitXml, formatReport } from './verify/index.js';
 export type { VerifyOptions, VerifyResult, VerifyEvent, Finding, TableCheck } from './verify/index.js';
 export { rebalance, type RebalanceOptions, type RebalanceResult, type RebalanceEvent } from './rebalance/index.js';
+export type { MovePoint, MovePointHook } from './rebalance/journal.js';
 export { addShard, type AddShardOptions, type AddShardResult } from './topology/add-shard.js';
 export { crossShard, type CrossShardTx, type CrossShardOptions, type CrossShardResult } from './crossshard/two-phase.js';
 export { resolve, type ResolveResult, type ResolvedTransaction } from './crossshard/resolve.js';

@@ -26,7 +26,17 @@ export interface MoveRow {
   step: Step;
 }
 
-export type FaultOnly = 'fencing' | 'slot' | 'copy' | 'stream' | 'source-fencing';
+/**
+ * Where a move may be watched (RebalanceOptions.onMovePoint): right after each step is journaled,
+ * and at points inside steps: `fencing` after the fences are set, before `fenced` is journaled; the
+ * online move's `slot`, `copy`, `stream`, `source-fencing` (after the slot is created, after the copy
+ * committed, after the stream applied a batch, after the source is fenced). Tests kill the process
+ * there to prove a rerun completes the move.
+ */
+export type MovePoint = Step | 'fencing' | 'slot' | 'copy' | 'stream' | 'source-fencing';
+
+/** Called synchronously at each MovePoint of a move. */
+export type MovePointHook = (point: MovePoint, move: { unit: string; from: string; to: string }) => void;
 
 export async function movesInFlight(c: pg.ClientBase): Promise<MoveRow[]> {
   const r = await c.query(`SELECT unit, from_shard, to_shard, step FROM shardctl.moves ORDER BY started_at, unit`);
@@ -56,15 +66,4 @@ export async function flipPlacement(c: pg.ClientBase, runId: number, m: { unit: 
 
 export async function finishMove(c: pg.ClientBase, unit: string): Promise<void> {
   await c.query('DELETE FROM shardctl.moves WHERE unit = $1', [unit]);
-}
-
-/**
- * Test-only fault injection: SHARDCTL_FAULT_AFTER=<step> kills this process (SIGKILL, no cleanup)
- * right after that step is journaled, to prove a rerun completes the move; `fencing` kills after
- * the fences are set, before `fenced` is journaled; the online move adds points inside its steps
- * (`slot`, `copy`, `stream`, `source-fencing`: after the slot is created, after the copy committed,
- * after the stream applied a first batch, after the source is fenced).
- */
-export function faultPoint(step: Step | FaultOnly): void {
-  if (process.env.SHARDCTL_FAULT_AFTER === step) process.kill(process.pid, 'SIGKILL');
 }

@@ -14,10 +14,16 @@ import { clearShardState, prepareShardState, readPosition, writePosition } from 
 import { createSlot, dropStream, slotState } from '../stream/slot.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 import { runStream } from '../stream/stream.js';
-import { faultPoint } from './journal.js';
+import type { MovePoint } from './journal.js';
 import { UnitApplier, UnitStreamError } from './unit-apply.js';
 
 type Unit = { unit: string; from: string; to: string };
+
+/** What a move's copy and catch-up answer to: the caller's interrupt, and its hook at the points inside them. */
+export interface MoveRun {
+  signal?: AbortSignal;
+  onPoint?: (point: MovePoint) => void;
+}
 
 /** Advisory lock class of a move's applier on the new shard (with the slot's hash): one applier per slot. */
 const MOVE_LOCK = 0x4d6f7665; // "Move"
@@ -49,7 +55,7 @@ export function moveStreamNames(unit: string): StreamNames {
  * commits; then the new shard's stream position is set to that point. A crash before the caller
  * journals this step is undone by the next run (slot dropped, copy deleted from the fenced target).
  */
-export async function copyOnline(config: Config, model: Model, m: Unit, signal?: AbortSignal): Promise<number> {
+export async function copyOnline(config: Config, model: Model, m: Unit, { signal, onPoint }: MoveRun = {}): Promise<number> {
   const names = moveStreamNames(m.unit);
   const from = shardEndpoint(config, m.from);
   const to = shardEndpoint(config, m.to);
@@ -60,11 +66,11 @@ export async function copyOnline(config: Config, model: Model, m: Unit, signal?:
     await c.query(`CREATE PUBLICATION ${quoteIdent(names.publication)} FOR TABLE ${tables} WITH (publish_via_partition_root = true)`);
   });
   const slot = await createSlot(from, names);
-  faultPoint('slot');
+  onPoint?.('slot');
   try {
     const r = await copyBatch({ shard: m.to, units: [m.unit] }, { model, source: from, target: to, tables: model.sharded, verify: true, snapshot: slot.snapshot, signal });
     if (r.failed.length) throw new UnitStreamError(r.failed[0]!.reason);
-    faultPoint('copy');
+    onPoint?.('copy');
     await withClient(to, async (c) => {
       await prepareShardState(c);
       await writePosition(c, names.slot, slot.consistentLsn);
@@ -89,7 +95,7 @@ export interface CatchUp {
  * fence: from there the new shard holds every write the old one accepted. Resumes from the position
  * the new shard committed. Rejects (after rolling back the open batch) on any error.
  */
-export async function catchUp(config: Config, model: Model, m: Unit, fence: () => Promise<void>, signal?: AbortSignal, fencedWaitMs = FENCED_WAIT_MS): Promise<CatchUp> {
+export async function catchUp(config: Config, model: Model, m: Unit, fence: () => Promise<void>, { signal, onPoint }: MoveRun = {}, fencedWaitMs = FENCED_WAIT_MS): Promise<CatchUp> {
   const names = moveStreamNames(m.unit);
   const from = shardEndpoint(config, m.from);
   const to = shardEndpoint(config, m.to);
@@ -144,7 +150,7 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
               await applier.flush(e.endLsn);
               control.confirm(applier.pos);
               flushedAt = Date.now();
-              faultPoint('stream');
+              onPoint?.('stream');
             }
             if (!seen) return;
             seen = false;
