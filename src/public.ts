@@ -33,7 +33,7 @@ export { followBack, type FollowBackOptions, type FollowBackResult, type FollowB
 export { rollback, type RollbackOptions, type RollbackResult, type RollbackEvent } from './online/rollback.js';
 export { finishCutover, type FinishResult } from './online/finish.js';
 export type { FollowEvent } from './stream/events.js';
-export { health, prometheusText, writeTextfile, resolveThresholds, METRIC_HELP, COUNTER_HELP, STATUS_EXIT as HEALTH_EXIT_CODES } from './health/index.js';
+export { health, prometheusText, writeTextfile, resolveThresholds, METRIC_HELP, COUNTER_HELP, STATUS_CODE as HEALTH_STATUS_CODES } from './health/index.js';
 export type {
   HealthReport, HealthOptions, HealthThresholds, ThresholdOverrides, ServerReport, CatalogReport, LagReport,
   CheckResult as HealthCheck, Problem as HealthProblem, Status as HealthStatus,

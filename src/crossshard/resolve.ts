@@ -2,7 +2,6 @@ import { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config/types.js';
 import { withClient } from '../db/connect.js';
 import { describePgError } from '../db/pg-error.js';
-import { ExitCode } from '../errors.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { GID_PREFIX, gidLiteral, lockGid, openTransactions, transition, unlockGid, type TxRecord } from '../catalog/transactions.js';
 
@@ -25,8 +24,8 @@ export interface ResolveResult {
   transactions: ResolvedTransaction[];
   /** prepared transactions named like shardctl's that no open catalog record knows (left alone) */
   unknown: { shard: string; gid: string; prepared: string }[];
+  /** every transaction finished on every participant (none in progress, none failed) */
   ok: boolean;
-  exitCode: number;
 }
 
 /**
@@ -47,7 +46,7 @@ export async function resolve(config: Config): Promise<ResolveResult> {
     const known = new Set(open.map((t) => t.gid));
     const unknown = (await preparedEverywhere(config)).filter((p) => !known.has(p.gid));
     const ok = transactions.every((t) => t.decision !== 'in progress' && t.shards.every((s) => s.action !== 'failed'));
-    return { transactions, unknown, ok, exitCode: ok ? ExitCode.ok : ExitCode.mismatch };
+    return { transactions, unknown, ok };
   } finally {
     await catalog.close();
   }
