@@ -7,7 +7,6 @@ import { blockedError } from '../errors.js';
 import { mayBypassTriggers } from '../transfer/foreign-keys.js';
 import { copyBatch } from '../transfer/batch.js';
 import type { Model } from '../tables/model.js';
-import { lsn } from '../stream/lsn.js';
 import { moveTag, parseControl, sendControl } from '../stream/control.js';
 import type { StreamNames } from '../stream/names.js';
 import { clearShardState, prepareShardState, readPosition, writePosition } from '../stream/positions.js';
@@ -110,7 +109,7 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
     const pos = await readPosition(client, names.slot);
     if (!pos) throw blockedError(`shard ${m.to} has no stream position for the move of unit ${m.unit}`, { hint: 'run the same command again: the move starts over' });
     await releaseSlot(from, names);
-    const applier = new UnitApplier(model, client, m.to, names.slot, m.unit, lsn(pos), await mayBypassTriggers(client));
+    const applier = new UnitApplier(model, client, m.to, names.slot, m.unit, pos, await mayBypassTriggers(client));
     marker = await connect(from, { applicationName: 'shardctl move barrier' });
 
     // the stream stops with the caller's signal, or when fencing fails

@@ -3,7 +3,7 @@ import { parentCell, shardCell } from '../cells/h3.js';
 import { pgFailure } from '../db/pg-error.js';
 import { h3Strategy, viaChildren, type Model, type TableModel, type ViaChild } from '../tables/model.js';
 import type { Row } from '../stream/decoder.js';
-import { lsnText } from '../stream/lsn.js';
+import type { Lsn } from '../db/lsn.js';
 import { writePosition } from '../stream/positions.js';
 import { deleteRowSql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Statements, updateSql } from '../stream/statements.js';
 
@@ -43,7 +43,7 @@ export class UnitApplier {
     private readonly slot: string,
     private readonly unit: string,
     /** the source position the shard has committed */
-    public pos: bigint,
+    public pos: Lsn,
     private readonly replicaRole: boolean,
   ) {
     this.sql = new Statements(client);
@@ -51,7 +51,7 @@ export class UnitApplier {
   }
 
   /** A source transaction starts; skipped when the shard committed it before a crash. */
-  begin(commitLsn: bigint): void {
+  begin(commitLsn: Lsn): void {
     this.skip = this.pos > commitLsn;
     this.gone = new Set();
   }
@@ -100,10 +100,10 @@ export class UnitApplier {
   }
 
   /** Commits what was applied with the position `end` (the end of the last complete source transaction). */
-  async flush(end: bigint): Promise<void> {
+  async flush(end: Lsn): Promise<void> {
     if (end <= this.pos && !this.open) return;
     if (!this.open) await this.begin_();
-    await writePosition(this.client, this.slot, lsnText(end > this.pos ? end : this.pos), new Date());
+    await writePosition(this.client, this.slot, end > this.pos ? end : this.pos, new Date());
     await this.client.query('COMMIT');
     this.open = false;
     this.pending = 0;

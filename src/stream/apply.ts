@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { pgFailure } from '../db/pg-error.js';
 import { viaChildren, type Model, type TableModel, type ViaChild } from '../tables/model.js';
 import type { Row } from './decoder.js';
-import { lsnText } from './lsn.js';
+import { lsnText, ZERO_LSN, type Lsn } from '../db/lsn.js';
 import { writeDirty, writePosition } from './positions.js';
 import { RouteError, type Placement, type RowRouter } from './route.js';
 import {
@@ -30,7 +30,7 @@ export interface ShardSession {
   /** may set session_replication_role = replica (no per-row triggers, as PostgreSQL's own apply worker) */
   readonly replicaRole: boolean;
   /** the source WAL position this shard has committed (end of the last source transaction it holds) */
-  pos: bigint;
+  pos: Lsn;
   /** a shard transaction is open (a batch of source transactions in flight) */
   open: boolean;
   /** statements applied, for progress */
@@ -53,7 +53,7 @@ interface Group {
 
 /** An UPDATE whose row may have to move to the shard: the source transaction it belongs to, its key and new row. */
 interface Move {
-  txn: bigint;
+  txn: Lsn;
   key: string[];
   row: Row;
 }
@@ -102,7 +102,7 @@ interface MovedRow {
  */
 export class Applier {
   private skip = new Set<string>();
-  private txn = 0n;
+  private txn = ZERO_LSN;
   /** follow_stash's order; never reset (a deferred move may stash for an earlier source transaction) */
   private seq = 0;
   private readonly parents = new Lru<string, string>(200_000);
@@ -115,7 +115,7 @@ export class Applier {
   /** per shard: the batch being built (sent before any other statement on that shard, and at flush) */
   private readonly pending = new Map<string, Pending>();
   /** the position every shard has committed */
-  confirmed: bigint;
+  confirmed: Lsn;
   /**
    * Sending a batch, or settling the rows it moved, failed: the changes it held are lost to the
    * open shard transactions, which must not commit (a flush refuses until rollback()).
@@ -132,14 +132,14 @@ export class Applier {
   ) {
     this.byId = new Map(sessions.map((s) => [s.id, s]));
     this.children = viaChildren(model);
-    this.confirmed = sessions.reduce((m, s) => (s.pos < m ? s.pos : m), sessions[0]?.pos ?? 0n);
+    this.confirmed = sessions.reduce((m, s) => (s.pos < m ? s.pos : m), sessions[0]?.pos ?? ZERO_LSN);
     this.rows = this.router((p, c, v) => this.parentShard(p, c, v));
   }
 
   private readonly rows: RowRouter;
 
   /** A source transaction starts; shards that already committed it will not see its changes again. */
-  begin(commitLsn: bigint): void {
+  begin(commitLsn: Lsn): void {
     this.txn = commitLsn;
     this.skip = new Set(this.sessions.filter((s) => s.pos > commitLsn).map((s) => s.id));
   }
@@ -295,7 +295,7 @@ export class Applier {
    * included. A shard already past `end` (it committed further before a crash, and is skipping the
    * replay) is left alone: writing `end` there would move its position back over changes it holds.
    */
-  async flush(end: bigint, sourceTime: Date): Promise<void> {
+  async flush(end: Lsn, sourceTime: Date): Promise<void> {
     const before = this.confirmed;
     if (this.failed) throw this.failed;
     await this.drainAll(); // batched updates first: a row not on its shard moves, reading the others
@@ -304,7 +304,7 @@ export class Applier {
         await this.drain(s);
         if (s.pos >= end && !s.open) return;
         if (!s.open) await this.open(s);
-        await writePosition(s.client, this.slot, lsnText(end > s.pos ? end : s.pos), sourceTime);
+        await writePosition(s.client, this.slot, end > s.pos ? end : s.pos, sourceTime);
         await writeDirty(s.client, this.slot, [...(this.dirty.get(s.id)?.values() ?? [])]);
         this.dirty.delete(s.id);
         // stashed rows of transactions every shard has committed are no longer needed
@@ -601,7 +601,7 @@ export class Applier {
     return rows;
   }
 
-  private async stashed(s: ShardSession, t: TableModel, key: string[], txn: bigint): Promise<MovedRow[] | undefined> {
+  private async stashed(s: ShardSession, t: TableModel, key: string[], txn: Lsn): Promise<MovedRow[] | undefined> {
     const r = await s.sql.run('SELECT rows FROM shardctl.follow_stash WHERE slot = $1 AND lsn = $2 ORDER BY seq', [this.slot, lsnText(txn)]);
     for (const { rows } of r.rows as { rows: { table: string; key: string[]; rows: MovedRow[] } }[]) {
       if (rows.table === t.name && rows.key.join('\0') === key.join('\0')) return rows.rows;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { lsn } from './lsn.js';
+import { lsn, type Lsn } from '../db/lsn.js';
 import { heartbeatContentSql } from './rewrite.js';
 
 /**
@@ -38,7 +38,7 @@ function contentOf(m: SentControl): string {
 }
 
 /** Writes `m` on the source `c` is connected to; returns the WAL position of the message. */
-export async function sendControl(c: pg.ClientBase, m: SentControl): Promise<bigint> {
+export async function sendControl(c: pg.ClientBase, m: SentControl): Promise<Lsn> {
   const r = await c.query(`SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn`, [MESSAGE_PREFIX, contentOf(m)]);
   return lsn(r.rows[0].lsn);
 }
@@ -47,7 +47,7 @@ export async function sendControl(c: pg.ClientBase, m: SentControl): Promise<big
  * Writes a heartbeat (with the relfilenodes of `tables`, configured table names, when given);
  * returns the source's current WAL position, read in the same statement.
  */
-export async function emitHeartbeat(c: pg.ClientBase, tables?: readonly string[]): Promise<bigint> {
+export async function emitHeartbeat(c: pg.ClientBase, tables?: readonly string[]): Promise<Lsn> {
   const r = tables
     ? await c.query(`SELECT pg_logical_emit_message(true, $1, ${heartbeatContentSql(2)}), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX, tables])
     : await c.query(`SELECT pg_logical_emit_message(true, $1, '${HEARTBEAT}'), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX]);

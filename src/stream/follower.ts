@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { connect, type Endpoint } from '../db/connect.js';
 import { blockedError } from '../errors.js';
 import type { Model } from '../tables/model.js';
+import type { Lsn } from '../db/lsn.js';
 import type { Applier } from './apply.js';
 import { emitHeartbeat, parseControl } from './control.js';
 import type { StreamNames } from './names.js';
@@ -39,7 +40,7 @@ export interface ApplyLoopOptions {
  * transactions (or on DDL/TRUNCATE before any change of the transaction), the finished ones are
  * flushed; in the middle of one, the batch is rolled back and the stream replays it next time.
  */
-export async function applyStream(source: Endpoint, names: StreamNames, start: bigint, model: Model, applier: Applier, o: ApplyLoopOptions): Promise<void> {
+export async function applyStream(source: Endpoint, names: StreamNames, start: Lsn, model: Model, applier: Applier, o: ApplyLoopOptions): Promise<void> {
   let inTxn = false;
   let txnChanges = 0;
   let batch = 0;
@@ -49,7 +50,7 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: b
   let flushNow = false;
   let stop = false;
   const tables = new Map(model.tables.map((t) => [t.name, t]));
-  const flush = async (end: bigint, at: Date) => {
+  const flush = async (end: Lsn, at: Date) => {
     await applier.flush(end, at);
     o.onFlush?.(at);
     flushedAt = Date.now();
@@ -143,7 +144,7 @@ export async function startHeartbeat(
   source: Endpoint,
   applicationName: string,
   everyMs: number,
-  onBeat: (sourceLsn: bigint) => void,
+  onBeat: (sourceLsn: Lsn) => void,
   onError: (e: Error) => void = () => undefined,
   /** configured tables whose relfilenodes each heartbeat carries (rewrite.ts) */
   tables?: readonly string[],
