@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import { register as throttle } from './throttle.js';
 import { applyEnvTwins, describeTwins } from './env.js';
 import { addHelpTexts } from './help.js';
+import { installHooks, type ProgramHooks } from './context.js';
 import { reportError } from './ui/errors.js';
 import { setupColour, tolerateClosedPipes } from './ui/output.js';
 
@@ -42,8 +43,9 @@ function ownVersion(): string {
   return pkg.version;
 }
 
-/** Runs the CLI; returns the exit code instead of exiting, so output is never truncated. */
-export async function main(argv: string[]): Promise<number> {
+/** Runs the CLI; returns the exit code instead of exiting, so output is never truncated. `hooks`: for tests (context.ts ProgramHooks). */
+export async function main(argv: string[], hooks: ProgramHooks = {}): Promise<number> {
+  installHooks(hooks);
   setupColour();
   tolerateClosedPipes();
   const program = buildProgram();

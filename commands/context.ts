@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig, parseDuration, parseRatio, parseSize, type Duration } from '../src/index.js';
-import type { Config } from '../src/index.js';
+import type { Config, MovePointHook } from '../src/index.js';
 import { createOutput, type Output } from './ui/output.js';
 
 export interface GlobalOptions {
@@ -78,3 +78,22 @@ export function ratio(flag: string) {
     return n;
   };
 }
+
+/**
+ * What an entry point may hand the program besides its arguments (main's second parameter). The
+ * launcher hands nothing; a test entry (test/helpers/faulty-cli.ts) kills the process at a move's
+ * point, so the engine itself never reads a fault from the environment.
+ */
+export interface ProgramHooks {
+  /** passed to every rebalance the commands run (rebalance, pin, unpin, mapping set, add-shard, remove-shard) */
+  onMovePoint?: MovePointHook;
+}
+
+let installed: ProgramHooks = {};
+
+/** Set by `main` for the run it starts. */
+export function installHooks(hooks: ProgramHooks): void {
+  installed = hooks;
+}
+
+export const programHooks = (): ProgramHooks => installed;

@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
-import { cutover, finishCutover, usageError } from '../src/index.js';
+import { cutover, finishCutover, usageError, type CutoverEvent } from '../src/index.js';
 import { duration, load, output, size, withGlobalOptions, type GlobalOptions } from './context.js';
 import { viaEnv } from './env.js';
 import { interruptSignal } from './signals.js';
 import { formatSeconds } from './ui/format.js';
+import { reporterFor } from './ui/reporter.js';
+import { fenceStepViews } from './ui/step-lines.js';
 
 interface CutoverFlags extends GlobalOptions {
   timeout?: number;
@@ -42,16 +44,17 @@ export function register(program: Command): void {
     }
     // Ctrl-C lifts the fence the cutover holds (exit 130), it never leaves the monolith fenced
     const interrupt = interruptSignal();
+    const reporter = reporterFor<CutoverEvent>(opts, fenceStepViews());
     const r = await cutover(config, {
       timeoutSeconds: opts.timeout === undefined ? undefined : opts.timeout / 1000,
       reverse: opts.reverse,
       maxLag: { seconds: opts.maxLag === undefined ? undefined : opts.maxLag / 1000, bytes: opts.maxLagBytes },
       signal: interrupt.signal,
-      onEvent: (e) => {
-        if (opts.json) process.stderr.write(`${JSON.stringify(e)}\n`);
-        else if (!opts.quiet) process.stderr.write(`${e.step} after ${formatSeconds(e.seconds)}${e.detail ? ` (${e.detail})` : ''}\n`);
-      },
-    }).finally(() => interrupt.dispose());
+      onEvent: (e) => reporter.event(e),
+    }).finally(() => {
+      reporter.stop();
+      interrupt.dispose();
+    });
     out.result(
       r.already
         ? `already cut over (writes to the monolith were refused for ${formatSeconds(r.outageMs / 1000)})`

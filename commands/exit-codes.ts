@@ -1,4 +1,4 @@
-import { ExitCode, type FailoverResult, type MigrateResult, type RebalanceResult, type RemoveShardResult, type VerifyResult } from '../src/index.js';
+import { ExitCode, type FailoverResult, type HealthStatus, type ResolveResult, type MigrateResult, type RebalanceResult, type RemoveShardResult, type VerifyResult } from '../src/index.js';
 
 /**
  * The exit code of each command's result (README "Exit codes"). The engine reports what happened,
@@ -22,3 +22,9 @@ export const failoverExit = (r: FailoverResult): number => (r.applied && r.healt
 /** 0 removed (or only shown); 1 moves failed, or the shard still holds something and stays. */
 export const removeShardExit = (r: RemoveShardResult): number =>
   !r.drain.ok || (r.drain.applied && !r.removed) ? ExitCode.mismatch : ExitCode.ok;
+
+/** 0 nothing left in doubt; 1 a transaction could not be finished, or its coordinator still runs. */
+export const resolveExit = (r: ResolveResult): number => (r.ok ? ExitCode.ok : ExitCode.mismatch);
+
+/** health's own table (monitoring convention, not the other commands'): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. */
+export const healthExit = (s: HealthStatus): number => ({ ok: 0, warning: 1, critical: 2, unknown: 3 })[s];

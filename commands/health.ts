@@ -6,7 +6,6 @@ import { isUserError, UserError, usageError } from '../src/index.js';
 import {
   health,
   prometheusText,
-  HEALTH_EXIT_CODES as STATUS_EXIT,
   writeTextfile,
   type HealthReport,
   type HealthThresholds,
@@ -15,6 +14,7 @@ import {
   type ThresholdOverrides,
 } from '../src/index.js';
 import { worstHealthStatus as worst } from '../src/index.js';
+import { healthExit } from './exit-codes.js';
 import { reportError } from './ui/errors.js';
 import { bigintSafe } from './ui/output.js';
 import { duration, load, ratio, size, withGlobalOptions, type GlobalOptions } from './context.js';
@@ -108,7 +108,8 @@ async function run(opts: HealthFlags): Promise<number> {
   const report = await health(config, { timeoutMs: opts.timeout, thresholds, catalog: opts.catalog });
   const metrics = opts.prometheus || opts.textfile ? await prometheusText(report) : '';
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify(report, bigintSafe, 2)}\n`);
+    const { status, ...rest } = report; // the exit code second, where the report carried it before
+    process.stdout.write(`${JSON.stringify({ status, exitCode: healthExit(status), ...rest }, bigintSafe, 2)}\n`);
   } else if (opts.prometheus) {
     process.stdout.write(metrics);
     if (report.status !== 'ok') process.stderr.write(render(report, true));
@@ -121,10 +122,10 @@ async function run(opts: HealthFlags): Promise<number> {
     } catch (e) {
       // The report above still stands; a textfile that could not be written is one more UNKNOWN.
       reportError(e, false);
-      return STATUS_EXIT[worst([report.status, 'unknown'])];
+      return healthExit(worst([report.status, 'unknown']));
     }
   }
-  return report.exitCode;
+  return healthExit(report.status);
 }
 
 const PAINT: Record<Status, (s: string) => string> = { ok: chalk.green, warning: chalk.yellow, critical: chalk.red, unknown: chalk.magenta };

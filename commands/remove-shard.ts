@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { removeShard, type RemoveShardResult } from '../src/index.js';
 import { removeShardExit } from './exit-codes.js';
-import { load, output, positiveInt, withGlobalOptions } from './context.js';
+import { load, output, positiveInt, programHooks, withGlobalOptions } from './context.js';
 import { rebalanceReporter, render as renderMoves, type RebalanceFlags } from './run-rebalance.js';
 import { interruptSignal } from './signals.js';
 
@@ -26,6 +26,7 @@ export function register(program: Command): void {
         offline: opts.offline,
         signal: interrupt.signal,
         onEvent: (e) => reporter.event(e),
+        onMovePoint: programHooks().onMovePoint,
       }).finally(() => reporter.stop());
       out.result(render(r, config.file), r);
       process.exitCode = removeShardExit(r);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { resolve, type ResolveResult } from '../src/index.js';
 import { load, output, withGlobalOptions, type GlobalOptions } from './context.js';
+import { resolveExit } from './exit-codes.js';
 import { table } from './ui/format.js';
 
 /**
@@ -15,8 +16,8 @@ export function register(program: Command): void {
       .description('commit or roll back in-doubt two-phase (cross-shard) transactions from the catalog record'),
   ).action(async (opts: GlobalOptions) => {
     const result = await resolve(load(opts));
-    output(opts).result(render(result), result);
-    process.exitCode = result.exitCode;
+    process.exitCode = resolveExit(result);
+    output(opts).result(render(result), { ...result, exitCode: process.exitCode });
   });
 }
 

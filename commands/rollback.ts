@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
-import { followBack, rollback, usageError, type FollowBackEvent } from '../src/index.js';
+import { followBack, rollback, usageError, type FollowBackEvent, type RollbackEvent } from '../src/index.js';
 import { duration, load, output, withGlobalOptions, type GlobalOptions } from './context.js';
 import { viaEnv } from './env.js';
 import { interruptSignal } from './signals.js';
 import { formatBytes, formatCount, formatSeconds } from './ui/format.js';
+import { reporterFor, type LineView } from './ui/reporter.js';
+import { fenceStepViews } from './ui/step-lines.js';
 
 interface RollbackFlags extends GlobalOptions {
   timeout?: number;
@@ -24,9 +26,9 @@ export function register(program: Command): void {
       // a timeout exported for rollbacks (SHARDCTL_ROLLBACK_TIMEOUT) has nothing to bound here: only the flag conflicts
       if (opts.timeout !== undefined && !viaEnv('timeout')) throw usageError('--timeout does not apply to rollback --follow');
       const interrupt = interruptSignal();
-      const last = new Map<string, number>();
+      const reporter = reporterFor<FollowBackEvent>(opts, { lines: followLines });
       try {
-        const r = await followBack(config, { signal: interrupt.signal, onEvent: (e) => report(e) });
+        const r = await followBack(config, { signal: interrupt.signal, onEvent: (e) => reporter.event(e) });
         out.result(
           r.stopped === 'closed'
             ? 'there is no rollback window to follow (cutover --reverse opens one)'
@@ -34,31 +36,22 @@ export function register(program: Command): void {
           r,
         );
       } finally {
+        reporter.stop();
         interrupt.dispose();
-      }
-      // NDJSON with --json; otherwise start/stop lines and a status line per shard every 10 s
-      function report(e: FollowBackEvent): void {
-        if (opts.json) return void process.stderr.write(`${JSON.stringify(e)}\n`);
-        if (opts.quiet) return;
-        if (e.type === 'reverse-start') process.stderr.write(`shard ${e.shard}: streaming to the monolith from ${e.from}\n`);
-        else if (e.type === 'reverse-stop') process.stderr.write(`shard ${e.shard}: stopped (${e.reason}) at ${e.appliedLsn}${e.message ? `: ${e.message}` : ''}\n`);
-        else if (Date.now() - (last.get(e.shard) ?? 0) >= 10_000) {
-          last.set(e.shard, Date.now());
-          process.stderr.write(`shard ${e.shard}: applied ${e.appliedLsn}, lag ${e.lagBytes === null ? '?' : formatBytes(e.lagBytes)}, ${formatCount(e.changesPerSecond)} changes/s\n`);
-        }
       }
       return;
     }
     // Ctrl-C lifts the shard fence the rollback holds (exit 130), it never leaves the shards fenced
     const interrupt = interruptSignal();
+    const reporter = reporterFor<RollbackEvent>(opts, fenceStepViews());
     const r = await rollback(config, {
       timeoutSeconds: opts.timeout === undefined ? undefined : opts.timeout / 1000,
       signal: interrupt.signal,
-      onEvent: (e) => {
-        if (opts.json) process.stderr.write(`${JSON.stringify(e)}\n`);
-        else if (!opts.quiet) process.stderr.write(`${e.step} after ${formatSeconds(e.seconds)}${e.detail ? ` (${e.detail})` : ''}\n`);
-      },
-    }).finally(() => interrupt.dispose());
+      onEvent: (e) => reporter.event(e),
+    }).finally(() => {
+      reporter.stop();
+      interrupt.dispose();
+    });
     out.result(
       (r.already
         ? 'already rolled back'
@@ -68,4 +61,18 @@ export function register(program: Command): void {
       r,
     );
   });
+}
+
+/** rollback --follow without --json: start/stop lines and a status line per shard every 10 s. */
+function followLines(): LineView<FollowBackEvent> {
+  const last = new Map<string, number>();
+  return {
+    line(e) {
+      if (e.type === 'reverse-start') return `shard ${e.shard}: streaming to the monolith from ${e.from}`;
+      if (e.type === 'reverse-stop') return `shard ${e.shard}: stopped (${e.reason}) at ${e.appliedLsn}${e.message ? `: ${e.message}` : ''}`;
+      if (Date.now() - (last.get(e.shard) ?? 0) < 10_000) return undefined;
+      last.set(e.shard, Date.now());
+      return `shard ${e.shard}: applied ${e.appliedLsn}, lag ${e.lagBytes === null ? '?' : formatBytes(e.lagBytes)}, ${formatCount(e.changesPerSecond)} changes/s`;
+    },
+  };
 }

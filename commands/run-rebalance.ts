@@ -1,6 +1,6 @@
 import { applyReadOnly, editConfigFile, previewConfigEdit, type Config } from '../src/index.js';
 import { rebalance, type RebalanceEvent, type RebalanceResult } from '../src/index.js';
-import { load, output, type GlobalOptions } from './context.js';
+import { load, output, programHooks, type GlobalOptions } from './context.js';
 import { rebalanceExit } from './exit-codes.js';
 import { interruptSignal } from './signals.js';
 import { crossShardLine, formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
@@ -33,6 +33,7 @@ export async function runRebalance(config: Config, opts: RebalanceFlags, extras:
       signal: interrupt.signal,
       onEvent: (e) => reporter.event(e),
       onPreflightPassed: extras.onPreflightPassed,
+      onMovePoint: programHooks().onMovePoint,
     });
     process.exitCode = rebalanceExit(result);
     out.result(render(result, config.file, extras.applyWith), { ...result, exitCode: process.exitCode });

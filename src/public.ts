@@ -20,6 +20,7 @@ export type { KeyAnalysis, KeyVerdict } from './transfer/crossing.js';
 export { verify, junitXml, formatReport } from './verify/index.js';
 export type { VerifyOptions, VerifyResult, VerifyEvent, Finding, TableCheck } from './verify/index.js';
 export { rebalance, type RebalanceOptions, type RebalanceResult, type RebalanceEvent } from './rebalance/index.js';
+export type { MovePoint, MovePointHook } from './rebalance/journal.js';
 export { addShard, type AddShardOptions, type AddShardResult } from './topology/add-shard.js';
 export { crossShard, type CrossShardTx, type CrossShardOptions, type CrossShardResult } from './crossshard/two-phase.js';
 export { resolve, type ResolveResult, type ResolvedTransaction } from './crossshard/resolve.js';
@@ -32,7 +33,7 @@ export { followBack, type FollowBackOptions, type FollowBackResult, type FollowB
 export { rollback, type RollbackOptions, type RollbackResult, type RollbackEvent } from './online/rollback.js';
 export { finishCutover, type FinishResult } from './online/finish.js';
 export type { FollowEvent } from './stream/events.js';
-export { health, prometheusText, writeTextfile, resolveThresholds, METRIC_HELP, COUNTER_HELP, STATUS_EXIT as HEALTH_EXIT_CODES } from './health/index.js';
+export { health, prometheusText, writeTextfile, resolveThresholds, METRIC_HELP, COUNTER_HELP, STATUS_CODE as HEALTH_STATUS_CODES } from './health/index.js';
 export type {
   HealthReport, HealthOptions, HealthThresholds, ThresholdOverrides, ServerReport, CatalogReport, LagReport,
   CheckResult as HealthCheck, Problem as HealthProblem, Status as HealthStatus,

@@ -12,7 +12,7 @@ import { shardEndpoint } from '../src/db/endpoints.js';
 import { fenceUnits, readFences, unfenceUnits } from '../src/transfer/fence.js';
 import { installGuard } from '../src/transfer/guard.js';
 import { loadModel, type Model } from '../src/tables/model.js';
-import { runCliAsync } from './helpers/cli.js';
+import { runCliAsync, runCliKilledAtAsync } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
 
@@ -168,7 +168,7 @@ describe('the write fence holds for every isolation level', () => {
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
       await c.query('SELECT count(*) FROM themes');
       // stopped while the unit is fenced and not yet copied: a write now would be lost or stranded
-      const r = await runCliAsync(['pin', tenant, 's1', '--apply', '--offline', '--config', cfg], { SHARDCTL_FAULT_AFTER: 'fenced' });
+      const r = await runCliKilledAtAsync('fenced', ['pin', tenant, 's1', '--apply', '--offline', '--config', cfg]);
       assert.equal(r.status, null, r.stderr);
       await assert.rejects(c.query(themeRow(tenant)), /could not serialize access/);
       await c.query('ROLLBACK');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { migrate } from '../src/index.js';
-import { runCli, runCliAsync } from './helpers/cli.js';
+import { runCli, runCliAsync, runCliKilledAtAsync } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
 import { assertLedger, LedgerWriter, longestGap, ownerOf } from './helpers/ledger.js';
 import { stageLedger, TENANTS, type LedgerStage } from './helpers/ledger-fleet.js';
@@ -86,11 +86,11 @@ describe('matrix: online moves under a live-routing writer and an acknowledged-w
   });
 
   it('an online pin SIGKILLed after each journaled step, then resumed: exact', async () => {
-    for (const step of ['target-fenced', 'streaming', 'caught-up', 'flipped']) {
+    for (const step of ['target-fenced', 'streaming', 'caught-up', 'flipped'] as const) {
       const cur = owner();
       const tenant = TENANTS.find((t) => !stage.pins()[String(t)])!;
       const to = ['s0', 's1', 's2'].find((s) => s !== cur(tenant))!;
-      const killed = await runCliAsync(['pin', String(tenant), to, '--apply', '--config', stage.configPath], { SHARDCTL_FAULT_AFTER: step });
+      const killed = await runCliKilledAtAsync(step, ['pin', String(tenant), to, '--apply', '--config', stage.configPath]);
       assert.equal(killed.status, null, `killed after ${step}: ${killed.stderr.slice(-1500)}`);
       const again = await runCliAsync(['rebalance', '--apply', '--config', stage.configPath]);
       assert.equal(again.status, 0, `resumed after ${step}: ${again.stdout}${again.stderr}`);

@@ -6,7 +6,8 @@ import type { Config } from '../src/config/types.js';
 import type { Stage } from '../harness/demo/stage.js';
 import { stageMigrated } from './helpers/stage.js';
 import { createRouter } from '../src/routing/router.js';
-import { runCli, runCliAsync, watchCli } from './helpers/cli.js';
+import type { MovePoint } from '../src/rebalance/journal.js';
+import { runCli, runCliAsync, watchCli, runCliKilledAtAsync } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -144,7 +145,7 @@ describe('rebalance: online moves under a writer (POS fixture)', () => {
     const unitOn = async (shard: string) => (await sql(c.catalog, 'SELECT unit FROM shardctl.placements WHERE shard = $1 AND unit <> $2 LIMIT 1', [shard, tenant]))[0].unit as string;
     const [otherOnFrom, otherOnTo] = [await unitOn(from), await unitOn(to)];
     // stop after the copy: the new shard holds the unit as of the slot, the old one still takes its writes
-    const killed = await runCliAsync(['pin', tenant, to, '--apply', '--config', cfg], { SHARDCTL_FAULT_AFTER: 'streaming' });
+    const killed = await runCliKilledAtAsync('streaming', ['pin', tenant, to, '--apply', '--config', cfg]);
     assert.equal(killed.status, null, killed.stderr);
     const theme = `INSERT INTO themes (id, restaurant_id, name, is_default, colors, font, updated_at) VALUES ($1, $2, 'same key', false, '{}', 'f', now()) RETURNING row_to_json(themes.*) AS j`;
     const id = 9_000_000_001;
@@ -204,7 +205,7 @@ describe('rebalance: online moves under a writer (POS fixture)', () => {
 
   it('SIGKILL at points across an online move, under the writer: each rerun completes it, exact, no slot left', async (t) => {
     // before the copy is journaled (undone, moved afresh), mid-stream (resumed), source fenced, opened, and a random moment
-    const points = ['copy', 'stream', 'source-fencing', 'opened', 'random'];
+    const points: (MovePoint | 'random')[] = ['copy', 'stream', 'source-fencing', 'opened', 'random'];
     const c = loadConfig(cfg);
     const writers: ReturnType<typeof startWriter>[] = [];
     try {
@@ -227,7 +228,7 @@ describe('rebalance: online moves under a writer (POS fixture)', () => {
           });
           t.diagnostic(`random: killed ${delay} ms after the first step (status ${killed.status})`);
         } else {
-          killed = await runCliAsync(['pin', tenant, to, '--apply', '--config', cfg], { SHARDCTL_FAULT_AFTER: point });
+          killed = await runCliKilledAtAsync(point, ['pin', tenant, to, '--apply', '--config', cfg]);
           assert.equal(killed.status, null, `killed at ${point}: ${killed.stderr}`);
         }
         const rerun = await runCliAsync(['rebalance', '--apply', '--config', cfg]);

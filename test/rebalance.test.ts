@@ -11,7 +11,7 @@ import pg from 'pg';
 import { shardCell } from '../src/cells/h3.js';
 import { cellBox } from '../src/transfer/guard.js';
 import { STEPS } from '../src/rebalance/journal.js';
-import { runCli } from './helpers/cli.js';
+import { runCli, runCliKilledAt } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
 
@@ -76,7 +76,7 @@ describe('rebalance: POS fixture (jump)', () => {
       const from = router.shardFor(tenant);
       const to = c.shards.map((s) => s.id).find((s) => s !== from)!;
       const source = Number((await sql(c.source, 'SELECT count(*) AS n FROM orders WHERE restaurant_id = $1', [tenant]))[0].n);
-      const killed = runCli(['pin', tenant, to, '--apply', '--offline', '--config', cfg], { SHARDCTL_FAULT_AFTER: step });
+      const killed = runCliKilledAt(step, ['pin', tenant, to, '--apply', '--offline', '--config', cfg]);
       assert.equal(killed.status, null, `killed after ${step}: ${killed.stderr}`);
       // at this moment the placed shard holds the whole unit, and only it is writable
       const placedOn = await shardOf(cfg, tenant);
@@ -105,7 +105,7 @@ describe('rebalance: POS fixture (jump)', () => {
     const theme = (t: string) =>
       sql(fromUrl, `INSERT INTO themes (restaurant_id, name, is_default, colors, font, updated_at) VALUES ($1, 'app write', false, '{}', 'f', now()) RETURNING id`, [t]);
     // stop in the middle: fenced on both shards, nothing copied yet
-    assert.equal(runCli(['pin', tenant, to, '--apply', '--offline', '--config', cfg], { SHARDCTL_FAULT_AFTER: 'fenced' }).status, null);
+    assert.equal(runCliKilledAt('fenced', ['pin', tenant, to, '--apply', '--offline', '--config', cfg]).status, null);
     await assert.rejects(theme(tenant), /shardctl: unit 20 is being moved from shard s\d to shard s\d; writes to it are refused until the move completes/);
     const toUrl = c.shards.find((s) => s.id === to)!.primary;
     await assert.rejects(

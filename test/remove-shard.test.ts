@@ -6,7 +6,7 @@ import { createRouter } from '../src/index.js';
 import type { Stage } from '../harness/demo/stage.js';
 import { stageMigrated } from './helpers/stage.js';
 import { migrate } from '../src/migrate/index.js';
-import { runCli } from './helpers/cli.js';
+import { runCli, runCliKilledAt } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
 
@@ -40,7 +40,7 @@ describe('remove-shard: POS fixture (jump)', () => {
     assert.match(plan.stdout, /nothing was changed\. Apply with: shardctl remove-shard s2 --apply/);
     assert.equal(loadConfig(cfg).shards.length, 3, 'the plan writes nothing');
 
-    const killed = runCli(['remove-shard', 's2', '--apply', '--offline', '--config', cfg], { SHARDCTL_FAULT_AFTER: 'copied' });
+    const killed = runCliKilledAt('copied', ['remove-shard', 's2', '--apply', '--offline', '--config', cfg]);
     assert.equal(killed.status, null, killed.stderr);
     assert.equal(loadConfig(cfg).shards.length, 3, 'the shard stays while it holds data');
 

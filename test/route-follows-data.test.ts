@@ -6,7 +6,7 @@ import type { Stage } from '../harness/demo/stage.js';
 import { stageMigrated } from './helpers/stage.js';
 import { createFixtureSchema } from '../harness/fixtures/index.js';
 import { withClient } from '../src/db/connect.js';
-import { runCli } from './helpers/cli.js';
+import { runCli, runCliKilledAt } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
 import { assertLanded as landed, assertOutageOnly, openRouting, runLogged, sampleRoutes, startRoutedWriter, type RoutedWriter, type RouteSampler } from './helpers/route-oracle.js';
 
@@ -77,7 +77,7 @@ describe('routing follows the data (jump, POS fixture)', () => {
     }
     // --apply records the topology, each moving unit held on its placement; killed right after its
     // first move started, every moving unit still routes to the shard holding its rows
-    const killed = runCli(['add-shard', '--id', 's3', '--primary', fourth.primary.url(), '--apply', '--config', cfg], { SHARDCTL_FAULT_AFTER: 'started' });
+    const killed = runCliKilledAt('started', ['add-shard', '--id', 's3', '--primary', fourth.primary.url(), '--apply', '--config', cfg]);
     assert.equal(killed.status, null, `killed after the first move started: ${killed.stdout}${killed.stderr}`);
     for (const [u, shard] of placed) assert.equal((await sqlRoute(u)()), shard, `mid-rebalance, shard_for_key('${u}') still names its placement`);
     // shardctl route and the library say which topology and which held routes they answer with

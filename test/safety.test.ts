@@ -10,7 +10,7 @@ import { ID_STRIDE } from '../src/transfer/sequences.js';
 import { shardEndpoint } from '../src/db/endpoints.js';
 import { LOCK_KEY } from '../src/catalog/catalog.js';
 import { createRouter } from '../src/routing/router.js';
-import { runCli, runCliAsync } from './helpers/cli.js';
+import { runCli, runCliAsync, runCliKilledAt } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
 
@@ -106,7 +106,7 @@ describe('data safety (POS, 2 shards)', () => {
 
   it('SIGKILL after the fences are set but before the journal says so: a rerun leaves no stray fence, even after the pin is undone', async () => {
     const t = await tenantOn(stage, 's0');
-    const killed = runCli(['pin', t, 's1', '--apply', '--offline', '--config', cfg], { SHARDCTL_FAULT_AFTER: 'fencing' });
+    const killed = runCliKilledAt('fencing', ['pin', t, 's1', '--apply', '--offline', '--config', cfg]);
     assert.equal(killed.status, null, killed.stderr);
     assert.deepEqual(await fencesOf(stage, 's0', t), [{ role: 'source' }], 'the kill left the fence');
     assert.deepEqual(await sql(stage.config.catalog, 'SELECT step FROM shardctl.moves WHERE unit = $1', [t]), [{ step: 'started' }], 'and the journal knows it');

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { lsnText, type Lsn } from '../db/lsn.js';
 /** A change stream's replication slot and publication on its source. */
 export interface StreamNames {
   readonly slot: string;
@@ -42,13 +43,13 @@ export async function readOnline(c: pg.ClientBase, names: StreamNames): Promise<
     : undefined;
 }
 
-export async function startCopying(c: pg.ClientBase, names: StreamNames, consistentLsn: string, runId: number): Promise<void> {
+export async function startCopying(c: pg.ClientBase, names: StreamNames, consistentLsn: Lsn, runId: number): Promise<void> {
   await c.query(
     `INSERT INTO shardctl.online (slot, publication, state, consistent_lsn, run_id) VALUES ($1, $2, 'copying', $3, $4)
      ON CONFLICT (slot) DO UPDATE SET publication = EXCLUDED.publication, state = 'copying', consistent_lsn = EXCLUDED.consistent_lsn,
        run_id = EXCLUDED.run_id, barrier_lsn = NULL, fenced_at = NULL, cutover_at = NULL, outage_ms = NULL,
        started_at = now(), updated_at = now()`,
-    [names.slot, names.publication, consistentLsn, runId],
+    [names.slot, names.publication, lsnText(consistentLsn), runId],
   );
 }
 

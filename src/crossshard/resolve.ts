@@ -3,7 +3,6 @@ import { withRun } from '../catalog/run.js';
 import type { Config } from '../config/types.js';
 import { withClient } from '../db/connect.js';
 import { describePgError } from '../db/pg-error.js';
-import { ExitCode } from '../errors.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { GID_PREFIX, gidLiteral, lockGid, openTransactions, transition, txState, unlockGid, type TxRecord } from '../catalog/transactions.js';
 
@@ -26,8 +25,8 @@ export interface ResolveResult {
   transactions: ResolvedTransaction[];
   /** prepared transactions named like shardctl's that no open catalog record knows (left alone) */
   unknown: { shard: string; gid: string; prepared: string }[];
+  /** every transaction finished on every participant (none in progress, none failed) */
   ok: boolean;
-  exitCode: number;
 }
 
 /**
@@ -48,7 +47,7 @@ export async function resolve(config: Config): Promise<ResolveResult> {
     const known = new Set(open.map((t) => t.gid));
     const unknown = (await preparedEverywhere(config)).filter((p) => !known.has(p.gid));
     const ok = transactions.every((t) => t.decision !== 'in progress' && t.shards.every((s) => s.action !== 'failed'));
-    return { transactions, unknown, ok, exitCode: ok ? ExitCode.ok : ExitCode.mismatch };
+    return { transactions, unknown, ok };
   });
 }
 

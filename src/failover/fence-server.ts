@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { lsn, type Lsn } from '../db/lsn.js';
 import type { Config } from '../config/types.js';
 import { withTransaction } from '../db/connect.js';
 import { quoteLiteral, quoteTable } from '../db/ident.js';
@@ -83,6 +84,6 @@ export async function liftServerFence(c: pg.ClientBase, config: Config): Promise
 }
 
 /** The old primary's WAL position once fenced: the replica has every acknowledged write when it has replayed this far. */
-export async function currentLsn(c: pg.ClientBase): Promise<string> {
-  return (await c.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0].lsn;
+export async function currentLsn(c: pg.ClientBase): Promise<Lsn> {
+  return lsn((await c.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0].lsn);
 }

@@ -1,4 +1,5 @@
 import type { Config } from '../config/types.js';
+import { lsnText, type Lsn } from '../db/lsn.js';
 import { withRun } from '../catalog/run.js';
 import { withClient } from '../db/connect.js';
 import { blockedError } from '../errors.js';
@@ -131,8 +132,8 @@ export async function failover(config: Config, shardId: string, opts: FailoverOp
  * old primary's fence lifted so it keeps serving as before; `force` goes ahead and says so in
  * `refusals`.
  */
-async function refuseUnlessForced(result: FailoverResult, opts: FailoverOptions, config: Config, old: ServerState, lsn: string, seconds: number): Promise<void> {
-  const why = `the replica had not replayed the old primary's WAL up to its fence (${lsn}) after ${seconds} s: promoting it would lose the writes after its replay position`;
+async function refuseUnlessForced(result: FailoverResult, opts: FailoverOptions, config: Config, old: ServerState, lsn: Lsn, seconds: number): Promise<void> {
+  const why = `the replica had not replayed the old primary's WAL up to its fence (${lsnText(lsn)}) after ${seconds} s: promoting it would lose the writes after its replay position`;
   if (opts.force) {
     result.refusals.push(why);
     result.forced = true;
@@ -185,11 +186,11 @@ async function promote(c: ServerState, shard: string, timeoutSeconds: number): P
 }
 
 /** Waits until the replica has replayed `lsn`; false when it has not within the timeout (promotion goes ahead: the lag check passed). */
-async function replayedTo(c: ServerState, shard: string, lsn: string, timeoutSeconds: number): Promise<boolean> {
+async function replayedTo(c: ServerState, shard: string, lsn: Lsn, timeoutSeconds: number): Promise<boolean> {
   return withClient({ label: `shard ${shard} replica ${c.index! + 1}`, url: c.url }, async (client) => {
     const deadline = Date.now() + timeoutSeconds * 1000;
     for (;;) {
-      const r = await client.query('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn]);
+      const r = await client.query('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsnText(lsn)]);
       if (r.rows[0].ok) return true;
       if (Date.now() > deadline) return false;
       await new Promise((res) => setTimeout(res, 50));

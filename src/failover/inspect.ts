@@ -1,4 +1,5 @@
 import type { Config, ShardConfig } from '../config/types.js';
+import { parseLsn } from '../db/lsn.js';
 import { usageError } from '../errors.js';
 import { redactUrl } from '../redact.js';
 import { replicaLag } from '../health/checks.js';
@@ -70,7 +71,7 @@ export function chooseCandidate(state: ShardState, to?: string): ServerState {
   }
   const ready = state.replicas.filter((r) => r.reachable);
   if (ready.length === 0) return state.replicas[0]!; // the checks will say why it cannot be promoted
-  return ready.sort((a, b) => lsnValue(b.replayLsn) - lsnValue(a.replayLsn) || (a.index ?? 0) - (b.index ?? 0))[0]!;
+  return ready.sort((a, b) => byPosition(b.replayLsn, a.replayLsn) || (a.index ?? 0) - (b.index ?? 0))[0]!;
 }
 
 function hostPort(url: string): string | undefined {
@@ -82,9 +83,9 @@ function hostPort(url: string): string | undefined {
   }
 }
 
-/** An LSN as a number, good enough to order positions (2^53 bytes of WAL is far away). */
-function lsnValue(lsn: string | null | undefined): number {
-  if (!lsn) return -1;
-  const [hi, lo] = lsn.split('/');
-  return parseInt(hi!, 16) * 2 ** 32 + parseInt(lo!, 16);
+/** Orders two replay positions as reported (text; none sorts before any): negative when `a` is behind `b`. */
+function byPosition(a: string | null | undefined, b: string | null | undefined): number {
+  const x = parseLsn(a) ?? -1n;
+  const y = parseLsn(b) ?? -1n;
+  return x < y ? -1 : x > y ? 1 : 0;
 }

@@ -1,7 +1,7 @@
 import type { ShardConfig } from '../config/types.js';
 import { redactUrl } from '../redact.js';
 import { bytes, hostPort, ms, pct, seconds } from './format.js';
-import { lsnDiff } from '../db/lsn.js';
+import { lsnDiff, parseLsn } from '../db/lsn.js';
 import type { Timed } from './session.js';
 import { grade, worst, worstOf } from './status.js';
 import type { CheckResult, HealthThresholds, LagReport, Role, ServerFacts, ServerReport, Status } from './types.js';
@@ -86,7 +86,7 @@ function role(configured: Role, f: ServerFacts): CheckResult {
 export function replicaLag(f: ServerFacts, primary: ServerFacts | undefined, configuredReplicas: number): LagReport {
   const streaming = f.walReceiver === 'streaming';
   const paused = f.replayPaused === true;
-  const bytesLag = primary?.currentLsn ? lsnDiff(primary.currentLsn, f.replayLsn) : lsnDiff(f.receiveLsn, f.replayLsn);
+  const bytesLag = primary?.currentLsn ? lsnDiff(parseLsn(primary.currentLsn), parseLsn(f.replayLsn)) : lsnDiff(parseLsn(f.receiveLsn), parseLsn(f.replayLsn));
   // The last replayed commit's timestamp ages on an idle primary without any real lag, so it only
   // counts while WAL is waiting to be replayed: caught up (nothing received is unreplayed, or no
   // byte behind the primary) is 0 seconds.

@@ -1,6 +1,6 @@
 import type { Config } from '../config/types.js';
 import { readOnline } from '../catalog/online.js';
-import { lsn } from '../stream/lsn.js';
+import { lsn } from '../db/lsn.js';
 import { MIGRATION_STREAM } from '../stream/names.js';
 import { slotState } from '../stream/slot.js';
 import { timedSession } from './session.js';
@@ -26,7 +26,7 @@ export async function readFollower(config: Config, timeoutMs: number): Promise<F
   const [src, ...shards] = await Promise.all([
     timedSession({ label: 'source', url: config.source }, timeoutMs, async (c) => ({
       slot: await slotState(c, names),
-      now: (await c.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l as string,
+      now: lsn((await c.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l),
     })),
     ...config.shards.map((s) =>
       timedSession({ label: `shard ${s.id}`, url: s.primary }, timeoutMs, async (c) => {
@@ -34,18 +34,19 @@ export async function readFollower(config: Config, timeoutMs: number): Promise<F
           `SELECT lsn::text AS lsn, extract(epoch FROM now() - source_time)::float8 AS behind FROM shardctl.follow_position WHERE slot = $1`,
           [names.slot],
         );
-        return r.rows[0] as { lsn: string; behind: number | null } | undefined;
+        const p = r.rows[0] as { lsn: string; behind: number | null } | undefined;
+        return p && { lsn: lsn(p.lsn), behind: p.behind };
       }),
     ),
   ]);
   const positions = shards.map((s) => (s.ok ? s.value : undefined));
   const known = positions.every((p) => p !== undefined);
-  const min = known ? positions.reduce((m, p) => (lsn(p!.lsn) < m ? lsn(p!.lsn) : m), lsn(positions[0]!.lsn)) : undefined;
+  const min = known ? positions.reduce((m, p) => (p!.lsn < m ? p!.lsn : m), positions[0]!.lsn) : undefined;
   return {
     state: row.value.state,
     slotActive: src.ok && Boolean(src.value.slot?.active),
     retainedBytes: src.ok ? (src.value.slot?.retainedBytes ?? null) : null,
-    lagBytes: src.ok && min !== undefined ? Math.max(0, Number(lsn(src.value.now) - min)) : null,
+    lagBytes: src.ok && min !== undefined ? Math.max(0, Number(src.value.now - min)) : null,
     lagSeconds: known ? Math.max(...positions.map((p) => p!.behind ?? 0)) : null,
   };
 }

@@ -5,7 +5,7 @@ import { followerChecks, readFollower } from './follower.js';
 import { readReverse, reverseChecks } from './reverse.js';
 import { evaluateServer, type Target } from './checks.js';
 import { probeServer } from './probe.js';
-import { byRank, STATUS_EXIT, worst } from './status.js';
+import { byRank, worst } from './status.js';
 import { resolveThresholds } from './thresholds.js';
 import { readThrottled } from './throttled.js';
 import type { HealthOptions, HealthReport, Problem } from './types.js';
@@ -14,7 +14,7 @@ import type { HealthOptions, HealthReport, Problem } from './types.js';
  * Checks every primary and replica of every shard, all at once, each probe bounded by the timeout
  * (so the run takes about the slowest probe, at most the timeout, however many hosts are dead),
  * plus the catalog's consistency. Never throws for an unhealthy or unreachable fleet: that is the
- * report. `report.exitCode` is 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+ * report; `shardctl health` exits by `report.status` (commands/exit-codes.ts).
  *
  * @example
  *   const report = await health(loadConfig('shardctl.yaml'), { thresholds: { lagSeconds: { warning: 5 } } });
@@ -63,7 +63,6 @@ export async function health(config: Config, opts: HealthOptions = {}): Promise<
   const status = worst(problems.map((p) => p.status));
   return {
     status,
-    exitCode: STATUS_EXIT[status],
     checkedAt: started.toISOString(),
     durationMs: performance.now() - t0,
     timeoutMs,

@@ -8,4 +8,4 @@ export { prometheusText } from './prometheus.js';
 export { COUNTER_HELP, METRIC_HELP, type CounterName, type MetricName } from './metric-names.js';
 export { writeTextfile } from './textfile.js';
 export { resolveThresholds } from './thresholds.js';
-export { STATUS_EXIT } from './status.js';
+export { STATUS_CODE } from './status.js';

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { COUNTER_HELP, METRIC_HELP, type CounterName, type MetricName } from './metric-names.js';
 import type { ActivityFacts } from './types.js';
-import { STATUS_EXIT } from './status.js';
+import { STATUS_CODE } from './status.js';
 import type { HealthReport, ServerReport } from './types.js';
 
 const SERVER = ['shard', 'role', 'host'] as const;
@@ -43,7 +43,7 @@ export function healthRegistry(report: HealthReport): Registry {
     const l = labels(s);
     up.set(l, s.up ? 1 : 0);
     probe.set(l, s.probeMs / 1000);
-    for (const c of s.checks) check.set({ ...l, check: c.check }, STATUS_EXIT[c.status]);
+    for (const c of s.checks) check.set({ ...l, check: c.check }, STATUS_CODE[c.status]);
     if (s.capacityBytes !== undefined) capacity.set({ shard: s.shard }, s.capacityBytes);
     if (s.connectMs !== undefined) connectT.set(l, s.connectMs / 1000);
     if (s.queryMs !== undefined) queryT.set(l, s.queryMs / 1000);
@@ -70,7 +70,7 @@ export function healthRegistry(report: HealthReport): Registry {
   if (cat) {
     // Registered only when the catalog was checked: an unlabelled gauge would otherwise export 0.
     const l = { shard: '', role: 'catalog', host: cat.host };
-    for (const c of cat.checks) check.set({ ...l, check: c.check }, STATUS_EXIT[c.status]);
+    for (const c of cat.checks) check.set({ ...l, check: c.check }, STATUS_CODE[c.status]);
     gauge('shardctl_catalog_consistent').set(cat.status === 'ok' ? 1 : 0);
     if (cat.reachable && cat.error === undefined) gauge('shardctl_catalog_moves_in_flight').set(cat.moveCount);
   }
@@ -78,7 +78,7 @@ export function healthRegistry(report: HealthReport): Registry {
     const throttled = gauge('shardctl_throttled', ['reason']);
     for (const t of report.throttled) throttled.set({ reason: t.reason }, t.active ? 1 : 0);
   }
-  overall.set(STATUS_EXIT[report.status]);
+  overall.set(STATUS_CODE[report.status]);
   duration.set(report.durationMs / 1000);
   lastRun.set(Math.round(Date.parse(report.checkedAt) + report.durationMs) / 1000);
   return registry;

@@ -1,6 +1,6 @@
 import type { Config } from '../config/types.js';
 import { readOnline } from '../catalog/online.js';
-import { lsn } from '../stream/lsn.js';
+import { lsn } from '../db/lsn.js';
 import { REVERSE_STREAM, reverseKey } from '../stream/names.js';
 import { slotState } from '../stream/slot.js';
 import { timedSession } from './session.js';
@@ -30,19 +30,19 @@ export async function readReverse(config: Config, timeoutMs: number): Promise<Re
         `SELECT slot, lsn::text AS lsn, extract(epoch FROM now() - source_time)::float8 AS behind FROM shardctl.follow_position WHERE slot = ANY($1::text[])`,
         [config.shards.map((s) => reverseKey(s.id))],
       );
-      return new Map(r.rows.map((x) => [x.slot as string, x as { lsn: string; behind: number | null }]));
+      return new Map(r.rows.map((x) => [x.slot as string, { lsn: lsn(x.lsn), behind: x.behind as number | null }]));
     }),
     ...config.shards.map((s) =>
       timedSession({ label: `shard ${s.id}`, url: s.primary }, timeoutMs, async (c) => ({
         slot: await slotState(c, REVERSE_STREAM),
-        now: (await c.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l as string,
+        now: lsn((await c.query('SELECT pg_current_wal_lsn()::text AS l')).rows[0].l),
       })),
     ),
   ]);
   const lags = config.shards.map((s, i) => {
     const sh = shards[i]!;
     const pos = mono.ok ? mono.value.get(reverseKey(s.id)) : undefined;
-    return sh.ok && pos ? Math.max(0, Number(lsn(sh.value.now) - lsn(pos.lsn))) : null;
+    return sh.ok && pos ? Math.max(0, Number(sh.value.now - pos.lsn)) : null;
   });
   const behind = config.shards.map((s) => (mono.ok ? (mono.value.get(reverseKey(s.id))?.behind ?? null) : null));
   const retained = shards.map((s) => (s.ok ? (s.value.slot?.retainedBytes ?? null) : null));

@@ -1,8 +1,8 @@
 import type { HealthLevels } from '../config/types.js';
 import type { CheckResult, Status } from './types.js';
 
-/** health's exit codes (monitoring convention, not the other commands' table). */
-export const STATUS_EXIT: Readonly<Record<Status, 0 | 1 | 2 | 3>> = { ok: 0, warning: 1, critical: 2, unknown: 3 };
+/** Each status's number in the monitoring convention (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN): the metrics' status gauges. */
+export const STATUS_CODE: Readonly<Record<Status, 0 | 1 | 2 | 3>> = { ok: 0, warning: 1, critical: 2, unknown: 3 };
 
 /**
  * Aggregation order OK < WARNING < UNKNOWN < CRITICAL: a known outage outranks a check that could

@@ -172,8 +172,6 @@ export interface Problem {
 
 export interface HealthReport {
   readonly status: Status;
-  /** 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. */
-  readonly exitCode: 0 | 1 | 2 | 3;
   readonly checkedAt: string;
   readonly durationMs: number;
   readonly timeoutMs: number;

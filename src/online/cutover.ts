@@ -12,8 +12,9 @@ import { checkChangedRows } from './changed.js';
 import { placedButGone, strandedRows } from './gone-units.js';
 import { fenceSource, liftSourceFence } from './fence.js';
 import { checkFollowerLag, type LagBound } from './lag-gate.js';
-import { lsn } from '../stream/lsn.js';
-import { MESSAGE_PREFIX, MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
+import { lsnText, ZERO_LSN, type Lsn } from '../db/lsn.js';
+import { sendControl } from '../stream/control.js';
+import { MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
 import { readPosition } from '../stream/positions.js';
 import { recordNewUnits } from './placements.js';
 import { atCutover, checkShardsForReverse, cutoverFailed } from './reverse.js';
@@ -120,10 +121,10 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         await setOnline(catalog.client, names, 'fenced', { fencedAt });
         step('fenced');
         interrupted();
-        const barrier = (await src.query(`SELECT pg_logical_emit_message(true, $1, 'barrier')::text AS lsn`, [MESSAGE_PREFIX])).rows[0].lsn as string;
-        await setOnline(catalog.client, names, 'fenced', { barrierLsn: barrier });
+        const barrier = await sendControl(src, { kind: 'barrier' });
+        await setOnline(catalog.client, names, 'fenced', { barrierLsn: lsnText(barrier) });
         await waitForShards(shards, names, barrier, started + timeoutMs, opts.signal);
-        step('caught-up', barrier);
+        step('caught-up', lsnText(barrier));
         await assertCopyStorage(src, shards.values().next().value!, names.slot); // and none up to the fence
         interrupted();
         const changed = await checkChangedRows(model, names.slot, src, shards, placements);
@@ -155,7 +156,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         // the outage is over: the rest is cleanup
         await stopFollower(src, names, 15_000);
         step('follower-stopped');
-        return { ok: true, already: false, outageMs, barrierLsn: barrier, units, sequences, checkedRows: changed.rows, phasesMs, reverse };
+        return { ok: true, already: false, outageMs, barrierLsn: lsnText(barrier), units, sequences, checkedRows: changed.rows, phasesMs, reverse };
       } catch (e) {
         // writes resume on the monolith; the follower keeps following
         await liftSourceFence(src, tables);
@@ -174,15 +175,14 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
 }
 
 /** Polls every shard's committed stream position until all are past `barrier`, or times out. */
-async function waitForShards(shards: ReadonlyMap<string, pg.ClientBase>, names: StreamNames, barrier: string, deadline: number, signal?: AbortSignal): Promise<void> {
-  const target = lsn(barrier);
+async function waitForShards(shards: ReadonlyMap<string, pg.ClientBase>, names: StreamNames, target: Lsn, deadline: number, signal?: AbortSignal): Promise<void> {
   for (;;) {
     signal?.throwIfAborted(); // the caller lifts the fence
-    const at = await Promise.all([...shards].map(async ([shard, c]) => ({ shard, at: lsn((await readPosition(c, names.slot)) ?? '0/0') })));
+    const at = await Promise.all([...shards].map(async ([shard, c]) => ({ shard, at: (await readPosition(c, names.slot)) ?? ZERO_LSN })));
     const behind = at.filter((x) => x.at <= target);
     if (behind.length === 0) return;
     if (Date.now() > deadline) {
-      throw blockedError(`the follower did not catch up with the fence in time: ${behind.map((b) => `shard ${b.shard}`).join(', ')} still behind the monolith's position ${barrier}; the fence is lifted`, {
+      throw blockedError(`the follower did not catch up with the fence in time: ${behind.map((b) => `shard ${b.shard}`).join(', ')} still behind the monolith's position ${lsnText(target)}; the fence is lifted`, {
         hint: 'check that migrate --follow is running and keeping up (its lag), then run cutover again, perhaps with a longer --timeout',
       });
     }
@@ -194,7 +194,7 @@ async function waitForShards(shards: ReadonlyMap<string, pg.ClientBase>, names: 
 /** Tells the follower to finish (it exits 0 at the stop message), waits for it, then drops slot and publication. */
 async function stopFollower(c: pg.ClientBase, names: StreamNames, waitMs: number): Promise<void> {
   if ((await slotState(c, names))?.active) {
-    await c.query(`SELECT pg_logical_emit_message(true, $1, 'stop')`, [MESSAGE_PREFIX]);
+    await sendControl(c, { kind: 'stop' });
     const until = Date.now() + waitMs;
     while (Date.now() < until && (await slotState(c, names))?.active) await new Promise((r) => setTimeout(r, 50));
   }

@@ -8,7 +8,7 @@ import { pgFailure } from '../db/pg-error.js';
 import { blockedError, UserError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { Applier, type ShardSession } from '../stream/apply.js';
-import { lsn, lsnText } from '../stream/lsn.js';
+import { lsnText } from '../db/lsn.js';
 import { MIGRATION_STREAM, REVERSE_STREAM, reverseKey } from '../stream/names.js';
 import { prepareShardState, readPosition } from '../stream/positions.js';
 import { RouteError, type RowRouter } from '../stream/route.js';
@@ -169,7 +169,7 @@ async function openMonolith(ep: Endpoint, key: string): Promise<ShardSession> {
     await client.query('RESET lock_timeout');
     const pos = await readPosition(client, key);
     if (!pos) throw blockedError(`the monolith has no reverse stream position for ${key}`, { hint: 'the window was closed (cutover --finish) or never opened (cutover --reverse)' });
-    return { id: 'monolith', client, sql: new Statements(client), replicaRole: await mayBypassTriggers(client), pos: lsn(pos), open: false, applied: 0, statements: 0 };
+    return { id: 'monolith', client, sql: new Statements(client), replicaRole: await mayBypassTriggers(client), pos, open: false, applied: 0, statements: 0 };
   } catch (e) {
     await client.end().catch(() => undefined);
     throw e;

@@ -13,7 +13,7 @@ import { createRouter } from '../routing/router.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { Applier, type ShardSession } from '../stream/apply.js';
 import type { FollowEventSink } from '../stream/events.js';
-import { lsn, lsnText } from '../stream/lsn.js';
+import { lsnText } from '../db/lsn.js';
 import { MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
 import { clearShardState, prepareShardState, readPosition, writePosition } from '../stream/positions.js';
 import { checkSourceForFollow } from '../stream/preflight.js';
@@ -204,7 +204,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
         onChange: () => sourceChanges++,
         onFlush: (at) => (appliedTime = at.getTime()),
         onStart: () => emit({ type: 'follow-start', slot: names.slot, from: lsnText(start) }),
-        onHeartbeat: (content) => assertHeartbeat(recorded, content),
+        onHeartbeat: (relFiles) => assertHeartbeat(recorded, relFiles),
         throttle: opts.throttle,
         signal: opts.signal,
       });
@@ -241,7 +241,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
 async function refuseGap(source: Endpoint, names: StreamNames, sessions: readonly ShardSession[]): Promise<void> {
   const confirmed = (await withClient(source, (c) => slotState(c, names)))?.confirmedLsn;
   if (!confirmed) return; // no slot: the stream itself says so when it starts
-  const behind = sessions.filter((s) => s.pos < lsn(confirmed));
+  const behind = sessions.filter((s) => s.pos < confirmed);
   if (!behind.length) return;
   const which = behind.map((s) => `shard ${s.id} at ${lsnText(s.pos)}`).join(', ');
   throw blockedError(`${which}: behind the position the slot ${names.slot} has confirmed (${confirmed}), so the source's changes in between are lost to the follower (was the shard failed over to a replica that lacked its last commits, or restored?)`, {
@@ -282,7 +282,7 @@ async function openSession(ep: Endpoint, id: string, names: StreamNames): Promis
         hint: 'start over with a fresh copy: shardctl migrate --abandon, then shardctl migrate --follow',
       });
     }
-    return { id, client, sql: new Statements(client), replicaRole: await mayBypassTriggers(client), pos: lsn(pos), open: false, applied: 0, statements: 0 };
+    return { id, client, sql: new Statements(client), replicaRole: await mayBypassTriggers(client), pos, open: false, applied: 0, statements: 0 };
   } catch (e) {
     await client.end().catch(() => undefined);
     throw e;

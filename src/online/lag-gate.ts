@@ -2,7 +2,7 @@ import type { Config } from '../config/types.js';
 import { withClient } from '../db/connect.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { blockedError } from '../errors.js';
-import { lsn } from '../stream/lsn.js';
+import { lsn } from '../db/lsn.js';
 import { MIGRATION_STREAM } from '../stream/names.js';
 
 /** How far behind the follower may be when cutover fences the monolith (its lag is the outage's floor). */
@@ -53,12 +53,13 @@ async function followerLag(config: Config): Promise<{ seconds: number; bytes: nu
              FROM shardctl.follow_position WHERE slot = $1`,
           [slot],
         );
-        return r.rows[0] as { lsn: string; age: number } | undefined;
+        const p = r.rows[0] as { lsn: string; age: number } | undefined;
+        return p && { lsn: lsn(p.lsn), age: p.age };
       }),
     ),
   );
   if (at.some((p) => p === undefined)) return null;
-  const min = at.reduce((m, p) => (lsn(p!.lsn) < m ? lsn(p!.lsn) : m), now);
+  const min = at.reduce((m, p) => (p!.lsn < m ? p!.lsn : m), now);
   return { bytes: Math.max(0, Number(now - min)), seconds: Math.max(0, ...at.map((p) => p!.age)) };
 }
 

@@ -3,8 +3,9 @@ import type { Config } from '../config/types.js';
 import { connect, withClient } from '../db/connect.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { clearShardState, prepareShardState, readPosition, writePosition } from '../stream/positions.js';
-import { lsn } from '../stream/lsn.js';
-import { MESSAGE_PREFIX, REVERSE_STREAM, reverseKey } from '../stream/names.js';
+import { lsn, lsnText, ZERO_LSN, type Lsn } from '../db/lsn.js';
+import { sendControl } from '../stream/control.js';
+import { REVERSE_STREAM, reverseKey } from '../stream/names.js';
 import { checkSourceForFollow } from '../stream/preflight.js';
 import { dropStream, ensurePublication, slotState } from '../stream/slot.js';
 import { blockedError } from '../errors.js';
@@ -30,8 +31,8 @@ export async function checkShardsForReverse(config: Config, tables: readonly str
  * so nothing written on a shard is missed. A rerun (the cutover crashed before it recorded
  * anything) starts the slots over: until the cutover is recorded no application writes to a shard.
  */
-export async function openReverse(config: Config, tables: readonly string[], timeoutMs: number): Promise<Map<string, string>> {
-  const starts = new Map<string, string>();
+export async function openReverse(config: Config, tables: readonly string[], timeoutMs: number): Promise<Map<string, Lsn>> {
+  const starts = new Map<string, Lsn>();
   await Promise.all(
     config.shards.map((s) =>
       withClient(shardEndpoint(config, s.id), async (c) => {
@@ -41,7 +42,7 @@ export async function openReverse(config: Config, tables: readonly string[], tim
         await c.query(`SET statement_timeout = ${Math.max(1000, Math.round(timeoutMs))}`);
         const r = await c.query(`SELECT lsn::text AS lsn FROM pg_create_logical_replication_slot($1, 'pgoutput')`, [REVERSE_STREAM.slot]);
         await c.query('RESET statement_timeout');
-        starts.set(s.id, r.rows[0].lsn as string);
+        starts.set(s.id, lsn(r.rows[0].lsn));
       }),
     ),
   );
@@ -65,7 +66,7 @@ export async function closeReverse(config: Config, waitMs = 15_000): Promise<str
   const clients = await Promise.all(config.shards.map((s) => connect(shardEndpoint(config, s.id), { applicationName: 'shardctl rollback' })));
   try {
     await Promise.all(clients.map(async (c) => {
-      if ((await slotState(c, REVERSE_STREAM))?.active) await c.query(`SELECT pg_logical_emit_message(true, $1, 'stop')`, [MESSAGE_PREFIX]);
+      if ((await slotState(c, REVERSE_STREAM))?.active) await sendControl(c, { kind: 'stop' });
     }));
     const until = Date.now() + waitMs;
     for (;;) {
@@ -92,19 +93,17 @@ export async function reverseSlots(config: Config): Promise<{ missing: string[];
   };
 }
 
-/** Marks every shard's reverse stream (a transactional message): the WAL position each must be applied past. */
-export async function markShards(clients: readonly pg.ClientBase[], content: string): Promise<bigint[]> {
-  return Promise.all(
-    clients.map(async (c) => lsn((await c.query(`SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn`, [MESSAGE_PREFIX, content])).rows[0].lsn)),
-  );
+/** Marks every shard's reverse stream with a barrier: the WAL position each must be applied past. */
+export async function markShards(clients: readonly pg.ClientBase[]): Promise<Lsn[]> {
+  return Promise.all(clients.map((c) => sendControl(c, { kind: 'barrier' })));
 }
 
 /** Polls the monolith until every shard's reverse position is past its mark, or throws after `deadline`. */
-export async function waitForMonolith(config: Config, marks: readonly bigint[], deadline: number, signal?: AbortSignal): Promise<void> {
+export async function waitForMonolith(config: Config, marks: readonly Lsn[], deadline: number, signal?: AbortSignal): Promise<void> {
   await withClient(sourceEndpoint(config), async (c) => {
     for (;;) {
       signal?.throwIfAborted(); // the caller lifts the shard fence
-      const at = await Promise.all(config.shards.map(async (s) => lsn((await readPosition(c, reverseKey(s.id))) ?? '0/0')));
+      const at = await Promise.all(config.shards.map(async (s) => (await readPosition(c, reverseKey(s.id))) ?? ZERO_LSN));
       const behind = config.shards.filter((_, i) => at[i]! <= marks[i]!).map((s) => s.id);
       if (!behind.length) return;
       if (Date.now() > deadline) {
@@ -129,7 +128,7 @@ export async function atCutover(config: Config, catalog: pg.ClientBase, tables: 
   if (!reverse) return undefined;
   const starts = await openReverse(config, tables, timeoutMs);
   await openOnline(catalog, REVERSE_STREAM, 'following');
-  return Object.fromEntries(starts);
+  return Object.fromEntries([...starts].map(([shard, at]) => [shard, lsnText(at)]));
 }
 
 /** cutover failed after its hook: the window it opened closes again (the monolith stays the truth). */

@@ -6,7 +6,7 @@ import { connect, withClient, withTransaction } from '../db/connect.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { blockedError, UserError } from '../errors.js';
 import { redactText } from '../redact.js';
-import { lsnText } from '../stream/lsn.js';
+import { lsnText, type Lsn } from '../db/lsn.js';
 import { MIGRATION_STREAM, REVERSE_STREAM } from '../stream/names.js';
 import { loadModel } from '../tables/model.js';
 import { alignSourceSequences } from '../transfer/sequences.js';
@@ -94,13 +94,13 @@ export async function rollback(config: Config, opts: RollbackOptions = {}): Prom
           hint: 'long transactions hold the tables on a shard; retry when they are done, or with a longer --timeout',
         });
       }
-      let marks: bigint[];
+      let marks: Lsn[];
       let sequences = 0;
       try {
         await setOnline(catalog.client, REVERSE_STREAM, 'fenced', { fencedAt });
         emit({ type: 'rollback-step', step: 'fenced', seconds: since() });
         opts.signal?.throwIfAborted();
-        marks = await markShards(shards, 'barrier');
+        marks = await markShards(shards);
         await waitForMonolith(config, marks, started + timeoutMs, opts.signal);
         emit({ type: 'rollback-step', step: 'caught-up', seconds: since() });
         opts.signal?.throwIfAborted();

@@ -14,7 +14,7 @@ import { loadModel, type Model } from '../tables/model.js';
 import { recordedShards, syncTopology } from '../catalog/topology.js';
 import { findUnplaced } from '../transfer/unplaced.js';
 import { installGuard } from '../transfer/guard.js';
-import { movesInFlight, type MoveRow, type Step } from './journal.js';
+import { movesInFlight, type MovePointHook, type MoveRow, type Step } from './journal.js';
 import { moveUnit, undoMove } from './move.js';
 import { applyReadOnly, type ReadOnlyResult } from './read-only.js';
 import { checkOnlineMoves } from './preflight.js';
@@ -60,6 +60,11 @@ export interface RebalanceOptions {
    * only when the moves can start; a throw ends the run with nothing changed.
    */
   onPreflightPassed?: () => void | Promise<void>;
+  /**
+   * Called synchronously at each point of each move (after each journaled step, and inside steps:
+   * journal.ts MovePoint). For tests: one that kills the process there proves a rerun resumes.
+   */
+  onMovePoint?: MovePointHook;
 }
 
 export interface PlannedMove {
@@ -212,7 +217,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
                 ? { unit: m.unit, from: m.from, to: m.to, step: m.resumeAfter }
                 : { unit: m.unit, from: m.from, to: m.to };
               const out = await moveUnit(
-                { config, model, catalog: catalog.client, journal, runId: run!.id, signal: opts.signal, onStep: (x, step) => emit({ type: 'step', ...x, step }) },
+                { config, model, catalog: catalog.client, journal, runId: run!.id, signal: opts.signal, onStep: (x, step) => emit({ type: 'step', ...x, step }), onMovePoint: opts.onMovePoint },
                 row,
                 online,
               );

@@ -20,7 +20,17 @@ export const isOfflineStep = (s: Step): boolean => !(ONLINE_STEPS as readonly st
 
 export type MoveRow = JournalRow<Step>;
 
-export type FaultOnly = 'fencing' | 'slot' | 'copy' | 'stream' | 'source-fencing';
+/**
+ * Where a move may be watched (RebalanceOptions.onMovePoint): right after each step is journaled,
+ * and at points inside steps: `fencing` after the fences are set, before `fenced` is journaled; the
+ * online move's `slot`, `copy`, `stream`, `source-fencing` (after the slot is created, after the copy
+ * committed, after the stream applied a batch, after the source is fenced). Tests kill the process
+ * there to prove a rerun completes the move.
+ */
+export type MovePoint = Step | 'fencing' | 'slot' | 'copy' | 'stream' | 'source-fencing';
+
+/** Called synchronously at each MovePoint of a move. */
+export type MovePointHook = (point: MovePoint, move: { unit: string; from: string; to: string }) => void;
 
 export const movesInFlight = (c: pg.ClientBase): Promise<MoveRow[]> => readMoves<Step>(c);
 
@@ -28,14 +38,3 @@ export const movesInFlight = (c: pg.ClientBase): Promise<MoveRow[]> => readMoves
 export const journalStep = (c: pg.ClientBase, runId: number, m: { unit: string; from: string; to: string }, step: Step): Promise<void> =>
   journalMoveStep(c, runId, m, step);
 export { finishMove, flipPlacement };
-
-/**
- * Test-only fault injection: SHARDCTL_FAULT_AFTER=<step> kills this process (SIGKILL, no cleanup)
- * right after that step is journaled, to prove a rerun completes the move; `fencing` kills after
- * the fences are set, before `fenced` is journaled; the online move adds points inside its steps
- * (`slot`, `copy`, `stream`, `source-fencing`: after the slot is created, after the copy committed,
- * after the stream applied a first batch, after the source is fenced).
- */
-export function faultPoint(step: Step | FaultOnly): void {
-  if (process.env.SHARDCTL_FAULT_AFTER === step) process.kill(process.pid, 'SIGKILL');
-}

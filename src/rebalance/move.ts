@@ -11,7 +11,7 @@ import { scanServer } from '../transfer/scan.js';
 import { isCatalogLost } from '../catalog/catalog.js';
 import { failureText } from '../db/pg-error.js';
 import { fenceUnits, unfenceUnits, type FenceRole } from '../transfer/fence.js';
-import { faultPoint, finishMove, flipPlacement, isOfflineStep, isOnlineStep, journalStep, ONLINE_STEPS, STEPS, type MoveRow, type Step } from './journal.js';
+import { finishMove, flipPlacement, isOfflineStep, isOnlineStep, journalStep, ONLINE_STEPS, STEPS, type MovePoint, type MovePointHook, type MoveRow, type Step } from './journal.js';
 import { catchUp, copyOnline, dropMoveStream } from './online.js';
 import { createRouter } from '../routing/router.js';
 
@@ -24,6 +24,8 @@ export interface MoveContext {
   readonly runId: number;
   readonly signal?: AbortSignal;
   onStep?(move: MoveRow, step: Step): void;
+  /** at each point of the move (journal.ts): tests kill the process there */
+  readonly onMovePoint?: MovePointHook;
 }
 
 export type MoveOutcome =
@@ -63,14 +65,14 @@ function progress(ctx: MoveContext, m: Unit, list: readonly Step[], at: Step | u
       await ctx.journal(() => journalStep(ctx.catalog, ctx.runId, m, s));
       p.last = list.indexOf(s);
       ctx.onStep?.({ ...m, step: s }, s);
-      faultPoint(s);
+      ctx.onMovePoint?.(s, m);
     },
     flip: async () => {
       const wanted = createRouter(ctx.config).shardForUnit(m.unit); // the topology this run recorded
       await ctx.journal(() => flipPlacement(ctx.catalog, ctx.runId, m, wanted));
       p.last = list.indexOf('flipped');
       ctx.onStep?.({ ...m, step: 'flipped' }, 'flipped');
-      faultPoint('flipped');
+      ctx.onMovePoint?.('flipped', m);
     },
   };
   return p;
@@ -168,6 +170,7 @@ async function moveOnline(ctx: MoveContext, move: MoveRow | (Unit & { step?: und
   let catchUpChanges: number | undefined;
   const guard = () => ctx.signal?.throwIfAborted();
   const homes = catalogHomes(ctx.config, ctx.catalog, ctx.journal);
+  const run = { signal: ctx.signal, onPoint: (point: MovePoint) => ctx.onMovePoint?.(point, m) };
   try {
     if (pending('started')) {
       guard();
@@ -180,15 +183,15 @@ async function moveOnline(ctx: MoveContext, move: MoveRow | (Unit & { step?: und
     }
     if (pending('streaming')) {
       guard();
-      rows = await copyOnline(ctx.config, ctx.model, m, ctx.signal);
+      rows = await copyOnline(ctx.config, ctx.model, m, run);
       await step('streaming');
     }
     if (pending('caught-up')) {
       guard();
       const r = await catchUp(ctx.config, ctx.model, m, async () => {
         await setFence(ctx, from, m, 'source');
-        faultPoint('source-fencing');
-      }, ctx.signal);
+        run.onPoint('source-fencing');
+      }, run);
       fencingAt = r.fencingAt;
       catchUpChanges = r.changes;
       await step('caught-up');
@@ -266,7 +269,7 @@ export async function undoMove(ctx: Pick<MoveContext, 'config' | 'model' | 'cata
  */
 async function fenceTarget(ctx: MoveContext, to: Endpoint, m: Unit, homes: HomesOf): Promise<void> {
   await setFence(ctx, to, m, 'target');
-  faultPoint('fencing');
+  ctx.onMovePoint?.('fencing', m);
   const found = await unitRowsOn(ctx.model, to, m.unit, onShard(m.to, homes));
   if (found) throw new MoveRefused(`shard ${m.to} already holds rows of unit ${m.unit} (${found}), written there before the move (an application router on the new topology?); shardctl does not delete them: move them to shard ${m.from} or delete them, then run again`);
 }

@@ -8,16 +8,22 @@ import { blockedError } from '../errors.js';
 import { mayBypassTriggers } from '../transfer/foreign-keys.js';
 import { copyBatch } from '../transfer/batch.js';
 import type { Model } from '../tables/model.js';
-import { lsn } from '../stream/lsn.js';
-import { MESSAGE_PREFIX, type StreamNames } from '../stream/names.js';
+import { moveTag, parseControl, sendControl } from '../stream/control.js';
+import type { StreamNames } from '../stream/names.js';
 import { clearShardState, prepareShardState, readPosition, writePosition } from '../stream/positions.js';
 import { createSlot, dropStream, slotState } from '../stream/slot.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 import { runStream } from '../stream/stream.js';
-import { faultPoint } from './journal.js';
+import type { MovePoint } from './journal.js';
 import { UnitApplier, UnitStreamError } from './unit-apply.js';
 
 type Unit = { unit: string; from: string; to: string };
+
+/** What a move's copy and catch-up answer to: the caller's interrupt, and its hook at the points inside them. */
+export interface MoveRun {
+  signal?: AbortSignal;
+  onPoint?: (point: MovePoint) => void;
+}
 
 
 /** Apply batches on the new shard: commit at a source transaction boundary after this many changes or this long. */
@@ -47,7 +53,7 @@ export function moveStreamNames(unit: string): StreamNames {
  * commits; then the new shard's stream position is set to that point. A crash before the caller
  * journals this step is undone by the next run (slot dropped, copy deleted from the fenced target).
  */
-export async function copyOnline(config: Config, model: Model, m: Unit, signal?: AbortSignal): Promise<number> {
+export async function copyOnline(config: Config, model: Model, m: Unit, { signal, onPoint }: MoveRun = {}): Promise<number> {
   const names = moveStreamNames(m.unit);
   const from = shardEndpoint(config, m.from);
   const to = shardEndpoint(config, m.to);
@@ -58,11 +64,11 @@ export async function copyOnline(config: Config, model: Model, m: Unit, signal?:
     await c.query(`CREATE PUBLICATION ${quoteIdent(names.publication)} FOR TABLE ${tables} WITH (publish_via_partition_root = true)`);
   });
   const slot = await createSlot(from, names);
-  faultPoint('slot');
+  onPoint?.('slot');
   try {
     const r = await copyBatch({ shard: m.to, units: [m.unit] }, { model, source: from, target: to, tables: model.sharded, verify: true, snapshot: slot.snapshot, signal });
     if (r.failed.length) throw new UnitStreamError(r.failed[0]!.reason);
-    faultPoint('copy');
+    onPoint?.('copy');
     await withClient(to, async (c) => {
       await prepareShardState(c);
       await writePosition(c, names.slot, slot.consistentLsn);
@@ -87,7 +93,7 @@ export interface CatchUp {
  * fence: from there the new shard holds every write the old one accepted. Resumes from the position
  * the new shard committed. Rejects (after rolling back the open batch) on any error.
  */
-export async function catchUp(config: Config, model: Model, m: Unit, fence: () => Promise<void>, signal?: AbortSignal, fencedWaitMs = FENCED_WAIT_MS): Promise<CatchUp> {
+export async function catchUp(config: Config, model: Model, m: Unit, fence: () => Promise<void>, { signal, onPoint }: MoveRun = {}, fencedWaitMs = FENCED_WAIT_MS): Promise<CatchUp> {
   const names = moveStreamNames(m.unit);
   const from = shardEndpoint(config, m.from);
   const to = shardEndpoint(config, m.to);
@@ -102,7 +108,7 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
     const pos = await readPosition(client, names.slot);
     if (!pos) throw blockedError(`shard ${m.to} has no stream position for the move of unit ${m.unit}`, { hint: 'run the same command again: the move starts over' });
     await releaseSlot(from, names);
-    const applier = new UnitApplier(model, client, m.to, names.slot, m.unit, lsn(pos), await mayBypassTriggers(client));
+    const applier = new UnitApplier(model, client, m.to, names.slot, m.unit, pos, await mayBypassTriggers(client));
     marker = await connect(from, { applicationName: 'shardctl move barrier' });
 
     // the stream stops with the caller's signal, or when fencing fails
@@ -132,14 +138,17 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
           case 'truncate':
             throw new UnitStreamError(`TRUNCATE of ${e.tables.join(', ')} on shard ${m.from} during the move`);
           case 'message':
-            if (e.prefix === MESSAGE_PREFIX && waiting && e.content === waiting.tag) seen = true;
+            if (waiting) {
+              const c = parseControl(e.prefix, e.content);
+              if (c?.kind === 'tag' && c.tag === waiting.tag) seen = true;
+            }
             return;
           case 'commit':
             if (seen || applier.pending >= BATCH_CHANGES || Date.now() - flushedAt >= BATCH_MS) {
               await applier.flush(e.endLsn);
               control.confirm(applier.pos);
               flushedAt = Date.now();
-              faultPoint('stream');
+              onPoint?.('stream');
             }
             if (!seen) return;
             seen = false;
@@ -163,9 +172,9 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
     ended.catch(() => undefined);
     // a transactional message on the old shard: once its commit is applied, so is every earlier commit
     const barrier = async () => {
-      const tag = `move ${names.slot} ${randomUUID()}`;
-      const reached = new Promise<void>((resolve) => (waiting = { tag, reached: resolve }));
-      await marker!.query('SELECT pg_logical_emit_message(true, $1, $2)', [MESSAGE_PREFIX, tag]);
+      const message = moveTag(names.slot);
+      const reached = new Promise<void>((resolve) => (waiting = { tag: message.tag, reached: resolve }));
+      await sendControl(marker!, message);
       return reached;
     };
     try {

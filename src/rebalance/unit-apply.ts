@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { parentCell, shardCell } from '../cells/h3.js';
 import { h3Strategy, viaChildren, type Model, type TableModel, type ViaChild } from '../tables/model.js';
 import type { Row } from '../stream/decoder.js';
-import { lsnText } from '../stream/lsn.js';
+import type { Lsn } from '../db/lsn.js';
 import { writePosition } from '../stream/positions.js';
 import { openShardTransaction, runOnShard, type ShardSession } from '../stream/shard-session.js';
 import { withDescendants } from '../stream/stash.js';
@@ -42,7 +42,7 @@ export class UnitApplier {
     private readonly slot: string,
     private readonly unit: string,
     /** the source position the shard has committed */
-    pos: bigint,
+    pos: Lsn,
     replicaRole: boolean,
   ) {
     this.s = { id: shard, client, sql: new Statements(client), replicaRole, pos, open: false, applied: 0, statements: 0 };
@@ -50,7 +50,7 @@ export class UnitApplier {
   }
 
   /** the source position the shard has committed */
-  get pos(): bigint {
+  get pos(): Lsn {
     return this.s.pos;
   }
 
@@ -60,7 +60,7 @@ export class UnitApplier {
   }
 
   /** A source transaction starts; skipped when the shard committed it before a crash. */
-  begin(commitLsn: bigint): void {
+  begin(commitLsn: Lsn): void {
     this.skip = this.s.pos > commitLsn;
     this.gone = new Set();
   }
@@ -109,11 +109,11 @@ export class UnitApplier {
   }
 
   /** Commits what was applied with the position `end` (the end of the last complete source transaction). */
-  async flush(end: bigint): Promise<void> {
+  async flush(end: Lsn): Promise<void> {
     const s = this.s;
     if (end <= s.pos && !s.open) return;
     if (!s.open) await openShardTransaction(s);
-    await writePosition(s.client, this.slot, lsnText(end > s.pos ? end : s.pos), new Date());
+    await writePosition(s.client, this.slot, end > s.pos ? end : s.pos, new Date());
     await s.client.query('COMMIT');
     s.open = false;
     this.pending = 0;

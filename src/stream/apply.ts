@@ -3,7 +3,7 @@ import { viaChildren, type Model, type TableModel, type ViaChild } from '../tabl
 import { BatchQueues, type BatchKind, type Move, type Unfound } from './batch-queue.js';
 import type { Row } from './decoder.js';
 import { DirtyRows } from './dirty.js';
-import { lsnText } from './lsn.js';
+import { ZERO_LSN, type Lsn } from '../db/lsn.js';
 import { findParentShard, ParentCache } from './parents.js';
 import { writeDirty, writePosition } from './positions.js';
 import { RouteError, type Placement, type RowRouter } from './route.js';
@@ -34,7 +34,7 @@ const DIRTY_CHUNK = 10_000;
  */
 export class Applier {
   private skip = new Set<string>();
-  private txn = 0n;
+  private txn = ZERO_LSN;
   /** follow_stash's order; never reset (a deferred move may stash for an earlier source transaction) */
   private seq = 0;
   private readonly children: Map<string, ViaChild[]>;
@@ -59,7 +59,7 @@ export class Applier {
   /** batches sent while the stream went on (see inflight), for tests and progress */
   pipelined = 0;
   /** the position every shard has committed */
-  confirmed: bigint;
+  confirmed: Lsn;
   /**
    * Sending a batch, or settling the rows it moved, failed: the changes it held are lost to the
    * open shard transactions, which must not commit (a flush refuses until rollback()).
@@ -78,12 +78,12 @@ export class Applier {
     this.byId = new Map(sessions.map((s) => [s.id, s]));
     this.children = viaChildren(model);
     this.parents = new ParentCache(this.children);
-    this.confirmed = sessions.reduce((m, s) => (s.pos < m ? s.pos : m), sessions[0]?.pos ?? 0n);
+    this.confirmed = sessions.reduce((m, s) => (s.pos < m ? s.pos : m), sessions[0]?.pos ?? ZERO_LSN);
     this.rows = router((p, c, v) => this.parentShard(p, c, v));
   }
 
   /** A source transaction starts; shards that already committed it will not see its changes again. */
-  begin(commitLsn: bigint): void {
+  begin(commitLsn: Lsn): void {
     this.txn = commitLsn;
     this.skip = new Set(this.sessions.filter((s) => s.pos > commitLsn).map((s) => s.id));
   }
@@ -227,7 +227,7 @@ export class Applier {
    * included. A shard already past `end` (it committed further before a crash, and is skipping the
    * replay) is left alone: writing `end` there would move its position back over changes it holds.
    */
-  async flush(end: bigint, sourceTime: Date): Promise<void> {
+  async flush(end: Lsn, sourceTime: Date): Promise<void> {
     const before = this.confirmed;
     if (this.failed) throw this.failed;
     await this.drainAll(); // batched updates first: a row not on its shard moves, reading the others
@@ -236,7 +236,7 @@ export class Applier {
         await this.drain(s, false);
         if (s.pos >= end && !s.open) return;
         if (!s.open) await openShardTransaction(s);
-        await writePosition(s.client, this.slot, lsnText(end > s.pos ? end : s.pos), sourceTime);
+        await writePosition(s.client, this.slot, end > s.pos ? end : s.pos, sourceTime);
         await writeDirty(s.client, this.slot, this.dirty.take(s.id));
         // stashed rows of transactions every shard has committed are no longer needed
         await pruneStash((text, values) => s.sql.run(text, values), this.slot, before);
@@ -446,7 +446,7 @@ export class Applier {
     }
   }
 
-  private async moveInNow(target: ShardSession, t: TableModel, key: string[], row: Row, txn: bigint): Promise<void> {
+  private async moveInNow(target: ShardSession, t: TableModel, key: string[], row: Row, txn: Lsn): Promise<void> {
     let moved: MovedRow[] | undefined;
     // every other shard is asked at once which holds the row (at most one does)
     const others = this.live().filter((s) => s !== target);
@@ -483,7 +483,7 @@ export class Applier {
     }
   }
 
-  private async takeNow(s: ShardSession, t: TableModel, key: string[], stash: boolean, known: Record<string, string | null> | undefined, txn: bigint): Promise<MovedRow[] | undefined> {
+  private async takeNow(s: ShardSession, t: TableModel, key: string[], stash: boolean, known: Record<string, string | null> | undefined, txn: Lsn): Promise<MovedRow[] | undefined> {
     const root = known ?? ((await s.sql.run(selectByKeySql(t), key)).rows[0] as Record<string, string | null> | undefined);
     if (!root) return undefined;
     const rows = await withDescendants((text, values) => s.sql.run(text, values), this.children, t, root);

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { TableModel } from '../tables/model.js';
+import type { Lsn } from '../db/lsn.js';
 import type { Row } from './decoder.js';
 import type { ShardSession } from './shard-session.js';
 import { deleteManySql, deleteRowSql, insertManySql, insertSql, updateManySql } from './statements.js';
@@ -8,7 +9,7 @@ export type BatchKind = 'insert' | 'delete' | 'update';
 
 /** An UPDATE whose row may have to move to the shard: the source transaction it belongs to, its key and new row. */
 export interface Move {
-  txn: bigint;
+  txn: Lsn;
   key: string[];
   row: Row;
 }

@@ -1,6 +1,6 @@
 import lr from 'pg-logical-replication';
 import type { Pgoutput } from 'pg-logical-replication';
-import { lsn } from './lsn.js';
+import { lsn, type Lsn } from '../db/lsn.js';
 
 /**
  * Adapter over pg-logical-replication's pgoutput decoder: its messages become the few events the
@@ -11,8 +11,8 @@ import { lsn } from './lsn.js';
 export type Row = Record<string, string | null | undefined>;
 
 export type StreamEvent =
-  | { kind: 'begin'; commitLsn: bigint; commitTime: number }
-  | { kind: 'commit'; endLsn: bigint; commitTime: number }
+  | { kind: 'begin'; commitLsn: Lsn; commitTime: number }
+  | { kind: 'commit'; endLsn: Lsn; commitTime: number }
   | { kind: 'relation'; table: string; columns: { name: string; typeOid: number }[] }
   | { kind: 'insert'; table: string; row: Row }
   | { kind: 'update'; table: string; old: Row | null; row: Row }

@@ -2,12 +2,12 @@ import type pg from 'pg';
 import { connect, type Endpoint } from '../db/connect.js';
 import { blockedError } from '../errors.js';
 import type { Model } from '../tables/model.js';
+import type { Lsn } from '../db/lsn.js';
 import type { Applier } from './apply.js';
-import { lsn } from './lsn.js';
-import { MESSAGE_PREFIX, type StreamNames } from './names.js';
+import { emitHeartbeat, parseControl } from './control.js';
+import type { StreamNames } from './names.js';
 import { ddlError, shapeOf, truncateError } from './shape.js';
 import { runStream } from './stream.js';
-import { heartbeatContentSql } from './rewrite.js';
 
 export interface ApplyLoopOptions {
   /** flush (commit on the shards, then confirm to the source) after this many changes … */
@@ -24,8 +24,8 @@ export interface ApplyLoopOptions {
   onFlush?: (sourceTime: Date) => void;
   /** once the source streams */
   onStart?: () => void;
-  /** at each heartbeat message (about every second), with its content: a check that may stop the stream by throwing */
-  onHeartbeat?: (content: string) => void;
+  /** at each heartbeat message (about every second), with the relfilenodes it carries: a check that may stop the stream by throwing */
+  onHeartbeat?: (relFiles: Record<string, string> | undefined) => void;
   /** between applied batches: waits while production asks the apply to slow down (src/throttle/) */
   throttle?: { wait(): Promise<void> };
   signal?: AbortSignal;
@@ -40,7 +40,7 @@ export interface ApplyLoopOptions {
  * transactions (or on DDL/TRUNCATE before any change of the transaction), the finished ones are
  * flushed; in the middle of one, the batch is rolled back and the stream replays it next time.
  */
-export async function applyStream(source: Endpoint, names: StreamNames, start: bigint, model: Model, applier: Applier, o: ApplyLoopOptions): Promise<void> {
+export async function applyStream(source: Endpoint, names: StreamNames, start: Lsn, model: Model, applier: Applier, o: ApplyLoopOptions): Promise<void> {
   let inTxn = false;
   let txnChanges = 0;
   let batch = 0;
@@ -50,7 +50,7 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: b
   let flushNow = false;
   let stop = false;
   const tables = new Map(model.tables.map((t) => [t.name, t]));
-  const flush = async (end: bigint, at: Date) => {
+  const flush = async (end: Lsn, at: Date) => {
     await applier.flush(end, at);
     o.onFlush?.(at);
     flushedAt = Date.now();
@@ -91,18 +91,18 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: b
           }
           case 'truncate':
             throw Object.assign(truncateError(e.tables), { clean: txnChanges === 0 });
-          case 'message':
-            if (e.prefix !== MESSAGE_PREFIX) return;
-            if (e.content.startsWith('heartbeat')) {
-              try {
-                o.onHeartbeat?.(e.content);
-              } catch (err) {
-                throw Object.assign(err as Error, { clean: txnChanges === 0 });
-              }
+          case 'message': {
+            let m;
+            try {
+              m = parseControl(e.prefix, e.content);
+              if (m?.kind === 'heartbeat') o.onHeartbeat?.(m.relFiles);
+            } catch (err) {
+              throw Object.assign(err as Error, { clean: txnChanges === 0 });
             }
-            if (e.content === 'barrier') flushNow = true;
-            if (e.content === 'stop') stop = flushNow = true;
+            if (m?.kind === 'barrier') flushNow = true;
+            if (m?.kind === 'stop') stop = flushNow = true;
             return;
+          }
           case 'commit':
             inTxn = false;
             lastEnd = e.endLsn;
@@ -144,7 +144,7 @@ export async function startHeartbeat(
   source: Endpoint,
   applicationName: string,
   everyMs: number,
-  onBeat: (sourceLsn: bigint) => void,
+  onBeat: (sourceLsn: Lsn) => void,
   onError: (e: Error) => void = () => undefined,
   /** configured tables whose relfilenodes each heartbeat carries (rewrite.ts) */
   tables?: readonly string[],
@@ -154,10 +154,7 @@ export async function startHeartbeat(
   let timer: NodeJS.Timeout | undefined;
   const beat = async () => {
     try {
-      const r = tables
-        ? await heart.query(`SELECT pg_logical_emit_message(true, $1, ${heartbeatContentSql(2)}), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX, tables])
-        : await heart.query(`SELECT pg_logical_emit_message(true, $1, 'heartbeat'), pg_current_wal_lsn()::text AS now`, [MESSAGE_PREFIX]);
-      onBeat(lsn(r.rows[0].now));
+      onBeat(await emitHeartbeat(heart, tables));
     } catch (e) {
       onError(e as Error);
     }

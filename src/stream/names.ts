@@ -8,9 +8,6 @@ export type { StreamNames };
  */
 export const MIGRATION_STREAM: StreamNames = { slot: 'shardctl_migrate', publication: 'shardctl_migrate' };
 
-/** Prefix of the logical decoding messages shardctl emits on the source (heartbeats, cutover barrier, stop). */
-export const MESSAGE_PREFIX = 'shardctl';
-
 /**
  * The reverse stream of a rollback window (`cutover --reverse`): a slot and publication of this name
  * on EVERY shard, applied to the monolith by `rollback --follow`. Each shard's position is kept on

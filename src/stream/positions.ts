@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { STATE_LOCK } from '../catalog/locks.js';
+import { lsnText, parseLsn, type Lsn } from '../db/lsn.js';
 
 /**
  * On every shard, the position of the source's WAL up to which that shard has applied the stream,
@@ -57,16 +58,17 @@ export async function prepareShardState(c: pg.ClientBase): Promise<void> {
   }
 }
 
-export async function readPosition(c: pg.ClientBase, slot: string): Promise<string | undefined> {
+/** The position a target committed for `slot`; undefined before any. */
+export async function readPosition(c: pg.ClientBase, slot: string): Promise<Lsn | undefined> {
   const r = await c.query(`SELECT lsn::text AS lsn FROM shardctl.follow_position WHERE slot = $1`, [slot]);
-  return r.rows[0]?.lsn;
+  return parseLsn(r.rows[0]?.lsn) ?? undefined;
 }
 
-export async function writePosition(c: pg.ClientBase, slot: string, lsn: string, sourceTime?: Date): Promise<void> {
+export async function writePosition(c: pg.ClientBase, slot: string, lsn: Lsn, sourceTime?: Date): Promise<void> {
   await c.query(
     `INSERT INTO shardctl.follow_position (slot, lsn, source_time, applied_at) VALUES ($1, $2, $3, now())
      ON CONFLICT (slot) DO UPDATE SET lsn = EXCLUDED.lsn, source_time = EXCLUDED.source_time, applied_at = now()`,
-    [slot, lsn, sourceTime ?? null],
+    [slot, lsnText(lsn), sourceTime ?? null],
   );
 }
 

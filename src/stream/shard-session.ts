@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { pgFailure } from '../db/pg-error.js';
+import type { Lsn } from '../db/lsn.js';
 import type { Statements } from './statements.js';
 
 /** One target shard's connection and where it stands in the stream. */
@@ -10,7 +11,7 @@ export interface ShardSession {
   /** may set session_replication_role = replica (no per-row triggers, as PostgreSQL's own apply worker) */
   readonly replicaRole: boolean;
   /** the source WAL position this shard has committed (end of the last source transaction it holds) */
-  pos: bigint;
+  pos: Lsn;
   /** a shard transaction is open (a batch of source transactions in flight) */
   open: boolean;
   /** statements applied, for progress */

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { lsn, parseLsn, type Lsn } from '../db/lsn.js';
 import { connectError, endpointName, type Endpoint } from '../db/connect.js';
 import { libpqUrl } from '../db/conninfo.js';
 import { blockedError } from '../errors.js';
@@ -71,7 +72,7 @@ export interface CreatedSlot {
   /** the replication connection that exported the snapshot: keep it open (and idle) while the copy reads */
   readonly conn: pg.Client;
   /** the WAL position the stream starts after: the copy's snapshot shows every transaction committed before it */
-  readonly consistentLsn: string;
+  readonly consistentLsn: Lsn;
   readonly snapshot: string;
 }
 
@@ -81,7 +82,7 @@ export async function createSlot(source: Endpoint, names: StreamNames): Promise<
   try {
     const r = await conn.query(`CREATE_REPLICATION_SLOT ${quoteIdent(names.slot)} LOGICAL pgoutput (SNAPSHOT 'export')`);
     const row = r.rows[0] as { consistent_point: string; snapshot_name: string };
-    return { conn, consistentLsn: row.consistent_point, snapshot: row.snapshot_name };
+    return { conn, consistentLsn: lsn(row.consistent_point), snapshot: row.snapshot_name };
   } catch (e) {
     await conn.end().catch(() => undefined);
     throw e;
@@ -91,7 +92,7 @@ export async function createSlot(source: Endpoint, names: StreamNames): Promise<
 export interface SlotState {
   readonly active: boolean;
   readonly activePid: number | null;
-  readonly confirmedLsn: string | null;
+  readonly confirmedLsn: Lsn | null;
   readonly retainedBytes: number | null;
 }
 
@@ -103,7 +104,7 @@ export async function slotState(c: pg.ClientBase, names: StreamNames): Promise<S
     [names.slot],
   );
   const s = r.rows[0];
-  return s ? { active: s.active, activePid: s.active_pid, confirmedLsn: s.confirmed, retainedBytes: s.retained } : undefined;
+  return s ? { active: s.active, activePid: s.active_pid, confirmedLsn: parseLsn(s.confirmed), retainedBytes: s.retained } : undefined;
 }
 
 /** Drops the slot (ending the walsender that streams from it, if any) and the publication. Idempotent. */

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { TableModel, ViaChild } from '../tables/model.js';
-import { lsnText } from './lsn.js';
+import { lsnText, type Lsn } from '../db/lsn.js';
 import { selectByColumnSql } from './statements.js';
 
 /** A row as a shard printed it (text of each column), with its table. */
@@ -43,7 +43,7 @@ export async function withDescendants(read: ReadRows, children: ReadonlyMap<stri
 export const STASH_SQL = 'INSERT INTO shardctl.follow_stash (slot, lsn, seq, rows) VALUES ($1, $2, $3, $4::jsonb)';
 
 /** STASH_SQL's values: the rows given away by the source transaction `txn` for the row `key` of `t`. */
-export const stashValues = (slot: string, txn: bigint, seq: number, t: TableModel, key: string[], rows: MovedRow[]): unknown[] => [
+export const stashValues = (slot: string, txn: Lsn, seq: number, t: TableModel, key: string[], rows: MovedRow[]): unknown[] => [
   slot,
   lsnText(txn),
   seq,
@@ -51,7 +51,7 @@ export const stashValues = (slot: string, txn: bigint, seq: number, t: TableMode
 ];
 
 /** The rows a shard stashed for the row `key` of `t` in the source transaction `txn`, if any. */
-export async function stashedRows(read: ReadRows, slot: string, t: TableModel, key: string[], txn: bigint): Promise<MovedRow[] | undefined> {
+export async function stashedRows(read: ReadRows, slot: string, t: TableModel, key: string[], txn: Lsn): Promise<MovedRow[] | undefined> {
   const r = await read('SELECT rows FROM shardctl.follow_stash WHERE slot = $1 AND lsn = $2 ORDER BY seq', [slot, lsnText(txn)]);
   for (const { rows } of r.rows as { rows: { table: string; key: string[]; rows: MovedRow[] } }[]) {
     if (rows.table === t.name && rows.key.join('\0') === key.join('\0')) return rows.rows;
@@ -60,5 +60,5 @@ export async function stashedRows(read: ReadRows, slot: string, t: TableModel, k
 }
 
 /** Stashed rows of transactions before `before` (every shard has committed them) are no longer needed. */
-export const pruneStash = (read: ReadRows, slot: string, before: bigint) =>
+export const pruneStash = (read: ReadRows, slot: string, before: Lsn) =>
   read('DELETE FROM shardctl.follow_stash WHERE slot = $1 AND lsn < $2', [slot, lsnText(before)]);

@@ -1,7 +1,7 @@
 import lr from 'pg-logical-replication';
 import type { Endpoint } from '../db/connect.js';
 import { TextPgoutput, toEvent, type StreamEvent } from './decoder.js';
-import { lsnText } from './lsn.js';
+import { lsnText, type Lsn } from '../db/lsn.js';
 import type { StreamNames } from './names.js';
 import { replicationConfig } from './slot.js';
 
@@ -10,7 +10,7 @@ const KEEPALIVE_MS = 1000;
 
 export interface StreamControl {
   /** tells the source every transaction ending at or before `lsn` is durably applied (the slot may free its WAL) */
-  confirm(lsn: bigint): void;
+  confirm(lsn: Lsn): void;
 }
 
 /**
@@ -24,7 +24,7 @@ export interface StreamControl {
 export async function runStream(
   source: Endpoint,
   names: StreamNames,
-  start: bigint,
+  start: Lsn,
   handle: (e: StreamEvent, control: StreamControl) => Promise<'stop' | void>,
   signal?: AbortSignal,
   /** called once the source streams (the slot has its consumer) */
@@ -38,7 +38,7 @@ export async function runStream(
   const plugin = new TextPgoutput({ protoVersion: 1, publicationNames: [names.publication], messages: true });
   let confirmed = start;
   // the library reports position + 1 (the next byte wanted); ours is the end of the last applied transaction
-  const ack = () => void service.acknowledge(lsnText(confirmed > 0n ? confirmed - 1n : 0n)).catch(() => undefined);
+  const ack = () => void service.acknowledge(lsnText((confirmed > 0n ? confirmed - 1n : 0n) as Lsn)).catch(() => undefined);
   const control: StreamControl = {
     confirm(lsn) {
       if (lsn > confirmed) confirmed = lsn;

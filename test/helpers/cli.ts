@@ -1,7 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
+import type { MovePoint } from '../../src/index.js';
 import { repoPath } from './paths.js';
 
 const BIN = repoPath('bin/shardctl.js');
+/** The test entry that kills the CLI at a move's point (faulty-cli.ts, built next to this file). */
+const FAULTY = repoPath('dist/test/helpers/faulty-cli.js');
 const ENV = { ...process.env, NO_COLOR: '1', CI: 'true' };
 
 export interface CliResult {
@@ -21,6 +24,20 @@ export async function runCliAsync(args: string[], env: Record<string, string> = 
 }
 
 /**
+ * Runs the CLI killed (SIGKILL, no cleanup: status null) when a move reaches `point` (a journaled
+ * step such as `fenced`, or `fencing`, `slot`, `copy`, `stream`, `source-fencing`); it runs to its
+ * end when no move reaches it.
+ */
+export function runCliKilledAt(point: MovePoint, args: string[], env: Record<string, string> = {}): CliResult {
+  const r = spawnSync(process.execPath, [FAULTY, point, ...args], { encoding: 'utf8', env: { ...ENV, ...env }, timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function runCliKilledAtAsync(point: MovePoint, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return spawnCli([FAULTY, point, ...args], () => undefined, env);
+}
+
+/**
  * Runs the launcher with --json progress on stderr and calls `onEvent` for each NDJSON event; the
  * callback gets the child to kill or interrupt it at a chosen moment.
  */
@@ -29,8 +46,16 @@ export function watchCli(
   onEvent: (e: { type: string; [k: string]: unknown }, child: ReturnType<typeof spawn>) => void,
   env: Record<string, string> = {},
 ): Promise<CliResult> {
+  return spawnCli([BIN, ...args], onEvent, env);
+}
+
+function spawnCli(
+  argv: string[],
+  onEvent: (e: { type: string; [k: string]: unknown }, child: ReturnType<typeof spawn>) => void,
+  env: Record<string, string>,
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...ENV, ...env } });
+    const child = spawn(process.execPath, argv, { env: { ...ENV, ...env } });
     let stdout = '';
     let stderr = '';
     let partial = '';

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { lsnDiff } from '../../db/lsn.js';
+import { lsnDiff, parseLsn } from '../../db/lsn.js';
 
 /** How far a streaming replica is behind its primary, as the throttle needs it. */
 export interface ReplicaLag {
@@ -19,6 +19,6 @@ export async function replicaLag(primary: pg.ClientBase, replica: pg.ClientBase)
   const r = await replica.query(`SELECT pg_last_wal_replay_lsn()::text AS replay, pg_is_wal_replay_paused() AS paused,
                                         extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS age`);
   const x = r.rows[0] as { replay: string | null; paused: boolean; age: number | null };
-  const bytes = Math.max(0, lsnDiff(p.rows[0].now, x.replay) ?? 0);
+  const bytes = Math.max(0, lsnDiff(parseLsn(p.rows[0].now), parseLsn(x.replay)) ?? 0);
   return { bytes, seconds: bytes > 0 ? Math.max(0, x.age ?? 0) : 0, paused: x.paused };
 }
