@@ -198,7 +198,11 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     // units created while the topology is recorded are found or refused (record-topology.ts); one
     // found only now (created after the plan's scan) is moved as well when it is not home
     const planned = new Set(placed.rows.map((p) => p.unit));
-    for (const u of await recordTopology(catalog.client, config, { fleet: config, model, unplaced, rescan: scan, runId: run?.id })) {
+    // (its rule writes wait for writers in flight on every shard: the catalog connection may drop meanwhile)
+    const placedNow = await recordTopology(catalog.client, config, { fleet: config, model, unplaced, rescan: scan, runId: run?.id }).catch((e: unknown) => {
+      throw isConnectionLoss(e) ? catalogLost(`the catalog connection failed: ${failureText(e, 'catalog')}`) : e;
+    });
+    for (const u of placedNow) {
       if (planned.has(u.unit) || routeOf(u.unit) === u.shard) continue;
       moves.push({ unit: u.unit, from: u.shard, to: routeOf(u.unit), rows: u.rows, bytes: u.bytes, status: 'planned' });
       result.pairs = pairsOf(moves);
