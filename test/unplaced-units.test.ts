@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { jumpHash, tenantKey64 } from '../src/index.js';
 import type { Stage } from '../harness/demo/stage.js';
 import { stageMigrated } from './helpers/stage.js';
@@ -35,10 +36,18 @@ describe('units born on the shards after migrate (pgbench fixture, jump)', () =>
     return out;
   };
   /** an application creating a branch: on the shard the catalog routes it to, plain SQL */
-  const createTenant = async (bid: number, on?: string) => {
+  const createTenant = async (bid: number, on?: string, bypass = false) => {
     const shard = on ?? (await route(bid));
-    await sql(servers.get(shard)!, `INSERT INTO pgbench_branches (bid, bbalance) VALUES ($1, 0)`, [bid]);
-    for (let i = 0; i < ACCOUNTS; i++) await sql(servers.get(shard)!, `INSERT INTO pgbench_accounts (aid, bid, abalance, filler) VALUES ($1, $2, 0, '')`, [bid * 1000 + i, bid]);
+    const c = new pg.Client({ connectionString: servers.get(shard)! });
+    await c.connect();
+    try {
+      // bypass: a session past the shard's guard (shardctl's own, or a manual copy that sets it)
+      if (bypass) await c.query('SET shardctl.bypass = on');
+      await c.query(`INSERT INTO pgbench_branches (bid, bbalance) VALUES ($1, 0)`, [bid]);
+      for (let i = 0; i < ACCOUNTS; i++) await c.query(`INSERT INTO pgbench_accounts (aid, bid, abalance, filler) VALUES ($1, $2, 0, '')`, [bid * 1000 + i, bid]);
+    } finally {
+      await c.end();
+    }
     return shard;
   };
   /** samples, until stopped, that each tenant's catalog route names a server holding its rows */
@@ -124,7 +133,9 @@ describe('units born on the shards after migrate (pgbench fixture, jump)', () =>
     const bid = 3000;
     const first = await createTenant(bid);
     const second = [...servers.keys()].find((s) => s !== first)!;
-    await createTenant(bid, second); // a second live copy: an application bug or a half-done manual move
+    // a second live copy: the shard's route guard refuses an application's (40001, naming its home) ...
+    await assert.rejects(createTenant(bid, second), (e: { code?: string; message: string }) => e.code === '40001' && e.message.includes(`unit ${bid} belongs on shard ${first}`));
+    await createTenant(bid, second, true); // ... a half-done manual move past the guard still makes one
     const v = await version();
     const r = runCli(['rebalance', '--apply', '--offline', '--config', cfg]);
     assert.equal(r.status, 3, r.stdout + r.stderr);

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { placementSizesIfAny, type PlacedSize as Placed } from '../catalog/placements.js';
 import { checkNoOnlineWindow } from '../stream/window.js';
@@ -10,7 +11,8 @@ import { rebalance, type RebalanceOptions, type RebalanceResult } from '../rebal
 import { jumpHash } from '../routing/jump.js';
 import { tenantKey64 } from '../routing/tenant-key.js';
 import { allEdits, dropShard, editConfigFile, previewConfigEdit, removePin, setMapping, setPin } from '../topology/edit.js';
-import { syncTopology } from '../catalog/topology.js';
+import { recordTopology } from '../transfer/record-topology.js';
+import { loadModel } from '../tables/model.js';
 import { findUnplacedFromCatalog } from '../transfer/unplaced.js';
 import { forgetShardDeferredIndexes } from '../catalog/deferred-indexes.js';
 
@@ -47,6 +49,9 @@ export async function removeShard(config: Config, id: string, opts: RemoveShardO
   if (!ids.includes(id)) throw usageError(`${config.file}: no shard ${id} (shards: ${ids.join(', ')})`);
   if (ids.length === 1) throw usageError(`shard ${id} is the only shard; there is nowhere to move its data`);
   const placed = await readPlaced(config);
+  // units created on the shard after the last topology change have no placement yet: drained as well
+  const born = placed.size ? await catalogRead(config, (c) => findUnplacedFromCatalog(config, c, [id])) : [];
+  for (const u of born) placed.set(u.unit, { shard: id, bytes: u.bytes });
   const on = [...placed].filter(([, p]) => p.shard === id).map(([u]) => u);
   const reassign = config.strategy.kind === 'jump' ? jumpDrain(config, id, on) : cellDrain(config, id, on, placed);
   const drainEdit = config.strategy.kind === 'jump'
@@ -69,8 +74,9 @@ export async function removeShard(config: Config, id: string, opts: RemoveShardO
   const final = editConfigFile(config.file, allEdits(dropShard(id), ...redundantPins(drained, id).map((t) => removePin(t))));
   await withRun(config.catalog, { command: 'remove-shard', args: { id }, lock: 'run', outcome: () => ({ status: 'ok', summary: { id, units: on.length } }) }, async ({ catalog, run }) => {
     // units created on the remaining shards since the drain began are placed where they are
-    const unplaced = await findUnplacedFromCatalog(drained, catalog.client, final.shards.map((s) => s.id));
-    await syncTopology(catalog.client, final, unplaced, run?.id);
+    const scan = () => findUnplacedFromCatalog(drained, catalog.client, final.shards.map((s) => s.id));
+    const model = await withClient(shardEndpoint(final, final.shards[0]!.id), (c) => loadModel(final, c, `shard ${final.shards[0]!.id}`));
+    await recordTopology(catalog.client, final, { fleet: drained, model, unplaced: await scan(), rescan: scan, runId: run?.id });
     // indexes migrate --indexes-after dropped there and never built: every later migrate would
     // report them for a shard it no longer knows
     await forgetShardDeferredIndexes(catalog.client, id);
@@ -141,7 +147,10 @@ async function leftOn(config: Config, id: string): Promise<string[]> {
   return out;
 }
 
-/** Placements with their size (none when no run has created the catalog yet), read without creating or locking anything. */
-function readPlaced(config: Config): Promise<Map<string, Placed>> {
-  return withRun(config.catalog, { command: 'remove-shard', lock: 'none', create: false }, ({ catalog }) => placementSizesIfAny(catalog.client));
+/** A read of the catalog that creates and locks nothing. */
+function catalogRead<T>(config: Config, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
+  return withRun(config.catalog, { command: 'remove-shard', lock: 'none', create: false }, ({ catalog }) => fn(catalog.client));
 }
+
+/** Placements with their size (none when no run has created the catalog yet). */
+const readPlaced = (config: Config): Promise<Map<string, Placed>> => catalogRead(config, placementSizesIfAny);

@@ -11,7 +11,8 @@ import { shardEndpoint } from '../db/endpoints.js';
 import { syncReferenceTables } from '../transfer/reference.js';
 import { createRouter } from '../routing/router.js';
 import { loadModel, type Model } from '../tables/model.js';
-import { recordedShards, syncTopology } from '../catalog/topology.js';
+import { recordedShards } from '../catalog/topology.js';
+import { recordTopology } from '../transfer/record-topology.js';
 import { findUnplaced } from '../transfer/unplaced.js';
 import { installGuard } from '../transfer/guard.js';
 import { movesInFlight, type MovePointHook, type MoveRow, type Step } from './journal.js';
@@ -194,10 +195,21 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     await refuseInOnlineWindow(catalog.client, 'rebalance --apply');
     await opts.onPreflightPassed?.();
 
-    await syncTopology(catalog.client, config, unplaced, run?.id);
     // Reference rows come from a shard that already serves (the source may be retired after cutover).
     const origin = moves[0]?.from ?? [...new Set(placed.map((p) => p.shard))].sort()[0] ?? config.shards[0]!.id;
     const model = await modelOf(origin);
+    // units created while the topology is recorded are found or refused (record-topology.ts); one
+    // found only now (created after the plan's scan) is moved as well when it is not home
+    const planned = new Set(placed.map((p) => p.unit));
+    // (its rule writes wait for writers in flight on every shard: the catalog connection may drop meanwhile)
+    const placedNow = await recordTopology(catalog.client, config, { fleet: config, model, unplaced, rescan: scan, runId: run?.id }).catch((e: unknown) => {
+      throw isConnectionLoss(e) ? catalogLost(`the catalog connection failed: ${failureText(e, 'catalog')}`) : e;
+    });
+    for (const u of placedNow) {
+      if (planned.has(u.unit) || routeOf(u.unit) === u.shard) continue;
+      moves.push({ unit: u.unit, from: u.shard, to: routeOf(u.unit), rows: u.rows, bytes: u.bytes, status: 'planned' });
+      result.pairs = pairsOf(moves);
+    }
     await syncReferences(config, model, origin, opts.signal);
     if (moves.length > 0) {
       // rows with several routes are shared by units: their moves stay offline (the stream's unit

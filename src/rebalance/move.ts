@@ -11,6 +11,7 @@ import { scanServer } from '../transfer/scan.js';
 import { isCatalogLost } from '../catalog/catalog.js';
 import { failureText } from '../db/pg-error.js';
 import { fenceUnits, unfenceUnits, type FenceRole } from '../transfer/fence.js';
+import { routeHere } from '../transfer/route-guard.js';
 import { finishMove, flipPlacement, isOfflineStep, isOnlineStep, journalStep, ONLINE_STEPS, STEPS, type MovePoint, type MovePointHook, type MoveRow, type Step } from './journal.js';
 import { catchUp, copyOnline, dropMoveStream } from './online.js';
 import { createRouter } from '../routing/router.js';
@@ -232,7 +233,7 @@ class MoveRefused extends Error {}
 async function settle(ctx: MoveContext, m: Unit, flipped: boolean, fenced: boolean, fromFirst = false): Promise<string> {
   try {
     if (flipped) {
-      await withClient(shardEndpoint(ctx.config, m.to), (c) => unfenceUnits(c, [m.unit]));
+      await withClient(shardEndpoint(ctx.config, m.to), (c) => openHere(c, m));
       return `unit ${m.unit} is placed on shard ${m.to} and writable there; its old rows on shard ${m.from} are still fenced there: run the same command again to delete them`;
     }
     await undoMove(ctx, m, fenced, fromFirst);
@@ -280,8 +281,14 @@ async function fenceTarget(ctx: MoveContext, to: Endpoint, m: Unit, homes: Homes
  */
 async function reopen(ctx: MoveContext, m: Unit, from: Endpoint, to: Endpoint, fencingAt: number | undefined): Promise<number | undefined> {
   await setFence(ctx, from, m, 'moved');
-  await withClient(to, (c) => unfenceUnits(c, [m.unit]));
+  await withClient(to, (c) => openHere(c, m));
   return fencingAt === undefined ? undefined : (performance.now() - fencingAt) / 1000;
+}
+
+/** The flipped unit's new shard routes it there (route-guard.ts), then lifts its fence. */
+async function openHere(c: pg.ClientBase, m: Unit): Promise<void> {
+  await routeHere(c, m.unit, m.to);
+  await unfenceUnits(c, [m.unit]);
 }
 
 const setFence = (ctx: MoveContext, e: Endpoint, m: Unit, role: FenceRole) =>

@@ -14,7 +14,7 @@ import { introspect } from '../tables/introspect.js';
 import { captureDefinitions, readDefinitions } from '../transfer/definitions.js';
 import { appendShard, editConfigFile, previewConfigEdit } from './edit.js';
 import { qualifiedName } from '../tables/scope.js';
-import { syncTopology } from '../catalog/topology.js';
+import { recordTopology } from '../transfer/record-topology.js';
 import { findUnplacedFromCatalog } from '../transfer/unplaced.js';
 import { loadModel } from '../tables/model.js';
 import { interpolateValue } from '../config/interpolate.js';
@@ -65,7 +65,7 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
   return withRun(config.catalog, spec, async ({ catalog, run }) => {
     await refuseInOnlineWindow(catalog.client, 'add-shard');
     const defs = await definitions(catalog.client, config);
-    const created = await withClient(target, async (c) => {
+    const { created, model } = await withClient(target, async (c) => {
       await checkWritable(c, opts.id);
       const existing = await introspect(c, defs.map((d) => d.table));
       await checkEmpty(c, opts.id, [...existing.keys()]);
@@ -80,12 +80,14 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
       await alignFleetSequences(withNew, model.tables, undefined, [opts.id]);
       // the write fence's guard before any application can write here (transfer/guard.ts)
       await installGuard(c, target, model);
-      return missing.map((d) => d.table);
+      return { created: missing.map((d) => d.table), model };
     });
-    // units created on the shards after migrate are placed where they are before the hash changes
-    const unplaced = await findUnplacedFromCatalog(config, catalog.client);
+    // units created on the shards after migrate are placed where they are before the hash changes,
+    // those created meanwhile found or refused (record-topology.ts)
+    const scan = () => findUnplacedFromCatalog(config, catalog.client);
+    const unplaced = await scan();
     const next = editConfigFile(config.file, appendShard({ id: opts.id, primary: opts.primary, replicas: opts.replicas ?? [] }));
-    await syncTopology(catalog.client, next, unplaced, run?.id);
+    await recordTopology(catalog.client, next, { fleet: next, model, unplaced, rescan: scan, runId: run?.id });
     return { id: opts.id, created, config: next, applied: true };
   });
 }

@@ -9,6 +9,7 @@ import { withBoundedLocks, type LockWaitOptions } from '../db/lock-wait.js';
 import type { Model, TableModel } from '../tables/model.js';
 import { parentCellSql, qualifiedName } from '../tables/scope.js';
 import { h3Sql } from '../cells/h3-sql.js';
+import { routeGuardSql } from './route-guard.js';
 
 /**
  * The fence: while a unit moves, writes to its rows must fail on both shards, and after the move
@@ -48,7 +49,7 @@ import { h3Sql } from '../cells/h3-sql.js';
  */
 
 /** Bumped when the guard's shape changes; the revision stored on a shard also hashes the SQL. */
-const GUARD_REVISION = 4;
+const GUARD_REVISION = 5;
 
 export function guardSql(model: Model): string[] {
   const out = [
@@ -109,6 +110,8 @@ export function guardSql(model: Model): string[] {
        PERFORM set_config('shardctl.fence_gate', 'passed', true);
      END $$`,
   ];
+  // the route guard (route-guard.ts): a unit's rows are taken only where the catalog routes it
+  out.push(...routeGuardSql());
   const st = model.config.strategy;
   if (st.kind === 'h3' && hasLatLng(model.config)) {
     // the shard cell of a point, by the routing rule (index resolution, then the parent): cells.ts shardCell
@@ -143,14 +146,23 @@ export function guardSql(model: Model): string[] {
     const refuseAll = (rec: string) => fns.map((f) => `PERFORM shardctl.refuse(${f}(${rec}));`).join(' ');
     const trig = `shardctl.${quoteIdent(`fence_${t.name}`)}`;
     const table = quoteTable(t.name);
+    // a row that names its unit itself (not through a parent, one route) can create a unit: it must be
+    // routed here (route-guard.ts); an UPDATE is checked only when it changes the row's unit
+    const unitOf = r.kind === 'latlng' ? 'shardctl.point_cell(k.lat, k.lng)' : 'k.unit';
+    const routeCheck = r.kind === 'via' || t.config.routes ? '' : `
+        IF TG_OP <> 'DELETE' AND EXISTS (SELECT 1 FROM shardctl.route_rules) THEN
+          k := ${fn}(NEW);
+          IF TG_OP = 'INSERT' OR k IS DISTINCT FROM ${fn}(OLD) THEN PERFORM shardctl.route_check(${unitOf}); END IF;
+        END IF;`;
     const trigBody = `
+      DECLARE k shardctl.fence_key;
       BEGIN
         IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN COALESCE(NEW, OLD); END IF;
         PERFORM shardctl.fence_gate();
         IF EXISTS (SELECT 1 FROM shardctl.fenced_units) THEN
           IF TG_OP <> 'DELETE' THEN ${refuseAll('NEW')} END IF;
           IF TG_OP <> 'INSERT' THEN ${refuseAll('OLD')} END IF;
-        END IF;
+        END IF;${routeCheck}
         RETURN COALESCE(NEW, OLD);
       END`;
     out.push(`CREATE OR REPLACE FUNCTION ${trig}() RETURNS trigger LANGUAGE plpgsql AS ${dollarQuote(trigBody)}`);
