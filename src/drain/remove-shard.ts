@@ -14,7 +14,7 @@ import { syncTopology } from '../catalog/topology.js';
 import { findUnplacedFromCatalog } from '../transfer/unplaced.js';
 import { forgetShardDeferredIndexes } from '../catalog/deferred-indexes.js';
 
-export interface RemoveShardOptions extends Pick<RebalanceOptions, 'concurrency' | 'offline' | 'signal' | 'onEvent'> {
+export interface RemoveShardOptions extends Pick<RebalanceOptions, 'concurrency' | 'offline' | 'timeoutSeconds' | 'signal' | 'onEvent'> {
   /** drain and remove (default: only show the plan) */
   apply?: boolean;
 }

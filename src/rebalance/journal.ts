@@ -26,7 +26,7 @@ export interface MoveRow {
   step: Step;
 }
 
-export type FaultOnly = 'fencing' | 'slot' | 'copy' | 'stream' | 'source-fencing';
+export type FaultOnly = 'fencing' | 'slot' | 'copy' | 'stream' | 'proving' | 'source-fencing' | 'proved';
 
 export async function movesInFlight(c: pg.ClientBase): Promise<MoveRow[]> {
   const r = await c.query(`SELECT unit, from_shard, to_shard, step FROM shardctl.moves ORDER BY started_at, unit`);
@@ -62,8 +62,10 @@ export async function finishMove(c: pg.ClientBase, unit: string): Promise<void> 
  * Test-only fault injection: SHARDCTL_FAULT_AFTER=<step> kills this process (SIGKILL, no cleanup)
  * right after that step is journaled, to prove a rerun completes the move; `fencing` kills after
  * the fences are set, before `fenced` is journaled; the online move adds points inside its steps
- * (`slot`, `copy`, `stream`, `source-fencing`: after the slot is created, after the copy committed,
- * after the stream applied a first batch, after the source is fenced).
+ * (`slot`, `copy`, `stream`, `proving`, `source-fencing`, `proved`: after the slot is created, after
+ * the copy committed, after the stream applied a first batch, after the rows changed so far were
+ * proven while writes go on, after the source is fenced, after the rows changed since were proven
+ * inside the fence).
  */
 export function faultPoint(step: Step | FaultOnly): void {
   if (process.env.SHARDCTL_FAULT_AFTER === step) process.kill(process.pid, 'SIGKILL');

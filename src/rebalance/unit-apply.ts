@@ -4,7 +4,7 @@ import { pgFailure } from '../db/pg-error.js';
 import { h3Strategy, viaChildren, type Model, type TableModel, type ViaChild } from '../tables/model.js';
 import type { Row } from '../stream/decoder.js';
 import { lsnText } from '../stream/lsn.js';
-import { writePosition } from '../stream/positions.js';
+import { writeDirty, writePosition } from '../stream/positions.js';
 import { deleteRowSql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Statements, updateSql } from '../stream/statements.js';
 
 /** A change the move cannot apply exactly: the move stops and is undone (its message says why). */
@@ -24,6 +24,9 @@ export class UnitStreamError extends Error {}
  *
  * Source transactions are applied in one transaction on the new shard that also writes the stream
  * position (`flush`), so after a crash the shard says exactly which source transactions it holds.
+ * The same transaction records the key of every row of the unit it wrote (follow_dirty, under the
+ * move's slot): the copy was proven at its snapshot, so these are the only rows the move must prove
+ * again (unit-changed.ts).
  */
 export class UnitApplier {
   private skip = false;
@@ -35,6 +38,8 @@ export class UnitApplier {
   private readonly children: Map<string, ViaChild[]>;
   /** link values of the unit's parent rows deleted in the current source transaction */
   private gone = new Set<string>();
+  /** keys of the unit's rows written in the open transaction: [table, JSON of the primary key] */
+  private dirty = new Map<string, readonly [string, string]>();
 
   constructor(
     private readonly model: Model,
@@ -60,6 +65,7 @@ export class UnitApplier {
     if (this.skip || !(await this.owns(t, row))) return;
     const columns = Object.keys(row);
     await this.exec(insertSql(t, columns), columns.map((c) => row[c]));
+    this.mark(t, keyOf(t, row));
     for (const c of this.children.get(t.name) ?? []) this.gone.delete(linkKey(t, c.parentColumn, row[c.parentColumn]));
   }
 
@@ -70,6 +76,7 @@ export class UnitApplier {
     const merged: Row = { ...(held ?? {}) };
     for (const [c, v] of Object.entries(row)) if (v !== undefined) merged[c] = v;
     const stays = await this.owns(t, merged);
+    if (held || stays) this.mark(t, key, keyOf(t, merged)); // a key-changing UPDATE: both keys
     if (held && stays) {
       const set = Object.keys(row).filter((c) => row[c] !== undefined); // 'u': unchanged TOAST, left alone
       await this.exec(updateSql(t, set), [...set.map((c) => row[c]), ...key]);
@@ -96,6 +103,7 @@ export class UnitApplier {
     const held = await this.held(t, key);
     if (!held) return;
     await this.exec(deleteRowSql(t), key);
+    this.mark(t, key);
     for (const c of this.children.get(t.name) ?? []) this.gone.add(linkKey(t, c.parentColumn, held[c.parentColumn]));
   }
 
@@ -104,8 +112,10 @@ export class UnitApplier {
     if (end <= this.pos && !this.open) return;
     if (!this.open) await this.begin_();
     await writePosition(this.client, this.slot, lsnText(end > this.pos ? end : this.pos), new Date());
+    await writeDirty(this.client, this.slot, [...this.dirty.values()]);
     await this.client.query('COMMIT');
     this.open = false;
+    this.dirty.clear();
     this.pending = 0;
     if (end > this.pos) this.pos = end;
   }
@@ -114,6 +124,7 @@ export class UnitApplier {
     if (!this.open) return;
     await this.client.query('ROLLBACK').catch(() => undefined);
     this.open = false;
+    this.dirty.clear();
   }
 
   /** The row the shard holds under this key, when it belongs to the unit. */
@@ -167,6 +178,14 @@ export class UnitApplier {
       for (const k of kids) await this.remove(c.table, k);
     }
     await this.exec(deleteRowSql(t), keyOf(t, row));
+    this.mark(t, keyOf(t, row));
+  }
+
+  private mark(t: TableModel, ...keys: string[][]): void {
+    for (const k of keys) {
+      const text = JSON.stringify(k);
+      this.dirty.set(`${t.name}\0${text}`, [t.name, text]);
+    }
   }
 
   private async begin_(): Promise<void> {
