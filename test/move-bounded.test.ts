@@ -54,7 +54,7 @@ describe('online move: the wait after the fence is bounded', { timeout: 300_000 
           await gate.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MOVE_LOCK, slot]);
         })();
       }
-    }, { SHARDCTL_MOVE_FENCED_WAIT_MS: '3000' });
+    }, { SHARDCTL_MOVE_TIMEOUT: '3s' });
     const fenced = async () => (await sql(url(from), 'SELECT 1 FROM shardctl.fenced_units WHERE unit = $1', [tenant])).length > 0;
     try {
       // the fence on the old shard waits for the key-share lock: take the position row, then let it in

@@ -160,10 +160,10 @@ async function moveOffline(ctx: MoveContext, move: MoveRow | (Unit & { step?: un
  *                    accepted, proven. All waits after the fence are bounded (`fencedWaitMs`): a
  *                    missed bound lifts the fence on `from` first and undoes the move.
  *   4 verified       journaled right after (a rerun resuming at caught-up compares the recorded
- *                    rows again, or the whole unit if the record is gone); then the slot and
- *                    publication are dropped
+ *                    rows again, or the whole unit if the record is gone)
  *   5 flipped        the catalog placement says `to`
- *   6 opened         `from` keeps a tombstone fence, `to` lifts its fence: the outage ends
+ *   6 opened         `from` keeps a tombstone fence, `to` lifts its fence: the outage ends; then
+ *                    the slot, the publication and the record of changed rows are dropped
  *   7 purged         the unit's old rows deleted from `from`
  * A crash before `streaming` is undone by the next run (which plans the move afresh); from
  * `streaming` on, the next run resumes from the position `to` committed.
@@ -217,13 +217,14 @@ async function moveOnline(ctx: MoveContext, move: MoveRow | (Unit & { step?: und
       if (differs) throw new MoveRefused(differs);
       await step('verified');
     }
-    await dropMoveStream(ctx.config, m); // also when resuming: a crash may have come before the drop
     await verifyAndFlip(ctx, p, m, from, to);
     let outageSeconds: number | undefined;
     if (pending('opened')) {
       outageSeconds = await reopen(ctx, m, from, to, fencingAt);
       await step('opened');
     }
+    // after the outage (dropping a slot waits for its sender to end); also when resuming: a crash may have come before it
+    await dropMoveStream(ctx.config, m);
     if (pending('purged')) {
       await deleteUnit(ctx.model, from, m.unit, onShard(m.from, homes));
       await step('purged');

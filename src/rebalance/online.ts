@@ -30,9 +30,9 @@ const BATCH_MS = 200;
  * How long the new shard may take, once the old shard is fenced, to apply the last changes and
  * prove the rows changed since the last proof: the gap was closed to under a second before fencing,
  * so a longer wait means the new shard is stuck, and the unit's writes must not stay refused for it
- * (`--timeout`; else SHARDCTL_MOVE_FENCED_WAIT_MS, in ms; default 5 s).
+ * (the default of `--timeout`, SHARDCTL_MOVE_TIMEOUT).
  */
-export const FENCED_WAIT_MS = Number(/^\d+$/.test(process.env.SHARDCTL_MOVE_FENCED_WAIT_MS ?? '') ? process.env.SHARDCTL_MOVE_FENCED_WAIT_MS : 5_000);
+export const FENCED_WAIT_MS = 5_000;
 
 /** The old shard is fenced only once a barrier crosses the stream within this long (the stream is that close to the source)... */
 const NEAR_MS = 1000;

@@ -2,7 +2,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { repoPath } from './paths.js';
 
 const BIN = repoPath('bin/shardctl.js');
-const ENV = { ...process.env, NO_COLOR: '1', CI: 'true' };
+// a moving unit's fence may wait long on a loaded test machine: tests about that bound set their own
+const ENV = { ...process.env, NO_COLOR: '1', CI: 'true', SHARDCTL_MOVE_TIMEOUT: process.env.SHARDCTL_MOVE_TIMEOUT ?? '60s' };
 
 export interface CliResult {
   status: number | null;
