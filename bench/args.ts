@@ -21,6 +21,10 @@ export interface BenchArgs {
   onlineOnly: boolean;
   /** only the moves phase (after the fixture load and a migrate): rebalance's write outage online vs offline */
   movesOnly: boolean;
+  /** moves phase: the rows the big tenant is grown to (issue 25: 2,100,000) */
+  movesRows: number;
+  /** moves phase: also a tenant 10 × movesRows (slow: off by default) */
+  movesTenfold: boolean;
   /** servers with fsync and full_page_writes on (default; --fast gives the test fleet's non-durable settings) */
   durable: boolean;
   /** extra server settings for every server of the fleet (`--set name=value`, repeatable), for experiments */
@@ -56,6 +60,9 @@ export const USAGE = `npm run bench -- [options]
                     follower's backlog rate is set against it (target >= 2x), then an UPDATE of every account
   --moves-only      stage the fleet, migrate, then run only the moves phase (the biggest tenant moved
                     online, then back offline, under a writer: the write outage of each)
+  --moves-rows N    moves phase: also grow a tenant to N rows and move it online under the writer
+                    (default 2100000; 0 skips it); PASS/FAIL on the longest gap in the writer's commits
+  --moves-tenfold   moves phase: and a tenant of 10 × --moves-rows (slow: off by default)
   --fast            run the servers with fsync=off and full_page_writes=off, as the test fleet does (default:
                     durable, as production servers are; without fsync a commit costs nothing, which
                     flatters the row-by-row autocommit phase)
@@ -82,6 +89,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
       'online-seconds': { type: 'string', default: '15' },
       'online-only': { type: 'boolean', default: false },
       'moves-only': { type: 'boolean', default: false },
+      'moves-rows': { type: 'string', default: '2100000' },
+      'moves-tenfold': { type: 'boolean', default: false },
       fast: { type: 'boolean', default: false },
       set: { type: 'string', multiple: true, default: [] },
       json: { type: 'boolean', default: false },
@@ -112,6 +121,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     onlineSeconds: num('online-seconds', values['online-seconds']!, (n) => int(n) && n >= 2 && n <= 600, 'a whole number from 2 to 600'),
     onlineOnly: values['online-only']!,
     movesOnly: values['moves-only']!,
+    movesRows: num('moves-rows', values['moves-rows']!, (n) => int(n) && n >= 0, 'a whole number of rows'),
+    movesTenfold: values['moves-tenfold']!,
     durable: !values.fast,
     settings: Object.fromEntries(
       (values.set ?? []).map((kv) => {

@@ -154,7 +154,7 @@ async function main(argv: string[]): Promise<number> {
       await worker.close();
       worker = undefined;
       if (!(await migrate(config, { concurrency: args.concurrency, verify: false })).ok) throw new Error('migrate did not finish cleanly');
-      const mv = await runMoves(config, log);
+      const mv = await runMoves(config, log, { rows: args.movesRows, tenfold: args.movesTenfold });
       process.stdout.write(args.json ? `${JSON.stringify({ facts: { args, rows: plan.sourceRows, machine: { before, loadEnd: os.loadavg() } }, moves: mv }, null, 2)}\n` : `${movesNote(mv)}\n`);
       return 0;
     }
@@ -190,7 +190,7 @@ async function main(argv: string[]): Promise<number> {
     const online = pgbench ? undefined : await resetFleet(config).then(() => runOnline(config, onlineLoad(config, args), args.onlineSeconds, log));
     if (online) notes.push(onlineNote(online, args.onlineSeconds));
     // rebalance moves on the shards the cutover left: the biggest tenant online, then back offline
-    if (online) notes.push(movesNote(await runMoves(config, log)));
+    if (online) notes.push(movesNote(await runMoves(config, log, { rows: args.movesRows, tenfold: args.movesTenfold })));
 
     const summary = summarize(runs);
     const rbr = summary.find((s) => s.phase === 'row-by-row');
@@ -242,7 +242,15 @@ function movesNote(mv: MoveFigures): string {
     `moves (rebalance, issue 14): tenant ${mv.tenant} (${num(mv.rows)} rows, ${(100 * mv.share).toFixed(1)}% of the sharded rows) under one writing connection: ` +
     `online ${mv.online.from} → ${mv.online.to} refused its writes for ${mv.online.outageS.toFixed(2)} s (longest gap between the writer's commits ${mv.online.longestGapS.toFixed(2)} s, move ${mv.online.seconds.toFixed(1)} s); ` +
     `offline back refused them for ${mv.offline.outageS.toFixed(2)} s (gap ${mv.offline.longestGapS.toFixed(2)} s, move ${mv.offline.seconds.toFixed(1)} s): ` +
-    `online's outage is ${(mv.online.outageS / mv.offline.outageS).toFixed(2)}× offline's.`
+    `online's outage is ${(mv.online.outageS / mv.offline.outageS).toFixed(2)}× offline's.` +
+    mv.sized
+      .map(
+        (s) =>
+          ` Tenant ${s.tenant} grown by ${num(s.rows)} rows, moved online ${s.from} → ${s.to} in ${s.seconds.toFixed(1)} s: writes refused ${s.outageS.toFixed(2)} s, ` +
+          `longest gap between the writer's commits ${s.longestGapS.toFixed(2)} s (target ≤ 1 s, ≤ 3 s loaded; load ${s.loadPerCore.toFixed(1)} per core): ${s.pass ? 'PASS' : 'FAIL'}; ` +
+          `${num(s.provenRows ?? 0)} changed rows proven while writes went on, ${num(s.checkedRows ?? 0)} checked inside the fence.`,
+      )
+      .join('')
   );
 }
 

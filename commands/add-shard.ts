@@ -1,8 +1,8 @@
 import { Option, type Command } from 'commander';
 import { addShard } from '../src/index.js';
 import { redactUrl } from '../src/index.js';
-import { load, output, positiveInt, withGlobalOptions } from './context.js';
-import { runRebalance, type RebalanceFlags } from './run-rebalance.js';
+import { duration, load, output, positiveInt, withGlobalOptions } from './context.js';
+import { MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, runRebalance, type RebalanceFlags } from './run-rebalance.js';
 
 interface AddShardFlags extends RebalanceFlags {
   id: string;
@@ -20,7 +20,8 @@ export function register(program: Command): void {
       .addOption(new Option('--replica <url>', 'a streaming replica (repeatable)').argParser((v: string, prev: string[] = []) => [...prev, v]))
       .option('--apply', 'create the tables, append the shard to the config and the catalog, run the rebalance (without it: a preview that changes nothing)')
       .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online')
-      .option('--concurrency <n>', 'units moved at once (default 2)', positiveInt('--concurrency')),
+      .option('--concurrency <n>', 'units moved at once (default 2)', positiveInt('--concurrency'))
+      .option(MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, duration('--timeout', 's')),
   ).action(async (opts: AddShardFlags) => {
     const config = load(opts);
     const out = output(opts);

@@ -22,6 +22,13 @@ const TWINS: Readonly<Record<string, string>> = {
   'add-shard --concurrency': 'SHARDCTL_REBALANCE_CONCURRENCY',
   'remove-shard --concurrency': 'SHARDCTL_REBALANCE_CONCURRENCY',
   'cutover --timeout': 'SHARDCTL_CUTOVER_TIMEOUT',
+  // how long a moving unit's old shard may stay fenced: one meaning for every command that moves units
+  'rebalance --timeout': 'SHARDCTL_MOVE_TIMEOUT',
+  'pin --timeout': 'SHARDCTL_MOVE_TIMEOUT',
+  'unpin --timeout': 'SHARDCTL_MOVE_TIMEOUT',
+  'set --timeout': 'SHARDCTL_MOVE_TIMEOUT',
+  'add-shard --timeout': 'SHARDCTL_MOVE_TIMEOUT',
+  'remove-shard --timeout': 'SHARDCTL_MOVE_TIMEOUT',
   'rollback --timeout': 'SHARDCTL_ROLLBACK_TIMEOUT',
   'health --timeout': 'SHARDCTL_HEALTH_TIMEOUT',
 };

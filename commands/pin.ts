@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { removePin, setMapping, setPin, type CapacityStatus } from '../src/index.js';
-import { withGlobalOptions } from './context.js';
-import { editAndRebalance, type RebalanceFlags } from './run-rebalance.js';
+import { duration, withGlobalOptions } from './context.js';
+import { editAndRebalance, MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, type RebalanceFlags } from './run-rebalance.js';
 
 /** `pin`, `unpin` and `mapping set`: topology edits to the config file, each followed by the rebalance plan. */
 export function register(program: Command): void {
@@ -12,7 +12,8 @@ export function register(program: Command): void {
       .argument('<tenant>', 'tenant key')
       .argument('<shard>', 'shard id')
       .option('--apply', 'write the change to the config and run the rebalance (without it: a preview that changes nothing)')
-      .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
+      .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online')
+      .option(MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, duration('--timeout', 's')),
   ).action(async (tenant: string, shard: string, opts: RebalanceFlags) => {
     await editAndRebalance(opts, { edit: setPin(tenant, shard), done: `tenant ${tenant} pinned to ${shard}`, applyWith: again(['pin', tenant, shard], opts) });
   });
@@ -23,7 +24,8 @@ export function register(program: Command): void {
       .description('remove a pin (the tenant routes by the hash again), then show (or --apply) the rebalance')
       .argument('<tenant>', 'tenant key')
       .option('--apply', 'write the change to the config and run the rebalance (without it: a preview that changes nothing)')
-      .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
+      .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online')
+      .option(MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, duration('--timeout', 's')),
   ).action(async (tenant: string, opts: RebalanceFlags) => {
     await editAndRebalance(opts, { edit: removePin(tenant), done: `tenant ${tenant} unpinned`, applyWith: again(['unpin', tenant], opts) });
   });
@@ -38,7 +40,8 @@ export function register(program: Command): void {
       .option('--region <name>', 'region label')
       .addOption(new Option('--status <status>', 'capacity status: read-only refuses writes to the cell, full keeps new cells off its shard').choices(['active', 'full', 'read-only']))
       .option('--apply', 'write the change to the config and run the rebalance (without it: a preview that changes nothing)')
-      .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online'),
+      .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online')
+      .option(MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, duration('--timeout', 's')),
   ).action(async (cell: string, shard: string, opts: RebalanceFlags & { region?: string; status?: CapacityStatus }) => {
     const args = ['mapping', 'set', cell, shard, ...(opts.region !== undefined ? ['--region', opts.region] : []), ...(opts.status ? ['--status', opts.status] : [])];
     await editAndRebalance(opts, {

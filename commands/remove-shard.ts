@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { removeShard, type RemoveShardResult } from '../src/index.js';
 import { removeShardExit } from './exit-codes.js';
-import { load, output, positiveInt, programHooks, withGlobalOptions } from './context.js';
-import { rebalanceReporter, render as renderMoves, type RebalanceFlags } from './run-rebalance.js';
+import { duration, load, output, positiveInt, programHooks, withGlobalOptions } from './context.js';
+import { MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, rebalanceReporter, render as renderMoves, type RebalanceFlags } from './run-rebalance.js';
 import { interruptSignal } from './signals.js';
 
 export function register(program: Command): void {
@@ -13,7 +13,8 @@ export function register(program: Command): void {
       .argument('<id>', 'shard id')
       .option('--apply', 'remap, move unit by unit, then remove the shard once it holds nothing')
       .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online')
-      .option('--concurrency <n>', 'units moved at once (default 2)', positiveInt('--concurrency')),
+      .option('--concurrency <n>', 'units moved at once (default 2)', positiveInt('--concurrency'))
+      .option(MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, duration('--timeout', 's')),
   ).action(async (id: string, opts: RebalanceFlags) => {
     const config = load(opts);
     const out = output(opts);
@@ -24,6 +25,7 @@ export function register(program: Command): void {
         apply: opts.apply,
         concurrency: opts.concurrency,
         offline: opts.offline,
+        timeoutSeconds: opts.timeout === undefined ? undefined : opts.timeout / 1000,
         signal: interrupt.signal,
         onEvent: (e) => reporter.event(e),
         onMovePoint: programHooks().onMovePoint,

@@ -11,7 +11,14 @@ export interface RebalanceFlags extends GlobalOptions {
   apply?: boolean;
   concurrency?: number;
   offline?: boolean;
+  /** ms (the --timeout duration) */
+  timeout?: number;
 }
+
+/** `--timeout` of every command that moves units (rebalance, pin, unpin, mapping set, add-shard, remove-shard). */
+export const MOVE_TIMEOUT_FLAG = '--timeout <duration>';
+export const MOVE_TIMEOUT_HELP =
+  "online moves: how long a unit's old shard may stay fenced for the final catch-up and the proof of the rows changed since the last one, e.g. 5s (default 5s); past it the fence is lifted, the move undone (exit 3)";
 
 export interface RunRebalanceExtras {
   /** with --apply: what to do once the preflight passed, before any move (a topology edit writes its file) */
@@ -30,6 +37,7 @@ export async function runRebalance(config: Config, opts: RebalanceFlags, extras:
       apply: opts.apply,
       concurrency: opts.concurrency,
       offline: opts.offline,
+      timeoutSeconds: opts.timeout === undefined ? undefined : opts.timeout / 1000,
       signal: interrupt.signal,
       onEvent: (e) => reporter.event(e),
       onPreflightPassed: extras.onPreflightPassed,

@@ -16,7 +16,7 @@ import { loadModel } from '../tables/model.js';
 import { findUnplacedFromCatalog } from '../transfer/unplaced.js';
 import { forgetShardDeferredIndexes } from '../catalog/deferred-indexes.js';
 
-export interface RemoveShardOptions extends Pick<RebalanceOptions, 'concurrency' | 'offline' | 'signal' | 'onEvent' | 'onMovePoint'> {
+export interface RemoveShardOptions extends Pick<RebalanceOptions, 'concurrency' | 'offline' | 'timeoutSeconds' | 'signal' | 'onEvent' | 'onMovePoint'> {
   /** drain and remove (default: only show the plan) */
   apply?: boolean;
 }

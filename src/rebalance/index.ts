@@ -43,6 +43,10 @@ export type RebalanceEvent =
       outageSeconds?: number;
       /** online: the unit's changes applied from the old shard's stream by this run */
       catchUpChanges?: number;
+      /** online: rows changed since the copy, proven equal on both shards while writes went on */
+      provenRows?: number;
+      /** online: rows compared inside the fence (changed since the last proof; never the whole unit) */
+      checkedRows?: number;
     }
   | { type: 'failed'; unit: string; from: string; to: string; reason: string };
 
@@ -53,6 +57,12 @@ export interface RebalanceOptions {
   concurrency?: number;
   /** fence each unit for its whole copy instead of streaming its changes (servers without logical decoding) */
   offline?: boolean;
+  /**
+   * online: the bound on every wait once a unit's old shard is fenced (its final catch-up and the
+   * proof of its rows changed since the last proof); missed, the fence is lifted and the move undone
+   * (default 5 s)
+   */
+  timeoutSeconds?: number;
   signal?: AbortSignal;
   onEvent?: (e: RebalanceEvent) => void;
   /**
@@ -78,6 +88,8 @@ export interface PlannedMove {
   resumeAfter?: Step;
   status: 'planned' | 'moved' | 'failed';
   reason?: string;
+  /** failed: the move could not proceed (a bound missed, a lock held) and was undone: exit 3 rather than 1 */
+  blocked?: boolean;
   /** moved: whether online (copy while writes go on) */
   online?: boolean;
   /** moved: seconds the unit's writes were refused */
@@ -110,7 +122,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
   const emit = opts.onEvent ?? (() => undefined);
   const spec = {
     command: 'rebalance',
-    args: { concurrency: opts.concurrency, offline: opts.offline },
+    args: { concurrency: opts.concurrency, offline: opts.offline, timeoutSeconds: opts.timeoutSeconds },
     lock: opts.apply ? ('run' as const) : ('none' as const),
     // a preview creates no catalog schema: with none yet, nothing is placed and nothing moves
     create: Boolean(opts.apply),
@@ -229,7 +241,12 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
                 ? { unit: m.unit, from: m.from, to: m.to, step: m.resumeAfter }
                 : { unit: m.unit, from: m.from, to: m.to };
               const out = await moveUnit(
-                { config, model, catalog: catalog.client, journal, runId: run!.id, signal: opts.signal, onStep: (x, step) => emit({ type: 'step', ...x, step }), onMovePoint: opts.onMovePoint },
+                {
+                  config, model, catalog: catalog.client, journal, runId: run!.id, signal: opts.signal,
+                  fencedWaitMs: opts.timeoutSeconds === undefined ? undefined : opts.timeoutSeconds * 1000,
+                  onStep: (x, step) => emit({ type: 'step', ...x, step }),
+                  onMovePoint: opts.onMovePoint,
+                },
                 row,
                 online,
               );
@@ -237,10 +254,14 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
                 m.status = 'moved';
                 m.online = out.online;
                 m.outageSeconds = out.outageSeconds;
-                emit({ type: 'moved', unit: m.unit, from: m.from, to: m.to, rows: out.rows, online: out.online, outageSeconds: out.outageSeconds, catchUpChanges: out.catchUpChanges });
+                emit({
+                  type: 'moved', unit: m.unit, from: m.from, to: m.to, rows: out.rows, online: out.online, outageSeconds: out.outageSeconds,
+                  catchUpChanges: out.catchUpChanges, provenRows: out.provenRows, checkedRows: out.checkedRows,
+                });
               } else {
                 m.status = 'failed';
                 m.reason = out.reason;
+                m.blocked = out.blocked;
                 emit({ type: 'failed', unit: m.unit, from: m.from, to: m.to, reason: out.reason });
               }
             } catch (e) {

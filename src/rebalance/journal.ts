@@ -23,11 +23,13 @@ export type MoveRow = JournalRow<Step>;
 /**
  * Where a move may be watched (RebalanceOptions.onMovePoint): right after each step is journaled,
  * and at points inside steps: `fencing` after the fences are set, before `fenced` is journaled; the
- * online move's `slot`, `copy`, `stream`, `source-fencing` (after the slot is created, after the copy
- * committed, after the stream applied a batch, after the source is fenced). Tests kill the process
+ * online move's `slot`, `copy`, `stream`, `proving`, `source-fencing`, `proved` (after the slot is
+ * created, after the copy committed, after the stream applied a batch, after the rows changed so far
+ * were proven while writes go on, after the source is fenced, after the rows changed since were
+ * proven inside the fence). Tests kill the process
  * there to prove a rerun completes the move.
  */
-export type MovePoint = Step | 'fencing' | 'slot' | 'copy' | 'stream' | 'source-fencing';
+export type MovePoint = Step | 'fencing' | 'slot' | 'copy' | 'stream' | 'proving' | 'source-fencing' | 'proved';
 
 /** Called synchronously at each MovePoint of a move. */
 export type MovePointHook = (point: MovePoint, move: { unit: string; from: string; to: string }) => void;

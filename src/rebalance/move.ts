@@ -9,11 +9,14 @@ import { deleteUnit, unitRowsOn, type HomesOf } from './unit-rows.js';
 import { catalogHomes, onShard } from './homes.js';
 import { scanServer } from '../transfer/scan.js';
 import { isCatalogLost } from '../catalog/catalog.js';
+import { isUserError } from '../errors.js';
 import { failureText } from '../db/pg-error.js';
 import { fenceUnits, unfenceUnits, type FenceRole } from '../transfer/fence.js';
 import { routeHere } from '../transfer/route-guard.js';
 import { finishMove, flipPlacement, isOfflineStep, isOnlineStep, journalStep, ONLINE_STEPS, STEPS, type MovePoint, type MovePointHook, type MoveRow, type Step } from './journal.js';
-import { catchUp, copyOnline, dropMoveStream } from './online.js';
+import { catchUp, copyOnline, dropMoveStream, moveStreamNames } from './online.js';
+import { changedRowsDiffer, checkChangedRows } from './unit-changed.js';
+import { readPosition } from '../stream/positions.js';
 import { createRouter } from '../routing/router.js';
 
 export interface MoveContext {
@@ -24,14 +27,17 @@ export interface MoveContext {
   readonly journal: <T>(fn: () => Promise<T>) => Promise<T>;
   readonly runId: number;
   readonly signal?: AbortSignal;
+  /** online: the bound on every wait once the old shard is fenced, ms (default FENCED_WAIT_MS) */
+  readonly fencedWaitMs?: number;
   onStep?(move: MoveRow, step: Step): void;
   /** at each point of the move (journal.ts): tests kill the process there */
   readonly onMovePoint?: MovePointHook;
 }
 
 export type MoveOutcome =
-  | { ok: true; rows: number; online: boolean; outageSeconds?: number; catchUpChanges?: number }
-  | { ok: false; reason: string };
+  | { ok: true; rows: number; online: boolean; outageSeconds?: number; catchUpChanges?: number; provenRows?: number; checkedRows?: number }
+  /** blocked: the move could not proceed (a bound missed, a lock held; exit 3), else it failed (exit 1) */
+  | { ok: false; reason: string; blocked?: boolean };
 
 type Unit = { unit: string; from: string; to: string };
 
@@ -140,7 +146,7 @@ async function moveOffline(ctx: MoveContext, move: MoveRow | (Unit & { step?: un
   } catch (e) {
     if (isCatalogLost(e)) throw e; // another run may own the fleet now: touch nothing
     const reason = failureText(e, `shard ${m.from} → ${m.to}`);
-    return { ok: false, reason: `${reason}; ${await settle(ctx, m, p.passed('flipped'), p.passed('fenced'))}` };
+    return { ok: false, reason: `${reason}; ${await settle(ctx, m, p.passed('flipped'), p.passed('fenced'))}`, blocked: isBlocked(e) };
   }
 }
 
@@ -150,12 +156,17 @@ async function moveOffline(ctx: MoveContext, move: MoveRow | (Unit & { step?: un
  *   1 target-fenced  writes to the unit refused on `to` only, which is proven to hold none of its rows
  *   2 streaming      slot + publication on `from`; the unit copied from the slot's snapshot while
  *                    its writes go on there; `to` knows the stream position the copy stands at
- *   3 caught-up      the unit's changes applied to `to`; then `from` fenced (the write outage
- *                    starts) and the changes up to a barrier after the fence applied: `to` holds
- *                    every write `from` accepted. The slot and publication are dropped.
- *   4 verified       counts and checksums of the unit compared on both shards
+ *   3 caught-up      the unit's changes applied to `to`, the rows they changed proven equal on
+ *                    both shards as it goes (unit-changed.ts); then `from` fenced (the write
+ *                    outage starts), the changes up to a barrier after the fence applied and the
+ *                    rows changed since the last proof compared: `to` holds every write `from`
+ *                    accepted, proven. All waits after the fence are bounded (`fencedWaitMs`): a
+ *                    missed bound lifts the fence on `from` first and undoes the move.
+ *   4 verified       journaled right after (a rerun resuming at caught-up compares the recorded
+ *                    rows again, or the whole unit if the record is gone)
  *   5 flipped        the catalog placement says `to`
- *   6 opened         `from` keeps a tombstone fence, `to` lifts its fence: the outage ends
+ *   6 opened         `from` keeps a tombstone fence, `to` lifts its fence: the outage ends; then
+ *                    the slot, the publication and the record of changed rows are dropped
  *   7 purged         the unit's old rows deleted from `from`
  * A crash before `streaming` is undone by the next run (which plans the move afresh); from
  * `streaming` on, the next run resumes from the position `to` committed.
@@ -169,6 +180,7 @@ async function moveOnline(ctx: MoveContext, move: MoveRow | (Unit & { step?: und
   let rows = 0;
   let fencingAt: number | undefined;
   let catchUpChanges: number | undefined;
+  let proof: { provenRows: number; checkedRows: number } | undefined;
   const guard = () => ctx.signal?.throwIfAborted();
   const homes = catalogHomes(ctx.config, ctx.catalog, ctx.journal);
   const run = { signal: ctx.signal, onPoint: (point: MovePoint) => ctx.onMovePoint?.(point, m) };
@@ -189,38 +201,69 @@ async function moveOnline(ctx: MoveContext, move: MoveRow | (Unit & { step?: und
     }
     if (pending('caught-up')) {
       guard();
-      const r = await catchUp(ctx.config, ctx.model, m, async () => {
-        await setFence(ctx, from, m, 'source');
-        run.onPoint('source-fencing');
-      }, run);
+      const r = await catchUp(ctx.config, ctx.model, m, {
+        fence: async () => {
+          await setFence(ctx, from, m, 'source');
+          run.onPoint('source-fencing');
+        },
+        signal: ctx.signal,
+        onPoint: run.onPoint,
+        fencedWaitMs: ctx.fencedWaitMs,
+      });
       fencingAt = r.fencingAt;
       catchUpChanges = r.changes;
+      proof = { provenRows: r.provenRows, checkedRows: r.checkedRows };
       await step('caught-up');
+      await step('verified'); // catchUp proved it, inside the fence
     }
-    await dropMoveStream(ctx.config, m); // also when resuming: a crash may have come before the drop
+    if (pending('verified')) {
+      guard();
+      const differs = await verifyResumed(ctx, m, from, to);
+      if (differs) throw new MoveRefused(differs);
+      await step('verified');
+    }
     await verifyAndFlip(ctx, p, m, from, to);
     let outageSeconds: number | undefined;
     if (pending('opened')) {
       outageSeconds = await reopen(ctx, m, from, to, fencingAt);
       await step('opened');
     }
+    // after the outage (dropping a slot waits for its sender to end); also when resuming: a crash may have come before it
+    await dropMoveStream(ctx.config, m);
     if (pending('purged')) {
       await deleteUnit(ctx.model, from, m.unit, onShard(m.from, homes));
       await step('purged');
     }
     await ctx.journal(() => finishMove(ctx.catalog, m.unit));
-    return { ok: true, rows, online: true, outageSeconds, catchUpChanges };
+    return { ok: true, rows, online: true, outageSeconds, catchUpChanges, ...proof };
   } catch (e) {
     if (isCatalogLost(e)) throw e; // another run may own the fleet now: touch nothing
     const reason = failureText(e, `shard ${m.from} → ${m.to}`);
     // before `caught-up` is journaled a rerun fences the old shard again before its last catch-up, so
     // the old shard may take writes again first, before a cleanup that waits on a stuck new shard
-    return { ok: false, reason: `${reason}; ${await settle(ctx, m, p.passed('flipped'), p.passed('target-fenced'), !p.passed('caught-up'))}` };
+    return { ok: false, reason: `${reason}; ${await settle(ctx, m, p.passed('flipped'), p.passed('target-fenced'), !p.passed('caught-up'))}`, blocked: isBlocked(e) };
   }
+}
+
+/**
+ * A rerun resuming an online move at `caught-up` (the old shard still fenced): the rows the move
+ * recorded as changed since its last proof are compared again (unit-changed.ts); if the record is
+ * gone with the stream position, the whole unit is. Undefined when equal.
+ */
+async function verifyResumed(ctx: MoveContext, m: Unit, from: Endpoint, to: Endpoint): Promise<string | undefined> {
+  const slot = moveStreamNames(m.unit).slot;
+  const check = await withClient(to, async (t) => {
+    if (!(await readPosition(t, slot).catch(() => undefined))) return undefined;
+    return withClient(from, (f) => checkChangedRows(ctx.model, m.unit, slot, f, t));
+  });
+  if (!check) return compareUnit(ctx, m.unit, from, to);
+  return check.problems.length ? changedRowsDiffer(m, check) : undefined;
 }
 
 /** A move that cannot go on; its message is the reason shown to the user. */
 class MoveRefused extends Error {}
+
+const isBlocked = (e: unknown): boolean => isUserError(e) && e.kind === 'blocked';
 
 /**
  * Leaves a unit whose move stopped writable on exactly its placed shard, and says so:

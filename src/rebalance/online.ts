@@ -16,6 +16,7 @@ import { quoteIdent, quoteTable } from '../db/ident.js';
 import { runStream } from '../stream/stream.js';
 import type { MovePoint } from './journal.js';
 import { UnitApplier, UnitStreamError } from './unit-apply.js';
+import { changedRowsDiffer, checkChangedRows } from './unit-changed.js';
 
 type Unit = { unit: string; from: string; to: string };
 
@@ -31,11 +32,17 @@ const BATCH_CHANGES = 2000;
 const BATCH_MS = 200;
 
 /**
- * How long the new shard may take to apply the last changes once the old shard is fenced: the gap
- * was closed to under a second before fencing, so a longer wait means the new shard is stuck, and
- * the unit's writes must not stay refused for it (SHARDCTL_MOVE_FENCED_WAIT_MS; default 10 s).
+ * How long the new shard may take, once the old shard is fenced, to apply the last changes and
+ * prove the rows changed since the last proof: the gap was closed to under a second before fencing,
+ * so a longer wait means the new shard is stuck, and the unit's writes must not stay refused for it
+ * (the default of `--timeout`, SHARDCTL_MOVE_TIMEOUT).
  */
-const FENCED_WAIT_MS = Number(/^\d+$/.test(process.env.SHARDCTL_MOVE_FENCED_WAIT_MS ?? '') ? process.env.SHARDCTL_MOVE_FENCED_WAIT_MS : 10_000);
+export const FENCED_WAIT_MS = 5_000;
+
+/** The old shard is fenced only once a barrier crosses the stream within this long (the stream is that close to the source)... */
+const NEAR_MS = 1000;
+/** ...tried this many times (each round also proves the rows changed meanwhile); then the move refuses, nothing fenced. */
+const NEAR_ROUNDS = 20;
 
 /**
  * The slot and publication of one unit's online move, on its old shard. Named by the unit (hashed:
@@ -84,16 +91,31 @@ export interface CatchUp {
   fencingAt: number;
   /** changes of the unit applied to the new shard by this run */
   changes: number;
+  /** rows changed since the copy, proven equal on both shards while writes went on */
+  provenRows: number;
+  /** rows compared inside the fence: those changed since the last proof (never the whole unit) */
+  checkedRows: number;
+}
+
+export interface CatchUpOptions extends MoveRun {
+  /** fences the unit on the old shard (writers in flight waited for) */
+  fence: () => Promise<void>;
+  /** the bound on the wait once the old shard is fenced (final catch-up and proof), ms */
+  fencedWaitMs?: number;
 }
 
 /**
- * Streams the unit's changes from the old shard's slot to the new shard until it is nearly caught
- * up (a barrier message reached within a second), then calls `fence` (the unit's writes refused on
- * the old shard, writers in flight waited for), then applies up to a last barrier emitted after the
- * fence: from there the new shard holds every write the old one accepted. Resumes from the position
- * the new shard committed. Rejects (after rolling back the open batch) on any error.
+ * Streams the unit's changes from the old shard's slot to the new shard, proving the rows they
+ * changed at each barrier (unit-changed.ts, while writes go on), until the stream is near the
+ * source (a barrier crosses it within NEAR_MS; else the move refuses before fencing), then calls
+ * `fence`, applies up to a last barrier emitted after the fence and compares the rows changed since
+ * the last proof: from there the new shard holds every write the old one accepted, proven. All
+ * that after the fence is bounded by `fencedWaitMs`. Resumes from the position the new shard
+ * committed. Rejects (after rolling back the open batch) on any error or difference.
  */
-export async function catchUp(config: Config, model: Model, m: Unit, fence: () => Promise<void>, { signal, onPoint }: MoveRun = {}, fencedWaitMs = FENCED_WAIT_MS): Promise<CatchUp> {
+export async function catchUp(config: Config, model: Model, m: Unit, opts: CatchUpOptions): Promise<CatchUp> {
+  const { fence, signal, onPoint } = opts;
+  const fencedWaitMs = opts.fencedWaitMs ?? FENCED_WAIT_MS;
   const names = moveStreamNames(m.unit);
   const from = shardEndpoint(config, m.from);
   const to = shardEndpoint(config, m.to);
@@ -119,6 +141,7 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
     let seen = false;
     let last = false;
     let flushedAt = Date.now();
+    let provenRows = 0;
     const stream = runStream(
       from,
       names,
@@ -153,6 +176,9 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
             if (!seen) return;
             seen = false;
             if (last) return 'stop';
+            // the new shard stands at this commit: prove what changed, while the old one takes writes
+            provenRows += (await checkChangedRows(model, m.unit, names.slot, marker!, client, { prune: true })).equal;
+            onPoint?.('proving');
             const w = waiting!;
             waiting = undefined;
             w.reached();
@@ -178,11 +204,17 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
       return reached;
     };
     try {
-      // close the gap while writes go on, so the fenced catch-up is short
-      for (let i = 0; i < 10; i++) {
+      // close the gap (and prove what changed) while writes go on, so the fenced part is short
+      let round = Infinity;
+      for (let i = 0; i < NEAR_ROUNDS && round >= NEAR_MS; i++) {
         const t = Date.now();
         await Promise.race([barrier(), ended]);
-        if (Date.now() - t < 1000) break;
+        round = Date.now() - t;
+      }
+      if (round >= NEAR_MS) {
+        throw blockedError(`unit ${m.unit}: the move's stream from shard ${m.from} stayed ${(round / 1000).toFixed(1)}s behind it after ${NEAR_ROUNDS} rounds, so shard ${m.from} was not fenced`, {
+          hint: `the unit's writes outpace shard ${m.to}: run the same command again when they are lighter (check shard ${m.to} with shardctl health)`,
+        });
       }
       const fencingAt = performance.now();
       await fence();
@@ -191,22 +223,37 @@ export async function catchUp(config: Config, model: Model, m: Unit, fence: () =
       const bound = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           stuck = true;
-          reject(blockedError(`unit ${m.unit}: shard ${m.to} did not apply the last changes within ${fencedWaitMs / 1000}s of the fence on shard ${m.from}`, {
-            hint: 'check shard ' + m.to + ' for locks or load (shardctl health), then run the same command again',
+          reject(blockedError(`unit ${m.unit}: shard ${m.to} did not apply and prove the last changes within ${fencedWaitMs / 1000}s of the fence on shard ${m.from}`, {
+            hint: 'check shard ' + m.to + ' for locks or load (shardctl health), then run the same command again (perhaps with a longer --timeout)',
           }));
         }, fencedWaitMs);
       });
+      // the handler stops the stream at the last barrier's commit; then both shards are quiet for the unit
+      const finish = (async () => {
+        await Promise.race([barrier(), stream]);
+        await stream;
+        return checkChangedRows(model, m.unit, names.slot, marker!, client);
+      })();
+      finish.catch(() => undefined);
+      let check: Awaited<typeof finish>;
       try {
-        await Promise.race([barrier(), stream, bound]); // the handler stops the stream at the barrier's commit
+        check = await Promise.race([finish, bound]);
       } finally {
         clearTimeout(timer);
       }
-      await stream;
-      return { fencingAt, changes: applier.applied };
+      if (check.problems.length) {
+        throw new UnitStreamError(changedRowsDiffer(m, check));
+      }
+      onPoint?.('proved');
+      return { fencingAt, changes: applier.applied, provenRows, checkedRows: check.rows };
     } catch (e) {
       stop.abort(e);
-      // a statement stuck on the new shard holds the handler: cancel it so the stream can end
-      if (stuck) await withClient(to, (c) => c.query('SELECT pg_cancel_backend($1)', [(client as unknown as { processID: number }).processID])).catch(() => undefined);
+      // a statement stuck on either shard holds the handler or the proof: cancel it so the stream can end
+      if (stuck) {
+        const pid = (x: pg.Client) => (x as unknown as { processID: number }).processID;
+        await withClient(to, (c) => c.query('SELECT pg_cancel_backend($1)', [pid(client)])).catch(() => undefined);
+        await withClient(from, (c) => c.query('SELECT pg_cancel_backend($1)', [pid(marker!)])).catch(() => undefined);
+      }
       await stream.catch(() => undefined); // settles once the handler in progress has finished
       throw e;
     }

@@ -3,7 +3,7 @@ import { parentCell, shardCell } from '../cells/h3.js';
 import { h3Strategy, viaChildren, type Model, type TableModel, type ViaChild } from '../tables/model.js';
 import type { Row } from '../stream/decoder.js';
 import type { Lsn } from '../db/lsn.js';
-import { writePosition } from '../stream/positions.js';
+import { writeDirty, writePosition } from '../stream/positions.js';
 import { openShardTransaction, runOnShard, type ShardSession } from '../stream/shard-session.js';
 import { withDescendants } from '../stream/stash.js';
 import { deleteRowSql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Statements, updateByKey } from '../stream/statements.js';
@@ -24,6 +24,9 @@ export class UnitStreamError extends Error {}
  *
  * Source transactions are applied in one transaction on the new shard that also writes the stream
  * position (`flush`), so after a crash the shard says exactly which source transactions it holds.
+ * The same transaction records the key of every row of the unit it wrote (follow_dirty, under the
+ * move's slot): the copy was proven at its snapshot, so these are the only rows the move must prove
+ * again (unit-changed.ts).
  */
 export class UnitApplier {
   private skip = false;
@@ -34,6 +37,8 @@ export class UnitApplier {
   private readonly children: Map<string, ViaChild[]>;
   /** link values of the unit's parent rows deleted in the current source transaction */
   private gone = new Set<string>();
+  /** keys of the unit's rows written in the open transaction: [table, JSON of the primary key] */
+  private dirty = new Map<string, readonly [string, string]>();
 
   constructor(
     private readonly model: Model,
@@ -69,6 +74,7 @@ export class UnitApplier {
     if (this.skip || !(await this.owns(t, row))) return;
     const columns = Object.keys(row);
     await this.exec(insertSql(t, columns), columns.map((c) => row[c]));
+    this.mark(t, keyOf(t, row));
     for (const c of this.children.get(t.name) ?? []) this.gone.delete(linkKey(t, c.parentColumn, row[c.parentColumn]));
   }
 
@@ -79,6 +85,7 @@ export class UnitApplier {
     const merged: Row = { ...(held ?? {}) };
     for (const [c, v] of Object.entries(row)) if (v !== undefined) merged[c] = v;
     const stays = await this.owns(t, merged);
+    if (held || stays) this.mark(t, key, keyOf(t, merged)); // a key-changing UPDATE: both keys
     if (held && stays) {
       const u = updateByKey(t, row, key);
       await this.exec(u.text, u.values);
@@ -105,6 +112,7 @@ export class UnitApplier {
     const held = await this.held(t, key);
     if (!held) return;
     await this.exec(deleteRowSql(t), key);
+    this.mark(t, key);
     for (const c of this.children.get(t.name) ?? []) this.gone.add(linkKey(t, c.parentColumn, held[c.parentColumn]));
   }
 
@@ -114,8 +122,10 @@ export class UnitApplier {
     if (end <= s.pos && !s.open) return;
     if (!s.open) await openShardTransaction(s);
     await writePosition(s.client, this.slot, end > s.pos ? end : s.pos, new Date());
+    await writeDirty(s.client, this.slot, [...this.dirty.values()]);
     await s.client.query('COMMIT');
     s.open = false;
+    this.dirty.clear();
     this.pending = 0;
     if (end > s.pos) s.pos = end;
   }
@@ -124,6 +134,7 @@ export class UnitApplier {
     if (!this.s.open) return;
     await this.s.client.query('ROLLBACK').catch(() => undefined);
     this.s.open = false;
+    this.dirty.clear();
   }
 
   /** The row the shard holds under this key, when it belongs to the unit. */
@@ -174,6 +185,15 @@ export class UnitApplier {
     for (const m of rows.reverse()) {
       const mt = this.model.table(m.table);
       await this.exec(deleteRowSql(mt), keyOf(mt, m.row));
+      this.mark(mt, keyOf(mt, m.row));
+    }
+  }
+
+  /** Records the keys of rows of the unit this run wrote (follow_dirty): proven before the fence or inside it. */
+  private mark(t: TableModel, ...keys: string[][]): void {
+    for (const k of keys) {
+      const text = JSON.stringify(k);
+      this.dirty.set(`${t.name}\0${text}`, [t.name, text]);
     }
   }
 

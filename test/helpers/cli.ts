@@ -5,7 +5,8 @@ import { repoPath } from './paths.js';
 const BIN = repoPath('bin/shardctl.js');
 /** The test entry that kills the CLI at a move's point (faulty-cli.ts, built next to this file). */
 const FAULTY = repoPath('dist/test/helpers/faulty-cli.js');
-const ENV = { ...process.env, NO_COLOR: '1', CI: 'true' };
+// a moving unit's fence may wait long on a loaded test machine: tests about that bound set their own
+const ENV = { ...process.env, NO_COLOR: '1', CI: 'true', SHARDCTL_MOVE_TIMEOUT: process.env.SHARDCTL_MOVE_TIMEOUT ?? '60s' };
 
 export interface CliResult {
   status: number | null;

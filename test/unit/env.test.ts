@@ -42,6 +42,7 @@ describe('SHARDCTL_* environment twins: settings only', () => {
       'rebalance --concurrency': 'SHARDCTL_REBALANCE_CONCURRENCY', 'remove-shard --concurrency': 'SHARDCTL_REBALANCE_CONCURRENCY',
       'cutover --timeout': 'SHARDCTL_CUTOVER_TIMEOUT', 'rollback --timeout': 'SHARDCTL_ROLLBACK_TIMEOUT', 'health --timeout': 'SHARDCTL_HEALTH_TIMEOUT',
       'migrate --batch-rows': 'SHARDCTL_BATCH_ROWS',
+      'rebalance --timeout': 'SHARDCTL_MOVE_TIMEOUT', 'pin --timeout': 'SHARDCTL_MOVE_TIMEOUT', 'remove-shard --timeout': 'SHARDCTL_MOVE_TIMEOUT',
     })) assert.equal(twins.get(cmd), name, cmd);
     for (const action of ['--apply', '--follow', '--abandon', '--finish', '--force', '--reverse', '--dry-run', '--resync', '--offline', '--to', '--units', '--plan']) {
       assert.deepEqual([...twins.keys()].filter((k) => k.endsWith(` ${action}`)), [], `${action} has no twin`);
