@@ -3,7 +3,7 @@ import { pgFailure } from '../db/pg-error.js';
 import { viaChildren, type Model, type TableModel, type ViaChild } from '../tables/model.js';
 import type { Row } from './decoder.js';
 import { lsnText } from './lsn.js';
-import { writeDirty, writePosition } from './positions.js';
+import { writeDirty, writePosition, type DirtyRow } from './positions.js';
 import { RouteError, type Placement, type RowRouter } from './route.js';
 import {
   deleteManySql,
@@ -103,13 +103,15 @@ interface MovedRow {
 export class Applier {
   private skip = new Set<string>();
   private txn = 0n;
+  /** the source transaction's id (text), null when unknown */
+  private xid: string | null = null;
   /** follow_stash's order; never reset (a deferred move may stash for an earlier source transaction) */
   private seq = 0;
   private readonly parents = new Lru<string, string>(200_000);
   private readonly children: Map<string, ViaChild[]>;
   private readonly byId: Map<string, ShardSession>;
   /** per shard: rows written in its open transaction (table + key), recorded with its commit */
-  private readonly dirty = new Map<string, Map<string, readonly [string, string]>>();
+  private readonly dirty = new Map<string, Map<string, DirtyRow>>();
   /** per table: whether its updates may be batched (see batchable) */
   private readonly plain = new Map<string, boolean>();
   /** per shard: the batch being built (sent before any other statement on that shard, and at flush) */
@@ -138,9 +140,14 @@ export class Applier {
 
   private readonly rows: RowRouter;
 
-  /** A source transaction starts; shards that already committed it will not see its changes again. */
-  begin(commitLsn: bigint): void {
+  /**
+   * A source transaction starts; shards that already committed it will not see its changes again.
+   * `xid` (the source's transaction id) is recorded with each row it writes: the prover (online/prover.ts)
+   * proves a row only against the source version that transaction made.
+   */
+  begin(commitLsn: bigint, xid?: number): void {
     this.txn = commitLsn;
+    this.xid = xid === undefined ? null : String(xid);
     this.skip = new Set(this.sessions.filter((s) => s.pos > commitLsn).map((s) => s.id));
   }
 
@@ -456,7 +463,7 @@ export class Applier {
     let m = this.dirty.get(s.id);
     if (!m) this.dirty.set(s.id, (m = new Map()));
     const k = JSON.stringify(key);
-    m.set(`${t.name}\0${k}`, [t.name, k]);
+    m.set(`${t.name}\0${k}`, [t.name, k, this.xid]);
     return true;
   }
 
