@@ -10,9 +10,10 @@ import { rowRouter, type RowRouter } from '../stream/route.js';
 import type { Row } from '../stream/decoder.js';
 
 /**
- * Cutover's proof, done inside the fence with source and shards quiet: every row the follower
- * wrote since the copy (recorded on the shard in the transaction that wrote it, `follow_dirty`) is
- * compared, by primary key, between the monolith and every shard:
+ * Cutover's proof, done inside the fence with source and shards quiet: every row recorded on a
+ * shard (`follow_dirty`: written by the follower since the copy, in the transaction that wrote it,
+ * and not yet proven by the prover while following, prover.ts; or written there by someone else,
+ * stream/foreign-writes.ts) is compared, by primary key, between the monolith and every shard:
  *  - a sharded row the monolith holds is on exactly the shard of its unit (catalog placement, else
  *    its route; `via` rows through their parent chain on the monolith) with the same content
  *    (the checksum's md5 of the row text), and on no other shard;
