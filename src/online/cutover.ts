@@ -90,7 +90,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     if (state.state === 'cut-over') {
       await withClient(source, (c) => stopFollower(c, names, 15_000)); // a crash may have come before this step
       const tables = config.tables.map((t) => qualifiedName(t));
-      for (const s of config.shards) await withClient(shardEndpoint(config, s.id), (c) => stopRecordingWrites(c, tables));
+      for (const s of config.shards) await withClient(shardEndpoint(config, s.id), (c) => stopRecordingWrites(c, tables, 5000)); // the shards take writes now: never queue behind them for long
       return { ok: true, already: true, outageMs: state.outageMs ?? 0, barrierLsn: state.barrierLsn ?? undefined, units: 0, sequences: 0, checkedRows: 0, phasesMs: {} };
     }
     // a table rewritten since the copy (the follower stops on it too): refused whether the follower runs or not
@@ -167,7 +167,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         const reverse = await atCutover(config, catalog.client, tables, Boolean(opts.reverse), timeoutMs);
         if (reverse) step('reverse-opened');
         // the shards stop recording foreign writes before they take the application's (quiet: fast)
-        await Promise.all([...shards.values()].map((c) => stopRecordingWrites(c, tables)));
+        await Promise.all([...shards.values()].map((c) => stopRecordingWrites(c, tables, Math.max(1, started + timeoutMs - Date.now()))));
         recording = false;
         const units = await recordNewUnits(catalog.client, changed.newUnits);
         const outageMs = Date.now() - fencedAt.getTime();

@@ -52,9 +52,13 @@ export async function recordForeignWrites(c: pg.ClientBase, slot: string, tables
   });
 }
 
-/** Takes the trigger off (cutover, abandon); tolerates tables that are not there. */
-export async function stopRecordingWrites(c: pg.ClientBase, tables: readonly string[]): Promise<void> {
+/**
+ * Takes the trigger off (cutover, abandon); tolerates tables that are not there. `lockTimeoutMs`
+ * bounds the wait for each table's lock (a session holding a shard table must not keep a fence up).
+ */
+export async function stopRecordingWrites(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs?: number): Promise<void> {
   await withTransaction(c, async () => {
+    if (lockTimeoutMs !== undefined) await c.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`);
     for (const t of tables) {
       if (!(await c.query('SELECT to_regclass($1) IS NOT NULL AS ok', [quoteTable(t)])).rows[0].ok) continue;
       await c.query(`DROP TRIGGER IF EXISTS ${quoteIdent(TRIGGER)} ON ${quoteTable(t)}`);
