@@ -161,7 +161,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         step('verified', `${changed.rows} changed rows`);
         let sequences = 0;
         interrupted();
-        for (const n of (await alignFleetSequences(config, model.tables, source)).values()) sequences += n;
+        for (const n of (await alignFleetSequences(config, model.tables, source, undefined, { shardsProven: true })).values()) sequences += n;
         step('sequences');
         interrupted();
         const reverse = await atCutover(config, catalog.client, tables, Boolean(opts.reverse), timeoutMs);
