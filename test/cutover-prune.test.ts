@@ -50,7 +50,6 @@ describe('cutover: the changed-row record is pruned while following', { timeout:
   });
   after(async () => {
     follower?.child.kill('SIGKILL');
-    if (process.env.DEBUG_FOLLOW) console.error((await follower.exit).stderr.split('\n').filter((l) => !l.includes('follow-progress')).join('\n').slice(-4000));
     await stage?.stop();
   });
 
