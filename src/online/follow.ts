@@ -202,8 +202,9 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
       });
       lastApplied = applied;
     }, (e) => emit({ type: 'follow-warning', message: `heartbeat on the source failed: ${redactText(e.message)}` }), model.tables.map((t) => t.name));
-    // proves changed rows while following, so cutover's fence checks only the last ones (prover.ts)
-    prover = await startProver(config, model, names.slot, { throttle: opts.throttle, onWarning: (m) => emit({ type: 'follow-warning', message: redactText(m) }) });
+    // proves changed rows while following, so cutover's fence checks only the last ones (prover.ts).
+    // Not behind the throttle: a check it started would report 'throttled' while the apply still runs.
+    prover = await startProver(config, model, names.slot, { onWarning: (m) => emit({ type: 'follow-warning', message: redactText(m) }) });
 
     try {
       await applyStream(source, names, start, model, applier, {
