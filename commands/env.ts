@@ -17,6 +17,7 @@ const TWINS: Readonly<Record<string, string>> = {
   'migrate --batch-rows': 'SHARDCTL_BATCH_ROWS',
   'migrate --throttle-lag': 'SHARDCTL_THROTTLE_LAG',
   'migrate --throttle-lag-bytes': 'SHARDCTL_THROTTLE_LAG_BYTES',
+  'migrate --throttle-load': 'SHARDCTL_THROTTLE_LOAD',
   'verify --concurrency': 'SHARDCTL_VERIFY_CONCURRENCY',
   'rebalance --concurrency': 'SHARDCTL_REBALANCE_CONCURRENCY',
   'add-shard --concurrency': 'SHARDCTL_REBALANCE_CONCURRENCY',

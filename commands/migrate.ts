@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { abandon, createThrottle, follow, migrate, usageError, type Config, type FollowResult, type MigrateResult } from '../src/index.js';
-import { duration, load, output, positiveInt, size, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
+import { duration, load, output, positiveInt, ratio, size, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
 import { migrateExit } from './exit-codes.js';
 import { interruptSignal } from './signals.js';
 import { crossShardLine, formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
@@ -24,6 +24,7 @@ interface MigrateFlags extends GlobalOptions {
   abandon?: boolean;
   throttleLag?: number;
   throttleLagBytes?: number;
+  throttleLoad?: number;
 }
 
 
@@ -45,6 +46,7 @@ export function register(program: Command): void {
       .option('--follow', 'online: copy from a logical replication slot, then apply the source\'s changes until shardctl cutover')
       .option('--throttle-lag <duration>', "pause the copy and the apply while a shard's replica replays further behind, e.g. 30s (default: health's lag warning)", duration('--throttle-lag', 's'))
       .option('--throttle-lag-bytes <size>', "pause the copy and the apply while a shard's replica is more WAL behind, e.g. 64MB (default: health's lag warning)", size('--throttle-lag-bytes'))
+      .option('--throttle-load <ratio>', "pause the copy and the apply while more than this share of the monolith's max_connections run queries at once (shardctl's own not counted), e.g. 0.5 (default: health's connections warning)", ratio('--throttle-load'))
       .option('--abandon', 'end an online migration that will not be cut over: drop its slot and publication'),
   ).action(async (opts: MigrateFlags) => {
     const config = load(opts);
@@ -113,9 +115,15 @@ async function online(config: Config, opts: MigrateFlags): Promise<void> {
   );
 }
 
-/** The copy's and the apply's throttle: replica lag bounds from the flags (else health's warnings), the catalog's on-demand flag. */
+/** The copy's and the apply's throttle: replica lag and monolith load bounds from the flags (else health's warnings), the catalog's on-demand flag. */
 function throttleOf(config: Config, opts: MigrateFlags, signal: AbortSignal) {
-  return createThrottle(config, { maxLagSeconds: opts.throttleLag === undefined ? undefined : opts.throttleLag / 1000, maxLagBytes: opts.throttleLagBytes, signal, onEvent: throttleLines(opts) });
+  return createThrottle(config, {
+    maxLagSeconds: opts.throttleLag === undefined ? undefined : opts.throttleLag / 1000,
+    maxLagBytes: opts.throttleLagBytes,
+    maxSourceLoad: opts.throttleLoad,
+    signal,
+    onEvent: throttleLines(opts),
+  });
 }
 
 function render(r: MigrateResult, file: string): string {

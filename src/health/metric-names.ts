@@ -23,7 +23,7 @@ export const METRIC_HELP = {
   shardctl_check_status: 'Status of one health check: 0 ok, 1 warning, 2 critical, 3 unknown.',
   shardctl_catalog_consistent: 'Whether the catalog is consistent with the config and the fleet: 1 or 0.',
   shardctl_catalog_moves_in_flight: 'Units fenced or half-moved (rows in shardctl.moves).',
-  shardctl_throttled: 'Whether copies and applies pause now for this reason (on-demand: shardctl throttle on; replica-lag: a shard replica past the lag warning): 1 or 0.',
+  shardctl_throttled: 'Whether copies and applies pause now for this reason (on-demand: shardctl throttle on; replica-lag: a shard replica past the lag warning; source-load: the monolith\'s sessions in a query past the connections warning): 1 or 0.',
   shardctl_health_status: 'Overall result of the health run: 0 ok, 1 warning, 2 critical, 3 unknown.',
   shardctl_health_duration_seconds: 'Time the whole health run took.',
   shardctl_health_last_run_timestamp_seconds: 'When the health run finished (Unix time), to alert on a stale textfile.',

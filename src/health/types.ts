@@ -189,6 +189,6 @@ export interface HealthReport {
 }
 
 export interface ThrottledReport {
-  readonly reason: 'on-demand' | 'replica-lag';
+  readonly reason: 'on-demand' | 'replica-lag' | 'source-load';
   readonly active: boolean;
 }

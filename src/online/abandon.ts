@@ -7,6 +7,8 @@ import { loadModel } from '../tables/model.js';
 import { liftSourceFence } from './fence.js';
 import { MIGRATION_STREAM } from '../stream/names.js';
 import { clearShardState } from '../stream/positions.js';
+import { qualifiedName } from '../tables/scope.js';
+import { stopRecordingWrites } from '../stream/foreign-writes.js';
 import { dropStream } from '../stream/slot.js';
 import { deleteOnline, readOnline } from '../catalog/online.js';
 
@@ -40,7 +42,15 @@ export async function abandon(config: Config): Promise<AbandonResult> {
       await withClient(source, (c) => liftSourceFence(c, model.tables.map((t) => t.name)));
       fenceLifted = true;
     }
-    await Promise.all(config.shards.map((s) => withClient(shardEndpoint(config, s.id), (c) => clearShardState(c, names.slot))));
+    const tables = config.tables.map((t) => qualifiedName(t));
+    await Promise.all(
+      config.shards.map((s) =>
+        withClient(shardEndpoint(config, s.id), async (c) => {
+          await stopRecordingWrites(c, tables);
+          await clearShardState(c, names.slot);
+        }),
+      ),
+    );
     await deleteOnline(catalog.client, names);
     return { ...dropped, fenceLifted, state: state?.state };
   });

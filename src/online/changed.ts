@@ -10,9 +10,10 @@ import { rowRouter, type RowRouter } from '../stream/route.js';
 import type { Row } from '../stream/decoder.js';
 
 /**
- * Cutover's proof, done inside the fence with source and shards quiet: every row the follower
- * wrote since the copy (recorded on the shard in the transaction that wrote it, `follow_dirty`) is
- * compared, by primary key, between the monolith and every shard:
+ * Cutover's proof, done inside the fence with source and shards quiet: every row recorded on a
+ * shard (`follow_dirty`: written by the follower since the copy, in the transaction that wrote it,
+ * and not yet proven by the prover while following, prover.ts; or written there by someone else,
+ * stream/foreign-writes.ts) is compared, by primary key, between the monolith and every shard:
  *  - a sharded row the monolith holds is on exactly the shard of its unit (catalog placement, else
  *    its route; `via` rows through their parent chain on the monolith) with the same content
  *    (the checksum's md5 of the row text), and on no other shard;
@@ -63,37 +64,10 @@ export async function checkChangedRows(
       });
       continue;
     }
-    const filter = keyFilter(t, keys);
-    const here = new Map<string, Map<string, string>>(); // key → shard → row hash
-    await Promise.all(
-      [...shards].map(async ([id, c]) => {
-        const r = await c.query(`SELECT ${keyColumns(t)}, ${rowHashSql(t.columns)}::text AS h FROM ${quoteTable(t.name)} AS t0 WHERE ${filter.sql}`, filter.values);
-        for (const x of r.rows) {
-          const k = keyText(t, x);
-          const m = here.get(k) ?? new Map<string, string>();
-          m.set(id, x.h);
-          here.set(k, m);
-        }
-      }),
-    );
-    const src = await sourceRows(model, router, t, source, filter);
-    for (const k of new Set([...here.keys(), ...src.keys()])) {
-      const want = src.get(k);
-      const got = here.get(k) ?? new Map<string, string>();
-      const at = `table ${t.name} key ${k}`;
-      if (!want) {
-        if (got.size) problem(`${at}: deleted on the monolith, still on shard ${[...got.keys()].join(', ')}`);
-        continue;
-      }
-      const homes = t.config.route.kind === 'reference' ? [...shards.keys()] : want.shard ? [want.shard] : [];
-      for (const h of homes) {
-        if (!got.has(h)) problem(`${at}: on the monolith, missing on shard ${h}`);
-        else if (got.get(h) !== want.hash) problem(`${at}: differs on shard ${h}`);
-      }
-      for (const s of got.keys()) {
-        if (!homes.includes(s)) problem(`${at}: on shard ${s}, not its shard${homes.length ? ` (${homes.join(', ')})` : ' (the monolith has no parent for it)'}`);
-      }
-      if (want.unit !== undefined && want.shard && t.config.route.kind !== 'via' && !placements.has(want.unit)) {
+    for (const c of (await compareRows(model, router, t, keys, source, shards)).values()) {
+      for (const p of c.problems) problem(p);
+      const want = c.want;
+      if (want?.unit !== undefined && want.shard && t.config.route.kind !== 'via' && !placements.has(want.unit)) {
         const n = out.newUnits.get(want.unit) ?? { shard: want.shard, rows: 0 };
         n.rows++;
         out.newUnits.set(want.unit, n);
@@ -103,8 +77,67 @@ export async function checkChangedRows(
   return out;
 }
 
-interface SourceRow {
+/** A row found on the monolith or on a shard: what the monolith holds (nothing: deleted there) and what differs. */
+export interface ComparedRow {
+  want?: SourceRow;
+  problems: string[];
+}
+
+/**
+ * Compares the rows of `t` (a keyed table) with primary key among `keys` between the monolith and
+ * every shard: each row found on either side, by its key's text as PostgreSQL prints it
+ * (`(k1, k2)`); a key on neither side has no entry. Empty problems: the row is where it belongs
+ * with the monolith's content. Each side is read by one statement (one snapshot per server).
+ */
+export async function compareRows(
+  model: Model,
+  router: RowRouter,
+  t: TableModel,
+  keys: readonly string[][],
+  source: pg.ClientBase,
+  shards: ReadonlyMap<string, pg.ClientBase>,
+): Promise<Map<string, ComparedRow>> {
+  const filter = keyFilter(t, keys);
+  const here = new Map<string, Map<string, string>>(); // key → shard → row hash
+  await Promise.all(
+    [...shards].map(async ([id, c]) => {
+      const r = await c.query(`SELECT ${keyColumns(t)}, ${rowHashSql(t.columns)}::text AS h FROM ${quoteTable(t.name)} AS t0 WHERE ${filter.sql}`, filter.values);
+      for (const x of r.rows) {
+        const k = keyText(t, x);
+        const m = here.get(k) ?? new Map<string, string>();
+        m.set(id, x.h);
+        here.set(k, m);
+      }
+    }),
+  );
+  const src = await sourceRows(model, router, t, source, filter);
+  const out = new Map<string, ComparedRow>();
+  for (const k of new Set([...here.keys(), ...src.keys()])) {
+    const want = src.get(k);
+    const got = here.get(k) ?? new Map<string, string>();
+    const problems: string[] = [];
+    out.set(k, { want, problems });
+    const at = `table ${t.name} key ${k}`;
+    if (!want) {
+      if (got.size) problems.push(`${at}: deleted on the monolith, still on shard ${[...got.keys()].join(', ')}`);
+      continue;
+    }
+    const homes = t.config.route.kind === 'reference' ? [...shards.keys()] : want.shard ? [want.shard] : [];
+    for (const h of homes) {
+      if (!got.has(h)) problems.push(`${at}: on the monolith, missing on shard ${h}`);
+      else if (got.get(h) !== want.hash) problems.push(`${at}: differs on shard ${h}`);
+    }
+    for (const s of got.keys()) {
+      if (!homes.includes(s)) problems.push(`${at}: on shard ${s}, not its shard${homes.length ? ` (${homes.join(', ')})` : ' (the monolith has no parent for it)'}`);
+    }
+  }
+  return out;
+}
+
+export interface SourceRow {
   hash: string;
+  /** the source transaction that wrote this version of the row (xmin) */
+  xmin: string;
   /** the unit and its shard (sharded tables whose chain reaches a root row on the monolith) */
   unit?: string;
   shard?: string;
@@ -125,12 +158,12 @@ async function sourceRows(model: Model, router: RowRouter, t: TableModel, source
   const alias = `t${chain.length - 1}`;
   const extra = routeCols.map((c, i) => `, ${alias}.${quoteIdent(c)}::text AS r${i}`).join('');
   const res = await source.query(
-    `SELECT ${keyColumns(t)}, ${rowHashSql(t.columns)}::text AS h${extra} FROM ${quoteTable(t.name)} AS t0 ${joins.join(' ')} WHERE ${filter.sql}`,
+    `SELECT ${keyColumns(t)}, ${rowHashSql(t.columns)}::text AS h, t0.xmin::text AS xmin${extra} FROM ${quoteTable(t.name)} AS t0 ${joins.join(' ')} WHERE ${filter.sql}`,
     filter.values,
   );
   const out = new Map<string, SourceRow>();
   for (const x of res.rows) {
-    const row: SourceRow = { hash: x.h };
+    const row: SourceRow = { hash: x.h, xmin: x.xmin };
     if (routeCols.length && routeCols.every((_, i) => x[`r${i}`] !== null)) {
       const rootRow: Row = Object.fromEntries(routeCols.map((c, i) => [c, x[`r${i}`] as string]));
       const p = await router.route(rootModel, rootRow);
@@ -147,12 +180,12 @@ interface KeyFilter {
 }
 
 /** `t0`'s primary key among `keys` (text values cast to the key columns' types: the index is used). */
-function keyFilter(t: TableModel, keys: readonly string[][]): KeyFilter {
+export function keyFilter(t: TableModel, keys: readonly string[][]): KeyFilter {
   const pk = t.info.primaryKey;
   const cols = pk.map((k) => `t0.${quoteIdent(k)}`).join(', ');
   const arrays = pk.map((k, i) => `$${i + 1}::text[]::${columnType(t.info, k)}[]`).join(', ');
   return { sql: `(${cols}) IN (SELECT * FROM unnest(${arrays}))`, values: pk.map((_, i) => keys.map((k) => k[i]!)) };
 }
 
-const keyColumns = (t: TableModel) => t.info.primaryKey.map((k, i) => `t0.${quoteIdent(k)}::text AS k${i}`).join(', ');
-const keyText = (t: TableModel, x: Record<string, string>) => `(${t.info.primaryKey.map((_, i) => x[`k${i}`]).join(', ')})`;
+export const keyColumns = (t: TableModel) => t.info.primaryKey.map((k, i) => `t0.${quoteIdent(k)}::text AS k${i}`).join(', ');
+export const keyText = (t: TableModel, x: Record<string, string>) => `(${t.info.primaryKey.map((_, i) => x[`k${i}`]).join(', ')})`;

@@ -9,6 +9,9 @@ import { redactText } from '../redact.js';
 import { loadModel } from '../tables/model.js';
 import { readPlacements } from '../catalog/placements.js';
 import { checkChangedRows } from './changed.js';
+import { qualifiedName } from '../tables/scope.js';
+import { PROVE_LOCK } from './prover.js';
+import { recordForeignWrites, stopRecordingWrites } from '../stream/foreign-writes.js';
 import { placedButGone, strandedRows } from './gone-units.js';
 import { fenceSource, liftSourceFence } from './fence.js';
 import { checkFollowerLag, type LagBound } from './lag-gate.js';
@@ -76,6 +79,8 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     if (state.state === 'copying') throw blockedError('the online migration is still copying; cut over once it follows', { hint: 'wait for migrate --follow to report that it follows' });
     if (state.state === 'cut-over') {
       await withClient(source, (c) => stopFollower(c, names, 15_000)); // a crash may have come before this step
+      const tables = config.tables.map((t) => qualifiedName(t));
+      for (const s of config.shards) await withClient(shardEndpoint(config, s.id), (c) => stopRecordingWrites(c, tables, 5000)); // the shards take writes now: never queue behind them for long
       return { ok: true, already: true, outageMs: state.outageMs ?? 0, barrierLsn: state.barrierLsn ?? undefined, units: 0, sequences: 0, checkedRows: 0, phasesMs: {} };
     }
     // a table rewritten since the copy (the follower stops on it too): refused whether the follower runs or not
@@ -103,6 +108,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     const fencedAt = state.fencedAt ?? new Date();
     const since = () => (Date.now() - started) / 1000;
     const phasesMs: CutoverPhases = {};
+    let recording = true;
     let mark = started;
     const step = (s: CutoverStep, detail?: string) => {
       const now = Date.now();
@@ -112,6 +118,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     };
     try {
       for (const s of config.shards) shards.set(s.id, await connect(shardEndpoint(config, s.id), { applicationName: 'shardctl cutover' }));
+      await holdProver(src, timeoutMs); // no proving round holds the follower back inside the fence
       try {
         await fenceSource(src, tables, timeoutMs, 'cutover', 'the monolith');
       } catch (e) {
@@ -144,11 +151,14 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         step('verified', `${changed.rows} changed rows`);
         let sequences = 0;
         interrupted();
-        for (const n of (await alignFleetSequences(config, model.tables, source)).values()) sequences += n;
+        for (const n of (await alignFleetSequences(config, model.tables, source, undefined, { shardsProven: true })).values()) sequences += n;
         step('sequences');
         interrupted();
         const reverse = await atCutover(config, catalog.client, tables, Boolean(opts.reverse), timeoutMs);
         if (reverse) step('reverse-opened');
+        // the shards stop recording foreign writes before they take the application's (quiet: fast)
+        await Promise.all([...shards.values()].map((c) => stopRecordingWrites(c, tables, Math.max(1, started + timeoutMs - Date.now()))));
+        recording = false;
         const units = await recordNewUnits(catalog.client, changed.newUnits);
         const outageMs = Date.now() - fencedAt.getTime();
         await setOnline(catalog.client, names, 'cut-over', { cutoverAt: new Date(), outageMs });
@@ -160,6 +170,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
       } catch (e) {
         // writes resume on the monolith; the follower keeps following
         await liftSourceFence(src, tables);
+        if (!recording) await Promise.all([...shards.values()].map((c) => recordForeignWrites(c, names.slot, model.tables))).catch(() => undefined);
         await setOnline(catalog.client, names, 'following', { fencedAt: null, barrierLsn: null });
         await cutoverFailed(config, catalog.client, Boolean(opts.reverse)).catch(() => undefined); // health shows a window left open
         if (opts.signal?.aborted) {
@@ -172,6 +183,15 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
       await Promise.all([src, ...shards.values()].map((c) => c.end().catch(() => undefined)));
     }
   });
+}
+
+/** Takes the prover's lock (prover.ts) exclusively for the cutover's session: waits at most for one round. */
+async function holdProver(src: pg.ClientBase, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await src.query('SELECT pg_try_advisory_lock($1) AS ok', [String(PROVE_LOCK)])).rows[0].ok) {
+    if (Date.now() > until) throw blockedError(`the follower's prover did not finish its round within ${timeoutMs / 1000}s; nothing was fenced`, { hint: 'run cutover again' });
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Polls every shard's committed stream position until all are past `barrier`, or times out. */

@@ -23,6 +23,8 @@ import { checkPublication, createSlot, dropStream, ensurePublication, slotState 
 import { readOnline, setOnline, startCopying } from '../catalog/online.js';
 import { Statements } from '../stream/statements.js';
 import { dropGoneUnits } from './gone-units.js';
+import { startProver, type Prover } from './prover.js';
+import { FOLLOWER_SESSION_SQL, recordForeignWrites } from '../stream/foreign-writes.js';
 import { applyStream, startHeartbeat } from '../stream/follower.js';
 import { assertHeartbeat, readRelFiles, relFiles, writeRelFiles, type RelFiles } from '../stream/rewrite.js';
 import type pg from 'pg';
@@ -160,9 +162,12 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
   const source = sourceEndpoint(config);
   const sessions: ShardSession[] = [];
   let heart: { stop(): Promise<void> } | undefined;
+  let prover: Prover | undefined;
   try {
     for (const s of config.shards) sessions.push(await openSession(shardEndpoint(config, s.id), s.id, names));
     await refuseGap(source, names, sessions);
+    // from here on a write on a shard that is not the follower's is recorded (cutover re-proves it)
+    for (const s of sessions) await recordForeignWrites(s.client, names.slot, model.tables);
     const recorded = await withClient(source, (c) => copyRelFiles(c, sessions, model, names, emit));
     const router = createRouter(config);
     const applier = new Applier(model, sessions, names.slot, (parentShard) => rowRouter(model, router, parentShard));
@@ -187,6 +192,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
         changesPerSecond: Math.round((applied - lastApplied) / secs),
         sourceChanges,
         heldChanges: applier.heldHighWater(),
+        provenRows: prover?.proven() ?? 0,
         shards: sessions.map((s) => {
           const d = s.applied - perShard.get(s.id)!;
           perShard.set(s.id, s.applied);
@@ -195,6 +201,9 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
       });
       lastApplied = applied;
     }, (e) => emit({ type: 'follow-warning', message: `heartbeat on the source failed: ${redactText(e.message)}` }), model.tables.map((t) => t.name));
+    // proves changed rows while following, so cutover's fence checks only the last ones (prover.ts).
+    // Not behind the throttle: a check it started would report 'throttled' while the apply still runs.
+    prover = await startProver(config, model, names.slot, { onWarning: (m) => emit({ type: 'follow-warning', message: redactText(m) }) });
 
     try {
       await applyStream(source, names, start, model, applier, {
@@ -228,6 +237,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
     return { applied: sessions.reduce((n, s) => n + s.applied, 0), appliedLsn: lsnText(applier.confirmed) };
   } finally {
     await heart?.stop();
+    await prover?.stop();
     await Promise.all(sessions.map((s) => s.client.end().catch(() => undefined)));
   }
 }
@@ -266,6 +276,7 @@ async function openSession(ep: Endpoint, id: string, names: StreamNames): Promis
   const client = await connect(ep, { applicationName: 'shardctl follow' });
   try {
     await prepareShardState(client);
+    await client.query(FOLLOWER_SESSION_SQL);
     // A follower killed a moment ago may still have a COMMIT in flight on this shard (its backend
     // finishes the statement before it notices the client is gone). Each follower holds this lock for
     // its life, so the position read below is the one that old transaction left, not an older one.

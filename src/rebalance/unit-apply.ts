@@ -3,7 +3,7 @@ import { parentCell, shardCell } from '../cells/h3.js';
 import { h3Strategy, viaChildren, type Model, type TableModel, type ViaChild } from '../tables/model.js';
 import type { Row } from '../stream/decoder.js';
 import type { Lsn } from '../db/lsn.js';
-import { writeDirty, writePosition } from '../stream/positions.js';
+import { writeDirty, writePosition, type DirtyRow } from '../stream/positions.js';
 import { openShardTransaction, runOnShard, type ShardSession } from '../stream/shard-session.js';
 import { withDescendants } from '../stream/stash.js';
 import { deleteRowSql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Statements, updateByKey } from '../stream/statements.js';
@@ -38,7 +38,7 @@ export class UnitApplier {
   /** link values of the unit's parent rows deleted in the current source transaction */
   private gone = new Set<string>();
   /** keys of the unit's rows written in the open transaction: [table, JSON of the primary key] */
-  private dirty = new Map<string, readonly [string, string]>();
+  private dirty = new Map<string, DirtyRow>();
 
   constructor(
     private readonly model: Model,
@@ -193,7 +193,7 @@ export class UnitApplier {
   private mark(t: TableModel, ...keys: string[][]): void {
     for (const k of keys) {
       const text = JSON.stringify(k);
-      this.dirty.set(`${t.name}\0${text}`, [t.name, text]);
+      this.dirty.set(`${t.name}\0${text}`, [t.name, text, null]);
     }
   }
 

@@ -35,6 +35,8 @@ const DIRTY_CHUNK = 10_000;
 export class Applier {
   private skip = new Set<string>();
   private txn = ZERO_LSN;
+  /** the source transaction's id (text), null when unknown */
+  private xid: string | null = null;
   /** follow_stash's order; never reset (a deferred move may stash for an earlier source transaction) */
   private seq = 0;
   private readonly children: Map<string, ViaChild[]>;
@@ -82,9 +84,14 @@ export class Applier {
     this.rows = router((p, c, v) => this.parentShard(p, c, v));
   }
 
-  /** A source transaction starts; shards that already committed it will not see its changes again. */
-  begin(commitLsn: Lsn): void {
+  /**
+   * A source transaction starts; shards that already committed it will not see its changes again.
+   * `xid` (the source's transaction id) is recorded with each row it writes: the prover (online/prover.ts)
+   * proves a row only against the source version that transaction made.
+   */
+  begin(commitLsn: Lsn, xid?: number): void {
     this.txn = commitLsn;
+    this.xid = xid === undefined ? null : String(xid);
     this.skip = new Set(this.sessions.filter((s) => s.pos > commitLsn).map((s) => s.id));
   }
 
@@ -383,7 +390,7 @@ export class Applier {
   }
 
   private touch(s: ShardSession, t: TableModel, key: readonly (string | null)[]): true {
-    return this.dirty.touch(s.id, t, key);
+    return this.dirty.touch(s.id, t, key, this.xid);
   }
 
   /**

@@ -11,7 +11,7 @@ import { lsn, type Lsn } from '../db/lsn.js';
 export type Row = Record<string, string | null | undefined>;
 
 export type StreamEvent =
-  | { kind: 'begin'; commitLsn: Lsn; commitTime: number }
+  | { kind: 'begin'; commitLsn: Lsn; commitTime: number; xid: number }
   | { kind: 'commit'; endLsn: Lsn; commitTime: number }
   | { kind: 'relation'; table: string; columns: { name: string; typeOid: number }[] }
   | { kind: 'insert'; table: string; row: Row }
@@ -39,7 +39,7 @@ const micros = (t: unknown) => Number(BigInt(t as bigint) / 1000n);
 export function toEvent(m: Pgoutput.Message): StreamEvent | undefined {
   switch (m.tag) {
     case 'begin':
-      return { kind: 'begin', commitLsn: lsn(m.commitLsn), commitTime: micros(m.commitTime) };
+      return { kind: 'begin', commitLsn: lsn(m.commitLsn), commitTime: micros(m.commitTime), xid: m.xid };
     case 'commit':
       return { kind: 'commit', endLsn: lsn(m.commitEndLsn), commitTime: micros(m.commitTime) };
     case 'relation':

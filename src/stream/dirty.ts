@@ -1,22 +1,21 @@
 import type { TableModel } from '../tables/model.js';
-
-/** One row a shard's open transaction wrote, as follow_dirty records it: its table and its identity as JSON. */
-export type DirtyRow = readonly [table: string, key: string];
+import type { DirtyRow } from './positions.js';
 
 /**
  * Per shard, the rows written in its open transaction (table + primary key, or all values of a
  * keyless row), recorded in follow_dirty with the writes they name (see positions.ts): cutover
- * re-proves exactly these rows. A row written twice is recorded once.
+ * re-proves exactly these rows (or the prover, with the source transaction `xid` that wrote them). A
+ * row written twice is recorded once, with its last writer.
  */
 export class DirtyRows {
   private readonly byShard = new Map<string, Map<string, DirtyRow>>();
 
   /** Notes a row written on the shard (always true, to chain before the write). */
-  touch(shard: string, t: TableModel, key: readonly (string | null)[]): true {
+  touch(shard: string, t: TableModel, key: readonly (string | null)[], xid: string | null): true {
     let m = this.byShard.get(shard);
     if (!m) this.byShard.set(shard, (m = new Map()));
     const k = JSON.stringify(key);
-    m.set(`${t.name}\0${k}`, [t.name, k]);
+    m.set(`${t.name}\0${k}`, [t.name, k, xid]);
     return true;
   }
 

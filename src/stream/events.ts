@@ -14,6 +14,8 @@ export type FollowEvent =
       sourceChanges: number;
       /** the most source changes the follower held in memory at once since the last report (bounded, however large a source transaction) */
       heldChanges: number;
+      /** changed rows proven (and removed from the record cutover re-proves) by this run's prover (online/prover.ts) */
+      provenRows: number;
       /** per shard: `statements` counts the data statements sent (a batch of rows is one), so a test can see the batching */
       shards: { shard: string; changes: number; changesPerSecond: number; statements: number }[];
     }

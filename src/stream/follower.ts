@@ -65,7 +65,7 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: L
       async (e, control) => {
         switch (e.kind) {
           case 'begin':
-            applier.begin(e.commitLsn);
+            applier.begin(e.commitLsn, e.xid);
             inTxn = true;
             txnChanges = 0;
             return;

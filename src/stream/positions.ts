@@ -30,6 +30,8 @@ export const SHARD_STATE_SQL = [
      tbl  text NOT NULL,
      key  text NOT NULL,
      PRIMARY KEY (slot, tbl, key))`,
+  // the source transaction that last wrote the row (null: unknown, or a write that was not the follower's)
+  'ALTER TABLE shardctl.follow_dirty ADD COLUMN IF NOT EXISTS xid bigint',
   // each configured table's (leaf partition's) relfilenode on the source at the copy (rewrite.ts)
   `CREATE TABLE IF NOT EXISTS shardctl.follow_relfiles (
      slot text NOT NULL,
@@ -48,7 +50,8 @@ export const SHARD_STATE_SQL = [
  */
 export async function prepareShardState(c: pg.ClientBase): Promise<void> {
   const r = await c.query(`SELECT to_regclass('shardctl.follow_position') IS NOT NULL AND to_regclass('shardctl.follow_stash') IS NOT NULL
-                                  AND to_regclass('shardctl.follow_dirty') IS NOT NULL AND to_regclass('shardctl.follow_relfiles') IS NOT NULL AS ok`);
+                                  AND to_regclass('shardctl.follow_dirty') IS NOT NULL AND to_regclass('shardctl.follow_relfiles') IS NOT NULL
+                                  AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('shardctl.follow_dirty') AND attname = 'xid') AS ok`);
   if (r.rows[0].ok) return;
   await c.query(`SELECT pg_advisory_lock(${STATE_LOCK})`);
   try {
@@ -86,12 +89,21 @@ export async function clearShardState(c: pg.ClientBase, slot: string): Promise<v
   }
 }
 
-/** Records rows written in the open shard transaction: `keys` are [table, JSON text of the primary key]. */
-export async function writeDirty(c: pg.ClientBase, slot: string, keys: readonly (readonly [string, string])[]): Promise<void> {
+/** A row written: [table, JSON text of the primary key (or of every value), the source transaction's id or null]. */
+export type DirtyRow = readonly [string, string, string | null];
+
+/**
+ * Records rows written in the open shard transaction with the source transaction that last wrote
+ * each. An existing record is updated, not skipped: that waits for a prover holding it (prover.ts),
+ * so a row written after its proof is recorded again. A record without a transaction (a write
+ * that was not the follower's, SHARD_RECORD_SQL) keeps none: such a row is re-proven at cutover.
+ */
+export async function writeDirty(c: pg.ClientBase, slot: string, keys: readonly DirtyRow[]): Promise<void> {
   if (!keys.length) return;
   await c.query(
-    `INSERT INTO shardctl.follow_dirty (slot, tbl, key) SELECT $1, t, k FROM unnest($2::text[], $3::text[]) AS x(t, k) ON CONFLICT DO NOTHING`,
-    [slot, keys.map((k) => k[0]), keys.map((k) => k[1])],
+    `INSERT INTO shardctl.follow_dirty AS d (slot, tbl, key, xid) SELECT $1, t, k, x FROM unnest($2::text[], $3::text[], $4::bigint[]) AS x(t, k, x)
+     ON CONFLICT (slot, tbl, key) DO UPDATE SET xid = CASE WHEN d.xid IS NULL THEN NULL ELSE EXCLUDED.xid END`,
+    [slot, keys.map((k) => k[0]), keys.map((k) => k[1]), keys.map((k) => k[2])],
   );
 }
 

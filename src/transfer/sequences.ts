@@ -66,17 +66,23 @@ async function highWater(c: pg.ClientBase, cols: readonly SeqColumn[]): Promise<
  * the highest id any shard holds, its own sequence's last value and the monolith's (`source`; without
  * one, after cutover, past every shard's sequence too). Never moves a sequence backwards; with a
  * source, a rerun without new writes changes nothing. `only` limits the shards set (not the ones
- * read). Returns the sequences set per shard.
+ * read). `shardsProven` (cutover): the shards hold only monolith rows, their tables are not read.
+ * Returns the sequences set per shard.
  */
 export async function alignFleetSequences(
   config: Config,
   tables: readonly TableModel[],
   source?: Endpoint,
   only?: readonly string[],
+  opts: { shardsProven?: boolean } = {},
 ): Promise<Map<string, number>> {
   const cols = seqColumns(tables);
   const seen = new Map<string, Awaited<ReturnType<typeof highWater>>>();
-  for (const s of config.shards) seen.set(s.id, await withClient(shardEndpoint(config, s.id), (c) => highWater(c, cols)));
+  // cutover, inside its fence: every shard row was just proven to be a monolith row (changed.ts and the
+  // copy), so no shard table holds an id above the monolith's; each shard's own sequence is read by
+  // alignShard. Only the monolith is read: its sequences and its tables' highest ids (the rule stays).
+  const none = { seq: new Map<string, bigint>(), table: new Map<string, bigint>() };
+  for (const s of config.shards) seen.set(s.id, source && opts.shardsProven ? none : await withClient(shardEndpoint(config, s.id), (c) => highWater(c, cols)));
   const shards = [...seen.values()];
   // ids that moved away from a shard are held by another: every table's maximum counts
   const base = source

@@ -2,9 +2,11 @@ import type { Config } from '../../config/types.js';
 import { withClient } from '../../db/connect.js';
 import { readThrottleFlag } from '../../catalog/throttle.js';
 import { replicaLag } from './replica-lag.js';
+import { sourceLoad } from './source-load.js';
+import { sourceEndpoint } from '../../db/endpoints.js';
 
-/** Why the copy or the apply waits: a replica too far behind, or someone asked (`throttle on`). */
-export type ThrottleReason = 'replica-lag' | 'on-demand';
+/** Why the copy or the apply waits: a replica too far behind, the monolith busy, or someone asked (`throttle on`). */
+export type ThrottleReason = 'replica-lag' | 'source-load' | 'on-demand';
 
 export type ThrottleEvent =
   /** `detail` is the one line a user reads after "throttled: " */
@@ -16,6 +18,8 @@ export interface ThrottleOptions {
   maxLagBytes?: number;
   /** pause while a replica of a shard replays this many seconds behind; default config.health.lagSeconds.warning */
   maxLagSeconds?: number;
+  /** pause while more than this share of the monolith's max_connections run queries at once (source-load.ts); default config.health.connections.warning */
+  maxSourceLoad?: number;
   /** how often the conditions are read (and re-read while paused); default 1000 ms */
   everyMs?: number;
   signal?: AbortSignal;
@@ -25,7 +29,7 @@ export interface ThrottleOptions {
 /**
  * Slows a copy or an apply down for production's sake: `await throttle.wait()` between batches
  * returns at once while nothing is wrong (the conditions are read at most every `everyMs`), and
- * otherwise waits until the replicas of the shards the data goes to have caught up and no
+ * otherwise waits until the monolith is no longer loaded past its bound, the replicas of the shards the data goes to have caught up and no
  * `shardctl throttle on` is in force. It emits one 'throttled' event when it starts waiting (or
  * its reason changes) and one 'throttle-resumed' when it lets the work go on. A server that does
  * not answer is not a reason to pause (health reports it); an aborted signal ends the wait.
@@ -36,6 +40,7 @@ export function createThrottle(config: Config, opts: ThrottleOptions = {}): { wa
   const everyMs = opts.everyMs ?? 1000;
   const maxBytes = opts.maxLagBytes ?? config.health.lagBytes.warning;
   const maxSeconds = opts.maxLagSeconds ?? config.health.lagSeconds.warning;
+  const maxLoad = opts.maxSourceLoad ?? config.health.connections.warning;
   let nextCheck = 0;
   let since: number | undefined;
   let last: string | undefined;
@@ -47,6 +52,15 @@ export function createThrottle(config: Config, opts: ThrottleOptions = {}): { wa
     if (flag) {
       const until = flag.until ? ` until ${flag.until.toISOString()}` : ' until shardctl throttle off';
       return { reason: 'on-demand', detail: `on demand (shardctl throttle on by ${flag.setBy}${until})`, key: 'on-demand' };
+    }
+    const load = await withClient(sourceEndpoint(config), sourceLoad).catch(() => undefined);
+    if (load && load.active / load.maxConnections > maxLoad) {
+      const pct = (n: number) => `${Number((n * 100).toFixed(1))}%`;
+      return {
+        reason: 'source-load',
+        detail: `the monolith runs ${load.active} queries at once (${pct(load.active / load.maxConnections)} of max_connections ${load.maxConnections}; bound ${pct(maxLoad)})`,
+        key: 'source-load',
+      };
     }
     for (const s of config.shards) {
       for (const [i, url] of s.replicas.entries()) {
