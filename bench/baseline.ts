@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { connect, destroy } from '../src/db/connect.js';
-import { mayBypassTriggers } from '../src/transfer/foreign-keys.js';
+import { mayBypassTriggers } from '../src/foreign-keys/after-copy-check.js';
 import { quoteIdent, quoteTable } from '../src/db/ident.js';
 import { scopeOf, selectSql } from '../src/tables/scope.js';
 import type { BenchPlan } from './fleet.js';
@@ -23,7 +23,7 @@ export interface CopyTotals {
  * shards run `concurrency` at a time, tables parents first. No catalog, no snapshot, no transaction
  * around the tables, no DELETE, no checksums. Reference tables are copied first (the foreign keys
  * need them) but, as in migrate's byte count, not counted. The target sessions copy the way migrate
- * does: without per-row triggers where the role may (src/transfer/foreign-keys.ts), so the ratio
+ * does: without per-row triggers where the role may (src/foreign-keys/after-copy-check.ts), so the ratio
  * measures migrate's own overhead, not a difference in how rows are loaded.
  */
 export async function rawBaseline(plan: BenchPlan, concurrency: number, signal?: AbortSignal): Promise<CopyTotals> {

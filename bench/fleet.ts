@@ -3,7 +3,7 @@ import type { Config } from '../src/config/types.js';
 import { withClient, type Endpoint } from '../src/db/connect.js';
 import { quoteTable } from '../src/db/ident.js';
 import { shardEndpoint, sourceEndpoint } from '../src/db/endpoints.js';
-import { rootTables, takeInventory } from '../src/transfer/inventory.js';
+import { rootTables, takeInventory } from '../src/unit-copy/inventory.js';
 import { createRouter } from '../src/routing/router.js';
 import { loadModel, type Model } from '../src/tables/model.js';
 import { qualifiedName } from '../src/tables/scope.js';

@@ -29,6 +29,8 @@ export const MOVES = [
   ['src/transfer/guard.ts', 'src/fence/unit-guard.ts'],
   ['src/transfer/fence.ts', 'src/fence/unit-fence.ts'],
   ['src/transfer/table-fence.ts', 'src/fence/table-fence.ts'],
+  ['src/transfer/route-guard.ts', 'src/fence/route-guard.ts'],
+  ['src/transfer/record-topology.ts', 'src/fence/record-topology.ts'],
   ['src/online/fence.ts', 'src/fence/source-fence.ts'],
   ['src/failover/fence-server.ts', 'src/fence/server-fence.ts'],
   // copying units: batch copy with checksums, scans, inventory, reference tables, units found without a placement

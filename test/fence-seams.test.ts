@@ -9,13 +9,13 @@ import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { migrate } from '../src/migrate/index.js';
 import { rebalance } from '../src/rebalance/index.js';
 import { createRouter } from '../src/routing/router.js';
-import { editConfigFile, setPin } from '../src/topology/edit.js';
+import { editConfigFile, setPin } from '../src/config/edit-file.js';
 import { shardEndpoint } from '../src/db/endpoints.js';
-import { fenceUnits, unfenceUnits } from '../src/transfer/fence.js';
-import { installGuard } from '../src/transfer/guard.js';
+import { fenceUnits, unfenceUnits } from '../src/fence/unit-fence.js';
+import { installGuard } from '../src/fence/unit-guard.js';
 import { loadModel } from '../src/tables/model.js';
-import { fenceSource, liftSourceFence, type TableFence } from '../src/online/fence.js';
-import { fenceOldPrimary, liftServerFence } from '../src/failover/fence-server.js';
+import { fenceSource, liftSourceFence, type TableFence } from '../src/fence/source-fence.js';
+import { fenceOldPrimary, liftServerFence } from '../src/fence/server-fence.js';
 import { runCliAsync } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
 

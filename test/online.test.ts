@@ -6,7 +6,7 @@ import { runCli, runCliAsync } from './helpers/cli.js';
 import { startFollower } from './helpers/watched.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
-import { ID_STRIDE } from '../src/transfer/sequences.js';
+import { ID_STRIDE } from '../src/sequences/align.js';
 import { startWriter } from '../harness/fixtures/pos-writer.js';
 import pg from 'pg';
 import { readFileSync, writeFileSync } from 'node:fs';

@@ -9,7 +9,7 @@ import { isUserError } from '../src/errors.js';
 import { plan } from '../src/plan/index.js';
 import { unitTotals } from '../src/plan/volumes.js';
 import { loadModel } from '../src/tables/model.js';
-import { takeInventory } from '../src/transfer/inventory.js';
+import { takeInventory } from '../src/unit-copy/inventory.js';
 
 describe("plan's unit totals (server-summed, paged through a cursor)", () => {
   let stage: Stage;

@@ -9,7 +9,7 @@ import { createRouter } from '../src/routing/router.js';
 import { cellToLatLng, gridDisk } from 'h3-js';
 import pg from 'pg';
 import { shardCell } from '../src/cells/h3.js';
-import { cellBox } from '../src/transfer/guard.js';
+import { cellBox } from '../src/fence/unit-guard.js';
 import { STEPS } from '../src/rebalance/journal.js';
 import { runCli, runCliKilledAt } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';

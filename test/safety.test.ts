@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { loadConfig } from '../src/config/load.js';
-import { editConfigFile, removePin, setPin } from '../src/topology/edit.js';
+import { editConfigFile, removePin, setPin } from '../src/config/edit-file.js';
 import { connect } from '../src/db/connect.js';
 import type { Stage } from '../harness/demo/stage.js';
 import { stageMigrated } from './helpers/stage.js';
-import { ID_STRIDE } from '../src/transfer/sequences.js';
+import { ID_STRIDE } from '../src/sequences/align.js';
 import { shardEndpoint } from '../src/db/endpoints.js';
 import { LOCK_KEY } from '../src/catalog/catalog.js';
 import { createRouter } from '../src/routing/router.js';
@@ -147,7 +147,7 @@ describe('data safety (POS, 2 shards)', () => {
     assert.equal(r.status, 3, r.stdout + r.stderr);
     assert.match(r.stderr, /lost the catalog lock \(the catalog connection failed: .*\); stopped before the next journaled step/);
     // the wait was the move's fence, or before it the routing rule every shard takes with the topology
-    // (transfer/route-guard.ts): the move is journaled as started, or not at all
+    // (fence/route-guard.ts): the move is journaled as started, or not at all
     const journaled = await sql(stage.config.catalog, 'SELECT step FROM shardctl.moves WHERE unit = $1', [t]);
     assert.ok(journaled.length === 0 || (journaled.length === 1 && journaled[0].step === 'started'), JSON.stringify(journaled));
     const rerun = runCli(['rebalance', '--apply', '--config', cfg]);

@@ -11,7 +11,7 @@ import { sql } from './helpers/fleet.js';
 
 /*
  * A batch's per-unit sums stream in as COPY lines and its proofs go to the catalog as COPY lines
- * (transfer/unit-sums.ts, catalog/placements.ts): text tenant keys that COPY escapes (tab, newline,
+ * (unit-copy/unit-sums.ts, catalog/placements.ts): text tenant keys that COPY escapes (tab, newline,
  * carriage return, backslash, the text `\N`) must come back as the very unit, or a unit would be
  * placed with no proof. Checked with the test's own SQL: every unit placed where it routes, on that
  * shard with its rows, with the source's row count as its proof; then --resync and --tables reruns

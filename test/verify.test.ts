@@ -20,7 +20,7 @@ import { UserError } from '../src/errors.js';
 import { quoteLiteral } from '../src/db/ident.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import type { ServerHandle } from '../harness/fleet/index.js';
-import { copyBatch } from '../src/transfer/batch.js';
+import { copyBatch } from '../src/unit-copy/batch.js';
 import { migrate } from '../src/migrate/index.js';
 import { shardEndpoint, sourceEndpoint } from '../src/db/endpoints.js';
 import { createRouter } from '../src/routing/router.js';

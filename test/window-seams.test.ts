@@ -7,7 +7,7 @@ import { runCli, runCliAsync } from './helpers/cli.js';
 import { startFollower } from './helpers/watched.js';
 import { sql } from './helpers/fleet.js';
 
-const ID_STRIDE = 1024; // the interleaving rule (transfer/sequences.ts), restated: the test's own oracle
+const ID_STRIDE = 1024; // the interleaving rule (sequences/align.ts), restated: the test's own oracle
 
 /** Every row of tenant `id` in a server's POS tables, by the test's own SQL. */
 async function tenantRows(url: string, id: number): Promise<number> {

@@ -5,14 +5,14 @@
  *  - Every catalog session opens through `withRun` (run.ts) with a lock kind: `run` (the run lock and
  *    a runs row), `cutover` (one cutover, rollback, abandon or finish at a time) or `none`.
  *    Sessions that still connect by hand, read-only: health's bounded probe (health/session.ts),
- *    the live router's LISTEN connection (topology/live-router.ts), and the reads through
+ *    the live router's LISTEN connection (live-routing/live-router.ts), and the reads through
  *    withClient in plan, verify, the throttle and the demo (each passes its own application name
  *    or error wrapping, which withRun does not take yet).
  *  - Every advisory lock key, on the catalog and elsewhere, is in locks.ts.
  * The shards and the monolith have a `shardctl` schema too, which is not the catalog's: its SQL
- * stays with what installs and uses it there: the write fence's guard (transfer/guard.ts,
- * transfer/fence.ts, rebalance/read-only.ts: fenced_units, fence_epoch, guard, key functions), the
- * table fences (online/fence.ts, failover/fence-server.ts), the stream state (stream/positions.ts,
+ * stays with what installs and uses it there: the write fence's guard (fence/unit-guard.ts,
+ * fence/unit-fence.ts, rebalance/read-only.ts: fenced_units, fence_epoch, guard, key functions), the
+ * table fences (fence/source-fence.ts, fence/server-fence.ts), the stream state (stream/positions.ts,
  * stream/apply.ts, stream/rewrite.ts: follow_position, follow_stash, follow_dirty,
  * follow_relfiles; read by online/lag-gate.ts and health/follower.ts, health/reverse.ts on the
  * shards and the monolith), H3 in SQL (cells/h3-sql.ts) and migrate's staged cells

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { readCrossShardSummary, type CrossShardSummary } from './cross-rows.js';
+import { readCrossShardSummary, type CrossShardSummary } from './cross-shard-rows.js';
 import { LOCK_KEY } from './locks.js';
 
 /**

@@ -24,7 +24,7 @@ export const TX_LOCK_CLASS = 0x3250;
 
 // ---- on the shards and the monolith (SQL that runs there, not the catalog's)
 
-/** "ShardF": writers take it shared for their transaction, a fence change exclusive (transfer/guard.ts). */
+/** "ShardF": writers take it shared for their transaction, a fence change exclusive (fence/unit-guard.ts). */
 export const FENCE_LOCK = 0x53_68_61_72_64_46n;
 
 /** One installer of the write fence's guard at a time per server. */

@@ -23,7 +23,7 @@ export interface UnitColumns {
 }
 
 /**
- * The units a batch placed, as columns (transfer/unit-sums.ts): `kept[i]` is 1 where `units[i]` is placed;
+ * The units a batch placed, as columns (unit-copy/unit-sums.ts): `kept[i]` is 1 where `units[i]` is placed;
  * per table, the source's sums are its proofs (none for a table where the unit has no rows).
  * Without verification no sums were taken: `tables` is empty.
  */

@@ -1,5 +1,5 @@
 import { TOPOLOGY_MIGRATION } from './topology-sql.js';
-import { CROSS_ROWS_MIGRATION } from './cross-rows.js';
+import { CROSS_ROWS_MIGRATION } from './cross-shard-rows.js';
 import { HELD_ROUTES_MIGRATION } from './held-routes.js';
 
 /**
@@ -82,7 +82,7 @@ export const MIGRATIONS: readonly string[] = [
      captured_at timestamptz NOT NULL DEFAULT now()
    );`,
 
-  // two-phase commit: the coordinator's record of each cross-shard transaction (src/crossshard/).
+  // two-phase commit: the coordinator's record of each cross-shard transaction (src/two-phase/).
   // 'committing' is the commit point: once a row says so, every participant must commit.
   `CREATE TABLE shardctl.transactions (
      gid          text PRIMARY KEY,
@@ -123,7 +123,7 @@ export const MIGRATIONS: readonly string[] = [
      deferred_at timestamptz NOT NULL DEFAULT now(),
      PRIMARY KEY (shard, index_name)
    );`,
-  // the record of cross-shard rows (tables with several routes): cross-rows.ts
+  // the record of cross-shard rows (tables with several routes): cross-shard-rows.ts
   CROSS_ROWS_MIGRATION,
   // rollback after cutover: the reverse stream's row (shards -> monolith) ends 'rolled-back'
   `ALTER TABLE shardctl.online DROP CONSTRAINT online_state_check,

@@ -3,7 +3,7 @@ import { withTransaction } from '../db/connect.js';
 
 /**
  * The definitions of the configured tables as captured from the source (`shardctl.table_defs`), in
- * the model's order, each stored as JSON (transfer/definitions.ts says what it holds): add-shard
+ * the model's order, each stored as JSON (tables/definitions.ts says what it holds): add-shard
  * builds a new shard's tables from them.
  */
 export interface TableDefRow {

@@ -19,7 +19,7 @@ export interface UnplacedFound {
  * version moves (and routers are notified) once, and only when something changed. In the same
  * transaction every placed unit that this topology routes away from its placement gets a held route
  * (held-routes.ts): recording a topology moves no unit's route; each move's flip does. `unplaced`:
- * units found on the shards without a placement (created there after migrate, transfer/unplaced.ts),
+ * units found on the shards without a placement (created there after migrate, unit-copy/unplaced.ts),
  * placed where their rows are first, so they are held like any other unit.
  */
 export async function syncTopology(c: pg.ClientBase, config: Config, unplaced: readonly UnplacedFound[] = [], runId?: number): Promise<void> {

@@ -19,7 +19,7 @@ export const PINNED_SETTINGS: Readonly<Record<string, string>> = {
   tcp_keepalives_idle: '30',
   tcp_keepalives_interval: '10',
   tcp_keepalives_count: '6',
-  // shardctl's own sessions pass the fence triggers it installs on shards (transfer/guard.ts)
+  // shardctl's own sessions pass the fence triggers it installs on shards (fence/unit-guard.ts)
   'shardctl.bypass': 'on',
 };
 

@@ -5,9 +5,9 @@ import { withClient } from '../db/connect.js';
 import { blockedError } from '../errors.js';
 import { health } from '../health/health.js';
 import type { HealthReport } from '../health/types.js';
-import { editConfigFile, promoteReplica } from '../topology/edit.js';
+import { editConfigFile, promoteReplica } from '../config/edit-file.js';
 import { syncTopology } from '../catalog/topology.js';
-import { currentLsn, fenceOldPrimary, liftServerFence, type ServerFence } from './fence-server.js';
+import { currentLsn, fenceOldPrimary, liftServerFence, type ServerFence } from '../fence/server-fence.js';
 import { chooseCandidate, inspectShard, type ServerState } from './inspect.js';
 
 export interface FailoverOptions {

@@ -1,11 +1,11 @@
 import { readThrottleFlag } from '../catalog/throttle.js';
 import type { Config } from '../config/types.js';
 import { timedSession } from './session.js';
-import { sourceLoad } from '../transfer/throttle/source-load.js';
+import { sourceLoad } from '../throttle/source-load.js';
 import type { HealthThresholds, ServerReport, ThrottledReport } from './types.js';
 
 /**
- * Whether copies and applies would pause now, per reason (src/transfer/throttle/): someone's
+ * Whether copies and applies would pause now, per reason (src/throttle/): someone's
  * `shardctl throttle on` in the catalog, a shard replica lagging past the lag warnings, or the
  * monolith's sessions in a query past the connections warning (the throttle's default bounds). Exported as the `shardctl_throttled{reason}` gauge.
  */

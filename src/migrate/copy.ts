@@ -8,8 +8,8 @@ import { failureText, isConnectionLoss, pgFailure } from '../db/pg-error.js';
 import type { Model, TableModel } from '../tables/model.js';
 import type { StagedCells } from '../tables/staged-cells.js';
 import type { ShardFormat } from './formats.js';
-import { copyBatch, type Batch, type RunCells } from '../transfer/batch.js';
-import { syncReferenceTables } from '../transfer/reference.js';
+import { copyBatch, type Batch, type RunCells } from '../unit-copy/batch.js';
+import { syncReferenceTables } from '../unit-copy/reference.js';
 import type { EventSink } from './events.js';
 import type { MigrateOptions, MigrateResult } from './index.js';
 

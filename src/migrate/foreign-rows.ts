@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { connect, type Endpoint } from '../db/connect.js';
-import { prepareCells, rootTables } from '../transfer/inventory.js';
+import { prepareCells, rootTables } from '../unit-copy/inventory.js';
 import type { Model } from '../tables/model.js';
 import { scopeOf } from '../tables/scope.js';
 

@@ -3,11 +3,11 @@ import { withClient } from '../db/connect.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { failureText } from '../db/pg-error.js';
 import type { Model } from '../tables/model.js';
-import { installGuard } from '../transfer/guard.js';
+import { installGuard } from '../fence/unit-guard.js';
 import type { MigrateResult } from './index.js';
 
 /**
- * Every shard migrate wrote to gets the write fence's guard (transfer/guard.ts) before any
+ * Every shard migrate wrote to gets the write fence's guard (fence/unit-guard.ts) before any
  * application writes there: a REPEATABLE READ or SERIALIZABLE transaction whose snapshot predates
  * the guard could otherwise write through a shard's first fence. Installed after the copy, so the
  * copy does not fire its triggers. A shard that fails is an error of the run (it is not exact to

@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import type pg from 'pg';
 import { readPlacements } from '../catalog/placements.js';
-import { refreshCrossRecord } from '../transfer/cross-record.js';
+import { refreshCrossRecord } from '../multi-route/refresh-record.js';
 import type { Config } from '../config/types.js';
 import { placementsIfAny } from '../catalog/read.js';
 import { refuseInOnlineWindow } from '../stream/window.js';
@@ -15,8 +15,8 @@ import { selectTables } from '../tables/select.js';
 import type { EventSink } from './events.js';
 import { syncTopology } from '../catalog/topology.js';
 import { checkShards } from './preflight.js';
-import type { ReferenceResult } from '../transfer/reference.js';
-import { alignFleetSequences } from '../transfer/sequences.js';
+import type { ReferenceResult } from '../unit-copy/reference.js';
+import { alignFleetSequences } from '../sequences/align.js';
 import { failureText } from '../db/pg-error.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { chooseWork, makeBatches, rowScale } from './work.js';
@@ -205,7 +205,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
   return opts.held ? body({ ...opts.held, finish: async () => undefined }) : withRun(config.catalog, spec, body);
 }
 
-/** Every shard's sequences follow the id rule (transfer/sequences.ts), also on a rerun that copied nothing. */
+/** Every shard's sequences follow the id rule (sequences/align.ts), also on a rerun that copied nothing. */
 async function alignIds(config: Config, source: Endpoint, tables: readonly TableModel[], result: MigrateResult, emit: EventSink): Promise<void> {
   try {
     for (const [id, n] of await alignFleetSequences(config, tables, source)) emit({ type: 'sequences', shard: id, sequences: n });

@@ -1,12 +1,12 @@
 import type pg from 'pg';
 import { connect, withClient, type Endpoint } from '../db/connect.js';
-import { prepareCells } from '../transfer/inventory.js';
+import { prepareCells } from '../unit-copy/inventory.js';
 import { foreignRows } from './foreign-rows.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import type { Config } from '../config/types.js';
 import { problemsError, UserError } from '../errors.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
-import { analyseForeignKeys, crossingProblems } from '../transfer/crossing.js';
+import { analyseForeignKeys, crossingProblems } from '../foreign-keys/key-verdicts.js';
 import { foreignKeys } from '../tables/foreign-keys.js';
 import { introspect } from '../tables/introspect.js';
 import { compareTables } from '../tables/drift.js';

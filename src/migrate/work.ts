@@ -2,9 +2,9 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { UserError, usageError } from '../errors.js';
 import { checkUnits } from '../tables/select.js';
-import { rootTables } from '../transfer/inventory.js';
+import { rootTables } from '../unit-copy/inventory.js';
 import type { Model, TableModel } from '../tables/model.js';
-import type { Batch } from '../transfer/batch.js';
+import type { Batch } from '../unit-copy/batch.js';
 
 /** Deciding what a migrate run copies: which units, in which batches, and how much work that is. */
 

@@ -4,7 +4,7 @@ import { withClient } from '../db/connect.js';
 import { blockedError } from '../errors.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { loadModel } from '../tables/model.js';
-import { liftSourceFence } from './fence.js';
+import { liftSourceFence } from '../fence/source-fence.js';
 import { MIGRATION_STREAM } from '../stream/names.js';
 import { clearShardState } from '../stream/positions.js';
 import { qualifiedName } from '../tables/scope.js';

@@ -3,7 +3,7 @@ import { withRun } from '../catalog/run.js';
 import type { Config } from '../config/types.js';
 import { connect, withClient } from '../db/connect.js';
 import { blockedError, UserError } from '../errors.js';
-import { alignFleetSequences } from '../transfer/sequences.js';
+import { alignFleetSequences } from '../sequences/align.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { redactText } from '../redact.js';
 import { loadModel } from '../tables/model.js';
@@ -13,14 +13,14 @@ import { qualifiedName } from '../tables/scope.js';
 import { PROVE_LOCK } from './prover.js';
 import { recordForeignWrites, stopRecordingWrites } from '../stream/foreign-writes.js';
 import { placedButGone, strandedRows } from './gone-units.js';
-import { fenceSource, liftSourceFence } from './fence.js';
+import { fenceSource, liftSourceFence } from '../fence/source-fence.js';
 import { checkFollowerLag, type LagBound } from './lag-gate.js';
 import { lsnText, ZERO_LSN, type Lsn } from '../db/lsn.js';
 import { sendControl } from '../stream/control.js';
 import { MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
 import { readPosition } from '../stream/positions.js';
 import { recordNewUnits } from './placements.js';
-import { atCutover, checkShardsForReverse, cutoverFailed } from './reverse.js';
+import { atCutover, checkShardsForReverse, cutoverFailed } from '../rollback/reverse-stream.js';
 import { dropStream, slotState } from '../stream/slot.js';
 import { assertCopyStorage } from '../stream/rewrite.js';
 import { readOnline, setOnline } from '../catalog/online.js';
@@ -28,7 +28,7 @@ import { readOnline, setOnline } from '../catalog/online.js';
 export interface CutoverOptions {
   /** seconds to wait for writers in flight and for the follower to catch up; default 60 */
   timeoutSeconds?: number;
-  /** keep a reverse stream (shards → monolith) so the cutover can be rolled back (reverse.ts) */
+  /** keep a reverse stream (shards → monolith) so the cutover can be rolled back (rollback/reverse-stream.ts) */
   reverse?: boolean;
   /** refuse to fence when the follower is further behind (lag-gate.ts; defaults: health's lag warnings) */
   maxLag?: LagBound;

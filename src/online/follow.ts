@@ -5,7 +5,7 @@ import { connect, withClient, type Endpoint } from '../db/connect.js';
 import { blockedError, usageError, UserError } from '../errors.js';
 import { migrate, type MigrateResult } from '../migrate/index.js';
 import type { EventSink as MigrateEventSink } from '../migrate/events.js';
-import { mayBypassTriggers } from '../transfer/foreign-keys.js';
+import { mayBypassTriggers } from '../foreign-keys/after-copy-check.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { redactText } from '../redact.js';
 import { pgFailure } from '../db/pg-error.js';

@@ -5,7 +5,7 @@ import { shardEndpoint } from '../db/endpoints.js';
 import { forgetPlacements } from '../catalog/placements.js';
 import { deleteUnit, unitRowsOn } from '../rebalance/unit-rows.js';
 import type { Model } from '../tables/model.js';
-import { prepareCells, rootTables, takeInventory } from '../transfer/inventory.js';
+import { prepareCells, rootTables, takeInventory } from '../unit-copy/inventory.js';
 
 /**
  * Units the catalog places on a shard but the monolith no longer holds: deleted on the monolith

@@ -1,6 +1,6 @@
 import type { Config } from '../config/types.js';
 import { placementsIfAny } from '../catalog/read.js';
-import { readCrossShardSummary, type CrossShardSummary } from '../catalog/cross-rows.js';
+import { readCrossShardSummary, type CrossShardSummary } from '../catalog/cross-shard-rows.js';
 import { connect, withClient } from '../db/connect.js';
 import { problemsError, usageError } from '../errors.js';
 import { createRouter } from '../routing/router.js';
@@ -8,11 +8,11 @@ import type pg from 'pg';
 import { loadModel, type Model } from '../tables/model.js';
 import { quoteTable } from '../db/ident.js';
 import { sourceEndpoint } from '../db/endpoints.js';
-import { prepareCells } from '../transfer/inventory.js';
+import { prepareCells } from '../unit-copy/inventory.js';
 import { unitTotals } from './volumes.js';
 import { restrictedCells, type CellStatus } from '../config/capacity.js';
 import { boundaryShare, proposeMapping, type ProposedMapping } from './propose.js';
-import { analyseForeignKeys, type KeyAnalysis } from '../transfer/crossing.js';
+import { analyseForeignKeys, type KeyAnalysis } from '../foreign-keys/key-verdicts.js';
 import { largestFirst } from './order.js';
 
 export interface ShardTotals {

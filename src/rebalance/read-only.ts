@@ -4,7 +4,7 @@ import { withBoundedLocks } from '../db/lock-wait.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { restrictedCells } from '../config/capacity.js';
-import { cellBox, installGuard } from '../transfer/guard.js';
+import { cellBox, installGuard } from '../fence/unit-guard.js';
 import { FENCE_LOCK } from '../catalog/locks.js';
 
 export interface ReadOnlyResult {
@@ -48,7 +48,7 @@ export async function applyReadOnly(config: Config, model?: Model): Promise<Read
               [cell.cell, cell.shard, box?.minLat ?? null, box?.maxLat ?? null, box?.minLng ?? null, box?.maxLng ?? null],
             );
           }
-          // a fence change: snapshots older than it fail to write (transfer/guard.ts)
+          // a fence change: snapshots older than it fail to write (fence/unit-guard.ts)
           await c.query('UPDATE shardctl.fence_epoch SET epoch = epoch + 1');
           return { shard: s.id, cells: cells.length, lifted: lifted.rowCount ?? 0 };
         });

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { connect, withTransaction, type Endpoint } from '../db/connect.js';
 import { quoteTable, textArrayLiteral } from '../db/ident.js';
-import { prepareCells } from '../transfer/inventory.js';
+import { prepareCells } from '../unit-copy/inventory.js';
 import type { Model, TableModel } from '../tables/model.js';
 import { deleteSql, scopeOf } from '../tables/scope.js';
 

@@ -1,6 +1,6 @@
 import type { TableModel } from '../tables/model.js';
 import { locate } from './report.js';
-import type { ServerScan } from '../transfer/scan.js';
+import type { ServerScan } from '../unit-copy/scan.js';
 import type { Finding, TableCheck } from './types.js';
 
 /** One check per table and shard: what was found there and whether any finding points at it. */

@@ -1,5 +1,5 @@
 import type { TableModel } from '../tables/model.js';
-import type { ServerScan } from '../transfer/scan.js';
+import type { ServerScan } from '../unit-copy/scan.js';
 import type { Homes } from './homes.js';
 import type { Finding } from './types.js';
 

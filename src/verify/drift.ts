@@ -1,7 +1,7 @@
 import { compareTables } from '../tables/drift.js';
 import type { TableInfo } from '../tables/introspect.js';
 import type { TableModel } from '../tables/model.js';
-import type { ServerScan } from '../transfer/scan.js';
+import type { ServerScan } from '../unit-copy/scan.js';
 import type { Finding } from './types.js';
 
 type DriftFinding = Extract<Finding, { kind: 'drift' }>;

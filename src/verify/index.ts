@@ -11,7 +11,7 @@ import { checkPlacement } from './placement.js';
 import { compareReference } from './reference.js';
 import { modelFromShards } from './model.js';
 import { locate } from './report.js';
-import { scanServer } from '../transfer/scan.js';
+import { scanServer } from '../unit-copy/scan.js';
 import { checkUnits, selectTables, withParents } from '../tables/select.js';
 import type { Finding, VerifyOptions, VerifyResult } from './types.js';
 import { byUnit, compareUnits } from './units.js';

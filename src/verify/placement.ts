@@ -1,6 +1,6 @@
 import type { TableModel } from '../tables/model.js';
 import type { Homes } from './homes.js';
-import type { ServerScan } from '../transfer/scan.js';
+import type { ServerScan } from '../unit-copy/scan.js';
 import { byUnit } from './units.js';
 import type { Finding } from './types.js';
 

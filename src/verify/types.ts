@@ -1,5 +1,5 @@
 /** The shapes of a verify run: what it was asked, what it found, and what it reports as it goes. */
-import type { ScanEvent, Sums } from '../transfer/scan.js';
+import type { ScanEvent, Sums } from '../unit-copy/scan.js';
 
 export type { Sums };
 

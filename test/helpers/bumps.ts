@@ -1,4 +1,4 @@
-import type { CrossShardTx } from '../../src/crossshard/two-phase.js';
+import type { CrossShardTx } from '../../src/two-phase/commit.js';
 
 /** A bump between Seoul and Busan users (location fixture), with a chosen id. */
 export const insertBump = (tx: CrossShardTx, shard: string, id: number) =>

@@ -5,7 +5,7 @@
  * `decided <gid>`), and at STOP_AT (prepared | decided | never) stops and waits to be killed.
  */
 import { loadConfig } from '../../src/config/load.js';
-import { crossShard } from '../../src/crossshard/two-phase.js';
+import { crossShard } from '../../src/two-phase/commit.js';
 import { insertBump } from './bumps.js';
 
 const [configPath, stopAt, id] = process.argv.slice(2);

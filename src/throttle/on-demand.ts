@@ -1,6 +1,6 @@
-import { clearThrottleFlag, setThrottleFlag, type ThrottleFlag } from '../../catalog/throttle.js';
-import type { Config } from '../../config/types.js';
-import { withClient } from '../../db/connect.js';
+import { clearThrottleFlag, setThrottleFlag, type ThrottleFlag } from '../catalog/throttle.js';
+import type { Config } from '../config/types.js';
+import { withClient } from '../db/connect.js';
 
 /**
  * `shardctl throttle on [--for 10m]`: every copy and apply that reads the catalog pauses at its next

@@ -6,16 +6,16 @@ import { connect, withClient, type Endpoint, withTransaction } from '../db/conne
 import { quoteTable } from '../db/ident.js';
 import { failureText } from '../db/pg-error.js';
 import { blockedError, problemsError, usageError } from '../errors.js';
-import { alignFleetSequences } from '../transfer/sequences.js';
-import { installGuard } from '../transfer/guard.js';
+import { alignFleetSequences } from '../sequences/align.js';
+import { installGuard } from '../fence/unit-guard.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { applyDdl, tableDdl, type TableDdl } from '../tables/ddl.js';
 import { introspect } from '../tables/introspect.js';
-import { captureDefinitions, readDefinitions } from '../transfer/definitions.js';
-import { appendShard, editConfigFile, previewConfigEdit } from './edit.js';
+import { captureDefinitions, readDefinitions } from '../tables/definitions.js';
+import { appendShard, editConfigFile, previewConfigEdit } from '../config/edit-file.js';
 import { qualifiedName } from '../tables/scope.js';
-import { recordTopology } from '../transfer/record-topology.js';
-import { findUnplacedFromCatalog } from '../transfer/unplaced.js';
+import { recordTopology } from '../fence/record-topology.js';
+import { findUnplacedFromCatalog } from '../unit-copy/unplaced.js';
 import { loadModel } from '../tables/model.js';
 import { interpolateValue } from '../config/interpolate.js';
 
@@ -78,7 +78,7 @@ export async function addShard(config: Config, opts: AddShardOptions): Promise<A
       const withNew: Config = { ...config, shards: [...config.shards, { id: opts.id, primary, replicas }] };
       const model = await loadModel(config, c, `shard ${opts.id}`);
       await alignFleetSequences(withNew, model.tables, undefined, [opts.id]);
-      // the write fence's guard before any application can write here (transfer/guard.ts)
+      // the write fence's guard before any application can write here (fence/unit-guard.ts)
       await installGuard(c, target, model);
       return { created: missing.map((d) => d.table), model };
     });

@@ -3,7 +3,7 @@ import { lsn, type Lsn } from '../db/lsn.js';
 import type { Config } from '../config/types.js';
 import { withTransaction } from '../db/connect.js';
 import { quoteLiteral, quoteTable } from '../db/ident.js';
-import { createTableFence, dropTableFence } from '../transfer/table-fence.js';
+import { createTableFence, dropTableFence } from './table-fence.js';
 import { describePrepared, preparedHolding, PREPARED_WAY_OUT } from '../db/prepared.js';
 import { blockedError } from '../errors.js';
 
@@ -62,7 +62,7 @@ async function fenceTables(c: pg.ClientBase, message: string, configured: readon
     for (const name of configured) {
       const exists = await c.query('SELECT to_regclass($1) IS NOT NULL AS ok', [quoteTable(name)]);
       if (!exists.rows[0].ok) continue;
-      // partitions and replication-role sessions included (transfer/table-fence.ts)
+      // partitions and replication-role sessions included (table-fence.ts)
       await createTableFence(c, name, 'shardctl_failed_over', 'shardctl.refuse_failed_over', { replace: false });
       tables++;
     }

@@ -10,7 +10,7 @@ import { checkSourceForFollow } from '../stream/preflight.js';
 import { dropStream, ensurePublication, slotState } from '../stream/slot.js';
 import { blockedError } from '../errors.js';
 import { deleteOnline, openOnline } from '../catalog/online.js';
-import { liftSourceFence } from './fence.js';
+import { liftSourceFence } from '../fence/source-fence.js';
 
 /**
  * The rollback window's reverse stream (shards → monolith), opened by `cutover --reverse`:

@@ -5,7 +5,7 @@ import { pipeCopy } from '../copy/pipe.js';
 import { prepareCells } from './inventory.js';
 import { cellTempName, emptyCellTemp } from '../tables/cells.js';
 import { loadStagedCells, type StagedCells } from '../tables/staged-cells.js';
-import { checkForeignKeys, mayBypassTriggers } from './foreign-keys.js';
+import { checkForeignKeys, mayBypassTriggers } from '../foreign-keys/after-copy-check.js';
 import { unitChecksumSql } from '../tables/checksum.js';
 import { readUnitColumns, unitIndex } from './unit-sums.js';
 import { raiseWorkMem } from '../db/work-mem.js';
@@ -43,7 +43,7 @@ export interface BatchOptions {
   readonly tables: readonly TableModel[];
   /** compare counts and checksums before committing (default true) */
   readonly verify: boolean;
-  /** keep per-row triggers during the COPY (else foreign keys are checked set-based, see foreign-keys.ts) */
+  /** keep per-row triggers during the COPY (else foreign keys are checked set-based, see foreign-keys/after-copy-check.ts) */
   readonly fireTriggers?: boolean;
   /** lat/lng models in a migrate run: the run's source snapshot and staged cells */
   readonly runCells?: RunCells;

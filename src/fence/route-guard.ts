@@ -16,11 +16,11 @@ import { FENCE_LOCK } from '../catalog/locks.js';
  * Each shard holds the catalog's routing rule as data (shardctl.route_rules: the shards in bucket
  * order, the default shard, itself) and the units routed apart from the strategy
  * (shardctl.route_units: pins, mapping entries and held routes, a held route first). Generation
- * `current` is the recorded topology; while a change is being recorded (transfer/record-topology.ts)
+ * `current` is the recorded topology; while a change is being recorded (record-topology.ts)
  * a second generation `next` holds the one to come, and a write must be home under both: between the
  * two commits no unit can be created where either topology would not look for it.
  *
- * Exact under concurrency as the fence is (guard.ts): the check runs after the fence gate (shared
+ * Exact under concurrency as the fence is (fence/unit-guard.ts): the check runs after the fence gate (shared
  * FENCE_LOCK, and under REPEATABLE READ / SERIALIZABLE the fence_epoch row FOR KEY SHARE); a rule
  * change takes FENCE_LOCK exclusively and bumps the epoch, so it waits for every writer that passed
  * the check under the old rule, and a writer whose snapshot predates it fails with 40001.
@@ -105,7 +105,7 @@ export async function writeRouteRules(fleet: Config, gens: { current?: RouteRule
             ]);
             await c.query('INSERT INTO shardctl.route_units (gen, unit, shard) SELECT $1, * FROM unnest($2::text[], $3::text[])', [gen, [...rule.units.keys()], [...rule.units.values()]]);
           }
-          // a key change: a REPEATABLE READ / SERIALIZABLE writer whose snapshot predates this rule fails with 40001 (guard.ts)
+          // a key change: a REPEATABLE READ / SERIALIZABLE writer whose snapshot predates this rule fails with 40001 (fence/unit-guard.ts)
           await c.query('UPDATE shardctl.fence_epoch SET epoch = epoch + 1');
         });
       });

@@ -9,10 +9,10 @@ import { redactText } from '../redact.js';
 import { lsnText, type Lsn } from '../db/lsn.js';
 import { MIGRATION_STREAM, REVERSE_STREAM } from '../stream/names.js';
 import { loadModel } from '../tables/model.js';
-import { alignSourceSequences } from '../transfer/sequences.js';
+import { alignSourceSequences } from '../sequences/align.js';
 import { describeFinding, verify } from '../verify/index.js';
-import { fenceSource, liftSourceFence } from './fence.js';
-import { closeReverse, markShards, reverseSlots, waitForMonolith } from './reverse.js';
+import { fenceSource, liftSourceFence } from '../fence/source-fence.js';
+import { closeReverse, markShards, reverseSlots, waitForMonolith } from './reverse-stream.js';
 
 export interface RollbackOptions {
   /** seconds to wait for writers in flight on the shards and for the reverse follower to catch up; default 60 */

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { lsnDiff, parseLsn } from '../../db/lsn.js';
+import { lsnDiff, parseLsn } from '../db/lsn.js';
 
 /** How far a streaming replica is behind its primary, as the throttle needs it. */
 export interface ReplicaLag {

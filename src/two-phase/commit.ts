@@ -7,7 +7,7 @@ import { describePgError } from '../db/pg-error.js';
 import { blockedError, usageError } from '../errors.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { createRouter, type Router } from '../routing/router.js';
-import { recordCrossRows } from '../catalog/cross-rows.js';
+import { recordCrossRows } from '../catalog/cross-shard-rows.js';
 import { GID_PREFIX, gidLiteral, lockGid, recordStart, transition } from '../catalog/transactions.js';
 
 /** What the callback of `crossShard` writes through. */

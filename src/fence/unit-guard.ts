@@ -25,7 +25,7 @@ import { routeGuardSql } from './route-guard.js';
  *   a BEFORE INSERT/UPDATE/DELETE trigger per sharded table (COPY fires it too) that refuses
  *   writes to fenced units, checking both the old and the new row of an UPDATE.
  *
- * Why it holds for every isolation level (fence.ts is the other side):
+ * Why it holds for every isolation level (unit-fence.ts is the other side):
  *  - Writers take a shared advisory lock (FENCE_LOCK) for their transaction; a fence change takes
  *    it exclusively, so it waits for every writer that already passed the check, and a writer
  *    arriving meanwhile waits until the fence change has committed.
@@ -61,7 +61,7 @@ export function guardSql(model: Model): string[] {
        role       text NOT NULL,
        min_lat double precision, max_lat double precision, min_lng double precision, max_lng double precision,
        since      timestamptz NOT NULL DEFAULT now())`,
-    // roles (fence.ts FENCE_ROLES) are checked by shardctl: a CHECK here could only grow under an exclusive lock
+    // roles (unit-fence.ts FENCE_ROLES) are checked by shardctl: a CHECK here could only grow under an exclusive lock
     `ALTER TABLE shardctl.fenced_units DROP CONSTRAINT IF EXISTS fenced_units_role_check`,
     `CREATE TABLE IF NOT EXISTS shardctl.fence_epoch (epoch bigint PRIMARY KEY)`,
     `INSERT INTO shardctl.fence_epoch SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM shardctl.fence_epoch)`,

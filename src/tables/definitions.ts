@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import type { Model } from '../tables/model.js';
-import { tableDdl, type TableDdl } from '../tables/ddl.js';
+import type { Model } from './model.js';
+import { tableDdl, type TableDdl } from './ddl.js';
 import { readTableDefs, writeTableDefs } from '../catalog/table-defs.js';
 
 /** Stores the DDL of the configured tables, as read from `from`, in the catalog (add-shard builds new shards from it). */

@@ -5,8 +5,8 @@ import { withClient } from '../db/connect.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { REVERSE_STREAM } from '../stream/names.js';
 import { loadModel } from '../tables/model.js';
-import { liftSourceFence } from './fence.js';
-import { closeReverse } from './reverse.js';
+import { liftSourceFence } from '../fence/source-fence.js';
+import { closeReverse } from './reverse-stream.js';
 
 export interface FinishResult {
   /** a rollback window was open (or left by a crash) and is closed now */

@@ -7,7 +7,7 @@ import { redactText } from '../redact.js';
 import { materializeCells } from '../tables/cells.js';
 import { tableChecksumSql, unitChecksumSql } from '../tables/checksum.js';
 import type { RowHash } from '../tables/row-hash.js';
-import { discountCopies, readCrossRows, type CrossRow } from './cross-rows.js';
+import { discountCopies, readCrossRows, type CrossRow } from '../multi-route/cross-shard-rows.js';
 import { compareTables } from '../tables/drift.js';
 import { introspect, type TableInfo } from '../tables/introspect.js';
 import { h3Strategy, type Model, type TableModel } from '../tables/model.js';
@@ -45,7 +45,7 @@ export interface TableScan {
   orphans: number;
   whole?: Sums;
   seconds: number;
-  /** a table with several routes: its cross-shard rows here (cross-rows.ts), by row key */
+  /** a table with several routes: its cross-shard rows here (multi-route/cross-shard-rows.ts), by row key */
   cross?: Map<string, CrossRow>;
   /** a table with several routes: its rows here, each counted once (the units count a row under each of its units) */
   distinct?: number;

@@ -2,12 +2,12 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import type { Endpoint } from '../db/connect.js';
 import { withBoundedLocks, type LockWaitOptions } from '../db/lock-wait.js';
-import { cellBox, hasLatLng } from './guard.js';
+import { cellBox, hasLatLng } from './unit-guard.js';
 import { FENCE_LOCK } from '../catalog/locks.js';
 
 /**
  * The fence API: fence, unfence and read the fenced units of one server that has the guard
- * (guard.ts, `installGuard`). Any server with the guard works: a shard, or the monolith at cutover.
+ * (unit-guard.ts, `installGuard`). Any server with the guard works: a shard, or the monolith at cutover.
  *
  * Roles:
  *   source / target  the unit is moving from `from` to `to`: writes refused on both
@@ -49,7 +49,7 @@ export async function fenceUnits(c: pg.Client, endpoint: Endpoint, config: Confi
         [f.unit, f.from, f.to, f.role, box?.minLat ?? null, box?.maxLat ?? null, box?.minLng ?? null, box?.maxLng ?? null],
       );
     }
-    // A key change: any older snapshot's FOR KEY SHARE of this row now fails (guard.ts).
+    // A key change: any older snapshot's FOR KEY SHARE of this row now fails (unit-guard.ts).
     await c.query('UPDATE shardctl.fence_epoch SET epoch = epoch + 1');
   }, opts);
 }

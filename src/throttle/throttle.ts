@@ -1,9 +1,9 @@
-import type { Config } from '../../config/types.js';
-import { withClient } from '../../db/connect.js';
-import { readThrottleFlag } from '../../catalog/throttle.js';
+import type { Config } from '../config/types.js';
+import { withClient } from '../db/connect.js';
+import { readThrottleFlag } from '../catalog/throttle.js';
 import { replicaLag } from './replica-lag.js';
 import { sourceLoad } from './source-load.js';
-import { sourceEndpoint } from '../../db/endpoints.js';
+import { sourceEndpoint } from '../db/endpoints.js';
 
 /** Why the copy or the apply waits: a replica too far behind, the monolith busy, or someone asked (`throttle on`). */
 export type ThrottleReason = 'replica-lag' | 'source-load' | 'on-demand';

@@ -1,9 +1,9 @@
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { isMap, isSeq, parseDocument, type Document } from 'yaml';
-import { parseConfig } from '../config/load.js';
-import type { Config } from '../config/types.js';
+import { parseConfig } from './load.js';
+import type { Config } from './types.js';
 import { usageError } from '../errors.js';
-import type { CapacityStatus } from '../config/capacity.js';
+import type { CapacityStatus } from './capacity.js';
 
 /**
  * Applies an edit to the config file, keeping its comments, layout and `${VAR}` references. The

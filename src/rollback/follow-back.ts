@@ -16,7 +16,7 @@ import { sourceShapes } from '../stream/shape.js';
 import { Statements } from '../stream/statements.js';
 import { applyStream, startHeartbeat } from '../stream/follower.js';
 import { loadModel, type Model } from '../tables/model.js';
-import { mayBypassTriggers } from '../transfer/foreign-keys.js';
+import { mayBypassTriggers } from '../foreign-keys/after-copy-check.js';
 
 export type FollowBackEvent =
   | { type: 'reverse-start'; shard: string; from: string }

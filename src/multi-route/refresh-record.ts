@@ -1,11 +1,11 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-import { replaceCrossRows, type CrossRecordRow } from '../catalog/cross-rows.js';
+import { replaceCrossRows, type CrossRecordRow } from '../catalog/cross-shard-rows.js';
 import { withClient } from '../db/connect.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import type { Model } from '../tables/model.js';
 import { scopeOf } from '../tables/scope.js';
-import { readCrossRows } from './cross-rows.js';
+import { readCrossRows } from './cross-shard-rows.js';
 
 /**
  * Rewrites the catalog's record of cross-shard rows for every table with several routes, from what

@@ -2,8 +2,8 @@ import type pg from 'pg';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 
 /**
- * The trigger shape of a table-wide fence (cutover and rollback, online/fence.ts; a failed-over
- * primary, failover/fence-server.ts): trigger `name`, calling `fn` (schema-qualified), refuses
+ * The trigger shape of a table-wide fence (cutover and rollback, source-fence.ts; a failed-over
+ * primary, server-fence.ts): trigger `name`, calling `fn` (schema-qualified), refuses
  * writes to `table` however they are made.
  *  - A statement trigger on the table: INSERT, UPDATE, DELETE, TRUNCATE naming it.
  *  - A statement trigger of a partitioned table does not fire for a write that names a partition,

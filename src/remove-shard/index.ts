@@ -10,10 +10,10 @@ import { shardEndpoint } from '../db/endpoints.js';
 import { rebalance, type RebalanceOptions, type RebalanceResult } from '../rebalance/index.js';
 import { jumpHash } from '../routing/jump.js';
 import { tenantKey64 } from '../routing/tenant-key.js';
-import { allEdits, dropShard, editConfigFile, previewConfigEdit, removePin, setMapping, setPin } from '../topology/edit.js';
-import { recordTopology } from '../transfer/record-topology.js';
+import { allEdits, dropShard, editConfigFile, previewConfigEdit, removePin, setMapping, setPin } from '../config/edit-file.js';
+import { recordTopology } from '../fence/record-topology.js';
 import { loadModel } from '../tables/model.js';
-import { findUnplacedFromCatalog } from '../transfer/unplaced.js';
+import { findUnplacedFromCatalog } from '../unit-copy/unplaced.js';
 import { forgetShardDeferredIndexes } from '../catalog/deferred-indexes.js';
 
 export interface RemoveShardOptions extends Pick<RebalanceOptions, 'concurrency' | 'offline' | 'timeoutSeconds' | 'signal' | 'onEvent' | 'onMovePoint'> {

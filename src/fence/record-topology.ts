@@ -6,7 +6,7 @@ import { syncTopology, type UnplacedFound } from '../catalog/topology.js';
 import { withClient } from '../db/connect.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import type { Model } from '../tables/model.js';
-import { installGuard } from './guard.js';
+import { installGuard } from './unit-guard.js';
 import { heldUnder, routeRule, writeRouteRules } from './route-guard.js';
 
 export interface RecordTopologyOptions {

@@ -3,11 +3,11 @@ import { withTransaction } from '../db/connect.js';
 import { quoteTable } from '../db/ident.js';
 import { describePrepared, preparedHolding, PREPARED_WAY_OUT } from '../db/prepared.js';
 import { blockedError } from '../errors.js';
-import { createTableFence, dropTableFence } from '../transfer/table-fence.js';
+import { createTableFence, dropTableFence } from './table-fence.js';
 
 /**
  * The cutover fence on the monolith: a statement trigger on every configured table (and on each
- * of its partitions, transfer/table-fence.ts; ENABLE ALWAYS, so replication-role sessions meet it
+ * of its partitions, table-fence.ts; ENABLE ALWAYS, so replication-role sessions meet it
  * too) that refuses INSERT, UPDATE, DELETE and TRUNCATE from any session but shardctl's own (the `shardctl.bypass`
  * setting every shardctl connection pins, as the rebalance fence does). Creating the triggers takes
  * each table's SHARE ROW EXCLUSIVE lock, so the fence waits for writers in flight (bounded by
@@ -80,7 +80,7 @@ async function fenceOnce(c: pg.ClientBase, tables: readonly string[], lockTimeou
     // CREATE OR REPLACE TRIGGER (PostgreSQL 14+) takes SHARE ROW EXCLUSIVE; DROP TRIGGER would take
     // ACCESS EXCLUSIVE and block readers too
     const replace = Number((await c.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v) >= 140000;
-    // partitions included, replication-role sessions included (transfer/table-fence.ts)
+    // partitions included, replication-role sessions included (table-fence.ts)
     for (const t of tables) await createTableFence(c, t, trigger, `shardctl.${kind}_fence`, { replace });
   });
 }
