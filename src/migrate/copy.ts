@@ -11,7 +11,7 @@ import type { ShardFormat } from './formats.js';
 import { copyBatch, type Batch, type RunCells } from '../unit-copy/batch.js';
 import { syncReferenceTables } from '../unit-copy/reference.js';
 import type { EventSink } from './events.js';
-import type { MigrateOptions, MigrateResult } from './index.js';
+import type { MigrateOptions, MigrateResult } from './types.js';
 
 /** What the copy steps of one migrate run share; `result` is filled in as batches finish. */
 export interface CopyRun {

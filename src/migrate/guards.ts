@@ -4,7 +4,7 @@ import { shardEndpoint } from '../db/endpoints.js';
 import { failureText } from '../db/pg-error.js';
 import type { Model } from '../tables/model.js';
 import { installGuard } from '../fence/unit-guard.js';
-import type { MigrateResult } from './index.js';
+import type { MigrateResult } from './types.js';
 
 /**
  * Every shard migrate wrote to gets the write fence's guard (fence/unit-guard.ts) before any
