@@ -1,7 +1,7 @@
 import type { TableConfig, UnitRoute } from '../config/types.js';
 import { descendantRange } from '../cells/h3.js';
 import { quoteIdent, quoteTable, textArrayLiteral } from '../db/ident.js';
-import { parentCellSql, qualifiedName, type Scope, type ScopeContext } from './scope.js';
+import { parentCellSql, qualifiedName, type Scope, type ScopeContext } from './scope-base.js';
 
 /**
  * Tables with several routes (`routes:` in the config, e.g. a bump routed by each participant's
