@@ -3,10 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import { connect, destroy } from '../src/db/connect.js';
-import { mayBypassTriggers } from '../src/foreign-keys/after-copy-check.js';
-import { quoteIdent, quoteTable } from '../src/db/ident.js';
-import { scopeOf, selectSql } from '../src/tables/scope.js';
+import { connect, destroy, mayBypassTriggers, quoteIdent, quoteTable, scopeOf, selectSql } from '../src/index.js';
 import type { BenchPlan } from './fleet.js';
 
 export interface CopyTotals {

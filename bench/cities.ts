@@ -9,9 +9,7 @@
 import { createRequire } from 'node:module';
 import { cellToParent, latLngToCell } from 'h3-js';
 import { startFleet } from '../harness/fleet/index.js';
-import { parseConfig } from '../src/config/load.js';
-import { copyLinesInto } from '../src/copy/pipe.js';
-import { withClient } from '../src/db/connect.js';
+import { parseConfig, copyLinesInto, withClient } from '../src/index.js';
 import { runItems } from './many-units.js';
 
 const DDL = [

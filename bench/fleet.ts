@@ -1,12 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import type { Config } from '../src/config/types.js';
-import { withClient, type Endpoint } from '../src/db/connect.js';
-import { quoteTable } from '../src/db/ident.js';
-import { shardEndpoint, sourceEndpoint } from '../src/db/endpoints.js';
-import { rootTables, takeInventory } from '../src/unit-copy/inventory.js';
-import { createRouter } from '../src/routing/router.js';
-import { loadModel, type Model } from '../src/tables/model.js';
-import { qualifiedName } from '../src/tables/scope.js';
+import { type Config, withClient, type Endpoint, quoteTable, shardEndpoint, sourceEndpoint, rootTables, takeInventory, createRouter, loadModel, type Model, qualifiedName } from '../src/index.js';
 
 const APP = { applicationName: 'shardctl bench' };
 

@@ -10,8 +10,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { stageFleet } from '../harness/demo/stage.js';
 import { profileCount } from '../harness/fixtures/location.js';
-import { parseConfig } from '../src/config/load.js';
-import { migrate } from '../src/migrate/index.js';
+import { parseConfig, migrate } from '../src/index.js';
 import type { BenchArgs } from './args.js';
 import { checkpointAll, resetFleet } from './fleet.js';
 

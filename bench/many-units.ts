@@ -6,10 +6,7 @@
  * catalog dropped before each run; the two cases alternate (--repeat), medians compared.
  */
 import { startFleet, type Fleet } from '../harness/fleet/index.js';
-import { parseConfig } from '../src/config/load.js';
-import type { Config } from '../src/config/types.js';
-import { withClient } from '../src/db/connect.js';
-import { migrate, type MigrateOptions } from '../src/migrate/index.js';
+import { parseConfig, type Config, withClient, migrate, type MigrateOptions } from '../src/index.js';
 import { checkpointAll, resetFleet } from './fleet.js';
 import { forceGc, withRss } from './rss.js';
 import { postmasterPids, treeCpuSeconds } from './cpu.js';

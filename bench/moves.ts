@@ -1,6 +1,6 @@
 import os from 'node:os';
 import pg from 'pg';
-import type { Config } from '../src/config/types.js';
+import type { Config } from '../src/index.js';
 import { editConfigFile, rebalance, setPin } from '../src/index.js';
 
 /**

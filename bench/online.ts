@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Config } from '../src/config/types.js';
+import type { Config } from '../src/index.js';
 import { abandon, cutover, follow, type FollowEvent } from '../src/index.js';
 
 /**

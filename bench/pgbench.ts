@@ -10,9 +10,9 @@
  * itself does, which loads a million accounts in seconds. Each table also gets the secondary index a
  * DBA sharding by branch would have (bid, aid), on the source and on every shard alike.
  */
-import type { Config } from '../src/config/types.js';
-import { withClient } from '../src/db/connect.js';
-import { shardEndpoint, sourceEndpoint } from '../src/db/endpoints.js';
+import type { Config } from '../src/index.js';
+import { withClient } from '../src/index.js';
+import { shardEndpoint, sourceEndpoint } from '../src/index.js';
 
 export const ACCOUNTS_PER_BRANCH = 100_000;
 export const HISTORY_PER_BRANCH = 20_000;

@@ -1,7 +1,5 @@
-import { migrate, type MigrateResult } from '../src/migrate/index.js';
-import type { MigrateEvent } from '../src/migrate/events.js';
+import { migrate, type MigrateResult, type MigrateEvent, verify } from '../src/index.js';
 // VERIFY CALL SITE — the bench's only dependency on src/verify (see runVerify below).
-import { verify } from '../src/verify/index.js';
 import type { BenchPlan } from './fleet.js';
 import { verifyExit } from '../commands/exit-codes.js';
 

@@ -11,10 +11,7 @@ import { readFileSync } from 'node:fs';
 import { cellToParent, latLngToCell } from 'h3-js';
 import { parse } from 'yaml';
 import { stageFleet } from '../harness/demo/stage.js';
-import { copyLinesInto } from '../src/copy/pipe.js';
-import { parseConfig } from '../src/config/load.js';
-import { withClient } from '../src/db/connect.js';
-import { plan } from '../src/plan/index.js';
+import { copyLinesInto, parseConfig, withClient, plan } from '../src/index.js';
 import type { BenchArgs } from './args.js';
 import { withRss } from './rss.js';
 

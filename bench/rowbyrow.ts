@@ -1,10 +1,5 @@
 import pg from 'pg';
-import { destroy, withClient } from '../src/db/connect.js';
-import { quoteIdent, quoteTable } from '../src/db/ident.js';
-import { startupOptions } from '../src/db/session.js';
-import { createRouter } from '../src/routing/router.js';
-import type { TableModel } from '../src/tables/model.js';
-import { deleteSql, scopeOf, selectSql } from '../src/tables/scope.js';
+import { destroy, withClient, quoteIdent, quoteTable, startupOptions, createRouter, type TableModel, deleteSql, scopeOf, selectSql } from '../src/index.js';
 import type { BenchPlan } from './fleet.js';
 
 /** The seed's tables for the sample: orders, then their items (parents first). */

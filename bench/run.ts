@@ -14,7 +14,7 @@ import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { restaurantCount } from '../harness/fixtures/index.js';
 import { ACCOUNTS_PER_BRANCH, fillPgbench } from './pgbench.js';
 import { planBenchScale } from './plan-scale.js';
-import { redactText } from '../src/redact.js';
+import { redactText } from '../src/index.js';
 import { parseBenchArgs, USAGE, type BenchArgs } from './args.js';
 import { locationBench } from './location.js';
 import { manyUnitsBench } from './many-units.js';

@@ -3,8 +3,7 @@
  * over IPC, runs each phase with its RSS sampled, and replies. SIGINT (Ctrl-C reaches the whole
  * process group) aborts the phase in flight; the parent then stops the fleet.
  */
-import { loadConfig } from '../src/config/load.js';
-import { redactText } from '../src/redact.js';
+import { loadConfig, redactText } from '../src/index.js';
 import { rawBaseline } from './baseline.js';
 import { planBench, type BenchPlan } from './fleet.js';
 import { runMigrate, runVerify } from './phases.js';

@@ -1,10 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { withClient } from '../../src/db/connect.js';
+import { withClient, loadConfig, type Config } from '../../src/index.js';
 import { stringify } from 'yaml';
 import { latLngToCell, cellToParent } from 'h3-js';
-import { loadConfig } from '../../src/config/load.js';
-import type { Config } from '../../src/config/types.js';
 import { createFixtureSchema, fixtureTables, loadFixture, METROS, type FixtureKind } from '../fixtures/index.js';
 import { startFleet, type Fleet, type FleetOptions, type ServerHandle } from '../fleet/index.js';
 

@@ -1,5 +1,4 @@
-import { withClient } from '../../src/db/connect.js';
-import type { Config } from '../../src/config/types.js';
+import { withClient, type Config } from '../../src/index.js';
 import type { WriterStats } from '../fixtures/pos-writer.js';
 
 /** What the demo's own SQL found of the writer's acknowledged writes on the shards. */

@@ -9,7 +9,7 @@ import { mergeSettings, quoteConninfo, readConf } from './conf.js';
 import { copyLiveDataDir } from './copy.js';
 import { handOver, makeServerDir, PgServer, withClient } from './server.js';
 import { sleep } from './proc.js';
-import { redactText } from '../../src/redact.js';
+import { redactText } from '../../src/index.js';
 import type { CreateReplicaOptions, ServerHandle } from './types.js';
 
 /** Replication slot names allow only [a-z0-9_]. */

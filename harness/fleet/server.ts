@@ -9,7 +9,7 @@ import { baseSettings, mergeSettings, writeConf } from './conf.js';
 import { assertUsableBy, chownTree, resolveRunAs } from './osuser.js';
 import { freePort } from './ports.js';
 import { pidAlive, postmasterPid, run, sleep } from './proc.js';
-import { redactText, redactUrl } from '../../src/redact.js';
+import { redactText, redactUrl } from '../../src/index.js';
 import { trackServer, untrackServer } from './registry.js';
 import { randomPassword, scramVerifier } from './scram.js';
 import { getTemplate, SUPERUSER } from './template.js';

@@ -7,7 +7,7 @@ import { pgBinaries } from './binaries.js';
 import { INCLUDE_LINE } from './conf.js';
 import { chownTree, resolveRunAs } from './osuser.js';
 import { run } from './proc.js';
-import { redactText } from '../../src/redact.js';
+import { redactText } from '../../src/index.js';
 import { claimDir, FLEET_PREFIX } from './registry.js';
 import { randomPassword } from './scram.js';
 
