@@ -14,7 +14,7 @@ import { shardEndpoint } from '../src/db/endpoints.js';
 import { fenceUnits, unfenceUnits } from '../src/fence/unit-fence.js';
 import { installGuard } from '../src/fence/unit-guard.js';
 import { loadModel } from '../src/tables/model.js';
-import { fenceSource, liftSourceFence, type TableFence } from '../src/fence/source-fence.js';
+import { fenceSource, liftSourceFence, type SourceFenceKind } from '../src/fence/source-fence.js';
 import { fenceOldPrimary, liftServerFence } from '../src/fence/server-fence.js';
 import { runCliAsync } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
@@ -226,7 +226,7 @@ describe('the write fence at every seam (rental fixture, partitioned payment)', 
     }
   }
 
-  for (const kind of ['cutover', 'rollback'] as TableFence[]) {
+  for (const kind of ['cutover', 'rollback'] as SourceFenceKind[]) {
     it(`the ${kind} statement fence holds for replication-role sessions and for writes naming a partition`, async () => {
       const c = loadConfig(cfg);
       const u = url(c, 's1');

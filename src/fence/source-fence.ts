@@ -20,18 +20,18 @@ import { createTableFence, dropTableFence } from './table-fence.js';
  * the source of truth again. A table fence, not the per-unit one: it also refuses units and
  * reference rows that do not exist yet.
  */
-export type TableFence = 'cutover' | 'rollback';
+export type SourceFenceKind = 'cutover' | 'rollback';
 
-const TRIGGERS: Record<TableFence, string> = { cutover: 'shardctl_cutover_fence', rollback: 'shardctl_rollback_fence' };
+const TRIGGERS: Record<SourceFenceKind, string> = { cutover: 'shardctl_cutover_fence', rollback: 'shardctl_rollback_fence' };
 
 /** The trigger function of a fence: refuses every write but shardctl's own, saying why and where to write. */
-const fenceFunction = (kind: TableFence, why: string, hint: string) => `CREATE OR REPLACE FUNCTION shardctl.${kind}_fence() RETURNS trigger LANGUAGE plpgsql AS $$
+const fenceFunction = (kind: SourceFenceKind, why: string, hint: string) => `CREATE OR REPLACE FUNCTION shardctl.${kind}_fence() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
     IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN COALESCE(NEW, OLD); END IF;
     RAISE EXCEPTION 'shardctl: table %.% ${why}', TG_TABLE_SCHEMA, TG_TABLE_NAME USING ERRCODE = '55000', HINT = '${hint}';
   END $$`;
 
-const FUNCTIONS: Record<TableFence, string> = {
+const FUNCTIONS: Record<SourceFenceKind, string> = {
   cutover: fenceFunction(
     'cutover',
     'is cut over (or being cut over) to the shards; writes to the monolith are refused',
@@ -49,7 +49,7 @@ const FUNCTIONS: Record<TableFence, string> = {
  * `lockTimeoutMs` for the writers in flight. When a prepared transaction holds one of the tables,
  * the error names it and the way out (it would hold them until someone finishes it).
  */
-export async function fenceSource(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number, kind: TableFence = 'cutover', label = 'the server'): Promise<void> {
+export async function fenceSource(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number, kind: SourceFenceKind = 'cutover', label = 'the server'): Promise<void> {
   const until = Date.now() + lockTimeoutMs;
   for (;;) {
     try {
@@ -70,7 +70,7 @@ export async function fenceSource(c: pg.ClientBase, tables: readonly string[], l
 
 const LOCK_NOT_AVAILABLE = '55P03';
 
-async function fenceOnce(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number, kind: TableFence): Promise<void> {
+async function fenceOnce(c: pg.ClientBase, tables: readonly string[], lockTimeoutMs: number, kind: SourceFenceKind): Promise<void> {
   const trigger = TRIGGERS[kind];
   await withTransaction(c, async () => {
     await c.query(`SET LOCAL lock_timeout = ${Math.round(lockTimeoutMs)}`);
@@ -85,13 +85,13 @@ async function fenceOnce(c: pg.ClientBase, tables: readonly string[], lockTimeou
   });
 }
 
-export async function liftSourceFence(c: pg.ClientBase, tables: readonly string[], kind: TableFence = 'cutover'): Promise<void> {
+export async function liftSourceFence(c: pg.ClientBase, tables: readonly string[], kind: SourceFenceKind = 'cutover'): Promise<void> {
   await withTransaction(c, async () => {
     for (const t of tables) await dropTableFence(c, t, TRIGGERS[kind]);
   });
 }
 
-export async function sourceFenced(c: pg.ClientBase, tables: readonly string[], kind: TableFence = 'cutover'): Promise<string[]> {
+export async function sourceFenced(c: pg.ClientBase, tables: readonly string[], kind: SourceFenceKind = 'cutover'): Promise<string[]> {
   const r = await c.query(
     `SELECT n.nspname || '.' || c.relname AS t FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE g.tgname = $1 AND n.nspname || '.' || c.relname = ANY($2::text[])`,
