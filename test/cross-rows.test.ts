@@ -10,7 +10,7 @@ import { crossShard } from '../src/two-phase/commit.js';
 import { migrate } from '../src/migrate/index.js';
 import { verify } from '../src/verify/index.js';
 import { plan } from '../src/plan/index.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import { withClient } from '../src/db/connect.js';
 import { loadModel } from '../src/tables/model.js';
 import { installGuard } from '../src/fence/unit-guard.js';
@@ -137,7 +137,7 @@ describe('location fleet: cross-shard rows (a bump between users on two shards)'
   });
 
   it('crossShard writes a new bump to both shards atomically and records it; verify passes', async () => {
-    const router = createRouter(config);
+    const router = topologyRouter(config);
     const users = await sql<{ id: string; lat: number; lng: number }>(config.source, 'SELECT id::text, home_lat AS lat, home_lng AS lng FROM profiles ORDER BY id');
     const a = users.find((u) => router.shardForLocation(u.lat, u.lng) === 's0')!;
     const b = users.find((u) => router.shardForLocation(u.lat, u.lng) === 's1')!;
@@ -190,7 +190,7 @@ describe('location fleet: cross-shard rows (a bump between users on two shards)'
   it('rebalance moves a cell: its rows keep a copy on the old shard while another unit of theirs lives there; verify passes', async () => {
     // a cell on s0 that has cross-shard rows (its other units on s1) and rows shared with another s0 cell
     const rows = await sql<{ u1: string; u2: string }>(on('s0'), `SELECT lower(to_hex(user1_cell)) AS u1, lower(to_hex(user2_cell)) AS u2 FROM bumps`);
-    const router = createRouter(config);
+    const router = topologyRouter(config);
     const unit = (h: string) => parentOf(h);
     const score = new Map<string, { cross: number; shared: number }>();
     for (const r of rows) {
@@ -261,7 +261,7 @@ describe('POS fleet: key routes (jump)', () => {
     const config = loadConfig(path);
     const m = await migrate(config);
     assert.ok(m.ok, JSON.stringify(m.errors));
-    const router = createRouter(config);
+    const router = topologyRouter(config);
     const rows = await sql<{ id: string; a: string; b: string }>(config.source, 'SELECT id::text, from_restaurant::text AS a, to_restaurant::text AS b FROM transfers');
     const cross = rows.filter((r) => router.shardFor(r.a) !== router.shardFor(r.b));
     assert.ok(cross.length > 0);

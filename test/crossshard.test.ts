@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { cellToCenterChild, gridDisk } from 'h3-js';
 import { loadConfig } from '../src/config/load.js';
 import { editConfigFile, setMapping } from '../src/config/edit-file.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import { crossShard } from '../src/two-phase/commit.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { insertBump } from './helpers/bumps.js';
@@ -136,7 +136,7 @@ describe('location fleet: cross-shard writes (two-phase commit, resolve) and cap
     assert.equal(set.status, 0, set.stderr);
     assert.match(set.stderr, new RegExp(`cell ${cell} mapped to ${shard} \\(read-only\\)`));
     const config = loadConfig(stage.configPath);
-    assert.equal(createRouter(config).shardForCell(cell), shard);
+    assert.equal(topologyRouter(config).shardForCell(cell), shard);
     for (const on of [shard, other]) {
       await assert.rejects(write(on, 9_100_001, inside), (e: any) => {
         assert.equal(e.code, '25006');

@@ -6,7 +6,7 @@ import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { loadConfig } from '../src/config/load.js';
 import { failover } from '../src/failover/index.js';
 import { UserError } from '../src/errors.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import { runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
 
@@ -19,7 +19,7 @@ describe('failover seams: POS, 2 shards with a streaming replica each', () => {
   let cfg: string;
   /** a tenant the config routes to `shard` */
   const tenantOn = (shard: string) => {
-    const router = createRouter(loadConfig(cfg));
+    const router = topologyRouter(loadConfig(cfg));
     return [...Array(30).keys()].map((i) => i + 1).find((t) => router.shardFor(String(t)) === shard)!;
   };
 

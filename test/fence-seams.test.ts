@@ -8,7 +8,7 @@ import type { Config } from '../src/config/types.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { migrate } from '../src/migrate/index.js';
 import { rebalance } from '../src/rebalance/index.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import { editConfigFile, setPin } from '../src/config/edit-file.js';
 import { shardEndpoint } from '../src/db/endpoints.js';
 import { fenceUnits, unfenceUnits } from '../src/fence/unit-fence.js';
@@ -73,7 +73,7 @@ describe('the write fence at every seam (rental fixture, partitioned payment)', 
     }
     const config = loadConfig(cfg);
     assert.equal((await migrate(config)).ok, true);
-    const router = createRouter(config);
+    const router = topologyRouter(config);
     tenantsOn = new Map();
     for (const r of await sql(stage.config.source, 'SELECT store_id::text AS s FROM store ORDER BY store_id')) {
       const shard = router.shardFor(r.s);

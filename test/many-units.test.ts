@@ -6,7 +6,7 @@ import { cellToParent, latLngToCell } from 'h3-js';
 import { startFleet, type Fleet } from '../harness/fleet/index.js';
 import { loadConfig } from '../src/config/load.js';
 import { migrate } from '../src/migrate/index.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import { watchCli, runCli } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
 import { resetShards, sql } from './helpers/fleet.js';
@@ -75,7 +75,7 @@ describe('migrate: many small units in one batch', () => {
     assert.equal(batches.length, 2, `batches of ${batches.join(', ')} units: the number of units does not cut a batch`);
     await assertExact(config);
     // the test's own oracle: the source's units and rows, against the catalog
-    const router = createRouter(config);
+    const router = topologyRouter(config);
     const src = await sql(config.source, 'SELECT tenant::text AS unit, count(*)::int AS n FROM items GROUP BY tenant');
     const tags = new Map((await sql(config.source, 'SELECT i.tenant::text AS unit, count(*)::int AS n FROM item_tags t JOIN items i ON i.id = t.item_id GROUP BY 1')).map((x) => [x.unit, x.n]));
     const placed = new Map((await sql(config.catalog, 'SELECT unit, shard, rows::int AS rows FROM shardctl.placements')).map((p) => [p.unit, p]));

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { Catalog } from '../src/catalog/catalog.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { migrate } from '../src/migrate/index.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import { runCli, watchCli } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
 import { resetShards, rowVersions, sql } from './helpers/fleet.js';
@@ -28,7 +28,7 @@ describe('migrate: POS fixture (jump)', () => {
     assert.equal(p.units, 12);
     assert.equal(p.unplaced, 12);
     assert.deepEqual(p.moves, []);
-    const router = createRouter(stage.config);
+    const router = topologyRouter(stage.config);
     for (const a of p.assignment) assert.equal(a.shard, router.shardFor(a.unit));
     const srcRows = await sql(stage.config.source, 'SELECT (SELECT count(*) FROM orders) AS o, (SELECT count(*) FROM order_items) AS i');
     assert.equal(p.tables.find((t: { table: string }) => t.table === 'public.orders').rows, Number(srcRows[0].o));
@@ -50,7 +50,7 @@ describe('migrate: POS fixture (jump)', () => {
     assert.equal(result.units.failed, 0);
     await assertExact(stage.config);
     const placed = await sql(stage.config.catalog, 'SELECT unit, shard FROM shardctl.placements');
-    const router = createRouter(stage.config);
+    const router = topologyRouter(stage.config);
     assert.equal(placed.length, 12);
     for (const p of placed) assert.equal(p.shard, router.shardFor(p.unit));
     const proofs = await sql(stage.config.catalog, `SELECT count(*) AS n FROM shardctl.placement_tables WHERE checksum <> '0'`);
@@ -282,7 +282,7 @@ describe('migrate: POS fixture (jump)', () => {
     });
 
     it('a shard that already holds rows it should not', async () => {
-      const router = createRouter(stage.config);
+      const router = topologyRouter(stage.config);
       const stray = [...Array(100).keys()].map((i) => 900000 + i).find((id) => router.shardFor(id) !== 's1')!;
       await sql(s1(), `INSERT INTO restaurants (id, name, slug, currency_code, timezone, address, latitude, longitude, opened_on, is_active, tags, public_id, created_at)
                        VALUES ($1, 'stray', 'stray', 'USD', 'UTC', '{}', 0, 0, '2024-01-01', true, '{}', gen_random_uuid(), now())`, [stray]);
@@ -349,7 +349,7 @@ describe('migrate: location fixture (h3)', () => {
     const rows = await sql(src, 'SELECT (SELECT count(*) FROM profiles) AS p, (SELECT count(*) FROM locations) AS l');
     assert.deepEqual(staged, [{ table: 'public.profiles', rows: Number(rows[0].p) }, { table: 'public.locations', rows: Number(rows[0].l) }]);
     assert.ok(batches > 5, `${batches} batches`);
-    const router = createRouter(stage.config);
+    const router = topologyRouter(stage.config);
     const holders = [];
     for (const s of stage.config.shards) {
       const there = await sql(s.primary, 'SELECT latitude, longitude FROM locations WHERE id = $1', [moved.id]);

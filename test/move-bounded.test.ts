@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { Stage } from '../harness/demo/stage.js';
 import { stageMigrated } from './helpers/stage.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import { moveStreamNames } from '../src/rebalance/online.js';
 import { watchCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
@@ -35,7 +35,7 @@ describe('online move: the wait after the fence is bounded', { timeout: 300_000 
   it('a new shard stuck after the fence: the fence on the old shard is lifted while it is still stuck, the unit stays there', async () => {
     const c = stage.config;
     const tenant = '3';
-    const from = createRouter(c).shardFor(tenant);
+    const from = topologyRouter(c).shardFor(tenant);
     const to = c.shards.map((s) => s.id).find((s) => s !== from)!;
     const url = (id: string) => c.shards.find((s) => s.id === id)!.primary;
     const slot = moveStreamNames(tenant).slot;

@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
 import type { Stage } from '../harness/demo/stage.js';
 import { stageMigrated } from './helpers/stage.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import type { MovePoint } from '../src/rebalance/journal.js';
 import { runCli, runCliAsync, watchCli, runCliKilledAtAsync } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
@@ -106,7 +106,7 @@ describe('rebalance: online moves under a writer (POS fixture)', () => {
   it('the hot tenant moves online: its writer commits during the copy, every committed row ends on the new shard exactly', async (t) => {
     const c = loadConfig(cfg);
     const tenant = '3'; // the fixture's hot tenant
-    const from = createRouter(c).shardFor(tenant);
+    const from = topologyRouter(c).shardFor(tenant);
     const to = c.shards.map((s) => s.id).find((s) => s !== from)!;
     const w = startWriter(c, tenant, from);
     await sleep(300);
@@ -180,7 +180,7 @@ describe('rebalance: online moves under a writer (POS fixture)', () => {
   it('an old shard without a free slot is refused with the reason and --offline named (exit 3); --offline moves it', async () => {
     const c = loadConfig(cfg);
     const tenant = '7';
-    const from = createRouter(c).shardFor(tenant);
+    const from = topologyRouter(c).shardFor(tenant);
     const to = c.shards.map((s) => s.id).find((s) => s !== from)!;
     const fromUrl = c.shards.find((s) => s.id === from)!.primary;
     // pretend the old shard has no free slot: fill them

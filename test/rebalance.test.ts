@@ -5,7 +5,7 @@ import type { Stage } from '../harness/demo/stage.js';
 import { stageMigrated } from './helpers/stage.js';
 import { jumpHash } from '../src/routing/jump.js';
 import { tenantKey64 } from '../src/routing/tenant-key.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import { cellToLatLng, gridDisk } from 'h3-js';
 import pg from 'pg';
 import { shardCell } from '../src/cells/h3.js';
@@ -56,7 +56,7 @@ describe('rebalance: POS fixture (jump)', () => {
   });
 
   it('pin isolates a hot tenant on its own shard', async () => {
-    const router = createRouter(loadConfig(cfg));
+    const router = topologyRouter(loadConfig(cfg));
     const tenant = '3'; // the fixture's hot tenant
     const target = ['s0', 's1', 's2', 's3', 's4'].find((s) => s !== router.shardFor(tenant))!;
     const r = runCli(['pin', tenant, target, '--apply', '--config', cfg]);
@@ -70,7 +70,7 @@ describe('rebalance: POS fixture (jump)', () => {
   for (const step of STEPS) {
     it(`offline: SIGKILL right after step "${step}", then a rerun ends exact`, async () => {
       const c = loadConfig(cfg);
-      const router = createRouter(c);
+      const router = topologyRouter(c);
       // a tenant not yet pinned, moved by a new pin
       const tenant = String(10 + STEPS.indexOf(step));
       const from = router.shardFor(tenant);
@@ -96,7 +96,7 @@ describe('rebalance: POS fixture (jump)', () => {
 
   it('writes: other tenants keep writing during a move, the moving tenant is refused cleanly, nothing is lost', async () => {
     const c = loadConfig(cfg);
-    const router = createRouter(c);
+    const router = topologyRouter(c);
     const tenant = '20';
     const from = router.shardFor(tenant);
     const to = c.shards.map((s) => s.id).find((s) => s !== from)!;
@@ -147,7 +147,7 @@ describe('rebalance: location fixture (h3 mapping edit)', () => {
     // The old shard's tombstone refuses the moved cell's points and nothing else: a point just across
     // its edge, in a neighbouring cell that stays on s0, is still written there.
     const config = loadConfig(stage.configPath);
-    const router = createRouter(config);
+    const router = topologyRouter(config);
     const neighbour = gridDisk(cell, 1).find((n) => n !== cell && router.shardForCell(n) === 's0');
     assert.ok(neighbour, `a neighbour of ${cell} placed on s0`);
     const [cLat, cLng] = cellToLatLng(cell);

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import type { Config } from '../src/config/types.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import { runCli, runCliAsync } from './helpers/cli.js';
 import { startWatched } from './helpers/watched.js';
 import { assertExact } from './helpers/exact.js';
@@ -28,7 +28,7 @@ const big = () => randomBytes(3000).toString('base64'); // out of line (TOAST) a
 function shardWriter(config: Config) {
   let running = true;
   const stats = { commits: 0, refused: 0 };
-  const router = createRouter(config);
+  const router = topologyRouter(config);
   const work = async (shard: Config['shards'][number], n: number) => {
     const c = new pg.Client({ connectionString: shard.primary });
     c.on('error', () => undefined);

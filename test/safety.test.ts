@@ -9,7 +9,7 @@ import { stageMigrated } from './helpers/stage.js';
 import { ID_STRIDE } from '../src/sequences/align.js';
 import { shardEndpoint } from '../src/db/endpoints.js';
 import { LOCK_KEY } from '../src/catalog/catalog.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import { runCli, runCliAsync, runCliKilledAt } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
@@ -153,7 +153,7 @@ describe('data safety (POS, 2 shards)', () => {
     const rerun = runCli(['rebalance', '--apply', '--config', cfg]);
     assert.equal(rerun.status, 0, rerun.stderr + rerun.stdout);
     assert.deepEqual(await sql(stage.config.catalog, 'SELECT * FROM shardctl.moves'), []);
-    assert.equal(createRouter(loadConfig(cfg)).shardFor(t), 's1');
+    assert.equal(topologyRouter(loadConfig(cfg)).shardFor(t), 's1');
   });
 
   it('every shardctl connection asks the server for TCP keepalives (a dead run frees its lock in minutes)', async () => {

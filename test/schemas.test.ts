@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import { runCli } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
@@ -29,7 +29,7 @@ const PER_STORE: Record<string, string> = {
 };
 
 async function assertPerStore(config: Config): Promise<void> {
-  const router = createRouter(config);
+  const router = topologyRouter(config);
   for (const [table, q] of Object.entries(PER_STORE)) {
     const want = await sql(config.source, q);
     assert.ok(want.length >= 2);
@@ -142,13 +142,13 @@ describe('schemas: film-rental shop (cross-store keys, partitioned payments)', (
     }
 
     // move a store to another shard: still exact per store
-    const router = createRouter(config);
+    const router = topologyRouter(config);
     const store = '2';
     const to = config.shards.map((s) => s.id).find((s) => s !== router.shardFor(store))!;
     const pin = runCli(['pin', store, to, '--apply', '--config', cfg]);
     assert.equal(pin.status, 0, pin.stderr);
     const moved = loadConfig(cfg);
-    assert.equal(createRouter(moved).shardFor(store), to);
+    assert.equal(topologyRouter(moved).shardFor(store), to);
     assert.equal(runCli(['verify', '--config', cfg]).status, 0);
     await assertExact(moved);
     await assertPerStore(moved);
@@ -230,7 +230,7 @@ describe('schemas: pgbench tables (pgbench_history without a primary key, duplic
     assert.equal(runCli(['verify', '--config', cfg]).status, 0);
     await assertExact(stage.config);
 
-    const router = createRouter(stage.config);
+    const router = topologyRouter(stage.config);
     const branch = '1';
     const to = stage.config.shards.map((s) => s.id).find((s) => s !== router.shardFor(branch))!;
     // pgbench_history has no primary key: online moves refuse it and say so, --offline moves it

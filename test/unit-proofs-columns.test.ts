@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { startFleet, type Fleet } from '../harness/fleet/index.js';
 import { loadConfig } from '../src/config/load.js';
 import { migrate } from '../src/migrate/index.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
 
@@ -50,7 +50,7 @@ describe('migrate: per-unit sums and proofs of text keys COPY escapes', () => {
   /** The source's own counts per unit and table, against the catalog and the shard it names. */
   async function assertJournal(runId?: number): Promise<void> {
     const config = loadConfig(cfg);
-    const router = createRouter(config);
+    const router = topologyRouter(config);
     const docs = new Map((await sql(config.source, 'SELECT tenant AS unit, count(*)::int AS n FROM docs GROUP BY 1')).map((x) => [x.unit as string, x.n as number]));
     const notes = new Map((await sql(config.source, 'SELECT d.tenant AS unit, count(*)::int AS n FROM notes n JOIN docs d ON d.id = n.doc_id GROUP BY 1')).map((x) => [x.unit as string, x.n as number]));
     const placed = new Map((await sql(config.catalog, 'SELECT unit, shard, rows::int AS rows, run_id::int AS run FROM shardctl.placements')).map((p) => [p.unit as string, p]));

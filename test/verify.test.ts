@@ -23,7 +23,7 @@ import type { ServerHandle } from '../harness/fleet/index.js';
 import { copyBatch } from '../src/unit-copy/batch.js';
 import { migrate } from '../src/migrate/index.js';
 import { shardEndpoint, sourceEndpoint } from '../src/db/endpoints.js';
-import { createRouter } from '../src/routing/router.js';
+import { topologyRouter } from '../src/routing/router.js';
 import { loadModel } from '../src/tables/model.js';
 import { deleteSql, scopeOf } from '../src/tables/scope.js';
 import { formatReport, junitXml, verify, type Finding, type VerifyOptions, type VerifyResult } from '../src/verify/index.js';
@@ -56,7 +56,7 @@ before(async () => {
   ]);
   assert.equal(migrateExit(m), 0, JSON.stringify(m.failures.slice(0, 3)));
   assert.equal(migrateExit(l), 0, JSON.stringify(l.failures.slice(0, 3)));
-  const router = createRouter(pos.config);
+  const router = topologyRouter(pos.config);
   for (let id = 1; id <= 10; id++) {
     const s = router.shardFor(id);
     unitsOn.set(s, [...(unitsOn.get(s) ?? []), String(id)]);
@@ -493,7 +493,7 @@ test('a clean location fleet passes', async () => {
 });
 
 test('location: one byte of a message (via chat_rooms → H3 cell) changed on one shard', async () => {
-  const router = createRouter(loc.config);
+  const router = topologyRouter(loc.config);
   const [room] = await loc.fleet.source.query(`SELECT r.id, r.h3_cell::text AS cell FROM chat_rooms r JOIN messages m ON m.chat_room_id = r.id ORDER BY r.id LIMIT 1`);
   const unit = cellToParent(BigInt(room.cell).toString(16), 3);
   const home = router.shardForCell(unit);
@@ -508,7 +508,7 @@ test('location: one byte of a message (via chat_rooms → H3 cell) changed on on
 });
 
 test('location: a lat/lng row moved to the wrong shard', async () => {
-  const router = createRouter(loc.config);
+  const router = topologyRouter(loc.config);
   const [row] = await loc.fleet.source.query(`SELECT id, latitude, longitude FROM locations ORDER BY id LIMIT 1`);
   const unit = router.cellFor(row.latitude, row.longitude);
   const home = router.shardForCell(unit);

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-import { createRouter } from '../routing/router.js';
+import { topologyRouter } from '../routing/router.js';
 
 /**
  * Routing follows the data (issue 24). The topology changes before the data does: `add-shard`,
@@ -64,7 +64,7 @@ export interface HeldRoute {
  * that records that topology. Only rows that differ are written (an unchanged topology bumps nothing).
  */
 export async function syncHeldRoutes(c: pg.ClientBase, config: Pick<Config, 'strategy' | 'shards'>): Promise<void> {
-  const router = createRouter(config);
+  const router = topologyRouter(config);
   const placed = await c.query<[string, string]>({ text: 'SELECT unit, shard FROM shardctl.placements', rowMode: 'array' });
   const want = new Map<string, HeldRoute>();
   for (const [unit, shard] of placed.rows) {

@@ -4,7 +4,7 @@ import { withClient } from '../db/connect.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { withBoundedLocks } from '../db/lock-wait.js';
 import { TOPOLOGY_MIGRATION } from '../catalog/topology-sql.js';
-import { createRouter } from '../routing/router.js';
+import { topologyRouter } from '../routing/router.js';
 import { FENCE_LOCK } from '../catalog/locks.js';
 
 /**
@@ -78,7 +78,7 @@ export function routeRule(t: Pick<Config, 'strategy' | 'shards'>, held: Readonly
 
 /** unit → the shard that holds its rows, for every placed unit `t` routes elsewhere (what syncHeldRoutes will record). */
 export function heldUnder(t: Pick<Config, 'strategy' | 'shards'>, placed: ReadonlyMap<string, string>): Map<string, string> {
-  const router = createRouter(t);
+  const router = topologyRouter(t);
   return new Map([...placed].filter(([u, s]) => router.shardForUnit(u) !== s));
 }
 

@@ -3,7 +3,7 @@ import type { Config } from '../config/types.js';
 import { connect } from '../db/connect.js';
 import { readTopology, type CatalogTopology } from '../catalog/read-topology.js';
 import { TOPOLOGY_CHANNEL } from '../catalog/topology-sql.js';
-import { createRouter as routerFromConfig, type Router } from '../routing/router.js';
+import { topologyRouter as routerFromConfig, type Router } from '../routing/router.js';
 
 export interface CatalogRouterOptions {
   /** the catalog database's connection string */

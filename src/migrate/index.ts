@@ -19,7 +19,7 @@ import { alignFleetSequences } from '../sequences/align.js';
 import { failureText } from '../db/pg-error.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { chooseWork, makeBatches, rowScale } from './work.js';
-import { createRouter } from '../routing/router.js';
+import { topologyRouter } from '../routing/router.js';
 import { copyBatches, copyReferenceTables, type CopyRun } from './copy.js';
 import { copyFormats } from './formats.js';
 import { buildDeferredIndexes, deferIndexes } from './indexes-after.js';
@@ -49,7 +49,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     const { catalog, run } = scope;
     if (!opts.held && !opts.dryRun) await refuseInOnlineWindow(catalog.client, opts.resync ? 'migrate --resync' : 'migrate'); // held: migrate --follow's own copy
     const source = sourceEndpoint(config);
-    const router = createRouter(config);
+    const router = topologyRouter(config);
     const routeOf = (u: string) => router.shardForUnit(u);
     const placements = await placementsIfAny(catalog.client);
     // Check every shard before writing anything: reachable, schema fits, no rows it should not hold.

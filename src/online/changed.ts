@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { quoteIdent, quoteTable } from '../db/ident.js';
-import { createRouter } from '../routing/router.js';
+import { topologyRouter } from '../routing/router.js';
 import { rowHashSql } from '../tables/row-hash.js';
 import { columnType, type Model, type TableModel } from '../tables/model.js';
 import { qualifiedName, routeChain } from '../tables/scope.js';
@@ -47,7 +47,7 @@ export async function checkChangedRows(
     }
   }
   // only root tables are routed here (a via row's unit comes from its chain's root row)
-  const router = rowRouter(model, createRouter(model.config), async () => ({ kind: 'unknown', why: 'not asked' }), (u) => placements.get(u));
+  const router = rowRouter(model, topologyRouter(model.config), async () => ({ kind: 'unknown', why: 'not asked' }), (u) => placements.get(u));
   const out: ChangedRows = { rows: 0, problems: [], newUnits: new Map() };
   const problem = (s: string) => void (out.problems.length < 50 && out.problems.push(s));
   for (const [name, byKey] of dirty) {

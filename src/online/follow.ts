@@ -9,7 +9,7 @@ import { mayBypassTriggers } from '../foreign-keys/after-copy-check.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { redactText } from '../redact.js';
 import { pgFailure } from '../db/pg-error.js';
-import { createRouter } from '../routing/router.js';
+import { topologyRouter } from '../routing/router.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { Applier, type ShardSession } from '../stream/apply.js';
 import type { FollowEventSink } from '../stream/events.js';
@@ -169,7 +169,7 @@ async function streamChanges(config: Config, model: Model, names: StreamNames, o
     // from here on a write on a shard that is not the follower's is recorded (cutover re-proves it)
     for (const s of sessions) await recordForeignWrites(s.client, names.slot, model.tables);
     const recorded = await withClient(source, (c) => copyRelFiles(c, sessions, model, names, emit));
-    const router = createRouter(config);
+    const router = topologyRouter(config);
     const applier = new Applier(model, sessions, names.slot, (parentShard) => rowRouter(model, router, parentShard));
     const shapes = await withClient(source, (c) => sourceShapes(c, model.tables.map((t) => t.name)));
     const start = sessions.reduce((m, s) => (s.pos < m ? s.pos : m), sessions[0]!.pos);

@@ -3,7 +3,7 @@ import type { Config } from '../config/types.js';
 import { connect } from '../db/connect.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { columnType, type Model, type TableModel } from '../tables/model.js';
-import { createRouter } from '../routing/router.js';
+import { topologyRouter } from '../routing/router.js';
 import { rowRouter } from '../stream/route.js';
 import { compareRows, keyText } from './changed.js';
 import { Catalog } from '../catalog/catalog.js';
@@ -70,7 +70,7 @@ export async function startProver(config: Config, model: Model, slot: string, op
     await Promise.all([source, ...shards.values()].map((c) => c.end().catch(() => undefined)));
     throw e;
   }
-  const router = rowRouter(model, createRouter(config), async () => ({ kind: 'unknown', why: 'not asked' }), (u) => placements.get(u));
+  const router = rowRouter(model, topologyRouter(config), async () => ({ kind: 'unknown', why: 'not asked' }), (u) => placements.get(u));
   const loop = (async () => {
     while (!stopped) {
       let n = 0;

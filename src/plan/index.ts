@@ -3,7 +3,7 @@ import { placementsIfAny } from '../catalog/read.js';
 import { readCrossShardSummary, type CrossShardSummary } from '../catalog/cross-shard-rows.js';
 import { connect, withClient } from '../db/connect.js';
 import { problemsError, usageError } from '../errors.js';
-import { createRouter } from '../routing/router.js';
+import { topologyRouter } from '../routing/router.js';
 import type pg from 'pg';
 import { loadModel, type Model } from '../tables/model.js';
 import { quoteTable } from '../db/ident.js';
@@ -86,7 +86,7 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
   });
   refuseRowsOfNoUnit(units.noUnit);
   const [placements, crossShard] = await withClient({ label: 'catalog', url: config.catalog }, async (c) => [await placementsIfAny(c), await readCrossShardSummary(c)] as const);
-  const router = createRouter(config);
+  const router = topologyRouter(config);
   const routeOf = (u: string) => router.shardForUnit(u);
 
   const assignment = largestFirst(units.units.map((unit, i) => ({ unit, shard: routeOf(unit), rows: units.rows[i]!, bytes: units.bytes[i]!, placedOn: placements.get(unit) })));

@@ -1,6 +1,6 @@
 import type { CellMapping, Config } from '../config/types.js';
 import { usageError } from '../errors.js';
-import { createRouter } from '../routing/router.js';
+import { topologyRouter } from '../routing/router.js';
 import { buildCellGraph, partitionStats } from './cell-graph.js';
 import { proposeRegions, type CapacityStatus } from './regions.js';
 
@@ -33,7 +33,7 @@ export function proposeMapping(cells: readonly { unit: string; bytes: number }[]
   if (!Number.isInteger(n) || n < 1) throw usageError('--shards must be a whole number of at least 1');
   if (config.strategy.kind !== 'h3') throw usageError('--propose-mapping is for the h3 strategy; jump needs no mapping');
   const ids = Array.from({ length: n }, (_, i) => config.shards[i]?.id ?? `s${i}`);
-  const router = createRouter(config);
+  const router = topologyRouter(config);
   const mapped = new Map<string, CellMapping>(config.strategy.mapping.map((m) => [m.cell, m]));
   const p = proposeRegions({
     cells: cells.map((c) => ({ cell: c.unit, weight: c.bytes })),

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-import { createRouter } from '../routing/router.js';
+import { topologyRouter } from '../routing/router.js';
 import { placedOrMoving } from '../catalog/moves.js';
 import type { HomesOf, OnShard } from './unit-rows.js';
 
@@ -10,7 +10,7 @@ import type { HomesOf, OnShard } from './unit-rows.js';
  * for verify to name). Unplaced units live where they route.
  */
 export function catalogHomes(config: Config, catalog: pg.ClientBase, serial: <T>(fn: () => Promise<T>) => Promise<T>): HomesOf {
-  const router = createRouter(config);
+  const router = topologyRouter(config);
   return async (units) => {
     const rows = await serial(() => placedOrMoving(catalog, units));
     const out = new Map<string, Set<string>>();

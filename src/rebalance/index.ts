@@ -9,7 +9,7 @@ import { blockedError, UserError } from '../errors.js';
 import { failureText, isConnectionLoss, pgFailure } from '../db/pg-error.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { syncReferenceTables } from '../unit-copy/reference.js';
-import { createRouter } from '../routing/router.js';
+import { topologyRouter } from '../routing/router.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { recordedShards } from '../catalog/topology.js';
 import { recordTopology } from '../fence/record-topology.js';
@@ -189,7 +189,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
       }
     }
     const inflight = await movesInFlight(catalog.client);
-    const router = createRouter(config);
+    const router = topologyRouter(config);
     const routeOf = (u: string) => router.shardForUnit(u);
     const resuming = new Map(inflight.map((m) => [m.unit, m]));
     const moves: PlannedMove[] = [];

@@ -17,7 +17,7 @@ import { finishMove, flipPlacement, isOfflineStep, isOnlineStep, journalStep, ON
 import { catchUp, copyOnline, dropMoveStream, moveStreamNames } from './online.js';
 import { changedRowsDiffer, checkChangedRows } from './unit-changed.js';
 import { readPosition } from '../stream/positions.js';
-import { createRouter } from '../routing/router.js';
+import { topologyRouter } from '../routing/router.js';
 
 export interface MoveContext {
   readonly config: Config;
@@ -75,7 +75,7 @@ function progress(ctx: MoveContext, m: Unit, list: readonly Step[], at: Step | u
       ctx.onMovePoint?.(s, m);
     },
     flip: async () => {
-      const wanted = createRouter(ctx.config).shardForUnit(m.unit); // the topology this run recorded
+      const wanted = topologyRouter(ctx.config).shardForUnit(m.unit); // the topology this run recorded
       await ctx.journal(() => flipPlacement(ctx.catalog, ctx.runId, m, wanted));
       p.last = list.indexOf('flipped');
       ctx.onStep?.({ ...m, step: 'flipped' }, 'flipped');

@@ -11,7 +11,7 @@
  *   const fromFile = await loadRouter('shardctl.yaml'); // the same file the tool uses, read for routing only
  */
 import type { Config, Strategy } from '../config/types.js';
-import { createRouter as routerOf, type Router } from './router.js';
+import { topologyRouter as routerOf, type Router } from './router.js';
 
 export { tenantKey64, tenantText } from './tenant-key.js';
 export { jumpHash } from './jump.js';

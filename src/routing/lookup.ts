@@ -1,6 +1,6 @@
 import type { Config } from '../config/types.js';
 import { usageError } from '../errors.js';
-import { createRouter } from './router.js';
+import { topologyRouter } from './router.js';
 import { tenantText } from './tenant-key.js';
 
 /** The topology a lookup routes with when it comes from the catalog (catalog/read-topology.ts). */
@@ -36,7 +36,7 @@ export interface LocationRoute {
 export function routeKeys(config: Config, keys: readonly string[], catalog?: RoutingTopology): KeyRoute[] {
   const topo = catalog ?? config;
   if (topo.strategy.kind !== 'jump') throw usageError(`${config.file}: strategy is h3; route a location with --lat and --lng`);
-  const router = createRouter(topo, catalog?.held);
+  const router = topologyRouter(topo, catalog?.held);
   const pins = topo.strategy.pins;
   return keys.map((key) => {
     const text = tenantText(key);
@@ -55,7 +55,7 @@ export function routeKeys(config: Config, keys: readonly string[], catalog?: Rou
 export function routeLocation(config: Config, lat: number, lng: number, catalog?: RoutingTopology): LocationRoute {
   const st = (catalog ?? config).strategy;
   if (st.kind !== 'h3') throw usageError(`${config.file}: strategy is jump; route tenant keys instead of a location`);
-  const router = createRouter(catalog ?? config, catalog?.held);
+  const router = topologyRouter(catalog ?? config, catalog?.held);
   let cell: string;
   try {
     cell = router.cellFor(lat, lng);

@@ -32,7 +32,7 @@ export interface Router {
  *   router.shardFor(42);                       // 's2'
  *   router.shardForLocation(37.5665, 126.978); // 'kr-1'
  */
-export function createRouter(config: Pick<Config, 'strategy' | 'shards'>, held: ReadonlyMap<string, { readonly shard: string }> = new Map()): Router {
+export function topologyRouter(config: Pick<Config, 'strategy' | 'shards'>, held: ReadonlyMap<string, { readonly shard: string }> = new Map()): Router {
   const shards = config.shards.map((s) => s.id);
   const st: Strategy = config.strategy;
   const needs = (kind: Strategy['kind'], what: string): never => {

@@ -6,7 +6,7 @@ import { connect } from '../db/connect.js';
 import { describePgError } from '../db/pg-error.js';
 import { blockedError, usageError } from '../errors.js';
 import { shardEndpoint } from '../db/endpoints.js';
-import { createRouter, type Router } from '../routing/router.js';
+import { topologyRouter, type Router } from '../routing/router.js';
 import { recordCrossRows } from '../catalog/cross-shard-rows.js';
 import { GID_PREFIX, gidLiteral, lockGid, recordStart, transition } from '../catalog/transactions.js';
 
@@ -63,7 +63,7 @@ export async function crossShard<T>(config: Config, fn: (tx: CrossShardTx) => Pr
   const open = new Map<string, pg.Client>();
   const declared = new Map<string, Set<string>>();
   const tx: CrossShardTx = {
-    router: createRouter(config),
+    router: topologyRouter(config),
     crossRow(table, key) {
       const name = table.includes('.') ? table : `public.${table}`;
       if (!config.tables.some((t) => `${t.schema}.${t.name}` === name && t.routes)) throw usageError(`crossShard: ${name} is not a table with several routes in ${config.file}`);

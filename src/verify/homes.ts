@@ -2,7 +2,7 @@ import { placementsIfAny } from '../catalog/read.js';
 import type { Config } from '../config/types.js';
 import { withClient } from '../db/connect.js';
 import { isUserError } from '../errors.js';
-import { createRouter } from '../routing/router.js';
+import { topologyRouter } from '../routing/router.js';
 import type { PlacementSource } from './types.js';
 
 /** Where each unit should live: its catalog placement, else the shard it routes to (as migrate decides). */
@@ -20,7 +20,7 @@ export interface Homes {
  * cutover the catalog may have gone with the source) an unreachable catalog is a warning, not a stop.
  */
 export async function readHomes(config: Config, optional: boolean): Promise<Homes> {
-  const router = createRouter(config);
+  const router = topologyRouter(config);
   const route = (u: string) => router.shardForUnit(u);
   const warnings: string[] = [];
   let placements = new Map<string, string>();

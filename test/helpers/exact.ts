@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { cellToParent } from 'h3-js';
 import pg from 'pg';
 import type { Config } from '../../src/config/types.js';
-import { createRouter } from '../../src/routing/router.js';
+import { topologyRouter } from '../../src/routing/router.js';
 
 /**
  * Independent proof that a migration is exact, written without the engine's SQL builders: every
@@ -10,7 +10,7 @@ import { createRouter } from '../../src/routing/router.js';
  * shards equals the source row for row (multiset of row texts).
  */
 export async function assertExact(config: Config, opts: { pins?: Record<string, string> } = {}): Promise<void> {
-  const router = createRouter(config);
+  const router = topologyRouter(config);
   const source = await rowsByTable(config.source, config);
   const seen = new Map<string, Map<string, number>>(); // table -> row text -> count
   for (const shard of config.shards) {
@@ -51,7 +51,7 @@ async function rowsByTable(url: string, config: Config): Promise<Map<string, { t
   const c = new pg.Client({ connectionString: url, options: '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=3' });
   await c.connect();
   try {
-    const router = createRouter(config);
+    const router = topologyRouter(config);
     const out = new Map<string, { text: string; unit?: string }[]>();
     const unitsOf = new Map<string, Map<string, string>>(); // table -> pk text -> unit
     for (const t of config.tables) {

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { cellToCenterChild, cellToParent, latLngToCell } from 'h3-js';
 import { parseConfig } from '../../src/config/load.js';
-import { createRouter } from '../../src/routing/router.js';
+import { topologyRouter } from '../../src/routing/router.js';
 import { RouteError, rowRouter, type Placement } from '../../src/stream/route.js';
 import type { TableModel } from '../../src/tables/model.js';
 import { jumpHashReference } from '../helpers/jump-reference.js';
@@ -39,7 +39,7 @@ function jumpRows(answer: Placement = { kind: 'shard', shard: 's1' }, placed: (u
     'public.currencies': { 'code*': 'text', usd_rate: 'numeric' },
   });
   const asked: ParentAsk[] = [];
-  const rows = rowRouter(model, createRouter(jumpConfig), async (parent: TableModel, column, value) => (asked.push({ parent: parent.name, column, value }), answer), placed);
+  const rows = rowRouter(model, topologyRouter(jumpConfig), async (parent: TableModel, column, value) => (asked.push({ parent: parent.name, column, value }), answer), placed);
   return { rows, asked, t: (n: string) => model.table(`public.${n}`) };
 }
 
@@ -101,7 +101,7 @@ tables:
       'public.chat_rooms': { 'id*': 'bigint', h3_cell: 'bigint' },
       'public.messages': { 'id*': 'bigint', room_id: 'bigint' },
     });
-    const rows = (placed: (u: string) => string | undefined = () => undefined) => rowRouter(model, createRouter(config), async () => ({ kind: 'shard', shard: 's2' }), placed);
+    const rows = (placed: (u: string) => string | undefined = () => undefined) => rowRouter(model, topologyRouter(config), async () => ({ kind: 'shard', shard: 's2' }), placed);
     /** an H3 index as the table stores it: the bigint of a resolution-12 cell, as text */
     const stored = (cell12: string) => BigInt(`0x${cell12}`).toString();
 
