@@ -3,7 +3,7 @@ import type { Config } from '../config/types.js';
 import { connect } from '../db/connect.js';
 import { readTopology, type CatalogTopology } from '../catalog/read-topology.js';
 import { TOPOLOGY_CHANNEL } from '../catalog/topology-sql.js';
-import { topologyRouter as routerFromConfig, type Router } from '../routing/router.js';
+import { topologyRouter, type Router } from '../routing/router.js';
 
 export interface CatalogRouterOptions {
   /** the catalog database's connection string */
@@ -114,7 +114,7 @@ class Follower {
 
   private swap(t: CatalogTopology): void {
     if (this.current && t.version <= this.current.version) return;
-    this.current = { version: t.version, router: routerFromConfig(t, t.held), held: t.held };
+    this.current = { version: t.version, router: topologyRouter(t, t.held), held: t.held };
     for (const fn of this.listeners) fn(t.version);
   }
 
@@ -199,5 +199,5 @@ class Follower {
 export function createRouter(config: Pick<Config, 'strategy' | 'shards'>): Router;
 export function createRouter(source: CatalogRouterOptions): Promise<LiveRouter>;
 export function createRouter(arg: Pick<Config, 'strategy' | 'shards'> | CatalogRouterOptions): Router | Promise<LiveRouter> {
-  return 'strategy' in arg ? routerFromConfig(arg) : createCatalogRouter(arg);
+  return 'strategy' in arg ? topologyRouter(arg) : createCatalogRouter(arg);
 }

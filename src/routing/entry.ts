@@ -11,7 +11,7 @@
  *   const fromFile = await loadRouter('shardctl.yaml'); // the same file the tool uses, read for routing only
  */
 import type { Config, Strategy } from '../config/types.js';
-import { topologyRouter as routerOf, type Router } from './router.js';
+import { topologyRouter, type Router } from './router.js';
 
 export { tenantKey64, tenantText } from './tenant-key.js';
 export { jumpHash } from './jump.js';
@@ -58,7 +58,7 @@ export function createRouter(topology: RoutingTopology): Router {
   } else {
     throw new TypeError(`strategy.kind must be jump or h3, got ${String((st as { kind?: unknown })?.kind)}`);
   }
-  return routerOf({ strategy, shards: shards.map((id) => ({ id })) as unknown as Config['shards'] });
+  return topologyRouter({ strategy, shards: shards.map((id) => ({ id })) as unknown as Config['shards'] });
 }
 
 /**

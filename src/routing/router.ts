@@ -27,8 +27,11 @@ export interface Router {
  * cannot know when a move flips: deploy the new config after the rebalance; until then a moved
  * unit's old shard refuses its writes naming the new shard.
  *
+ * Applications get it through the public `createRouter(config)` (live-routing/live-router.ts;
+ * routing/entry.ts for `shardctl/router`); the engine calls it by this name, with held routes.
+ *
  * @example
- *   const router = createRouter(loadConfig('shardctl.yaml'));
+ *   const router = topologyRouter(loadConfig('shardctl.yaml'));
  *   router.shardFor(42);                       // 's2'
  *   router.shardForLocation(37.5665, 126.978); // 'kr-1'
  */
