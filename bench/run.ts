@@ -28,7 +28,7 @@ import { startWorker, type Worker } from './worker-client.js';
 import { runOnline, type OnlineFigures, type OnlineLoad } from './online.js';
 import { startTpcb } from './tpcb.js';
 import { startWriter } from '../harness/fixtures/pos-writer.js';
-import type { Config } from '../src/config/types.js';
+import type { Config } from '../src/index.js';
 import { runMoves, type MoveFigures } from './moves.js';
 import { migrate } from '../src/index.js';
 

@@ -118,10 +118,10 @@ const ROW: Cell[] = [
 const named = (cells: readonly Cell[]) => Object.fromEntries(ORDERS.map((c, i) => [c.name, cells[i]]));
 
 describe('pgoutput decoding (src/stream/decoder.ts), messages built from the protocol documentation', () => {
-  it('begin and commit: exact 64-bit positions (above 2^53 too) and the commit time in ms since 1970', () => {
+  it('begin and commit: exact 64-bit positions (above 2^53 too), the commit time in ms since 1970, the transaction id', () => {
     const decode = decoder();
     const at = Date.UTC(2026, 11, 6, 23, 59, 59, 123);
-    assert.deepEqual(decode(msg.begin('1A/2B3C4D5E', pgTime(at, 456), 777)), { kind: 'begin', commitLsn: 0x1a2b3c4d5en, commitTime: at });
+    assert.deepEqual(decode(msg.begin('1A/2B3C4D5E', pgTime(at, 456), 777)), { kind: 'begin', commitLsn: 0x1a2b3c4d5en, commitTime: at, xid: 777 });
     assert.deepEqual(decode(msg.commit('FFFFFFFF/FFFFFF00', 'FFFFFFFF/FFFFFFF8', pgTime(at, 999))), { kind: 'commit', endLsn: 2n ** 64n - 8n, commitTime: at });
   });
 

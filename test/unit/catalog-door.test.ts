@@ -3,8 +3,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import ts from 'typescript';
-import { MIGRATIONS } from '../src/catalog/schema.js';
-import { repoPath, repoRoot } from './helpers/paths.js';
+import { MIGRATIONS } from '../../src/catalog/schema.js';
+import { repoPath, repoRoot } from '../helpers/paths.js';
 
 /**
  * The catalog is the one door (issue 28): every SQL statement on the catalog's tables lives in

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MESSAGE_PREFIX, moveTag, parseControl } from '../src/stream/control.js';
+import { MESSAGE_PREFIX, moveTag, parseControl } from '../../src/stream/control.js';
 
 // The follower's control messages as the decoder hands them over (prefix, content). No server: the
 // texts below are what earlier versions wrote on the source, so a window opened by one still works.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { lsn, lsnDiff, lsnText, parseLsn, ZERO_LSN } from '../src/db/lsn.js';
+import { lsn, lsnDiff, lsnText, parseLsn, ZERO_LSN } from '../../src/db/lsn.js';
 
 // The one WAL position type: parsed from and formatted to pg_lsn's text at the edges. No server: the
 // texts are as PostgreSQL prints them (upper-case hex halves, no leading zeros).
