@@ -126,7 +126,10 @@ describe('the online window: seams of its lifecycle (POS, 2 shards)', () => {
       // shardctl left them): cutover refuses, naming unit and shard
       const PHANTOM = 777_777;
       const s0 = stage.config.shards[0]!;
+      // (an older shardctl had no trigger recording writes that are not the follower's: off for this one)
+      await sql(s0.primary, 'ALTER TABLE restaurants DISABLE TRIGGER shardctl_follow_record');
       await sql(s0.primary, `INSERT INTO restaurants SELECT $1::bigint, name, slug || '-phantom', currency_code, timezone, address, latitude, longitude, opened_on, is_active, tags, logo, gen_random_uuid(), created_at, deleted_at FROM restaurants LIMIT 1`, [PHANTOM]);
+      await sql(s0.primary, 'ALTER TABLE restaurants ENABLE ALWAYS TRIGGER shardctl_follow_record');
       await sql(stage.config.catalog, `INSERT INTO shardctl.placements (unit, shard, rows) VALUES ($1, $2, 1)`, [String(PHANTOM), s0.id]);
       const stale = await runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '120', '--config', cfg]);
       assert.equal(stale.status, 3, stale.stdout + stale.stderr);

@@ -254,7 +254,7 @@ async function refuseGap(source: Endpoint, names: StreamNames, sessions: readonl
   const behind = sessions.filter((s) => s.pos < confirmed);
   if (!behind.length) return;
   const which = behind.map((s) => `shard ${s.id} at ${lsnText(s.pos)}`).join(', ');
-  throw blockedError(`${which}: behind the position the slot ${names.slot} has confirmed (${confirmed}), so the source's changes in between are lost to the follower (was the shard failed over to a replica that lacked its last commits, or restored?)`, {
+  throw blockedError(`${which}: behind the position the slot ${names.slot} has confirmed (${lsnText(confirmed)}), so the source's changes in between are lost to the follower (was the shard failed over to a replica that lacked its last commits, or restored?)`, {
     hint: `copy again from a fresh slot: shardctl migrate --abandon, then shardctl migrate --follow (migrate --resync --units is refused while the window is open and would not bring the changes back)`,
   });
 }

@@ -6,7 +6,8 @@ import { main } from '../../commands/cli.js';
 import type { MovePoint } from '../../src/index.js';
 
 const [point, ...args] = process.argv.slice(2);
-process.exitCode = await main([process.argv[0]!, 'shardctl', ...args], {
+// `node --test dist/test/` loads every file under test/, this one too, without arguments: nothing to run then
+if (point !== undefined) process.exitCode = await main([process.argv[0]!, 'shardctl', ...args], {
   onMovePoint: (at: MovePoint) => {
     if (at === point) process.kill(process.pid, 'SIGKILL');
   },
