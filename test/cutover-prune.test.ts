@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { PROVE_LOCK } from '../src/online/prover.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
@@ -36,6 +38,32 @@ describe('cutover: the changed-row record is pruned while following', { timeout:
     for (let i = 0; i < 240 && (n = await recorded()) > max; i++) await sleep(500);
     assert.ok(n <= max, `the follower proves and prunes the changed rows while following (${n} recorded, expected at most ${max})`);
   };
+  /**
+   * A prover that never lets go: two sessions take the prover's lock in turns that overlap (each
+   * holds it 200 ms, then takes it again at once), as a prover working off a backlog round after
+   * round. A cutover that only polls for the lock never finds it free.
+   */
+  const busyProver = async () => {
+    const clients = [new pg.Client({ connectionString: stage.config.source }), new pg.Client({ connectionString: stage.config.source })];
+    let stop = false;
+    const turn = async (c: pg.Client, offset: number) => {
+      await c.connect();
+      await sleep(offset);
+      while (!stop) {
+        if ((await c.query('SELECT pg_try_advisory_lock_shared($1) AS ok', [String(PROVE_LOCK)])).rows[0].ok) {
+          await sleep(200);
+          await c.query('SELECT pg_advisory_unlock_shared($1)', [String(PROVE_LOCK)]);
+        } else await sleep(20);
+      }
+      await c.end();
+    };
+    const done = Promise.all(clients.map((c, i) => turn(c, i * 100)));
+    await sleep(300);
+    return async () => {
+      stop = true;
+      await done;
+    };
+  };
 
   before(async () => {
     stage = await stageFleet({ kind: 'pos', shards: 2, scale: 0.01, fleet: { serverSettings: { source: { wal_level: 'logical' } } } });
@@ -53,14 +81,15 @@ describe('cutover: the changed-row record is pruned while following', { timeout:
     await stage?.stop();
   });
 
-  it('a row proven outside the fence, then tampered with on its shard, makes cutover refuse (exit 3, fence lifted)', async () => {
+  it('a row proven outside the fence, then tampered with on its shard, makes cutover refuse (exit 3, fence lifted), a busy prover notwithstanding', async () => {
     const src = stage.config.source;
     await sql(src, `UPDATE restaurants SET name = 'proven ' || id WHERE id <= 10`);
     await sql(src, `UPDATE orders SET status = 'proven' WHERE restaurant_id <= 3`);
     const holder = await applied(7, 'proven 7');
     await pruned();
     await sql(holder, `UPDATE restaurants SET name = 'tampered' WHERE id = 7`);
-    const refused = await runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '2m', '--config', cfg]);
+    const stopProver = await busyProver(); // cutover queues for the prover's lock: it is not starved
+    const refused = await runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '30s', '--config', cfg]).finally(stopProver);
     assert.equal(refused.status, 3, refused.stdout + refused.stderr);
     assert.match(refused.stderr, /table public\.restaurants key \(7\): differs on shard/);
     const fence = await sql(src, `SELECT 1 FROM pg_trigger WHERE tgname = 'shardctl_cutover_fence'`);

@@ -104,6 +104,11 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     const gone = await placedButGone(source, model, placements);
     const shards = new Map<string, pg.Client>();
     const src = await connect(source, { applicationName: 'shardctl cutover' });
+    // no proving round holds the follower back inside the fence (taken before it: not part of the outage)
+    await holdProver(src, timeoutMs).catch(async (e: unknown) => {
+      await src.end().catch(() => undefined);
+      throw e;
+    });
     const started = Date.now();
     const fencedAt = state.fencedAt ?? new Date();
     const since = () => (Date.now() - started) / 1000;
@@ -118,7 +123,6 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     };
     try {
       for (const s of config.shards) shards.set(s.id, await connect(shardEndpoint(config, s.id), { applicationName: 'shardctl cutover' }));
-      await holdProver(src, timeoutMs); // no proving round holds the follower back inside the fence
       try {
         await fenceSource(src, tables, timeoutMs, 'cutover', 'the monolith');
       } catch (e) {
@@ -185,12 +189,21 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
   });
 }
 
-/** Takes the prover's lock (prover.ts) exclusively for the cutover's session: waits at most for one round. */
+/**
+ * Takes the prover's lock (prover.ts) exclusively for the cutover's session: waits for the round in
+ * progress, at most `timeoutMs`. A queued request, not a polling one: the prover takes the lock
+ * again at once after a full round, and its next try fails behind the queued request (PostgreSQL
+ * grants no lock that conflicts with one already waiting), so a backlog cannot starve the cutover.
+ */
 async function holdProver(src: pg.ClientBase, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await src.query('SELECT pg_try_advisory_lock($1) AS ok', [String(PROVE_LOCK)])).rows[0].ok) {
-    if (Date.now() > until) throw blockedError(`the follower's prover did not finish its round within ${timeoutMs / 1000}s; nothing was fenced`, { hint: 'run cutover again' });
-    await new Promise((r) => setTimeout(r, 20));
+  await src.query(`SET lock_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
+  try {
+    await src.query('SELECT pg_advisory_lock($1)', [String(PROVE_LOCK)]);
+  } catch (e) {
+    if ((e as { code?: string }).code !== '55P03') throw e;
+    throw blockedError(`the follower's prover did not finish its round within ${timeoutMs / 1000}s; nothing was fenced`, { hint: 'run cutover again' });
+  } finally {
+    await src.query('RESET lock_timeout');
   }
 }
 
