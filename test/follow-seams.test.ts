@@ -18,7 +18,6 @@ import { sql } from './helpers/fleet.js';
  * monolith (assertExact).
  */
 
-type Event = { type: string; [k: string]: unknown };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { runCli, runCliAsync } from './helpers/cli.js';
+import { runCliAsync } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
 import { startFollower } from './helpers/watched.js';
 import { assertLedger, LedgerWriter, ownerOf } from './helpers/ledger.js';

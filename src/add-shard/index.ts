@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { refuseInOnlineWindow } from '../stream/window.js';
 import { withRun } from '../catalog/run.js';
-import { connect, withClient, type Endpoint, withTransaction } from '../db/connect.js';
+import { withClient, type Endpoint, withTransaction } from '../db/connect.js';
 import { quoteTable } from '../db/ident.js';
 import { failureText } from '../db/pg-error.js';
 import { blockedError, problemsError, usageError } from '../errors.js';

@@ -2,12 +2,12 @@
  * src/catalog/: the catalog, the one door to the `shardctl` schema on the catalog database.
  *  - Every SQL statement on a catalog table lives in this folder (the tables: schema.ts and the
  *    migrations it imports, and throttle.ts); test/catalog-door.test.ts fails on one outside it.
- *  - Every catalog session opens through `withRun` (run.ts) with a lock kind: `run` (the run lock and
- *    a runs row), `cutover` (one cutover, rollback, abandon or finish at a time) or `none`.
- *    Sessions that still connect by hand, read-only: health's bounded probe (health/session.ts),
- *    the live router's LISTEN connection (live-routing/live-router.ts), and the reads through
- *    withClient in plan, verify, the throttle and the demo (each passes its own application name
- *    or error wrapping, which withRun does not take yet).
+ *  - Every catalog session opens here (run.ts): through `withRun` with a lock kind, `run` (the run
+ *    lock and a runs row), `cutover` (one cutover, rollback, abandon or finish at a time) or `none`;
+ *    or through `withCatalogSession` (no lock, creates nothing: plan's and verify's reads, the
+ *    throttle flag). Two connect by hand, read-only and for a reason: health's probe, bounded by its
+ *    --timeout (health/session.ts), and the live router's LISTEN connection, held open
+ *    (live-routing/live-router.ts).
  *  - Every advisory lock key, on the catalog and elsewhere, is in locks.ts.
  * The shards and the monolith have a `shardctl` schema too, which is not the catalog's: its SQL
  * stays with what installs and uses it there: the write fence's guard (fence/unit-guard.ts,

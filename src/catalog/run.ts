@@ -1,3 +1,5 @@
+import type pg from 'pg';
+import { withClient } from '../db/connect.js';
 import { isUserError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { Catalog, type Run } from './catalog.js';
@@ -71,4 +73,13 @@ export async function withRun<T>(url: string, spec: RunSpec<T>, fn: (scope: RunS
   } finally {
     await catalog.close();
   }
+}
+
+/**
+ * A catalog session with no lock and no runs row that neither creates nor upgrades the schema (the
+ * `none` kind without the Catalog object): the reads of plan and verify, the throttle's flag. Errors
+ * name the catalog; `applicationName` shows in pg_stat_activity (and the throttle flag's set_by).
+ */
+export function withCatalogSession<T>(url: string, fn: (c: pg.Client) => Promise<T>, applicationName?: string): Promise<T> {
+  return withClient({ label: 'catalog', url }, fn, applicationName ? { applicationName } : undefined);
 }

@@ -17,7 +17,7 @@ import { syncTopology } from '../catalog/topology.js';
 import { checkShards } from './preflight.js';
 import { alignFleetSequences } from '../sequences/align.js';
 import { failureText } from '../db/pg-error.js';
-import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
+import { sourceEndpoint } from '../db/endpoints.js';
 import { chooseWork, makeBatches, rowScale } from './work.js';
 import { topologyRouter } from '../routing/router.js';
 import { copyBatches, copyReferenceTables, type CopyRun } from './copy.js';

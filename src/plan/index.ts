@@ -1,3 +1,4 @@
+import { withCatalogSession } from '../catalog/run.js';
 import type { Config } from '../config/types.js';
 import { placementsIfAny } from '../catalog/read.js';
 import { readCrossShardSummary, type CrossShardSummary } from '../catalog/cross-shard-rows.js';
@@ -85,7 +86,7 @@ export async function plan(config: Config, opts: PlanOptions = {}): Promise<Plan
     return { model, units: await unitTotals(c, model, model.sharded), keys: await analyseForeignKeys(c, model), whole: await wholeVolumes(c, model) };
   });
   refuseRowsOfNoUnit(units.noUnit);
-  const [placements, crossShard] = await withClient({ label: 'catalog', url: config.catalog }, async (c) => [await placementsIfAny(c), await readCrossShardSummary(c)] as const);
+  const [placements, crossShard] = await withCatalogSession(config.catalog, async (c) => [await placementsIfAny(c), await readCrossShardSummary(c)] as const);
   const router = topologyRouter(config);
   const routeOf = (u: string) => router.shardForUnit(u);
 

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { MOVE_LOCK_CLASS } from '../catalog/locks.js';
 import type pg from 'pg';
 import type { Config } from '../config/types.js';

@@ -1,3 +1,4 @@
+import { withCatalogSession } from '../catalog/run.js';
 import type { Config } from '../config/types.js';
 import { withClient } from '../db/connect.js';
 import { readThrottleFlag } from '../catalog/throttle.js';
@@ -48,7 +49,7 @@ export function createThrottle(config: Config, opts: ThrottleOptions = {}): { wa
   let running: Promise<void> | undefined;
 
   const reason = async (): Promise<{ reason: ThrottleReason; detail: string; key: string } | undefined> => {
-    const flag = await withClient({ label: 'catalog', url: config.catalog }, readThrottleFlag).catch(() => undefined);
+    const flag = await withCatalogSession(config.catalog, readThrottleFlag).catch(() => undefined);
     if (flag) {
       const until = flag.until ? ` until ${flag.until.toISOString()}` : ' until shardctl throttle off';
       return { reason: 'on-demand', detail: `on demand (shardctl throttle on by ${flag.setBy}${until})`, key: 'on-demand' };

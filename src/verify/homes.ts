@@ -1,6 +1,6 @@
+import { withCatalogSession } from '../catalog/run.js';
 import { placementsIfAny } from '../catalog/read.js';
 import type { Config } from '../config/types.js';
-import { withClient } from '../db/connect.js';
 import { isUserError } from '../errors.js';
 import { topologyRouter } from '../routing/router.js';
 import type { PlacementSource } from './types.js';
@@ -25,7 +25,7 @@ export async function readHomes(config: Config, optional: boolean): Promise<Home
   const warnings: string[] = [];
   let placements = new Map<string, string>();
   try {
-    placements = await withClient({ label: 'catalog', url: config.catalog }, placementsIfAny, { applicationName: 'shardctl verify' });
+    placements = await withCatalogSession(config.catalog, placementsIfAny, 'shardctl verify');
   } catch (e) {
     if (!optional || !isUserError(e)) throw e;
     warnings.push(`${e.message}; checking against routing instead of the catalog's placements`);
