@@ -118,3 +118,9 @@ export async function readDirty(c: pg.ClientBase, slot: string): Promise<Map<str
   }
   return out;
 }
+
+/** Rows of the record the prover may still prune on this shard (written by the follower, with their source transaction). */
+export async function provableDirty(c: pg.ClientBase, slot: string): Promise<number> {
+  const r = await c.query('SELECT count(*)::bigint AS n FROM shardctl.follow_dirty WHERE slot = $1 AND xid IS NOT NULL', [slot]);
+  return Number(r.rows[0].n);
+}
