@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
+import { runCliAsync, watchCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
+import { startFollower, type Follower } from './helpers/follower.js';
 
 /**
  * Cutover never leaves the monolith fenced behind it: it refuses to fence a follower that lags
@@ -14,7 +14,7 @@ import { sql } from './helpers/fleet.js';
 describe('cutover: lag gate and Ctrl-C inside the fence', { timeout: 300_000 }, () => {
   let stage: Stage;
   let cfg: string;
-  let follower: { child: ChildProcess; exit: Promise<CliResult> };
+  let follower: Follower;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const fenceTriggers = async () => (await sql(stage.config.source, `SELECT tgrelid::regclass::text AS t FROM pg_trigger WHERE tgname = 'shardctl_cutover_fence'`)).map((r) => r.t);
   const onlineState = async () => (await sql(stage.config.catalog, `SELECT state FROM shardctl.online`))[0]?.state;
@@ -22,13 +22,7 @@ describe('cutover: lag gate and Ctrl-C inside the fence', { timeout: 300_000 }, 
   before(async () => {
     stage = await stageFleet({ kind: 'pos', shards: 2, scale: 0.01, fleet: { serverSettings: { source: { wal_level: 'logical' } } } });
     cfg = stage.configPath;
-    let ready!: (c: ChildProcess) => void;
-    const streaming = new Promise<ChildProcess>((r) => (ready = r));
-    const exit = watchCli(['migrate', '--follow', '--json', '--config', cfg], (e, child) => {
-      if (e.type === 'follow-start') ready(child);
-    });
-    const child = await Promise.race([streaming, exit.then((r) => assert.fail(`follower ended: ${r.stderr}`))]);
-    follower = { child, exit };
+    follower = await startFollower(cfg);
   });
   after(async () => {
     follower?.child.kill('SIGCONT');

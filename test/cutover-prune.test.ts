@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { PROVE_LOCK } from '../src/online/prover.js';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
-import { runCliAsync, watchCli, type CliResult } from './helpers/cli.js';
+import { runCliAsync } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
+import { startFollower, type Follower } from './helpers/follower.js';
 
 /**
  * The record of changed rows (shardctl.follow_dirty on each shard) is proven and pruned while
@@ -16,7 +16,7 @@ import { sql } from './helpers/fleet.js';
 describe('cutover: the changed-row record is pruned while following', { timeout: 600_000 }, () => {
   let stage: Stage;
   let cfg: string;
-  let follower: { child: ChildProcess; exit: Promise<CliResult> };
+  let follower: Follower;
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   /** rows recorded as changed, over every shard */
   const recorded = async () => {
@@ -68,13 +68,7 @@ describe('cutover: the changed-row record is pruned while following', { timeout:
   before(async () => {
     stage = await stageFleet({ kind: 'pos', shards: 2, scale: 0.01, fleet: { serverSettings: { source: { wal_level: 'logical' } } } });
     cfg = stage.configPath;
-    let ready!: (c: ChildProcess) => void;
-    const streaming = new Promise<ChildProcess>((r) => (ready = r));
-    const exit = watchCli(['migrate', '--follow', '--json', '--config', cfg], (e, child) => {
-      if (e.type === 'follow-start') ready(child);
-    });
-    const child = await Promise.race([streaming, exit.then((r) => assert.fail(`follower ended: ${r.stderr}`))]);
-    follower = { child, exit };
+    follower = await startFollower(cfg);
   });
   after(async () => {
     follower?.child.kill('SIGKILL');

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { runCli, watchCli, type CliResult } from './cli.js';
+import { runCli, type CliResult } from './cli.js';
 import { sql } from './fleet.js';
+import { startFollower as startStreaming, type WatchedEvent } from './watched.js';
 
 /** A `migrate --follow --json` running in the background. */
 export interface Follower {
@@ -10,15 +11,9 @@ export interface Follower {
 }
 
 /** Starts `migrate --follow --json` and resolves once it streams; `onEvent` sees every NDJSON event. */
-export async function startFollower(cfg: string, onEvent: (e: { type: string; [k: string]: unknown }) => void = () => undefined): Promise<Follower> {
-  let ready!: (c: ChildProcess) => void;
-  const streaming = new Promise<ChildProcess>((r) => (ready = r));
-  const exit = watchCli(['migrate', '--follow', '--json', '--config', cfg], (e, child) => {
-    if (e.type === 'follow-start') ready(child);
-    onEvent(e);
-  });
-  const child = await Promise.race([streaming, exit.then((r) => assert.fail(`the follower ended before it streamed (${r.status}): ${r.stderr.slice(-3000)}`))]);
-  return { child, exit };
+export async function startFollower(cfg: string, onEvent: (e: WatchedEvent) => void = () => undefined): Promise<Follower> {
+  const f = startStreaming(cfg, (e) => onEvent(e));
+  return { child: await f.streaming(), exit: f.exit };
 }
 
 /** Interrupts the follower (if any) and abandons the online migration. */
