@@ -3,7 +3,8 @@ import { parentCell, shardCell } from '../cells/h3.js';
 import { h3Strategy, viaChildren, type Model, type TableModel, type ViaChild } from '../tables/model.js';
 import type { Row } from '../stream/decoder.js';
 import type { Lsn } from '../db/lsn.js';
-import { writeDirty, writePosition, type DirtyRow } from '../stream/positions.js';
+import { DirtyRows } from '../stream/dirty.js';
+import { writeDirty, writePosition } from '../stream/positions.js';
 import { openShardTransaction, runOnShard, type ShardSession } from '../stream/shard-session.js';
 import { withDescendants } from '../stream/stash.js';
 import { deleteRowSql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Statements, updateByKey } from '../stream/statements.js';
@@ -38,7 +39,7 @@ export class UnitApplier {
   /** link values of the unit's parent rows deleted in the current source transaction */
   private gone = new Set<string>();
   /** keys of the unit's rows written in the open transaction: [table, JSON of the primary key] */
-  private dirty = new Map<string, DirtyRow>();
+  private readonly dirty = new DirtyRows();
 
   constructor(
     private readonly model: Model,
@@ -122,10 +123,9 @@ export class UnitApplier {
     if (end <= s.pos && !s.open) return;
     if (!s.open) await openShardTransaction(s);
     await writePosition(s.client, this.slot, end > s.pos ? end : s.pos, new Date());
-    await writeDirty(s.client, this.slot, [...this.dirty.values()]);
+    await writeDirty(s.client, this.slot, this.dirty.take(s.id));
     await s.client.query('COMMIT');
     s.open = false;
-    this.dirty.clear();
     this.pending = 0;
     if (end > s.pos) s.pos = end;
   }
@@ -191,11 +191,9 @@ export class UnitApplier {
 
   /** Records the keys of rows of the unit this run wrote (follow_dirty): proven before the fence or inside it. */
   private mark(t: TableModel, ...keys: string[][]): void {
-    for (const k of keys) {
-      const text = JSON.stringify(k);
-      this.dirty.set(`${t.name}\0${text}`, [t.name, text, null]);
-    }
+    for (const k of keys) this.dirty.touch(this.s.id, t, k, null); // no source transaction: proven by the move, not the prover
   }
+
 
   /** A read in the shard's open transaction (not counted as a change). */
   private async run(text: string, values: unknown[]): Promise<pg.QueryResult> {
