@@ -1,8 +1,7 @@
-import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { placementSizesIfAny, type PlacedSize as Placed } from '../catalog/placements.js';
 import { checkNoOnlineWindow } from '../stream/window.js';
-import { withRun } from '../catalog/run.js';
+import { withCatalogSession, withRun } from '../catalog/run.js';
 import { isConnectError, withClient } from '../db/connect.js';
 import { quoteTable } from '../db/ident.js';
 import { usageError } from '../errors.js';
@@ -48,15 +47,19 @@ export async function removeShard(config: Config, id: string, opts: RemoveShardO
   const ids = config.shards.map((s) => s.id);
   if (!ids.includes(id)) throw usageError(`${config.file}: no shard ${id} (shards: ${ids.join(', ')})`);
   if (ids.length === 1) throw usageError(`shard ${id} is the only shard; there is nowhere to move its data`);
-  const placed = await readPlaced(config);
-  // units created on the shard after the last topology change have no placement yet: drained as well
-  // (a preview reaches no further than it can, as rebalance's: --apply scans again and refuses)
-  const scan = () => (placed.size ? catalogRead(config, (c) => findUnplacedFromCatalog(config, c, [id])) : Promise.resolve([]));
-  const born = await scan().catch((e: unknown) => {
-    if (opts.apply || !isConnectError(e)) throw e;
-    return [];
+  const placed = await withCatalogSession(config.catalog, async (c) => {
+    const placed = await placementSizesIfAny(c);
+    // units created on the shard after the last topology change have no placement yet: drained as well
+    // (a preview reaches no further than it can, as rebalance's: --apply scans again and refuses)
+    const born = placed.size
+      ? await findUnplacedFromCatalog(config, c, [id]).catch((e: unknown) => {
+          if (opts.apply || !isConnectError(e)) throw e;
+          return [];
+        })
+      : [];
+    for (const u of born) placed.set(u.unit, { shard: id, bytes: u.bytes });
+    return placed;
   });
-  for (const u of born) placed.set(u.unit, { shard: id, bytes: u.bytes });
   const on = [...placed].filter(([, p]) => p.shard === id).map(([u]) => u);
   const reassign = config.strategy.kind === 'jump' ? jumpDrain(config, id, on) : cellDrain(config, id, on, placed);
   const drainEdit = config.strategy.kind === 'jump'
@@ -152,10 +155,5 @@ async function leftOn(config: Config, id: string): Promise<string[]> {
   return out;
 }
 
-/** A read of the catalog that creates and locks nothing. */
-function catalogRead<T>(config: Config, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
-  return withRun(config.catalog, { command: 'remove-shard', lock: 'none', create: false }, ({ catalog }) => fn(catalog.client));
-}
-
 /** Placements with their size (none when no run has created the catalog yet). */
-const readPlaced = (config: Config): Promise<Map<string, Placed>> => catalogRead(config, placementSizesIfAny);
+const readPlaced = (config: Config): Promise<Map<string, Placed>> => withCatalogSession(config.catalog, placementSizesIfAny);
