@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { withRun } from '../catalog/run.js';
 import type { Config } from '../config/types.js';
 import { connect, withClient } from '../db/connect.js';
+import { pgFailure } from '../db/pg-error.js';
 import { blockedError, UserError } from '../errors.js';
 import { alignFleetSequences } from '../sequences/align.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
@@ -202,14 +203,24 @@ const SETTLED_ROWS = 10_000;
  * cannot prune): then the fence re-proves whatever remains, as it always can.
  */
 async function settleRecord(config: Config, slot: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  const count = async () => (await Promise.all(config.shards.map((s) => withClient(shardEndpoint(config, s.id), (c) => provableDirty(c, slot))))).reduce((a, b) => a + b, 0);
-  const until = Date.now() + timeoutMs;
-  let best = await count();
-  let shrunkAt = Date.now();
-  while (best > SETTLED_ROWS && Date.now() < until && Date.now() - shrunkAt < 3000 && !signal?.aborted) {
-    await new Promise((r) => setTimeout(r, 250));
-    const n = await count();
-    if (n < best) [best, shrunkAt] = [n, Date.now()];
+  const clients: { c: pg.Client; label: string }[] = [];
+  try {
+    for (const s of config.shards) {
+      const e = shardEndpoint(config, s.id);
+      clients.push({ c: await connect(e, { applicationName: 'shardctl cutover' }), label: e.label });
+    }
+    const one = ({ c, label }: (typeof clients)[number]) => provableDirty(c, slot).catch((e: unknown) => Promise.reject(pgFailure(e, label)));
+    const count = async () => (await Promise.all(clients.map(one))).reduce((a, b) => a + b, 0);
+    const until = Date.now() + timeoutMs;
+    let best = await count();
+    let shrunkAt = Date.now();
+    while (best > SETTLED_ROWS && Date.now() < until && Date.now() - shrunkAt < 3000 && !signal?.aborted) {
+      await new Promise((r) => setTimeout(r, 250));
+      const n = await count();
+      if (n < best) [best, shrunkAt] = [n, Date.now()];
+    }
+  } finally {
+    await Promise.all(clients.map(({ c }) => c.end().catch(() => undefined)));
   }
 }
 
