@@ -93,7 +93,11 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       // batch's (pk, cell) from the staging at once, in parallel, on a reader of its own (copying
       // them from session to session afterwards cost three COPYs in a row per batch).
       stagedOnShard = !batch.units.some(run.shardMayHold);
-      const staged = async (session: pg.ClientBase) => loadStagedCells(session, await open(o.source), o.model, run.staged, batch.units);
+      const staged = async (session: pg.ClientBase) => {
+        const reader = await open(o.source);
+        await loadStagedCells(session, reader, o.model, run.staged, batch.units);
+        await reader.end(); // not held for the rest of the batch (ending it again at the end is a no-op)
+      };
       await Promise.all([
         staged(src),
         sumsOn && beginSums(src, sumsOn, run.snapshot, batch.units.length).then(() => staged(sumsOn)),
