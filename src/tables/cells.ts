@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { H3Strategy } from '../config/types.js';
 import { copyLinesInto, copyRows } from '../copy/pipe.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
-import { shardCell } from '../cells/h3.js';
+import { CellMemo } from '../cells/cell-memo.js';
 
 /**
  * lat/lng tables have no cell column, and SQL cannot compute an H3 cell without an extension. So a
@@ -31,13 +31,13 @@ export async function emptyCellTemp(session: pg.ClientBase, spec: CellTableSpec)
   return temp;
 }
 
-/** (pk, cell) COPY lines of the rows `reader` streams as (pk, lat, lng), each cell computed once. */
+/** (pk, cell) COPY lines of the rows `reader` streams as (pk, lat, lng), each point's cell computed once (cell-memo.ts). */
 export async function* cellLines(reader: pg.ClientBase, spec: CellTableSpec, strategy: H3Strategy, cells?: ReadonlySet<string>): AsyncGenerator<string> {
   const select = `SELECT ${quoteIdent(spec.pk)}, ${quoteIdent(spec.lat)}, ${quoteIdent(spec.lng)} FROM ${quoteTable(spec.table)}`;
-  const opts = { indexResolution: strategy.indexResolution, shardResolution: strategy.shardResolution };
+  const memo = new CellMemo({ indexResolution: strategy.indexResolution, shardResolution: strategy.shardResolution });
   for await (const [pk, lat, lng] of copyRows(reader, select)) {
     if (lat === '\\N' || lng === '\\N') throw new Error(`${spec.table}: a row has a NULL ${spec.lat}/${spec.lng}`);
-    const cell = shardCell(Number(lat), Number(lng), opts);
+    const cell = memo.cell(lat!, lng!);
     if (!cells || cells.has(cell)) yield `${pk}\t${cell}\n`;
   }
 }

@@ -13,7 +13,7 @@ import type { PlacedBatch, UnitColumns } from '../catalog/placements.js';
 import type { Model, TableModel } from '../tables/model.js';
 import type { CopyFormat } from '../tables/copy-format.js';
 import type { RowHash } from '../tables/row-hash.js';
-import { deleteSql, scopeOf, selectSql, type Scope } from '../tables/scope.js';
+import { deleteSql, qualifiedName, routeChain, scopeOf, selectSql, type Scope } from '../tables/scope.js';
 
 export interface Batch {
   readonly shard: string;
@@ -83,13 +83,27 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     const run = o.runCells;
     const snapshot = o.snapshot ?? run?.snapshot;
     if (snapshot) await src.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`);
+    // The sums connection, when it is to share the snapshot and the staged cells: set up below.
+    const sumsOn = o.verify ? await open(o.source) : undefined;
+    // A fresh batch (the preflight saw none of its units on the shard): the shard's cell tables hold
+    // the batch's staged (pk, cell) from the start, so they describe the rows this batch copies.
+    let stagedOnShard = false;
     if (needsCells && run) {
-      // The run staged every row's cell once, from this very snapshot: fetch this batch's (pk, cell).
-      await loadStagedCells(src, await open(o.source), o.model, run.staged, batch.units);
-      // The shard side needs cells only to delete rows of these units it already holds; the
-      // preflight listed the units each shard holds, so a fresh unit costs no scan of the shard.
-      if (batch.units.some(run.shardMayHold)) await prepareCells(dst, await open(o.target), o.model, cells);
-      else for (const spec of o.model.cellSpecs) await emptyCellTemp(dst, spec);
+      // The run staged every row's cell once, from this very snapshot: each session fetches this
+      // batch's (pk, cell) from the staging at once, in parallel, on a reader of its own (copying
+      // them from session to session afterwards cost three COPYs in a row per batch).
+      stagedOnShard = !batch.units.some(run.shardMayHold);
+      const staged = async (session: pg.ClientBase) => {
+        const reader = await open(o.source);
+        await loadStagedCells(session, reader, o.model, run.staged, batch.units);
+        await reader.end(); // not held for the rest of the batch (ending it again at the end is a no-op)
+      };
+      await Promise.all([
+        staged(src),
+        sumsOn && beginSums(src, sumsOn, run.snapshot, batch.units.length).then(() => staged(sumsOn)),
+        // The shard side needs its own cells only to delete rows of these units it already holds.
+        stagedOnShard ? staged(dst) : open(o.target).then((reader) => prepareCells(dst, reader, o.model, cells)),
+      ]);
     } else if (needsCells) {
       // lat/lng tables: the cell of every row is computed in Node, reading the very same snapshot.
       const snapshot = (await src.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string;
@@ -106,10 +120,14 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     // The source side of the checksums runs on a second connection sharing the snapshot, while the
     // copy streams: it costs the source a scan, not the batch wall time.
     const index = unitIndex(batch.units);
-    const sourceSums = o.verify ? await startSourceSums(src, await open(o.source), run?.snapshot, o, scope, index) : undefined;
+    const sourceSums = sumsOn ? await startSourceSums(src, sumsOn, run?.snapshot, o, scope, index, Boolean(run && needsCells)) : undefined;
     await dst.query('BEGIN');
     if (o.verify) await raiseWorkMem(dst, groupsMemory(batch.units.length));
-    for (const t of [...o.tables].reverse()) await dst.query(deleteSql(t.config, scope(t)));
+    // With the staged cells on the shard, the delete of a lat/lng table's rows (and its children's)
+    // would match the shard's rows by the source's primary keys: a row of another unit placed there
+    // that shares a key would go. Those deletes are skipped; they had nothing to delete (the shard
+    // holds none of these units), and a shared key still stops the COPY as a duplicate.
+    for (const t of [...o.tables].reverse()) if (!(stagedOnShard && rootedAtCells(o.model, t))) await dst.query(deleteSql(t.config, scope(t)));
 
     const bypass = !o.fireTriggers && (await mayBypassTriggers(dst));
     if (bypass) await dst.query('SET LOCAL session_replication_role = replica');
@@ -127,7 +145,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       o.onTable?.(t.name, r.rows, r.bytes, format);
     }
 
-    if (needsCells) {
+    if (needsCells && !stagedOnShard) {
       // The shard's cell tables were computed before the copy (to delete the old rows); they must now
       // describe the copied rows. Those are the source snapshot's rows, whose (pk, cell) the source
       // session holds; the checksums below then prove the rows, lat/lng included, are identical.
@@ -214,10 +232,19 @@ async function shardSums(dst: pg.ClientBase, table: string, copiedBytes: number,
   return r;
 }
 
+/** Puts `sums`, a second source connection, into the batch's snapshot (`snapshot`, else one `src` exports). */
+async function beginSums(src: pg.ClientBase, sums: pg.ClientBase, snapshot: string | undefined, units: number): Promise<void> {
+  const shared = snapshot ?? ((await src.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string);
+  await sums.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+  await sums.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(shared)}`);
+  await raiseWorkMem(sums, groupsMemory(units));
+}
+
 /**
- * Starts the per-unit sums of every table on `sums`, a second source connection put into the batch's
- * snapshot (`snapshot`, else one `src` exports) with a copy of `src`'s cell tables. The promise is
- * awaited after the copy; a failure is held until then (and the batch's error path destroys both).
+ * Starts the per-unit sums of every table on `sums`, a second source connection in the batch's
+ * snapshot with `src`'s cell tables (`ready`: both already set up, from the run's staging; else
+ * done here, copying `src`'s). The promise is awaited after the copy; a failure is held until then
+ * (and the batch's error path destroys both).
  */
 async function startSourceSums(
   src: pg.ClientBase,
@@ -226,12 +253,10 @@ async function startSourceSums(
   o: BatchOptions,
   scope: (t: TableModel) => Scope,
   index: ReadonlyMap<string, number>,
+  ready: boolean,
 ): Promise<{ pending: Promise<Map<string, UnitColumns>> }> {
-  const shared = snapshot ?? ((await src.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string);
-  await sums.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-  await sums.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(shared)}`);
-  await raiseWorkMem(sums, groupsMemory(index.size));
-  for (const spec of o.model.cellSpecs) {
+  if (!ready) await beginSums(src, sums, snapshot, index.size);
+  for (const spec of ready ? [] : o.model.cellSpecs) {
     const temp = await emptyCellTemp(sums, spec);
     await pipeCopy(src, sums, `SELECT pk, cell FROM ${temp}`, `${temp} (pk, cell)`);
     await sums.query(`ANALYZE ${temp}`);
@@ -243,4 +268,12 @@ async function startSourceSums(
   })();
   pending.catch(() => undefined); // observed here, rethrown where it is awaited
   return { pending }; // wrapped: an async function returning the bare promise would wait for it
+}
+
+/** Whether `t`'s rows find their unit through a lat/lng table's cells (it, or a table under it). */
+function rootedAtCells(model: Model, t: TableModel): boolean {
+  if (t.config.routes) return false;
+  const chain = routeChain(model.config, t.config);
+  const root = qualifiedName(chain[chain.length - 1]!);
+  return model.cellSpecs.some((c) => c.table === root);
 }
