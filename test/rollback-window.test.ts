@@ -48,10 +48,14 @@ describe('rollback: only the window\'s changed rows are checked inside the fence
   before(async () => {
     stage = await stageFleet({ kind: 'pos', shards: 2, scale: 0.005, fleet: { settings: { wal_level: 'logical' } } });
     cfg = stage.configPath;
+    // a sequence column no index leads with: its max() scans the table inside the fences, said up front
+    for (const url of [stage.config.source, ...stage.config.shards.map((x) => x.primary)]) await sql(url, 'ALTER TABLE analytics_events ADD COLUMN seq bigserial');
     const f = startWatched(['migrate', '--follow', '--config', cfg], 'follow-start', 1);
     await f.started();
     const cut = await runCliAsync(['cutover', '--reverse', '--max-lag', '10m', '--timeout', '60s', '--config', cfg]);
     assert.equal(cut.status, 0, cut.stdout + cut.stderr);
+    assert.match(cut.stderr, /^warning: max\(col\) scans the table inside the fence for public\.analytics_events\.seq: add an index leading with the column/m);
+    assert.ok(cut.stderr.indexOf('warning: max(col)') < cut.stderr.indexOf('fenced after'), 'before the fence');
     assert.equal((await f.exit).status, 0);
     follower = startWatched(['rollback', '--follow', '--config', cfg], 'reverse-start', stage.config.shards.length);
     await follower.started();
@@ -131,6 +135,8 @@ describe('rollback: only the window\'s changed rows are checked inside the fence
     assert.equal(result.checkedRows, changed.size, `rows checked inside the fence = rows changed during the window (${[...changed].join('; ')})`);
     assert.ok(result.checkedRows * 100 < Number(big.n), `far below the data's size (${result.checkedRows} of ${big.n})`);
     assert.equal(events.find((e) => e.step === 'verified')?.detail, `${changed.size} changed rows`);
+    const warned = events.findIndex((e) => e.type === 'rollback-warning' && /public\.analytics_events\.seq/.test(String((e as { message?: string }).message)));
+    assert.ok(warned >= 0 && warned < events.findIndex((e) => e.step === 'fenced'), 'rollback warns about the scan before it fences');
     assert.equal((await follower.exit).status, 0);
     await assertExact(stage.config);
     // the monolith's write record is gone with the window
