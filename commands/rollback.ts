@@ -56,7 +56,7 @@ export function register(program: Command): void {
       (r.already
         ? 'already rolled back'
         : `rolled back: the monolith is the source of truth again and takes writes; writes to the shards were refused for ${formatSeconds(r.outageMs / 1000)} and stay refused` +
-          `\n${r.sequences} monolith sequences set past the shards' ids`) +
+          `\n${formatCount(r.checkedRows)} rows changed during the window checked inside the fence; ${r.sequences} monolith sequences set past the shards' ids`) +
         `\npoint the application's routers back at the monolith; reverse slots dropped on ${r.slotsDropped.length ? r.slotsDropped.join(', ') : 'no shard (none left)'}`,
       r,
     );

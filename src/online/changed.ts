@@ -38,14 +38,36 @@ export async function checkChangedRows(
   shards: ReadonlyMap<string, pg.ClientBase>,
   placements: ReadonlyMap<string, string>,
 ): Promise<ChangedRows> {
-  const dirty = new Map<string, Map<string, string[]>>();
-  for (const c of shards.values()) {
-    for (const [table, keys] of await readDirty(c, slot)) {
-      const m = dirty.get(table) ?? new Map<string, string[]>();
-      for (const k of keys) m.set(JSON.stringify(k), k);
-      dirty.set(table, m);
-    }
+  const records: RecordedRows = new Map();
+  for (const c of shards.values()) addRecorded(records, await readDirty(c, slot));
+  return checkRecordedRows(model, records, source, shards, placements);
+}
+
+/** Recorded rows: table → the key's JSON text → the key (or every value of a keyless row); one entry per row. */
+export type RecordedRows = Map<string, Map<string, string[]>>;
+
+/** Adds a record read by readDirty to `into` (a row recorded in several places counts once). */
+export function addRecorded(into: RecordedRows, read: ReadonlyMap<string, string[][]>): void {
+  for (const [table, keys] of read) {
+    const m = into.get(table) ?? new Map<string, string[]>();
+    for (const k of keys) m.set(JSON.stringify(k), k);
+    into.set(table, m);
   }
+}
+
+/**
+ * Compares the recorded rows between the monolith and the shards (see above), whichever side
+ * recorded them: cutover reads the shards' record of the forward stream, rollback the monolith's
+ * record of the reverse streams (rollback/changed-back.ts). Either way the monolith's row is what
+ * each shard must hold, and a difference in either direction is a problem.
+ */
+export async function checkRecordedRows(
+  model: Model,
+  dirty: RecordedRows,
+  source: pg.ClientBase,
+  shards: ReadonlyMap<string, pg.ClientBase>,
+  placements: ReadonlyMap<string, string>,
+): Promise<ChangedRows> {
   // only root tables are routed here (a via row's unit comes from its chain's root row)
   const router = rowRouter(model, topologyRouter(model.config), async () => ({ kind: 'unknown', why: 'not asked' }), (u) => placements.get(u));
   const out: ChangedRows = { rows: 0, problems: [], newUnits: new Map() };

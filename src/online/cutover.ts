@@ -4,7 +4,7 @@ import type { Config } from '../config/types.js';
 import { connect, withClient } from '../db/connect.js';
 import { pgFailure } from '../db/pg-error.js';
 import { blockedError, UserError } from '../errors.js';
-import { alignFleetSequences } from '../sequences/align.js';
+import { alignFleetSequences, scannedSequenceColumns, scanWarning } from '../sequences/align.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { redactText } from '../redact.js';
 import { loadModel } from '../tables/model.js';
@@ -41,7 +41,7 @@ export interface CutoverOptions {
 export type CutoverStep = 'fenced' | 'caught-up' | 'verified' | 'sequences' | 'reverse-opened' | 'recorded' | 'follower-stopped';
 /** what each step of the outage took, in ms (fenced … recorded; follower-stopped comes after the outage) */
 export type CutoverPhases = Partial<Record<CutoverStep, number>>;
-export type CutoverEvent = { type: 'cutover-step'; step: CutoverStep; seconds: number; detail?: string };
+export type CutoverEvent = { type: 'cutover-step'; step: CutoverStep; seconds: number; detail?: string } | { type: 'cutover-warning'; message: string };
 
 export interface CutoverResult {
   ok: boolean;
@@ -103,6 +103,8 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     // everything that needs no fence is ready before it: connections, the catalog's placements
     const placements = await readPlacements(catalog.client);
     const gone = await placedButGone(source, model, placements);
+    const warning = scanWarning(await withClient(source, (c) => scannedSequenceColumns(c, model.tables)));
+    if (warning) emit({ type: 'cutover-warning', message: warning });
     const shards = new Map<string, pg.Client>();
     await settleRecord(config, names.slot, timeoutMs, opts.signal);
     interrupted();
@@ -158,10 +160,10 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         step('verified', `${changed.rows} changed rows`);
         let sequences = 0;
         interrupted();
-        for (const n of (await alignFleetSequences(config, model.tables, source, undefined, { shardsProven: true })).values()) sequences += n;
+        for (const n of (await alignFleetSequences(config, model.tables, source, undefined, { shardsProven: true, deadline: started + timeoutMs })).values()) sequences += n;
         step('sequences');
         interrupted();
-        const reverse = await atCutover(config, catalog.client, tables, Boolean(opts.reverse), timeoutMs);
+        const reverse = await atCutover(config, catalog.client, model.tables, Boolean(opts.reverse), timeoutMs);
         if (reverse) step('reverse-opened');
         // the shards stop recording foreign writes before they take the application's (quiet: fast)
         await Promise.all([...shards.values()].map((c) => stopRecordingWrites(c, tables, Math.max(1, started + timeoutMs - Date.now()))));
@@ -175,11 +177,12 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
         step('follower-stopped');
         return { ok: true, already: false, outageMs, barrierLsn: lsnText(barrier), units, sequences, checkedRows: changed.rows, phasesMs, reverse };
       } catch (e) {
+        // the window it opened closes while the monolith is quiet (its write record comes off quickly); health shows one left open
+        await cutoverFailed(config, catalog.client, Boolean(opts.reverse)).catch(() => undefined);
         // writes resume on the monolith; the follower keeps following
         await liftSourceFence(src, tables);
         if (!recording) await Promise.all([...shards.values()].map((c) => recordForeignWrites(c, names.slot, model.tables))).catch(() => undefined);
         await setOnline(catalog.client, names, 'following', { fencedAt: null, barrierLsn: null });
-        await cutoverFailed(config, catalog.client, Boolean(opts.reverse)).catch(() => undefined); // health shows a window left open
         if (opts.signal?.aborted) {
           throw new UserError('interrupted', 'cutover interrupted: the fence is lifted, the monolith takes writes again and the follower keeps following', { hint: 'run shardctl cutover again' });
         }

@@ -17,6 +17,7 @@ import { Statements } from '../stream/statements.js';
 import { applyStream, startHeartbeat } from '../stream/follower.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { mayBypassTriggers } from '../foreign-keys/after-copy-check.js';
+import { FOLLOWER_SESSION_SQL } from '../stream/foreign-writes.js';
 
 export type FollowBackEvent =
   | { type: 'reverse-start'; shard: string; from: string }
@@ -160,6 +161,7 @@ async function openMonolith(ep: Endpoint, key: string): Promise<ShardSession> {
   const client = await connect(ep, { applicationName: 'shardctl rollback --follow' });
   try {
     await prepareShardState(client);
+    await client.query(FOLLOWER_SESSION_SQL); // its writes are recorded by the applier, not as foreign ones (reverse-stream.ts)
     await client.query(`SET lock_timeout = '60s'`);
     try {
       await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [REVERSE_LOCK_CLASS, key]);

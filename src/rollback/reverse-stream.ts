@@ -11,6 +11,9 @@ import { dropStream, ensurePublication, slotState } from '../stream/slot.js';
 import { blockedError } from '../errors.js';
 import { deleteOnline, openOnline } from '../catalog/online.js';
 import { liftSourceFence } from '../fence/source-fence.js';
+import { recordForeignWrites, recordingWrites, stopRecordingWrites } from '../stream/foreign-writes.js';
+import type { TableModel } from '../tables/model.js';
+import { qualifiedName } from '../tables/scope.js';
 
 /**
  * The rollback window's reverse stream (shards → monolith), opened by `cutover --reverse`:
@@ -25,13 +28,23 @@ export async function checkShardsForReverse(config: Config, tables: readonly str
 }
 
 /**
+ * The monolith's follow_dirty key for writes to its configured tables during the window by anyone
+ * but the reverse follower (a DBA through the fence's bypass): recorded by stream/foreign-writes.ts's
+ * trigger, so rollback proves those rows too (changed-back.ts).
+ */
+export const REVERSE_FOREIGN = REVERSE_STREAM.slot;
+
+/**
  * Opens the reverse stream. Called by cutover after its verify, while the monolith is fenced and
  * the applications still write to it, not to the shards: every shard then equals the monolith's
  * final state, and each slot starts at a point of its shard before any application write there,
- * so nothing written on a shard is missed. A rerun (the cutover crashed before it recorded
- * anything) starts the slots over: until the cutover is recorded no application writes to a shard.
+ * so nothing written on a shard is missed. The monolith records, from here on, every write to a
+ * configured table that is not the reverse follower's (REVERSE_FOREIGN). A rerun (the cutover
+ * crashed before it recorded anything) starts the slots and the records over: until the cutover is
+ * recorded no application writes to a shard.
  */
-export async function openReverse(config: Config, tables: readonly string[], timeoutMs: number): Promise<Map<string, Lsn>> {
+export async function openReverse(config: Config, models: readonly TableModel[], timeoutMs: number): Promise<Map<string, Lsn>> {
+  const tables = models.map((t) => t.name);
   const starts = new Map<string, Lsn>();
   await Promise.all(
     config.shards.map((s) =>
@@ -52,6 +65,11 @@ export async function openReverse(config: Config, tables: readonly string[], tim
       await clearShardState(c, reverseKey(s.id));
       await writePosition(c, reverseKey(s.id), starts.get(s.id)!);
     }
+    await clearShardState(c, REVERSE_FOREIGN);
+    // the monolith is fenced (quiet); its readers do not conflict with the trigger's lock: bounded all the same
+    await c.query(`SET lock_timeout = ${Math.max(1000, Math.round(timeoutMs))}`);
+    await recordForeignWrites(c, REVERSE_FOREIGN, models);
+    await c.query('RESET lock_timeout');
   });
   return starts;
 }
@@ -76,7 +94,11 @@ export async function closeReverse(config: Config, waitMs = 15_000): Promise<str
     }
     const dropped = await Promise.all(clients.map((c) => dropStream(c, REVERSE_STREAM)));
     await withClient(sourceEndpoint(config), async (c) => {
+      // rollback takes the record's trigger off before it lifts the monolith's fence: only a crash leaves
+      // it for here (and cutover --finish, the monolith fenced): never queue behind a live monolith's writers
+      if (await recordingWrites(c)) await stopRecordingWrites(c, config.tables.map((t) => qualifiedName(t)), 5000);
       for (const s of config.shards) await clearShardState(c, reverseKey(s.id));
+      await clearShardState(c, REVERSE_FOREIGN);
     });
     return config.shards.filter((_, i) => dropped[i]!.slot).map((s) => s.id);
   } finally {
@@ -123,10 +145,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * about to be the source of truth again); with `reverse`, the reverse stream opens and the catalog
  * records the window. Returns each shard's reverse start position.
  */
-export async function atCutover(config: Config, catalog: pg.ClientBase, tables: readonly string[], reverse: boolean, timeoutMs: number): Promise<Record<string, string> | undefined> {
+export async function atCutover(config: Config, catalog: pg.ClientBase, models: readonly TableModel[], reverse: boolean, timeoutMs: number): Promise<Record<string, string> | undefined> {
+  const tables = models.map((t) => t.name);
   for (const s of config.shards) await withClient(shardEndpoint(config, s.id), (c) => liftSourceFence(c, tables, 'rollback'));
   if (!reverse) return undefined;
-  const starts = await openReverse(config, tables, timeoutMs);
+  const starts = await openReverse(config, models, timeoutMs);
   await openOnline(catalog, REVERSE_STREAM, 'following');
   return Object.fromEntries([...starts].map(([shard, at]) => [shard, lsnText(at)]));
 }

@@ -45,8 +45,13 @@ export function shardResidue(config: Config, shard: string): number {
   return (p + 1) % ID_STRIDE;
 }
 
-/** Per column, the highest id the server's sequence handed out, and the highest its table holds (0 when none). */
-async function highWater(c: pg.ClientBase, cols: readonly SeqColumn[]): Promise<{ seq: Map<string, bigint>; table: Map<string, bigint> }> {
+/**
+ * Per column, the highest id the server's sequence handed out, and (with `tables`) the highest its
+ * table holds (0 when none). max(col) is one index probe where an index leads with the column
+ * (indexedMax); elsewhere it scans the table: callers that do this inside a fence warn first
+ * (scannedSequenceColumns).
+ */
+async function highWater(c: pg.ClientBase, cols: readonly SeqColumn[], tables = true): Promise<{ seq: Map<string, bigint>; table: Map<string, bigint> }> {
   const seq = new Map<string, bigint>();
   const table = new Map<string, bigint>();
   for (const col of cols) {
@@ -55,10 +60,47 @@ async function highWater(c: pg.ClientBase, cols: readonly SeqColumn[]): Promise<
       const r = await c.query(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END::text AS v FROM ${name}`);
       seq.set(key(col), BigInt(r.rows[0].v));
     }
+    if (!tables) continue;
     const m = await c.query(`SELECT max(${quoteIdent(col.column)})::text AS m FROM ${quoteTable(col.table)}`);
     table.set(key(col), m.rows[0].m === null ? 0n : BigInt(m.rows[0].m));
   }
   return { seq, table };
+}
+
+/** Whether max(col) is an index probe on this server: a valid, non-partial btree index (partitioned: on every partition) leads with the column. */
+async function indexedMax(c: pg.ClientBase, col: SeqColumn): Promise<boolean> {
+  const r = await c.query(
+    `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                    WHERE i.indrelid = $1::regclass AND a.attname = $2 AND am.amname = 'btree' AND i.indisvalid AND i.indpred IS NULL) AS ok`,
+    [quoteTable(col.table), col.column],
+  );
+  return r.rows[0].ok;
+}
+
+/**
+ * `table.column` of every sequence column of `tables` whose highest id (the interleaving rule needs
+ * it) takes a scan of the whole table on this server, for want of an index leading with the column:
+ * cutover and rollback say so before they fence, since that scan happens inside their fence.
+ */
+export async function scannedSequenceColumns(c: pg.ClientBase, tables: readonly TableModel[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const col of seqColumns(tables)) if (!(await indexedMax(c, col))) out.push(key(col));
+  return out;
+}
+
+/** The warning for scannedSequenceColumns' answer, or undefined when there is nothing to say. */
+export function scanWarning(columns: readonly string[]): string | undefined {
+  if (!columns.length) return undefined;
+  return `max(col) scans the table inside the fence for ${columns.join(', ')}: add an index leading with ${columns.length > 1 ? 'each column' : 'the column'} to keep the outage short`;
+}
+
+/** Opens a session whose statements end by `deadline` (epoch ms; a statement past it is cancelled, SQLSTATE 57014). */
+async function withDeadline<T>(ep: Endpoint, deadline: number | undefined, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
+  return withClient(ep, async (c) => {
+    if (deadline !== undefined) await c.query(`SET statement_timeout = ${Math.max(1, Math.round(deadline - Date.now()))}`);
+    return fn(c);
+  });
 }
 
 /**
@@ -74,25 +116,26 @@ export async function alignFleetSequences(
   tables: readonly TableModel[],
   source?: Endpoint,
   only?: readonly string[],
-  opts: { shardsProven?: boolean } = {},
+  opts: { shardsProven?: boolean; deadline?: number } = {},
 ): Promise<Map<string, number>> {
   const cols = seqColumns(tables);
   const seen = new Map<string, Awaited<ReturnType<typeof highWater>>>();
   // cutover, inside its fence: every shard row was just proven to be a monolith row (changed.ts and the
   // copy), so no shard table holds an id above the monolith's; each shard's own sequence is read by
-  // alignShard. Only the monolith is read: its sequences and its tables' highest ids (the rule stays).
+  // alignShard. Only the monolith is read: its sequences and its tables' highest ids (the rule stays;
+  // an index probe each where an index leads with the column, else a scan cutover warned about).
   const none = { seq: new Map<string, bigint>(), table: new Map<string, bigint>() };
-  for (const s of config.shards) seen.set(s.id, source && opts.shardsProven ? none : await withClient(shardEndpoint(config, s.id), (c) => highWater(c, cols)));
+  for (const s of config.shards) seen.set(s.id, source && opts.shardsProven ? none : await withDeadline(shardEndpoint(config, s.id), opts.deadline, (c) => highWater(c, cols)));
   const shards = [...seen.values()];
   // ids that moved away from a shard are held by another: every table's maximum counts
   const base = source
-    ? await withClient(source, (c) => highWater(c, cols)).then((h) => maxOf([h.seq, h.table, ...shards.map((x) => x.table)]))
+    ? await withDeadline(source, opts.deadline, (c) => highWater(c, cols)).then((h) => maxOf([h.seq, h.table, ...shards.map((x) => x.table)]))
     : maxOf(shards.flatMap((x) => [x.seq, x.table]));
   const out = new Map<string, number>();
   for (const s of config.shards.filter((x) => !only || only.includes(x.id))) {
     const residue = shardResidue(config, s.id);
     const floor = maxOf([base, seen.get(s.id)!.seq]);
-    out.set(s.id, await withClient(shardEndpoint(config, s.id), (c) => alignShard(c, cols, residue, floor)));
+    out.set(s.id, await withDeadline(shardEndpoint(config, s.id), opts.deadline, (c) => alignShard(c, cols, residue, floor)));
   }
   return out;
 }
@@ -126,13 +169,15 @@ async function alignShard(c: pg.ClientBase, cols: readonly SeqColumn[], residue:
  * After a rollback the monolith takes inserts again: each of its sequences of `tables` is set (step 1,
  * as the monolith always had) past every id any shard's sequence handed out and every id the
  * monolith's tables now hold, so the rows written on the shards during the window never collide
- * with new ones. Never moves a sequence backwards. Returns the sequences set.
+ * with new ones. Never moves a sequence backwards. Returns the sequences set. `shardsProven`
+ * (rollback, inside its fence): every shard row was just proven to be a monolith row, so the shards'
+ * tables are not read, only their sequences. `deadline` bounds every statement (57014 past it).
  */
-export async function alignSourceSequences(config: Config, tables: readonly TableModel[], source: Endpoint): Promise<number> {
+export async function alignSourceSequences(config: Config, tables: readonly TableModel[], source: Endpoint, opts: { shardsProven?: boolean; deadline?: number } = {}): Promise<number> {
   const cols = seqColumns(tables).map((c) => ({ ...c, stride: 1 }));
   const seen: Awaited<ReturnType<typeof highWater>>[] = [];
-  for (const s of config.shards) seen.push(await withClient(shardEndpoint(config, s.id), (c) => highWater(c, cols)));
-  return withClient(source, async (c) => {
+  for (const s of config.shards) seen.push(await withDeadline(shardEndpoint(config, s.id), opts.deadline, (c) => highWater(c, cols, !opts.shardsProven)));
+  return withDeadline(source, opts.deadline, async (c) => {
     const own = await highWater(c, cols);
     return alignShard(c, cols, 0, maxOf([own.seq, own.table, ...seen.flatMap((x) => [x.seq, x.table])]));
   });

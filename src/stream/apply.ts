@@ -145,6 +145,23 @@ export class Applier {
   }
 
   /**
+   * A change this applier does not apply (the reverse stream takes reference rows from one shard
+   * only, follow-back.ts): its rows are recorded all the same, so what differs there is proven.
+   */
+  note(t: TableModel, old: Row | null, row: Row | null): void {
+    const rows: Row[] = [];
+    if (old) rows.push(old);
+    if (row && t.info.primaryKey.length) {
+      if (t.info.primaryKey.every((k) => typeof row[k] === 'string')) rows.push(row);
+    } else if (row) {
+      const merged: Row = {};
+      for (const c of t.columns) merged[c] = row[c] !== undefined ? row[c] : old?.[c];
+      rows.push(merged);
+    }
+    for (const s of this.live()) for (const r of rows) this.touch(s, t, t.info.primaryKey.length ? keyOf(t, r) : fullRowOf(t, r));
+  }
+
+  /**
    * An UPDATE that can wait in a batch: its table has a primary key the update leaves alone, its
    * row's shard is known without reading any shard (not `via`), no shard is replaying, and no
    * constraint of the table but its primary key could see the batch's rows change in another order

@@ -16,7 +16,7 @@ export interface ApplyLoopOptions {
   batchMs: number;
   /** each table's shape as the copy saw it: a relation message with another shape is DDL, which stops the stream */
   shapes: ReadonlyMap<string, string>;
-  /** false: the table's changes are not applied (the reverse stream takes reference rows from one shard only) */
+  /** false: the table's changes are not applied, only recorded (the reverse stream takes reference rows from one shard only) */
   takes?: (table: string) => boolean;
   /** after each applied change */
   onChange?: () => void;
@@ -77,7 +77,11 @@ export async function applyStream(source: Endpoint, names: StreamNames, start: L
           case 'insert':
           case 'update':
           case 'delete': {
-            if (o.takes && !o.takes(e.table)) return;
+            if (o.takes && !o.takes(e.table)) {
+              const skipped = tables.get(e.table);
+              if (skipped) applier.note(skipped, e.kind === 'insert' ? null : e.old, e.kind === 'delete' ? null : e.row);
+              return;
+            }
             const t = tables.get(e.table);
             if (!t) throw notConfigured(e.table);
             if (e.kind === 'insert') await applier.insert(t, e.row);

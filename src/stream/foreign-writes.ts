@@ -52,6 +52,11 @@ export async function recordForeignWrites(c: pg.ClientBase, slot: string, tables
   });
 }
 
+/** Whether the trigger is on any table of this server (a check that takes no table lock). */
+export async function recordingWrites(c: pg.ClientBase): Promise<boolean> {
+  return Boolean((await c.query('SELECT 1 FROM pg_trigger WHERE tgname = $1 LIMIT 1', [TRIGGER])).rowCount);
+}
+
 /**
  * Takes the trigger off (cutover, abandon); tolerates tables that are not there. `lockTimeoutMs`
  * bounds the wait for each table's lock (a session holding a shard table must not keep a fence up).
