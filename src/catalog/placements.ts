@@ -47,7 +47,9 @@ export async function readPlacements(c: pg.ClientBase): Promise<Map<string, stri
  * transaction, streamed as COPY lines: a batch of 20,000 units built arrays of strings and arrays
  * per unit for unnest() parameters, garbage that outlived the journal's round trips (issue 26).
  * A unit placed before (a resync) is replaced whole: deleting its placement deletes its proofs
- * (ON DELETE CASCADE). `onlyTables`: a partial re-copy; the proofs of those tables are replaced,
+ * (the forget_proofs trigger, journal-keys.ts). Placements and proofs are written in one transaction:
+ * no proof is ever committed without its placement, the invariant the catalog keeps without a
+ * per-row foreign-key check. `onlyTables`: a partial re-copy; the proofs of those tables are replaced,
  * the unit's totals kept.
  */
 export async function recordPlacements(c: pg.ClientBase, runId: number, shard: string, placed: PlacedBatch, onlyTables?: readonly string[]): Promise<void> {
@@ -105,7 +107,7 @@ export async function recordNewUnits(c: pg.ClientBase, units: ReadonlyMap<string
   return r.rowCount ?? 0;
 }
 
-/** The units' placements (and, by cascade, their proofs) are forgotten. */
+/** The units' placements (and, by the forget_proofs trigger, their proofs) are forgotten. */
 export async function forgetPlacements(c: pg.ClientBase, units: readonly string[]): Promise<void> {
   await c.query('DELETE FROM shardctl.placements WHERE unit = ANY($1::text[])', [units]);
 }

@@ -1,6 +1,7 @@
 import { TOPOLOGY_MIGRATION } from './topology-sql.js';
 import { CROSS_ROWS_MIGRATION } from './cross-shard-rows.js';
 import { HELD_ROUTES_MIGRATION } from './held-routes.js';
+import { JOURNAL_KEYS_MIGRATION } from './journal-keys.js';
 
 /**
  * The catalog's DDL as ordered migrations. `meta.schema_version` records how many have run, so a
@@ -130,6 +131,8 @@ export const MIGRATIONS: readonly string[] = [
      ADD CONSTRAINT online_state_check CHECK (state IN ('copying', 'following', 'fenced', 'cut-over', 'rolled-back'));`,
   // routing follows the data: a unit keeps its route on its placement until its move flips (held-routes.ts)
   HELD_ROUTES_MIGRATION,
+  // the journal's foreign keys checked by the one door, not per row; the proofs' cascade by a trigger (journal-keys.ts)
+  JOURNAL_KEYS_MIGRATION,
 ];
 
 export const CATALOG_VERSION = MIGRATIONS.length;
