@@ -5,8 +5,9 @@ import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { columnType, type Model, type TableModel } from '../tables/model.js';
 import { topologyRouter } from '../routing/router.js';
 import { rowRouter } from '../stream/route.js';
-import { compareRows, keyText } from './changed.js';
+import { compareRows } from './changed.js';
 import { checkFullRows } from './changed-full.js';
+import { printedKey } from '../stream/recorded-rows.js';
 import { Catalog } from '../catalog/catalog.js';
 import { readPlacements } from '../catalog/placements.js';
 
@@ -204,5 +205,5 @@ async function canonicalKeys(source: pg.ClientBase, t: TableModel, keys: readonl
   const arrays = pk.map((k, i) => `$${i + 1}::text[]::${columnType(t.info, k)}[]`).join(', ');
   const cols = pk.map((_, i) => `x.c${i}::text AS k${i}`).join(', ');
   const r = await source.query(`SELECT ${cols} FROM unnest(${arrays}) WITH ORDINALITY AS x(${pk.map((_, i) => `c${i}`).join(', ')}, o) ORDER BY o`, pk.map((_, i) => keys.map((k) => k[i]!)));
-  return r.rows.map((x) => keyText(t, x));
+  return r.rows.map((x) => printedKey(pk.map((_, i) => x[`k${i}`] as string)));
 }
