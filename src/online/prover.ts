@@ -127,6 +127,9 @@ async function proveRound(model: Model, router: ReturnType<typeof rowRouter>, sl
     }
     if (!candidates.size) return 0;
     const all = [...candidates.values()];
+    // a monolith transaction running long (a big UPDATE) would make step 2 wait with the records
+    // locked, holding the follower back: its end is awaited first, holding nothing
+    if (!(await olderTransactionsEnded(source))) return 0;
     // 1. lock them where they are recorded (per shard: the records it holds)
     const locked = new Map<string, Set<string>>();
     for (const [id, c] of shards) {
