@@ -1,10 +1,8 @@
 import type pg from 'pg';
-import { quoteIdent, quoteTable } from '../db/ident.js';
 import { topologyRouter } from '../routing/router.js';
-import { rowHashSql } from '../tables/row-hash.js';
-import { columnType, type Model, type TableModel } from '../tables/model.js';
-import { qualifiedName, routeChain } from '../tables/scope.js';
+import type { Model, TableModel } from '../tables/model.js';
 import { readDirty } from '../stream/positions.js';
+import { inKeyChunks, readRecordedRows, rootRoute } from '../stream/recorded-rows.js';
 import { checkFullRows } from './changed-full.js';
 import { rowRouter, type RowRouter } from '../stream/route.js';
 import type { Row } from '../stream/decoder.js';
@@ -109,7 +107,8 @@ export interface ComparedRow {
  * Compares the rows of `t` (a keyed table) with primary key among `keys` between the monolith and
  * every shard: each row found on either side, by its key's text as PostgreSQL prints it
  * (`(k1, k2)`); a key on neither side has no entry. Empty problems: the row is where it belongs
- * with the monolith's content. Each side is read by one statement (one snapshot per server).
+ * with the monolith's content. Read in chunks of keys (stream/recorded-rows.ts), each chunk by one
+ * statement per server (one snapshot each), the shards before the monolith.
  */
 export async function compareRows(
   model: Model,
@@ -119,95 +118,62 @@ export async function compareRows(
   source: pg.ClientBase,
   shards: ReadonlyMap<string, pg.ClientBase>,
 ): Promise<Map<string, ComparedRow>> {
-  const filter = keyFilter(t, keys);
-  const here = new Map<string, Map<string, string>>(); // key → shard → row hash
-  await Promise.all(
-    [...shards].map(async ([id, c]) => {
-      const r = await c.query(`SELECT ${keyColumns(t)}, ${rowHashSql(t.columns)}::text AS h FROM ${quoteTable(t.name)} AS t0 WHERE ${filter.sql}`, filter.values);
-      for (const x of r.rows) {
-        const k = keyText(t, x);
-        const m = here.get(k) ?? new Map<string, string>();
-        m.set(id, x.h);
-        here.set(k, m);
-      }
-    }),
-  );
-  const src = await sourceRows(model, router, t, source, filter);
   const out = new Map<string, ComparedRow>();
-  for (const k of new Set([...here.keys(), ...src.keys()])) {
-    const want = src.get(k);
-    const got = here.get(k) ?? new Map<string, string>();
-    const problems: string[] = [];
-    out.set(k, { want, problems });
-    const at = `table ${t.name} key ${k}`;
-    if (!want) {
-      if (got.size) problems.push(`${at}: deleted on the monolith, still on shard ${[...got.keys()].join(', ')}`);
-      continue;
-    }
-    const homes = t.config.route.kind === 'reference' ? [...shards.keys()] : want.shard ? [want.shard] : [];
-    for (const h of homes) {
-      if (!got.has(h)) problems.push(`${at}: on the monolith, missing on shard ${h}`);
-      else if (got.get(h) !== want.hash) problems.push(`${at}: differs on shard ${h}`);
-    }
-    for (const s of got.keys()) {
-      if (!homes.includes(s)) problems.push(`${at}: on shard ${s}, not its shard${homes.length ? ` (${homes.join(', ')})` : ' (the monolith has no parent for it)'}`);
-    }
-  }
+  await inKeyChunks(keys, async (chunk) => {
+    const here = new Map<string, Map<string, string>>(); // key → shard → row hash
+    await Promise.all(
+      [...shards].map(async ([id, c]) => {
+        for (const x of (await readRecordedRows(model, t, c, chunk, false)).values()) {
+          const m = here.get(x.key) ?? new Map<string, string>();
+          m.set(id, x.hash);
+          here.set(x.key, m);
+        }
+      }),
+    );
+    const src = await sourceRows(model, router, t, source, chunk);
+    for (const k of new Set([...here.keys(), ...src.keys()])) out.set(k, compareOne(t, [...shards.keys()], k, src.get(k), here.get(k) ?? new Map()));
+  });
   return out;
+}
+
+/** One row: what the monolith holds (`want`, nothing: deleted there) against each shard's hash of it. */
+function compareOne(t: TableModel, shardIds: readonly string[], k: string, want: SourceRow | undefined, got: ReadonlyMap<string, string>): ComparedRow {
+  const problems: string[] = [];
+  const at = `table ${t.name} key ${k}`;
+  if (!want) {
+    if (got.size) problems.push(`${at}: deleted on the monolith, still on shard ${[...got.keys()].join(', ')}`);
+    return { want, problems };
+  }
+  const homes = t.config.route.kind === 'reference' ? [...shardIds] : want.shard ? [want.shard] : [];
+  for (const h of homes) {
+    if (!got.has(h)) problems.push(`${at}: on the monolith, missing on shard ${h}`);
+    else if (got.get(h) !== want.hash) problems.push(`${at}: differs on shard ${h}`);
+  }
+  for (const s of got.keys()) {
+    if (!homes.includes(s)) problems.push(`${at}: on shard ${s}, not its shard${homes.length ? ` (${homes.join(', ')})` : ' (the monolith has no parent for it)'}`);
+  }
+  return { want, problems };
 }
 
 export interface SourceRow {
   hash: string;
-  /** the source transaction that wrote this version of the row (xmin) */
-  xmin: string;
   /** the unit and its shard (sharded tables whose chain reaches a root row on the monolith) */
   unit?: string;
   shard?: string;
 }
 
-/** The monolith's current rows among `keys`: content hash and, for sharded tables, unit and shard. */
-async function sourceRows(model: Model, router: RowRouter, t: TableModel, source: pg.ClientBase, filter: KeyFilter): Promise<Map<string, SourceRow>> {
-  const chain = routeChain(model.config, t.config);
-  const joins = chain.slice(1).map((p, i) => {
-    const child = chain[i]!;
-    if (child.route.kind !== 'via') throw new Error('internal: broken via chain');
-    return `LEFT JOIN ${quoteTable(qualifiedName(p))} AS t${i + 1} ON t${i + 1}.${quoteIdent(child.route.parentColumn)} = t${i}.${quoteIdent(child.route.column)}`;
-  });
-  const root = chain[chain.length - 1]!;
-  const rootModel = model.table(qualifiedName(root));
-  const r = root.route;
-  const routeCols = r.kind === 'key' || r.kind === 'cell' ? [r.column] : r.kind === 'latlng' ? [r.lat, r.lng] : [];
-  const alias = `t${chain.length - 1}`;
-  const extra = routeCols.map((c, i) => `, ${alias}.${quoteIdent(c)}::text AS r${i}`).join('');
-  const res = await source.query(
-    `SELECT ${keyColumns(t)}, ${rowHashSql(t.columns)}::text AS h, t0.xmin::text AS xmin${extra} FROM ${quoteTable(t.name)} AS t0 ${joins.join(' ')} WHERE ${filter.sql}`,
-    filter.values,
-  );
+/** The monolith's current rows among `keys` (one statement): content hash and, for sharded tables, unit and shard. */
+async function sourceRows(model: Model, router: RowRouter, t: TableModel, source: pg.ClientBase, keys: readonly string[][]): Promise<Map<string, SourceRow>> {
+  const { root, columns } = rootRoute(model, t);
   const out = new Map<string, SourceRow>();
-  for (const x of res.rows) {
-    const row: SourceRow = { hash: x.h, xmin: x.xmin };
-    if (routeCols.length && routeCols.every((_, i) => x[`r${i}`] !== null)) {
-      const rootRow: Row = Object.fromEntries(routeCols.map((c, i) => [c, x[`r${i}`] as string]));
-      const p = await router.route(rootModel, rootRow);
+  for (const x of (await readRecordedRows(model, t, source, keys, true)).values()) {
+    const row: SourceRow = { hash: x.hash };
+    if (columns.length && x.root.every((v) => v !== null)) {
+      const rootRow: Row = Object.fromEntries(columns.map((c, i) => [c, x.root[i] as string]));
+      const p = await router.route(root, rootRow);
       if (p.kind === 'shard') Object.assign(row, { unit: p.unit, shard: p.shard });
     }
-    out.set(keyText(t, x), row);
+    out.set(x.key, row);
   }
   return out;
 }
-
-interface KeyFilter {
-  sql: string;
-  values: string[][];
-}
-
-/** `t0`'s primary key among `keys` (text values cast to the key columns' types: the index is used). */
-export function keyFilter(t: TableModel, keys: readonly string[][]): KeyFilter {
-  const pk = t.info.primaryKey;
-  const cols = pk.map((k) => `t0.${quoteIdent(k)}`).join(', ');
-  const arrays = pk.map((k, i) => `$${i + 1}::text[]::${columnType(t.info, k)}[]`).join(', ');
-  return { sql: `(${cols}) IN (SELECT * FROM unnest(${arrays}))`, values: pk.map((_, i) => keys.map((k) => k[i]!)) };
-}
-
-export const keyColumns = (t: TableModel) => t.info.primaryKey.map((k, i) => `t0.${quoteIdent(k)}::text AS k${i}`).join(', ');
-export const keyText = (t: TableModel, x: Record<string, string>) => `(${t.info.primaryKey.map((_, i) => x[`k${i}`]).join(', ')})`;

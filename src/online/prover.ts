@@ -5,7 +5,9 @@ import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { columnType, type Model, type TableModel } from '../tables/model.js';
 import { topologyRouter } from '../routing/router.js';
 import { rowRouter } from '../stream/route.js';
-import { compareRows, keyText } from './changed.js';
+import { compareRows } from './changed.js';
+import { checkFullRows } from './changed-full.js';
+import { printedKey } from '../stream/recorded-rows.js';
 import { Catalog } from '../catalog/catalog.js';
 import { readPlacements } from '../catalog/placements.js';
 
@@ -15,22 +17,33 @@ import { readPlacements } from '../catalog/placements.js';
  * row changed since the copy. A round, on a few thousand recorded rows:
  *  1. on every shard, in one READ COMMITTED transaction each, locks the records of the candidate
  *     rows (FOR UPDATE SKIP LOCKED: never waits for the follower; a record it holds is left for a
- *     later round) and reads the rows;
- *  2. reads the same rows on the monolith (one statement: one snapshot), with each row's xmin;
- *  3. a row is proven when it is exactly where it belongs with the monolith's content (changed.ts)
- *     and, if the monolith holds it, every locked record names the transaction that wrote the
- *     monolith's version (its xmin): the shard and the monolith then show the same logical point of
- *     that row, whatever the monolith did to other rows meanwhile. (A commit can be decoded and
- *     applied before the monolith's snapshots see it; without this, a shard that had applied a
- *     change, wrongly, could compare equal to the version before it.) A row absent from both is
- *     proven too: the last change the shard applied removed it.
+ *     later round). Until the round commits, a locked row's content on that shard cannot change:
+ *     every follower write of a row updates its record in the same shard transaction, so it waits;
+ *  2. notes N, the monolith's next transaction id, and waits (briefly; else the round keeps every
+ *     record) until no transaction older than N is running there: every snapshot taken from then on
+ *     sees every source transaction the locked rows' content reflects (the follower applies a source
+ *     transaction only after the monolith logged its commit, and this is after the locks);
+ *  3. reads the rows on every shard and on the monolith (one statement: one snapshot S); a row is
+ *     proven when it is exactly where it belongs with the monolith's content (changed.ts), or on
+ *     neither side; a row of a table without a primary key when every shard holds as many copies of
+ *     the recorded value as the monolith assigns it (changed-full.ts);
  *  4. deletes the proven rows' locked records and commits.
- * Why a proven row stays proven: the follower records a row it writes again (writeDirty updates the
- * record, so it waits for the round's lock and records the row after the delete); any later change
- * on the monolith reaches the follower before cutover's barrier; and a write on a shard by anyone
- * but the follower is recorded by a trigger (stream/foreign-writes.ts), never pruned. Records with
- * no transaction (those, and rows of tables without a primary key) are left to cutover.
- * Cutover takes PROVE_LOCK exclusively before fencing: no round holds the follower back meanwhile.
+ * Why a proven record may go: S sees every source transaction the shard's copy of the row reflects
+ * (2). If S shows a later change of the row, that change is not yet applied to the shard, and the
+ * follower records the row again when it applies it (it updates the record: it waits for the
+ * round's lock, then records the row after the delete). Otherwise the monolith's row is S's, and
+ * the shard's equals it. Any later change on the monolith reaches the follower before cutover's
+ * barrier and records the row, and a write on a shard by anyone but the follower is recorded by a
+ * trigger with no transaction (stream/foreign-writes.ts) and never pruned. This asks nothing of the
+ * row's own xmin or of the transaction named in the record: a row written inside a SAVEPOINT (its
+ * xmin is the subtransaction's), a `via` row moved along by its parent (its xmin is older than the
+ * move), a deleted row and a row without a key (its record is its values) are proven alike. It
+ * also closes the race of a commit decoded and applied before the monolith's snapshots see it:
+ * step 2 waits for that commit to be visible. (Proving against the recorded transaction's
+ * visibility alone would not do for a via row: a change of the child committed before its
+ * parent's move may become visible after it, and a shard that had lost that change would compare
+ * equal.) Cutover takes PROVE_LOCK exclusively before fencing: no round holds the follower back
+ * meanwhile.
  */
 export const PROVE_LOCK = 0x5368_6172_5072n; // "SharPr"
 
@@ -97,56 +110,54 @@ export async function startProver(config: Config, model: Model, slot: string, op
   };
 }
 
+/** How long a round waits for the monolith's older transactions to end (2, above) before it gives up, keeping its records. */
+const SEE_WAIT_MS = 500;
+
 /** One round (see above): returns how many records it removed. */
 async function proveRound(model: Model, router: ReturnType<typeof rowRouter>, slot: string, source: pg.Client, shards: ReadonlyMap<string, pg.Client>, batch: number): Promise<number> {
   if (!(await source.query('SELECT pg_try_advisory_lock_shared($1) AS ok', [String(PROVE_LOCK)])).rows[0].ok) return 0; // cutover is on
   const open: pg.Client[] = [];
   try {
-    // candidates: records with a transaction, of keyed tables, from every shard
-    const keyed = new Set(model.tables.filter((t) => t.info.primaryKey.length).map((t) => t.name));
+    // candidates: records the follower wrote (with a transaction), of configured tables, from every shard
+    const names = model.tables.map((t) => t.name);
     const candidates = new Map<string, { tbl: string; key: string }>();
     for (const c of shards.values()) {
-      const r = await c.query('SELECT tbl, key FROM shardctl.follow_dirty WHERE slot = $1 AND xid IS NOT NULL AND tbl = ANY($2::text[]) LIMIT $3', [slot, [...keyed], batch]);
+      const r = await c.query('SELECT tbl, key FROM shardctl.follow_dirty WHERE slot = $1 AND xid IS NOT NULL AND tbl = ANY($2::text[]) LIMIT $3', [slot, names, batch]);
       for (const x of r.rows as { tbl: string; key: string }[]) candidates.set(`${x.tbl}\0${x.key}`, x);
     }
     if (!candidates.size) return 0;
     const all = [...candidates.values()];
-    // 1. lock them where they are recorded (per shard: record → the transaction it names)
-    const locked = new Map<string, Map<string, string>>();
+    // a monolith transaction running long (a big UPDATE) would make step 2 wait with the records
+    // locked, holding the follower back: its end is awaited first, holding nothing
+    if (!(await olderTransactionsEnded(source))) return 0;
+    // 1. lock them where they are recorded (per shard: the records it holds)
+    const locked = new Map<string, Set<string>>();
     for (const [id, c] of shards) {
       await c.query('BEGIN');
       open.push(c);
       const r = await c.query(
-        `SELECT tbl, key, xid::text AS xid FROM shardctl.follow_dirty
+        `SELECT tbl, key FROM shardctl.follow_dirty
           WHERE slot = $1 AND xid IS NOT NULL AND (tbl, key) IN (SELECT * FROM unnest($2::text[], $3::text[]))
           FOR UPDATE SKIP LOCKED`,
         [slot, all.map((x) => x.tbl), all.map((x) => x.key)],
       );
-      locked.set(id, new Map((r.rows as { tbl: string; key: string; xid: string }[]).map((x) => [`${x.tbl}\0${x.key}`, x.xid])));
+      locked.set(id, new Set((r.rows as { tbl: string; key: string }[]).map((x) => `${x.tbl}\0${x.key}`)));
     }
-    // 2, 3. compare, table by table
+    // 2. from here on, the monolith's snapshots see everything the locked rows reflect
+    if (!(await olderTransactionsEnded(source))) return 0;
+    // 3. compare, table by table
     const proven = new Set<string>();
     const byTable = new Map<string, string[]>();
     for (const x of all) byTable.set(x.tbl, [...(byTable.get(x.tbl) ?? []), x.key]);
     for (const [name, jsonKeys] of byTable) {
       const t = model.table(name);
-      const keys = jsonKeys.map((k) => JSON.parse(k) as string[]);
-      const texts = await canonicalKeys(source, t, keys);
-      const compared = await compareRows(model, router, t, keys, source, shards);
-      for (const [i, k] of jsonKeys.entries()) {
-        const id = `${name}\0${k}`;
-        const c = compared.get(texts[i]!);
-        if (c?.problems.length) continue;
-        const records = [...locked.values()].filter((m) => m.has(id));
-        if (!records.length) continue;
-        if (c?.want && !records.every((m) => m.get(id) === c.want!.xmin)) continue;
-        proven.add(id);
-      }
+      const equal = t.info.primaryKey.length ? await equalKeyed(model, router, t, jsonKeys, source, shards) : await equalKeyless(router, t, jsonKeys, source, shards);
+      for (const k of equal) proven.add(`${name}\0${k}`);
     }
     // 4. remove the proven records this round holds
     let removed = 0;
     for (const [id, c] of shards) {
-      const mine = [...locked.get(id)!.keys()].filter((k) => proven.has(k)).map((k) => k.split('\0') as [string, string]);
+      const mine = [...locked.get(id)!].filter((k) => proven.has(k)).map((k) => k.split('\0') as [string, string]);
       if (mine.length) {
         const r = await c.query('DELETE FROM shardctl.follow_dirty WHERE slot = $1 AND (tbl, key) IN (SELECT * FROM unnest($2::text[], $3::text[]))', [slot, mine.map((x) => x[0]), mine.map((x) => x[1])]);
         removed += r.rowCount ?? 0;
@@ -161,11 +172,41 @@ async function proveRound(model: Model, router: ReturnType<typeof rowRouter>, sl
   }
 }
 
-/** Each key as PostgreSQL prints it (`(k1, k2)`, keyText's form), in the order given: a key the follower recorded in another spelling still matches its row. */
+/**
+ * Step 2 (see above): notes the monolith's next transaction id and waits, at most SEE_WAIT_MS, until
+ * no older transaction is running (the oldest running one, pg_current_snapshot()'s xmin, is not
+ * older). Snapshots taken afterwards see all of them: no transaction that old can start again.
+ */
+async function olderTransactionsEnded(source: pg.ClientBase): Promise<boolean> {
+  const next = (await source.query('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS n')).rows[0].n as string;
+  const until = Date.now() + SEE_WAIT_MS;
+  for (;;) {
+    if ((await source.query('SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8 AS ok', [next])).rows[0].ok) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The recorded keys (JSON text) of a keyed table whose rows are exactly where they belong, or on neither side. */
+async function equalKeyed(model: Model, router: ReturnType<typeof rowRouter>, t: TableModel, jsonKeys: readonly string[], source: pg.Client, shards: ReadonlyMap<string, pg.Client>): Promise<string[]> {
+  const keys = jsonKeys.map((k) => JSON.parse(k) as string[]);
+  const texts = await canonicalKeys(source, t, keys);
+  const compared = await compareRows(model, router, t, keys, source, shards);
+  return jsonKeys.filter((_, i) => !compared.get(texts[i]!)?.problems.length);
+}
+
+/** The recorded values (JSON text) of a table without a primary key held as often on their shard as on the monolith, and nowhere else. */
+async function equalKeyless(router: ReturnType<typeof rowRouter>, t: TableModel, jsonKeys: readonly string[], source: pg.Client, shards: ReadonlyMap<string, pg.Client>): Promise<string[]> {
+  const values = jsonKeys.map((k) => JSON.parse(k) as (string | null)[]);
+  const differ = await checkFullRows(t, values, router, source, shards, () => undefined, () => undefined);
+  return jsonKeys.filter((_, i) => !differ.has(i));
+}
+
+/** Each key as PostgreSQL prints it (`(k1, k2)`), in the order given: a key the follower recorded in another spelling still matches its row. */
 async function canonicalKeys(source: pg.ClientBase, t: TableModel, keys: readonly string[][]): Promise<string[]> {
   const pk = t.info.primaryKey;
   const arrays = pk.map((k, i) => `$${i + 1}::text[]::${columnType(t.info, k)}[]`).join(', ');
   const cols = pk.map((_, i) => `x.c${i}::text AS k${i}`).join(', ');
   const r = await source.query(`SELECT ${cols} FROM unnest(${arrays}) WITH ORDINALITY AS x(${pk.map((_, i) => `c${i}`).join(', ')}, o) ORDER BY o`, pk.map((_, i) => keys.map((k) => k[i]!)));
-  return r.rows.map((x) => keyText(t, x));
+  return r.rows.map((x) => printedKey(pk.map((_, i) => x[`k${i}`] as string)));
 }

@@ -1,8 +1,7 @@
 import type pg from 'pg';
 import { parentCell, shardCell } from '../cells/h3.js';
-import { quoteIdent, quoteTable } from '../db/ident.js';
-import { columnType, h3Strategy, type Model, type TableModel } from '../tables/model.js';
-import { qualifiedName, routeChain } from '../tables/scope.js';
+import { h3Strategy, type Model, type TableModel } from '../tables/model.js';
+import { inKeyChunks, readRecordedRows, rootRoute } from '../stream/recorded-rows.js';
 
 /**
  * An online move's proof, without reading the whole unit again. The copy was proven equal at the
@@ -28,9 +27,6 @@ export interface ChangedCheck {
   problems: string[];
 }
 
-/** Rows compared per query. */
-const CHUNK = 2000;
-
 export async function checkChangedRows(
   model: Model,
   unit: string,
@@ -46,8 +42,7 @@ export async function checkChangedRows(
   for (const [name, keys] of byTable) {
     const t = model.sharded.find((x) => x.name === name);
     if (!t) throw new Error(`internal: the move recorded a row of table ${name}, which is not sharded`);
-    for (let i = 0; i < keys.length; i += CHUNK) {
-      const chunk = keys.slice(i, i + CHUNK);
+    await inKeyChunks(keys, async (chunk) => {
       const parsed = chunk.map((k) => JSON.parse(k) as string[]);
       const [a, b] = await Promise.all([unitRows(model, t, unit, from, parsed), unitRows(model, t, unit, to, parsed)]);
       const same: string[] = [];
@@ -65,39 +60,22 @@ export async function checkChangedRows(
       if (opts.prune && same.length) {
         await to.query('DELETE FROM shardctl.follow_dirty WHERE slot = $1 AND tbl = $2 AND key = ANY($3::text[])', [slot, name, same]);
       }
-    }
+    });
   }
   return out;
 }
 
 /**
- * The rows of `unit` a shard holds under `keys` (by the key's position in `keys`): each one's md5
- * of its text. A row under such a key that belongs to another unit counts as absent. The unit is
- * decided as the copy scopes rows (the root row of a via chain, joined on the shard).
+ * The rows of `unit` a shard holds under `keys` (by the key's position in `keys`): each one's hash
+ * (stream/recorded-rows.ts). A row under such a key that belongs to another unit counts as absent.
+ * The unit is decided as the copy scopes rows (the root row of a via chain, joined on the shard).
  */
 async function unitRows(model: Model, t: TableModel, unit: string, c: pg.ClientBase, keys: readonly string[][]): Promise<Map<number, string>> {
-  const pk = t.info.primaryKey;
-  const chain = routeChain(model.config, t.config);
-  const joins = chain.slice(1).map((p, i) => {
-    const child = chain[i]!;
-    if (child.route.kind !== 'via') throw new Error('internal: broken via chain');
-    return `LEFT JOIN ${quoteTable(qualifiedName(p))} AS t${i + 1} ON t${i + 1}.${quoteIdent(child.route.parentColumn)} = t${i}.${quoteIdent(child.route.column)}`;
-  });
-  const root = chain[chain.length - 1]!.route;
-  const cols = root.kind === 'key' || root.kind === 'cell' ? [root.column] : root.kind === 'latlng' ? [root.lat, root.lng] : [];
-  if (!cols.length) throw new Error(`internal: table ${t.name} has no unit route`);
-  const alias = `t${chain.length - 1}`;
-  const on = pk.map((k, i) => `t0.${quoteIdent(k)} = k.c${i}::${columnType(t.info, k)}`).join(' AND ');
-  const res = await c.query(
-    `SELECT k.i::int AS i, md5(ROW(${t.columns.map((x) => `t0.${quoteIdent(x)}`).join(', ')})::text) AS h, ${cols.map((x, i) => `${alias}.${quoteIdent(x)}::text AS r${i}`).join(', ')}
-       FROM unnest(${pk.map((_, i) => `$${i + 1}::text[]`).join(', ')}) WITH ORDINALITY AS k(${pk.map((_, i) => `c${i}`).join(', ')}, i)
-       JOIN ${quoteTable(t.name)} AS t0 ON ${on} ${joins.join(' ')}`,
-    pk.map((_, i) => keys.map((k) => k[i]!)),
-  );
+  const { root, columns } = rootRoute(model, t);
+  if (!columns.length) throw new Error(`internal: table ${t.name} has no unit route`);
+  const kind = root.config.route.kind;
   const out = new Map<number, string>();
-  for (const x of res.rows as Record<string, string | number | null>[]) {
-    if (unitOfRoot(model, root.kind, cols.map((_, i) => x[`r${i}`] as string | null)) === unit) out.set((x.i as number) - 1, x.h as string);
-  }
+  for (const [i, x] of await readRecordedRows(model, t, c, keys, true)) if (unitOfRoot(model, kind, x.root) === unit) out.set(i, x.hash);
   return out;
 }
 

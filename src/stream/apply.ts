@@ -86,8 +86,8 @@ export class Applier {
 
   /**
    * A source transaction starts; shards that already committed it will not see its changes again.
-   * `xid` (the source's transaction id) is recorded with each row it writes: the prover (online/prover.ts)
-   * proves a row only against the source version that transaction made.
+   * `xid` (the source's transaction id) is recorded with each row it writes: it marks the record as
+   * the follower's, which the prover (online/prover.ts) may prune (a write by anyone else has none).
    */
   begin(commitLsn: Lsn, xid?: number): void {
     this.txn = commitLsn;

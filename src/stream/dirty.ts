@@ -4,7 +4,7 @@ import type { DirtyRow } from './positions.js';
 /**
  * Per shard, the rows written in its open transaction (table + primary key, or all values of a
  * keyless row), recorded in follow_dirty with the writes they name (see positions.ts): cutover
- * re-proves exactly these rows (or the prover, with the source transaction `xid` that wrote them). A
+ * re-proves exactly these rows (or the prover, those named with the source transaction `xid`). A
  * row written twice is recorded once, with its last writer.
  */
 export class DirtyRows {
