@@ -130,6 +130,8 @@ export const MIGRATIONS: readonly string[] = [
      ADD CONSTRAINT online_state_check CHECK (state IN ('copying', 'following', 'fenced', 'cut-over', 'rolled-back'));`,
   // routing follows the data: a unit keeps its route on its placement until its move flips (held-routes.ts)
   HELD_ROUTES_MIGRATION,
+  // moves of many units between the same two shards share one stream (rebalance/online.ts): its name, per move
+  `ALTER TABLE shardctl.moves ADD COLUMN stream text;`,
 ];
 
 export const CATALOG_VERSION = MIGRATIONS.length;
