@@ -40,7 +40,8 @@ export function planJobs<M extends Groupable>(moves: readonly M[], online: boole
   const resumed = new Map<string, Extract<MoveJob<M>, { kind: 'group' }>>();
   const open = new Map<string, { job: Extract<MoveJob<M>, { kind: 'group' }>; rows: number; bytes: number }>();
   for (const m of moves) {
-    if (!movesOnline(m.resumeAfter, online)) {
+    // a journaled stream is finished online whatever this run's mode (its slot must be dropped)
+    if (!m.stream && !movesOnline(m.resumeAfter, online)) {
       jobs.push({ kind: 'offline', move: m });
       continue;
     }

@@ -17,7 +17,7 @@ import { findUnplaced } from '../unit-copy/unplaced.js';
 import { installGuard } from '../fence/unit-guard.js';
 import { movesInFlight, type MovePointHook, type Step } from './journal.js';
 import { moveGroup, moveUnit, undoMove, type MoveContext } from './move.js';
-import { journaledGroups, planJobs, type MoveJob } from './groups.js';
+import { journaledGroups, planJobs, type Groupable, type MoveJob } from './groups.js';
 import { applyReadOnly, type ReadOnlyResult } from './read-only.js';
 import { checkOnlineMoves } from './preflight.js';
 import { refuseInOnlineWindow } from '../stream/window.js';
@@ -81,16 +81,8 @@ export interface RebalanceOptions {
   onMovePoint?: MovePointHook;
 }
 
-export interface PlannedMove {
-  unit: string;
-  from: string;
-  to: string;
-  rows: number;
-  bytes: number;
-  /** the journal's last step when resuming an interrupted move */
-  resumeAfter?: Step;
-  /** resuming an online move: the stream its group was journaled with */
-  stream?: string;
+/** A move of the plan: the unit, its shards, size and journal state (groups.ts Groupable), and how it went. */
+export interface PlannedMove extends Groupable {
   status: 'planned' | 'moved' | 'failed';
   reason?: string;
   /** failed: the move could not proceed (a bound missed, a lock held) and was undone: exit 3 rather than 1 */
@@ -233,7 +225,11 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
       // rows with several routes are shared by units: their moves stay offline (the stream's unit
       // filter knows one route per table)
       const online = !opts.offline && !model.sharded.some((t) => t.config.routes);
-      if (online) await checkOnlineMoves(config, model, moves, Math.max(1, opts.concurrency ?? 2));
+      // moves between the same two shards share a stream, a bounded group at a time (groups.ts)
+      const jobs = planJobs(moves, online);
+      // a slot per group, not per unit
+      const streams = jobs.flatMap((j) => (j.kind === 'group' ? [{ from: j.group.from, resumeAfter: j.at }] : []));
+      if (online) await checkOnlineMoves(config, model, streams, Math.max(1, opts.concurrency ?? 2));
       await installGuards(config, model, moves);
       // rows with several routes are shared by units: one move at a time (offline), so each move's delete
       // sees the others' settled placements (concurrent moves could each keep a copy for the other)
@@ -250,7 +246,6 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
         m.blocked = blocked;
         emit({ type: 'failed', unit: m.unit, from: m.from, to: m.to, reason });
       };
-      // moves between the same two shards share a stream, a bounded group at a time (groups.ts)
       const runJob = async (job: MoveJob<PlannedMove>) => {
         if (job.kind === 'offline') {
           const m = job.move;
@@ -278,7 +273,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
         }
       };
       await Promise.all(
-        planJobs(moves, online).map((job) =>
+        jobs.map((job) =>
           limit(async () => {
             if (opts.signal?.aborted) return;
             try {
