@@ -1,18 +1,17 @@
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { migrate } from '../src/index.js';
 import type { MovePoint } from '../src/rebalance/journal.js';
 import { groupStreamNames } from '../src/rebalance/online.js';
 import { runCliAsync, runCliKilledAtAsync, watchCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
-import { assertLedger, LedgerWriter, ownerOf } from './helpers/ledger.js';
-import { stageLedger, TENANTS, type LedgerStage } from './helpers/ledger-fleet.js';
+import { fenceHold, session } from './helpers/fence-hold.js';
+import type { LedgerWriter } from './helpers/ledger.js';
+import { catalogRoutedWriter, checkLedger, ledgerOwner, stageLedger, TENANTS, type LedgerStage } from './helpers/ledger-fleet.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const MOVE_LOCK = 0x4d6f7665; // online.ts: one applier per move stream
 
 /**
  * Moves of several units between the same two shards share ONE stream: one slot and publication on
@@ -24,24 +23,13 @@ const MOVE_LOCK = 0x4d6f7665; // online.ts: one applier per move stream
 describe('online moves of several units between two shards share one stream', { timeout: 900_000 }, () => {
   let stage: LedgerStage;
   let writer: LedgerWriter;
-  let catalog: pg.Client;
+  let close: (() => Promise<void>) | undefined;
   /** the tenants that move together, all on s0 at first */
   let group: number[];
   const urls = new Map<string, string>();
 
-  const owner = () => {
-    const ids = stage.reload().shards.map((s) => s.id);
-    const pins = stage.pins();
-    return (bid: number) => ownerOf(bid, ids, pins);
-  };
-  const check = async () => {
-    await writer.pause();
-    try {
-      await assertLedger(stage.reload().shards.map((s) => ({ id: s.id, url: s.primary })), writer, owner());
-    } finally {
-      writer.start();
-    }
-  };
+  const owner = () => ledgerOwner(stage);
+  const check = () => checkLedger(stage, writer);
   /** pins the group's tenants to `shard` in the config file (a topology edit, as `pin` makes it) */
   const pinGroup = (shard: string) => {
     const doc = parse(readFileSync(stage.configPath, 'utf8'));
@@ -66,17 +54,10 @@ describe('online moves of several units between two shards share one stream', { 
     for (const s of stage.config.shards) urls.set(s.id, s.primary);
     group = TENANTS.filter((t) => owner()(t) === 's0').slice(0, 3);
     assert.ok(group.length >= 2, `the fixture places at least two tenants on s0 (${group.join(', ')})`);
-    catalog = new pg.Client({ connectionString: stage.config.catalog });
-    await catalog.connect();
-    const route = async (bid: number) => {
-      const shard = (await catalog.query('SELECT shardctl.shard_for_key($1) AS s', [String(bid)])).rows[0].s as string;
-      return urls.get(shard) ?? assert.fail(`the catalog routes tenant ${bid} to ${shard}, a shard not in the config`);
-    };
-    writer = (await LedgerWriter.fromTable(stage.config.source, route, TENANTS)).start();
+    ({ writer, close } = await catalogRoutedWriter(stage));
   });
   after(async () => {
-    await writer?.stop().catch(() => undefined);
-    await catalog?.end();
+    await close?.();
     await stage?.stop();
   });
 
@@ -131,39 +112,22 @@ describe('online moves of several units between two shards share one stream', { 
     const from = await placed(group[0]!);
     const to = from === 's0' ? 's1' : 's0';
     const slot = groupStreamNames(group.map(String)).slot;
-    const session = async (url: string) => {
-      const c = new pg.Client({ connectionString: url, application_name: 'move-groups-test' });
-      c.on('error', () => undefined);
-      await c.connect();
-      return c;
-    };
-    const gate = await session(urls.get(to)!); // holds the move before its catch-up
-    const epoch = await session(urls.get(from)!); // holds the old shard's fence
+    const hold = await fenceHold(urls.get(from)!, urls.get(to)!, slot);
     const position = await session(urls.get(to)!); // holds the new shard's last commit
-    await gate.query('SELECT pg_advisory_lock($1, hashtext($2))', [MOVE_LOCK, slot]);
     let gateOpen = false;
     pinGroup(to);
     const run = watchCli(['rebalance', '--apply', '--json', '--config', stage.configPath], (e) => {
       if (e.type === 'step' && e.step === 'streaming' && !gateOpen) {
         gateOpen = true;
-        void (async () => {
-          await epoch.query('BEGIN');
-          await epoch.query('SELECT * FROM shardctl.fence_epoch FOR KEY SHARE');
-          await gate.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MOVE_LOCK, slot]);
-        })();
+        void hold.streaming();
       }
     }, { SHARDCTL_MOVE_TIMEOUT: '3s' });
     const fenced = async () => (await sql(urls.get(from)!, 'SELECT unit FROM shardctl.fenced_units WHERE unit = ANY($1::text[])', [group.map(String)])).length;
     try {
-      let waiting = false;
-      for (let i = 0; i < 1200 && !waiting; i++) {
-        waiting = (await sql(urls.get(from)!, `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted AND a.application_name LIKE 'shardctl%'`)).length > 0;
-        if (!waiting) await sleep(50);
-      }
-      assert.ok(waiting, 'the move fences the old shard');
+      await hold.fenceWaiting();
       await position.query('BEGIN');
       await position.query('SELECT * FROM shardctl.follow_position WHERE slot = $1 FOR UPDATE', [slot]);
-      await epoch.query('COMMIT');
+      await hold.letIn();
       for (let i = 0; i < 200 && (await fenced()) < group.length; i++) await sleep(50);
       assert.equal(await fenced(), group.length, 'one fence over every unit of the group on the old shard');
       let lifted = false;
@@ -176,8 +140,8 @@ describe('online moves of several units between two shards share one stream', { 
       for (const t of group) await sql(urls.get(from)!, 'UPDATE ledger SET v = v WHERE k = (SELECT min(k) FROM ledger WHERE bid = $1)', [t]);
     } finally {
       await position.query('ROLLBACK').catch(() => undefined);
-      await epoch.query('ROLLBACK').catch(() => undefined);
-      await Promise.all([gate, epoch, position].map((s) => s.end().catch(() => undefined)));
+      await position.end().catch(() => undefined);
+      await hold.end();
     }
     const r = await run;
     assert.equal(r.status, 3, r.stdout + r.stderr);
