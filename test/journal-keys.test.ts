@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { startFleet, type Fleet } from '../harness/fleet/index.js';
 import { MIGRATIONS } from '../src/catalog/schema.js';
+import { JOURNAL_KEYS_MIGRATION } from '../src/catalog/journal-keys.js';
 import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
 import { migrate } from '../src/migrate/index.js';
@@ -71,14 +72,15 @@ describe('catalog journal without per-row foreign keys', () => {
 
   it('an older catalog upgrades: its placements kept, no per-row key checks left, deleting a placement still forgets its proofs', async () => {
     await resetShards(config);
-    // the catalog as the previous release left it: every migration but the last, one unit placed with its proof
+    // the catalog as the release before migration 10 left it: every migration before the journal's keys went, one unit placed with its proof
     const c = new pg.Client({ connectionString: config.catalog });
     await c.connect();
     try {
       await c.query('BEGIN');
       await c.query('CREATE SCHEMA shardctl');
-      for (const m of MIGRATIONS.slice(0, -1)) await c.query(m);
-      await c.query(`INSERT INTO shardctl.meta VALUES ('schema_version', $1)`, [String(MIGRATIONS.length - 1)]);
+      const before = MIGRATIONS.indexOf(JOURNAL_KEYS_MIGRATION);
+      for (const m of MIGRATIONS.slice(0, before)) await c.query(m);
+      await c.query(`INSERT INTO shardctl.meta VALUES ('schema_version', $1)`, [String(before)]);
       const run = (await c.query(`INSERT INTO shardctl.runs (command, status, pid, host) VALUES ('migrate', 'ok', 1, 'old') RETURNING id`)).rows[0].id;
       await c.query(`INSERT INTO shardctl.placements (unit, shard, rows, run_id) VALUES ('retired', $1, 2, $2)`, [fleet.shards[0]!.id, run]);
       await c.query(`INSERT INTO shardctl.placement_tables VALUES ('retired', 'public.items', 2, '42')`);

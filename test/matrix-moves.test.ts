@@ -4,8 +4,8 @@ import pg from 'pg';
 import { migrate } from '../src/index.js';
 import { runCli, runCliAsync, runCliKilledAtAsync } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
-import { assertLedger, LedgerWriter, longestGap, ownerOf } from './helpers/ledger.js';
-import { stageLedger, TENANTS, type LedgerStage } from './helpers/ledger-fleet.js';
+import { LedgerWriter, longestGap } from './helpers/ledger.js';
+import { catalogRoutedWriter, checkLedger, ledgerOwner, stageLedger, TENANTS, type LedgerStage } from './helpers/ledger-fleet.js';
 
 /**
  * The adversarial matrix, moves: an application routes every write through the catalog's SQL
@@ -18,39 +18,21 @@ import { stageLedger, TENANTS, type LedgerStage } from './helpers/ledger-fleet.j
 describe('matrix: online moves under a live-routing writer and an acknowledged-writes oracle', () => {
   let stage: LedgerStage;
   let writer: LedgerWriter;
-  let catalog: pg.Client;
+  let close: (() => Promise<void>) | undefined;
   const urls = new Map<string, string>();
 
   const shardsNow = () => stage.reload().shards.map((s) => ({ id: s.id, url: s.primary }));
-  const owner = () => {
-    const ids = stage.reload().shards.map((s) => s.id);
-    const pins = stage.pins();
-    return (bid: number) => ownerOf(bid, ids, pins);
-  };
-  const check = async () => {
-    await writer.pause();
-    try {
-      await assertLedger(shardsNow(), writer, owner());
-    } finally {
-      writer.start();
-    }
-  };
+  const owner = () => ledgerOwner(stage);
+  const check = () => checkLedger(stage, writer);
 
   before(async () => {
     stage = await stageLedger({ shards: 3 });
     assert.equal((await migrate(stage.config)).ok, true);
-    catalog = new pg.Client({ connectionString: stage.config.catalog });
-    await catalog.connect();
-    const route = async (bid: number) => {
-      const shard = (await catalog.query('SELECT shardctl.shard_for_key($1) AS s', [String(bid)])).rows[0].s as string;
-      if (!urls.has(shard)) for (const s of shardsNow()) urls.set(s.id, s.url);
-      return urls.get(shard) ?? assert.fail(`the catalog routes tenant ${bid} to ${shard}, a shard not in the config`);
-    };
-    writer = (await LedgerWriter.fromTable(stage.config.source, route, TENANTS)).start();
+    for (const x of shardsNow()) urls.set(x.id, x.url);
+    ({ writer, close } = await catalogRoutedWriter(stage));
   });
   after(async () => {
-    await writer?.stop().catch(() => undefined);
-    await catalog?.end();
+    await close?.();
     await stage?.stop();
   });
 

@@ -1,29 +1,22 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import type { Stage } from '../harness/demo/stage.js';
 import { stageMigrated } from './helpers/stage.js';
 import { topologyRouter } from '../src/routing/router.js';
 import { moveStreamNames } from '../src/rebalance/online.js';
 import { watchCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
+import { fenceHold, session } from './helpers/fence-hold.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const MOVE_LOCK = 0x4d6f7665; // online.ts: one applier per move slot
 
-async function session(url: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url, application_name: 'move-bounded-test' });
-  c.on('error', () => undefined);
-  await c.connect();
-  return c;
-}
 
 /**
  * An online move whose new shard stalls after the old shard is fenced (the test holds the row the
  * move's last commit there must write) gives up within its bound and lifts the fence: the unit stays
  * placed on, and writable on, its old shard while the new shard is still stuck. Staged with locks
- * only: the move's applier lock holds the move before its catch-up, a key-share lock on the old
- * shard's fence_epoch holds its fence while the test locks the new shard's position row.
+ * only (helpers/fence-hold.ts): the move is held at its fence while the test locks the new shard's
+ * position row.
  */
 describe('online move: the wait after the fence is bounded', { timeout: 300_000 }, () => {
   let stage: Stage;
@@ -39,33 +32,22 @@ describe('online move: the wait after the fence is bounded', { timeout: 300_000 
     const to = c.shards.map((s) => s.id).find((s) => s !== from)!;
     const url = (id: string) => c.shards.find((s) => s.id === id)!.primary;
     const slot = moveStreamNames(tenant).slot;
-    const gate = await session(url(to)); // holds the move before its catch-up
-    const epoch = await session(url(from)); // holds the old shard's fence
+    const hold = await fenceHold(url(from), url(to), slot);
     const position = await session(url(to)); // holds the new shard's last commit
-    await gate.query('SELECT pg_advisory_lock($1, hashtext($2))', [MOVE_LOCK, slot]);
     let gateOpen = false;
     const pin = watchCli(['pin', tenant, to, '--apply', '--json', '--config', stage.configPath], (e) => {
       if (e.type === 'step' && e.step === 'streaming' && !gateOpen) {
         gateOpen = true;
-        void (async () => {
-          await epoch.query('BEGIN');
-          await epoch.query('SELECT * FROM shardctl.fence_epoch FOR KEY SHARE');
-          await gate.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MOVE_LOCK, slot]);
-        })();
+        void hold.streaming();
       }
     }, { SHARDCTL_MOVE_TIMEOUT: '3s' });
     const fenced = async () => (await sql(url(from), 'SELECT 1 FROM shardctl.fenced_units WHERE unit = $1', [tenant])).length > 0;
     try {
       // the fence on the old shard waits for the key-share lock: take the position row, then let it in
-      let waiting = false;
-      for (let i = 0; i < 600 && !waiting; i++) {
-        waiting = (await sql(url(from), `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE NOT l.granted AND a.application_name LIKE 'shardctl%'`)).length > 0;
-        if (!waiting) await sleep(50);
-      }
-      assert.ok(waiting, 'the move fences the old shard');
+      await hold.fenceWaiting();
       await position.query('BEGIN');
       await position.query('SELECT * FROM shardctl.follow_position WHERE slot = $1 FOR UPDATE', [slot]);
-      await epoch.query('COMMIT');
+      await hold.letIn();
       for (let i = 0; i < 200 && !(await fenced()); i++) await sleep(50);
       assert.ok(await fenced(), 'the old shard is fenced');
       // the new shard cannot commit the last changes; the fence must not outlive the bound
@@ -78,8 +60,8 @@ describe('online move: the wait after the fence is bounded', { timeout: 300_000 
       await sql(url(from), `UPDATE themes SET name = name || ' writable' WHERE id = (SELECT min(id) FROM themes WHERE restaurant_id = $1)`, [tenant]);
     } finally {
       await position.query('ROLLBACK').catch(() => undefined);
-      await epoch.query('ROLLBACK').catch(() => undefined);
-      await Promise.all([gate, epoch, position].map((s) => s.end().catch(() => undefined)));
+      await position.end().catch(() => undefined);
+      await hold.end();
     }
     const r = await pin;
     assert.equal(r.status, 3, r.stdout + r.stderr); // could not proceed: the bound was missed, nothing moved

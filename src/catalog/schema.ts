@@ -131,6 +131,8 @@ export const MIGRATIONS: readonly string[] = [
      ADD CONSTRAINT online_state_check CHECK (state IN ('copying', 'following', 'fenced', 'cut-over', 'rolled-back'));`,
   // routing follows the data: a unit keeps its route on its placement until its move flips (held-routes.ts)
   HELD_ROUTES_MIGRATION,
+  // moves of many units between the same two shards share one stream (rebalance/online.ts): its name, per move
+  `ALTER TABLE shardctl.moves ADD COLUMN stream text;`,
   // the journal's foreign keys checked by the one door, not per row; the proofs' cascade by a trigger (journal-keys.ts)
   JOURNAL_KEYS_MIGRATION,
 ];

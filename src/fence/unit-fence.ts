@@ -75,5 +75,6 @@ export async function readFences(c: pg.ClientBase): Promise<Map<string, Fence>> 
   return new Map(r.rows.map((x) => [x.unit, { unit: x.unit, from: x.from_shard, to: x.to_shard, role: x.role }]));
 }
 
-const describeUnits = (units: readonly string[]) =>
+/** `unit 42`, or `3 units (1, 2, 3)`, for messages. */
+export const describeUnits = (units: readonly string[]): string =>
   units.length === 1 ? `unit ${units[0]}` : `${units.length} units (${units.slice(0, 3).join(', ')}${units.length > 3 ? ', …' : ''})`;

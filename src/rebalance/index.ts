@@ -15,8 +15,9 @@ import { recordedShards } from '../catalog/topology.js';
 import { recordTopology } from '../fence/record-topology.js';
 import { findUnplaced } from '../unit-copy/unplaced.js';
 import { installGuard } from '../fence/unit-guard.js';
-import { movesInFlight, type MovePointHook, type MoveRow, type Step } from './journal.js';
-import { moveUnit, undoMove } from './move.js';
+import { movesInFlight, type MovePointHook, type Step } from './journal.js';
+import { moveGroup, moveUnit, undoMove, type MoveContext } from './move.js';
+import { journaledGroups, planJobs, type Groupable, type MoveJob } from './groups.js';
 import { applyReadOnly, type ReadOnlyResult } from './read-only.js';
 import { checkOnlineMoves } from './preflight.js';
 import { refuseInOnlineWindow } from '../stream/window.js';
@@ -41,7 +42,9 @@ export type RebalanceEvent =
       online: boolean;
       /** seconds the unit's writes were refused (fencing the old shard → writable on the new one); absent when a rerun resumed past the fence */
       outageSeconds?: number;
-      /** online: the unit's changes applied from the old shard's stream by this run */
+      /** online: units moved together over one stream (this one among them) */
+      group?: number;
+      /** online: the changes applied from the old shard's stream by this run, for the unit's whole group */
       catchUpChanges?: number;
       /** online: rows changed since the copy, proven equal on both shards while writes went on */
       provenRows?: number;
@@ -78,14 +81,8 @@ export interface RebalanceOptions {
   onMovePoint?: MovePointHook;
 }
 
-export interface PlannedMove {
-  unit: string;
-  from: string;
-  to: string;
-  rows: number;
-  bytes: number;
-  /** the journal's last step when resuming an interrupted move */
-  resumeAfter?: Step;
+/** A move of the plan: the unit, its shards, size and journal state (groups.ts Groupable), and how it went. */
+export interface PlannedMove extends Groupable {
   status: 'planned' | 'moved' | 'failed';
   reason?: string;
   /** failed: the move could not proceed (a bound missed, a lock held) and was undone: exit 3 rather than 1 */
@@ -184,8 +181,9 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     // A move journaled as started may have set fences but copied nothing, an online move journaled as
     // target-fenced may have a slot and part of a copy: undo them and plan afresh.
     if (run) {
-      for (const m of await movesInFlight(catalog.client)) {
-        if (m.step === 'started' || m.step === 'target-fenced') await undoMove({ config, model: await modelOf(), catalog: catalog.client, journal }, m, m.step === 'target-fenced');
+      const stale = (await movesInFlight(catalog.client)).filter((m) => m.step === 'started' || m.step === 'target-fenced');
+      for (const { group, step } of journaledGroups(stale)) {
+        await undoMove({ config, model: await modelOf(), catalog: catalog.client, journal }, group, step === 'target-fenced');
       }
     }
     const inflight = await movesInFlight(catalog.client);
@@ -196,7 +194,7 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
     for (const p of placed) {
       const r = resuming.get(p.unit);
       const base = { unit: p.unit, rows: Number(p.rows), bytes: Number(p.bytes), status: 'planned' as const };
-      if (r) moves.push({ ...base, from: r.from, to: r.to, resumeAfter: r.step });
+      if (r) moves.push({ ...base, from: r.from, to: r.to, resumeAfter: r.step, stream: r.stream });
       else if (routeOf(p.unit) !== p.shard) moves.push({ ...base, from: p.shard, to: routeOf(p.unit) });
     }
     moves.sort((a, b) => Number(b.resumeAfter !== undefined) - Number(a.resumeAfter !== undefined) || a.unit.localeCompare(b.unit));
@@ -227,49 +225,63 @@ export async function rebalance(config: Config, opts: RebalanceOptions = {}): Pr
       // rows with several routes are shared by units: their moves stay offline (the stream's unit
       // filter knows one route per table)
       const online = !opts.offline && !model.sharded.some((t) => t.config.routes);
-      if (online) await checkOnlineMoves(config, model, moves, Math.max(1, opts.concurrency ?? 2));
+      // moves between the same two shards share a stream, a bounded group at a time (groups.ts)
+      const jobs = planJobs(moves, online);
+      // a slot per group, not per unit
+      const streams = jobs.flatMap((j) => (j.kind === 'group' ? [{ from: j.group.from, resumeAfter: j.at }] : []));
+      if (online) await checkOnlineMoves(config, model, streams, Math.max(1, opts.concurrency ?? 2));
       await installGuards(config, model, moves);
-      // rows with several routes are shared by units: one move at a time, so each move's delete sees
-      // the others' settled placements (concurrent moves could each keep a copy for the other)
+      // rows with several routes are shared by units: one move at a time (offline), so each move's delete
+      // sees the others' settled placements (concurrent moves could each keep a copy for the other)
       const limit = pLimit(model.sharded.some((t) => t.config.routes) ? 1 : Math.max(1, opts.concurrency ?? 2));
+      const ctx: MoveContext = {
+        config, model, catalog: catalog.client, journal, runId: run!.id, signal: opts.signal,
+        fencedWaitMs: opts.timeoutSeconds === undefined ? undefined : opts.timeoutSeconds * 1000,
+        onStep: (x, step) => emit({ type: 'step', unit: x.unit, from: x.from, to: x.to, step }),
+        onMovePoint: opts.onMovePoint,
+      };
+      const failed = (m: PlannedMove, reason: string, blocked?: boolean) => {
+        m.status = 'failed';
+        m.reason = reason;
+        m.blocked = blocked;
+        emit({ type: 'failed', unit: m.unit, from: m.from, to: m.to, reason });
+      };
+      const runJob = async (job: MoveJob<PlannedMove>) => {
+        if (job.kind === 'offline') {
+          const m = job.move;
+          const out = await moveUnit(ctx, m.resumeAfter ? { unit: m.unit, from: m.from, to: m.to, step: m.resumeAfter } : { unit: m.unit, from: m.from, to: m.to });
+          if (!out.ok) return failed(m, out.reason, out.blocked);
+          m.status = 'moved';
+          m.online = out.online;
+          m.outageSeconds = out.outageSeconds;
+          emit({ type: 'moved', unit: m.unit, from: m.from, to: m.to, rows: out.rows, online: out.online, outageSeconds: out.outageSeconds });
+          return;
+        }
+        const out = await moveGroup(ctx, job.group, job.at);
+        for (const m of job.moves) {
+          if (!out.ok) {
+            failed(m, out.reason, out.blocked);
+            continue;
+          }
+          m.status = 'moved';
+          m.online = true;
+          m.outageSeconds = out.outageSeconds;
+          emit({
+            type: 'moved', unit: m.unit, from: m.from, to: m.to, rows: out.copied ? m.rows : 0, online: true, outageSeconds: out.outageSeconds,
+            group: job.moves.length, catchUpChanges: out.catchUpChanges, provenRows: out.provenRows.get(m.unit), checkedRows: out.checkedRows.get(m.unit),
+          });
+        }
+      };
       await Promise.all(
-        moves.map((m) =>
+        jobs.map((job) =>
           limit(async () => {
             if (opts.signal?.aborted) return;
             try {
-              const row: MoveRow | { unit: string; from: string; to: string } = m.resumeAfter
-                ? { unit: m.unit, from: m.from, to: m.to, step: m.resumeAfter }
-                : { unit: m.unit, from: m.from, to: m.to };
-              const out = await moveUnit(
-                {
-                  config, model, catalog: catalog.client, journal, runId: run!.id, signal: opts.signal,
-                  fencedWaitMs: opts.timeoutSeconds === undefined ? undefined : opts.timeoutSeconds * 1000,
-                  onStep: (x, step) => emit({ type: 'step', ...x, step }),
-                  onMovePoint: opts.onMovePoint,
-                },
-                row,
-                online,
-              );
-              if (out.ok) {
-                m.status = 'moved';
-                m.online = out.online;
-                m.outageSeconds = out.outageSeconds;
-                emit({
-                  type: 'moved', unit: m.unit, from: m.from, to: m.to, rows: out.rows, online: out.online, outageSeconds: out.outageSeconds,
-                  catchUpChanges: out.catchUpChanges, provenRows: out.provenRows, checkedRows: out.checkedRows,
-                });
-              } else {
-                m.status = 'failed';
-                m.reason = out.reason;
-                m.blocked = out.blocked;
-                emit({ type: 'failed', unit: m.unit, from: m.from, to: m.to, reason: out.reason });
-              }
+              await runJob(job);
             } catch (e) {
               if (isCatalogLost(e)) lost ??= e;
               if (opts.signal?.aborted || isCatalogLost(e)) return;
-              m.status = 'failed';
-              m.reason = failureText(e, `${m.unit} ${m.from} → ${m.to}`);
-              emit({ type: 'failed', unit: m.unit, from: m.from, to: m.to, reason: m.reason });
+              for (const m of job.kind === 'offline' ? [job.move] : job.moves) failed(m, failureText(e, `${m.unit} ${m.from} → ${m.to}`));
             }
           }),
         ),

@@ -36,7 +36,10 @@ export type MovePointHook = (point: MovePoint, move: { unit: string; from: strin
 
 export const movesInFlight = (c: pg.ClientBase): Promise<MoveRow[]> => readMoves<Step>(c);
 
-/** The journal's SQL is the catalog's (catalog/moves.ts); a step is journaled as its name. */
-export const journalStep = (c: pg.ClientBase, runId: number, m: { unit: string; from: string; to: string }, step: Step): Promise<void> =>
-  journalMoveStep(c, runId, m, step);
+/**
+ * The journal's SQL is the catalog's (catalog/moves.ts); a step is journaled as its name, for every
+ * move of a group at once (an online group also names its stream, so a rerun finds it).
+ */
+export const journalStep = (c: pg.ClientBase, runId: number, moves: readonly { unit: string; from: string; to: string }[], step: Step, stream?: string): Promise<void> =>
+  journalMoveStep(c, runId, moves, step, stream);
 export { finishMove, flipPlacement };

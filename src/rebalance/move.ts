@@ -14,7 +14,7 @@ import { failureText } from '../db/pg-error.js';
 import { fenceUnits, unfenceUnits, type FenceRole } from '../fence/unit-fence.js';
 import { routeHere } from '../fence/route-guard.js';
 import { finishMove, flipPlacement, isOfflineStep, isOnlineStep, journalStep, ONLINE_STEPS, STEPS, type MovePoint, type MovePointHook, type MoveRow, type Step } from './journal.js';
-import { catchUp, copyOnline, dropMoveStream, moveStreamNames } from './online.js';
+import { type CatchUp, catchUp, copyOnline, describeGroup, dirtyKey, dropMoveStream, groupStreamNames, type MoveGroup } from './online.js';
 import { changedRowsDiffer, checkChangedRows } from './unit-changed.js';
 import { readPosition } from '../stream/positions.js';
 import { topologyRouter } from '../routing/router.js';
@@ -56,41 +56,56 @@ type Unit = { unit: string; from: string; to: string };
  * Any failure or interruption settles the unit (see `settle`): it ends writable on exactly its
  * placed shard, and the reason says so. The unit is never absent from every shard.
  */
-export async function moveUnit(ctx: MoveContext, move: MoveRow | (Unit & { step?: undefined }), online: boolean): Promise<MoveOutcome> {
-  // a journaled move goes on as it began; a step both lists share completes either way
-  const onList = move.step ? (isOnlineStep(move.step) ? true : isOfflineStep(move.step) ? false : online) : online;
-  return onList ? moveOnline(ctx, move) : moveOffline(ctx, move);
+/**
+ * Whether a move goes on online: a journaled move goes on as it began; a step both lists share
+ * completes either way (then `online`, this run's mode).
+ */
+export const movesOnline = (step: Step | undefined, online: boolean): boolean =>
+  step ? (isOnlineStep(step) ? true : isOfflineStep(step) ? false : online) : online;
+
+/** Moves one unit OFFLINE (see above); an online move is a group's, of one unit or more (moveGroup). */
+export async function moveUnit(ctx: MoveContext, move: MoveRow | (Unit & { step?: undefined })): Promise<MoveOutcome> {
+  return moveOffline(ctx, move);
 }
 
-/** The steps of one move: where it stands, and journaling the next one. */
-function progress(ctx: MoveContext, m: Unit, list: readonly Step[], at: Step | undefined) {
+/** The steps of one group of moves (offline: always one): where it stands, and journaling the next one for all of them at once. */
+function progress(ctx: MoveContext, g: MoveGroup, list: readonly Step[], at: Step | undefined, stream?: string) {
+  const moves = g.units.map((unit) => ({ unit, from: g.from, to: g.to }));
+  const point = (at: MovePoint) => {
+    for (const m of moves) ctx.onMovePoint?.(at, m);
+  };
+  const reached = (s: Step) => {
+    p.last = list.indexOf(s);
+    for (const m of moves) ctx.onStep?.({ ...m, step: s }, s);
+    point(s);
+  };
   const p = {
     last: at ? list.indexOf(at) : -1,
     pending: (s: Step) => p.last < list.indexOf(s),
     passed: (s: Step) => p.last >= list.indexOf(s),
+    point,
     step: async (s: Step) => {
-      await ctx.journal(() => journalStep(ctx.catalog, ctx.runId, m, s));
-      p.last = list.indexOf(s);
-      ctx.onStep?.({ ...m, step: s }, s);
-      ctx.onMovePoint?.(s, m);
+      await ctx.journal(() => journalStep(ctx.catalog, ctx.runId, moves, s, stream));
+      reached(s);
     },
+    /** every placement of the group, in one catalog transaction */
     flip: async () => {
-      const wanted = topologyRouter(ctx.config).shardForUnit(m.unit); // the topology this run recorded
-      await ctx.journal(() => flipPlacement(ctx.catalog, ctx.runId, m, wanted));
-      p.last = list.indexOf('flipped');
-      ctx.onStep?.({ ...m, step: 'flipped' }, 'flipped');
-      ctx.onMovePoint?.('flipped', m);
+      const router = topologyRouter(ctx.config); // the topology this run recorded
+      await ctx.journal(() => flipPlacement(ctx.catalog, ctx.runId, moves.map((m) => ({ ...m, wanted: router.shardForUnit(m.unit) }))));
+      reached('flipped');
     },
   };
   return p;
 }
 
-/** The steps both modes share once the new shard holds the unit: compare it on both shards, then flip the placement. */
-async function verifyAndFlip(ctx: MoveContext, p: ReturnType<typeof progress>, m: Unit, from: Endpoint, to: Endpoint): Promise<void> {
+/** The steps both modes share once the new shard holds the units: compare each on both shards, then flip the placements. */
+async function verifyAndFlip(ctx: MoveContext, p: ReturnType<typeof progress>, g: MoveGroup, from: Endpoint, to: Endpoint): Promise<void> {
   if (p.pending('verified')) {
-    ctx.signal?.throwIfAborted();
-    const differs = await compareUnit(ctx, m.unit, from, to);
-    if (differs) throw new MoveRefused(differs);
+    for (const unit of g.units) {
+      ctx.signal?.throwIfAborted();
+      const differs = await compareUnit(ctx, unit, from, to);
+      if (differs) throw new MoveRefused(differs);
+    }
     await p.step('verified');
   }
   if (p.pending('flipped')) {
@@ -101,9 +116,10 @@ async function verifyAndFlip(ctx: MoveContext, p: ReturnType<typeof progress>, m
 
 async function moveOffline(ctx: MoveContext, move: MoveRow | (Unit & { step?: undefined })): Promise<MoveOutcome> {
   const m: Unit = { unit: move.unit, from: move.from, to: move.to };
+  const g = groupOf(m);
   const from = shardEndpoint(ctx.config, m.from);
   const to = shardEndpoint(ctx.config, m.to);
-  const p = progress(ctx, m, STEPS, move.step);
+  const p = progress(ctx, g, STEPS, move.step);
   const { pending, step } = p;
   let rows = 0;
   const guard = () => ctx.signal?.throwIfAborted();
@@ -118,8 +134,8 @@ async function moveOffline(ctx: MoveContext, move: MoveRow | (Unit & { step?: un
     }
     if (pending('fenced')) {
       guard();
-      await setFence(ctx, from, m, 'source');
-      await fenceTarget(ctx, to, m, homes);
+      await setFence(ctx, from, g, 'source');
+      await fenceTarget(ctx, p, to, g, homes);
       await step('fenced');
     }
     if (pending('copied')) {
@@ -131,59 +147,64 @@ async function moveOffline(ctx: MoveContext, move: MoveRow | (Unit & { step?: un
       rows = r.rows;
       await step('copied');
     }
-    await verifyAndFlip(ctx, p, m, from, to);
+    await verifyAndFlip(ctx, p, g, from, to);
     if (pending('deleted')) {
       await deleteUnit(ctx.model, from, m.unit, onShard(m.from, homes));
       await step('deleted');
     }
     let outageSeconds: number | undefined;
     if (pending('lifted')) {
-      outageSeconds = await reopen(ctx, m, from, to, fencingAt);
+      outageSeconds = await reopen(ctx, g, from, to, fencingAt);
       await step('lifted');
     }
-    await ctx.journal(() => finishMove(ctx.catalog, m.unit));
+    await ctx.journal(() => finishMove(ctx.catalog, g.units));
     return { ok: true, rows, online: false, outageSeconds };
   } catch (e) {
     if (isCatalogLost(e)) throw e; // another run may own the fleet now: touch nothing
     const reason = failureText(e, `shard ${m.from} → ${m.to}`);
-    return { ok: false, reason: `${reason}; ${await settle(ctx, m, p.passed('flipped'), p.passed('fenced'))}`, blocked: isBlocked(e) };
+    return { ok: false, reason: `${reason}; ${await settle(ctx, g, p.passed('flipped'), p.passed('fenced'))}`, blocked: isBlocked(e) };
   }
 }
 
+/** A single unit's move as a group of one. */
+export const groupOf = (m: Unit): MoveGroup => ({ from: m.from, to: m.to, units: [m.unit], names: groupStreamNames([m.unit]) });
+
 /**
- * Moves one unit ONLINE (online.ts), resuming after the last journaled step (ONLINE_STEPS):
- *   0 started        journaled before anything is created or fenced
- *   1 target-fenced  writes to the unit refused on `to` only, which is proven to hold none of its rows
- *   2 streaming      slot + publication on `from`; the unit copied from the slot's snapshot while
- *                    its writes go on there; `to` knows the stream position the copy stands at
- *   3 caught-up      the unit's changes applied to `to`, the rows they changed proven equal on
- *                    both shards as it goes (unit-changed.ts); then `from` fenced (the write
- *                    outage starts), the changes up to a barrier after the fence applied and the
- *                    rows changed since the last proof compared: `to` holds every write `from`
- *                    accepted, proven. All waits after the fence are bounded (`fencedWaitMs`): a
- *                    missed bound lifts the fence on `from` first and undoes the move.
+ * Moves a group of units ONLINE over one stream (online.ts; a single unit is a group of one),
+ * resuming after the last journaled step (ONLINE_STEPS), which every move of the group reaches
+ * together (one catalog statement):
+ *   0 started        journaled (with the group's stream name) before anything is created or fenced
+ *   1 target-fenced  writes to the units refused on `to` only, which is proven to hold none of their rows
+ *   2 streaming      slot + publication on `from`; the units copied from the slot's snapshot while
+ *                    their writes go on there; `to` knows the stream position the copy stands at
+ *   3 caught-up      the units' changes applied to `to`, the rows they changed proven equal on
+ *                    both shards as it goes, unit by unit (unit-changed.ts); then `from` fenced for
+ *                    every unit of the group at once (the write outage starts), the changes up to a
+ *                    barrier after the fence applied and the rows changed since the last proof
+ *                    compared: `to` holds every write `from` accepted, proven. All waits after the
+ *                    fence are bounded (`fencedWaitMs`): a missed bound lifts the fence on `from`
+ *                    first and undoes the move of the whole group.
  *   4 verified       journaled right after (a rerun resuming at caught-up compares the recorded
- *                    rows again, or the whole unit if the record is gone)
- *   5 flipped        the catalog placement says `to`
+ *                    rows again, or the whole units if the record is gone)
+ *   5 flipped        the catalog placements say `to`, in one catalog transaction
  *   6 opened         `from` keeps a tombstone fence, `to` lifts its fence: the outage ends; then
- *                    the slot, the publication and the record of changed rows are dropped
- *   7 purged         the unit's old rows deleted from `from`
- * A crash before `streaming` is undone by the next run (which plans the move afresh); from
- * `streaming` on, the next run resumes from the position `to` committed.
+ *                    the slot, the publication and the records of changed rows are dropped
+ *   7 purged         the units' old rows deleted from `from`
+ * A crash before `streaming` is undone by the next run (which plans the moves afresh); from
+ * `streaming` on, the next run resumes the group (named in the journal) from the position `to` committed.
  */
-async function moveOnline(ctx: MoveContext, move: MoveRow | (Unit & { step?: undefined })): Promise<MoveOutcome> {
-  const m: Unit = { unit: move.unit, from: move.from, to: move.to };
-  const from = shardEndpoint(ctx.config, m.from);
-  const to = shardEndpoint(ctx.config, m.to);
-  const p = progress(ctx, m, ONLINE_STEPS, move.step);
+export async function moveGroup(ctx: MoveContext, g: MoveGroup, at?: Step): Promise<GroupOutcome> {
+  const from = shardEndpoint(ctx.config, g.from);
+  const to = shardEndpoint(ctx.config, g.to);
+  const p = progress(ctx, g, ONLINE_STEPS, at, g.names.slot);
   const { pending, step } = p;
-  let rows = 0;
+  let copied = false;
   let fencingAt: number | undefined;
   let catchUpChanges: number | undefined;
-  let proof: { provenRows: number; checkedRows: number } | undefined;
+  let proof: Pick<CatchUp, 'provenRows' | 'checkedRows'> | undefined;
   const guard = () => ctx.signal?.throwIfAborted();
   const homes = catalogHomes(ctx.config, ctx.catalog, ctx.journal);
-  const run = { signal: ctx.signal, onPoint: (point: MovePoint) => ctx.onMovePoint?.(point, m) };
+  const run = { signal: ctx.signal, onPoint: p.point };
   try {
     if (pending('started')) {
       guard();
@@ -191,73 +212,98 @@ async function moveOnline(ctx: MoveContext, move: MoveRow | (Unit & { step?: und
     }
     if (pending('target-fenced')) {
       guard();
-      await fenceTarget(ctx, to, m, homes);
+      await fenceTarget(ctx, p, to, g, homes);
       await step('target-fenced');
     }
     if (pending('streaming')) {
       guard();
-      rows = await copyOnline(ctx.config, ctx.model, m, run);
+      await copyOnline(ctx.config, ctx.model, g, run);
+      copied = true;
       await step('streaming');
     }
     if (pending('caught-up')) {
       guard();
-      const r = await catchUp(ctx.config, ctx.model, m, {
+      const r = await catchUp(ctx.config, ctx.model, g, {
         fence: async () => {
-          await setFence(ctx, from, m, 'source');
-          run.onPoint('source-fencing');
+          await setFence(ctx, from, g, 'source');
+          p.point('source-fencing');
         },
         signal: ctx.signal,
-        onPoint: run.onPoint,
+        onPoint: p.point,
         fencedWaitMs: ctx.fencedWaitMs,
       });
       fencingAt = r.fencingAt;
       catchUpChanges = r.changes;
-      proof = { provenRows: r.provenRows, checkedRows: r.checkedRows };
+      proof = r;
       await step('caught-up');
       await step('verified'); // catchUp proved it, inside the fence
     }
     if (pending('verified')) {
       guard();
-      const differs = await verifyResumed(ctx, m, from, to);
+      const differs = await verifyResumed(ctx, g, from, to);
       if (differs) throw new MoveRefused(differs);
       await step('verified');
     }
-    await verifyAndFlip(ctx, p, m, from, to);
+    await verifyAndFlip(ctx, p, g, from, to);
     let outageSeconds: number | undefined;
     if (pending('opened')) {
-      outageSeconds = await reopen(ctx, m, from, to, fencingAt);
+      outageSeconds = await reopen(ctx, g, from, to, fencingAt);
       await step('opened');
     }
     // after the outage (dropping a slot waits for its sender to end); also when resuming: a crash may have come before it
-    await dropMoveStream(ctx.config, m);
+    await dropMoveStream(ctx.config, g);
     if (pending('purged')) {
-      await deleteUnit(ctx.model, from, m.unit, onShard(m.from, homes));
+      for (const unit of g.units) await deleteUnit(ctx.model, from, unit, onShard(g.from, homes));
       await step('purged');
     }
-    await ctx.journal(() => finishMove(ctx.catalog, m.unit));
-    return { ok: true, rows, online: true, outageSeconds, catchUpChanges, ...proof };
+    await ctx.journal(() => finishMove(ctx.catalog, g.units));
+    return {
+      ok: true, copied, online: true, outageSeconds, catchUpChanges,
+      provenRows: proof?.provenRows ?? new Map(), checkedRows: proof?.checkedRows ?? new Map(),
+    };
   } catch (e) {
     if (isCatalogLost(e)) throw e; // another run may own the fleet now: touch nothing
-    const reason = failureText(e, `shard ${m.from} → ${m.to}`);
+    const reason = failureText(e, `shard ${g.from} → ${g.to}`);
     // before `caught-up` is journaled a rerun fences the old shard again before its last catch-up, so
     // the old shard may take writes again first, before a cleanup that waits on a stuck new shard
-    return { ok: false, reason: `${reason}; ${await settle(ctx, m, p.passed('flipped'), p.passed('target-fenced'), !p.passed('caught-up'))}`, blocked: isBlocked(e) };
+    return { ok: false, reason: `${reason}; ${await settle(ctx, g, p.passed('flipped'), p.passed('target-fenced'), !p.passed('caught-up'))}`, blocked: isBlocked(e) };
   }
 }
 
+/** How a group's move ended: for every unit of the group alike, but its proof, which is per unit. */
+export type GroupOutcome =
+  | {
+      ok: true;
+      /** whether this run copied the units (else it resumed past the copy) */
+      copied: boolean;
+      online: true;
+      outageSeconds?: number;
+      /** changes of the group's units applied from the stream by this run */
+      catchUpChanges?: number;
+      provenRows: ReadonlyMap<string, number>;
+      checkedRows: ReadonlyMap<string, number>;
+    }
+  | { ok: false; reason: string; blocked?: boolean };
+
 /**
  * A rerun resuming an online move at `caught-up` (the old shard still fenced): the rows the move
- * recorded as changed since its last proof are compared again (unit-changed.ts); if the record is
- * gone with the stream position, the whole unit is. Undefined when equal.
+ * recorded as changed since its last proof are compared again, unit by unit (unit-changed.ts); if
+ * the record is gone with the stream position, the whole units are. Undefined when equal.
  */
-async function verifyResumed(ctx: MoveContext, m: Unit, from: Endpoint, to: Endpoint): Promise<string | undefined> {
-  const slot = moveStreamNames(m.unit).slot;
-  const check = await withClient(to, async (t) => {
-    if (!(await readPosition(t, slot).catch(() => undefined))) return undefined;
-    return withClient(from, (f) => checkChangedRows(ctx.model, m.unit, slot, f, t));
-  });
-  if (!check) return compareUnit(ctx, m.unit, from, to);
-  return check.problems.length ? changedRowsDiffer(m, check) : undefined;
+async function verifyResumed(ctx: MoveContext, g: MoveGroup, from: Endpoint, to: Endpoint): Promise<string | undefined> {
+  const recorded = await withClient(to, async (t) => Boolean(await readPosition(t, g.names.slot).catch(() => undefined)));
+  for (const unit of g.units) {
+    const differs = recorded
+      ? await withClient(to, (t) =>
+          withClient(from, async (f) => {
+            const check = await checkChangedRows(ctx.model, unit, dirtyKey(unit), f, t);
+            return check.problems.length ? changedRowsDiffer({ unit, from: g.from, to: g.to }, check) : undefined;
+          }),
+        )
+      : await compareUnit(ctx, unit, from, to);
+    if (differs) return differs;
+  }
+  return undefined;
 }
 
 /** A move that cannot go on; its message is the reason shown to the user. */
@@ -266,76 +312,83 @@ class MoveRefused extends Error {}
 const isBlocked = (e: unknown): boolean => isUserError(e) && e.kind === 'blocked';
 
 /**
- * Leaves a unit whose move stopped writable on exactly its placed shard, and says so:
+ * Leaves the units of a group whose move stopped writable on exactly their placed shard, and says so:
  *  - not flipped: the move is undone (the copy, if any, deleted from the target; both fences and
- *    the journal row removed): the unit stays on `from`;
- *  - flipped: the unit is placed on `to`, whose fence is lifted; `from` keeps its fence and the
- *    journal row, so the next run deletes the old copy there.
- * If the cleanup fails too, the journal row stays and the next run resumes the move.
+ *    the journal rows removed): the units stay on `from`;
+ *  - flipped: the units are placed on `to`, whose fence is lifted; `from` keeps its fence and the
+ *    journal rows, so the next run deletes the old copies there.
+ * If the cleanup fails too, the journal rows stay and the next run resumes the move.
  */
-async function settle(ctx: MoveContext, m: Unit, flipped: boolean, fenced: boolean, fromFirst = false): Promise<string> {
+async function settle(ctx: MoveContext, g: MoveGroup, flipped: boolean, fenced: boolean, fromFirst = false): Promise<string> {
+  const who = describeGroup(g);
   try {
     if (flipped) {
-      await withClient(shardEndpoint(ctx.config, m.to), (c) => openHere(c, m));
-      return `unit ${m.unit} is placed on shard ${m.to} and writable there; its old rows on shard ${m.from} are still fenced there: run the same command again to delete them`;
+      await withClient(shardEndpoint(ctx.config, g.to), (c) => openHere(c, g));
+      return `${who} placed on shard ${g.to} and writable there; the old rows on shard ${g.from} are still fenced there: run the same command again to delete them`;
     }
-    await undoMove(ctx, m, fenced, fromFirst);
-    return `the move was undone: unit ${m.unit} stays on shard ${m.from}, writable there`;
+    await undoMove(ctx, g, fenced, fromFirst);
+    return `the move was undone: ${who} stay${g.units.length === 1 ? 's' : ''} on shard ${g.from}, writable there`;
   } catch (e) {
     const why = failureText(e, 'cleanup');
-    return `unit ${m.unit} is placed on shard ${flipped ? m.to : m.from} but may still be fenced (cleaning up failed: ${why}): run the same command again`;
+    return `${who} placed on shard ${flipped ? g.to : g.from} but may still be fenced (cleaning up failed: ${why}): run the same command again`;
   }
 }
 
 /**
- * Undoes a move that has not flipped: fences lifted, journal row gone, and with `fenced` (the target
- * was fenced and proven free of the unit's rows, so whatever it holds of the unit now is shardctl's
- * copy) the unit's rows removed from the target first.
+ * Undoes a group's move that has not flipped: fences lifted, journal rows gone, and with `fenced`
+ * (the target was fenced and proven free of the units' rows, so whatever it holds of them now is
+ * shardctl's copy) the units' rows removed from the target first.
  */
-export async function undoMove(ctx: Pick<MoveContext, 'config' | 'model' | 'catalog' | 'journal'>, m: Unit, fenced: boolean, fromFirst = false): Promise<void> {
-  const to = shardEndpoint(ctx.config, m.to);
-  const unfenceFrom = () => withClient(shardEndpoint(ctx.config, m.from), (c) => unfenceUnits(c, [m.unit]));
-  // `fromFirst`: the unit's placed shard takes writes again before a cleanup that may wait on a
+export async function undoMove(ctx: Pick<MoveContext, 'config' | 'model' | 'catalog' | 'journal'>, g: MoveGroup, fenced: boolean, fromFirst = false): Promise<void> {
+  const to = shardEndpoint(ctx.config, g.to);
+  const unfenceFrom = () => withClient(shardEndpoint(ctx.config, g.from), (c) => unfenceUnits(c, g.units));
+  // `fromFirst`: the units' placed shard takes writes again before a cleanup that may wait on a
   // stuck new shard (the target keeps its fence until its copy is gone); only where the journal
   // makes a rerun fence the old shard again before it trusts the copy
   if (fromFirst) await unfenceFrom();
-  await dropMoveStream(ctx.config, m); // an online move's slot and publication (none for an offline one)
-  if (fenced) await deleteUnit(ctx.model, to, m.unit, onShard(m.to, catalogHomes(ctx.config, ctx.catalog, ctx.journal)));
-  await withClient(to, (c) => unfenceUnits(c, [m.unit]));
+  await dropMoveStream(ctx.config, g); // an online move's slot and publication (none for an offline one)
+  if (fenced) {
+    const homes = catalogHomes(ctx.config, ctx.catalog, ctx.journal);
+    for (const unit of g.units) await deleteUnit(ctx.model, to, unit, onShard(g.to, homes));
+  }
+  await withClient(to, (c) => unfenceUnits(c, g.units));
   if (!fromFirst) await unfenceFrom();
-  await ctx.journal(() => finishMove(ctx.catalog, m.unit));
+  await ctx.journal(() => finishMove(ctx.catalog, g.units));
 }
 
 /**
- * Fences the unit on the target, which must then hold none of its rows: `pin`, `mapping set` and
+ * Fences the units on the target, which must then hold none of their rows: `pin`, `mapping set` and
  * `add-shard` publish the new topology before data moves, and rows an application router wrote
  * there meanwhile are the application's, never a stale copy to delete.
  */
-async function fenceTarget(ctx: MoveContext, to: Endpoint, m: Unit, homes: HomesOf): Promise<void> {
-  await setFence(ctx, to, m, 'target');
-  ctx.onMovePoint?.('fencing', m);
-  const found = await unitRowsOn(ctx.model, to, m.unit, onShard(m.to, homes));
-  if (found) throw new MoveRefused(`shard ${m.to} already holds rows of unit ${m.unit} (${found}), written there before the move (an application router on the new topology?); shardctl does not delete them: move them to shard ${m.from} or delete them, then run again`);
+async function fenceTarget(ctx: MoveContext, p: ReturnType<typeof progress>, to: Endpoint, g: MoveGroup, homes: HomesOf): Promise<void> {
+  await setFence(ctx, to, g, 'target');
+  p.point('fencing');
+  for (const unit of g.units) {
+    const found = await unitRowsOn(ctx.model, to, unit, onShard(g.to, homes));
+    if (found) throw new MoveRefused(`shard ${g.to} already holds rows of unit ${unit} (${found}), written there before the move (an application router on the new topology?); shardctl does not delete them: move them to shard ${g.from} or delete them, then run again`);
+  }
 }
 
 /**
- * The unit's write outage ends, in this order: `from` keeps a tombstone fence (for stale routers),
+ * The units' write outage ends, in this order: `from` keeps a tombstone fence (for stale routers),
  * then `to` lifts its fence. Returns the outage in seconds when this run began it (`fencingAt`).
  */
-async function reopen(ctx: MoveContext, m: Unit, from: Endpoint, to: Endpoint, fencingAt: number | undefined): Promise<number | undefined> {
-  await setFence(ctx, from, m, 'moved');
-  await withClient(to, (c) => openHere(c, m));
+async function reopen(ctx: MoveContext, g: MoveGroup, from: Endpoint, to: Endpoint, fencingAt: number | undefined): Promise<number | undefined> {
+  await setFence(ctx, from, g, 'moved');
+  await withClient(to, (c) => openHere(c, g));
   return fencingAt === undefined ? undefined : (performance.now() - fencingAt) / 1000;
 }
 
-/** The flipped unit's new shard routes it there (route-guard.ts), then lifts its fence. */
-async function openHere(c: pg.ClientBase, m: Unit): Promise<void> {
-  await routeHere(c, m.unit, m.to);
-  await unfenceUnits(c, [m.unit]);
+/** The flipped units' new shard routes them there (route-guard.ts), then lifts their fence. */
+async function openHere(c: pg.ClientBase, g: MoveGroup): Promise<void> {
+  for (const unit of g.units) await routeHere(c, unit, g.to);
+  await unfenceUnits(c, g.units);
 }
 
-const setFence = (ctx: MoveContext, e: Endpoint, m: Unit, role: FenceRole) =>
-  withClient(e, (c) => fenceUnits(c, e, ctx.config, [{ ...m, role }]));
+/** One fence change for every unit of the group (one wait for writers in flight). */
+const setFence = (ctx: MoveContext, e: Endpoint, g: MoveGroup, role: FenceRole) =>
+  withClient(e, (c) => fenceUnits(c, e, ctx.config, g.units.map((unit) => ({ unit, from: g.from, to: g.to, role }))));
 
 /** Counts and checksums of one unit on both shards, after both committed; undefined when equal. */
 async function compareUnit(ctx: MoveContext, unit: string, from: Endpoint, to: Endpoint): Promise<string | undefined> {

@@ -14,11 +14,22 @@ import { clearShardState, prepareShardState, readPosition, writePosition } from 
 import { createSlot, dropStream, slotState } from '../stream/slot.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 import { runStream } from '../stream/stream.js';
+import { describeUnits } from '../fence/unit-fence.js';
 import type { MovePoint } from './journal.js';
 import { UnitApplier, UnitStreamError } from './unit-apply.js';
-import { changedRowsDiffer, checkChangedRows } from './unit-changed.js';
+import { changedRowsDiffer, checkChangedRows, type ChangedCheck } from './unit-changed.js';
 
-type Unit = { unit: string; from: string; to: string };
+/**
+ * The units one online move carries from shard `from` to shard `to` over ONE stream (`names`: a
+ * slot and publication on `from`): one copy in the slot's snapshot, one follower, one fence for
+ * the final catch-up. A single unit is a group of one.
+ */
+export interface MoveGroup {
+  readonly from: string;
+  readonly to: string;
+  readonly units: readonly string[];
+  readonly names: StreamNames;
+}
 
 /** What a move's copy and catch-up answer to: the caller's interrupt, and its hook at the points inside them. */
 export interface MoveRun {
@@ -46,7 +57,8 @@ const NEAR_ROUNDS = 20;
 
 /**
  * The slot and publication of one unit's online move, on its old shard. Named by the unit (hashed:
- * units are any text, slot names are [a-z0-9_]{1,63}), so a rerun finds what a killed run created.
+ * units are any text, slot names are [a-z0-9_]{1,63}). Also the key under which the new shard
+ * records the unit's changed rows (follow_dirty), whichever group's stream carries it.
  */
 export function moveStreamNames(unit: string): StreamNames {
   const name = `shardctl_move_${createHash('sha256').update(unit).digest('hex').slice(0, 24)}`;
@@ -54,14 +66,27 @@ export function moveStreamNames(unit: string): StreamNames {
 }
 
 /**
- * Copies the unit to the new shard while writes go on: a publication on the sharded tables and a
- * logical slot on the old shard, the copy read in the slot's exported snapshot (so copy and stream
- * meet exactly at the slot's consistent point), checksummed against that snapshot before it
- * commits; then the new shard's stream position is set to that point. A crash before the caller
- * journals this step is undone by the next run (slot dropped, copy deleted from the fenced target).
+ * The stream of a group: a group of one is named by its unit as above; a larger one by its units.
+ * The journal records the name with each unit's move, so a rerun finds what a killed run created.
  */
-export async function copyOnline(config: Config, model: Model, m: Unit, { signal, onPoint }: MoveRun = {}): Promise<number> {
-  const names = moveStreamNames(m.unit);
+export function groupStreamNames(units: readonly string[]): StreamNames {
+  if (units.length === 1) return moveStreamNames(units[0]!);
+  const name = `shardctl_moves_${createHash('sha256').update(JSON.stringify([...units].sort())).digest('hex').slice(0, 24)}`;
+  return { slot: name, publication: name };
+}
+
+/** Where the new shard records a unit's changed rows (follow_dirty's slot column): proven per unit (unit-changed.ts). */
+export const dirtyKey = (unit: string): string => moveStreamNames(unit).slot;
+
+/**
+ * Copies the group's units to the new shard while writes go on: a publication on the sharded tables
+ * and a logical slot on the old shard, the copy read in the slot's exported snapshot (so copy and
+ * stream meet exactly at the slot's consistent point), each unit checksummed against that snapshot
+ * before it commits; then the new shard's stream position is set to that point. A crash before the
+ * caller journals this step is undone by the next run (slot dropped, copy deleted from the fenced target).
+ */
+export async function copyOnline(config: Config, model: Model, m: MoveGroup, { signal, onPoint }: MoveRun = {}): Promise<number> {
+  const names = m.names;
   const from = shardEndpoint(config, m.from);
   const to = shardEndpoint(config, m.to);
   await withClient(from, async (c) => {
@@ -73,7 +98,7 @@ export async function copyOnline(config: Config, model: Model, m: Unit, { signal
   const slot = await createSlot(from, names);
   onPoint?.('slot');
   try {
-    const r = await copyBatch({ shard: m.to, units: [m.unit] }, { model, source: from, target: to, tables: model.sharded, verify: true, snapshot: slot.snapshot, signal });
+    const r = await copyBatch({ shard: m.to, units: [...m.units] }, { model, source: from, target: to, tables: model.sharded, verify: true, snapshot: slot.snapshot, signal });
     if (r.failed.length) throw new UnitStreamError(r.failed[0]!.reason);
     onPoint?.('copy');
     await withClient(to, async (c) => {
@@ -91,10 +116,10 @@ export interface CatchUp {
   fencingAt: number;
   /** changes of the unit applied to the new shard by this run */
   changes: number;
-  /** rows changed since the copy, proven equal on both shards while writes went on */
-  provenRows: number;
-  /** rows compared inside the fence: those changed since the last proof (never the whole unit) */
-  checkedRows: number;
+  /** per unit: rows changed since the copy, proven equal on both shards while writes went on */
+  provenRows: Map<string, number>;
+  /** per unit: rows compared inside the fence, those changed since the last proof (never the whole unit) */
+  checkedRows: Map<string, number>;
 }
 
 export interface CatchUpOptions extends MoveRun {
@@ -105,18 +130,19 @@ export interface CatchUpOptions extends MoveRun {
 }
 
 /**
- * Streams the unit's changes from the old shard's slot to the new shard, proving the rows they
- * changed at each barrier (unit-changed.ts, while writes go on), until the stream is near the
- * source (a barrier crosses it within NEAR_MS; else the move refuses before fencing), then calls
- * `fence`, applies up to a last barrier emitted after the fence and compares the rows changed since
+ * Streams the group's changes from the old shard's slot to the new shard, proving the rows they
+ * changed at each barrier (unit-changed.ts, unit by unit, while writes go on), until the stream is
+ * near the source (a barrier crosses it within NEAR_MS; else the move refuses before fencing),
+ * then calls `fence` (once, for every unit of the group), applies up to a last barrier emitted after the fence and compares the rows changed since
  * the last proof: from there the new shard holds every write the old one accepted, proven. All
  * that after the fence is bounded by `fencedWaitMs`. Resumes from the position the new shard
  * committed. Rejects (after rolling back the open batch) on any error or difference.
  */
-export async function catchUp(config: Config, model: Model, m: Unit, opts: CatchUpOptions): Promise<CatchUp> {
+export async function catchUp(config: Config, model: Model, m: MoveGroup, opts: CatchUpOptions): Promise<CatchUp> {
   const { fence, signal, onPoint } = opts;
   const fencedWaitMs = opts.fencedWaitMs ?? FENCED_WAIT_MS;
-  const names = moveStreamNames(m.unit);
+  const names = m.names;
+  const who = describeGroup(m);
   const from = shardEndpoint(config, m.from);
   const to = shardEndpoint(config, m.to);
   const client = await connect(to, { applicationName: 'shardctl move' });
@@ -128,9 +154,9 @@ export async function catchUp(config: Config, model: Model, m: Unit, opts: Catch
     await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MOVE_LOCK_CLASS, names.slot]);
     await client.query('RESET lock_timeout');
     const pos = await readPosition(client, names.slot);
-    if (!pos) throw blockedError(`shard ${m.to} has no stream position for the move of unit ${m.unit}`, { hint: 'run the same command again: the move starts over' });
+    if (!pos) throw blockedError(`shard ${m.to} has no stream position for the move of ${who}`, { hint: 'run the same command again: the move starts over' });
     await releaseSlot(from, names);
-    const applier = new UnitApplier(model, client, m.to, names.slot, m.unit, pos, await mayBypassTriggers(client));
+    const applier = new UnitApplier(model, client, m.to, names.slot, new Set(m.units), dirtyKey, pos, await mayBypassTriggers(client));
     marker = await connect(from, { applicationName: 'shardctl move barrier' });
 
     // the stream stops with the caller's signal, or when fencing fails
@@ -141,7 +167,7 @@ export async function catchUp(config: Config, model: Model, m: Unit, opts: Catch
     let seen = false;
     let last = false;
     let flushedAt = Date.now();
-    let provenRows = 0;
+    const provenRows = new Map(m.units.map((u) => [u, 0]));
     const stream = runStream(
       from,
       names,
@@ -177,7 +203,7 @@ export async function catchUp(config: Config, model: Model, m: Unit, opts: Catch
             seen = false;
             if (last) return 'stop';
             // the new shard stands at this commit: prove what changed, while the old one takes writes
-            provenRows += (await checkChangedRows(model, m.unit, names.slot, marker!, client, { prune: true })).equal;
+            for (const u of m.units) provenRows.set(u, provenRows.get(u)! + (await checkChangedRows(model, u, dirtyKey(u), marker!, client, { prune: true })).equal);
             onPoint?.('proving');
             const w = waiting!;
             waiting = undefined;
@@ -212,8 +238,8 @@ export async function catchUp(config: Config, model: Model, m: Unit, opts: Catch
         round = Date.now() - t;
       }
       if (round >= NEAR_MS) {
-        throw blockedError(`unit ${m.unit}: the move's stream from shard ${m.from} stayed ${(round / 1000).toFixed(1)}s behind it after ${NEAR_ROUNDS} rounds, so shard ${m.from} was not fenced`, {
-          hint: `the unit's writes outpace shard ${m.to}: run the same command again when they are lighter (check shard ${m.to} with shardctl health)`,
+        throw blockedError(`${who}: the move's stream from shard ${m.from} stayed ${(round / 1000).toFixed(1)}s behind it after ${NEAR_ROUNDS} rounds, so shard ${m.from} was not fenced`, {
+          hint: `the writes of ${who} outpace shard ${m.to}: run the same command again when they are lighter (check shard ${m.to} with shardctl health)`,
         });
       }
       const fencingAt = performance.now();
@@ -223,7 +249,7 @@ export async function catchUp(config: Config, model: Model, m: Unit, opts: Catch
       const bound = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           stuck = true;
-          reject(blockedError(`unit ${m.unit}: shard ${m.to} did not apply and prove the last changes within ${fencedWaitMs / 1000}s of the fence on shard ${m.from}`, {
+          reject(blockedError(`${who}: shard ${m.to} did not apply and prove the last changes within ${fencedWaitMs / 1000}s of the fence on shard ${m.from}`, {
             hint: 'check shard ' + m.to + ' for locks or load (shardctl health), then run the same command again (perhaps with a longer --timeout)',
           }));
         }, fencedWaitMs);
@@ -232,20 +258,22 @@ export async function catchUp(config: Config, model: Model, m: Unit, opts: Catch
       const finish = (async () => {
         await Promise.race([barrier(), stream]);
         await stream;
-        return checkChangedRows(model, m.unit, names.slot, marker!, client);
+        const checks = new Map<string, ChangedCheck>();
+        for (const u of m.units) checks.set(u, await checkChangedRows(model, u, dirtyKey(u), marker!, client));
+        return checks;
       })();
       finish.catch(() => undefined);
-      let check: Awaited<typeof finish>;
+      let checks: Awaited<typeof finish>;
       try {
-        check = await Promise.race([finish, bound]);
+        checks = await Promise.race([finish, bound]);
       } finally {
         clearTimeout(timer);
       }
-      if (check.problems.length) {
-        throw new UnitStreamError(changedRowsDiffer(m, check));
+      for (const [u, check] of checks) {
+        if (check.problems.length) throw new UnitStreamError(changedRowsDiffer({ unit: u, from: m.from, to: m.to }, check));
       }
       onPoint?.('proved');
-      return { fencingAt, changes: applier.applied, provenRows, checkedRows: check.rows };
+      return { fencingAt, changes: applier.applied, provenRows, checkedRows: new Map([...checks].map(([u, c]) => [u, c.rows])) };
     } catch (e) {
       stop.abort(e);
       // a statement stuck on either shard holds the handler or the proof: cancel it so the stream can end
@@ -273,9 +301,13 @@ async function releaseSlot(from: Endpoint, names: StreamNames): Promise<void> {
   });
 }
 
-/** The move's slot and publication dropped on the old shard, its stream position on the new one. Idempotent. */
-export async function dropMoveStream(config: Config, m: Unit): Promise<void> {
-  const names = moveStreamNames(m.unit);
-  await withClient(shardEndpoint(config, m.from), (c) => dropStream(c, names));
-  await withClient(shardEndpoint(config, m.to), (c) => clearShardState(c, names.slot));
+/** The group's slot and publication dropped on the old shard, its stream position and its units' records of changed rows on the new one. Idempotent. */
+export async function dropMoveStream(config: Config, m: MoveGroup): Promise<void> {
+  await withClient(shardEndpoint(config, m.from), (c) => dropStream(c, m.names));
+  await withClient(shardEndpoint(config, m.to), async (c) => {
+    for (const key of new Set([m.names.slot, ...m.units.map(dirtyKey)])) await clearShardState(c, key);
+  });
 }
+
+/** `unit 42`, or `3 units (1, 2, 3)`, for messages. */
+export const describeGroup = (m: Pick<MoveGroup, 'units'>): string => describeUnits(m.units);

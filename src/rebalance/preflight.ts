@@ -16,12 +16,13 @@ import type { Model } from '../tables/model.js';
 export async function checkOnlineMoves(
   config: Config,
   model: Model,
+  /** one per stream: a group of moves from one shard to another (groups.ts) */
   moves: readonly { from: string; resumeAfter?: string }[],
   concurrency: number,
 ): Promise<void> {
   const perShard = new Map<string, { fresh: number; resumed: number }>();
   for (const m of moves) {
-    // a fresh move needs a slot; one resumed while streaming has its own; others need none
+    // a fresh group needs a slot; one resumed while streaming has its own; others need none
     if (m.resumeAfter !== undefined && m.resumeAfter !== 'streaming') continue;
     const n = perShard.get(m.from) ?? { fresh: 0, resumed: 0 };
     if (m.resumeAfter === 'streaming') n.resumed++;
@@ -54,7 +55,7 @@ export async function checkOnlineMoves(
           problems.push(`${at}: wal_level is ${s.wal_level}; an online move streams the unit's changes from its old shard with logical decoding, which needs wal_level = logical; fix: ALTER SYSTEM SET wal_level = logical; then restart the server`);
         }
         if (needs > 0 && s.slots + needs > s.max_slots) {
-          problems.push(`${at}: ${s.slots} of ${s.max_slots} replication slots are in use, an online move needs ${needs} more (one per unit moving from it at once); fix: ALTER SYSTEM SET max_replication_slots = ${s.slots + needs}; then restart the server (or drop an unused slot, or lower --concurrency)`);
+          problems.push(`${at}: ${s.slots} of ${s.max_slots} replication slots are in use, an online move needs ${needs} more (one per group of units moving from it at once); fix: ALTER SYSTEM SET max_replication_slots = ${s.slots + needs}; then restart the server (or drop an unused slot, or lower --concurrency)`);
         }
         if (s.senders + Math.min(concurrency, n.fresh + n.resumed) > s.max_senders) {
           problems.push(`${at}: ${s.senders} of ${s.max_senders} WAL senders are in use; fix: ALTER SYSTEM SET max_wal_senders = ${s.senders + concurrency}; then restart the server`);

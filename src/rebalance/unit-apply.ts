@@ -13,20 +13,20 @@ import { deleteRowSql, insertSql, keyOf, selectByColumnSql, selectByKeySql, Stat
 export class UnitStreamError extends Error {}
 
 /**
- * Applies the old shard's stream to the new shard for ONE unit, exactly: a change is applied when
- * its row belongs to the unit, decided by the functions the copy scopes rows with (the key column's
+ * Applies the old shard's stream to the new shard for the units of ONE move group (a single unit
+ * is a group of one), exactly: a change is applied when its row belongs to one of them, decided by the functions the copy scopes rows with (the key column's
  * text, an H3 index column's parent cell, lat/lng through shardCell, a `via` row through its parent).
  * The old shard streams every unit's changes, and the new shard holds other units' live rows too, so
  * an UPDATE or DELETE (which may carry only the key) first reads the row the new shard holds by that
- * key and touches it only if it is the unit's: a key another unit uses on the new shard is never
- * touched. A `via` row belongs to the unit when its parent on the new shard does (the new shard
+ * key and touches it only if it is a moving unit's: a key another unit uses on the new shard is
+ * never touched. A `via` row belongs to the unit when its parent on the new shard does (the new shard
  * holds the unit's rows exactly as of the stream position); a parent deleted earlier in the same
  * source transaction (ON DELETE CASCADE deletes the parent first) is remembered for its children.
  *
  * Source transactions are applied in one transaction on the new shard that also writes the stream
  * position (`flush`), so after a crash the shard says exactly which source transactions it holds.
- * The same transaction records the key of every row of the unit it wrote (follow_dirty, under the
- * move's slot): the copy was proven at its snapshot, so these are the only rows the move must prove
+ * The same transaction records the key of every row of a moving unit it wrote (follow_dirty, under
+ * that unit's own key, `dirtyKey`): the copy was proven at its snapshot, so these are the only rows the move must prove
  * again (unit-changed.ts).
  */
 export class UnitApplier {
@@ -36,9 +36,9 @@ export class UnitApplier {
   /** the new shard's session (the same transaction and statement helpers as the follower's) */
   private readonly s: ShardSession;
   private readonly children: Map<string, ViaChild[]>;
-  /** link values of the unit's parent rows deleted in the current source transaction */
-  private gone = new Set<string>();
-  /** keys of the unit's rows written in the open transaction: [table, JSON of the primary key] */
+  /** link values of the moving units' parent rows deleted in the current source transaction → their unit */
+  private gone = new Map<string, string>();
+  /** keys of the moving units' rows written in the open transaction, by the unit's dirty key */
   private readonly dirty = new DirtyRows();
 
   constructor(
@@ -46,7 +46,9 @@ export class UnitApplier {
     client: pg.Client,
     shard: string,
     private readonly slot: string,
-    private readonly unit: string,
+    private readonly units: ReadonlySet<string>,
+    /** where a unit's written rows are recorded (follow_dirty's slot column): one record per unit, proven per unit */
+    private readonly dirtyKey: (unit: string) => string,
     /** the source position the shard has committed */
     pos: Lsn,
     replicaRole: boolean,
@@ -68,14 +70,16 @@ export class UnitApplier {
   /** A source transaction starts; skipped when the shard committed it before a crash. */
   begin(commitLsn: Lsn): void {
     this.skip = this.s.pos > commitLsn;
-    this.gone = new Set();
+    this.gone = new Map();
   }
 
   async insert(t: TableModel, row: Row): Promise<void> {
-    if (this.skip || !(await this.owns(t, row))) return;
+    if (this.skip) return;
+    const unit = await this.moving(t, row);
+    if (unit === undefined) return;
     const columns = Object.keys(row);
     await this.exec(insertSql(t, columns), columns.map((c) => row[c]));
-    this.mark(t, keyOf(t, row));
+    this.mark(t, [unit], keyOf(t, row));
     for (const c of this.children.get(t.name) ?? []) this.gone.delete(linkKey(t, c.parentColumn, row[c.parentColumn]));
   }
 
@@ -83,22 +87,25 @@ export class UnitApplier {
     if (this.skip) return;
     const key = keyOf(t, row, old);
     const held = await this.held(t, key);
-    const merged: Row = { ...(held ?? {}) };
+    const merged: Row = { ...(held?.row ?? {}) };
     for (const [c, v] of Object.entries(row)) if (v !== undefined) merged[c] = v;
-    const stays = await this.owns(t, merged);
-    if (held || stays) this.mark(t, key, keyOf(t, merged)); // a key-changing UPDATE: both keys
+    const joins = await this.moving(t, merged);
+    const stays = joins !== undefined;
+    // a key-changing UPDATE: both keys; a row going from one moving unit to another: in both records
+    const owners = [held?.unit, joins].filter((u): u is string => u !== undefined);
+    if (owners.length) this.mark(t, owners, key, keyOf(t, merged));
     if (held && stays) {
       const u = updateByKey(t, row, key);
       await this.exec(u.text, u.values);
     } else if (held) {
-      await this.remove(t, held); // the row left the unit (its unit column changed): it and its via rows go
+      await this.remove(t, held.row, held.unit); // the row left the unit (its unit column changed): it and its via rows go
     } else if (stays) {
       // the row joined the unit: the stream has all of it only when no column was an unchanged TOAST
       // value, and never the rows that reach it through via tables (they did not change)
       const missing = t.columns.filter((c) => merged[c] === undefined);
       if (missing.length || this.children.has(t.name)) {
         throw new UnitStreamError(
-          `table ${t.name}: a row (key ${key.join(', ')}) joined unit ${this.unit} during the move by an UPDATE of its unit column, ` +
+          `table ${t.name}: a row (key ${key.join(', ')}) joined unit ${joins} during the move by an UPDATE of its unit column, ` +
             (missing.length ? `and its columns ${missing.join(', ')} were not streamed` : 'and the rows of tables that reach it through via are not streamed'),
         );
       }
@@ -113,8 +120,8 @@ export class UnitApplier {
     const held = await this.held(t, key);
     if (!held) return;
     await this.exec(deleteRowSql(t), key);
-    this.mark(t, key);
-    for (const c of this.children.get(t.name) ?? []) this.gone.add(linkKey(t, c.parentColumn, held[c.parentColumn]));
+    this.mark(t, [held.unit], key);
+    for (const c of this.children.get(t.name) ?? []) this.gone.set(linkKey(t, c.parentColumn, held.row[c.parentColumn]), held.unit);
   }
 
   /** Commits what was applied with the position `end` (the end of the last complete source transaction). */
@@ -123,7 +130,7 @@ export class UnitApplier {
     if (end <= s.pos && !s.open) return;
     if (!s.open) await openShardTransaction(s);
     await writePosition(s.client, this.slot, end > s.pos ? end : s.pos, new Date());
-    await writeDirty(s.client, this.slot, this.dirty.take(s.id));
+    for (const u of this.units) if (this.dirty.has(this.dirtyKey(u))) await writeDirty(s.client, this.dirtyKey(u), this.dirty.take(this.dirtyKey(u)));
     await s.client.query('COMMIT');
     s.open = false;
     this.pending = 0;
@@ -137,14 +144,21 @@ export class UnitApplier {
     this.dirty.clear();
   }
 
-  /** The row the shard holds under this key, when it belongs to the unit. */
-  private async held(t: TableModel, key: string[]): Promise<Row | undefined> {
+  /** The row the shard holds under this key, when it belongs to a moving unit, and that unit. */
+  private async held(t: TableModel, key: string[]): Promise<{ row: Row; unit: string } | undefined> {
     const row = (await this.run(selectByKeySql(t), key)).rows[0] as Row | undefined;
-    return row && (await this.owns(t, row)) ? row : undefined;
+    const unit = row && (await this.moving(t, row));
+    return row && unit !== undefined ? { row, unit } : undefined;
   }
 
-  /** Whether a row (as the stream or the shard prints it) belongs to the unit. */
-  private async owns(t: TableModel, row: Row): Promise<boolean> {
+  /** The moving unit a row (as the stream or the shard prints it) belongs to; undefined for any other unit. */
+  private async moving(t: TableModel, row: Row): Promise<string | undefined> {
+    const u = await this.unitOf(t, row);
+    return u !== undefined && this.units.has(u) ? u : undefined;
+  }
+
+  /** The unit a row belongs to (a via row: its parent's on the new shard, when that is a moving unit). */
+  private async unitOf(t: TableModel, row: Row): Promise<string | undefined> {
     const r = t.config.route;
     const value = (c: string) => {
       const v = row[c];
@@ -153,45 +167,50 @@ export class UnitApplier {
     };
     switch (r.kind) {
       case 'key':
-        return value(r.column) === this.unit;
+        return value(r.column) ?? undefined;
       case 'cell': {
         const v = value(r.column);
-        return v !== null && parentCell(BigInt(v).toString(16), h3Strategy(this.model.config).shardResolution) === this.unit;
+        return v === null ? undefined : parentCell(BigInt(v).toString(16), h3Strategy(this.model.config).shardResolution);
       }
       case 'latlng': {
         const lat = value(r.lat);
         const lng = value(r.lng);
-        if (lat === null || lng === null) return false;
+        if (lat === null || lng === null) return undefined;
         const st = h3Strategy(this.model.config);
-        return shardCell(Number(lat), Number(lng), { indexResolution: st.indexResolution, shardResolution: st.shardResolution }) === this.unit;
+        return shardCell(Number(lat), Number(lng), { indexResolution: st.indexResolution, shardResolution: st.shardResolution });
       }
       case 'via': {
         const v = value(r.column);
-        if (v === null) return false;
+        if (v === null) return undefined;
         const parent = this.model.table(r.parent);
-        if (this.gone.has(linkKey(parent, r.parentColumn, v))) return true;
+        const gone = this.gone.get(linkKey(parent, r.parentColumn, v));
+        if (gone !== undefined) return gone;
         const rows = (await this.run(selectByColumnSql(parent, r.parentColumn), [[v]])).rows as Row[];
-        for (const p of rows) if (await this.owns(parent, p)) return true;
-        return false;
+        for (const p of rows) {
+          const u = await this.moving(parent, p);
+          if (u !== undefined) return u;
+        }
+        return undefined;
       }
       default:
-        return false; // reference tables are not in the stream's publication
+        return undefined; // reference tables are not in the stream's publication
     }
   }
 
-  /** Deletes a row of the unit and the unit's rows that reach it through via tables, children first. */
-  private async remove(t: TableModel, row: Row): Promise<void> {
+  /** Deletes a row of `unit` and the unit's rows that reach it through via tables, children first. */
+  private async remove(t: TableModel, row: Row, unit: string): Promise<void> {
     const rows = await withDescendants((text, values) => this.run(text, values), this.children, t, row as Record<string, string | null>);
     for (const m of rows.reverse()) {
       const mt = this.model.table(m.table);
       await this.exec(deleteRowSql(mt), keyOf(mt, m.row));
-      this.mark(mt, keyOf(mt, m.row));
+      this.mark(mt, [unit], keyOf(mt, m.row));
     }
   }
 
-  /** Records the keys of rows of the unit this run wrote (follow_dirty): proven before the fence or inside it. */
-  private mark(t: TableModel, ...keys: string[][]): void {
-    for (const k of keys) this.dirty.touch(this.s.id, t, k, null); // no source transaction: proven by the move, not the prover
+  /** Records the keys of rows of `units` this run wrote (follow_dirty, per unit): proven before the fence or inside it. */
+  private mark(t: TableModel, units: readonly string[], ...keys: string[][]): void {
+    // no source transaction: proven by the move, not the prover
+    for (const u of units) for (const k of keys) this.dirty.touch(this.dirtyKey(u), t, k, null);
   }
 
 
