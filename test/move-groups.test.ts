@@ -92,8 +92,10 @@ describe('online moves of several units between two shards share one stream', { 
     await assertClean();
   });
 
-  it('SIGKILL at every point of a group move, then the same command again: exact', async () => {
-    const points: MovePoint[] = ['target-fenced', 'slot', 'copy', 'streaming', 'stream', 'proving', 'source-fencing', 'proved', 'caught-up', 'verified', 'flipped', 'opened', 'purged'];
+  it('SIGKILL at points of a group move, then the same command again: exact', async () => {
+    // a unit alone is a group of one: the other points are walked by the single-unit kill tests on the
+    // same code (rebalance-online, matrix-moves, move-proof); these are one per journal state of a group
+    const points: MovePoint[] = ['target-fenced', 'slot', 'copy', 'proving', 'source-fencing', 'verified', 'flipped', 'purged'];
     for (const point of points) {
       const to = (await placed(group[0]!)) === 's0' ? 's1' : 's0';
       pinGroup(to);
