@@ -30,8 +30,7 @@ export { follow, type FollowOptions, type FollowResult } from './online/follow.j
 export { cutover, type CutoverOptions, type CutoverResult, type CutoverEvent } from './online/cutover.js';
 export { abandon, type AbandonResult } from './online/abandon.js';
 export { followBack, type FollowBackOptions, type FollowBackResult, type FollowBackEvent } from './rollback/follow-back.js';
-export { type RollbackOptions, type RollbackResult, type RollbackEvent } from './rollback/rollback.js';
-export { rollback } from './online/rollback.js';
+export { rollback, type RollbackOptions, type RollbackResult, type RollbackEvent } from './rollback/rollback.js';
 export { finishCutover, type FinishResult } from './rollback/finish.js';
 export type { FollowEvent } from './stream/events.js';
 export { health, prometheusText, writeTextfile, resolveThresholds, METRIC_HELP, COUNTER_HELP, STATUS_CODE as HEALTH_STATUS_CODES } from './health/index.js';

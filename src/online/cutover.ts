@@ -9,7 +9,7 @@ import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { redactText } from '../redact.js';
 import { loadModel } from '../tables/model.js';
 import { readPlacements } from '../catalog/placements.js';
-import { checkChangedRows } from './changed.js';
+import { checkChangedRows } from '../row-proof/changed.js';
 import { qualifiedName } from '../tables/scope.js';
 import { PROVE_LOCK } from './prover.js';
 import { recordForeignWrites, stopRecordingWrites } from '../stream/foreign-writes.js';

@@ -5,9 +5,9 @@ import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { columnType, type Model, type TableModel } from '../tables/model.js';
 import { topologyRouter } from '../routing/router.js';
 import { rowRouter } from '../stream/route.js';
-import { compareRows } from './changed.js';
-import { checkFullRows } from './changed-full.js';
-import { printedKey } from '../stream/recorded-rows.js';
+import { compareRows } from '../row-proof/changed.js';
+import { checkFullRows } from '../row-proof/keyless.js';
+import { printedKey } from '../row-proof/recorded.js';
 import { Catalog } from '../catalog/catalog.js';
 import { readPlacements } from '../catalog/placements.js';
 
@@ -26,7 +26,7 @@ import { readPlacements } from '../catalog/placements.js';
  *  3. reads the rows on every shard and on the monolith (one statement: one snapshot S); a row is
  *     proven when it is exactly where it belongs with the monolith's content (changed.ts), or on
  *     neither side; a row of a table without a primary key when every shard holds as many copies of
- *     the recorded value as the monolith assigns it (changed-full.ts);
+ *     the recorded value as the monolith assigns it (row-proof/keyless.ts);
  *  4. deletes the proven rows' locked records and commits.
  * Why a proven record may go: S sees every source transaction the shard's copy of the row reflects
  * (2). If S shows a later change of the row, that change is not yet applied to the shard, and the

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { parentCell, shardCell } from '../cells/h3.js';
 import { h3Strategy, type Model, type TableModel } from '../tables/model.js';
-import { inKeyChunks, readRecordedRows, rootRoute } from '../stream/recorded-rows.js';
+import { inKeyChunks, readRecordedRows, rootRoute } from '../row-proof/recorded.js';
 
 /**
  * An online move's proof, without reading the whole unit again. The copy was proven equal at the
@@ -67,7 +67,7 @@ export async function checkChangedRows(
 
 /**
  * The rows of `unit` a shard holds under `keys` (by the key's position in `keys`): each one's hash
- * (stream/recorded-rows.ts). A row under such a key that belongs to another unit counts as absent.
+ * (row-proof/recorded.ts). A row under such a key that belongs to another unit counts as absent.
  * The unit is decided as the copy scopes rows (the root row of a via chain, joined on the shard).
  */
 async function unitRows(model: Model, t: TableModel, unit: string, c: pg.ClientBase, keys: readonly string[][]): Promise<Map<number, string>> {

@@ -9,6 +9,7 @@ import { redactText } from '../redact.js';
 import { lsnText, type Lsn } from '../db/lsn.js';
 import { MIGRATION_STREAM, REVERSE_STREAM } from '../stream/names.js';
 import { loadModel, type Model } from '../tables/model.js';
+import { checkChangedBack } from './changed-back.js';
 import { alignSourceSequences, scannedSequenceColumns, scanWarning } from '../sequences/align.js';
 import { fenceSource, liftSourceFence } from '../fence/source-fence.js';
 import { readPlacements } from '../catalog/placements.js';
@@ -42,24 +43,11 @@ export interface RollbackResult {
 }
 
 /**
- * Rollback's proof inside its fence: compares the rows changed during the window between the
- * monolith (`source`) and the shards (online/changed-back.ts, in the layer of the comparer) and
- * returns how many it compared and what differs.
- */
-export type WindowCheck = (
-  config: Config,
-  model: Model,
-  source: pg.ClientBase,
-  shards: ReadonlyMap<string, pg.ClientBase>,
-  placements: ReadonlyMap<string, string>,
-) => Promise<{ rows: number; problems: string[] }>;
-
-/**
  * Undoes a cutover within its rollback window (`cutover --reverse`, `rollback --follow` running):
  * fences every configured table on every shard (the table fence: all units, also ones created after
  * the cutover, all isolation levels), marks each shard's WAL and waits until the monolith has
  * committed every shard's stream past its mark, compares the rows changed during the window,
- * monolith vs shards, both quiet (`check`: online/changed-back.ts says why that proves them equal;
+ * monolith vs shards, both quiet (changed-back.ts says why that proves them equal;
  * the work grows with the window's changes, not with the data), sets the monolith's sequences past every id the
  * shards handed out, records the rollback in the catalog, lifts the monolith's cutover fence, stops
  * the reverse follower and drops its slots. The shard fence stays: the shards are stale from now
@@ -68,7 +56,7 @@ export type WindowCheck = (
  * shard fence is lifted (the shards stay the source of truth, the follower keeps following) and a
  * UserError (exit 3) says why. Rerun-safe.
  */
-export async function rollbackWith(config: Config, opts: RollbackOptions, check: WindowCheck): Promise<RollbackResult> {
+export async function rollback(config: Config, opts: RollbackOptions = {}): Promise<RollbackResult> {
   const timeoutMs = (opts.timeoutSeconds ?? 60) * 1000;
   const emit = opts.onEvent ?? (() => undefined);
   const source = sourceEndpoint(config);
@@ -132,7 +120,7 @@ export async function rollbackWith(config: Config, opts: RollbackOptions, check:
         emit({ type: 'rollback-step', step: 'caught-up', seconds: since() });
         opts.signal?.throwIfAborted();
         doing = 'checking the rows changed during the window';
-        checkedRows = await checkWindow(config, model, shards, placements, deadline, check);
+        checkedRows = await checkWindow(config, model, shards, placements, deadline);
         emit({ type: 'rollback-step', step: 'verified', seconds: since(), detail: `${checkedRows} changed rows` });
         opts.signal?.throwIfAborted();
         doing = "setting the monolith's sequences";
@@ -190,15 +178,15 @@ function timedOut(e: unknown): boolean {
 
 /**
  * Inside the fence, after the catch-up: the rows changed during the window, monolith vs shards
- * (`check`), every statement ending by `deadline`. Refuses (UserError) on any difference.
+ * (changed-back.ts), every statement ending by `deadline`. Refuses (UserError) on any difference.
  * Returns the rows compared.
  */
-async function checkWindow(config: Config, model: Model, shards: readonly pg.ClientBase[], placements: ReadonlyMap<string, string>, deadline: number, check: WindowCheck): Promise<number> {
+async function checkWindow(config: Config, model: Model, shards: readonly pg.ClientBase[], placements: ReadonlyMap<string, string>, deadline: number): Promise<number> {
   const bound = (c: pg.ClientBase) => c.query(`SET statement_timeout = ${Math.max(1, Math.round(deadline - Date.now()))}`);
   await Promise.all(shards.map(bound));
   const changed = await withClient(sourceEndpoint(config), async (c) => {
     await bound(c);
-    return check(config, model, c, new Map(config.shards.map((s, i) => [s.id, shards[i]!])), placements);
+    return checkChangedBack(config, model, c, new Map(config.shards.map((s, i) => [s.id, shards[i]!])), placements);
   });
   await Promise.all(shards.map((c) => c.query('RESET statement_timeout')));
   if (changed.problems.length) {

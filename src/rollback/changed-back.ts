@@ -1,16 +1,15 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
-import { addRecorded, checkRecordedRows, type ChangedRows, type RecordedRows } from './changed.js';
+import { addRecorded, checkRecordedRows, type ChangedRows, type RecordedRows } from '../row-proof/changed.js';
 import { reverseKey } from '../stream/names.js';
 import { readDirty } from '../stream/positions.js';
 import type { Model } from '../tables/model.js';
-import { REVERSE_FOREIGN } from '../rollback/reverse-stream.js';
+import { REVERSE_FOREIGN } from './reverse-stream.js';
 
 /**
- * Rollback's proof (rollback/rollback.ts runs it through online/rollback.ts: the comparer lives in
- * this layer), inside its fence (shards fenced, the monolith caught up past every shard's mark,
+ * Rollback's proof (rollback.ts), inside its fence (shards fenced, the monolith caught up past every shard's mark,
  * both quiet): the rows changed during the window are compared, monolith vs their routed shard
- * (online/changed.ts's comparer; a row absent from both is proven). Which rows:
+ * (row-proof/changed.ts's comparer; a row absent from both is proven). Which rows:
  *  - every row the reverse follower wrote on the monolith, recorded by its applier in follow_dirty
  *    under the shard's key (reverseKey) in the transaction that wrote it, and every reference row
  *    of the shards whose reference changes it does not apply (recorded, not applied: rollback/follow-back.ts);
@@ -32,7 +31,7 @@ import { REVERSE_FOREIGN } from '../rollback/reverse-stream.js';
  *  - DDL on a shard that changes a table's shape stops the reverse follower (a relation message with
  *    another shape): again no catch-up, a refusal; DDL that keeps the shape changes no row;
  *  - a table without a primary key has no trigger on the monolith: a bypass write there is not seen
- *    (its rows the follower wrote are proven by counting, changed-full.ts);
+ *    (its rows the follower wrote are proven by counting, row-proof/keyless.ts);
  *  - a slot advanced or recreated by hand on a shard loses changes no proof can see: rollback refuses
  *    when a reverse slot is missing, not when someone skipped its WAL.
  * The work grows with the rows changed during the window, not with the data.

@@ -2,8 +2,8 @@ import type pg from 'pg';
 import { topologyRouter } from '../routing/router.js';
 import type { Model, TableModel } from '../tables/model.js';
 import { readDirty } from '../stream/positions.js';
-import { inKeyChunks, readRecordedRows, rootRoute } from '../stream/recorded-rows.js';
-import { checkFullRows } from './changed-full.js';
+import { inKeyChunks, readRecordedRows, rootRoute } from './recorded.js';
+import { checkFullRows } from './keyless.js';
 import { rowRouter, type RowRouter } from '../stream/route.js';
 import type { Row } from '../stream/decoder.js';
 
@@ -107,7 +107,7 @@ export interface ComparedRow {
  * Compares the rows of `t` (a keyed table) with primary key among `keys` between the monolith and
  * every shard: each row found on either side, by its key's text as PostgreSQL prints it
  * (`(k1, k2)`); a key on neither side has no entry. Empty problems: the row is where it belongs
- * with the monolith's content. Read in chunks of keys (stream/recorded-rows.ts), each chunk by one
+ * with the monolith's content. Read in chunks of keys (recorded.ts), each chunk by one
  * statement per server (one snapshot each), the shards before the monolith.
  */
 export async function compareRows(

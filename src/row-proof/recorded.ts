@@ -7,7 +7,7 @@ import { qualifiedName, routeChain } from '../tables/scope.js';
 
 /**
  * The reading half of every proof of recorded rows (follow_dirty): cutover and the prover
- * (online/changed.ts: the monolith against every shard) and a move's proof (rebalance/unit-changed.ts:
+ * (changed.ts: the monolith against every shard) and a move's proof (rebalance/unit-changed.ts:
  * the old shard against the new one) all read, on each server, the rows under the recorded keys of
  * a keyed table, in chunks of keys, each chunk in one statement (one snapshot per server), with each
  * row's hash and, where asked, the route values of its chain's root row (a `via` row's unit is its
