@@ -25,6 +25,20 @@ export interface BatchResult {
   readonly failed: { unit: string; reason: string }[];
   readonly rows: number;
   readonly bytes: number;
+  /** where the batch's wall time went (migrate's phase breakdown; the bench reports it) */
+  readonly seconds: BatchSeconds;
+}
+
+/**
+ * A batch's wall time by step: connecting, the snapshot, the cells and the DELETE of the units' old
+ * rows; the COPY streams (and the set-based foreign-key check); the wait for the source's sums and
+ * the shard's sums after the copy; the two COMMITs.
+ */
+export interface BatchSeconds {
+  prepare: number;
+  copy: number;
+  checksums: number;
+  commit: number;
 }
 
 export interface RunCells {
@@ -74,6 +88,13 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
   };
   const abort = () => clients.forEach(destroy);
   o.signal?.addEventListener('abort', abort, { once: true });
+  const seconds: BatchSeconds = { prepare: 0, copy: 0, checksums: 0, commit: 0 };
+  let lap = performance.now();
+  const step = (name: keyof BatchSeconds) => {
+    const now = performance.now();
+    seconds[name] += (now - lap) / 1000;
+    lap = now;
+  };
   try {
     o.signal?.throwIfAborted();
     const needsCells = o.model.cellSpecs.length > 0;
@@ -113,6 +134,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
 
     const bypass = !o.fireTriggers && (await mayBypassTriggers(dst));
     if (bypass) await dst.query('SET LOCAL session_replication_role = replica');
+    step('prepare');
     let rows = 0;
     let bytes = 0;
     const copied = new Map<string, number>();
@@ -143,6 +165,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       await dst.query('SET LOCAL session_replication_role = origin');
       await checkForeignKeys(dst, o.tables, scope, o.target.label);
     }
+    step('copy');
 
     const kept = new Uint8Array(batch.units.length).fill(1);
     const proofs: { table: string; sums: UnitColumns }[] = [];
@@ -164,11 +187,13 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       if (bad.size > 0 && o.tables.some((t) => t.config.routes)) {
         // Rows with several routes may also belong to this batch's good units or to units placed
         // here earlier: deleting a bad unit's rows could take theirs. Nothing of the batch is kept.
+        step('checksums');
         await dst.query('ROLLBACK');
         await src.query('COMMIT');
         const why = [...bad.values()][0]!;
         const failed = batch.units.map((unit) => ({ unit, reason: bad.get(unit) ?? `rolled back with its batch (shares rows with several routes; ${why})` }));
-        return { placed: { units: batch.units, kept: new Uint8Array(batch.units.length), count: 0, tables: [] }, failed, rows: 0, bytes: 0 };
+        step('commit');
+        return { placed: { units: batch.units, kept: new Uint8Array(batch.units.length), count: 0, tables: [] }, failed, rows: 0, bytes: 0, seconds };
       }
       if (bad.size > 0) {
         const units = [...bad.keys()];
@@ -180,9 +205,11 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
         for (const [unit, reason] of bad) failed.push({ unit, reason });
       }
     }
+    step('checksums');
     await dst.query('COMMIT');
     await src.query('COMMIT');
-    return { placed: { units: batch.units, kept, count: batch.units.length - failed.length, tables: proofs }, failed, rows, bytes };
+    step('commit');
+    return { placed: { units: batch.units, kept, count: batch.units.length - failed.length, tables: proofs }, failed, rows, bytes, seconds };
   } catch (e) {
     abort();
     throw e;
