@@ -4,6 +4,8 @@ import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { migrate } from '../src/migrate/index.js';
 import type { MigrateEvent } from '../src/migrate/events.js';
 import { assertExact } from './helpers/exact.js';
+import { sql } from './helpers/fleet.js';
+import { isUserError } from '../src/errors.js';
 
 /**
  * migrate reports where its wall time goes (the bench's phase breakdown, issue 26): one 'step'
@@ -45,4 +47,26 @@ describe('migrate: the phase breakdown from its own events', () => {
       assert.ok(perBatch <= 2 * steps.find((s) => s.step === 'batches')!.seconds + 1e-3, `${perBatch} s of batches within 2 streams`);
     });
   }
+
+  // The preflight reads the tables' definitions beside the source's scan and stores them only once
+  // the source's checks pass (add-shard builds new shards from them).
+  it('the definitions are stored when the checks pass, and not when the source is refused', async () => {
+    const { config } = stage;
+    await sql(config.catalog, 'DROP SCHEMA IF EXISTS shardctl CASCADE');
+    await sql(config.source, 'INSERT INTO pgbench_history (tid, bid, aid, delta) VALUES (1, NULL, 1, 7)');
+    try {
+      await assert.rejects(migrate(config, { resync: true }), (e) => isUserError(e) && /pgbench_history: 1 row has a NULL bid/.test(e.message));
+      assert.deepEqual(await sql(config.catalog, 'SELECT table_name FROM shardctl.table_defs'), [], 'nothing stored on a refusal');
+    } finally {
+      await sql(config.source, 'DELETE FROM pgbench_history WHERE bid IS NULL');
+    }
+    assert.equal((await migrate(config, { resync: true })).ok, true);
+    const defs = await sql<{ table_name: string; ddl: string }>(config.catalog, 'SELECT table_name, ddl FROM shardctl.table_defs ORDER BY position');
+    assert.deepEqual(defs.map((d) => d.table_name).sort(), config.tables.map((t) => `${t.schema}.${t.name}`).sort());
+    for (const d of defs) {
+      const cols = await sql<{ c: string }>(config.source, `SELECT attname AS c FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped`, [d.table_name]);
+      const create = (JSON.parse(d.ddl) as { create: string[] }).create.join('\n');
+      for (const { c } of cols) assert.match(create, new RegExp(`\\b${c}\\b`), `${d.table_name}: column ${c} in the stored definition`);
+    }
+  });
 });

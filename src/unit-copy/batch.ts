@@ -98,7 +98,8 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
   try {
     o.signal?.throwIfAborted();
     const needsCells = o.model.cellSpecs.length > 0;
-    const [src, dst] = await Promise.all([open(o.source), open(o.target)]);
+    // the source sums' session is opened with the other two: one connection wait per batch, not two
+    const [src, dst, sums] = await Promise.all([open(o.source), open(o.target), o.verify ? open(o.source) : undefined]);
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     const cells = new Set(batch.units);
     const run = o.runCells;
@@ -127,7 +128,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     // The source side of the checksums runs on a second connection sharing the snapshot, while the
     // copy streams: it costs the source a scan, not the batch wall time.
     const index = unitIndex(batch.units);
-    const sourceSums = o.verify ? await startSourceSums(src, await open(o.source), run?.snapshot, o, scope, index) : undefined;
+    const sourceSums = sums ? await startSourceSums(src, sums, run?.snapshot, o, scope, index) : undefined;
     await dst.query('BEGIN');
     if (o.verify) await raiseWorkMem(dst, groupsMemory(batch.units.length));
     for (const t of [...o.tables].reverse()) await dst.query(deleteSql(t.config, scope(t)));
