@@ -83,11 +83,12 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       const tables = selectTables(model, opts.tables);
       const work = chooseWork(config, model, tables, [...units.keys()].sort(), placements, routeOf, opts);
       const sharded = tables.filter((t) => t.config.route.kind !== 'reference');
-      const [present, formats] = await (shardCheck ?? Promise.reject(new Error('internal: the shards were not checked')));
-
       // Units were counted in their root tables only (cheap); scale by the planner's table sizes for
-      // progress totals and batch bytes.
-      const scale = await withClient(source, (c) => rowScale(c, model, tables));
+      // progress totals and batch bytes. Read while the shards' checks finish.
+      const scaling = withClient(source, (c) => rowScale(c, model, tables));
+      scaling.catch(() => undefined); // awaited below, after the shards' verdict (which comes first)
+      const [present, formats] = await (shardCheck ?? Promise.reject(new Error('internal: the shards were not checked')));
+      const scale = await scaling;
       const batches = makeBatches(work.pending, units, { rows: opts.batchRows ?? 1_000_000, bytes: opts.batchBytes ?? 512 * 1024 * 1024, bytesPerRow: scale.bytes });
       const perShard = config.shards.map((s) => ({
         shard: s.id,
