@@ -35,6 +35,10 @@ describe('migrate: the phase breakdown from its own events', () => {
       const at = (p: (e: MigrateEvent) => boolean) => events.findIndex(p);
       assert.equal(at((e) => e.type === 'start'), at((e) => e.type === 'step' && e.step === 'preflight') + 1);
 
+      // pgbench's columns are built-in types, identical on every server: every table goes in binary COPY
+      const tables = events.flatMap((e) => (e.type === 'table' ? [e] : []));
+      assert.ok(tables.length > 0);
+      for (const t of tables) assert.equal(t.format, 'binary', `${t.table} on ${t.shard}`);
       const batches = events.flatMap((e) => (e.type === 'batch' ? [e] : []));
       assert.ok(batches.length >= 2, `several batches (${batches.length})`);
       for (const b of batches) {
