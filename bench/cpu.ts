@@ -14,6 +14,8 @@ export interface CpuShare {
   othersPct: number;
   /** % of all CPUs taken by the hypervisor */
   stealPct: number;
+  /** CPU seconds the bench's processes used (Node and every server of the fleet): steadier than wall time on a shared machine */
+  ownS: number;
 }
 
 interface Sample {
@@ -96,6 +98,6 @@ export function cpuMeter(roots: () => readonly number[]): () => CpuShare | undef
     const own = Math.min(b.own - a.own, b.busy - a.busy - steal);
     const others = Math.max(0, b.busy - a.busy - steal - own);
     const pct = (n: number) => (100 * n) / total;
-    return { ownPct: pct(Math.max(0, own)), othersPct: pct(others), stealPct: pct(steal) };
+    return { ownPct: pct(Math.max(0, own)), othersPct: pct(others), stealPct: pct(steal), ownS: Math.max(0, own) / 100 }; // USER_HZ 100
   };
 }

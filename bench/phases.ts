@@ -3,18 +3,33 @@ import { migrate, type MigrateResult, type MigrateEvent, verify } from '../src/i
 import type { BenchPlan } from './fleet.js';
 import { verifyExit } from '../commands/exit-codes.js';
 
-/** Where a migrate run spent its wall time, from the engine's own progress events. */
+/**
+ * Where a migrate run spent its wall time, from the engine's own 'step' events (run-level steps,
+ * wall seconds) and the per-step seconds each 'batch' event carries (summed over the run's batches:
+ * stream-seconds, which exceed the batches' wall time when batches run side by side).
+ */
 export interface MigrateBreakdown {
-  /** lock, model, inventory, shard checks, foreign-row scan, row-scale estimate (until the 'start' event) */
+  /** lock, model, inventory, source checks, the shards' checks beside them, row-scale estimate (until the 'start' event) */
   preflightS: number;
-  /** reference tables to every shard */
+  /** the catalog's topology, deferred indexes dropped, reference tables to every shard */
   referenceS: number;
-  /** from the first batch starting to the last batch journaled: the copy itself (+ checksums) */
+  /** from the reference tables done to the last batch journaled: the copy itself (+ checksums) */
   batchesS: number;
-  /** deferred indexes built (--indexes-after; the slowest shard), sequences, catalog finish */
-  finishS: number;
-  /** --indexes-after: the slowest shard's index build, part of finishS */
+  /** summed over batches: connect, snapshot, DELETE of the units' old rows */
+  prepareS: number;
+  /** summed over batches: the COPY streams and the set-based foreign-key check */
+  copyS: number;
+  /** summed over batches: after the copy, waiting for the source's sums and computing the shard's */
+  checksumsS: number;
+  /** summed over batches: the COMMITs */
+  commitS: number;
+  /** summed over batches: the catalog journal of the placements and proofs (its queue included) */
+  catalogS: number;
+  /** --indexes-after: the deferred indexes built (wall) */
   indexesS: number;
+  sequencesS: number;
+  /** guards, cross-shard record, the run's record finished */
+  finishS: number;
   batches: number;
   /** bytes / batchesS: the copy phase's own throughput */
   copyMBps: number;
@@ -30,39 +45,36 @@ export async function runMigrate(
   plan: BenchPlan,
   o: { concurrency: number; batchRows?: number; verify: boolean; signal?: AbortSignal; copyFormat?: 'auto' | 'text'; indexesAfter?: boolean },
 ): Promise<MigratePhase> {
-  const t0 = performance.now();
-  let tStart = t0;
-  let tRef = 0;
-  let tFirst = 0;
-  let tLast = 0;
+  const steps = new Map<string, number>();
+  const sums = { prepare: 0, copy: 0, checksums: 0, commit: 0, journal: 0 };
   let batches = 0;
-  let indexesS = 0;
   const onEvent = (e: MigrateEvent) => {
-    const now = performance.now();
-    if (e.type === 'start') tStart = now;
-    else if (e.type === 'reference') tRef = now;
-    else if ((e.type === 'bytes' || e.type === 'table') && !tFirst) tFirst = now;
-    else if (e.type === 'indexes') indexesS = Math.max(indexesS, e.seconds);
+    if (e.type === 'step') steps.set(e.step, (steps.get(e.step) ?? 0) + e.seconds);
     else if (e.type === 'batch') {
       batches++;
-      tLast = now;
+      for (const k of Object.keys(sums) as (keyof typeof sums)[]) sums[k] += e.seconds?.[k] ?? 0;
     } else if (e.type === 'batch-error') process.stderr.write(`  migrate: batch error on ${e.shard}: ${e.error}\n`);
   };
   const result = await migrate(plan.config, {
     concurrency: o.concurrency, batchRows: o.batchRows, verify: o.verify, signal: o.signal, onEvent, copyFormat: o.copyFormat, indexesAfter: o.indexesAfter,
   });
-  const tEnd = performance.now();
   if (!result.ok) throw new Error(`migrate did not finish cleanly: ${result.failures.length} failed units, ${result.errors.length} batch errors${result.errors[0] ? ` (${result.errors[0].error})` : ''}`);
-  const refEnd = tRef || tStart;
-  const batchesS = ((tLast || refEnd) - refEnd) / 1000;
+  const s = (k: string) => steps.get(k) ?? 0;
+  const batchesS = s('batches');
   return {
     result,
     breakdown: {
-      preflightS: (tStart - t0) / 1000,
-      referenceS: (refEnd - tStart) / 1000,
+      preflightS: s('preflight'),
+      referenceS: s('reference'),
       batchesS,
-      finishS: (tEnd - (tLast || refEnd)) / 1000,
-      indexesS,
+      prepareS: sums.prepare,
+      copyS: sums.copy,
+      checksumsS: sums.checksums,
+      commitS: sums.commit,
+      catalogS: sums.journal,
+      indexesS: s('indexes'),
+      sequencesS: s('sequences'),
+      finishS: s('guards') + s('cross-shard') + s('finish'),
       batches,
       copyMBps: batchesS > 0 ? result.bytes / 1e6 / batchesS : 0,
     },

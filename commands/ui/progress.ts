@@ -43,6 +43,7 @@ export function migrateLines(): LineView<MigrateEvent> {
           return `${e.shard}: ${e.indexes} secondary indexes of empty tables dropped; built after the copy (--indexes-after)`;
         case 'indexes':
           return `${e.shard}: ${e.indexes} deferred indexes built (${formatSeconds(e.seconds)})`;
+        case 'step':
         case 'done':
           return undefined;
       }

@@ -106,7 +106,9 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
         // Journaled outside the stream slot: the next batch copies while the catalog takes this
         // one's placements (a batch of many units writes as many rows there). Until the journal
         // commits, the units are not placed: a crash in between leaves rows a rerun deletes and copies again.
+        const journaled = performance.now();
         await journal(() => recordPlacements(run.catalog, run.runId, batch.shard, r.placed, partial ? sharded.map((t) => t.name) : undefined));
+        const seconds = { ...r.seconds, journal: (performance.now() - journaled) / 1000 };
         stats.rows += r.rows;
         stats.bytes += r.bytes;
         stats.failed += r.failed.length;
@@ -115,7 +117,7 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
         result.units.copied += r.placed.count;
         result.units.failed += r.failed.length;
         for (const f of r.failed) result.failures.push({ ...f, shard: batch.shard });
-        emit({ type: 'batch', shard: batch.shard, units: [...batch.units], rows: r.rows, bytes: r.bytes, failed: r.failed });
+        emit({ type: 'batch', shard: batch.shard, units: [...batch.units], rows: r.rows, bytes: r.bytes, failed: r.failed, seconds });
       } catch (e) {
         if (opts.signal?.aborted) return;
         const error = failureText(e, `shard ${batch.shard}`);

@@ -12,7 +12,7 @@ import { installGuards } from './guards.js';
 import { UserError } from '../errors.js';
 import type { Model, TableModel } from '../tables/model.js';
 import { selectTables } from '../tables/select.js';
-import type { EventSink } from './events.js';
+import type { EventSink, MigrateStep } from './events.js';
 import { syncTopology } from '../catalog/topology.js';
 import { checkShards } from './preflight.js';
 import { alignFleetSequences } from '../sequences/align.js';
@@ -38,6 +38,13 @@ export type { MigrateOptions, MigrateResult } from './types.js';
 export async function migrate(config: Config, opts: MigrateOptions = {}): Promise<MigrateResult> {
   const started = performance.now();
   const emit: EventSink = opts.onEvent ?? (() => undefined);
+  // each step's wall time, reported as it ends (the phase breakdown of a run)
+  let lap = started;
+  const step = (name: MigrateStep) => {
+    const now = performance.now();
+    emit({ type: 'step', step: name, seconds: (now - lap) / 1000 });
+    lap = now;
+  };
   const spec = {
     command: 'migrate',
     args: argsOf(opts),
@@ -76,17 +83,19 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       const tables = selectTables(model, opts.tables);
       const work = chooseWork(config, model, tables, [...units.keys()].sort(), placements, routeOf, opts);
       const sharded = tables.filter((t) => t.config.route.kind !== 'reference');
-      const [present, formats] = await (shardCheck ?? Promise.reject(new Error('internal: the shards were not checked')));
-
       // Units were counted in their root tables only (cheap); scale by the planner's table sizes for
-      // progress totals and batch bytes.
-      const scale = await withClient(source, (c) => rowScale(c, model, tables));
+      // progress totals and batch bytes. Read while the shards' checks finish.
+      const scaling = withClient(source, (c) => rowScale(c, model, tables));
+      scaling.catch(() => undefined); // awaited below, after the shards' verdict (which comes first)
+      const [present, formats] = await (shardCheck ?? Promise.reject(new Error('internal: the shards were not checked')));
+      const scale = await scaling;
       const batches = makeBatches(work.pending, units, { rows: opts.batchRows ?? 1_000_000, bytes: opts.batchBytes ?? 512 * 1024 * 1024, bytesPerRow: scale.bytes });
       const perShard = config.shards.map((s) => ({
         shard: s.id,
         units: work.pending.get(s.id)!.length,
         rows: Math.round(work.pending.get(s.id)!.reduce((n, u) => n + Number(units.get(u)!.rows), 0) * scale.rows),
       }));
+      step('preflight');
       emit({ type: 'start', runId: run?.id, units: work.wanted.length, skipped: work.skipped, rows: perShard.reduce((n, s) => n + s.rows, 0), shards: perShard });
 
       const result: MigrateResult = {
@@ -121,7 +130,9 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       }
       // Reference tables first: sharded rows may reference them by foreign key.
       await copyReferenceTables(copy, tables.filter((t) => t.config.route.kind === 'reference'));
+      step('reference');
       await copyBatches(copy, batches, sharded, work.partial);
+      step('batches');
       if (opts.signal?.aborted) {
         await scope.finish('interrupted', summary(result, started));
         throw new UserError('interrupted', `interrupted: ${result.units.copied} units were copied and journaled; in-flight batches rolled back`, {
@@ -129,12 +140,17 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
         });
       }
       for (const p of await buildDeferredIndexes(config, catalog.client, copy.limit, emit)) result.errors.push({ shard: '*', units: [], error: p, unreachable: false });
+      step('indexes');
       await alignIds(config, source, tables, result, emit);
+      step('sequences');
       await installGuards(config, model, result);
+      step('guards');
       await recordCrossShard(config, model, catalog.client, routeOf, result);
+      step('cross-shard');
 
       finish(result, started);
       await scope.finish(spec.outcome(result).status, summary(result, started));
+      step('finish');
       emit({ type: 'done', seconds: result.seconds, rows: result.rows, bytes: result.bytes });
       return result;
     } finally {

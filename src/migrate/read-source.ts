@@ -4,7 +4,7 @@ import type { Config } from '../config/types.js';
 import { connect, withClient, type Endpoint } from '../db/connect.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { dropStagedCells, stageCells, stagedCounts, type StagedCells } from '../tables/staged-cells.js';
-import { captureDefinitions } from '../tables/definitions.js';
+import { captureDefinitions, storeDefinitions, tableDefinitions } from '../tables/definitions.js';
 import { addVolumes, prepareCells, rootTables, takeInventory, type UnitVolume } from '../unit-copy/inventory.js';
 import type { EventSink } from './events.js';
 import { checkCrossingKeys, checkCrossingKeysOn, checkSourceRows } from './preflight.js';
@@ -39,7 +39,7 @@ export async function readSource(
   if (!recordTo || !config.tables.some((t) => t.route.kind === 'latlng')) {
     const view = await withClient(source, async (c) => {
       if (snapshot) await beginSnapshot(c, snapshot); // migrate --follow: the slot's snapshot
-      return look(c, source, config, recordTo, onModel);
+      return look(c, source, config, recordTo, onModel, snapshot);
     });
     return { ...view, close: async () => undefined };
   }
@@ -74,15 +74,30 @@ export async function readSource(
   }
 }
 
-async function look(c: pg.Client, source: Endpoint, config: Config, recordTo: Catalog | undefined, onModel?: (model: Model) => void) {
+async function look(c: pg.Client, source: Endpoint, config: Config, recordTo: Catalog | undefined, onModel?: (model: Model) => void, snapshot?: string) {
   const model = await loadModel(config, c);
   onModel?.(model);
-  // the inventory's scan of each root table also counts its rows of no unit (a NULL key)
-  const nulls = new Map<string, number>();
-  const view = await inventory(c, source, model, nulls);
-  await checkSourceRows(c, model, nulls);
-  if (recordTo) await captureDefinitions(recordTo.client, c, model);
-  return view;
+  // The tables' DDL is read on a session of its own (in the same snapshot, if any) while this one
+  // scans the tables: the preflight waits for the longer of the two, not their sum. It is stored
+  // only once the source's checks pass.
+  const ddl = recordTo
+    ? withClient(source, async (d) => {
+        if (snapshot) await beginSnapshot(d, snapshot);
+        return tableDefinitions(d, model);
+      })
+    : undefined;
+  ddl?.catch(() => undefined); // observed here: awaited below, after the checks
+  try {
+    // the inventory's scan of each root table also counts its rows of no unit (a NULL key)
+    const nulls = new Map<string, number>();
+    const view = await inventory(c, source, model, nulls);
+    await checkSourceRows(c, model, nulls);
+    if (recordTo) await storeDefinitions(recordTo.client, await ddl!);
+    return view;
+  } catch (e) {
+    await ddl?.catch(() => undefined); // a refusal leaves no session behind (and nothing stored)
+    throw e;
+  }
 }
 
 /** Units of the root tables; lat/lng tables through cells computed in this session. */

@@ -119,25 +119,31 @@ export async function alignFleetSequences(
   opts: { shardsProven?: boolean; deadline?: number } = {},
 ): Promise<Map<string, number>> {
   const cols = seqColumns(tables);
-  const seen = new Map<string, Awaited<ReturnType<typeof highWater>>>();
+  const set = config.shards.filter((x) => !only || only.includes(x.id));
+  // no column takes its default from a sequence: nothing to read or set (a session per server spared)
+  if (!cols.length) return new Map(set.map((x) => [x.id, 0]));
   // cutover, inside its fence: every shard row was just proven to be a monolith row (changed.ts and the
   // copy), so no shard table holds an id above the monolith's; each shard's own sequence is read by
   // alignShard. Only the monolith is read: its sequences and its tables' highest ids (the rule stays;
   // an index probe each where an index leads with the column, else a scan cutover warned about).
   const none = { seq: new Map<string, bigint>(), table: new Map<string, bigint>() };
-  for (const s of config.shards) seen.set(s.id, source && opts.shardsProven ? none : await withDeadline(shardEndpoint(config, s.id), opts.deadline, (c) => highWater(c, cols)));
+  // the shards are read side by side, then set side by side: each shard's setting depends only on
+  // what all of them and the monolith held before any is set
+  const seen = new Map<string, Awaited<ReturnType<typeof highWater>>>(
+    await Promise.all(config.shards.map(async (s) => [s.id, source && opts.shardsProven ? none : await withDeadline(shardEndpoint(config, s.id), opts.deadline, (c) => highWater(c, cols))] as const)),
+  );
   const shards = [...seen.values()];
   // ids that moved away from a shard are held by another: every table's maximum counts
   const base = source
     ? await withDeadline(source, opts.deadline, (c) => highWater(c, cols)).then((h) => maxOf([h.seq, h.table, ...shards.map((x) => x.table)]))
     : maxOf(shards.flatMap((x) => [x.seq, x.table]));
-  const out = new Map<string, number>();
-  for (const s of config.shards.filter((x) => !only || only.includes(x.id))) {
-    const residue = shardResidue(config, s.id);
-    const floor = maxOf([base, seen.get(s.id)!.seq]);
-    out.set(s.id, await withDeadline(shardEndpoint(config, s.id), opts.deadline, (c) => alignShard(c, cols, residue, floor)));
-  }
-  return out;
+  return new Map(
+    await Promise.all(set.map(async (s) => {
+      const residue = shardResidue(config, s.id);
+      const floor = maxOf([base, seen.get(s.id)!.seq]);
+      return [s.id, await withDeadline(shardEndpoint(config, s.id), opts.deadline, (c) => alignShard(c, cols, residue, floor))] as const;
+    })),
+  );
 }
 
 function maxOf(maps: readonly Map<string, bigint>[]): Map<string, bigint> {

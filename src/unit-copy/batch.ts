@@ -25,6 +25,20 @@ export interface BatchResult {
   readonly failed: { unit: string; reason: string }[];
   readonly rows: number;
   readonly bytes: number;
+  /** where the batch's wall time went (migrate's phase breakdown; the bench reports it) */
+  readonly seconds: BatchSeconds;
+}
+
+/**
+ * A batch's wall time by step: connecting, the snapshot, the cells and the DELETE of the units' old
+ * rows; the COPY streams (and the set-based foreign-key check); the wait for the source's sums and
+ * the shard's sums after the copy; the two COMMITs.
+ */
+export interface BatchSeconds {
+  prepare: number;
+  copy: number;
+  checksums: number;
+  commit: number;
 }
 
 export interface RunCells {
@@ -74,17 +88,23 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
   };
   const abort = () => clients.forEach(destroy);
   o.signal?.addEventListener('abort', abort, { once: true });
+  const seconds: BatchSeconds = { prepare: 0, copy: 0, checksums: 0, commit: 0 };
+  let lap = performance.now();
+  const step = (name: keyof BatchSeconds) => {
+    const now = performance.now();
+    seconds[name] += (now - lap) / 1000;
+    lap = now;
+  };
   try {
     o.signal?.throwIfAborted();
     const needsCells = o.model.cellSpecs.length > 0;
-    const [src, dst] = await Promise.all([open(o.source), open(o.target)]);
+    // the source sums' session is opened with the other two: one connection wait per batch, not two
+    const [src, dst, sums] = await Promise.all([open(o.source), open(o.target), o.verify ? open(o.source) : undefined]);
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     const cells = new Set(batch.units);
     const run = o.runCells;
     const snapshot = o.snapshot ?? run?.snapshot;
     if (snapshot) await src.query(`SET TRANSACTION SNAPSHOT ${quoteLiteral(snapshot)}`);
-    // The sums connection, when it is to share the snapshot and the staged cells: set up below.
-    const sumsOn = o.verify ? await open(o.source) : undefined;
     // A fresh batch (the preflight saw none of its units on the shard): the shard's cell tables hold
     // the batch's staged (pk, cell) from the start, so they describe the rows this batch copies.
     let stagedOnShard = false;
@@ -100,7 +120,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       };
       await Promise.all([
         staged(src),
-        sumsOn && beginSums(src, sumsOn, run.snapshot, batch.units.length).then(() => staged(sumsOn)),
+        sums && beginSums(src, sums, run.snapshot, batch.units.length).then(() => staged(sums)),
         // The shard side needs its own cells only to delete rows of these units it already holds.
         stagedOnShard ? staged(dst) : open(o.target).then((reader) => prepareCells(dst, reader, o.model, cells)),
       ]);
@@ -120,7 +140,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     // The source side of the checksums runs on a second connection sharing the snapshot, while the
     // copy streams: it costs the source a scan, not the batch wall time.
     const index = unitIndex(batch.units);
-    const sourceSums = sumsOn ? await startSourceSums(src, sumsOn, run?.snapshot, o, scope, index, Boolean(run && needsCells)) : undefined;
+    const sourceSums = sums ? await startSourceSums(src, sums, run?.snapshot, o, scope, index, Boolean(run && needsCells)) : undefined;
     await dst.query('BEGIN');
     if (o.verify) await raiseWorkMem(dst, groupsMemory(batch.units.length));
     // With the staged cells on the shard, the delete of a lat/lng table's rows (and its children's)
@@ -131,6 +151,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
 
     const bypass = !o.fireTriggers && (await mayBypassTriggers(dst));
     if (bypass) await dst.query('SET LOCAL session_replication_role = replica');
+    step('prepare');
     let rows = 0;
     let bytes = 0;
     const copied = new Map<string, number>();
@@ -161,6 +182,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       await dst.query('SET LOCAL session_replication_role = origin');
       await checkForeignKeys(dst, o.tables, scope, o.target.label);
     }
+    step('copy');
 
     const kept = new Uint8Array(batch.units.length).fill(1);
     const proofs: { table: string; sums: UnitColumns }[] = [];
@@ -182,11 +204,13 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       if (bad.size > 0 && o.tables.some((t) => t.config.routes)) {
         // Rows with several routes may also belong to this batch's good units or to units placed
         // here earlier: deleting a bad unit's rows could take theirs. Nothing of the batch is kept.
+        step('checksums');
         await dst.query('ROLLBACK');
         await src.query('COMMIT');
         const why = [...bad.values()][0]!;
         const failed = batch.units.map((unit) => ({ unit, reason: bad.get(unit) ?? `rolled back with its batch (shares rows with several routes; ${why})` }));
-        return { placed: { units: batch.units, kept: new Uint8Array(batch.units.length), count: 0, tables: [] }, failed, rows: 0, bytes: 0 };
+        step('commit');
+        return { placed: { units: batch.units, kept: new Uint8Array(batch.units.length), count: 0, tables: [] }, failed, rows: 0, bytes: 0, seconds };
       }
       if (bad.size > 0) {
         const units = [...bad.keys()];
@@ -198,9 +222,11 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
         for (const [unit, reason] of bad) failed.push({ unit, reason });
       }
     }
+    step('checksums');
     await dst.query('COMMIT');
     await src.query('COMMIT');
-    return { placed: { units: batch.units, kept, count: batch.units.length - failed.length, tables: proofs }, failed, rows, bytes };
+    step('commit');
+    return { placed: { units: batch.units, kept, count: batch.units.length - failed.length, tables: proofs }, failed, rows, bytes, seconds };
   } catch (e) {
     abort();
     throw e;
