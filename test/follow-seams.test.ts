@@ -9,6 +9,7 @@ import { runCli, runCliAsync, watchCli, type CliResult } from './helpers/cli.js'
 import { startFollower } from './helpers/watched.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
+import { within } from './helpers/within.js';
 
 /**
  * The follower at its seams (issue #23): partitioned tables, a table-rewriting ALTER, tables
@@ -161,7 +162,7 @@ describe('migrate --follow at its seams (rental fixture)', () => {
     setTimeout(() => child.kill('SIGKILL'), 120_000).unref();
     // same type, every value changed, nothing in the stream
     await sql(src(), `ALTER TABLE film ALTER COLUMN rental_duration TYPE smallint USING rental_duration + 7`);
-    const stopped = await Promise.race([f.exit, sleep(60_000).then(() => undefined)]);
+    const stopped = await within(f.exit, 60_000);
     const cut = await runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '20', '--config', cfg]);
     assert.equal(cut.status, 3, cut.stdout + cut.stderr);
     assert.match(cut.stderr, /public\.film/);

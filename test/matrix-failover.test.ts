@@ -4,6 +4,7 @@ import { runCliAsync } from './helpers/cli.js';
 import { startFollower } from './helpers/watched.js';
 import { assertLedger, LedgerWriter, ownerOf } from './helpers/ledger.js';
 import { stageLedger, TENANTS, type LedgerStage } from './helpers/ledger-fleet.js';
+import { within } from './helpers/within.js';
 
 /**
  * The adversarial matrix, servers going away mid-stream: while `migrate --follow` streams the
@@ -44,7 +45,7 @@ describe('matrix: a shard restarted and a shard failed over while following', ()
       await s1.stop('immediate');
       await s1.start();
       await sleep(1500);
-      const afterRestart = await Promise.race([f.exit, sleep(3000).then(() => undefined)]);
+      const afterRestart = await within(f.exit, 3000);
       if (afterRestart) assert.equal(afterRestart.status, 3, `a follower that lost a shard stops with exit 3: ${afterRestart.stderr.slice(-1500)}`);
       else {
         (await f.streaming()).kill('SIGKILL');

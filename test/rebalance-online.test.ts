@@ -98,7 +98,9 @@ describe('rebalance: online moves under a writer (POS fixture)', () => {
   let stage: Stage;
   let cfg: string;
   before(async () => {
-    stage = await stageMigrated({ kind: 'pos', shards: 3, scale: 0.02 });
+    // 15 restaurants, at least three on each shard: the tenants moved here (3, 7, 9, 11–15) and a unit
+    // beside each; its verify runs read all of them
+    stage = await stageMigrated({ kind: 'pos', shards: 3, scale: 0.015 });
     cfg = stage.configPath;
   });
   after(() => stage?.stop());

@@ -14,6 +14,11 @@ import { STEPS } from '../src/rebalance/journal.js';
 import { runCli, runCliKilledAt } from './helpers/cli.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
+import { restaurantCount } from '../harness/fixtures/index.js';
+
+// 23 restaurants: the smallest POS fleet whose 4 → 5 jump moves two of them (18 and 23), and that
+// holds the tenants the subtests move (3, 10–16, 20); each subtest's assertExact reads all of it
+const SCALE = 0.023;
 
 const shardOf = async (cfg: string, unit: string) =>
   (await sql(loadConfig(cfg).catalog, 'SELECT shard FROM shardctl.placements WHERE unit = $1', [unit]))[0]?.shard as string;
@@ -30,7 +35,7 @@ describe('rebalance: POS fixture (jump)', () => {
   let stage: Stage;
   let cfg: string;
   before(async () => {
-    stage = await stageMigrated({ kind: 'pos', shards: 4, scale: 0.03 });
+    stage = await stageMigrated({ kind: 'pos', shards: 4, scale: SCALE });
     cfg = stage.configPath;
   });
   after(() => stage?.stop());
@@ -41,10 +46,10 @@ describe('rebalance: POS fixture (jump)', () => {
     assert.equal(plan.status, 0, plan.stderr);
     const p = JSON.parse(plan.stdout);
     assert.equal(p.applied, false);
-    const expected = [...Array(30).keys()].map((i) => String(i + 1)).filter((u) => jumpHash(tenantKey64(u), 5) === 4);
+    const expected = [...Array(restaurantCount(SCALE)).keys()].map((i) => String(i + 1)).filter((u) => jumpHash(tenantKey64(u), 5) === 4);
     assert.deepEqual(p.moves.map((m: { unit: string }) => m.unit).sort(), expected.sort());
     for (const m of p.moves) assert.equal(m.to, 's4');
-    assert.ok(expected.length >= 2 && expected.length <= 12, `${expected.length} of 30 move`);
+    assert.ok(expected.length >= 2 && expected.length <= 12, `${expected.length} of ${restaurantCount(SCALE)} move`);
     assert.doesNotMatch(plan.stdout + plan.stderr, new RegExp(fifth.primary.password), 'no password printed');
     // a preview: nothing moved, and the config does not list s4 yet
     assert.equal(loadConfig(cfg).shards.at(-1)!.id, 's3');

@@ -1,5 +1,5 @@
-// initdb is the slow part of a new server, so it runs once per process into a template data
-// directory; every fleet server starts from a copy of it.
+// initdb is the slow part of a new server, so it runs once per process (once per `node --test`
+// run: shared-template.ts) into a template data directory; every fleet server starts from a copy of it.
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,7 @@ import { run } from './proc.js';
 import { redactText } from '../../src/index.js';
 import { claimDir, FLEET_PREFIX } from './registry.js';
 import { randomPassword } from './scram.js';
+import { sharedTemplate, testRunnerPid } from './shared-template.js';
 
 export const SUPERUSER = 'postgres';
 
@@ -57,7 +58,8 @@ async function build(): Promise<Template> {
 let building: Promise<Template> | undefined;
 
 export function getTemplate(): Promise<Template> {
-  building ??= build().catch((e) => {
+  const runner = testRunnerPid();
+  building ??= (runner === undefined ? build() : sharedTemplate(runner, build)).catch((e) => {
     building = undefined;
     throw e;
   });
