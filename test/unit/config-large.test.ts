@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { cellToChildren, getRes0Cells } from 'h3-js';
 import { Document, isMap, isSeq, parse } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
+import { foldMappingLines, unfoldMappingLines } from '../../src/config/mapping-lines.js';
 import { readConfigText } from '../../src/config/read-text.js';
 import { UserError } from '../../src/index.js';
 
@@ -97,6 +98,7 @@ describe('large configs load exactly through the fast paths', () => {
 
 describe('the fast paths mean what the full YAML parser means', () => {
   const entries = cells(40, 3).map((cell, i) => `    - { cell: ${cell}, shard: s${i % 2} }`);
+  const blocks = cells(40, 3).map((cell, i) => `    - cell: ${cell}\n      shard: s${i % 2}${i % 3 ? '' : '\n      region: eu'}${i % 5 ? '' : '\n      capacity_status: full # hot'}`);
   const head = 'source: postgres://a@b/c\nstrategy:\n  kind: h3\n  defaultShard: s0\n';
   const cases: Record<string, string> = {
     'plain runs, a comment, a quoted and a block entry between': `${head}  mapping:\n${entries.slice(0, 20).join('\n')}\n    # a comment\n${entries.slice(20, 30).join('\n')} # trailing\n    - { cell: "${cells(41, 3)[40]}", shard: s1 }\n    - cell: ${cells(42, 3)[41]}\n      shard: s0\n${entries.slice(30).join('\n')}\n`,
@@ -107,8 +109,21 @@ describe('the fast paths mean what the full YAML parser means', () => {
     'CRLF line ends': `${head}  mapping:\n${entries.join('\n')}\n`.replace(/\n/g, '\r\n'),
     'shard ids YAML reads as booleans or null': `${head}  mapping:\n${entries.map((e) => e.replace(/s1 }/, 'true }').replace(/s0 }/, 'Null }')).join('\n')}\n`,
     'a %YAML 1.1 directive': `%YAML 1.1\n---\n${head}  mapping:\n${entries.join('\n')}\n`,
+    'block entries, with region and capacity_status': `${head}  mapping:\n${blocks.join('\n')}\n`,
+    'a block entry followed by another key of its own': `${head}  mapping:\n${blocks.join('\n')}\n      note: x\n`,
+    'a block entry with its shard twice': `${head}  mapping:\n${blocks.join('\n')}\n      shard: s9\n`,
+    'a block entry whose shard goes on over the next line': `${head}  mapping:\n${blocks.join('\n')}\n\n        more\n`,
+    'no space after a colon in a flow entry': `${head}  mapping:\n${entries.map((e) => e.replace('cell: ', 'cell:')).join('\n')}\n`,
     'JSON with __proto__ and escaped quotes': JSON.stringify({ a: { '__proto__': 1, 'x"y:': 'q\\":', b: [{ c: 1 }] } }),
   };
+  it('the fast path is taken for the shapes shardctl and people write', () => {
+    for (const name of ['plain runs, a comment, a quoted and a block entry between', 'CRLF line ends', 'block entries, with region and capacity_status']) {
+      const folded = foldMappingLines(cases[name]!);
+      assert.ok(folded && folded.runs.flat().length >= 20, `${name}: folded`);
+      assert.deepEqual(unfoldMappingLines(parse(folded.text), folded), parse(cases[name]!), name);
+    }
+  });
+
   for (const [name, text] of Object.entries(cases)) {
     it(name, () => {
       let oracle: unknown;
