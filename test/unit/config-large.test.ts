@@ -94,6 +94,18 @@ describe('large configs load exactly through the fast paths', () => {
     obj.strategy.mapping[4321]!.shard = 's9';
     assert.deepEqual(refusal(lineYaml(obj)), ['big.yaml: strategy.mapping[4321].shard: unknown shard "s9" (shards: s0, s1, s2)']);
   });
+
+  it('thousands of bad entries: each reported once, shape and cross-key problems together', () => {
+    const obj = configObject(5_000);
+    obj.strategy.mapping.forEach((m, i) => {
+      if (i % 4 === 1) m.shard = '7x'; // not a shard id (the schema)
+      if (i % 4 === 2) m.shard = 's7'; // no such shard (the cross-key check)
+    });
+    const lines = refusal(lineYaml(obj));
+    assert.equal(lines[0], 'big.yaml: 2500 problems in the configuration');
+    assert.equal(lines.filter((l) => / strategy\.mapping\[\d+\]\.shard: must start with a letter/.test(l)).length, 1250);
+    assert.equal(lines.filter((l) => / strategy\.mapping\[\d+\]\.shard: unknown shard "s7"/.test(l)).length, 1250);
+  });
 });
 
 describe('the fast paths mean what the full YAML parser means', () => {
