@@ -17,7 +17,7 @@ export function readConfigText(text: string, file: string): { data: unknown } | 
   if (json) return json;
   const folded = foldMappingLines(text);
   if (folded) {
-    const doc = parseDocument(folded.text, { uniqueKeys: true, keepSourceTokens: false });
+    const doc = parseDocument(folded.text, { uniqueKeys: true });
     if (doc.errors.length === 0) {
       const data = unfoldMappingLines(doc.toJS(), folded);
       if (data !== undefined) return { data };
