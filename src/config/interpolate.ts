@@ -16,24 +16,34 @@ export function interpolate(
   problems: InterpolationProblem[],
   path: (string | number)[] = [],
 ): unknown {
-  if (typeof value === 'string') {
-    return value.replace(PATTERN, (whole, escaped: string | undefined, name: string) => {
-      if (escaped) return whole.slice(1);
-      const v = NAME.test(name) ? env[name] : undefined;
-      if (v === undefined) {
-        problems.push({ path, variable: name });
-        return '';
-      }
-      return v;
-    });
-  }
-  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, problems, [...path, i]));
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.entries(value).map(([k, v]) => [k, interpolate(v, env, problems, [...path, k])]),
-    );
-  }
-  return value;
+  // one path array, pushed and popped on the way down: a mapping of 50,000 entries would otherwise
+  // copy a path for every value; a problem keeps its own copy
+  const at = [...path];
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return v.includes('$') ? resolve(v, env, problems, at) : v;
+    if (Array.isArray(v)) return v.map((item, i) => descend(i, item));
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, item]) => [k, descend(k, item)]));
+    return v;
+  };
+  const descend = (key: string | number, v: unknown): unknown => {
+    at.push(key);
+    const out = walk(v);
+    at.pop();
+    return out;
+  };
+  return walk(value);
+}
+
+function resolve(value: string, env: NodeJS.ProcessEnv, problems: InterpolationProblem[], at: (string | number)[]): string {
+  return value.replace(PATTERN, (whole, escaped: string | undefined, name: string) => {
+    if (escaped) return whole.slice(1);
+    const v = NAME.test(name) ? env[name] : undefined;
+    if (v === undefined) {
+      problems.push({ path: [...at], variable: name });
+      return '';
+    }
+    return v;
+  });
 }
 
 /**

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
 import { UserError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { checkConfig, type Problem } from './check.js';
+import { formatPath } from './key-path.js';
 import { interpolate, type InterpolationProblem } from './interpolate.js';
 import { lenientCrossChecks } from './lenient.js';
+import { readConfigText } from './read-text.js';
 import { configSchema } from './schema.js';
 import { connectionUrl } from './url.js';
 import type { Config } from './types.js';
@@ -34,32 +35,46 @@ export function loadConfig(path: string, opts: LoadOptions = {}): Config {
 
 /** Validates config text (YAML or JSON); `file` names it in messages. */
 export function parseConfig(text: string, file = '<inline>', opts: LoadOptions = {}): Config {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw configError(file, doc.errors.map((e) => `${file}: ${firstLine(e.message)}`));
-  }
+  const read = readConfigText(text, file);
+  if ('errors' in read) throw configError(file, read.errors);
   const env = opts.env ?? process.env;
   const missing: InterpolationProblem[] = [];
-  const data = interpolate(doc.toJS(), env, missing);
-  const secrets = collectPasswords(data);
+  const data = interpolate(read.data, env, missing);
+  const secrets = () => collectPasswords(data); // only an error needs them: a message must never echo one
   const lines = missing.map((m) => line(file, m.path, `environment variable ${m.variable} is not set`));
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw configError(file, [`${file}: must be a mapping with source, strategy, shards and tables`]);
   }
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) {
-    const flagged = parsed.error.issues.map((i) => formatPath(i.path as Problem['path']));
+    const overlapsFlagged = prefixOverlap(parsed.error.issues.map((i) => formatPath(i.path as Problem['path'])));
     for (const issue of parsed.error.issues) lines.push(line(file, issue.path as Problem['path'], issueMessage(issue)));
     for (const p of lenientCrossChecks(data, file)) {
       const at = formatPath(p.path);
-      if (!flagged.some((f) => f.startsWith(at) || at.startsWith(f))) lines.push(line(file, p.path, p.message));
+      if (!overlapsFlagged(at)) lines.push(line(file, p.path, p.message));
     }
-    throw configError(file, lines, secrets);
+    throw configError(file, lines, secrets());
   }
   const { config, problems } = checkConfig(parsed.data, file);
   for (const p of problems) lines.push(line(file, p.path, p.message));
-  if (!config || lines.length > 0) throw configError(file, lines, secrets);
+  if (!config || lines.length > 0) throw configError(file, lines, secrets());
   return config;
+}
+
+/**
+ * Whether a path is a prefix of a flagged one or has one as its prefix (a cross-key problem the
+ * schema already reported at or around that key). Sets of prefixes, not a scan of every flagged path
+ * per problem: a mapping of 50,000 entries can have as many of each.
+ */
+function prefixOverlap(flagged: readonly string[]): (at: string) => boolean {
+  const exact = new Set(flagged);
+  const prefixes = new Set<string>();
+  for (const f of flagged) for (let n = 0; n <= f.length; n++) prefixes.add(f.slice(0, n));
+  return (at) => {
+    if (prefixes.has(at)) return true;
+    for (let n = 0; n <= at.length; n++) if (exact.has(at.slice(0, n))) return true;
+    return false;
+  };
 }
 
 function issueMessage(issue: { code: string; message: string; keys?: string[] }): string {
@@ -76,9 +91,7 @@ function line(file: string, path: Problem['path'], message: string): string {
   return `${file}: ${formatPath(path) || '(top level)'}: ${message}`;
 }
 
-export function formatPath(path: Problem['path']): string {
-  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : String(p)), '');
-}
+export { formatPath };
 
 function configError(file: string, lines: string[], secrets: string[] = []): UserError {
   const safe = [...new Set(lines.map((l) => redactText(l, secrets)))];
@@ -86,11 +99,12 @@ function configError(file: string, lines: string[], secrets: string[] = []): Use
   return new UserError('config', head, { details: safe.length === 1 ? [] : safe });
 }
 
-const firstLine = (s: string) => (s.split('\n')[0] ?? s).replace(/:\s*$/, '');
 
 /** Passwords found in any URL-looking value, so a message can never echo one. */
 function collectPasswords(data: unknown, out: string[] = []): string[] {
   if (typeof data === 'string') {
+    // a URL holds a password only in user info, which ends at an '@': other strings need no URL parse
+    if (!data.includes('@')) return out;
     try {
       const p = connectionUrl(data).password;
       if (p) out.push(decodeURIComponent(p));

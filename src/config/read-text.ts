@@ -1,0 +1,62 @@
+import { isPair, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
+import { exactJson } from './json-text.js';
+import { formatPath } from './key-path.js';
+import { foldMappingLines, unfoldMappingLines } from './mapping-lines.js';
+
+/**
+ * Config text (YAML or JSON) → plain data, or the syntax problems as `file: message` lines.
+ *
+ * The `yaml` parser needs seconds for tens of thousands of mapping entries, so the formats users have
+ * take a fast path first: JSON through `JSON.parse` (json-text.ts), YAML with its one-line mapping
+ * entries read by a regular expression (mapping-lines.ts). A fast path returns data only when it can
+ * prove it equals what the full parser gives; whenever it cannot (or something is wrong), the text is
+ * read again by the full parser, whose errors carry line numbers. The result is the same either way.
+ */
+export function readConfigText(text: string, file: string): { data: unknown } | { errors: string[] } {
+  const json = exactJson(text);
+  if (json) return json;
+  const folded = foldMappingLines(text);
+  if (folded) {
+    const doc = parseDocument(folded.text, { uniqueKeys: true });
+    if (doc.errors.length === 0) {
+      const data = unfoldMappingLines(doc.toJS(), folded);
+      if (data !== undefined) return { data };
+    }
+  }
+  return readSlowly(text, file);
+}
+
+/** The full parser on the original text: its data, or its errors with line and column. */
+function readSlowly(text: string, file: string): { data: unknown } | { errors: string[] } {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length === 0) return { data: doc.toJS() };
+  return {
+    errors: doc.errors.map((e) => {
+      const message = firstLine(e.message);
+      if (e.code !== 'DUPLICATE_KEY') return `${file}: ${message}`;
+      const key = duplicateKeyPath(doc, e.pos[0]);
+      return key ? `${file}: ${key}: key appears twice (${message.replace(/^Map keys must be unique at /, '')})` : `${file}: ${message}`;
+    }),
+  };
+}
+
+/** `strategy.pins.t1`: the key path of the repeated key that starts at `offset`. */
+function duplicateKeyPath(doc: Document, offset: number): string | undefined {
+  let found: string | undefined;
+  visit(doc, {
+    Pair(_, pair, ancestors) {
+      if (!isScalar(pair.key) || pair.key.range?.[0] !== offset) return undefined;
+      const path: (string | number)[] = [];
+      const chain = [...ancestors, pair];
+      chain.forEach((node, i) => {
+        if (isPair(node) && isScalar(node.key)) path.push(String(node.key.value));
+        else if (isSeq(node)) path.push(node.items.indexOf(chain[i + 1] as never));
+      });
+      found = formatPath(path);
+      return visit.BREAK;
+    },
+  });
+  return found;
+}
+
+const firstLine = (s: string) => (s.split('\n')[0] ?? s).replace(/:\s*$/, '');
