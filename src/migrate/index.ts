@@ -81,11 +81,11 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       // Units were counted in their root tables only (cheap); scale by the planner's table sizes for
       // progress totals and batch bytes.
       const scale = await withClient(source, (c) => rowScale(c, model, tables));
-      const batches = makeBatches(work.pending, units, { rows: opts.batchRows ?? 1_000_000, bytes: opts.batchBytes ?? 512 * 1024 * 1024, bytesPerRow: scale.bytes });
+      const { batches, rows: pendingRows } = makeBatches(work.pending, units, { rows: opts.batchRows ?? 1_000_000, bytes: opts.batchBytes ?? 512 * 1024 * 1024, bytesPerRow: scale.bytes });
       const perShard = config.shards.map((s) => ({
         shard: s.id,
         units: work.pending.get(s.id)!.length,
-        rows: Math.round(work.pending.get(s.id)!.reduce((n, u) => n + Number(units.get(u)!.rows), 0) * scale.rows),
+        rows: Math.round(pendingRows.get(s.id)! * scale.rows),
       }));
       emit({ type: 'start', runId: run?.id, units: work.wanted.length, skipped: work.skipped, rows: perShard.reduce((n, s) => n + s.rows, 0), shards: perShard });
 
