@@ -89,11 +89,11 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
       scaling.catch(() => undefined); // awaited below, after the shards' verdict (which comes first)
       const [present, formats] = await (shardCheck ?? Promise.reject(new Error('internal: the shards were not checked')));
       const scale = await scaling;
-      const batches = makeBatches(work.pending, units, { rows: opts.batchRows ?? 1_000_000, bytes: opts.batchBytes ?? 512 * 1024 * 1024, bytesPerRow: scale.bytes });
+      const { batches, rows: pendingRows } = makeBatches(work.pending, units, { rows: opts.batchRows ?? 1_000_000, bytes: opts.batchBytes ?? 512 * 1024 * 1024, bytesPerRow: scale.bytes });
       const perShard = config.shards.map((s) => ({
         shard: s.id,
         units: work.pending.get(s.id)!.length,
-        rows: Math.round(work.pending.get(s.id)!.reduce((n, u) => n + Number(units.get(u)!.rows), 0) * scale.rows),
+        rows: Math.round(pendingRows.get(s.id)! * scale.rows),
       }));
       step('preflight');
       emit({ type: 'start', runId: run?.id, units: work.wanted.length, skipped: work.skipped, rows: perShard.reduce((n, s) => n + s.rows, 0), shards: perShard });

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { H3Strategy } from '../config/types.js';
-import { copyLinesInto, copyRows } from '../copy/pipe.js';
+import { copyLinesInto, copyRowChunks } from '../copy/pipe.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 import { CellMemo } from '../cells/cell-memo.js';
 
@@ -31,14 +31,21 @@ export async function emptyCellTemp(session: pg.ClientBase, spec: CellTableSpec)
   return temp;
 }
 
-/** (pk, cell) COPY lines of the rows `reader` streams as (pk, lat, lng), each point's cell computed once (cell-memo.ts). */
+/**
+ * (pk, cell) COPY lines of the rows `reader` streams as (pk, lat, lng), each point's cell computed
+ * once (cell-memo.ts); each item holds the lines of one chunk of the stream (copyRowChunks).
+ */
 export async function* cellLines(reader: pg.ClientBase, spec: CellTableSpec, strategy: H3Strategy, cells?: ReadonlySet<string>): AsyncGenerator<string> {
   const select = `SELECT ${quoteIdent(spec.pk)}, ${quoteIdent(spec.lat)}, ${quoteIdent(spec.lng)} FROM ${quoteTable(spec.table)}`;
   const memo = new CellMemo({ indexResolution: strategy.indexResolution, shardResolution: strategy.shardResolution });
-  for await (const [pk, lat, lng] of copyRows(reader, select)) {
-    if (lat === '\\N' || lng === '\\N') throw new Error(`${spec.table}: a row has a NULL ${spec.lat}/${spec.lng}`);
-    const cell = memo.cell(lat!, lng!);
-    if (!cells || cells.has(cell)) yield `${pk}\t${cell}\n`;
+  for await (const chunk of copyRowChunks(reader, select)) {
+    let lines = '';
+    for (const [pk, lat, lng] of chunk) {
+      if (lat === '\\N' || lng === '\\N') throw new Error(`${spec.table}: a row has a NULL ${spec.lat}/${spec.lng}`);
+      const cell = memo.cell(lat!, lng!);
+      if (!cells || cells.has(cell)) lines += `${pk}\t${cell}\n`;
+    }
+    if (lines) yield lines;
   }
 }
 

@@ -3,6 +3,8 @@ import type { Model, TableModel } from '../tables/model.js';
 import { materializeCells } from '../tables/cells.js';
 import { h3Strategy } from '../tables/model.js';
 import { groupedByUnit, scopeOf } from '../tables/scope.js';
+import { copyRowChunks } from '../copy/pipe.js';
+import { decodeCopyField } from '../copy/text-field.js';
 
 /** Row counts and byte sums as numbers: exact below 2^53 (9 PB), and every consumer sums them as numbers. */
 export interface TableVolume {
@@ -36,15 +38,17 @@ export async function takeInventory(
   for (const t of tables) {
     const scope = scopeOf(model.ctx, t.config);
     const bytes = opts.bytes ? 'sum(pg_column_size(t0.*))' : '0';
-    // rows as arrays: a million tenants are a million result rows, and an object per row was the
-    // largest share of the garbage of an inventory of a million tenants
-    const r = await session.query<[string | null, string, string | null]>({
-      text: groupedByUnit(scope, { rows: 'count(*)', bytes }),
-      rowMode: 'array',
-    });
-    const none = opts.nulls ? r.rows.find((x) => x[0] === null) : undefined;
-    if (opts.nulls) opts.nulls.set(t.name, Number(none?.[1] ?? 0));
-    addVolumes(units, t.name, (none ? r.rows.filter((x) => x !== none) : r.rows) as VolumeRow[]);
+    // read as a COPY, a chunk of rows at a time: a million tenants are a million result rows, and
+    // an object per row, then a result array searched and filtered whole, were most of the
+    // inventory's time in Node (200,000 units: 0.168 CPU s as query rows, 0.106 s as COPY chunks)
+    let none = 0;
+    for await (const chunk of copyRowChunks(session, groupedByUnit(scope, { rows: 'count(*)', bytes }))) {
+      for (const [unit, count, sum] of chunk) {
+        if (unit === '\\N') none += Number(count);
+        else addVolume(units, t.name, decodeCopyField(unit!), Number(count), sum === '\\N' ? 0 : Number(sum));
+      }
+    }
+    opts.nulls?.set(t.name, none);
   }
   return units;
 }
@@ -54,17 +58,19 @@ export type VolumeRow = readonly [unit: string, rows: string, bytes: string | nu
 
 /** Adds one table's grouped (unit, rows, bytes) to the inventory. */
 export function addVolumes(units: Map<string, UnitVolume>, table: string, rows: readonly VolumeRow[]): void {
-  for (const [unit, count, bytes] of rows) {
-    const v = { table, rows: Number(count), bytes: bytes === null ? 0 : Number(bytes) };
-    const u = units.get(unit);
-    if (!u) {
-      units.set(unit, { unit, rows: v.rows, bytes: v.bytes, tables: [v] });
-      continue;
-    }
-    u.tables.push(v);
-    u.rows += v.rows;
-    u.bytes += v.bytes;
+  for (const [unit, count, bytes] of rows) addVolume(units, table, unit, Number(count), bytes === null ? 0 : Number(bytes));
+}
+
+function addVolume(units: Map<string, UnitVolume>, table: string, unit: string, rows: number, bytes: number): void {
+  const v = { table, rows, bytes };
+  const u = units.get(unit);
+  if (!u) {
+    units.set(unit, { unit, rows, bytes, tables: [v] });
+    return;
   }
+  u.tables.push(v);
+  u.rows += rows;
+  u.bytes += bytes;
 }
 
 /** Tables whose route decides units directly (not through a parent): enough to list every unit. */

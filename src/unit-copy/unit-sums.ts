@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { copyRows } from '../copy/pipe.js';
+import { copyRowChunks } from '../copy/pipe.js';
 import { decodeCopyField } from '../copy/text-field.js';
 import type { UnitColumns } from '../catalog/placements.js';
 
@@ -13,13 +13,15 @@ export const unitIndex = (units: readonly string[]): Map<string, number> => new 
  */
 export async function readUnitColumns(c: pg.ClientBase, sql: string, index: ReadonlyMap<string, number>): Promise<UnitColumns> {
   const out: UnitColumns = { rows: new Float64Array(index.size), bytes: new Float64Array(index.size), checksums: new Array<string>(index.size).fill('0') };
-  for await (const [unit, rows, checksum, bytes] of copyRows(c, sql)) {
-    if (unit === undefined || unit === '\\N') continue;
-    const i = index.get(decodeCopyField(unit));
-    if (i === undefined) continue;
-    out.rows[i] = Number(rows);
-    out.checksums[i] = checksum === undefined || checksum === '\\N' ? '0' : checksum;
-    out.bytes[i] = bytes === undefined || bytes === '\\N' ? 0 : Number(bytes);
+  for await (const chunk of copyRowChunks(c, sql)) {
+    for (const [unit, rows, checksum, bytes] of chunk) {
+      if (unit === undefined || unit === '\\N') continue;
+      const i = index.get(decodeCopyField(unit));
+      if (i === undefined) continue;
+      out.rows[i] = Number(rows);
+      out.checksums[i] = checksum === undefined || checksum === '\\N' ? '0' : checksum;
+      out.bytes[i] = bytes === undefined || bytes === '\\N' ? 0 : Number(bytes);
+    }
   }
   return out;
 }
