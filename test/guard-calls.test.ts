@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { startFleet, type Fleet } from '../harness/fleet/index.js';
@@ -68,6 +69,14 @@ describe('the write guards: calls per row on a shard after a move', () => {
     const s0 = fleet.shards[0]!.primary.url();
     assert.deepEqual((await sql(s0, `SELECT unit, role FROM shardctl.fenced_units`)).map((r) => `${r.unit}:${r.role}`), [`${moved}:moved`]);
     assert.ok((await sql(s0, 'SELECT count(*)::int AS n FROM shardctl.route_rules'))[0].n > 0);
+  });
+
+  it("the route guard's key (route_key64) is md5's first 8 bytes, unsigned, as the test computes them", async () => {
+    const keys = [...Array.from({ length: 3000 }, (_, i) => String(i)), '', 'ünï ✓', 'a\tb', '\\N', '{x,y}', '東京'];
+    const rows = await sql(fleet.shards[0]!.primary.url(), 'SELECT k, shardctl.route_key64(k)::text AS h FROM unnest($1::text[]) k', [keys]);
+    const wrong = rows.filter((r) => r.h !== createHash('md5').update(r.k, 'utf8').digest().readBigUInt64BE(0).toString());
+    assert.deepEqual(wrong, []);
+    assert.ok(rows.some((r) => BigInt(r.h) >= 2n ** 63n), 'keys with the top bit set are among them');
   });
 
   it('an UPDATE keeping the unit: one gate per transaction, one unit check per row, no routing', async () => {
