@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 /** What `npm run bench -- …` was asked to do. */
 export interface BenchArgs {
   /** pos: the copy paths against a raw baseline; location: the H3 routes against jump on the same rows, at two scales */
-  fixture: 'pos' | 'location' | 'pgbench' | 'plan' | 'many' | 'cities';
+  fixture: 'pos' | 'location' | 'pgbench' | 'plan' | 'many' | 'cities' | 'guards';
   /** POS fixture scale: 1 ≈ 1000 restaurants ≈ 1.2 GB; default 0.85 ≈ 1 GB */
   scale: number;
   shards: number;
@@ -44,11 +44,15 @@ export const USAGE = `npm run bench -- [options]
                     many: cost per unit (issue 26): the same rows as 20 tenants and as rows/5 tenants,
                     migrate with checksums, alternated --repeat times; PASS/FAIL on time and peak RSS;
                     cities: the world's cities (≥ 10,000 people) ×4, ~5,500 cells, by jump (a tenant per
-                    cell), by lat/lng and by H3 index column; PASS/FAIL: lat/lng ≥ 0.5 × jump
+                    cell), by lat/lng and by H3 index column; PASS/FAIL: lat/lng ≥ 0.5 × jump;
+                    guards: what the shards' write guards (fence + route guard) cost an application's
+                    INSERT/UPDATE after the split, per row, guarded vs the trigger disabled, for a jump
+                    table, a via child and a lat/lng table (--repeat rounds, at least 3); PASS/FAIL per ratio
   --scale N         POS fixture scale (1 ≈ 1000 restaurants ≈ 1.2 GB on disk; default 0.85 ≈ 1 GB);
                     location: 1 ≈ 100,000 profiles, 500,000 locations, 200,000 bumps (default 0.05);
                     pgbench: branches, as pgbench -s (100,000 accounts each; default 8);
-                    many: rows (default 1000000)
+                    many: rows (default 1000000);
+                    guards: single-row transactions per operation and round (default 2000)
   --shards N        shards (default 4)
   --concurrency N   streams in flight for the baseline and migrate (default 2)
   --batch-rows N    migrate's rows per batch (default: the engine's, 1000000)
@@ -104,15 +108,15 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   };
   const int = (n: number) => Number.isInteger(n);
   const fixture = values.fixture!;
-  if (fixture !== 'pos' && fixture !== 'location' && fixture !== 'pgbench' && fixture !== 'plan' && fixture !== 'many' && fixture !== 'cities') {
-    throw new Error(`--fixture must be pos, location, pgbench, plan, many or cities, got ${JSON.stringify(fixture)}`);
+  if (fixture !== 'pos' && fixture !== 'location' && fixture !== 'pgbench' && fixture !== 'plan' && fixture !== 'many' && fixture !== 'cities' && fixture !== 'guards') {
+    throw new Error(`--fixture must be pos, location, pgbench, plan, many, cities or guards, got ${JSON.stringify(fixture)}`);
   }
   const scaleOk =
-    fixture === 'pgbench' ? (n: number) => int(n) && n >= 1 && n <= 200 : fixture === 'many' ? (n: number) => int(n) && n >= 100 && n <= 100_000_000 : (n: number) => n > 0 && n <= 20;
-  const scaleWhat = fixture === 'pgbench' ? 'a whole number from 1 to 200' : fixture === 'many' ? 'a whole number of rows from 100 to 100000000' : 'a number in (0, 20]';
+    fixture === 'pgbench' ? (n: number) => int(n) && n >= 1 && n <= 200 : fixture === 'many' ? (n: number) => int(n) && n >= 100 && n <= 100_000_000 : fixture === 'guards' ? (n: number) => int(n) && n >= 100 && n <= 1_000_000 : (n: number) => n > 0 && n <= 20;
+  const scaleWhat = fixture === 'pgbench' ? 'a whole number from 1 to 200' : fixture === 'many' ? 'a whole number of rows from 100 to 100000000' : fixture === 'guards' ? 'a whole number of rows from 100 to 1000000' : 'a number in (0, 20]';
   return {
     fixture,
-    scale: num('scale', values.scale ?? { pos: '0.85', location: '0.05', pgbench: '8', plan: '1', many: '1000000', cities: '1' }[fixture], scaleOk, scaleWhat),
+    scale: num('scale', values.scale ?? { pos: '0.85', location: '0.05', pgbench: '8', plan: '1', many: '1000000', cities: '1', guards: '2000' }[fixture], scaleOk, scaleWhat),
     shards: num('shards', values.shards!, (n) => int(n) && n >= 1 && n <= 16, 'a whole number from 1 to 16'),
     concurrency: num('concurrency', values.concurrency!, (n) => int(n) && n >= 1 && n <= 32, 'a whole number from 1 to 32'),
     ...(values['batch-rows'] === undefined ? {} : { batchRows: num('batch-rows', values['batch-rows'], (n) => int(n) && n >= 1, 'a whole number of at least 1') }),

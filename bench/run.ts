@@ -19,6 +19,7 @@ import { parseBenchArgs, USAGE, type BenchArgs } from './args.js';
 import { locationBench } from './location.js';
 import { manyUnitsBench } from './many-units.js';
 import { citiesBench } from './cities.js';
+import { guardsBench } from './guards.js';
 import { cpuMeter, postmasterPids } from './cpu.js';
 import { checkpointAll, resetFleet, vacuumShards } from './fleet.js';
 import { machineState } from './machine.js';
@@ -69,6 +70,7 @@ async function main(argv: string[]): Promise<number> {
     location: async () => locationBench(args, log).then((r) => ({ json: { runs: r.runs, targets: r.targets }, markdown: r.markdown })),
     many: async () => manyUnitsBench(args, log).then((r) => ({ json: { runs: r.runs, targets: r.targets }, markdown: r.markdown })),
     cities: async () => citiesBench(args, log).then((r) => ({ json: { runs: r.runs, ratio: r.ratio, pass: r.pass }, markdown: r.markdown })),
+    guards: async () => guardsBench(args, log).then((r) => ({ json: { runs: r.runs, pass: r.pass }, markdown: r.markdown })),
     plan: async () => planBenchScale(args, log).then((r) => ({ json: { runs: r.runs }, markdown: r.markdown })),
   };
   const alone = standalone[args.fixture];

@@ -23,7 +23,10 @@ import { routeGuardSql } from './route-guard.js';
  *   shardctl.fence_epoch    one row whose key every fence change updates (see below)
  *   shardctl.key_<table>()  the unit of a row of <table>, following via parents
  *   a BEFORE INSERT/UPDATE/DELETE trigger per sharded table (COPY fires it too) that refuses
- *   writes to fenced units, checking both the old and the new row of an UPDATE.
+ *   writes to fenced units, checking both the old and the new row of an UPDATE (the new one only
+ *   when the UPDATE changes the columns naming its units: otherwise it is the old one's unit).
+ * What it costs a write: `npm run bench -- --fixture guards`; what it runs per row:
+ * test/guard-calls.test.ts (the gate once per transaction, one unit check per row an UPDATE keeps).
  *
  * Why it holds for every isolation level (unit-fence.ts is the other side):
  *  - Writers take a shared advisory lock (FENCE_LOCK) for their transaction; a fence change takes
@@ -49,7 +52,7 @@ import { routeGuardSql } from './route-guard.js';
  */
 
 /** Bumped when the guard's shape changes; the revision stored on a shard also hashes the SQL. */
-const GUARD_REVISION = 5;
+const GUARD_REVISION = 6;
 
 export function guardSql(model: Model): string[] {
   const out = [
@@ -95,9 +98,15 @@ export function guardSql(model: Model): string[] {
      END $$`,
     // Once per transaction (the setting is transaction-local): wait out a fence change in flight,
     // and under a snapshot-per-transaction level fail with 40001 if a fence changed after the snapshot.
+    // The setting also keeps, for the rest of the transaction, whether any unit is fenced and whether
+    // routes are checked: both change only under FENCE_LOCK taken exclusively (unit-fence.ts,
+    // read-only.ts, route-guard.ts), which this transaction now holds shared, so they cannot change
+    // before it ends (a fence lifted meanwhile only makes the per-row check find nothing). The value
+    // is 'passed:' and the flags: a transaction that passed an older guard's gate ('passed') while
+    // this one was installed passes this gate again rather than writing unchecked.
     `CREATE OR REPLACE FUNCTION shardctl.fence_gate() RETURNS void LANGUAGE plpgsql AS $$
      BEGIN
-       IF current_setting('shardctl.fence_gate', true) = 'passed' THEN RETURN; END IF;
+       IF current_setting('shardctl.fence_gate', true) LIKE 'passed:%' THEN RETURN; END IF;
        PERFORM pg_advisory_xact_lock_shared(${FENCE_LOCK});
        IF current_setting('transaction_isolation') <> 'read committed' THEN
          PERFORM 1 FROM shardctl.fence_epoch FOR KEY SHARE;
@@ -107,7 +116,9 @@ export function guardSql(model: Model): string[] {
              USING ERRCODE = '40001', HINT = 'retry the transaction';
          END IF;
        END IF;
-       PERFORM set_config('shardctl.fence_gate', 'passed', true);
+       PERFORM set_config('shardctl.fence_gate', 'passed:'
+         || CASE WHEN EXISTS (SELECT 1 FROM shardctl.fenced_units) THEN ' fenced' ELSE '' END
+         || CASE WHEN EXISTS (SELECT 1 FROM shardctl.route_rules) THEN ' routed' ELSE '' END, true);
      END $$`,
   ];
   // the route guard (route-guard.ts): a unit's rows are taken only where the catalog routes it
@@ -146,21 +157,27 @@ export function guardSql(model: Model): string[] {
     const refuseAll = (rec: string) => fns.map((f) => `PERFORM shardctl.refuse(${f}(${rec}));`).join(' ');
     const trig = `shardctl.${quoteIdent(`fence_${t.name}`)}`;
     const table = quoteTable(t.name);
+    // an UPDATE that keeps the columns naming the row's units keeps its units: OLD's check covers NEW's
+    const same = keptUnitSql(t);
     // a row that names its unit itself (not through a parent, one route) can create a unit: it must be
     // routed here (route-guard.ts); an UPDATE is checked only when it changes the row's unit
     const unitOf = r.kind === 'latlng' ? 'shardctl.point_cell(k.lat, k.lng)' : 'k.unit';
     const routeCheck = r.kind === 'via' || t.config.routes ? '' : `
-        IF TG_OP <> 'DELETE' AND EXISTS (SELECT 1 FROM shardctl.route_rules) THEN
+        IF TG_OP <> 'DELETE' AND g LIKE '%routed%' AND NOT kept THEN
           k := ${fn}(NEW);
-          IF TG_OP = 'INSERT' OR k IS DISTINCT FROM ${fn}(OLD) THEN PERFORM shardctl.route_check(${unitOf}); END IF;
+          PERFORM shardctl.route_check(${unitOf});
         END IF;`;
     const trigBody = `
-      DECLARE k shardctl.fence_key;
+      DECLARE k shardctl.fence_key; g text := current_setting('shardctl.fence_gate', true); kept bool;
       BEGIN
         IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN COALESCE(NEW, OLD); END IF;
-        PERFORM shardctl.fence_gate();
-        IF EXISTS (SELECT 1 FROM shardctl.fenced_units) THEN
-          IF TG_OP <> 'DELETE' THEN ${refuseAll('NEW')} END IF;
+        IF g IS NULL OR g NOT LIKE 'passed:%' THEN
+          PERFORM shardctl.fence_gate();
+          g := current_setting('shardctl.fence_gate');
+        END IF;
+        kept := TG_OP = 'UPDATE' AND ${same};
+        IF g LIKE '%fenced%' THEN
+          IF TG_OP <> 'DELETE' AND NOT kept THEN ${refuseAll('NEW')} END IF;
           IF TG_OP <> 'INSERT' THEN ${refuseAll('OLD')} END IF;
         END IF;${routeCheck}
         RETURN COALESCE(NEW, OLD);
@@ -196,6 +213,21 @@ export async function installGuard(c: pg.Client, endpoint: Endpoint, model: Mode
     for (const s of statements) await c.query(s);
     await c.query('INSERT INTO shardctl.guard (id, revision) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET revision = EXCLUDED.revision', [revision]);
   }, opts);
+}
+
+/**
+ * Whether an UPDATE keeps the values `t`'s rows name their units by (every route's columns, a via
+ * table's parent key), as exactly as the key functions can tell: the same text byte for byte (a
+ * key's unit is its text; a cell's and a via parent's lookup follow its value), a lat/lng column the
+ * same double bit for bit (-0 and 0 compare equal but are different points; no text form, which
+ * extra_float_digits can shorten).
+ */
+function keptUnitSql(t: TableModel): string {
+  const text = (c: string) => `NEW.${quoteIdent(c)}::text COLLATE "C" IS NOT DISTINCT FROM OLD.${quoteIdent(c)}::text COLLATE "C"`;
+  const float = (c: string) => `float8send(NEW.${quoteIdent(c)}::float8) IS NOT DISTINCT FROM float8send(OLD.${quoteIdent(c)}::float8)`;
+  const of = (r: TableModel['config']['route']): string[] =>
+    r.kind === 'key' || r.kind === 'cell' || r.kind === 'via' ? [text(r.column)] : r.kind === 'latlng' ? [float(r.lat), float(r.lng)] : ['false'];
+  return [...new Set([of(t.config.route), ...(t.config.routes ?? []).map(of)].flat())].map((x) => `(${x})`).join(' AND ');
 }
 
 const keyFunction = (t: TableModel) => `shardctl.${quoteIdent(`key_${qualifiedName(t.config)}`)}`;
