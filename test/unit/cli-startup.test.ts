@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { repoPath } from '../helpers/paths.js';
+
+// Every cron `health`, CI gate and `route 42` is a new process: what the CLI loads before it knows the
+// command is paid each time. The engine (driver, config parser, H3, orchestrators) loads when a
+// command's action runs; --version, --help and usage errors load only the light part (src/basics.ts).
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'shardctl-startup-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A module-loader hook that records every module the process loads, one URL a line, in `traceFile`. */
+function tracer(traceFile: string): string {
+  const hooks = path.join(dir, 'hooks.mjs');
+  writeFileSync(
+    hooks,
+    `import { appendFileSync } from 'node:fs';
+export async function load(url, context, next) { appendFileSync(${JSON.stringify(traceFile)}, url + '\\n'); return next(url, context); }\n`,
+  );
+  const register = path.join(dir, 'register.mjs');
+  writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+  return register;
+}
+
+/** Runs the built CLI; returns its exit code, stdout and the modules it loaded. */
+function run(args: string[]): { status: number | null; stdout: string; loaded: string[] } {
+  const trace = path.join(dir, `trace-${Math.random().toString(36).slice(2)}.txt`);
+  writeFileSync(trace, '');
+  const r = spawnSync(process.execPath, ['--import', pathToFileURL(tracer(trace)).href, repoPath('bin/shardctl.js'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+  });
+  return { status: r.status, stdout: r.stdout, loaded: readFileSync(trace, 'utf8').split('\n').filter(Boolean) };
+}
+
+const HEAVY_PACKAGES = ['pg', 'pg-logical-replication', 'h3-js', 'zod', 'yaml'];
+const LIGHT_ENGINE = ['basics.js', 'errors.js', 'redact.js', 'config/units.js', 'db/pg-error.js'];
+
+/** The engine modules and heavy packages among `loaded`: what a start-up without a command's action must not pay. */
+function heavy(loaded: readonly string[]): string[] {
+  const engine = `${pathToFileURL(repoPath('dist/src')).href}/`;
+  return loaded.filter((url) => {
+    if (url.startsWith(engine)) return !LIGHT_ENGINE.includes(url.slice(engine.length));
+    return HEAVY_PACKAGES.some((p) => url.includes(`/node_modules/${p}/`));
+  });
+}
+
+describe('CLI start-up', () => {
+  it('sees the engine load when a command runs (the trace works)', () => {
+    const r = run(['plan', '--config', path.join(dir, 'missing.yaml')]);
+    assert.equal(r.status, 2, 'a missing config file is a config error');
+    const h = heavy(r.loaded);
+    assert.ok(h.some((u) => u.endsWith('/dist/src/index.js')), `engine not seen loading:\n${r.loaded.join('\n')}`);
+    assert.ok(h.some((u) => u.includes('/node_modules/zod/')), 'the config validator loads for a command');
+  });
+
+  for (const args of [['--version'], ['--help'], ['health', '--help'], ['route', '--help'], ['no-such-command']]) {
+    it(`shardctl ${args.join(' ')} does not load the engine`, () => {
+      const r = run(args);
+      assert.equal(r.status, args[0] === 'no-such-command' ? 2 : 0);
+      assert.ok(r.loaded.some((u) => u.endsWith('/dist/commands/cli.js')), 'the CLI itself was traced');
+      assert.deepEqual(heavy(r.loaded), []);
+    });
+  }
+
+  it('--version prints the package version, --help still lists every command', () => {
+    const pkg = JSON.parse(readFileSync(repoPath('package.json'), 'utf8')) as { version: string };
+    assert.equal(run(['--version']).stdout.trim(), pkg.version);
+    const help = run(['--help']).stdout;
+    for (const c of ['route', 'plan', 'migrate', 'cutover', 'rollback', 'verify', 'rebalance', 'add-shard', 'remove-shard', 'pin', 'unpin', 'mapping', 'failover', 'resolve', 'health', 'throttle', 'demo']) {
+      assert.match(help, new RegExp(`^\\s+${c}\\b`, 'm'), `--help lists ${c}`);
+    }
+  });
+});
