@@ -24,7 +24,7 @@ export function configPath(opts: GlobalOptions): string {
 
 /** Loads the config; the engine is imported here, when a command runs, not when the CLI starts. */
 export async function load(opts: GlobalOptions): Promise<Config> {
-  const { loadConfig } = await import('../src/index.js');
+  const { loadConfig } = await import('../src/route-door.js');
   return loadConfig(configPath(opts));
 }
 

@@ -55,7 +55,7 @@ describe('CLI start-up', () => {
     const r = run(['plan', '--config', path.join(dir, 'missing.yaml')]);
     assert.equal(r.status, 2, 'a missing config file is a config error');
     const h = heavy(r.loaded);
-    assert.ok(h.some((u) => u.endsWith('/dist/src/index.js')), `engine not seen loading:\n${r.loaded.join('\n')}`);
+    assert.ok(h.some((u) => u.endsWith('/dist/src/config/load.js')), `engine not seen loading:\n${r.loaded.join('\n')}`);
     assert.ok(h.some((u) => u.includes('/node_modules/zod/')), 'the config validator loads for a command');
   });
 
@@ -67,6 +67,26 @@ describe('CLI start-up', () => {
       assert.deepEqual(heavy(r.loaded), []);
     });
   }
+
+  it('shardctl route loads the config, the lookups and the topology reader, not the orchestrators', () => {
+    // no server: the catalog's port refuses at once and route answers from the file (exit 0, a warning)
+    const config = path.join(dir, 'jump.yaml');
+    writeFileSync(
+      config,
+      `source: postgres://app@127.0.0.1:1/pos
+strategy: { kind: jump, key: restaurant_id }
+shards: [ { id: s0, primary: postgres://app@127.0.0.1:1/pos }, { id: s1, primary: postgres://app@127.0.0.1:1/pos } ]
+tables: [ { name: restaurants, key: id } ]
+`,
+    );
+    const r = run(['route', '1', '--config', config]);
+    assert.equal(r.status, 0);
+    assert.equal(r.stdout, '1\ts0\n');
+    const engine = `${pathToFileURL(repoPath('dist/src')).href}/`;
+    assert.ok(r.loaded.some((u) => u === `${engine}route-door.js`), 'route went through its door');
+    const orchestrators = r.loaded.filter((u) => u === `${engine}index.js` || /\/dist\/src\/(migrate|verify|rebalance|online|plan|stream|health)\//.test(u));
+    assert.deepEqual(orchestrators, []);
+  });
 
   it('--version prints the package version, --help still lists every command', () => {
     const pkg = JSON.parse(readFileSync(repoPath('package.json'), 'utf8')) as { version: string };
