@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import * as h3 from 'h3-js';
 import { repoPath } from '../helpers/paths.js';
 
 // Every cron `health`, CI gate and `route 42` is a new process: what the CLI loads before it knows the
@@ -27,11 +28,27 @@ export async function load(url, context, next) { appendFileSync(${JSON.stringify
   return register;
 }
 
+/** The same for CommonJS: require() (h3-js, pg's insides) does not pass the ESM hook above. */
+function requireTracer(traceFile: string): string {
+  const file = path.join(dir, 'require-trace.cjs');
+  writeFileSync(
+    file,
+    `const Module = require('node:module');
+const { appendFileSync } = require('node:fs');
+const load = Module._load;
+Module._load = function (request, parent, isMain) {
+  try { appendFileSync(${JSON.stringify(traceFile)}, Module._resolveFilename(request, parent, isMain) + '\\n'); } catch {}
+  return load.apply(this, arguments);
+};\n`,
+  );
+  return file;
+}
+
 /** Runs the built CLI; returns its exit code, stdout and the modules it loaded. */
 function run(args: string[]): { status: number | null; stdout: string; loaded: string[] } {
   const trace = path.join(dir, `trace-${Math.random().toString(36).slice(2)}.txt`);
   writeFileSync(trace, '');
-  const r = spawnSync(process.execPath, ['--import', pathToFileURL(tracer(trace)).href, repoPath('bin/shardctl.js'), ...args], {
+  const r = spawnSync(process.execPath, ['--require', requireTracer(trace), '--import', pathToFileURL(tracer(trace)).href, repoPath('bin/shardctl.js'), ...args], {
     encoding: 'utf8',
     env: { ...process.env, NO_COLOR: '1' },
   });
@@ -86,6 +103,26 @@ tables: [ { name: restaurants, key: id } ]
     assert.ok(r.loaded.some((u) => u === `${engine}route-door.js`), 'route went through its door');
     const orchestrators = r.loaded.filter((u) => u === `${engine}index.js` || /\/dist\/src\/(migrate|verify|rebalance|online|plan|stream|health)\//.test(u));
     assert.deepEqual(orchestrators, []);
+    assert.deepEqual(r.loaded.filter((u) => u.includes('/node_modules/h3-js/')), [], 'a jump config never needs H3');
+  });
+
+  it('shardctl route --lat --lng loads H3 when the config needs it, and answers the cell h3-js gives', () => {
+    const config = path.join(dir, 'h3.yaml');
+    writeFileSync(
+      config,
+      `source: postgres://app@127.0.0.1:1/geo
+strategy: { kind: h3, defaultShard: kr, mapping: [ { cell: 831fb4fffffffff, shard: fr } ] }
+shards: [ { id: kr, primary: postgres://a@127.0.0.1:1/db }, { id: fr, primary: postgres://a@127.0.0.1:1/db } ]
+tables: [ { name: locations, lat: latitude, lng: longitude } ]
+`,
+    );
+    const r = run(['route', '--lat', '48.85', '--lng', '2.35', '--config', config]);
+    assert.equal(r.status, 0);
+    // oracle: h3-js itself, the parent at resolution 3 of the point's resolution-12 cell (the seed's rule)
+    const cell = h3.cellToParent(h3.latLngToCell(48.85, 2.35, 12), 3);
+    assert.equal(cell, '831fb4fffffffff');
+    assert.equal(r.stdout, `48.85,2.35\tcell ${cell}\tfr\n`);
+    assert.ok(r.loaded.some((u) => u.includes('/node_modules/h3-js/')), 'the trace sees h3-js when it loads');
   });
 
   it('--version prints the package version, --help still lists every command', () => {
