@@ -1,6 +1,5 @@
 import { Option, type Command } from 'commander';
-import { addShard } from '../src/index.js';
-import { redactUrl } from '../src/index.js';
+import { redactUrl } from '../src/basics.js';
 import { duration, load, output, positiveInt, withGlobalOptions } from './context.js';
 import { MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, runRebalance, type RebalanceFlags } from './run-rebalance.js';
 
@@ -23,7 +22,8 @@ export function register(program: Command): void {
       .option('--concurrency <n>', 'units moved at once (default 2)', positiveInt('--concurrency'))
       .option(MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, duration('--timeout', 's')),
   ).action(async (opts: AddShardFlags) => {
-    const config = load(opts);
+    const config = await load(opts);
+    const { addShard } = await import('../src/index.js');
     const out = output(opts);
     // The URL may carry ${VAR} references: kept as written in the file, resolved by the config loader.
     // Without --apply the server is only checked: nothing is created on it and the file is not written.

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { ExitCode } from '../src/index.js';
+import { ExitCode } from '../src/basics.js';
 import { register as health } from './health.js';
 import { register as failover } from './failover.js';
 import { register as removeShard } from './remove-shard.js';

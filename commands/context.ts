@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { loadConfig, parseDuration, parseRatio, parseSize, type Duration } from '../src/index.js';
+import { parseDuration, parseRatio, parseSize, type Duration } from '../src/basics.js';
 import type { Config, MovePointHook } from '../src/index.js';
 import { createOutput, type Output } from './ui/output.js';
 
@@ -22,7 +22,9 @@ export function configPath(opts: GlobalOptions): string {
   return opts.config ?? process.env.SHARDCTL_CONFIG ?? 'shardctl.yaml';
 }
 
-export function load(opts: GlobalOptions): Config {
+/** Loads the config; the engine is imported here, when a command runs, not when the CLI starts. */
+export async function load(opts: GlobalOptions): Promise<Config> {
+  const { loadConfig } = await import('../src/route-door.js');
   return loadConfig(configPath(opts));
 }
 

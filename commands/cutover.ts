@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { cutover, finishCutover, usageError, type CutoverEvent } from '../src/index.js';
+import { usageError } from '../src/basics.js';
+import type { CutoverEvent } from '../src/index.js';
 import { duration, load, output, size, withGlobalOptions, type GlobalOptions } from './context.js';
 import { viaEnv } from './env.js';
 import { interruptSignal } from './signals.js';
@@ -26,7 +27,8 @@ export function register(program: Command): void {
       .option('--max-lag-bytes <size>', "refuse to fence when the follower is more WAL behind, e.g. 16MB (default: health's lag warning, 64MB)", size('--max-lag-bytes'))
       .option('--finish', 'end the rollback window: stop rollback --follow, drop the reverse slots on every shard'),
   ).action(async (opts: CutoverFlags) => {
-    const config = load(opts);
+    const config = await load(opts);
+    const { cutover, finishCutover } = await import('../src/index.js');
     const out = output(opts);
     if (opts.finish) {
       // a timeout exported for cutovers (SHARDCTL_CUTOVER_TIMEOUT) has nothing to bound here: only the flag conflicts

@@ -2,10 +2,11 @@ import { createRequire } from 'node:module';
 import { Option, type Command } from 'commander';
 import chalk from 'chalk';
 import type { Config, FollowEvent, FollowResult } from '../src/index.js';
-import { follow, loadConfig } from '../src/index.js';
-import { largestUnit, placedShard, placementsPerShard, runSummaries, withClient } from '../src/index.js';
-import { usageError, UserError } from '../src/index.js';
+import { usageError, UserError } from '../src/basics.js';
 import { formatBytes, formatCount, formatSeconds } from './ui/format.js';
+
+/** The engine, imported when the demo runs (not when the CLI starts: test/unit/cli-startup.test.ts). */
+let engine: typeof import('../src/index.js');
 
 interface DemoFlags {
   strategy: 'jump' | 'h3';
@@ -84,6 +85,7 @@ async function demo(opts: DemoFlags, main: RunCli): Promise<number> {
   const kind = opts.strategy === 'h3' ? 'location' : 'pos';
   const scale = opts.scale === undefined ? (kind === 'pos' ? 0.03 : 0.02) : Number(opts.scale);
   if (!(scale > 0 && scale <= 10)) throw usageError(`--scale must be a number above 0 and at most 10, got "${opts.scale}"`);
+  engine = await import('../src/index.js');
   const harness = await loadHarness();
   const say = (s = '') => process.stdout.write(`${s}\n`);
   const started = Date.now();
@@ -104,7 +106,7 @@ async function demo(opts: DemoFlags, main: RunCli): Promise<number> {
     const lines = opts.offline ? await offlineStory(story) : await onlineStory(story);
     say();
     say(chalk.bold('Summary'));
-    for (const line of [...lines, ...(await placements(loadConfig(cfg), kind))]) say(`  ${line}`);
+    for (const line of [...lines, ...(await placements(engine.loadConfig(cfg), kind))]) say(`  ${line}`);
     say(`  done in ${formatSeconds((Date.now() - started) / 1000)}`);
     if (opts.keep) {
       await stage.stop({ keep: true });
@@ -135,7 +137,7 @@ async function offlineStory(story: Story): Promise<string[]> {
   await growByOneShard(story);
   await step(['verify']);
   await step(['health']);
-  return offlineSummary(loadConfig(story.stage.configPath), story.kind);
+  return offlineSummary(engine.loadConfig(story.stage.configPath), story.kind);
 }
 
 /**
@@ -160,7 +162,7 @@ async function onlineStory(story: Story): Promise<string[]> {
     say();
     say(chalk.cyan(`$ shardctl migrate --follow`) + chalk.dim('   # runs until the cutover; here beside the next commands'));
     const watch = followWatcher(say);
-    following = follow(loadConfig(cfg), { signal: halt.signal, onEvent: watch.event });
+    following = engine.follow(engine.loadConfig(cfg), { signal: halt.signal, onEvent: watch.event });
     await watch.caughtUp(following, writer !== undefined);
     await step(['cutover']);
     const followed = await following;
@@ -177,7 +179,7 @@ async function onlineStory(story: Story): Promise<string[]> {
         `then applied ${formatCount(followed?.applied ?? 0)} changes until the cutover`,
     ];
     if (stats) {
-      const proof = await harness.proveWrites(loadConfig(cfg), stats);
+      const proof = await harness.proveWrites(engine.loadConfig(cfg), stats);
       const line =
         `the writer's ${formatCount(proof.transactions)} acknowledged transactions (${formatCount(stats.shardCommits)} of them on the shards), counted on the shards by the demo's own SQL: ` +
         `${formatCount(proof.orders.found)} of ${formatCount(proof.orders.acknowledged)} live orders with ${formatCount(proof.items.found)} of ${formatCount(proof.items.acknowledged)} items, ` +
@@ -192,7 +194,7 @@ async function onlineStory(story: Story): Promise<string[]> {
           `${formatCount(stats.rerouted)} sent to a shard a restaurant had left, looked up again (each retried until it committed)`,
       );
     }
-    return [...lines, ...(await onlineSummary(loadConfig(cfg), kind))];
+    return [...lines, ...(await onlineSummary(engine.loadConfig(cfg), kind))];
   } finally {
     halt.abort();
     await following.catch(() => undefined);
@@ -212,7 +214,7 @@ async function growByOneShard({ kind, stage, harness, step }: Story): Promise<vo
   await step(addFifth);
   await step([...addFifth, '--apply']);
   if (kind === 'location') {
-    const config = loadConfig(stage.configPath);
+    const config = engine.loadConfig(stage.configPath);
     const hot = await busiestCell(config);
     const region = config.strategy.kind === 'h3' ? config.strategy.mapping.find((m) => m.cell === hot)?.region : undefined;
     await step(['mapping', 'set', hot, fifth.id, '--region', region ?? 'hot', '--apply']);
@@ -262,8 +264,8 @@ function followWatcher(say: (s: string) => void) {
 function shardRoute(stage: Stage) {
   return {
     locate: (restaurant: number) =>
-      withClient({ label: 'catalog', url: loadConfig(stage.configPath).catalog }, async (c) => {
-        const shard = await placedShard(c, String(restaurant));
+      engine.withClient({ label: 'catalog', url: engine.loadConfig(stage.configPath).catalog }, async (c) => {
+        const shard = await engine.placedShard(c, String(restaurant));
         if (!shard) throw new UserError('blocked', `demo stopped: restaurant ${restaurant} has no placement in the catalog`);
         return shard;
       }),
@@ -277,14 +279,14 @@ function shardRoute(stage: Stage) {
 
 /** The H3 cell with the most bytes, from the catalog's placements. */
 async function busiestCell(config: Config): Promise<string> {
-  return withClient({ label: 'catalog', url: config.catalog }, async (c) => (await largestUnit(c))!);
+  return engine.withClient({ label: 'catalog', url: config.catalog }, async (c) => (await engine.largestUnit(c))!);
 }
 
 /** The runs the commands recorded in the catalog, by command (the first of each). */
 async function runs(config: Config): Promise<Map<string, Record<string, number | undefined>>> {
-  return withClient({ label: 'catalog', url: config.catalog }, async (client) => {
+  return engine.withClient({ label: 'catalog', url: config.catalog }, async (client) => {
     const out = new Map<string, Record<string, number | undefined>>();
-    for (const row of await runSummaries(client)) if (!out.has(row.command)) out.set(row.command, (row.summary ?? {}) as Record<string, number | undefined>);
+    for (const row of await engine.runSummaries(client)) if (!out.has(row.command)) out.set(row.command, (row.summary ?? {}) as Record<string, number | undefined>);
     return out;
   });
 }
@@ -315,8 +317,8 @@ async function onlineSummary(config: Config, kind: Kind): Promise<string[]> {
 
 /** Where the units live now, from the catalog's placements. */
 async function placements(config: Config, kind: Kind): Promise<string[]> {
-  return withClient({ label: 'catalog', url: config.catalog }, async (client) => {
-    const placed = await placementsPerShard(client, 6);
+  return engine.withClient({ label: 'catalog', url: config.catalog }, async (client) => {
+    const placed = await engine.placementsPerShard(client, 6);
     const regions = new Map(config.strategy.kind === 'h3' ? config.strategy.mapping.map((m) => [m.cell, m.region ?? m.cell]) : []);
     const lines = [`where the ${unitWord(kind, 2)} live now:`];
     for (const p of placed) {

@@ -1,4 +1,5 @@
-import { ExitCode, type FailoverResult, type HealthStatus, type ResolveResult, type MigrateResult, type RebalanceResult, type RemoveShardResult, type VerifyResult } from '../src/index.js';
+import { ExitCode } from '../src/basics.js';
+import type { FailoverResult, HealthStatus, ResolveResult, MigrateResult, RebalanceResult, RemoveShardResult, VerifyResult } from '../src/index.js';
 
 /**
  * The exit code of each command's result (README "Exit codes"). The engine reports what happened,

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { failover, type FailoverOptions, type FailoverResult } from '../src/index.js';
+import type { FailoverOptions, FailoverResult } from '../src/index.js';
 import { failoverExit } from './exit-codes.js';
 import { duration, load, output, size, withGlobalOptions, type GlobalOptions } from './context.js';
 
@@ -21,7 +21,8 @@ export function register(program: Command): void {
       .option('--max-lag-seconds <duration>', 'refuse above this replay lag, e.g. 10s (default: health lagSeconds.warning)', duration('--max-lag-seconds', 's', { zero: true }))
       .option('--max-lag-bytes <size>', 'refuse above this much WAL not replayed, e.g. 64MB (default: health lagBytes.warning)', size('--max-lag-bytes')),
   ).action(async (shard: string, opts: FailoverFlags) => {
-    const config = load(opts);
+    const config = await load(opts);
+    const { failover } = await import('../src/index.js');
     const out = output(opts);
     const r = await failover(config, shard, {
       to: opts.to,

@@ -1,19 +1,8 @@
 import chalk from 'chalk';
 import { CommanderError, type Command } from 'commander';
-import { resolveThresholds } from '../src/index.js';
+import { isUserError, UserError, usageError } from '../src/basics.js';
+import type { HealthReport, HealthThresholds, ServerReport, HealthStatus as Status, ThresholdOverrides } from '../src/index.js';
 import type { HealthLevels } from '../src/index.js';
-import { isUserError, UserError, usageError } from '../src/index.js';
-import {
-  health,
-  prometheusText,
-  writeTextfile,
-  type HealthReport,
-  type HealthThresholds,
-  type ServerReport,
-  type HealthStatus as Status,
-  type ThresholdOverrides,
-} from '../src/index.js';
-import { worstHealthStatus as worst } from '../src/index.js';
 import { healthExit } from './exit-codes.js';
 import { reportError } from './ui/errors.js';
 import { bigintSafe } from './ui/output.js';
@@ -92,7 +81,8 @@ export function register(program: Command): void {
 
 async function run(opts: HealthFlags): Promise<number> {
   if (opts.json && opts.prometheus) throw usageError(`${given('json', '--json')} and --prometheus both want stdout; choose one (use --textfile for the metrics)`);
-  const config = load(opts);
+  const config = await load(opts);
+  const { resolveThresholds, health, prometheusText, writeTextfile, worstHealthStatus: worst } = await import('../src/index.js');
   const thresholds: { -readonly [K in keyof ThresholdOverrides]: Partial<HealthLevels> } = {};
   for (const f of LEVEL_FLAGS) {
     const warning = opts[camel(`${f.name}-warning`)] as number | undefined;

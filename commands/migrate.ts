@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { abandon, createThrottle, follow, migrate, usageError, type Config, type FollowResult, type MigrateResult } from '../src/index.js';
+import { usageError } from '../src/basics.js';
+import type { Config, FollowResult, MigrateResult } from '../src/index.js';
+
+type Engine = typeof import('../src/index.js');
 import { duration, load, output, positiveInt, ratio, size, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
 import { migrateExit } from './exit-codes.js';
 import { interruptSignal } from './signals.js';
@@ -49,7 +52,8 @@ export function register(program: Command): void {
       .option('--throttle-load <ratio>', "pause the copy and the apply while more than this share of the monolith's max_connections run queries at once (shardctl's own not counted), e.g. 0.5 (default: health's connections warning)", ratio('--throttle-load'))
       .option('--abandon', 'end an online migration that will not be cut over: drop its slot and publication'),
   ).action(async (opts: MigrateFlags) => {
-    const config = load(opts);
+    const config = await load(opts);
+    const { migrate, createThrottle } = await import('../src/index.js');
     if (opts.follow || opts.abandon) return online(config, opts);
     const out = output(opts);
     const reporter = createReporter(opts);
@@ -67,7 +71,7 @@ export function register(program: Command): void {
         batchRows: opts.batchRows,
         fireTriggers: opts.fireTriggers,
         indexesAfter: opts.indexesAfter,
-        throttle: throttleOf(config, opts, interrupt.signal),
+        throttle: throttleOf(createThrottle, config, opts, interrupt.signal),
         signal: interrupt.signal,
         onEvent: (e) => reporter.event(e),
       });
@@ -81,6 +85,7 @@ export function register(program: Command): void {
 }
 
 async function online(config: Config, opts: MigrateFlags): Promise<void> {
+  const { abandon, follow, createThrottle } = await import('../src/index.js');
   const out = output(opts);
   if (opts.follow && opts.abandon) throw usageError('--follow and --abandon do not go together');
   const other = (['plan', 'units', 'tables', 'dryRun', 'resync'] as const).find((k) => opts[k] !== undefined);
@@ -98,7 +103,7 @@ async function online(config: Config, opts: MigrateFlags): Promise<void> {
     r = await follow(config, {
       concurrency: opts.concurrency,
       batchRows: opts.batchRows,
-      throttle: throttleOf(config, opts, interrupt.signal),
+      throttle: throttleOf(createThrottle, config, opts, interrupt.signal),
       signal: interrupt.signal,
       onEvent: (e) => reporter.event(e),
     });
@@ -116,7 +121,7 @@ async function online(config: Config, opts: MigrateFlags): Promise<void> {
 }
 
 /** The copy's and the apply's throttle: replica lag and monolith load bounds from the flags (else health's warnings), the catalog's on-demand flag. */
-function throttleOf(config: Config, opts: MigrateFlags, signal: AbortSignal) {
+function throttleOf(createThrottle: Engine['createThrottle'], config: Config, opts: MigrateFlags, signal: AbortSignal) {
   return createThrottle(config, {
     maxLagSeconds: opts.throttleLag === undefined ? undefined : opts.throttleLag / 1000,
     maxLagBytes: opts.throttleLagBytes,

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { removePin, setMapping, setPin, type CapacityStatus } from '../src/index.js';
+import type { CapacityStatus } from '../src/index.js';
 import { duration, withGlobalOptions } from './context.js';
 import { editAndRebalance, MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, type RebalanceFlags } from './run-rebalance.js';
 
@@ -15,6 +15,7 @@ export function register(program: Command): void {
       .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online')
       .option(MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, duration('--timeout', 's')),
   ).action(async (tenant: string, shard: string, opts: RebalanceFlags) => {
+    const { setPin } = await import('../src/index.js');
     await editAndRebalance(opts, { edit: setPin(tenant, shard), done: `tenant ${tenant} pinned to ${shard}`, applyWith: again(['pin', tenant, shard], opts) });
   });
 
@@ -27,6 +28,7 @@ export function register(program: Command): void {
       .option('--offline', 'fence each unit for its whole copy (no logical decoding needed on the old shard) instead of moving it online')
       .option(MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, duration('--timeout', 's')),
   ).action(async (tenant: string, opts: RebalanceFlags) => {
+    const { removePin } = await import('../src/index.js');
     await editAndRebalance(opts, { edit: removePin(tenant), done: `tenant ${tenant} unpinned`, applyWith: again(['unpin', tenant], opts) });
   });
 
@@ -44,6 +46,7 @@ export function register(program: Command): void {
       .option(MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, duration('--timeout', 's')),
   ).action(async (cell: string, shard: string, opts: RebalanceFlags & { region?: string; status?: CapacityStatus }) => {
     const args = ['mapping', 'set', cell, shard, ...(opts.region !== undefined ? ['--region', opts.region] : []), ...(opts.status ? ['--status', opts.status] : [])];
+    const { setMapping } = await import('../src/index.js');
     await editAndRebalance(opts, {
       edit: setMapping(cell, shard, opts.region, opts.status),
       done: `cell ${cell} mapped to ${shard}${opts.status ? ` (${opts.status})` : ''}`,

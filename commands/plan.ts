@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { Document, isMap, isSeq } from 'yaml';
-import { plan, type KeyAnalysis, type PlanResult } from '../src/index.js';
+import type { KeyAnalysis, PlanResult } from '../src/index.js';
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions } from './context.js';
 import { bar, crossShardLine, formatBytes, formatCount, table } from './ui/format.js';
 
@@ -22,7 +21,9 @@ export function register(program: Command): void {
       .option('--shards <n>', 'with --propose-mapping: how many shards (default: as configured)', positiveInt('--shards'))
       .option('--top <n>', 'how many of the largest units to list (default 10)', positiveInt('--top')),
   ).action(async (opts: PlanFlags) => {
-    const config = load(opts);
+    const config = await load(opts);
+    const { plan } = await import('../src/index.js');
+    yaml = await import('yaml');
     const out = output(opts);
     const result = await plan(config, {
       proposeShards: opts.proposeMapping ? (opts.shards ?? config.shards.length) : undefined,
@@ -123,8 +124,12 @@ function renderKeys(p: PlanResult): string[] {
   return lines;
 }
 
+/** The YAML writer, imported when plan runs (not when the CLI starts: test/unit/cli-startup.test.ts). */
+let yaml: typeof import('yaml');
+
 /** `mapping:` with one flow mapping per line: `- { cell: 83…, shard: s1 }`. */
 function mappingYaml(mapping: readonly object[]): string {
+  const { Document, isMap, isSeq } = yaml;
   const doc = new Document({ mapping: [...mapping] });
   const seq = doc.get('mapping', true);
   if (isSeq(seq)) for (const item of seq.items) if (isMap(item)) item.flow = true;

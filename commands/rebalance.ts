@@ -12,6 +12,6 @@ export function register(program: Command): void {
       .option('--concurrency <n>', 'units moved at once (default 2)', positiveInt('--concurrency'))
       .option(MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, duration('--timeout', 's')),
   ).action(async (opts: RebalanceFlags) => {
-    await runRebalance(load(opts), opts);
+    await runRebalance(await load(opts), opts);
   });
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { removeShard, type RemoveShardResult } from '../src/index.js';
+import type { RemoveShardResult } from '../src/index.js';
 import { removeShardExit } from './exit-codes.js';
 import { duration, load, output, positiveInt, programHooks, withGlobalOptions } from './context.js';
 import { MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, rebalanceReporter, render as renderMoves, type RebalanceFlags } from './run-rebalance.js';
@@ -16,7 +16,8 @@ export function register(program: Command): void {
       .option('--concurrency <n>', 'units moved at once (default 2)', positiveInt('--concurrency'))
       .option(MOVE_TIMEOUT_FLAG, MOVE_TIMEOUT_HELP, duration('--timeout', 's')),
   ).action(async (id: string, opts: RebalanceFlags) => {
-    const config = load(opts);
+    const config = await load(opts);
+    const { removeShard } = await import('../src/index.js');
     const out = output(opts);
     const interrupt = interruptSignal();
     const reporter = rebalanceReporter(opts);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { resolve, type ResolveResult } from '../src/index.js';
+import type { ResolveResult } from '../src/index.js';
 import { load, output, withGlobalOptions, type GlobalOptions } from './context.js';
 import { resolveExit } from './exit-codes.js';
 import { table } from './ui/format.js';
@@ -15,7 +15,9 @@ export function register(program: Command): void {
       .command('resolve')
       .description('commit or roll back in-doubt two-phase (cross-shard) transactions from the catalog record'),
   ).action(async (opts: GlobalOptions) => {
-    const result = await resolve(load(opts));
+    const config = await load(opts);
+    const { resolve } = await import('../src/index.js');
+    const result = await resolve(config);
     process.exitCode = resolveExit(result);
     output(opts).result(render(result), { ...result, exitCode: process.exitCode });
   });

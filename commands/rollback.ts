@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { followBack, rollback, usageError, type FollowBackEvent, type RollbackEvent } from '../src/index.js';
+import { usageError } from '../src/basics.js';
+import type { FollowBackEvent, RollbackEvent } from '../src/index.js';
 import { duration, load, output, withGlobalOptions, type GlobalOptions } from './context.js';
 import { viaEnv } from './env.js';
 import { interruptSignal } from './signals.js';
@@ -20,7 +21,8 @@ export function register(program: Command): void {
       .option('--timeout <duration>', 'how long to wait for writers in flight on the shards and for the reverse follower to catch up, e.g. 60s or 2m (default 60s)', duration('--timeout', 's'))
       .option('--follow', 'the reverse follower: apply every shard\'s changes to the monolith until rollback or cutover --finish'),
   ).action(async (opts: RollbackFlags) => {
-    const config = load(opts);
+    const config = await load(opts);
+    const { followBack, rollback } = await import('../src/index.js');
     const out = output(opts);
     if (opts.follow) {
       // a timeout exported for rollbacks (SHARDCTL_ROLLBACK_TIMEOUT) has nothing to bound here: only the flag conflicts

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { routeKeys, routeLocation, routeSource, type RouteSource } from '../src/index.js';
-import { usageError } from '../src/index.js';
+import { usageError } from '../src/basics.js';
+import type { RouteSource } from '../src/route-door.js';
 import { load, output, withGlobalOptions, type GlobalOptions } from './context.js';
 
 interface RouteOptions extends GlobalOptions {
@@ -17,7 +17,8 @@ export function register(program: Command): void {
       .option('--lat <degrees>', 'latitude (h3)')
       .option('--lng <degrees>', 'longitude (h3)'),
   ).action(async (keys: string[], opts: RouteOptions) => {
-    const config = load(opts);
+    const config = await load(opts);
+    const { routeKeys, routeLocation, routeSource } = await import('../src/route-door.js');
     const out = output(opts);
     const location = opts.lat !== undefined || opts.lng !== undefined;
     if (location && (opts.lat === undefined || opts.lng === undefined || keys.length > 0)) {

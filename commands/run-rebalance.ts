@@ -1,5 +1,6 @@
-import { applyReadOnly, editConfigFile, previewConfigEdit, type Config } from '../src/index.js';
-import { rebalance, type RebalanceEvent, type RebalanceResult } from '../src/index.js';
+import type { Config, RebalanceEvent, RebalanceResult } from '../src/index.js';
+
+type Engine = typeof import('../src/index.js');
 import { load, output, programHooks, type GlobalOptions } from './context.js';
 import { rebalanceExit } from './exit-codes.js';
 import { interruptSignal } from './signals.js';
@@ -32,6 +33,7 @@ export async function runRebalance(config: Config, opts: RebalanceFlags, extras:
   const out = output(opts);
   const interrupt = interruptSignal();
   const reporter = rebalanceReporter(opts);
+  const { rebalance } = await import('../src/index.js');
   try {
     const result = await rebalance(config, {
       apply: opts.apply,
@@ -123,7 +125,7 @@ export function render(r: RebalanceResult, file: string, applyWith = `shardctl r
   return lines.join('\n');
 }
 
-type Edit = Parameters<typeof editConfigFile>[1];
+type Edit = Parameters<Engine['editConfigFile']>[1];
 
 export interface TopologyEdit {
   edit: Edit;
@@ -142,7 +144,8 @@ export interface TopologyEdit {
  * rollback window), then the moves run; a refused preflight leaves the file as it was.
  */
 export async function editAndRebalance(opts: RebalanceFlags, e: TopologyEdit): Promise<void> {
-  const config = load(opts);
+  const config = await load(opts);
+  const { applyReadOnly, editConfigFile, previewConfigEdit } = await import('../src/index.js');
   const out = output(opts);
   const next: Config = previewConfigEdit(config.file, e.edit);
   if (!opts.apply) {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { throttleOff, throttleOn, usageError } from '../src/index.js';
+import { usageError } from '../src/basics.js';
 import { duration, load, output, withGlobalOptions, type GlobalOptions } from './context.js';
 
 interface ThrottleFlags extends GlobalOptions {
@@ -16,7 +16,8 @@ export function register(program: Command): void {
   ).action(async (state: string, opts: ThrottleFlags) => {
     if (state !== 'on' && state !== 'off') throw usageError(`throttle takes on or off, got "${state}"`);
     if (state === 'off' && opts.for !== undefined) throw usageError('--for goes with throttle on');
-    const config = load(opts);
+    const config = await load(opts);
+    const { throttleOff, throttleOn } = await import('../src/index.js');
     const out = output(opts);
     if (state === 'off') {
       const was = await throttleOff(config);

@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { UserError } from '../src/index.js';
+import { UserError } from '../src/basics.js';
+import type { VerifyEvent } from '../src/index.js';
 import { verifyExit } from './exit-codes.js';
-import { formatReport, junitXml, verify, type VerifyEvent } from '../src/index.js';
 import { load, output, positiveInt, withGlobalOptions, type GlobalOptions, commaList } from './context.js';
 import { formatCount, table } from './ui/format.js';
 import { countBar } from './ui/count-bar.js';
@@ -32,7 +32,8 @@ export function register(program: Command): void {
       .option('--concurrency <n>', 'checksum queries in flight at once (default: shards + 1)', positiveInt('--concurrency'))
       .option('--placement-only', 'after cutover, without the source: misplaced and duplicated rows, reference tables and drift across the shards'),
   ).action(async (opts: VerifyFlags) => {
-    const config = load(opts);
+    const config = await load(opts);
+    const { formatReport, junitXml, verify } = await import('../src/index.js');
     const out = output(opts);
     const reporter = reporterFor<VerifyEvent>(opts, { lines: () => ({ line: progress }), bars: () => scanBars() });
     const result = await verify(config, {

@@ -1,6 +1,6 @@
 import chalk from 'chalk';
-import { ExitCode, isUserError } from '../../src/index.js';
-import { pgFailure, redactText } from '../../src/index.js';
+import { ExitCode, isUserError } from '../../src/basics.js';
+import { pgFailure, redactText } from '../../src/basics.js';
 
 /**
  * The one place an error becomes output and an exit code. A UserError was expected: one line, its

@@ -1,4 +1,13 @@
-import { cellToParent, getResolution, isValidCell, latLngToCell } from 'h3-js';
+import { createRequire } from 'node:module';
+
+type H3 = typeof import('h3-js');
+let loaded: H3 | undefined;
+/**
+ * h3-js, loaded on the first cell computed: starting its WebAssembly module costs ~0.15 s of CPU, which
+ * a jump config (and `shardctl --version`) never needs. require() is synchronous, so routing stays
+ * synchronous; h3-js is CommonJS (its package main), so this is the instance `import 'h3-js'` gets.
+ */
+const h3 = (): H3 => (loaded ??= createRequire(import.meta.url)('h3-js') as H3);
 
 export interface CellOptions {
   /** Resolution the point is indexed at before taking the parent (default 12, as the seed does). */
@@ -23,7 +32,7 @@ export function shardCell(lat: number, lng: number, opts: CellOptions = {}): str
   const shardRes = opts.shardResolution ?? DEFAULT_SHARD_RESOLUTION;
   if (!Number.isFinite(lat) || lat < -90 || lat > 90) throw new RangeError(`latitude ${lat} is outside -90..90`);
   if (!Number.isFinite(lng) || lng < -180 || lng > 180) throw new RangeError(`longitude ${lng} is outside -180..180`);
-  return parentOf(latLngToCell(lat, lng, indexRes), shardRes);
+  return parentOf(h3().latLngToCell(lat, lng, indexRes), shardRes);
 }
 
 /**
@@ -35,20 +44,20 @@ export function shardCell(lat: number, lng: number, opts: CellOptions = {}): str
  */
 function parentOf(cell: string, res: number): string {
   const bits = 3 * (15 - res);
-  if (cell.length !== 15 || bits % 4 !== 0 || parseInt(cell[1]!, 16) < res) return cellToParent(cell, res);
+  if (cell.length !== 15 || bits % 4 !== 0 || parseInt(cell[1]!, 16) < res) return h3().cellToParent(cell, res);
   const chars = bits / 4;
   return `${cell[0]}${res.toString(16)}${cell.slice(2, 15 - chars)}${'f'.repeat(chars)}`;
 }
 
 /** The parent at `shardRes` of any valid H3 cell at that resolution or finer. */
 export function parentCell(cell: string, shardRes: number): string {
-  const res = getResolution(cell);
+  const res = h3().getResolution(cell);
   if (res < shardRes) throw new RangeError(`cell ${cell} is resolution ${res}, coarser than the shard resolution ${shardRes}`);
-  return res === shardRes ? cell : cellToParent(cell, shardRes);
+  return res === shardRes ? cell : h3().cellToParent(cell, shardRes);
 }
 
 export function isCell(cell: string): boolean {
-  return isValidCell(cell);
+  return h3().isValidCell(cell);
 }
 
 /** H3 index as the bigint a `bigint` column stores (two's complement never matters: the top bit of an H3 index is 0). */
@@ -67,7 +76,7 @@ const RES_MASK = 0xfn << RES_SHIFT;
  * range descends from `cell`, which lets a bigint index column be filtered with BETWEEN on an index.
  */
 export function descendantRange(cell: string, childRes: number): { lo: bigint; hi: bigint } {
-  const res = getResolution(cell);
+  const res = h3().getResolution(cell);
   if (childRes < res || childRes > 15) throw new RangeError(`child resolution ${childRes} must be ${res}..15`);
   const base = (cellToBigInt(cell) & ~RES_MASK) | (BigInt(childRes) << RES_SHIFT);
   let lo = base;
