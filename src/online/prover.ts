@@ -6,7 +6,6 @@ import { columnType, type Model, type TableModel } from '../tables/model.js';
 import { topologyRouter } from '../routing/router.js';
 import { rowRouter } from '../stream/route.js';
 import { compareRows } from '../row-proof/changed.js';
-import { checkFullRows } from '../row-proof/keyless.js';
 import { printedKey } from '../row-proof/recorded.js';
 import { Catalog } from '../catalog/catalog.js';
 import { readPlacements } from '../catalog/placements.js';
@@ -25,8 +24,7 @@ import { readPlacements } from '../catalog/placements.js';
  *     transaction only after the monolith logged its commit, and this is after the locks);
  *  3. reads the rows on every shard and on the monolith (one statement: one snapshot S); a row is
  *     proven when it is exactly where it belongs with the monolith's content (changed.ts), or on
- *     neither side; a row of a table without a primary key when every shard holds as many copies of
- *     the recorded value as the monolith assigns it (row-proof/keyless.ts);
+ *     neither side (rows of tables without a primary key are left to cutover: see proveRound);
  *  4. deletes the proven rows' locked records and commits.
  * Why a proven record may go: S sees every source transaction the shard's copy of the row reflects
  * (2). If S shows a later change of the row, that change is not yet applied to the shard, and the
@@ -37,7 +35,7 @@ import { readPlacements } from '../catalog/placements.js';
  * trigger with no transaction (stream/foreign-writes.ts) and never pruned. This asks nothing of the
  * row's own xmin or of the transaction named in the record: a row written inside a SAVEPOINT (its
  * xmin is the subtransaction's), a `via` row moved along by its parent (its xmin is older than the
- * move), a deleted row and a row without a key (its record is its values) are proven alike. It
+ * move) and a deleted row are proven alike. It
  * also closes the race of a commit decoded and applied before the monolith's snapshots see it:
  * step 2 waits for that commit to be visible. (Proving against the recorded transaction's
  * visibility alone would not do for a via row: a change of the child committed before its
@@ -118,8 +116,11 @@ async function proveRound(model: Model, router: ReturnType<typeof rowRouter>, sl
   if (!(await source.query('SELECT pg_try_advisory_lock_shared($1) AS ok', [String(PROVE_LOCK)])).rows[0].ok) return 0; // cutover is on
   const open: pg.Client[] = [];
   try {
-    // candidates: records the follower wrote (with a transaction), of configured tables, from every shard
-    const names = model.tables.map((t) => t.name);
+    // candidates: records the follower wrote (with a transaction), of configured tables with a primary
+    // key, from every shard. A keyless table's records stay for cutover: a write to one of its rows on a
+    // shard by anyone but the follower is not recorded (stream/foreign-writes.ts), so cutover's count of
+    // every value the follower wrote is what finds a row tampered after the follower's last write of it.
+    const names = model.tables.filter((t) => t.info.primaryKey.length > 0).map((t) => t.name);
     const candidates = new Map<string, { tbl: string; key: string }>();
     for (const c of shards.values()) {
       const r = await c.query('SELECT tbl, key FROM shardctl.follow_dirty WHERE slot = $1 AND xid IS NOT NULL AND tbl = ANY($2::text[]) LIMIT $3', [slot, names, batch]);
@@ -151,7 +152,7 @@ async function proveRound(model: Model, router: ReturnType<typeof rowRouter>, sl
     for (const x of all) byTable.set(x.tbl, [...(byTable.get(x.tbl) ?? []), x.key]);
     for (const [name, jsonKeys] of byTable) {
       const t = model.table(name);
-      const equal = t.info.primaryKey.length ? await equalKeyed(model, router, t, jsonKeys, source, shards) : await equalKeyless(router, t, jsonKeys, source, shards);
+      const equal = await equalKeyed(model, router, t, jsonKeys, source, shards);
       for (const k of equal) proven.add(`${name}\0${k}`);
     }
     // 4. remove the proven records this round holds
@@ -193,13 +194,6 @@ async function equalKeyed(model: Model, router: ReturnType<typeof rowRouter>, t:
   const texts = await canonicalKeys(source, t, keys);
   const compared = await compareRows(model, router, t, keys, source, shards);
   return jsonKeys.filter((_, i) => !compared.get(texts[i]!)?.problems.length);
-}
-
-/** The recorded values (JSON text) of a table without a primary key held as often on their shard as on the monolith, and nowhere else. */
-async function equalKeyless(router: ReturnType<typeof rowRouter>, t: TableModel, jsonKeys: readonly string[], source: pg.Client, shards: ReadonlyMap<string, pg.Client>): Promise<string[]> {
-  const values = jsonKeys.map((k) => JSON.parse(k) as (string | null)[]);
-  const differ = await checkFullRows(t, values, router, source, shards, () => undefined, () => undefined);
-  return jsonKeys.filter((_, i) => !differ.has(i));
 }
 
 /** Each key as PostgreSQL prints it (`(k1, k2)`), in the order given: a key the follower recorded in another spelling still matches its row. */
