@@ -4,6 +4,8 @@ import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { runCliAsync, watchCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
 import { startFollower, type Follower } from './helpers/follower.js';
+import pg from 'pg';
+import { PROVE_LOCK } from '../src/online/prover.js';
 
 /**
  * Cutover never leaves the monolith fenced behind it: it refuses to fence a follower that lags
@@ -19,6 +21,23 @@ describe('cutover: lag gate and Ctrl-C inside the fence', { timeout: 300_000 }, 
   const fenceTriggers = async () => (await sql(stage.config.source, `SELECT tgrelid::regclass::text AS t FROM pg_trigger WHERE tgname = 'shardctl_cutover_fence'`)).map((r) => r.t);
   const onlineState = async () => (await sql(stage.config.catalog, `SELECT state FROM shardctl.online`))[0]?.state;
 
+  /**
+   * Stops the follower (SIGSTOP) between two rounds of its prover, never inside one: a prover frozen
+   * holding its lock would make cutover wait for it (up to --timeout) before it fences, not inside the
+   * fence. The test holds the prover's lock itself while it stops the process.
+   */
+  const stopFollower = async () => {
+    const c = new pg.Client({ connectionString: stage.config.source });
+    await c.connect();
+    try {
+      await c.query('SELECT pg_advisory_lock($1)', [String(PROVE_LOCK)]);
+      follower.child.kill('SIGSTOP');
+      await c.query('SELECT pg_advisory_unlock($1)', [String(PROVE_LOCK)]);
+    } finally {
+      await c.end();
+    }
+  };
+
   before(async () => {
     stage = await stageFleet({ kind: 'pos', shards: 2, scale: 0.01, fleet: { serverSettings: { source: { wal_level: 'logical' } } } });
     cfg = stage.configPath;
@@ -31,7 +50,7 @@ describe('cutover: lag gate and Ctrl-C inside the fence', { timeout: 300_000 }, 
   });
 
   it('refuses to fence when the follower lags more than --max-lag, naming the lag (exit 3, nothing fenced)', async () => {
-    follower.child.kill('SIGSTOP'); // the follower stops applying: its lag grows with the clock
+    await stopFollower(); // the follower stops applying: its lag grows with the clock
     try {
       await sleep(3000);
       const r = await runCliAsync(['cutover', '--max-lag', '1s', '--timeout', '3', '--config', cfg]);
@@ -45,7 +64,7 @@ describe('cutover: lag gate and Ctrl-C inside the fence', { timeout: 300_000 }, 
   });
 
   it('Ctrl-C while the fence waits for a stopped follower lifts the fence (exit 130); a rerun cuts over', async () => {
-    follower.child.kill('SIGSTOP'); // the shards cannot catch up: cutover waits inside the fence
+    await stopFollower(); // the shards cannot catch up: cutover waits inside the fence
     let fencedSeen = false;
     try {
       const r = await watchCli(['cutover', '--json', '--max-lag', '1h', '--timeout', '600', '--config', cfg], (e, child) => {
