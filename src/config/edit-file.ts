@@ -11,9 +11,7 @@ import type { CapacityStatus } from './capacity.js';
  * (temp file + rename), so a failed edit leaves the file as it was.
  */
 export function editConfigFile(file: string, edit: (doc: Document) => void): Config {
-  const doc = parseDocument(readFileSync(file, 'utf8'));
-  edit(doc);
-  const text = doc.toString({ flowCollectionPadding: true });
+  const text = editedText(file, readFileSync(file, 'utf8'), edit);
   const config = parseConfig(text, file);
   const tmp = `${file}.shardctl-${process.pid}.tmp`;
   writeFileSync(tmp, text, { mode: statSync(file).mode & 0o777 });
@@ -100,9 +98,26 @@ export const promoteReplica = (id: string, index: number) => (doc: Document) => 
 
 /** The config an edit would give, validated, without writing anything (plans show it). */
 export function previewConfigEdit(file: string, edit: (doc: Document) => void): Config {
-  const doc = parseDocument(readFileSync(file, 'utf8'));
+  const before = readFileSync(file, 'utf8');
+  const after = editedText(file, before, edit);
+  const config = parseConfig(after, file);
+  lastPreview = { file, before, edit, after };
+  return config;
+}
+
+/**
+ * The last preview's result, so the `--apply` that follows it (same file, same edit) does not parse
+ * and serialise a large file a second time. Used only if the file's text is still exactly what was
+ * previewed and the edit is the same function: the edits here depend on the document alone.
+ */
+let lastPreview: { file: string; before: string; edit: (doc: Document) => void; after: string } | undefined;
+
+function editedText(file: string, before: string, edit: (doc: Document) => void): string {
+  const p = lastPreview;
+  if (p && p.file === file && p.edit === edit && p.before === before) return p.after;
+  const doc = parseDocument(before);
   edit(doc);
-  return parseConfig(doc.toString({ flowCollectionPadding: true }), file);
+  return doc.toString({ flowCollectionPadding: true });
 }
 
 /** Several edits as one (one validation, one atomic write); consecutive `setMapping`s in one pass. */

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isMap, isSeq, parseDocument, type Document } from 'yaml';
-import { allEdits, dropShard, setMapping } from '../../src/config/edit-file.js';
+import { allEdits, dropShard, editConfigFile, previewConfigEdit, setMapping } from '../../src/config/edit-file.js';
 
 /**
  * `allEdits` of many `setMapping`s runs in one pass over the mapping. Oracle: the edit as it was
@@ -122,5 +125,39 @@ describe('many mapping edits in one pass give the same file as one scan per cell
   it('a jump config is refused as before', () => {
     const jump = 'strategy:\n  kind: jump\n  key: tenant_id\n';
     assert.throws(() => edited(jump, allEdits(setMapping('831f8dfffffffff', 's1'), setMapping('831f8cfffffffff', 's1'))), /belongs to the h3 strategy/);
+  });
+});
+
+describe('an apply after its preview reuses the preview only for the very text previewed', () => {
+  const text = configs['one entry per line, comments']!.replace(':${PW}', ''); // valid: a preview validates
+  const dir = mkdtempSync(join(tmpdir(), 'shardctl-edits-'));
+  const file = join(dir, 'shardctl.yaml');
+
+  it('preview then apply: the same file as the apply alone', () => {
+    const edit = allEdits(...changes.map((c) => setMapping(...c)));
+    const expected = edited(text, (doc) => changes.forEach((c) => scanSetMapping(...c)(doc)));
+    writeFileSync(file, text);
+    previewConfigEdit(file, edit);
+    assert.equal(readFileSync(file, 'utf8'), text, 'a preview writes nothing');
+    editConfigFile(file, edit);
+    assert.equal(readFileSync(file, 'utf8'), expected);
+  });
+
+  it('a file changed between the preview and the apply is edited as it now is', () => {
+    const edit = setMapping('831f8dfffffffff', 's2');
+    writeFileSync(file, text);
+    previewConfigEdit(file, edit);
+    const changed = text.replace('# east', '# east, edited by hand meanwhile');
+    writeFileSync(file, changed);
+    editConfigFile(file, edit);
+    assert.equal(readFileSync(file, 'utf8'), edited(changed, scanSetMapping('831f8dfffffffff', 's2')));
+    assert.match(readFileSync(file, 'utf8'), /edited by hand meanwhile/);
+  });
+
+  it('another edit after a preview is applied as itself', () => {
+    writeFileSync(file, text);
+    previewConfigEdit(file, setMapping('831f8dfffffffff', 's2'));
+    editConfigFile(file, setMapping('831f8dfffffffff', 's0'));
+    assert.equal(readFileSync(file, 'utf8'), edited(text, scanSetMapping('831f8dfffffffff', 's0')));
   });
 });
