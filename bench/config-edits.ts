@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cellToChildren, getRes0Cells } from 'h3-js';
 import { Document, isMap, isSeq } from 'yaml';
-import { allEdits, editConfigFile, previewConfigEdit, setMapping, setPin } from '../src/config/edit-file.js';
+import { allEdits, editConfigFile, previewConfigEdit, setMapping, setPin } from '../src/index.js';
 
 const n = Number(process.argv[2] ?? 50_000);
 const res = n > 40_000 ? 4 : 3;
@@ -31,7 +31,8 @@ const dir = mkdtempSync(join(tmpdir(), 'shardctl-edits-'));
 const h3File = join(dir, 'h3.yaml');
 const h3Text = yamlOf({ kind: 'h3', shardResolution: res, defaultShard: 's0', mapping: cells.map((cell, i) => ({ cell, shard: `s${i % 4}` })) }, { name: 'drivers', lat: 'lat', lng: 'lng' });
 const jumpFile = join(dir, 'jump.yaml');
-const jumpText = yamlOf({ kind: 'jump', key: 'tenant_id', pins: Object.fromEntries(cells.map((c, i) => [`tenant-${c}`, `s${i % 4}`])) }, { name: 'drivers', key: 'tenant_id' });
+// pins: 5,000 only, a YAML map of 50,000 keys takes minutes to parse (yaml's duplicate-key check is quadratic)
+const jumpText = yamlOf({ kind: 'jump', key: 'tenant_id', pins: Object.fromEntries(cells.slice(0, 5_000).map((c, i) => [`tenant-${c}`, `s${i % 4}`])) }, { name: 'drivers', key: 'tenant_id' });
 
 function time(label: string, f: () => void): void {
   const t = performance.now();
@@ -39,7 +40,7 @@ function time(label: string, f: () => void): void {
   console.log(`${label.padEnd(58)} ${((performance.now() - t) / 1000).toFixed(2)} s`);
 }
 
-console.log(`${n} mapping entries / pins`);
+console.log(`${n} mapping entries, 5,000 pins`);
 // the leaving shard s3's cells, every fourth, the first 5,000 of them, reassigned round-robin
 const leaving = cells.filter((_, i) => i % 4 === 3).slice(0, 5_000);
 const drain = allEdits(...leaving.map((c, i) => setMapping(c, `s${i % 3}`)));
