@@ -16,7 +16,7 @@ export { usageError } from './errors.js';
 export { redactText } from './redact.js';
 export { withClient } from './db/connect.js';
 export { pgFailure } from './db/pg-error.js';
-export { editConfigFile, previewConfigEdit, setPin, removePin, setMapping } from './config/edit-file.js';
+export { allEdits, editConfigFile, previewConfigEdit, setPin, removePin, setMapping } from './config/edit-file.js';
 export { applyReadOnly, type ReadOnlyResult } from './rebalance/read-only.js';
 export { restrictedCells, type CapacityStatus, type CellStatus } from './config/capacity.js';
 export { worst as worstHealthStatus } from './health/status.js';

@@ -11,9 +11,7 @@ import type { CapacityStatus } from './capacity.js';
  * (temp file + rename), so a failed edit leaves the file as it was.
  */
 export function editConfigFile(file: string, edit: (doc: Document) => void): Config {
-  const doc = parseDocument(readFileSync(file, 'utf8'));
-  edit(doc);
-  const text = doc.toString({ flowCollectionPadding: true });
+  const text = editedText(file, readFileSync(file, 'utf8'), edit);
   const config = parseConfig(text, file);
   const tmp = `${file}.shardctl-${process.pid}.tmp`;
   writeFileSync(tmp, text, { mode: statSync(file).mode & 0o777 });
@@ -37,22 +35,52 @@ export const removePin = (tenant: string) => (doc: Document) => {
   doc.deleteIn(['strategy', 'pins', tenant]);
 };
 
-export const setMapping = (cell: string, shard: string, region?: string, status?: CapacityStatus) => (doc: Document) => {
+/** One cell's entry as `mapping set` writes it. */
+interface MappingChange {
+  cell: string;
+  shard: string;
+  region?: string;
+  status?: CapacityStatus;
+}
+
+/** An edit of the file's Document; a `setMapping` edit carries its change so `allEdits` can batch it. */
+export type ConfigEdit = ((doc: Document) => void) & { mapping?: MappingChange };
+
+export const setMapping = (cell: string, shard: string, region?: string, status?: CapacityStatus): ConfigEdit => {
+  const change: MappingChange = { cell, shard, ...(region !== undefined ? { region } : {}), ...(status !== undefined ? { status } : {}) };
+  return Object.assign((doc: Document) => setMappings(doc, [change]), { mapping: change });
+};
+
+/**
+ * Sets the entries of several cells in one pass: the mapping's cells are indexed once (the first
+ * item of each cell, as a scan would find it), so thousands of changes over tens of thousands of
+ * entries cost a pass, not a pass each. The Document operations are the ones a change at a time
+ * makes, in the same order, so the file text is the same.
+ */
+function setMappings(doc: Document, changes: readonly MappingChange[]): void {
   if (doc.getIn(['strategy', 'kind']) !== 'h3') throw usageError('the cell mapping belongs to the h3 strategy; isolate a tenant with `shardctl pin`');
   const seq = doc.getIn(['strategy', 'mapping'], true);
   if (!isSeq(seq)) doc.setIn(['strategy', 'mapping'], doc.createNode([]));
   const items = (doc.getIn(['strategy', 'mapping'], true) as { items: unknown[] }).items;
-  const i = items.findIndex((it) => isMap(it) && String(it.get('cell')).toLowerCase() === cell.toLowerCase());
-  if (i >= 0) {
-    doc.setIn(['strategy', 'mapping', i, 'shard'], shard);
-    if (region !== undefined) doc.setIn(['strategy', 'mapping', i, 'region'], region);
-    if (status !== undefined) doc.setIn(['strategy', 'mapping', i, 'capacity_status'], status);
-  } else {
-    const node = doc.createNode({ cell, shard, ...(region !== undefined ? { region } : {}), ...(status !== undefined ? { capacity_status: status } : {}) });
-    node.flow = true;
-    doc.addIn(['strategy', 'mapping'], node);
+  const at = new Map<string, number>();
+  items.forEach((it, i) => {
+    const key = isMap(it) ? String(it.get('cell')).toLowerCase() : undefined;
+    if (key !== undefined && !at.has(key)) at.set(key, i);
+  });
+  for (const { cell, shard, region, status } of changes) {
+    const i = at.get(cell.toLowerCase());
+    if (i !== undefined) {
+      doc.setIn(['strategy', 'mapping', i, 'shard'], shard);
+      if (region !== undefined) doc.setIn(['strategy', 'mapping', i, 'region'], region);
+      if (status !== undefined) doc.setIn(['strategy', 'mapping', i, 'capacity_status'], status);
+    } else {
+      const node = doc.createNode({ cell, shard, ...(region !== undefined ? { region } : {}), ...(status !== undefined ? { capacity_status: status } : {}) });
+      node.flow = true;
+      doc.addIn(['strategy', 'mapping'], node);
+      at.set(cell.toLowerCase(), items.length - 1);
+    }
   }
-};
+}
 
 /**
  * Makes replica `index` of shard `id` its primary, as written in the file (a `${VAR}` stays a
@@ -70,14 +98,36 @@ export const promoteReplica = (id: string, index: number) => (doc: Document) => 
 
 /** The config an edit would give, validated, without writing anything (plans show it). */
 export function previewConfigEdit(file: string, edit: (doc: Document) => void): Config {
-  const doc = parseDocument(readFileSync(file, 'utf8'));
-  edit(doc);
-  return parseConfig(doc.toString({ flowCollectionPadding: true }), file);
+  const before = readFileSync(file, 'utf8');
+  const after = editedText(file, before, edit);
+  const config = parseConfig(after, file);
+  lastPreview = { file, before, edit, after };
+  return config;
 }
 
-/** Several edits as one (one validation, one atomic write). */
-export const allEdits = (...edits: ((doc: Document) => void)[]) => (doc: Document) => {
-  for (const e of edits) e(doc);
+/**
+ * The last preview's result, so the `--apply` that follows it (same file, same edit) does not parse
+ * and serialise a large file a second time. Used only if the file's text is still exactly what was
+ * previewed and the edit is the same function: the edits here depend on the document alone.
+ */
+let lastPreview: { file: string; before: string; edit: (doc: Document) => void; after: string } | undefined;
+
+function editedText(file: string, before: string, edit: (doc: Document) => void): string {
+  const p = lastPreview;
+  if (p && p.file === file && p.edit === edit && p.before === before) return p.after;
+  const doc = parseDocument(before);
+  edit(doc);
+  return doc.toString({ flowCollectionPadding: true });
+}
+
+/** Several edits as one (one validation, one atomic write); consecutive `setMapping`s in one pass. */
+export const allEdits = (...edits: ConfigEdit[]) => (doc: Document) => {
+  for (let i = 0; i < edits.length; ) {
+    const run: MappingChange[] = [];
+    for (let m = edits[i]!.mapping; m; m = edits[++i]?.mapping) run.push(m);
+    if (run.length) setMappings(doc, run);
+    else edits[i++]!(doc);
+  }
 };
 
 /** Drops a shard from `shards:` (the caller has made sure it holds nothing and nothing routes to it). */

@@ -1,0 +1,57 @@
+/**
+ * What topology edits of a large h3 config cost (no servers): `node dist/bench/config-edits.js [entries]`.
+ * A config of 50,000 one-per-line mapping entries; a remove-shard-like reassignment of 5,000 cells
+ * (preview, then apply), `mapping set` of one cell, and `pin` (a jump config of the same size).
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cellToChildren, getRes0Cells } from 'h3-js';
+import { Document, isMap, isSeq } from 'yaml';
+import { allEdits, editConfigFile, previewConfigEdit, setMapping, setPin } from '../src/index.js';
+
+const n = Number(process.argv[2] ?? 50_000);
+const res = n > 40_000 ? 4 : 3;
+const cells: string[] = [];
+for (const r0 of getRes0Cells()) for (const c of cellToChildren(r0, res)) if (cells.length < n) cells.push(c);
+
+function yamlOf(strategy: object, table: object): string {
+  const doc = new Document({
+    source: 'postgres://app@mono:5432/loc',
+    strategy,
+    shards: [0, 1, 2, 3].map((i) => ({ id: `s${i}`, primary: `postgres://app@shard${i}:5432/loc` })),
+    tables: [table],
+  });
+  const seq = doc.getIn(['strategy', 'mapping'], true);
+  if (isSeq(seq)) for (const item of seq.items) if (isMap(item)) item.flow = true;
+  return doc.toString({ flowCollectionPadding: true });
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'shardctl-edits-'));
+const h3File = join(dir, 'h3.yaml');
+const h3Text = yamlOf({ kind: 'h3', shardResolution: res, defaultShard: 's0', mapping: cells.map((cell, i) => ({ cell, shard: `s${i % 4}` })) }, { name: 'drivers', lat: 'lat', lng: 'lng' });
+const jumpFile = join(dir, 'jump.yaml');
+// pins: 5,000 only, a YAML map of 50,000 keys takes minutes to parse (yaml's duplicate-key check is quadratic)
+const jumpText = yamlOf({ kind: 'jump', key: 'tenant_id', pins: Object.fromEntries(cells.slice(0, 5_000).map((c, i) => [`tenant-${c}`, `s${i % 4}`])) }, { name: 'drivers', key: 'tenant_id' });
+
+function time(label: string, f: () => void): void {
+  const t = performance.now();
+  f();
+  console.log(`${label.padEnd(58)} ${((performance.now() - t) / 1000).toFixed(2)} s`);
+}
+
+console.log(`${n} mapping entries, 5,000 pins`);
+// the leaving shard s3's cells, every fourth, the first 5,000 of them, reassigned round-robin
+const leaving = cells.filter((_, i) => i % 4 === 3).slice(0, 5_000);
+const drain = allEdits(...leaving.map((c, i) => setMapping(c, `s${i % 3}`)));
+writeFileSync(h3File, h3Text);
+time(`remove-shard-like: preview of ${leaving.length} reassigned cells`, () => previewConfigEdit(h3File, drain));
+time(`remove-shard-like: apply of ${leaving.length} reassigned cells`, () => editConfigFile(h3File, drain));
+writeFileSync(h3File, h3Text);
+const one = setMapping(cells[n - 1]!, 's0');
+time('mapping set (last cell): preview', () => previewConfigEdit(h3File, one));
+time('mapping set (last cell): apply', () => editConfigFile(h3File, one));
+writeFileSync(jumpFile, jumpText);
+const pin = setPin('tenant-new', 's1');
+time('pin (new tenant): preview', () => previewConfigEdit(jumpFile, pin));
+time('pin (new tenant): apply', () => editConfigFile(jumpFile, pin));
