@@ -1,5 +1,5 @@
 /**
- * What topology edits of a large h3 config cost (no servers): `node dist/bench/config-edits.js [entries]`.
+ * What loading and topology edits of a large h3 config cost (no servers): `node dist/bench/config-edits.js [entries]`.
  * A config of 50,000 one-per-line mapping entries; a remove-shard-like reassignment of 5,000 cells
  * (preview, then apply), `mapping set` of one cell, and `pin` (a jump config of the same size).
  */
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cellToChildren, getRes0Cells } from 'h3-js';
 import { Document, isMap, isSeq } from 'yaml';
-import { allEdits, editConfigFile, previewConfigEdit, setMapping, setPin } from '../src/index.js';
+import { allEdits, editConfigFile, loadConfig, previewConfigEdit, setMapping, setPin } from '../src/index.js';
 
 const n = Number(process.argv[2] ?? 50_000);
 const res = n > 40_000 ? 4 : 3;
@@ -45,6 +45,7 @@ console.log(`${n} mapping entries, 5,000 pins`);
 const leaving = cells.filter((_, i) => i % 4 === 3).slice(0, 5_000);
 const drain = allEdits(...leaving.map((c, i) => setMapping(c, `s${i % 3}`)));
 writeFileSync(h3File, h3Text);
+time(`load (every command)`, () => loadConfig(h3File));
 time(`remove-shard-like: preview of ${leaving.length} reassigned cells`, () => previewConfigEdit(h3File, drain));
 time(`remove-shard-like: apply of ${leaving.length} reassigned cells`, () => editConfigFile(h3File, drain));
 writeFileSync(h3File, h3Text);
