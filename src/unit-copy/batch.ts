@@ -281,11 +281,13 @@ async function startSourceSums(
   index: ReadonlyMap<string, number>,
   ready: boolean,
 ): Promise<{ pending: Promise<Map<string, UnitColumns>> }> {
-  if (!ready) await beginSums(src, sums, snapshot, index.size);
-  for (const spec of ready ? [] : o.model.cellSpecs) {
-    const temp = await emptyCellTemp(sums, spec);
-    await pipeCopy(src, sums, `SELECT pk, cell FROM ${temp}`, `${temp} (pk, cell)`);
-    await sums.query(`ANALYZE ${temp}`);
+  if (!ready) {
+    await beginSums(src, sums, snapshot, index.size);
+    for (const spec of o.model.cellSpecs) {
+      const temp = await emptyCellTemp(sums, spec);
+      await pipeCopy(src, sums, `SELECT pk, cell FROM ${temp}`, `${temp} (pk, cell)`);
+      await sums.query(`ANALYZE ${temp}`);
+    }
   }
   const pending = (async () => {
     const out = new Map<string, UnitColumns>();
