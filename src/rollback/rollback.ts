@@ -10,6 +10,7 @@ import { lsnText, type Lsn } from '../db/lsn.js';
 import { MIGRATION_STREAM, REVERSE_STREAM } from '../stream/names.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { checkChangedBack } from './changed-back.js';
+import { setDeadline } from '../db/deadline.js';
 import { alignSourceSequences, scannedSequenceColumns, scanWarning } from '../sequences/align.js';
 import { fenceSource, liftSourceFence } from '../fence/source-fence.js';
 import { readPlacements } from '../catalog/placements.js';
@@ -182,7 +183,7 @@ function timedOut(e: unknown): boolean {
  * Returns the rows compared.
  */
 async function checkWindow(config: Config, model: Model, shards: readonly pg.ClientBase[], placements: ReadonlyMap<string, string>, deadline: number): Promise<number> {
-  const bound = (c: pg.ClientBase) => c.query(`SET statement_timeout = ${Math.max(1, Math.round(deadline - Date.now()))}`);
+  const bound = (c: pg.ClientBase) => setDeadline(c, deadline);
   await Promise.all(shards.map(bound));
   const changed = await withClient(sourceEndpoint(config), async (c) => {
     await bound(c);

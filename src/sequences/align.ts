@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Config } from '../config/types.js';
 import { withClient, type Endpoint } from '../db/connect.js';
+import { setDeadline } from '../db/deadline.js';
 import { blockedError } from '../errors.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 import type { TableModel } from '../tables/model.js';
@@ -98,7 +99,7 @@ export function scanWarning(columns: readonly string[]): string | undefined {
 /** Opens a session whose statements end by `deadline` (epoch ms; a statement past it is cancelled, SQLSTATE 57014). */
 async function withDeadline<T>(ep: Endpoint, deadline: number | undefined, fn: (c: pg.ClientBase) => Promise<T>): Promise<T> {
   return withClient(ep, async (c) => {
-    if (deadline !== undefined) await c.query(`SET statement_timeout = ${Math.max(1, Math.round(deadline - Date.now()))}`);
+    if (deadline !== undefined) await setDeadline(c, deadline);
     return fn(c);
   });
 }
@@ -181,8 +182,8 @@ async function alignShard(c: pg.ClientBase, cols: readonly SeqColumn[], residue:
  */
 export async function alignSourceSequences(config: Config, tables: readonly TableModel[], source: Endpoint, opts: { shardsProven?: boolean; deadline?: number } = {}): Promise<number> {
   const cols = seqColumns(tables).map((c) => ({ ...c, stride: 1 }));
-  const seen: Awaited<ReturnType<typeof highWater>>[] = [];
-  for (const s of config.shards) seen.push(await withDeadline(shardEndpoint(config, s.id), opts.deadline, (c) => highWater(c, cols, !opts.shardsProven)));
+  // the shards side by side, as alignFleetSequences reads them (rollback does this inside its fence)
+  const seen = await Promise.all(config.shards.map((s) => withDeadline(shardEndpoint(config, s.id), opts.deadline, (c) => highWater(c, cols, !opts.shardsProven))));
   return withDeadline(source, opts.deadline, async (c) => {
     const own = await highWater(c, cols);
     return alignShard(c, cols, 0, maxOf([own.seq, own.table, ...seen.flatMap((x) => [x.seq, x.table])]));
