@@ -11,7 +11,7 @@ import { loadModel } from '../tables/model.js';
 import { readPlacements } from '../catalog/placements.js';
 import { checkChangedRows } from '../row-proof/changed.js';
 import { qualifiedName } from '../tables/scope.js';
-import { PROVE_LOCK } from './prover.js';
+import { PROVE_LOCK, provedTables } from './prover.js';
 import { recordForeignWrites, stopRecordingWrites } from '../stream/foreign-writes.js';
 import { placedButGone, strandedRows } from './gone-units.js';
 import { fenceSource, liftSourceFence } from '../fence/source-fence.js';
@@ -106,7 +106,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     const warning = scanWarning(await withClient(source, (c) => scannedSequenceColumns(c, model.tables)));
     if (warning) emit({ type: 'cutover-warning', message: warning });
     const shards = new Map<string, pg.Client>();
-    await settleRecord(config, names.slot, timeoutMs, opts.signal);
+    await settleRecord(config, names.slot, provedTables(model), timeoutMs, opts.signal);
     interrupted();
     const src = await connect(source, { applicationName: 'shardctl cutover' });
     // no proving round holds the follower back inside the fence (taken before it: not part of the outage)
@@ -205,14 +205,14 @@ const SETTLED_ROWS = 10_000;
  * Waits at most `timeoutMs`, and no longer than the record keeps shrinking (a stopped prover, rows it
  * cannot prune): then the fence re-proves whatever remains, as it always can.
  */
-async function settleRecord(config: Config, slot: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+async function settleRecord(config: Config, slot: string, tables: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const clients: { c: pg.Client; label: string }[] = [];
   try {
     for (const s of config.shards) {
       const e = shardEndpoint(config, s.id);
       clients.push({ c: await connect(e, { applicationName: 'shardctl cutover' }), label: e.label });
     }
-    const one = ({ c, label }: (typeof clients)[number]) => provableDirty(c, slot).catch((e: unknown) => Promise.reject(pgFailure(e, label)));
+    const one = ({ c, label }: (typeof clients)[number]) => provableDirty(c, slot, tables).catch((e: unknown) => Promise.reject(pgFailure(e, label)));
     const count = async () => (await Promise.all(clients.map(one))).reduce((a, b) => a + b, 0);
     const until = Date.now() + timeoutMs;
     let best = await count();

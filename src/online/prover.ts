@@ -24,7 +24,7 @@ import { readPlacements } from '../catalog/placements.js';
  *     transaction only after the monolith logged its commit, and this is after the locks);
  *  3. reads the rows on every shard and on the monolith (one statement: one snapshot S); a row is
  *     proven when it is exactly where it belongs with the monolith's content (changed.ts), or on
- *     neither side (rows of tables without a primary key are left to cutover: see proveRound);
+ *     neither side (rows of tables without a primary key are left to cutover: see provedTables);
  *  4. deletes the proven rows' locked records and commits.
  * Why a proven record may go: S sees every source transaction the shard's copy of the row reflects
  * (2). If S shows a later change of the row, that change is not yet applied to the shard, and the
@@ -108,6 +108,16 @@ export async function startProver(config: Config, model: Model, slot: string, op
   };
 }
 
+/**
+ * The tables whose records the prover proves: those with a primary key. A keyless table's records
+ * stay for cutover: a write to one of its rows on a shard by anyone but the follower is not recorded
+ * (stream/foreign-writes.ts), so cutover's count of every value the follower wrote is what finds a row
+ * tampered after the follower's last write of it.
+ */
+export function provedTables(model: Model): string[] {
+  return model.tables.filter((t) => t.info.primaryKey.length > 0).map((t) => t.name);
+}
+
 /** How long a round waits for the monolith's older transactions to end (2, above) before it gives up, keeping its records. */
 const SEE_WAIT_MS = 500;
 
@@ -116,11 +126,8 @@ async function proveRound(model: Model, router: ReturnType<typeof rowRouter>, sl
   if (!(await source.query('SELECT pg_try_advisory_lock_shared($1) AS ok', [String(PROVE_LOCK)])).rows[0].ok) return 0; // cutover is on
   const open: pg.Client[] = [];
   try {
-    // candidates: records the follower wrote (with a transaction), of configured tables with a primary
-    // key, from every shard. A keyless table's records stay for cutover: a write to one of its rows on a
-    // shard by anyone but the follower is not recorded (stream/foreign-writes.ts), so cutover's count of
-    // every value the follower wrote is what finds a row tampered after the follower's last write of it.
-    const names = model.tables.filter((t) => t.info.primaryKey.length > 0).map((t) => t.name);
+    // candidates: records the follower wrote (with a transaction), of the tables it proves, from every shard
+    const names = provedTables(model);
     const candidates = new Map<string, { tbl: string; key: string }>();
     for (const c of shards.values()) {
       const r = await c.query('SELECT tbl, key FROM shardctl.follow_dirty WHERE slot = $1 AND xid IS NOT NULL AND tbl = ANY($2::text[]) LIMIT $3', [slot, names, batch]);
