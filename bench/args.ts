@@ -39,7 +39,7 @@ export const USAGE = `npm run bench -- [options]
                     location: each H3 route against jump on the same table, at --scale and 4 × --scale;
                     pgbench: pgbench's tables at pgbench volume (a wide table, few tenants, an append-only
                     history without a primary key): raw baseline, migrate with and without checksums, verify,
-                    and issue 15's levers each against migrate (text COPY, --indexes-after);
+                    and issue 15's levers each against migrate (text COPY, --no-indexes-after);
                     plan: \`plan\` for 1,000,000 tenants (jump) and 50,000 cells (h3), timed, RSS sampled;
                     many: cost per unit (issue 26): the same rows as 20 tenants and as rows/5 tenants,
                     migrate with checksums, alternated --repeat times; PASS/FAIL on time and peak RSS;

@@ -25,7 +25,7 @@ export interface MigrateBreakdown {
   commitS: number;
   /** summed over batches: the catalog journal of the placements and proofs (its queue included) */
   catalogS: number;
-  /** --indexes-after: the deferred indexes built (wall) */
+  /** the secondary indexes deferred for the initial load, built (wall) */
   indexesS: number;
   sequencesS: number;
   /** guards, cross-shard record, the run's record finished */

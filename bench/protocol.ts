@@ -7,7 +7,7 @@ import type { RssStats } from './rss.js';
  * ~40-70 MiB of RSS no shardctl command would have. The child's RSS is what `shardctl migrate` or
  * `shardctl verify` would use, and every phase still runs in the same process, one after another.
  */
-export type MeasuredPhase = 'baseline' | 'migrate-no-verify' | 'migrate' | 'migrate-text' | 'migrate-indexes-after' | 'verify' | 'row-by-row' | 'row-by-row-tx';
+export type MeasuredPhase = 'baseline' | 'migrate-no-verify' | 'migrate' | 'migrate-text' | 'migrate-indexes-during' | 'verify' | 'row-by-row' | 'row-by-row-tx';
 
 export type WorkerRequest =
   | { id: number; type: 'plan'; configPath: string; sampleRows: number }

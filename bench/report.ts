@@ -74,7 +74,7 @@ const LABEL: Record<PhaseName, string> = {
   'migrate-no-verify': '`migrate --no-verify`',
   migrate: '`migrate` (per-unit checksums)',
   'migrate-text': '`migrate`, every table in text COPY (the binary lever off)',
-  'migrate-indexes-after': '`migrate --indexes-after` (checksums; secondary indexes built after the data)',
+  'migrate-indexes-during': '`migrate --no-indexes-after` (checksums; secondary indexes kept during the copy)',
   verify: '`verify` (all units, source vs shards)',
   'row-by-row': 'row-by-row INSERT, autocommit (seed approach, sample)',
   'row-by-row-tx': 'row-by-row INSERT, one tx per restaurant table (seed Go code, sample)',
@@ -122,13 +122,12 @@ export function evaluate(summary: readonly PhaseSummary[]): Target[] {
   if (base && mv) t('migrate (checksums) median time ≤ 1.1 × raw baseline median', mv.medianSeconds / base.medianSeconds, '<=', 1.1, '×');
   if (base?.medianCpuS && mv?.medianCpuS) t('migrate (checksums) CPU seconds ≤ 1.25 × raw baseline CPU seconds (median)', mv.medianCpuS / base.medianCpuS, '<=', 1.25, '×');
   if (mv && rbr) t('migrate (checksums) ≥ 50 × row-by-row rows/s', mv.rowsPerS / rbr.rowsPerS, '>=', 50, '×');
-  const migrateRss = [nv, mv, get('migrate-text'), get('migrate-indexes-after')].filter((x): x is PhaseSummary => Boolean(x));
+  const migrateRss = [nv, mv, get('migrate-text'), get('migrate-indexes-during')].filter((x): x is PhaseSummary => Boolean(x));
   if (migrateRss.length) t('peak RSS during migrate < 250 MiB', Math.max(...migrateRss.map((x) => x.peakRssMB)), '<', 250, 'MiB');
   const mt = get('migrate-text');
-  const mi = get('migrate-indexes-after');
-  if (base && mi) t('migrate --indexes-after (checksums) median time ≤ 1.1 × raw baseline median', mi.medianSeconds / base.medianSeconds, '<=', 1.1, '×');
+  const mi = get('migrate-indexes-during');
   if (mv && mt) t('lever: migrate (binary where proven) time < migrate (all text) time', mv.seconds / mt.seconds, '<', 1, '×');
-  if (mv && mi) t('lever: migrate --indexes-after time < migrate time', mi.seconds / mv.seconds, '<', 1, '×');
+  if (mv && mi) t('lever: migrate (indexes after the load) time < migrate --no-indexes-after time', mv.seconds / mi.seconds, '<', 1, '×');
   if (ver && mv) t('verify time ≤ 0.5 × migrate time', ver.seconds / mv.seconds, '<=', 0.5, '×');
   if (ver) t('peak RSS during verify < 150 MiB', ver.peakRssMB, '<', 150, 'MiB');
   return out;

@@ -166,7 +166,7 @@ async function main(argv: string[]): Promise<number> {
       if (pgbench) {
         // the levers of issue 15, each against the default migrate in the same cycle
         await measure('migrate-text', true);
-        await measure('migrate-indexes-after', true);
+        await measure('migrate-indexes-during', true);
       }
       await measure('migrate', true);
     }

@@ -64,10 +64,10 @@ async function phase(p: BenchPlan, s: RowByRowSample, name: string, concurrency:
       case 'migrate-no-verify':
       case 'migrate':
       case 'migrate-text':
-      case 'migrate-indexes-after': {
+      case 'migrate-indexes-during': {
         const r = await runMigrate(p, {
           concurrency, batchRows, verify: name !== 'migrate-no-verify', signal: ac.signal,
-          copyFormat: name === 'migrate-text' ? 'text' : 'auto', indexesAfter: name === 'migrate-indexes-after',
+          copyFormat: name === 'migrate-text' ? 'text' : 'auto', indexesAfter: name !== 'migrate-indexes-during',
         });
         return { seconds: seconds(), rows: r.result.rows, bytes: r.result.bytes, breakdown: r.breakdown };
       }

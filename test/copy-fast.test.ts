@@ -13,7 +13,8 @@ import { withClient, type Endpoint } from '../src/db/connect.js';
 import { sourceEndpoint, shardEndpoint } from '../src/db/endpoints.js';
 import type { TableModel } from '../src/tables/model.js';
 import { assertExact } from './helpers/exact.js';
-import { sql } from './helpers/fleet.js';
+import { resetShards, sql } from './helpers/fleet.js';
+import { FEW_BATCHES } from '../src/migrate/indexes-after.js';
 
 const types = (major: number, cols: Record<string, [number, string]>, encoding = 'UTF8'): ServerTypes => ({
   major,
@@ -57,7 +58,7 @@ describe('binary COPY only where the column types are proven identical', () => {
   });
 });
 
-describe('migrate: binary COPY and --indexes-after (pgbench fixture, no-PK history)', () => {
+describe('migrate: binary COPY and secondary indexes built after the initial load (pgbench fixture, no-PK history)', () => {
   let stage: Stage;
   before(async () => {
     stage = await stageFleet({ kind: 'pgbench', shards: 2, scale: 0.4 });
@@ -82,8 +83,7 @@ describe('migrate: binary COPY and --indexes-after (pgbench fixture, no-PK histo
     let batches = 0;
     await assert.rejects(
       migrate(stage.config, {
-        indexesAfter: true,
-        concurrency: 1,
+        concurrency: 1, // the default defers the indexes: no flag
         signal: ac.signal,
         onEvent: (e) => {
           events.push(e);
@@ -101,9 +101,9 @@ describe('migrate: binary COPY and --indexes-after (pgbench fixture, no-PK histo
     const listed = await sql(stage.config.catalog, 'SELECT shard, index_name FROM shardctl.deferred_indexes ORDER BY 1, 2');
     assert.equal(listed.length, 4);
     // health says so, per shard, with the way out
-    const pending = (await health(stage.config)).catalog!.checks.filter((c) => /indexes-after/.test(c.message));
+    const pending = (await health(stage.config)).catalog!.checks.filter((c) => /initial load/.test(c.message));
     assert.deepEqual(pending.map((c) => [c.status, c.message]), stage.config.shards.map((s) => [
-      'warning', `2 secondary indexes that migrate --indexes-after dropped on shard ${s.id} are not built yet (an interrupted run): the next \`shardctl migrate\` builds them`,
+      'warning', `2 secondary indexes that migrate dropped for the initial load on shard ${s.id} are not built yet (an interrupted run): the next \`shardctl migrate\` builds them`,
     ]));
 
     // binary where proven (every pgbench column is a built-in type), text for the table with the enum
@@ -111,20 +111,20 @@ describe('migrate: binary COPY and --indexes-after (pgbench fixture, no-PK histo
     assert.equal(formats.get('public.pgbench_accounts'), 'binary');
     assert.equal(formats.get('public.pgbench_history'), 'text');
 
-    // the next run, without the flag: nothing left to copy, the indexes are built and forgotten
+    // the next run, keeping indexes: nothing left to copy, the indexes are built and forgotten
     const built: MigrateEvent[] = [];
-    const r = await migrate(stage.config, { onEvent: (e) => built.push(e) });
+    const r = await migrate(stage.config, { indexesAfter: false, onEvent: (e) => built.push(e) });
     assert.equal(r.ok, true, JSON.stringify(r.errors));
     assert.equal(built.filter((e) => e.type === 'indexes').length, 2);
     for (const s of stage.config.shards) assert.deepEqual(await indexesOn(s.primary), ['pgbench_accounts_bid', 'pgbench_history_aid']);
     assert.equal((await sql(stage.config.catalog, 'SELECT count(*)::int AS n FROM shardctl.deferred_indexes'))[0].n, 0);
-    assert.equal((await health(stage.config)).catalog!.checks.filter((c) => /indexes-after/.test(c.message)).length, 0);
+    assert.equal((await health(stage.config)).catalog!.checks.filter((c) => /initial load/.test(c.message)).length, 0);
     await assertExact(stage.config);
   });
 
-  it('tables that hold rows keep their indexes (a --resync with --indexes-after defers nothing)', async () => {
+  it('tables that hold rows keep their indexes (a --resync defers nothing)', async () => {
     const events: MigrateEvent[] = [];
-    const r = await migrate(stage.config, { indexesAfter: true, resync: true, onEvent: (e) => events.push(e) });
+    const r = await migrate(stage.config, { resync: true, onEvent: (e) => events.push(e) });
     assert.equal(r.ok, true, JSON.stringify(r.errors));
     assert.equal(events.filter((e) => e.type === 'indexes-deferred').length, 0);
     for (const s of stage.config.shards) assert.deepEqual(await indexesOn(s.primary), ['pgbench_accounts_bid', 'pgbench_history_aid']);
@@ -196,5 +196,32 @@ describe('migrate: binary COPY and --indexes-after (pgbench fixture, no-PK histo
     assert.deepEqual(found, [`mismatch public.pgbench_accounts ${a.bid}`, `mismatch public.pgbench_history ${a.bid}`]);
     await swap(); // twice: back as it was
     assert.equal((await verify(config)).ok, true);
+  });
+
+  it('a shard loaded in many batches keeps the index its batches select by; --no-indexes-after keeps every index', async () => {
+    const config = stage.config;
+    // 24 more branches of a few accounts each: one unit per batch (batchRows 1) gives each shard a dozen batches
+    await sql(config.source, 'INSERT INTO pgbench_branches (bid, bbalance) SELECT b, 0 FROM generate_series(101, 124) b');
+    await sql(config.source, `INSERT INTO pgbench_accounts (aid, bid, abalance, filler) SELECT 1000000 + b * 10 + i, b, 0, '' FROM generate_series(101, 124) b, generate_series(1, 3) i`);
+    await resetShards(config);
+    const events: MigrateEvent[] = [];
+    const r = await migrate(config, { batchRows: 1, onEvent: (e) => events.push(e) });
+    assert.equal(r.ok, true, JSON.stringify(r.errors));
+    for (const s of config.shards) {
+      const batches = events.filter((e) => e.type === 'batch' && e.shard === s.id).length;
+      const deferred = events.find((e) => e.type === 'indexes-deferred' && e.shard === s.id) as { indexes: number } | undefined;
+      // pgbench_accounts_bid leads with the route column (bid): kept where more than FEW_BATCHES batches read it
+      assert.equal(deferred?.indexes, batches > FEW_BATCHES ? 1 : 2, `${s.id}: ${batches} batches`);
+      assert.deepEqual(await indexesOn(s.primary), ['pgbench_accounts_bid', 'pgbench_history_aid']);
+    }
+    assert.ok(config.shards.some((s) => events.filter((e) => e.type === 'batch' && e.shard === s.id).length > FEW_BATCHES), 'a shard loaded in many batches');
+    await assertExact(config);
+
+    await resetShards(config);
+    const kept: MigrateEvent[] = [];
+    const k = await migrate(config, { indexesAfter: false, onEvent: (e) => kept.push(e) });
+    assert.equal(k.ok, true, JSON.stringify(k.errors));
+    assert.equal(kept.filter((e) => e.type === 'indexes-deferred' || e.type === 'indexes').length, 0);
+    await assertExact(config);
   });
 });

@@ -40,7 +40,7 @@ export function migrateLines(): LineView<MigrateEvent> {
         case 'sequences':
           return e.sequences ? `${e.shard}: ${e.sequences} sequences aligned` : undefined;
         case 'indexes-deferred':
-          return `${e.shard}: ${e.indexes} secondary indexes of empty tables dropped; built after the copy (--indexes-after)`;
+          return `${e.shard}: ${e.indexes} secondary indexes of empty tables dropped; built after the copy (--no-indexes-after keeps them)`;
         case 'indexes':
           return `${e.shard}: ${e.indexes} deferred indexes built (${formatSeconds(e.seconds)})`;
         case 'step':

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 
-/** A secondary index migrate --indexes-after dropped on a shard, to be built once the data is in. */
+/** A secondary index migrate dropped on a shard for an initial load, to be built once the data is in. */
 export interface DeferredIndex {
   readonly shard: string;
   /** schema-qualified, quoted as pg_get_indexdef names it */

@@ -17,7 +17,7 @@ export interface CatalogFacts {
   readonly runInProgress: boolean;
   /** tables with several routes: the record of cross-shard rows */
   readonly crossShard: readonly CrossShardSummary[];
-  /** per shard, secondary indexes `migrate --indexes-after` dropped and has not built yet */
+  /** per shard, secondary indexes migrate dropped for an initial load and has not built yet */
   readonly deferredIndexes: readonly { readonly shard: string; readonly indexes: number }[];
 }
 
@@ -64,7 +64,7 @@ export async function readCatalogFacts(c: pg.ClientBase, ids: readonly string[])
   };
 }
 
-/** Deferred indexes per shard; a catalog older than --indexes-after has no such table: none. */
+/** Deferred indexes per shard; a catalog older than deferred indexes has no such table: none. */
 async function readDeferred(c: pg.ClientBase): Promise<CatalogFacts['deferredIndexes']> {
   if ((await c.query(`SELECT to_regclass('shardctl.deferred_indexes') IS NOT NULL AS ok`)).rows[0]?.ok !== true) return [];
   const r = await c.query<{ shard: string; n: number }>('SELECT shard, count(*)::int AS n FROM shardctl.deferred_indexes GROUP BY shard ORDER BY shard');

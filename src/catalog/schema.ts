@@ -113,7 +113,7 @@ export const MIGRATIONS: readonly string[] = [
      started_at     timestamptz NOT NULL DEFAULT now(),
      updated_at     timestamptz NOT NULL DEFAULT now()
    );`,
-  // migrate --indexes-after: secondary indexes dropped on an empty shard table for an initial load,
+  // migrate (initial loads): secondary indexes dropped on an empty shard table for an initial load,
   // recorded BEFORE the drop; each row is removed once its index is built again (migrate/indexes-after.ts)
   `CREATE TABLE shardctl.deferred_indexes (
      shard       text NOT NULL,

@@ -63,7 +63,7 @@ export function evaluateCatalog(config: Config, outcome: Timed<CatalogFacts>, se
     }
   }
   for (const d of f.deferredIndexes) {
-    const what = `${d.indexes} secondary index${d.indexes === 1 ? '' : 'es'} that migrate --indexes-after dropped on shard ${d.shard}`;
+    const what = `${d.indexes} secondary index${d.indexes === 1 ? '' : 'es'} that migrate dropped for the initial load on shard ${d.shard}`;
     problems.push({
       check: 'catalog',
       status: 'warning',

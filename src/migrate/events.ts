@@ -13,7 +13,7 @@ export type MigrateEvent =
   | { type: 'batch'; shard: string; units: string[]; rows: number; bytes: number; failed: { unit: string; reason: string }[]; seconds?: BatchSeconds & { journal: number } }
   | { type: 'batch-error'; shard: string; units: string[]; error: string; retrying: boolean }
   | { type: 'sequences'; shard: string; sequences: number }
-  /** deferred secondary indexes (--indexes-after) dropped before the copy ('deferred') or built after it */
+  /** secondary indexes of empty shard tables (initial loads) dropped before the copy ('deferred') or built after it */
   | { type: 'indexes-deferred'; shard: string; indexes: number }
   | { type: 'indexes'; shard: string; indexes: number; seconds: number }
   /** a step of the run finished, with its wall time: the phase breakdown of a run (the bench's table) */

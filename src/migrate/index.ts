@@ -22,7 +22,7 @@ import { chooseWork, makeBatches, rowScale } from './work.js';
 import { topologyRouter } from '../routing/router.js';
 import { copyBatches, copyReferenceTables, type CopyRun } from './copy.js';
 import { copyFormats } from './formats.js';
-import { buildDeferredIndexes, deferIndexes } from './indexes-after.js';
+import { buildDeferredIndexes, deferIndexes, FEW_BATCHES } from './indexes-after.js';
 import type { MigrateOptions, MigrateResult } from './types.js';
 
 export type { MigrateOptions, MigrateResult } from './types.js';
@@ -121,8 +121,11 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
         cells: cells && { ...cells, present },
         formats,
       };
-      if (opts.indexesAfter) {
-        const deferred = await deferIndexes(config, catalog.client, run?.id, sharded);
+      if (opts.indexesAfter !== false) {
+        const perShard = new Map<string, number>();
+        for (const b of batches) perShard.set(b.shard, (perShard.get(b.shard) ?? 0) + 1);
+        const many = new Set([...perShard].filter(([, n]) => n > FEW_BATCHES).map(([s]) => s));
+        const deferred = await deferIndexes(config, catalog.client, run?.id, sharded, many);
         for (const s of config.shards) {
           const n = deferred.filter((d) => d.shard === s.id).length;
           if (n) emit({ type: 'indexes-deferred', shard: s.id, indexes: n });
@@ -197,6 +200,6 @@ const summary = (r: MigrateResult, started: number) => ({
 });
 
 function argsOf(o: MigrateOptions): Record<string, unknown> {
-  return { concurrency: o.concurrency, units: o.units, tables: o.tables, plan: Boolean(o.plan), verify: o.verify !== false, resync: o.resync, indexesAfter: o.indexesAfter };
+  return { concurrency: o.concurrency, units: o.units, tables: o.tables, plan: Boolean(o.plan), verify: o.verify !== false, resync: o.resync, indexesAfter: o.indexesAfter !== false };
 }
 

@@ -13,7 +13,8 @@ import type { EventSink } from './events.js';
 // guard correctness during the copy and stay. Plain tables only (a partitioned table's index has
 // partitions of its own), valid indexes only.
 const DROPPABLE = `
-  SELECT quote_ident(n.nspname) || '.' || quote_ident(ic.relname) AS index, pg_get_indexdef(i.indexrelid) AS ddl
+  SELECT quote_ident(n.nspname) || '.' || quote_ident(ic.relname) AS index, pg_get_indexdef(i.indexrelid) AS ddl,
+         (SELECT a.attname FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = i.indkey[0]) AS lead
     FROM pg_index i
     JOIN pg_class ic ON ic.oid = i.indexrelid
     JOIN pg_namespace n ON n.oid = ic.relnamespace
@@ -24,14 +25,24 @@ const DROPPABLE = `
    ORDER BY 1`;
 
 /**
- * `migrate --indexes-after`, before the copy: on every shard, each sharded table that is EMPTY has
- * its secondary indexes dropped, so the initial load writes the heap only and each index is then
- * built once, sorted, from the data (as pgcopydb does). The definitions are committed to the
- * catalog first; a run that dies before building them leaves them there and the next migrate run
- * (with or without the flag) builds them (buildDeferredIndexes). A table holding any row keeps its
- * indexes: deleting and re-copying units into it needs them.
+ * Above this many batches to one shard, the index a batch's checks select the table's rows by (its
+ * route or via column) stays: without it each batch's sums and foreign-key check would read every
+ * row the earlier batches loaded, which grows with the square of the load. At a few batches that
+ * re-reading costs less than keeping the index up to date row by row.
  */
-export async function deferIndexes(config: Config, catalog: pg.ClientBase, runId: number | undefined, tables: readonly TableModel[]): Promise<DeferredIndex[]> {
+export const FEW_BATCHES = 8;
+
+/**
+ * Before an initial load's copy (migrate's default; `--no-indexes-after` keeps them): on every
+ * shard, each sharded table that is EMPTY has its secondary indexes dropped, so the load writes the
+ * heap only and each index is then built once, sorted, from the data (as pgcopydb does). The
+ * definitions are committed to the catalog first; a run that dies before building them leaves them
+ * there and the next migrate run builds them (buildDeferredIndexes). A table holding any row keeps
+ * its indexes: deleting and re-copying units into it needs them. `manyBatches`: the shards loaded
+ * in more than FEW_BATCHES batches, whose tables keep the index leading with the column batches
+ * select by.
+ */
+export async function deferIndexes(config: Config, catalog: pg.ClientBase, runId: number | undefined, tables: readonly TableModel[], manyBatches: ReadonlySet<string>): Promise<DeferredIndex[]> {
   const perShard = await Promise.all(
     config.shards.map((s) =>
       withClient(shardEndpoint(config, s.id), async (c) => {
@@ -39,8 +50,12 @@ export async function deferIndexes(config: Config, catalog: pg.ClientBase, runId
         for (const t of tables) {
           const empty = (await c.query(`SELECT NOT EXISTS (SELECT 1 FROM ${quoteTable(t.name)}) AS empty`)).rows[0].empty as boolean;
           if (!empty) continue;
-          const r = await c.query<{ index: string; ddl: string }>(DROPPABLE, [quoteTable(t.name)]);
-          for (const x of r.rows) found.push({ shard: s.id, index: x.index, table: t.name, ddl: x.ddl });
+          const r = await c.query<{ index: string; ddl: string; lead: string | null }>(DROPPABLE, [quoteTable(t.name)]);
+          const kept = manyBatches.has(s.id) ? selectedBy(t) : undefined;
+          for (const x of r.rows) {
+            if (kept === 'all' || (kept && x.lead !== null && kept.includes(x.lead))) continue;
+            found.push({ shard: s.id, index: x.index, table: t.name, ddl: x.ddl });
+          }
         }
         return found;
       }).catch((e) => {
@@ -64,6 +79,13 @@ export async function deferIndexes(config: Config, catalog: pg.ClientBase, runId
     }),
   );
   return all;
+}
+
+/** The columns a batch selects `t`'s rows by on a shard; 'all' where several routes do (every index stays). */
+function selectedBy(t: TableModel): readonly string[] | 'all' {
+  if (t.config.routes) return 'all';
+  const r = t.config.route;
+  return r.kind === 'key' || r.kind === 'cell' || r.kind === 'via' ? [r.column] : []; // lat/lng: by primary key
 }
 
 /**

@@ -28,8 +28,9 @@ export interface MigrateOptions {
    */
   copyFormat?: 'auto' | 'text';
   /**
-   * initial loads: drop the secondary indexes of EMPTY shard tables before the copy and build them
-   * after it (migrate/indexes-after.ts); indexes a killed run left deferred are built by any run
+   * initial loads (default true): drop the secondary indexes of EMPTY shard tables before the copy
+   * and build them after it (migrate/indexes-after.ts); false keeps them. Indexes a killed run left
+   * deferred are built by any run.
    */
   indexesAfter?: boolean;
   /** keep per-row triggers on the shards during the COPY (slower; default: foreign keys checked set-based) */

@@ -85,7 +85,7 @@ export async function removeShard(config: Config, id: string, opts: RemoveShardO
     const scan = () => findUnplacedFromCatalog(drained, catalog.client, final.shards.map((s) => s.id));
     const model = await withClient(shardEndpoint(final, final.shards[0]!.id), (c) => loadModel(final, c, `shard ${final.shards[0]!.id}`));
     await recordTopology(catalog.client, final, { fleet: drained, model, unplaced: await scan(), rescan: scan, runId: run?.id });
-    // indexes migrate --indexes-after dropped there and never built: every later migrate would
+    // indexes an initial migrate dropped there and never built: every later migrate would
     // report them for a shard it no longer knows
     await forgetShardDeferredIndexes(catalog.client, id);
   });
