@@ -211,6 +211,14 @@ describe('migrate --follow at its seams (rental fixture)', () => {
     assert.equal(tampered.status, 3, tampered.stdout + tampered.stderr);
     assert.match(tampered.stderr, /differ in \d+ of the \d+ rows changed while following.*table public\.rental_history row .*9001/s);
     await sql(holder, `UPDATE rental_history SET event = 'in' WHERE rental_id = 9001`);
+    // a row the follower never wrote, changed on its shard by another session (a DBA, an application
+    // routed too early): the shard records it as a foreign write, so cutover finds it as well
+    const other = (await Promise.all(shards().map(async (u) => ((await sql(u, `SELECT 1 FROM rental_history WHERE rental_id = 101`)).length ? u : undefined)))).find(Boolean)!;
+    await sql(other, `UPDATE rental_history SET event = 'stray' WHERE rental_id = 101`);
+    const stray = await runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '120', '--config', withHistory]);
+    assert.equal(stray.status, 3, stray.stdout + stray.stderr);
+    assert.match(stray.stderr, /table public\.rental_history row .*"stray","101".*the monolith has 0, shard s\d 1/s);
+    await sql(other, `UPDATE rental_history SET event = 'out' WHERE rental_id = 101`);
     const cut = await runCliAsync(['cutover', '--max-lag', '10m', '--timeout', '120', '--config', withHistory]);
     assert.equal(cut.status, 0, cut.stdout + cut.stderr);
     assert.equal((await f.exit).status, 0);

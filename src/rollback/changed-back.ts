@@ -30,8 +30,6 @@ import { REVERSE_FOREIGN } from './reverse-stream.js';
  *    trigger does not see (as TRUNCATE of the shards while following, stream/foreign-writes.ts);
  *  - DDL on a shard that changes a table's shape stops the reverse follower (a relation message with
  *    another shape): again no catch-up, a refusal; DDL that keeps the shape changes no row;
- *  - a table without a primary key has no trigger on the monolith: a bypass write there is not seen
- *    (its rows the follower wrote are proven by counting, row-proof/keyless.ts);
  *  - a slot advanced or recreated by hand on a shard loses changes no proof can see: rollback refuses
  *    when a reverse slot is missing, not when someone skipped its WAL.
  * The work grows with the rows changed during the window, not with the data.
