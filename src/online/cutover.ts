@@ -11,7 +11,8 @@ import { loadModel } from '../tables/model.js';
 import { readPlacements } from '../catalog/placements.js';
 import { checkChangedRows } from '../row-proof/changed.js';
 import { qualifiedName } from '../tables/scope.js';
-import { PROVE_LOCK, provedTables } from './prover.js';
+import { provedTables } from './prover.js';
+import { holdProver } from '../row-proof/prune.js';
 import { recordForeignWrites, stopRecordingWrites } from '../stream/foreign-writes.js';
 import { placedButGone, strandedRows } from './gone-units.js';
 import { fenceSource, liftSourceFence } from '../fence/source-fence.js';
@@ -110,7 +111,7 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     interrupted();
     const src = await connect(source, { applicationName: 'shardctl cutover' });
     // no proving round holds the follower back inside the fence (taken before it: not part of the outage)
-    await holdProver(src, timeoutMs).catch(async (e: unknown) => {
+    await holdProver(src, timeoutMs, 'cutover').catch(async (e: unknown) => {
       await src.end().catch(() => undefined);
       throw e;
     });
@@ -224,24 +225,6 @@ async function settleRecord(config: Config, slot: string, tables: readonly strin
     }
   } finally {
     await Promise.all(clients.map(({ c }) => c.end().catch(() => undefined)));
-  }
-}
-
-/**
- * Takes the prover's lock (prover.ts) exclusively for the cutover's session: waits for the round in
- * progress, at most `timeoutMs`. A queued request, not a polling one: the prover takes the lock
- * again at once after a full round, and its next try fails behind the queued request (PostgreSQL
- * grants no lock that conflicts with one already waiting), so a backlog cannot starve the cutover.
- */
-async function holdProver(src: pg.ClientBase, timeoutMs: number): Promise<void> {
-  await src.query(`SET lock_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
-  try {
-    await src.query('SELECT pg_advisory_lock($1)', [String(PROVE_LOCK)]);
-  } catch (e) {
-    if ((e as { code?: string }).code !== '55P03') throw e;
-    throw blockedError(`the follower's prover did not finish its round within ${timeoutMs / 1000}s; nothing was fenced`, { hint: 'run cutover again' });
-  } finally {
-    await src.query('RESET lock_timeout');
   }
 }
 
