@@ -7,7 +7,7 @@ import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { blockedError, UserError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { lsnText, type Lsn } from '../db/lsn.js';
-import { MIGRATION_STREAM, REVERSE_STREAM } from '../stream/names.js';
+import { MIGRATION_STREAM, REVERSE_STREAM, reverseKey } from '../stream/names.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { checkChangedBack } from './changed-back.js';
 import { setDeadline } from '../db/deadline.js';
@@ -15,7 +15,8 @@ import { alignSourceSequences, scannedSequenceColumns, scanWarning } from '../se
 import { fenceSource, liftSourceFence } from '../fence/source-fence.js';
 import { readPlacements } from '../catalog/placements.js';
 import { stopRecordingWrites } from '../stream/foreign-writes.js';
-import { holdProver } from '../row-proof/prune.js';
+import { holdProver, provedTables } from '../row-proof/prune.js';
+import { settleRecord } from '../row-proof/settle.js';
 import { closeReverse, markShards, reverseSlots, waitForMonolith } from './reverse-stream.js';
 
 export interface RollbackOptions {
@@ -94,6 +95,9 @@ export async function rollback(config: Config, opts: RollbackOptions = {}): Prom
     const placements = await readPlacements(catalog.client);
     const warning = scanWarning(await withClient(source, (c) => scannedSequenceColumns(c, model.tables)));
     if (warning) emit({ type: 'rollback-warning', message: warning });
+    // the reverse prover works a burst of the window's writes down before the fence, not inside it
+    await settleRecord([source], config.shards.map((s) => reverseKey(s.id)), provedTables(model), timeoutMs, { applicationName: 'shardctl rollback', signal: opts.signal });
+    if (opts.signal?.aborted) throw new UserError('interrupted', 'rollback interrupted before it fenced anything: the shards stay the source of truth', { hint: 'run shardctl rollback again' });
     // no proving round (prove-back.ts) holds the catch-up back inside the fence: taken before it, not part of the outage
     const held = await connect(source, { applicationName: 'shardctl rollback' });
     const endHeld = async (e: unknown) => {
