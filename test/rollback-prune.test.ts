@@ -98,8 +98,26 @@ describe('rollback: the window\'s changed-row record is pruned while following b
       await sql(shard(i), `UPDATE restaurants SET name = name || ' (window)' WHERE id IN (SELECT id FROM restaurants ORDER BY id LIMIT 100)`);
       await sql(shard(i), `UPDATE orders SET status = 'window' WHERE id IN (SELECT id FROM orders ORDER BY id LIMIT 300)`);
     }
+    // an insert, a delete (a row on neither side is proven) and a write inside a SAVEPOINT
+    const [r0] = await restaurantsOn(0, 1);
+    const made = await sql(shard(0), `INSERT INTO themes (restaurant_id, name, is_default, colors, font, updated_at) SELECT $1, 'window ' || g, false, '{}', 'f', now() FROM generate_series(1, 2) g RETURNING id::text AS id`, [r0]);
+    await sql(shard(0), `DELETE FROM themes WHERE id = $1`, [made[0].id]);
+    const c = new pg.Client({ connectionString: shard(0) });
+    await c.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query('SAVEPOINT s');
+      await c.query(`UPDATE restaurants SET name = name || ' (savepoint)' WHERE id = $1`, [r0]);
+      await c.query('RELEASE SAVEPOINT s');
+      await c.query('COMMIT');
+    } finally {
+      await c.end();
+    }
     const [last] = await restaurantsOn(1, 1);
     await onMonolith(`SELECT 1 FROM restaurants WHERE id = $1 AND name LIKE '% (window)'`, [last]);
+    await onMonolith(`SELECT 1 FROM restaurants WHERE id = $1 AND name LIKE '% (savepoint)'`, [r0]);
+    await onMonolith(`SELECT 1 FROM themes WHERE id = $1`, [made[1].id]);
+    assert.deepEqual(await sql(monolith(), `SELECT 1 FROM themes WHERE id = $1`, [made[0].id]), [], 'the deleted theme is gone from the monolith');
     await pruned();
   });
 
