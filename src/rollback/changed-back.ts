@@ -12,7 +12,8 @@ import { REVERSE_FOREIGN } from './reverse-stream.js';
  * (row-proof/changed.ts's comparer; a row absent from both is proven). Which rows:
  *  - every row the reverse follower wrote on the monolith, recorded by its applier in follow_dirty
  *    under the shard's key (reverseKey) in the transaction that wrote it, and every reference row
- *    of the shards whose reference changes it does not apply (recorded, not applied: rollback/follow-back.ts);
+ *    of the shards whose reference changes it does not apply (recorded, not applied: rollback/follow-back.ts),
+ *    unless the reverse prover proved it while following and removed its record (prove-back.ts);
  *  - every row written on the monolith by anyone else (a DBA through the fence's bypass), recorded by
  *    a trigger under REVERSE_FOREIGN (rollback/reverse-stream.ts).
  * Why nothing else can differ: cutover proved the monolith equal to the shards at its fence, and
@@ -32,7 +33,7 @@ import { REVERSE_FOREIGN } from './reverse-stream.js';
  *    another shape): again no catch-up, a refusal; DDL that keeps the shape changes no row;
  *  - a slot advanced or recreated by hand on a shard loses changes no proof can see: rollback refuses
  *    when a reverse slot is missing, not when someone skipped its WAL.
- * The work grows with the rows changed during the window, not with the data.
+ * The work grows with the rows changed since the prover's last round, not with the window or the data.
  */
 export async function checkChangedBack(config: Config, model: Model, source: pg.ClientBase, shards: ReadonlyMap<string, pg.ClientBase>, placements: ReadonlyMap<string, string>): Promise<ChangedRows> {
   const records: RecordedRows = new Map();

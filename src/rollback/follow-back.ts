@@ -18,11 +18,13 @@ import { applyStream, startHeartbeat } from '../stream/follower.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { mayBypassTriggers } from '../foreign-keys/after-copy-check.js';
 import { FOLLOWER_SESSION_SQL } from '../stream/foreign-writes.js';
+import { startReverseProver } from './prove-back.js';
 
 export type FollowBackEvent =
   | { type: 'reverse-start'; shard: string; from: string }
   | { type: 'reverse-progress'; shard: string; appliedLsn: string; lagBytes: number | null; changes: number; changesPerSecond: number }
-  | { type: 'reverse-stop'; shard: string; reason: 'stopped' | 'interrupted' | 'error'; appliedLsn: string; message?: string };
+  | { type: 'reverse-stop'; shard: string; reason: 'stopped' | 'interrupted' | 'error'; appliedLsn: string; message?: string }
+  | { type: 'reverse-warning'; message: string };
 
 export interface FollowBackOptions {
   heartbeatMs?: number;
@@ -35,6 +37,8 @@ export interface FollowBackResult {
   stopped: 'stopped' | 'closed';
   applied: number;
   shards: { shard: string; appliedLsn: string; applied: number }[];
+  /** changed rows proven while following, whose records rollback's fence no longer checks (prove-back.ts) */
+  proven: number;
   seconds: number;
 }
 
@@ -57,11 +61,13 @@ export async function followBack(config: Config, opts: FollowBackOptions = {}): 
   return withRun(config.catalog, spec, async (scope) => {
     const rev = await readOnline(scope.catalog.client, REVERSE_STREAM);
     const fwd = await readOnline(scope.catalog.client, MIGRATION_STREAM);
-    if (!rev || rev.state === 'rolled-back') return { stopped: 'closed', applied: 0, shards: [], seconds: 0 };
+    if (!rev || rev.state === 'rolled-back') return { stopped: 'closed', applied: 0, shards: [], proven: 0, seconds: 0 };
     if (fwd?.state !== 'cut-over') {
       throw blockedError('the cutover that opened the reverse stream is not recorded yet', { hint: 'run shardctl cutover --reverse to completion first, then rollback --follow' });
     }
     const model = await withClient(sourceEndpoint(config), (c) => loadModel(config, c));
+    // proves the window's changed rows while following, so rollback's fence checks only the last ones
+    const prover = await startReverseProver(config, model, { onWarning: (m) => opts.onEvent?.({ type: 'reverse-warning', message: redactText(m) }) });
     const inner = new AbortController();
     const onOuter = () => inner.abort(opts.signal!.reason);
     opts.signal?.addEventListener('abort', onOuter, { once: true });
@@ -84,9 +90,10 @@ export async function followBack(config: Config, opts: FollowBackOptions = {}): 
         throw first ?? failed.reason;
       }
       const shards = settled.map((x) => (x as PromiseFulfilledResult<{ shard: string; appliedLsn: string; applied: number }>).value);
-      return { stopped: 'stopped', applied: shards.reduce((n, s) => n + s.applied, 0), shards, seconds: (performance.now() - started) / 1000 };
+      return { stopped: 'stopped', applied: shards.reduce((n, s) => n + s.applied, 0), shards, proven: prover.proven(), seconds: (performance.now() - started) / 1000 };
     } finally {
       opts.signal?.removeEventListener('abort', onOuter);
+      await prover.stop();
     }
   });
 }

@@ -7,7 +7,7 @@ import { shardEndpoint, sourceEndpoint } from '../db/endpoints.js';
 import { blockedError, UserError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { lsnText, type Lsn } from '../db/lsn.js';
-import { MIGRATION_STREAM, REVERSE_STREAM } from '../stream/names.js';
+import { MIGRATION_STREAM, REVERSE_STREAM, reverseKey } from '../stream/names.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { checkChangedBack } from './changed-back.js';
 import { setDeadline } from '../db/deadline.js';
@@ -15,6 +15,8 @@ import { alignSourceSequences, scannedSequenceColumns, scanWarning } from '../se
 import { fenceSource, liftSourceFence } from '../fence/source-fence.js';
 import { readPlacements } from '../catalog/placements.js';
 import { stopRecordingWrites } from '../stream/foreign-writes.js';
+import { holdProver, provedTables } from '../row-proof/prune.js';
+import { settleRecord } from '../row-proof/settle.js';
 import { closeReverse, markShards, reverseSlots, waitForMonolith } from './reverse-stream.js';
 
 export interface RollbackOptions {
@@ -49,7 +51,7 @@ export interface RollbackResult {
  * the cutover, all isolation levels), marks each shard's WAL and waits until the monolith has
  * committed every shard's stream past its mark, compares the rows changed during the window,
  * monolith vs shards, both quiet (changed-back.ts says why that proves them equal;
- * the work grows with the window's changes, not with the data), sets the monolith's sequences past every id the
+ * the work grows with the changes since the reverse prover's last round, prove-back.ts, not with the data), sets the monolith's sequences past every id the
  * shards handed out, records the rollback in the catalog, lifts the monolith's cutover fence, stops
  * the reverse follower and drops its slots. The shard fence stays: the shards are stale from now
  * on. Everything behind the shard fence ends by `timeoutSeconds` after the fencing began (each
@@ -93,11 +95,21 @@ export async function rollback(config: Config, opts: RollbackOptions = {}): Prom
     const placements = await readPlacements(catalog.client);
     const warning = scanWarning(await withClient(source, (c) => scannedSequenceColumns(c, model.tables)));
     if (warning) emit({ type: 'rollback-warning', message: warning });
+    // the reverse prover works a burst of the window's writes down before the fence, not inside it
+    await settleRecord([source], config.shards.map((s) => reverseKey(s.id)), provedTables(model), timeoutMs, { applicationName: 'shardctl rollback', signal: opts.signal });
+    if (opts.signal?.aborted) throw new UserError('interrupted', 'rollback interrupted before it fenced anything: the shards stay the source of truth', { hint: 'run shardctl rollback again' });
+    // no proving round (prove-back.ts) holds the catch-up back inside the fence: taken before it, not part of the outage
+    const held = await connect(source, { applicationName: 'shardctl rollback' });
+    const endHeld = async (e: unknown) => {
+      await held.end().catch(() => undefined);
+      throw e;
+    };
+    await holdProver(held, timeoutMs, 'rollback').catch(endHeld);
     const started = Date.now();
     const deadline = started + timeoutMs;
     const fencedAt = rev.fencedAt ?? new Date();
     const since = () => (Date.now() - started) / 1000;
-    const shards = await Promise.all(config.shards.map((s) => connect(shardEndpoint(config, s.id), { applicationName: 'shardctl rollback' })));
+    const shards = await Promise.all(config.shards.map((s) => connect(shardEndpoint(config, s.id), { applicationName: 'shardctl rollback' }))).catch(endHeld);
     try {
       try {
         await Promise.all(shards.map((c, i) => fenceSource(c, tables, timeoutMs, 'rollback', `shard ${config.shards[i]!.id}`)));
@@ -157,7 +169,7 @@ export async function rollback(config: Config, opts: RollbackOptions = {}): Prom
       emit({ type: 'rollback-step', step: 'follower-stopped', seconds: since() });
       return { ok: true, already: false, outageMs, marks: Object.fromEntries(config.shards.map((s, i) => [s.id, lsnText(marks[i]!)])), sequences, checkedRows, slotsDropped };
     } finally {
-      await Promise.all(shards.map((c) => c.end().catch(() => undefined)));
+      await Promise.all([held, ...shards].map((c) => c.end().catch(() => undefined)));
     }
   });
 }

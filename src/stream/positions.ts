@@ -119,8 +119,8 @@ export async function readDirty(c: pg.ClientBase, slot: string): Promise<Map<str
   return out;
 }
 
-/** Rows of the record the prover may still prune on this shard: of `tables` (those it proves), written by the follower (with their source transaction). */
-export async function provableDirty(c: pg.ClientBase, slot: string, tables: readonly string[]): Promise<number> {
-  const r = await c.query('SELECT count(*)::bigint AS n FROM shardctl.follow_dirty WHERE slot = $1 AND xid IS NOT NULL AND tbl = ANY($2::text[])', [slot, tables]);
+/** Rows of the record under `slots` the prover may still prune on this server: of `tables` (those it proves), written by the follower (with their source transaction). */
+export async function provableDirty(c: pg.ClientBase, slots: readonly string[], tables: readonly string[]): Promise<number> {
+  const r = await c.query('SELECT count(*)::bigint AS n FROM shardctl.follow_dirty WHERE slot = ANY($1::text[]) AND xid IS NOT NULL AND tbl = ANY($2::text[])', [slots, tables]);
   return Number(r.rows[0].n);
 }
