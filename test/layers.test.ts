@@ -28,7 +28,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['src/multi-route/'], // tables with several routes: their cross-shard rows and the catalog's record of them
   ['src/unit-copy/'], // copying units: batches with checksums, scans, inventory, reference tables, unplaced units
   ['src/stream/'], // change data capture: slot, pgoutput decoding, routing and applying changes, stream positions
-  ['src/row-proof/'], // proving rows recorded as changed: one reader over the via chain, the monolith-vs-shards comparer, keyless rows by count
+  ['src/row-proof/'], // proving rows recorded as changed: one reader over the via chain, the monolith-vs-shards comparer, keyless rows by count, the prover's rounds and settle wait (both directions)
   ['src/plan/', 'src/migrate/', 'src/verify/', 'src/rebalance/', 'src/add-shard/', 'src/health/', 'src/two-phase/'], // one orchestrator per command (two-phase: crossShard's two-phase commit and resolve)
   ['src/failover/', 'src/remove-shard/', 'src/rollback/'], // composed operations: failover (health, topology edits), remove-shard (topology edits, rebalance), the rollback window (cutover --reverse/--finish, rollback --follow, rollback)
   ['src/online/'], // the online migration: migrate --follow, cutover (opens the rollback window), abandon
