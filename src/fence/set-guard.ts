@@ -1,0 +1,177 @@
+import type { Model, TableModel } from '../tables/model.js';
+import type { TableConfig } from '../config/types.js';
+import { dollarQuote, quoteIdent, quoteLiteral, quoteTable } from '../db/ident.js';
+import { parentCellSql, qualifiedName } from '../tables/scope.js';
+
+/**
+ * The guard of a plain sharded table, set-based (issue #26 follow-up): instead of a trigger per row,
+ * three AFTER … FOR EACH STATEMENT triggers (INSERT, UPDATE, DELETE: PostgreSQL allows transition
+ * tables only on a trigger of one event) read the statement's rows from its transition tables
+ * (REFERENCING NEW TABLE / OLD TABLE; COPY and INSERT … ON CONFLICT fill them too) and check them
+ * with a few joins, whatever their number:
+ *  - fences: the units of the rows (old and new) that shardctl.fenced_units names, or for lat/lng
+ *    points the ones inside a fenced box, are handed to shardctl.refuse, which raises the row
+ *    guard's own error (exact: the box only filters, refuse computes the point's cell);
+ *  - routes (a row naming its unit itself, one route): the distinct units of the new rows that an
+ *    UPDATE did not already have among its old rows (those are here already: the row guard skips
+ *    an UPDATE keeping its row's unit for the same reason) and that some rule generation routes
+ *    elsewhere, by route_check's own rule, are handed to shardctl.route_check, which raises 40001
+ *    naming unit and home.
+ * An AFTER trigger's error undoes its statement, so no row it refuses is ever seen committed.
+ * The gate (fence lock, epoch row) is the row guard's: once per transaction, before any check.
+ *
+ * Where a statement trigger cannot see the write, the row trigger stays (guardTriggersSql): a
+ * partitioned table's statement triggers do not fire for a write naming a partition, and a
+ * partition attached later gets no statement trigger; a row trigger on the partitioned table is
+ * cloned onto every partition, present and future.
+ */
+
+/** The transition tables' names inside the trigger function (an ENR shadows a table of that name). */
+const NEW_ROWS = 'shardctl_new';
+const OLD_ROWS = 'shardctl_old';
+
+/** The trigger names: the row trigger (partitioned tables) and the statement triggers (plain tables). */
+export const ROW_TRIGGER = 'shardctl_fence';
+export const STATEMENT_TRIGGERS = { INSERT: 'shardctl_fence_insert', UPDATE: 'shardctl_fence_update', DELETE: 'shardctl_fence_delete' } as const;
+
+/** A trigger fires only for sessions that do not bypass the guard (shardctl's own: db/session.ts). */
+const NOT_BYPASSED = `current_setting('shardctl.bypass', true) IS DISTINCT FROM 'on'`;
+
+type Route = TableConfig['route'];
+
+/** Every route of `t` (the first one is `t.config.route`). */
+const routesOf = (t: TableModel): Route[] => [t.config.route, ...(t.config.routes ?? []).slice(1)];
+
+/** A lat/lng value as the key functions read it (fence_key's double precision). */
+const float = (x: string, c: string) => `${x}.${quoteIdent(c)}::float8`;
+/** The same double bit for bit (-0 and 0 are different points). */
+const bits = (x: string, c: string) => `float8send(${float(x, c)})`;
+
+/**
+ * SELECT(s) of one column, the fence keys (shardctl.fence_key) of the rows in `rows` under `r`, as
+ * the row guard's key functions compute them (unit-guard.ts); a lat/lng point once per bit pattern.
+ */
+function keysSql(model: Model, r: Route, rows: string): string {
+  const st = model.config.strategy;
+  if (r.kind === 'key') return `SELECT ROW(x.${quoteIdent(r.column)}::text, NULL, NULL)::shardctl.fence_key FROM ${rows} x`;
+  if (r.kind === 'cell') {
+    if (st.kind !== 'h3') throw new Error('internal: cell route without h3');
+    return `SELECT ROW(${parentCellSql(`x.${quoteIdent(r.column)}`, st.shardResolution)}, NULL, NULL)::shardctl.fence_key FROM ${rows} x`;
+  }
+  if (r.kind === 'latlng') {
+    return `SELECT DISTINCT ON (${bits('x', r.lat)}, ${bits('x', r.lng)}) ROW(NULL, ${float('x', r.lat)}, ${float('x', r.lng)})::shardctl.fence_key FROM ${rows} x`;
+  }
+  if (r.kind === 'via') {
+    const parent = model.table(r.parent);
+    // the parent rows the statement's rows name, each once: their keys by the parent's key function
+    return `SELECT ${keyFunction(parent)}(p) FROM ${quoteTable(parent.name)} p WHERE p.${quoteIdent(r.parentColumn)} IN (SELECT x.${quoteIdent(r.column)} FROM ${rows} x)`;
+  }
+  throw new Error(`internal: a ${r.kind} table has no guard`);
+}
+
+/** The row guard's key function of `t` (unit-guard.ts). */
+export const keyFunction = (t: TableModel) => `shardctl.${quoteIdent(`key_${qualifiedName(t.config)}`)}`;
+
+/** The keys of `rows` that may be fenced: a fenced unit's, or a point inside a fenced box (refuse decides exactly). */
+function fenceCandidatesSql(model: Model, t: TableModel, rows: readonly string[]): string {
+  const keys = rows.flatMap((x) => routesOf(t).map((r) => keysSql(model, r, x)));
+  // its three fields (a FOR loop fills a composite variable field by field, from the columns)
+  return `SELECT (s.k).unit, (s.k).lat, (s.k).lng FROM (${keys.join(' UNION ALL ')}) s(k)
+           WHERE ((s.k).unit IS NOT NULL AND (s.k).unit IN (SELECT f.unit FROM shardctl.fenced_units f))
+              OR ((s.k).lat IS NOT NULL AND EXISTS (SELECT 1 FROM shardctl.fenced_units f WHERE f.min_lat IS NOT NULL
+                   AND (s.k).lat BETWEEN f.min_lat AND f.max_lat AND (s.k).lng BETWEEN f.min_lng AND f.max_lng))`;
+}
+
+/**
+ * One column u: the distinct units the new rows name that must be routed here (for an UPDATE, not
+ * among its old rows' units), compared byte for byte (a column's nondeterministic collation must not
+ * merge two units).
+ */
+function newUnitsSql(model: Model, r: Route, update: boolean): string {
+  const st = model.config.strategy;
+  const notOld = (sel: (x: string) => string) => `${sel(NEW_ROWS)}${update ? ` EXCEPT ${sel(OLD_ROWS)}` : ''}`;
+  if (r.kind === 'key') return notOld((rows) => `SELECT x.${quoteIdent(r.column)}::text COLLATE "C" FROM ${rows} x`);
+  if (r.kind === 'cell') {
+    if (st.kind !== 'h3') throw new Error('internal: cell route without h3');
+    return notOld((rows) => `SELECT ${parentCellSql(`x.${quoteIdent(r.column)}`, st.shardResolution)} COLLATE "C" FROM ${rows} x`);
+  }
+  if (r.kind === 'latlng') {
+    // the points first (a point's cell is costly): each bit pattern once, an UPDATE's old points left out
+    const same = `${bits('o', r.lat)} = ${bits('x', r.lat)} AND ${bits('o', r.lng)} = ${bits('x', r.lng)}`;
+    return `SELECT DISTINCT shardctl.point_cell(p.lat, p.lng) COLLATE "C" FROM (
+              SELECT DISTINCT ON (${bits('x', r.lat)}, ${bits('x', r.lng)}) ${float('x', r.lat)} AS lat, ${float('x', r.lng)} AS lng FROM ${NEW_ROWS} x
+               ${update ? `WHERE NOT EXISTS (SELECT 1 FROM ${OLD_ROWS} o WHERE ${same})` : ''}) p`;
+  }
+  throw new Error(`internal: a ${r.kind} route is not checked`);
+}
+
+/**
+ * The units of `units` (column u) that some rule generation routes elsewhere: route_check's rule
+ * (route-guard.ts) as a join, so that route_check runs only for a unit it refuses.
+ */
+const misroutedSql = (units: string) => `SELECT s.u FROM (${units}) s(u) WHERE s.u IS NOT NULL AND EXISTS (
+    SELECT 1 FROM shardctl.route_rules r LEFT JOIN shardctl.route_units h ON h.gen = r.gen AND h.unit = (s.u COLLATE "default")
+     WHERE COALESCE(h.shard, CASE WHEN r.kind = 'jump' THEN r.shards[shardctl.jump_hash(shardctl.route_key64(s.u), cardinality(r.shards)) + 1]
+                                  ELSE r.default_shard END) IS DISTINCT FROM r.me)`;
+
+/**
+ * The statement-level part of `t`'s trigger function (PL/pgSQL; its DECLARE has `g text` holding the
+ * gate's setting, `k shardctl.fence_key` and `u text`), run after the gate; returns NULL.
+ */
+export function statementCheckSql(model: Model, t: TableModel): string {
+  const refuse = (rows: string[]) => `FOR k IN ${fenceCandidatesSql(model, t, rows)} LOOP PERFORM shardctl.refuse(k); END LOOP;`;
+  const r = t.config.route;
+  const routed = r.kind !== 'via' && !t.config.routes;
+  const route = (update: boolean) => (routed ? `IF g LIKE '%routed%' THEN FOR u IN ${misroutedSql(newUnitsSql(model, r, update))} LOOP PERFORM shardctl.route_check(u); END LOOP; END IF;` : '');
+  return `
+        IF TG_OP = 'INSERT' THEN
+          IF g LIKE '%fenced%' THEN ${refuse([NEW_ROWS])} END IF;
+          ${route(false)}
+        ELSIF TG_OP = 'UPDATE' THEN
+          IF g LIKE '%fenced%' THEN ${refuse([OLD_ROWS, NEW_ROWS])} END IF;
+          ${route(true)}
+        ELSE
+          IF g LIKE '%fenced%' THEN ${refuse([OLD_ROWS])} END IF;
+        END IF;
+        RETURN NULL;`;
+}
+
+/**
+ * PL/pgSQL: a statement that wrote no row returns at once (no gate, no lock: nothing to let through).
+ * Each branch names only the transition table its trigger has (naming another one fails to plan).
+ */
+export const SKIP_NO_ROWS = `IF TG_OP = 'DELETE' THEN
+            IF NOT EXISTS (SELECT 1 FROM ${OLD_ROWS}) THEN RETURN NULL; END IF;
+          ELSIF NOT EXISTS (SELECT 1 FROM ${NEW_ROWS}) THEN RETURN NULL;
+          END IF;`;
+
+/**
+ * The triggers of `table` calling `fn`, chosen on the shard by its kind: a partitioned table gets the
+ * row trigger (cloned onto every partition, attached later too), any other the statement triggers.
+ * Whatever guard triggers it had (an older guard's row trigger included) are replaced, never doubled;
+ * all are ENABLE ALWAYS (a session with session_replication_role = replica fires them too).
+ */
+export function guardTriggersSql(table: string, fn: string): string {
+  const t = quoteTable(table);
+  const all = [ROW_TRIGGER, ...Object.values(STATEMENT_TRIGGERS)];
+  const drop = all.map((n) => `DROP TRIGGER IF EXISTS ${quoteIdent(n)} ON ${t};`).join('\n    ');
+  const always = (n: string) => `ALTER TABLE ${t} ENABLE ALWAYS TRIGGER ${quoteIdent(n)};`;
+  const statement = (Object.entries(STATEMENT_TRIGGERS) as [keyof typeof STATEMENT_TRIGGERS, string][]).map(([event, n]) => {
+    const referencing = event === 'INSERT' ? `NEW TABLE AS ${NEW_ROWS}` : event === 'UPDATE' ? `OLD TABLE AS ${OLD_ROWS} NEW TABLE AS ${NEW_ROWS}` : `OLD TABLE AS ${OLD_ROWS}`;
+    return `CREATE TRIGGER ${quoteIdent(n)} AFTER ${event} ON ${t} REFERENCING ${referencing} FOR EACH STATEMENT
+      WHEN (${NOT_BYPASSED}) EXECUTE FUNCTION ${fn}();
+    ${always(n)}`;
+  });
+  const body = `BEGIN
+  ${drop}
+  IF (SELECT c.relkind FROM pg_class c WHERE c.oid = ${quoteLiteral(t)}::regclass) = 'p' THEN
+    -- the WHEN spares shardctl's own apply sessions a function call per row
+    CREATE TRIGGER ${quoteIdent(ROW_TRIGGER)} BEFORE INSERT OR UPDATE OR DELETE ON ${t} FOR EACH ROW
+      WHEN (${NOT_BYPASSED}) EXECUTE FUNCTION ${fn}();
+    ${always(ROW_TRIGGER)}
+  ELSE
+    ${statement.join('\n    ')}
+  END IF;
+END`;
+  return `DO ${dollarQuote(body)}`;
+}
