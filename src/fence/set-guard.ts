@@ -48,23 +48,28 @@ const float = (x: string, c: string) => `${x}.${quoteIdent(c)}::float8`;
 const bits = (x: string, c: string) => `float8send(${float(x, c)})`;
 
 /**
- * SELECT(s) of one column, the fence keys (shardctl.fence_key) of the rows in `rows` under `r`, as
+ * A SELECT of the fence keys of the rows in `rows` under `r` as three columns (unit, lat, lng: the
+ * fields of shardctl.fence_key, not the composite, which every field access would build again), as
  * the row guard's key functions compute them (unit-guard.ts); a lat/lng point once per bit pattern.
  */
 function keysSql(model: Model, r: Route, rows: string): string {
   const st = model.config.strategy;
-  if (r.kind === 'key') return `SELECT ROW(x.${quoteIdent(r.column)}::text, NULL, NULL)::shardctl.fence_key FROM ${rows} x`;
+  const none = 'NULL::float8, NULL::float8';
+  if (r.kind === 'key') return `SELECT x.${quoteIdent(r.column)}::text, ${none} FROM ${rows} x`;
   if (r.kind === 'cell') {
     if (st.kind !== 'h3') throw new Error('internal: cell route without h3');
-    return `SELECT ROW(${parentCellSql(`x.${quoteIdent(r.column)}`, st.shardResolution)}, NULL, NULL)::shardctl.fence_key FROM ${rows} x`;
+    return `SELECT ${parentCellSql(`x.${quoteIdent(r.column)}`, st.shardResolution)}, ${none} FROM ${rows} x`;
   }
   if (r.kind === 'latlng') {
-    return `SELECT DISTINCT ON (${bits('x', r.lat)}, ${bits('x', r.lng)}) ROW(NULL, ${float('x', r.lat)}, ${float('x', r.lng)})::shardctl.fence_key FROM ${rows} x`;
+    return `SELECT DISTINCT ON (${bits('x', r.lat)}, ${bits('x', r.lng)}) NULL::text, ${float('x', r.lat)}, ${float('x', r.lng)} FROM ${rows} x`;
   }
   if (r.kind === 'via') {
     const parent = model.table(r.parent);
-    // the parent rows the statement's rows name, each once: their keys by the parent's key function
-    return `SELECT ${keyFunction(parent)}(p) FROM ${quoteTable(parent.name)} p WHERE p.${quoteIdent(r.parentColumn)} IN (SELECT x.${quoteIdent(r.column)} FROM ${rows} x)`;
+    // each parent value once, its rows looked up as the row guard's key function does (OFFSET 0 keeps
+    // the lookup a probe per value: a plan cached for a statement of many rows must not scan the
+    // whole parent for a statement of one; and the key is computed once, not once per field)
+    return `SELECT (q.k).unit, (q.k).lat, (q.k).lng FROM (SELECT DISTINCT x.${quoteIdent(r.column)} AS v FROM ${rows} x) d
+              CROSS JOIN LATERAL (SELECT ${keyFunction(parent)}(p) AS k FROM ${quoteTable(parent.name)} p WHERE p.${quoteIdent(r.parentColumn)} = d.v OFFSET 0) q`;
   }
   throw new Error(`internal: a ${r.kind} table has no guard`);
 }
@@ -75,11 +80,11 @@ export const keyFunction = (t: TableModel) => `shardctl.${quoteIdent(`key_${qual
 /** The keys of `rows` that may be fenced: a fenced unit's, or a point inside a fenced box (refuse decides exactly). */
 function fenceCandidatesSql(model: Model, t: TableModel, rows: readonly string[]): string {
   const keys = rows.flatMap((x) => routesOf(t).map((r) => keysSql(model, r, x)));
-  // its three fields (a FOR loop fills a composite variable field by field, from the columns)
-  return `SELECT (s.k).unit, (s.k).lat, (s.k).lng FROM (${keys.join(' UNION ALL ')}) s(k)
-           WHERE ((s.k).unit IS NOT NULL AND (s.k).unit IN (SELECT f.unit FROM shardctl.fenced_units f))
-              OR ((s.k).lat IS NOT NULL AND EXISTS (SELECT 1 FROM shardctl.fenced_units f WHERE f.min_lat IS NOT NULL
-                   AND (s.k).lat BETWEEN f.min_lat AND f.max_lat AND (s.k).lng BETWEEN f.min_lng AND f.max_lng))`;
+  // a FOR loop fills the composite variable k field by field, from these three columns
+  return `SELECT s.unit, s.lat, s.lng FROM (${keys.join(' UNION ALL ')}) s(unit, lat, lng)
+           WHERE (s.unit IS NOT NULL AND s.unit IN (SELECT f.unit FROM shardctl.fenced_units f))
+              OR (s.lat IS NOT NULL AND EXISTS (SELECT 1 FROM shardctl.fenced_units f WHERE f.min_lat IS NOT NULL
+                   AND s.lat BETWEEN f.min_lat AND f.max_lat AND s.lng BETWEEN f.min_lng AND f.max_lng))`;
 }
 
 /**
@@ -89,7 +94,8 @@ function fenceCandidatesSql(model: Model, t: TableModel, rows: readonly string[]
  */
 function newUnitsSql(model: Model, r: Route, update: boolean): string {
   const st = model.config.strategy;
-  const notOld = (sel: (x: string) => string) => `${sel(NEW_ROWS)}${update ? ` EXCEPT ${sel(OLD_ROWS)}` : ''}`;
+  // each unit once (EXCEPT keeps distinct rows too)
+  const notOld = (sel: (x: string) => string) => (update ? `${sel(NEW_ROWS)} EXCEPT ${sel(OLD_ROWS)}` : sel(NEW_ROWS).replace(/^SELECT /, 'SELECT DISTINCT '));
   if (r.kind === 'key') return notOld((rows) => `SELECT x.${quoteIdent(r.column)}::text COLLATE "C" FROM ${rows} x`);
   if (r.kind === 'cell') {
     if (st.kind !== 'h3') throw new Error('internal: cell route without h3');
