@@ -48,20 +48,27 @@ const float = (x: string, c: string) => `${x}.${quoteIdent(c)}::float8`;
 const bits = (x: string, c: string) => `float8send(${float(x, c)})`;
 
 /**
- * A SELECT of the fence keys of the rows in `rows` under `r` as three columns (unit, lat, lng: the
+ * A SELECT of the fence keys of the rows in `sources` (transition tables) under `r` as three columns (unit, lat, lng: the
  * fields of shardctl.fence_key, not the composite, which every field access would build again), as
  * the row guard's key functions compute them (unit-guard.ts); a lat/lng point once per bit pattern.
  */
-function keysSql(model: Model, r: Route, rows: string): string {
+function keysSql(model: Model, r: Route, sources: readonly string[]): string {
+  if (r.kind === 'latlng') {
+    // an UPDATE's old and new points together: a point it keeps is one point, its cell computed once
+    const points = sources.map((rows) => `SELECT x.${quoteIdent(r.lat)}, x.${quoteIdent(r.lng)} FROM ${rows} x`).join(' UNION ALL ');
+    return `SELECT DISTINCT ON (${bits('x', r.lat)}, ${bits('x', r.lng)}) NULL::text, ${float('x', r.lat)}, ${float('x', r.lng)} FROM (${points}) x`;
+  }
+  return sources.map((rows) => keySql(model, r, rows)).join(' UNION ALL ');
+}
+
+/** keysSql for one transition table and a route naming its unit by a value (a key, a cell, a parent's). */
+function keySql(model: Model, r: Route, rows: string): string {
   const st = model.config.strategy;
   const none = 'NULL::float8, NULL::float8';
   if (r.kind === 'key') return `SELECT x.${quoteIdent(r.column)}::text, ${none} FROM ${rows} x`;
   if (r.kind === 'cell') {
     if (st.kind !== 'h3') throw new Error('internal: cell route without h3');
     return `SELECT ${parentCellSql(`x.${quoteIdent(r.column)}`, st.shardResolution)}, ${none} FROM ${rows} x`;
-  }
-  if (r.kind === 'latlng') {
-    return `SELECT DISTINCT ON (${bits('x', r.lat)}, ${bits('x', r.lng)}) NULL::text, ${float('x', r.lat)}, ${float('x', r.lng)} FROM ${rows} x`;
   }
   if (r.kind === 'via') {
     const parent = model.table(r.parent);
@@ -79,7 +86,7 @@ export const keyFunction = (t: TableModel) => `shardctl.${quoteIdent(`key_${qual
 
 /** The keys of `rows` that may be fenced: a fenced unit's, or a point inside a fenced box (refuse decides exactly). */
 function fenceCandidatesSql(model: Model, t: TableModel, rows: readonly string[]): string {
-  const keys = rows.flatMap((x) => routesOf(t).map((r) => keysSql(model, r, x)));
+  const keys = routesOf(t).map((r) => keysSql(model, r, rows));
   // a FOR loop fills the composite variable k field by field, from these three columns
   return `SELECT s.unit, s.lat, s.lng FROM (${keys.join(' UNION ALL ')}) s(unit, lat, lng)
            WHERE (s.unit IS NOT NULL AND s.unit IN (SELECT f.unit FROM shardctl.fenced_units f))
@@ -122,17 +129,29 @@ const misroutedSql = (units: string) => `SELECT s.u FROM (${units}) s(u) WHERE s
 
 /**
  * The statement-level part of `t`'s trigger function (PL/pgSQL; its DECLARE has `g text` holding the
- * gate's setting, `k shardctl.fence_key` and `u text`), run after the gate; returns NULL.
+ * gate's setting, `k shardctl.fence_key`, `u text` and `cells text[]`), run after the gate; returns NULL.
  */
 export function statementCheckSql(model: Model, t: TableModel): string {
   const refuse = (rows: string[]) => `FOR k IN ${fenceCandidatesSql(model, t, rows)} LOOP PERFORM shardctl.refuse(k); END LOOP;`;
   const r = t.config.route;
   const routed = r.kind !== 'via' && !t.config.routes;
   const route = (update: boolean) => (routed ? `IF g LIKE '%routed%' THEN FOR u IN ${misroutedSql(newUnitsSql(model, r, update))} LOOP PERFORM shardctl.route_check(u); END LOOP; END IF;` : '');
+  // an INSERT into a lat/lng table whose routes are checked computes each point's cell anyway: the
+  // fence check reads those cells (exact) instead of computing the cells of the points in a fenced box again
+  const insert = r.kind === 'latlng' && routed
+    ? `IF g LIKE '%routed%' THEN
+            cells := ARRAY(${newUnitsSql(model, r, false)});
+            IF g LIKE '%fenced%' THEN
+              FOR k IN SELECT c, NULL::float8, NULL::float8 FROM unnest(cells) c WHERE c IN (SELECT f.unit FROM shardctl.fenced_units f) LOOP PERFORM shardctl.refuse(k); END LOOP;
+            END IF;
+            FOR u IN ${misroutedSql('SELECT unnest(cells)')} LOOP PERFORM shardctl.route_check(u); END LOOP;
+          ELSIF g LIKE '%fenced%' THEN ${refuse([NEW_ROWS])}
+          END IF;`
+    : `IF g LIKE '%fenced%' THEN ${refuse([NEW_ROWS])} END IF;
+          ${route(false)}`;
   return `
         IF TG_OP = 'INSERT' THEN
-          IF g LIKE '%fenced%' THEN ${refuse([NEW_ROWS])} END IF;
-          ${route(false)}
+          ${insert}
         ELSIF TG_OP = 'UPDATE' THEN
           IF g LIKE '%fenced%' THEN ${refuse([OLD_ROWS, NEW_ROWS])} END IF;
           ${route(true)}

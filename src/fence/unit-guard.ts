@@ -177,7 +177,7 @@ export function guardSql(model: Model): string[] {
     // one function for both trigger levels (set-guard.ts): a plain table's statement triggers, a
     // partitioned table's row trigger
     const trigBody = `
-      DECLARE k shardctl.fence_key; g text := current_setting('shardctl.fence_gate', true); kept bool; u text;
+      DECLARE k shardctl.fence_key; g text := current_setting('shardctl.fence_gate', true); kept bool; u text; cells text[];
       BEGIN
         IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN COALESCE(NEW, OLD); END IF;
         IF TG_LEVEL = 'STATEMENT' THEN
