@@ -84,12 +84,21 @@ function keySql(model: Model, r: Route, rows: string): string {
 /** The row guard's key function of `t` (unit-guard.ts). */
 export const keyFunction = (t: TableModel) => `shardctl.${quoteIdent(`key_${qualifiedName(t.config)}`)}`;
 
+/**
+ * Whether `unit` is fenced: an index probe per unit, whatever the plan. A PL/pgSQL plan is cached from
+ * the first statement of the session, and its estimate of a transition table is that statement's
+ * size: an IN (…) or a join planned for one row would scan fenced_units (a tombstone per moved unit)
+ * for every row of a large statement, one planned for many rows would hash all of it for a single
+ * row. OFFSET 0 keeps the EXISTS a correlated probe (PostgreSQL neither flattens nor hashes it).
+ */
+const FENCED = (unit: string) => `EXISTS (SELECT 1 FROM shardctl.fenced_units f WHERE f.unit = ${unit} OFFSET 0)`;
+
 /** The keys of `rows` that may be fenced: a fenced unit's, or a point inside a fenced box (refuse decides exactly). */
 function fenceCandidatesSql(model: Model, t: TableModel, rows: readonly string[]): string {
   const keys = routesOf(t).map((r) => keysSql(model, r, rows));
   // a FOR loop fills the composite variable k field by field, from these three columns
   return `SELECT s.unit, s.lat, s.lng FROM (${keys.join(' UNION ALL ')}) s(unit, lat, lng)
-           WHERE (s.unit IS NOT NULL AND s.unit IN (SELECT f.unit FROM shardctl.fenced_units f))
+           WHERE (s.unit IS NOT NULL AND ${FENCED('s.unit')})
               OR (s.lat IS NOT NULL AND EXISTS (SELECT 1 FROM shardctl.fenced_units f WHERE f.min_lat IS NOT NULL
                    AND s.lat BETWEEN f.min_lat AND f.max_lat AND s.lng BETWEEN f.min_lng AND f.max_lng))`;
 }
@@ -109,11 +118,12 @@ function newUnitsSql(model: Model, r: Route, update: boolean): string {
     return notOld((rows) => `SELECT ${parentCellSql(`x.${quoteIdent(r.column)}`, st.shardResolution)} COLLATE "C" FROM ${rows} x`);
   }
   if (r.kind === 'latlng') {
-    // the points first (a point's cell is costly): each bit pattern once, an UPDATE's old points left out
-    const same = `${bits('o', r.lat)} = ${bits('x', r.lat)} AND ${bits('o', r.lng)} = ${bits('x', r.lng)}`;
+    // the points first (a point's cell is costly): each bit pattern once (a row is equal to another
+    // only when its bits are), an UPDATE's old points left out by EXCEPT (hashed or sorted, never a
+    // comparison of every new point with every old one, whatever the cached plan expected)
+    const points = (rows: string) => `SELECT ${float('x', r.lat)}, ${float('x', r.lng)}, ${bits('x', r.lat)}, ${bits('x', r.lng)} FROM ${rows} x`;
     return `SELECT DISTINCT shardctl.point_cell(p.lat, p.lng) COLLATE "C" FROM (
-              SELECT DISTINCT ON (${bits('x', r.lat)}, ${bits('x', r.lng)}) ${float('x', r.lat)} AS lat, ${float('x', r.lng)} AS lng FROM ${NEW_ROWS} x
-               ${update ? `WHERE NOT EXISTS (SELECT 1 FROM ${OLD_ROWS} o WHERE ${same})` : ''}) p`;
+              ${update ? `${points(NEW_ROWS)} EXCEPT ${points(OLD_ROWS)}` : points(NEW_ROWS).replace(/^SELECT /, 'SELECT DISTINCT ')}) p(lat, lng)`;
   }
   throw new Error(`internal: a ${r.kind} route is not checked`);
 }
@@ -142,7 +152,7 @@ export function statementCheckSql(model: Model, t: TableModel): string {
     ? `IF g LIKE '%routed%' THEN
             cells := ARRAY(${newUnitsSql(model, r, false)});
             IF g LIKE '%fenced%' THEN
-              FOR k IN SELECT c, NULL::float8, NULL::float8 FROM unnest(cells) c WHERE c IN (SELECT f.unit FROM shardctl.fenced_units f) LOOP PERFORM shardctl.refuse(k); END LOOP;
+              FOR k IN SELECT c, NULL::float8, NULL::float8 FROM unnest(cells) c WHERE ${FENCED('c')} LOOP PERFORM shardctl.refuse(k); END LOOP;
             END IF;
             FOR u IN ${misroutedSql('SELECT unnest(cells)')} LOOP PERFORM shardctl.route_check(u); END LOOP;
           ELSIF g LIKE '%fenced%' THEN ${refuse([NEW_ROWS])}
