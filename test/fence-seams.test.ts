@@ -303,7 +303,7 @@ describe('the write fence at every seam (rental fixture, partitioned payment)', 
     const u = server.url();
     assert.deepEqual(await sql(u, `SELECT count(*)::int AS n FROM shardctl.fence_epoch`).catch((e) => e.message), [{ n: 1 }]);
     // a partitioned table's row trigger, a plain table's three statement triggers (fence/set-guard.ts)
-    const triggers = await sql(u, `SELECT c.relname AS t, string_agg(g.tgname || ':' || g.tgenabled, ',' ORDER BY g.tgname) AS enabled FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+    const triggers = await sql(u, `SELECT c.relname AS t, string_agg(g.tgname || ':' || g.tgenabled::text, ',' ORDER BY g.tgname) AS enabled FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
       WHERE g.tgname LIKE 'shardctl_fence%' AND NOT g.tgisinternal AND g.tgparentid = 0 GROUP BY c.relname, c.relkind ORDER BY 1`);
     const c = loadConfig(cfg);
     const sharded = c.tables.filter((t) => t.route.kind !== 'reference').map((t) => t.name).sort();
