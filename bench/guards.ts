@@ -8,8 +8,8 @@
  * one (`places` by lat/lng). Each is migrated, then a pin (a mapping entry) is moved so that the
  * route guard is live. On the first shard, per table and per round: N single-row INSERTs and UPDATEs
  * (autocommit, one transaction each) and INSERTs / UPDATEs of 1,000 rows per statement, once with
- * the guard trigger enabled and once with it disabled (ALTER TABLE … DISABLE TRIGGER, the same table,
- * indexes and rows), the order alternating by round. Reported: median µs per row of each, the ratio;
+ * the guard's triggers and once without them (dropped and created again: the same table, indexes and
+ * rows), the order alternating by round. Reported: median µs per row of each, the ratio;
  * targets in TARGETS below.
  */
 import { cellToLatLng, cellToParent, gridDisk, latLngToCell } from 'h3-js';
@@ -73,17 +73,18 @@ export async function guardsBench(
       try {
         const rules = Number((await c.query('SELECT count(*) AS n FROM shardctl.route_rules')).rows[0].n);
         if (rules === 0) throw new Error('the route guard is not live on the shard (no shardctl.route_rules): the bench would measure the fence alone');
+        const guards = await guardTriggers(c, workloads.map((w) => w.table));
         for (let round = 1; round <= rounds; round++) {
           for (const w of workloads) {
             for (const guarded of round % 2 ? [true, false] : [false, true]) {
-              await c.query(`ALTER TABLE ${w.table} ${guarded ? 'ENABLE ALWAYS' : 'DISABLE'} TRIGGER shardctl_fence`);
+              await guards.set(c, w.table, guarded);
               const r = await measure(c, w, n);
               for (const op of OPS) runs.push({ table: w.table, op, guarded, round, rows: r[op].rows, usPerRow: r[op].us / r[op].rows });
               log(`guards: round ${round} ${w.table} ${guarded ? 'guarded' : 'bare'}: ${OPS.map((op) => `${op} ${(r[op].us / r[op].rows).toFixed(1)} µs`).join(', ')}`);
             }
           }
         }
-        await Promise.all(workloads.map((w) => c.query(`ALTER TABLE ${w.table} ENABLE ALWAYS TRIGGER shardctl_fence`)));
+        for (const w of workloads) await guards.set(c, w.table, true);
       } finally {
         await c.end();
       }
@@ -92,6 +93,31 @@ export async function guardsBench(
     }
   }
   return report(runs, n, rounds);
+}
+
+/**
+ * The guard's triggers of each table, dropped for a bare pass and created again for a guarded one: a
+ * disabled trigger with transition tables still has PostgreSQL collect them, so disabling would not
+ * measure the bare table.
+ */
+async function guardTriggers(c: pg.Client, tables: Table[]) {
+  const defs = new Map<Table, { name: string; def: string }[]>();
+  for (const t of tables) {
+    const r = await c.query<{ name: string; def: string }>(
+      `SELECT tgname AS name, pg_get_triggerdef(oid) AS def FROM pg_trigger WHERE tgrelid = $1::regclass AND tgname LIKE 'shardctl_fence%' AND tgparentid = 0 ORDER BY 1`,
+      [t],
+    );
+    if (!r.rows.length) throw new Error(`no guard trigger on ${t}`);
+    defs.set(t, r.rows);
+  }
+  return {
+    set: async (c: pg.Client, t: Table, on: boolean) => {
+      for (const x of defs.get(t)!) {
+        await c.query(`DROP TRIGGER IF EXISTS ${x.name} ON ${t}`);
+        if (on) await c.query(`${x.def}; ALTER TABLE ${t} ENABLE ALWAYS TRIGGER ${x.name}`);
+      }
+    },
+  };
 }
 
 /** One pass of the four operations; the bench's own rows are removed first (guard bypassed, as shardctl's sessions do). */

@@ -10,6 +10,7 @@ import type { Model, TableModel } from '../tables/model.js';
 import { parentCellSql, qualifiedName } from '../tables/scope.js';
 import { h3Sql } from '../cells/h3-sql.js';
 import { routeGuardSql } from './route-guard.js';
+import { guardTriggersSql, keyFunction, SKIP_NO_ROWS, statementCheckSql } from './set-guard.js';
 
 /**
  * The fence: while a unit moves, writes to its rows must fail on both shards, and after the move
@@ -22,11 +23,14 @@ import { routeGuardSql } from './route-guard.js';
  *                           its exact shard cell, the box only spares the computation far away
  *   shardctl.fence_epoch    one row whose key every fence change updates (see below)
  *   shardctl.key_<table>()  the unit of a row of <table>, following via parents
- *   a BEFORE INSERT/UPDATE/DELETE trigger per sharded table (COPY fires it too) that refuses
- *   writes to fenced units, checking both the old and the new row of an UPDATE (the new one only
- *   when the UPDATE changes the columns naming its units: otherwise it is the old one's unit).
- * What it costs a write: `npm run bench -- --fixture guards`; what it runs per row:
- * test/guard-calls.test.ts (the gate once per transaction, one unit check per row an UPDATE keeps).
+ *   triggers per sharded table (COPY fires them too) that refuse writes to fenced units, checking
+ *   both the old and the new rows of an UPDATE: on a plain table AFTER … FOR EACH STATEMENT
+ *   triggers that check a statement's distinct units at once from its transition tables
+ *   (set-guard.ts); on a partitioned table a BEFORE … FOR EACH ROW trigger, which checks an
+ *   UPDATE's new row only when it changes the columns naming its units (otherwise it is the old
+ *   one's unit).
+ * What it costs a write: `npm run bench -- --fixture guards`; what it runs per statement:
+ * test/guard-calls.test.ts (the gate once per transaction, no check per row).
  *
  * Why it holds for every isolation level (unit-fence.ts is the other side):
  *  - Writers take a shared advisory lock (FENCE_LOCK) for their transaction; a fence change takes
@@ -46,13 +50,17 @@ import { routeGuardSql } from './route-guard.js';
  *    fence triggers are ENABLE ALWAYS.
  *  - Partitions: a row trigger on a partitioned table is cloned onto every partition, present and
  *    attached later (its ENABLE ALWAYS too), so a write naming a partition meets it as well
- *    (test/fence-seams.test.ts holds this, a partition with its own column order included).
+ *    (test/fence-seams.test.ts holds this, a partition with its own column order included); a
+ *    statement trigger would not (set-guard.ts), so partitioned tables keep the row trigger.
+ *  - A statement trigger runs after its statement's rows are written, and takes the gate then: a
+ *    fence change meanwhile is waited for (or, under a snapshot older than it, fails with 40001)
+ *    before any check, and a refusal undoes the statement, so nothing it refuses commits.
  * shardctl's own sessions set shardctl.bypass (src/db/session.ts) and pass (any session can set
  * it: the fence guards against routing mistakes, not against a session that means to bypass it).
  */
 
 /** Bumped when the guard's shape changes; the revision stored on a shard also hashes the SQL. */
-const GUARD_REVISION = 6;
+const GUARD_REVISION = 7;
 
 export function guardSql(model: Model): string[] {
   const out = [
@@ -156,7 +164,6 @@ export function guardSql(model: Model): string[] {
     }
     const refuseAll = (rec: string) => fns.map((f) => `PERFORM shardctl.refuse(${f}(${rec}));`).join(' ');
     const trig = `shardctl.${quoteIdent(`fence_${t.name}`)}`;
-    const table = quoteTable(t.name);
     // an UPDATE that keeps the columns naming the row's units keeps its units: OLD's check covers NEW's
     const same = keptUnitSql(t);
     // a row that names its unit itself (not through a parent, one route) can create a unit: it must be
@@ -167,13 +174,20 @@ export function guardSql(model: Model): string[] {
           k := ${fn}(NEW);
           PERFORM shardctl.route_check(${unitOf});
         END IF;`;
+    // one function for both trigger levels (set-guard.ts): a plain table's statement triggers, a
+    // partitioned table's row trigger
     const trigBody = `
-      DECLARE k shardctl.fence_key; g text := current_setting('shardctl.fence_gate', true); kept bool;
+      DECLARE k shardctl.fence_key; g text := current_setting('shardctl.fence_gate', true); kept bool; u text; cells text[];
       BEGIN
         IF current_setting('shardctl.bypass', true) = 'on' THEN RETURN COALESCE(NEW, OLD); END IF;
+        IF TG_LEVEL = 'STATEMENT' THEN
+          ${SKIP_NO_ROWS}
+        END IF;
         IF g IS NULL OR g NOT LIKE 'passed:%' THEN
           PERFORM shardctl.fence_gate();
           g := current_setting('shardctl.fence_gate');
+        END IF;
+        IF TG_LEVEL = 'STATEMENT' THEN${statementCheckSql(model, t)}
         END IF;
         kept := TG_OP = 'UPDATE' AND ${same};
         IF g LIKE '%fenced%' THEN
@@ -183,13 +197,7 @@ export function guardSql(model: Model): string[] {
         RETURN COALESCE(NEW, OLD);
       END`;
     out.push(`CREATE OR REPLACE FUNCTION ${trig}() RETURNS trigger LANGUAGE plpgsql AS ${dollarQuote(trigBody)}`);
-    out.push(`DROP TRIGGER IF EXISTS shardctl_fence ON ${table}`);
-    // the WHEN spares shardctl's own apply sessions a function call per row
-    out.push(
-      `CREATE TRIGGER shardctl_fence BEFORE INSERT OR UPDATE OR DELETE ON ${table} FOR EACH ROW
-       WHEN (current_setting('shardctl.bypass', true) IS DISTINCT FROM 'on') EXECUTE FUNCTION ${trig}()`,
-    );
-    out.push(`ALTER TABLE ${table} ENABLE ALWAYS TRIGGER shardctl_fence`);
+    out.push(guardTriggersSql(t.name, trig));
   }
   return out;
 }
@@ -230,7 +238,6 @@ function keptUnitSql(t: TableModel): string {
   return [...new Set([of(t.config.route), ...(t.config.routes ?? []).map(of)].flat())].map((x) => `(${x})`).join(' AND ');
 }
 
-const keyFunction = (t: TableModel) => `shardctl.${quoteIdent(`key_${qualifiedName(t.config)}`)}`;
 export const hasLatLng = (config: Config) => config.tables.some((t) => t.route.kind === 'latlng');
 
 /**
