@@ -50,14 +50,16 @@ export async function readPlacements(c: pg.ClientBase): Promise<Map<string, stri
  * (the forget_proofs trigger, journal-keys.ts). Placements and proofs are written in one transaction:
  * no proof is ever committed without its placement, the invariant the catalog keeps without a
  * per-row foreign-key check. `onlyTables`: a partial re-copy; the proofs of those tables are replaced,
- * the unit's totals kept.
+ * the unit's totals kept. `fresh`: none of the units was placed when the run began, under the run
+ * lock: no placement to replace, and no DELETE spelling 20,000 units to find none (issue 26; a
+ * placement there after all stops the journal with a duplicate key, never doubles it).
  */
-export async function recordPlacements(c: pg.ClientBase, runId: number, shard: string, placed: PlacedBatch, onlyTables?: readonly string[]): Promise<void> {
+export async function recordPlacements(c: pg.ClientBase, runId: number, shard: string, placed: PlacedBatch, onlyTables?: readonly string[], fresh = false): Promise<void> {
   if (placed.count === 0) return;
   const names = placed.units.filter((_, i) => placed.kept[i] === 1);
   await withTransaction(c, async () => {
     if (!onlyTables) {
-      await c.query('DELETE FROM shardctl.placements WHERE unit = ANY($1::text[])', [names]);
+      if (!fresh) await c.query('DELETE FROM shardctl.placements WHERE unit = ANY($1::text[])', [names]);
       await copyLinesInto(c, 'shardctl.placements (unit, shard, rows, bytes, run_id)', placementLines(placed, encodeCopyField(shard), String(runId)));
     } else {
       await c.query('DELETE FROM shardctl.placement_tables WHERE unit = ANY($1::text[]) AND table_name = ANY($2::text[])', [names, onlyTables]);

@@ -118,7 +118,9 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
 
       const copy: CopyRun = {
         config, model, source, catalog: catalog.client, runId: run!.id, opts, emit, result, limit: pLimit(Math.max(1, opts.concurrency ?? 2)),
-        cells: cells && { ...cells, present },
+        cells,
+        present,
+        placed: placements,
         formats,
       };
       if (opts.indexesAfter) {

@@ -124,19 +124,19 @@ export function schemaError(problems: string[], config: Config) {
 /**
  * Every shard, concurrently: reachable, the schema fits (else exit 3 listing every problem), and
  * no rows of units that neither route nor are placed there (copying beside them would put a unit
- * on two shards). Returns, for lat/lng models, the units each shard holds rows of.
+ * on two shards). Returns the units each shard holds rows of, read by that same scan: a batch of
+ * units its shard holds none of skips the DELETE of their rows there (migrate/copy.ts).
  */
 export async function checkShards(config: Config, model: Model, belongs: (unit: string, shard: string) => boolean): Promise<Map<string, Set<string>>> {
-  // the units each shard holds rows of; collected only where a batch can use them (lat/lng tables, see batch.ts)
+  // the units each shard holds rows of (empty on a first migration)
   const present = new Map(config.shards.map((s) => [s.id, new Set<string>()]));
-  const collect = model.cellSpecs.length > 0;
   const problems = (
     await Promise.all(
       config.shards.map(async (s) => {
         const ep = shardEndpoint(config, s.id);
         const schema = await withClient(ep, (c) => checkShardSchema(s.id, c, model));
         if (schema.length) return schema;
-        return foreignRows(model, s.id, ep, (u) => belongs(u, s.id), collect ? present.get(s.id) : undefined);
+        return foreignRows(model, s.id, ep, (u) => belongs(u, s.id), present.get(s.id));
       }),
     )
   ).flat();
