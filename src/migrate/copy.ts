@@ -10,6 +10,7 @@ import type { StagedCells } from '../tables/staged-cells.js';
 import type { ShardFormat } from './formats.js';
 import { copyBatch, type Batch, type RunCells } from '../unit-copy/batch.js';
 import { syncReferenceTables } from '../unit-copy/reference.js';
+import { journalLanes } from './journal-lanes.js';
 import type { EventSink } from './events.js';
 import type { MigrateOptions, MigrateResult } from './types.js';
 
@@ -61,7 +62,7 @@ export async function copyReferenceTables(run: CopyRun, tables: readonly TableMo
  */
 export async function copyBatches(run: CopyRun, batches: readonly Batch[], sharded: readonly TableModel[], partial: boolean): Promise<void> {
   const { config, result, emit, opts } = run;
-  const journal = pLimit(1); // one catalog connection: its transactions must not interleave
+  const journal = journalLanes(run.catalog, { label: 'catalog', url: config.catalog });
   const shardStats = new Map(result.shards.map((s) => [s.shard, s]));
   // A row with several routes may belong to units of two batches bound for the same shard: those
   // batches run one after the other (each deletes and re-copies it), never side by side.
@@ -118,7 +119,7 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
         // one's placements (a batch of many units writes as many rows there). Until the journal
         // commits, the units are not placed: a crash in between leaves rows a rerun deletes and copies again.
         const journaled = performance.now();
-        await journal(() => recordPlacements(run.catalog, run.runId, batch.shard, r.placed, partial ? sharded.map((t) => t.name) : undefined, fresh));
+        await journal.run((c) => recordPlacements(c, run.runId, batch.shard, r.placed, partial ? sharded.map((t) => t.name) : undefined, fresh));
         const seconds = { ...r.seconds, journal: (performance.now() - journaled) / 1000 };
         stats.rows += r.rows;
         stats.bytes += r.bytes;
@@ -136,7 +137,7 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
         emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error, retrying: false });
       }
     }),
-  );
+  ).finally(() => journal.close()); // the second catalog session, if one was opened
 }
 
 /** The batch could not reach a server (refused, lost, not allowed in): exit 3 rather than 1. */
