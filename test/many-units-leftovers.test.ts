@@ -3,7 +3,9 @@ import { after, before, describe, it } from 'node:test';
 import { startFleet, type Fleet } from '../harness/fleet/index.js';
 import { parseConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/types.js';
+import { connect } from '../src/db/connect.js';
 import { migrate } from '../src/migrate/index.js';
+import { journalLanes } from '../src/migrate/journal-lanes.js';
 import { topologyRouter } from '../src/routing/router.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
@@ -108,11 +110,40 @@ describe('migrate: leftover rows of unplaced units, odd keys, duplicates', () =>
     await assertJournal(KEYS, lost); // copied without the checksums: placed, with no proof
   });
 
-  it('--resync replaces every placement and proof: none twice, none lost', async () => {
-    const r = await migrate(config, { resync: true });
+  it('--resync in batches of a few units, two at a time: every placement and proof replaced, none twice, none lost', async () => {
+    // many journals, due two at once: they run on two catalog sessions side by side (journal-lanes.ts)
+    let batches = 0;
+    const r = await migrate(config, { resync: true, batchRows: 60, concurrency: 2, onEvent: (e) => void (e.type === 'batch' && batches++) });
     assert.equal(r.ok, true, JSON.stringify(r.errors));
+    assert.ok(batches >= 10, `${batches} batches`);
     assert.equal(r.units.copied, KEYS.length);
     await assertExact(config);
     await assertJournal(KEYS);
+  });
+
+  it('journal lanes: a catalog refusing a second session leaves every journal to the run\'s own, one at a time', async () => {
+    const main = await connect({ label: 'catalog', url: config.catalog });
+    const lanes = journalLanes(main, { label: 'catalog', url: 'postgres://nobody@127.0.0.1:1/none' });
+    try {
+      await main.query('CREATE TEMP TABLE journal_probe (n int)');
+      let open = 0;
+      const done = await Promise.all(Array.from({ length: 6 }, (_, n) => lanes.run(async (c) => {
+        assert.equal(c, main, 'the run\'s own session');
+        assert.equal(open++, 0, 'no two journals at once on one session');
+        await c.query('BEGIN');
+        await c.query('INSERT INTO journal_probe VALUES ($1)', [n]);
+        await c.query('SELECT pg_sleep(0.02)');
+        await c.query('COMMIT');
+        open--;
+        return n;
+      })));
+      assert.deepEqual(done, [0, 1, 2, 3, 4, 5]);
+      const [row] = await sql(config.catalog, 'SELECT 1 AS x'); // the catalog still answers
+      assert.equal(row.x, 1);
+      assert.equal((await main.query('SELECT count(*)::int AS n FROM journal_probe')).rows[0].n, 6);
+    } finally {
+      await lanes.close();
+      await main.end();
+    }
   });
 });
