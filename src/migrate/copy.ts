@@ -29,7 +29,7 @@ export interface CopyRun {
   readonly limit: LimitFunction;
   /** lat/lng models: the run snapshot and the cells staged from it */
   readonly cells?: { readonly snapshot: string; readonly staged: StagedCells };
-  /** per shard, the units it held rows of at the preflight (migrate/preflight.ts checkShards) */
+  /** per shard, the units it held rows of at the preflight without a placement there (migrate/preflight.ts checkShards) */
   readonly present: ReadonlyMap<string, ReadonlySet<string>>;
   /** unit → shard of every unit the catalog placed when the run began (under the run lock) */
   readonly placed: ReadonlyMap<string, string>;
@@ -76,7 +76,7 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
       // the preflight's list of the shard's units holds for the first attempt only (a lost commit
       // acknowledgement may have left the batch's rows there)
       const held = run.present.get(batch.shard);
-      const mayHold = (first: boolean) => (u: string) => !first || !held || held.has(u);
+      const mayHold = (first: boolean) => (u: string) => !first || !held || held.has(u) || run.placed.get(u) === batch.shard;
       const runCells = (first: boolean): RunCells | undefined =>
         run.cells && { snapshot: run.cells.snapshot, staged: run.cells.staged, shardMayHold: mayHold(first) };
       // Issue 26: where the shard held none of the batch's units, the DELETE of their rows there
