@@ -73,7 +73,7 @@ export const MAX_UNITS = 50_000;
  * only keeps the memory of a batch bounded. `rows`: per shard, the root rows of all its units,
  * summed in the same pass (a second pass of 200,000 map lookups cost the preflight ~0.1 CPU s).
  */
-export function makeBatches(pending: Map<string, string[]>, units: Map<string, { rows: number }>, size: BatchSize): { batches: Batch[]; rows: Map<string, number> } {
+export function makeBatches(pending: Map<string, string[]>, units: ReadonlyMap<string, number>, size: BatchSize): { batches: Batch[]; rows: Map<string, number> } {
   const perShard: Batch[][] = [];
   const rows = new Map<string, number>();
   for (const [shard, list] of pending) {
@@ -82,7 +82,7 @@ export function makeBatches(pending: Map<string, string[]>, units: Map<string, {
     let n = 0;
     let total = 0;
     for (const u of list) {
-      const r = units.get(u)!.rows;
+      const r = units.get(u)!;
       cur.push(u);
       n += r;
       total += r;
