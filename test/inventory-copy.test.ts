@@ -4,7 +4,7 @@ import { startFleet, type Fleet } from '../harness/fleet/index.js';
 import { parseConfig } from '../src/config/load.js';
 import { withClient } from '../src/db/connect.js';
 import { loadModel } from '../src/tables/model.js';
-import { takeInventory } from '../src/unit-copy/inventory.js';
+import { countUnits, takeInventory } from '../src/unit-copy/inventory.js';
 
 // The inventory reads its grouped rows as a COPY (text format): every unit must come back as the
 // very text the source holds (escaped characters decoded), and rows of no unit counted apart.
@@ -45,6 +45,12 @@ describe('the inventory read as COPY chunks', () => {
       }
       assert.equal(nulls.get('public.notes'), Number(want.find((w) => w.tenant === null)!.n));
       assert.ok(inventory.has('\\N') && inventory.has('tab\there') && inventory.has('new\nline'), 'escaped texts decoded');
+      // migrate's lean inventory (countUnits): the same units, each with its rows, the NULL rows apart
+      const counted = new Map<string, number>();
+      const counts = await countUnits(c, model, model.sharded, { nulls: counted });
+      assert.equal(counts.size, units.length);
+      for (const w of units) assert.equal(counts.get(w.tenant!), Number(w.n), `unit ${JSON.stringify(w.tenant)} counted`);
+      assert.equal(counted.get('public.notes'), nulls.get('public.notes'));
     });
   });
 });

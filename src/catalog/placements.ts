@@ -10,7 +10,7 @@ export interface Placement {
 
 /**
  * One table's per-unit sums over a batch's units, as columns: index i is the batch's i-th unit.
- * A batch holds up to 20,000 units per table and side; an object, two bigints and a map entry per
+ * A batch holds up to 50,000 units (MAX_UNITS) per table and side; an object, two bigints and a map entry per
  * unit were most of the garbage a run of 200,000 tenants made (issue 26), and they lived long
  * enough (the copy's seconds) to reach V8's old space. Counts and byte sums are exact as numbers
  * below 2^53; the checksum, an exact sum of 64-bit hashes, stays text.
@@ -50,14 +50,16 @@ export async function readPlacements(c: pg.ClientBase): Promise<Map<string, stri
  * (the forget_proofs trigger, journal-keys.ts). Placements and proofs are written in one transaction:
  * no proof is ever committed without its placement, the invariant the catalog keeps without a
  * per-row foreign-key check. `onlyTables`: a partial re-copy; the proofs of those tables are replaced,
- * the unit's totals kept.
+ * the unit's totals kept. `fresh`: none of the units was placed when the run began, under the run
+ * lock: no placement to replace, and no DELETE spelling 50,000 units to find none (issue 26; a
+ * placement there after all stops the journal with a duplicate key, never doubles it).
  */
-export async function recordPlacements(c: pg.ClientBase, runId: number, shard: string, placed: PlacedBatch, onlyTables?: readonly string[]): Promise<void> {
+export async function recordPlacements(c: pg.ClientBase, runId: number, shard: string, placed: PlacedBatch, onlyTables?: readonly string[], fresh = false): Promise<void> {
   if (placed.count === 0) return;
   const names = placed.units.filter((_, i) => placed.kept[i] === 1);
   await withTransaction(c, async () => {
     if (!onlyTables) {
-      await c.query('DELETE FROM shardctl.placements WHERE unit = ANY($1::text[])', [names]);
+      if (!fresh) await c.query('DELETE FROM shardctl.placements WHERE unit = ANY($1::text[])', [names]);
       await copyLinesInto(c, 'shardctl.placements (unit, shard, rows, bytes, run_id)', placementLines(placed, encodeCopyField(shard), String(runId)));
     } else {
       await c.query('DELETE FROM shardctl.placement_tables WHERE unit = ANY($1::text[]) AND table_name = ANY($2::text[])', [names, onlyTables]);

@@ -10,6 +10,7 @@ import type { StagedCells } from '../tables/staged-cells.js';
 import type { ShardFormat } from './formats.js';
 import { copyBatch, type Batch, type RunCells } from '../unit-copy/batch.js';
 import { syncReferenceTables } from '../unit-copy/reference.js';
+import { journalLanes } from './journal-lanes.js';
 import type { EventSink } from './events.js';
 import type { MigrateOptions, MigrateResult } from './types.js';
 
@@ -26,8 +27,12 @@ export interface CopyRun {
   readonly result: MigrateResult;
   /** streams in flight at once, over reference tables and batches */
   readonly limit: LimitFunction;
-  /** lat/lng models: the run snapshot, the cells staged from it, and the units each shard held at the preflight */
-  readonly cells?: { readonly snapshot: string; readonly staged: StagedCells; readonly present: ReadonlyMap<string, ReadonlySet<string>> };
+  /** lat/lng models: the run snapshot and the cells staged from it */
+  readonly cells?: { readonly snapshot: string; readonly staged: StagedCells };
+  /** per shard, the units it held rows of at the preflight without a placement there (migrate/preflight.ts checkShards) */
+  readonly present: ReadonlyMap<string, ReadonlySet<string>>;
+  /** unit → shard of every unit the catalog placed when the run began (under the run lock) */
+  readonly placed: ReadonlyMap<string, string>;
   /** per shard, the COPY format of each sharded table (migrate/formats.ts); text where absent */
   readonly formats?: ReadonlyMap<string, ReadonlyMap<string, ShardFormat>>;
 }
@@ -57,7 +62,7 @@ export async function copyReferenceTables(run: CopyRun, tables: readonly TableMo
  */
 export async function copyBatches(run: CopyRun, batches: readonly Batch[], sharded: readonly TableModel[], partial: boolean): Promise<void> {
   const { config, result, emit, opts } = run;
-  const journal = pLimit(1); // one catalog connection: its transactions must not interleave
+  const journal = journalLanes(run.catalog, { label: 'catalog', url: config.catalog });
   const shardStats = new Map(result.shards.map((s) => [s.shard, s]));
   // A row with several routes may belong to units of two batches bound for the same shard: those
   // batches run one after the other (each deletes and re-copies it), never side by side.
@@ -70,13 +75,20 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
       const stats = shardStats.get(batch.shard)!;
       // the preflight's list of the shard's units holds for the first attempt only (a lost commit
       // acknowledgement may have left the batch's rows there)
-      const runCells = (first: boolean): RunCells | undefined => {
-        const held = run.cells?.present.get(batch.shard);
-        return run.cells && { snapshot: run.cells.snapshot, staged: run.cells.staged, shardMayHold: (u) => !first || !held || held.has(u) };
-      };
+      const held = run.present.get(batch.shard);
+      const mayHold = (first: boolean) => (u: string) => !first || !held || held.has(u) || run.placed.get(u) === batch.shard;
+      const runCells = (first: boolean): RunCells | undefined =>
+        run.cells && { snapshot: run.cells.snapshot, staged: run.cells.staged, shardMayHold: mayHold(first) };
+      // Issue 26: where the shard held none of the batch's units, the DELETE of their rows there
+      // (a statement spelling every unit, a key lookup per unit) would delete nothing. Rows with
+      // several routes may have been copied by an earlier batch of this very run: never skipped.
+      const holdsNone = (first: boolean) => !multi && !batch.units.some(mayHold(first));
+      // none of the units was placed when the run began: the journal has no placement to replace
+      const fresh = !batch.units.some((u) => run.placed.has(u));
       const runBatch = (first: boolean) =>
         copyBatch(batch, {
           runCells: runCells(first),
+          shardHoldsNone: holdsNone(first),
           model: run.model,
           source: run.source,
           target: shardEndpoint(config, batch.shard),
@@ -107,7 +119,7 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
         // one's placements (a batch of many units writes as many rows there). Until the journal
         // commits, the units are not placed: a crash in between leaves rows a rerun deletes and copies again.
         const journaled = performance.now();
-        await journal(() => recordPlacements(run.catalog, run.runId, batch.shard, r.placed, partial ? sharded.map((t) => t.name) : undefined));
+        await journal.run((c) => recordPlacements(c, run.runId, batch.shard, r.placed, partial ? sharded.map((t) => t.name) : undefined, fresh));
         const seconds = { ...r.seconds, journal: (performance.now() - journaled) / 1000 };
         stats.rows += r.rows;
         stats.bytes += r.bytes;
@@ -125,7 +137,7 @@ export async function copyBatches(run: CopyRun, batches: readonly Batch[], shard
         emit({ type: 'batch-error', shard: batch.shard, units: [...batch.units], error, retrying: false });
       }
     }),
-  );
+  ).finally(() => journal.close()); // the second catalog session, if one was opened
 }
 
 /** The batch could not reach a server (refused, lost, not allowed in): exit 3 rather than 1. */

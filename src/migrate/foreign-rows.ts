@@ -7,14 +7,14 @@ import { scopeOf } from '../tables/scope.js';
 /**
  * Units whose rows a shard holds although they neither route there nor are placed there: copying
  * next to them would leave a unit on two shards. Returns one message per table at fault, and when
- * `present` is given, adds every unit found on the shard to it.
+ * `present` is given, calls it with every unit found on the shard.
  */
 export async function foreignRows(
   model: Model,
   shard: string,
   target: Endpoint,
   belongsHere: (unit: string) => boolean,
-  present?: Set<string>,
+  present?: (unit: string) => void,
 ): Promise<string[]> {
   const session = await connect(target);
   let reader: pg.Client | undefined;
@@ -27,7 +27,7 @@ export async function foreignRows(
     for (const t of rootTables(model)) {
       const s = scopeOf(model.ctx, t.config);
       const r = await session.query<{ unit: string }>(`SELECT DISTINCT ${s.unit} AS unit FROM ${s.from} WHERE ${s.filter}`);
-      if (present) for (const x of r.rows) present.add(x.unit);
+      if (present) for (const x of r.rows) present(x.unit);
       let foreign = r.rows.map((x) => x.unit).filter((u) => !belongsHere(u));
       // several routes: a row is foreign only when none of its units belongs here (a cross-shard row's
       // other unit lives on another shard by design)

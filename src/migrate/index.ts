@@ -67,7 +67,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     const checkFleet = (model: Model) => {
       shardCheck = (async () => {
         const sharded = selectTables(model, opts.tables).filter((t) => t.config.route.kind !== 'reference');
-        return Promise.all([checkShards(config, model, belongs), copyFormats(config, source, sharded, opts.copyFormat === 'text')]);
+        return Promise.all([checkShards(config, model, belongs, (u, shard) => placements.get(u) === shard), copyFormats(config, source, sharded, opts.copyFormat === 'text')]);
       })();
       shardCheck.catch(() => undefined); // awaited below; observed here so an early source failure leaves no unhandled rejection
     };
@@ -118,7 +118,9 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
 
       const copy: CopyRun = {
         config, model, source, catalog: catalog.client, runId: run!.id, opts, emit, result, limit: pLimit(Math.max(1, opts.concurrency ?? 2)),
-        cells: cells && { ...cells, present },
+        cells,
+        present,
+        placed: placements,
         formats,
       };
       if (opts.indexesAfter !== false) {

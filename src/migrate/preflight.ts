@@ -124,19 +124,27 @@ export function schemaError(problems: string[], config: Config) {
 /**
  * Every shard, concurrently: reachable, the schema fits (else exit 3 listing every problem), and
  * no rows of units that neither route nor are placed there (copying beside them would put a unit
- * on two shards). Returns, for lat/lng models, the units each shard holds rows of.
+ * on two shards). Returns, per shard, the units it holds rows of that `placedHere` does not say
+ * (rows a lost journal left, or a crash between a batch's commit and its journal), read by that
+ * same scan: a batch of units its shard holds none of skips the DELETE of their rows there
+ * (migrate/copy.ts). The units placed there are the catalog's to tell: not kept twice in memory.
  */
-export async function checkShards(config: Config, model: Model, belongs: (unit: string, shard: string) => boolean): Promise<Map<string, Set<string>>> {
-  // the units each shard holds rows of; collected only where a batch can use them (lat/lng tables, see batch.ts)
+export async function checkShards(
+  config: Config,
+  model: Model,
+  belongs: (unit: string, shard: string) => boolean,
+  placedHere: (unit: string, shard: string) => boolean = () => false,
+): Promise<Map<string, Set<string>>> {
+  // per shard, the units it holds rows of without a placement there (none on a first migration)
   const present = new Map(config.shards.map((s) => [s.id, new Set<string>()]));
-  const collect = model.cellSpecs.length > 0;
   const problems = (
     await Promise.all(
       config.shards.map(async (s) => {
         const ep = shardEndpoint(config, s.id);
         const schema = await withClient(ep, (c) => checkShardSchema(s.id, c, model));
         if (schema.length) return schema;
-        return foreignRows(model, s.id, ep, (u) => belongs(u, s.id), collect ? present.get(s.id) : undefined);
+        const strays = present.get(s.id)!;
+        return foreignRows(model, s.id, ep, (u) => belongs(u, s.id), (u) => void (placedHere(u, s.id) || strays.add(u)));
       }),
     )
   ).flat();

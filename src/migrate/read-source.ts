@@ -5,7 +5,7 @@ import { connect, withClient, type Endpoint } from '../db/connect.js';
 import { loadModel, type Model } from '../tables/model.js';
 import { dropStagedCells, stageCells, stagedCounts, type StagedCells } from '../tables/staged-cells.js';
 import { captureDefinitions, storeDefinitions, tableDefinitions } from '../tables/definitions.js';
-import { addVolumes, prepareCells, rootTables, takeInventory, type UnitVolume } from '../unit-copy/inventory.js';
+import { addCounts, countUnits, prepareCells, rootTables } from '../unit-copy/inventory.js';
 import type { EventSink } from './events.js';
 import { checkCrossingKeys, checkCrossingKeysOn, checkSourceRows } from './preflight.js';
 import { openRunSnapshot, type RunSnapshot } from './run-snapshot.js';
@@ -13,8 +13,8 @@ import { beginSnapshot } from '../db/snapshot.js';
 
 export interface SourceView {
   readonly model: Model;
-  /** the units of the root tables, with their row counts */
-  readonly units: Map<string, UnitVolume>;
+  /** the units of the root tables → their rows there */
+  readonly units: Map<string, number>;
   /** lat/lng models in a recorded run: the run's snapshot and the cells staged from it */
   readonly cells?: { readonly snapshot: string; readonly staged: StagedCells };
   /** ends the run snapshot and drops the staging; call when the run's batches are done */
@@ -65,8 +65,8 @@ export async function readSource(
       return Promise.all(roots.map(async (t) => ({ table: t.name, rows: await stagedCounts(w, staged!, t.name) })));
     });
     if (!staged) return { ...(await inventory(c, source, model)), close };
-    const units = await takeInventory(c, model, rootTables(model).filter((t) => !staged!.tables.has(t.name)));
-    for (const x of counted) addVolumes(units, x.table, x.rows);
+    const units = await countUnits(c, model, rootTables(model).filter((t) => !staged!.tables.has(t.name)));
+    for (const x of counted) addCounts(units, x.rows);
     return { model, units, cells: { snapshot: snap.snapshot, staged }, close };
   } catch (e) {
     await close();
@@ -107,7 +107,7 @@ async function inventory(c: pg.Client, source: Endpoint, model: Model, nulls?: M
     if (reader) await prepareCells(c, reader, model);
     // foreign keys that would break on the shards stop the run before anything is written
     await checkCrossingKeys(c, model);
-    return { model, units: await takeInventory(c, model, rootTables(model), { nulls }) };
+    return { model, units: await countUnits(c, model, rootTables(model), { nulls }) };
   } finally {
     await reader?.end();
   }

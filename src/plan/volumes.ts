@@ -21,7 +21,7 @@ const rawText = { getTypeParser: () => (value: string) => value };
  * What `plan` needs of the inventory, at a million units: the server sums each unit over the tables
  * (one grouped query; GROUPING SETS add the per-table totals in the same scan), and the rows come
  * through a cursor in pages into plain arrays, so memory holds the result and one page — not a
- * million row objects, a Map and a per-table list per unit (`takeInventory`, which migrate keeps).
+ * million row objects, a Map and a per-table list per unit (`takeInventory`).
  * Bytes are pg_column_size of the row, as there. Needs `session` outside a transaction.
  */
 export async function unitTotals(session: pg.ClientBase, model: Model, tables: readonly TableModel[], page = PAGE_ROWS): Promise<UnitTotals> {

@@ -61,6 +61,8 @@ export interface BatchOptions {
   readonly fireTriggers?: boolean;
   /** lat/lng models in a migrate run: the run's source snapshot and staged cells */
   readonly runCells?: RunCells;
+  /** the target holds no row of any of the batch's units (migrate/copy.ts knows): their DELETEs are skipped */
+  readonly shardHoldsNone?: boolean;
   readonly signal?: AbortSignal;
   /** read the source in this exported snapshot (an online migration's slot snapshot), not a fresh one */
   readonly snapshot?: string;
@@ -147,7 +149,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     // would match the shard's rows by the source's primary keys: a row of another unit placed there
     // that shares a key would go. Those deletes are skipped; they had nothing to delete (the shard
     // holds none of these units), and a shared key still stops the COPY as a duplicate.
-    for (const t of [...o.tables].reverse()) if (!(stagedOnShard && rootedAtCells(o.model, t))) await dst.query(deleteSql(t.config, scope(t)));
+    for (const t of [...o.tables].reverse()) if (!o.shardHoldsNone && !(stagedOnShard && rootedAtCells(o.model, t))) await dst.query(deleteSql(t.config, scope(t)));
 
     const bypass = !o.fireTriggers && (await mayBypassTriggers(dst));
     if (bypass) await dst.query('SET LOCAL session_replication_role = replica');
