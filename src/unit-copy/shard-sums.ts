@@ -42,9 +42,14 @@ export async function shardSums(
   return r;
 }
 
-// The table's heap bytes; a partitioned table's are its partitions' (its own relation is empty),
-// and pg_partition_tree has no row for a plain table.
-const SIZE_SQL = `SELECT coalesce((SELECT sum(pg_relation_size(p.relid)) FROM pg_partition_tree($1::regclass) AS p), pg_relation_size($1::regclass)) AS n`;
+// The table's bytes, its TOAST table's included (the copied bytes include the values stored there:
+// without them, a batch of a few large values would take a table holding many others for its own,
+// and the whole-table total would read them all); a partitioned table's are its partitions' (its
+// own relation is empty). Main forks only: the free space map a COPY may start is not rows.
+const SIZE_SQL = `
+  SELECT coalesce(sum(pg_relation_size(c.oid) + CASE WHEN c.reltoastrelid <> 0 THEN pg_relation_size(c.reltoastrelid) ELSE 0 END), 0) AS n
+    FROM pg_class c
+   WHERE c.oid IN (SELECT p.relid FROM pg_partition_tree($1::regclass) AS p UNION ALL SELECT $1::regclass)`;
 
 /** Whether the shard table's count and checksum, over all its rows, equal the source's over the batch's units. */
 async function wholeTableAgrees(dst: pg.ClientBase, t: TableModel, hash: RowHash | undefined, wanted: UnitColumns): Promise<boolean> {
