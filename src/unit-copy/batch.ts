@@ -8,6 +8,7 @@ import { loadStagedCells, type StagedCells } from '../tables/staged-cells.js';
 import { checkForeignKeys, mayBypassTriggers } from '../foreign-keys/after-copy-check.js';
 import { unitChecksumSql } from '../tables/checksum.js';
 import { readUnitColumns, unitIndex } from './unit-sums.js';
+import { shardSums } from './shard-sums.js';
 import { raiseWorkMem } from '../db/work-mem.js';
 import type { PlacedBatch, UnitColumns } from '../catalog/placements.js';
 import type { Model, TableModel } from '../tables/model.js';
@@ -194,8 +195,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       const wanted = await sourceSums!.pending;
       for (const t of o.tables) {
         const w = wanted.get(t.name)!;
-        // the shard's bytes are not recorded (the source's are): spare it forming every whole row
-        const g = await shardSums(dst, t.name, copied.get(t.name) ?? 0, unitChecksumSql(scope(t), t.columns, { bytes: false, hash: hash(t) }), index);
+        const g = await shardSums(dst, t, { scope: scope(t), hash: hash(t), copiedBytes: copied.get(t.name) ?? 0, wanted: w, index });
         batch.units.forEach((unit, i) => {
           if (w.rows[i] !== g.rows[i] || w.checksums[i] !== g.checksums[i]) {
             bad.set(unit, bad.get(unit) ?? `table ${t.name}: source ${w.rows[i]} rows, shard ${g.rows[i]} rows${w.rows[i] === g.rows[i] ? ', checksums differ' : ''}`);
@@ -243,22 +243,6 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
  * two numeric sums' states), at most 256 MiB.
  */
 const groupsMemory = (units: number): number => Math.min(units * 1024, 256 * 1024 * 1024);
-
-/**
- * The shard side's sums of one table, inside the batch's transaction. The shard's statistics
- * predate the rows this transaction copied: where those rows are most of the table (an initial
- * load), the planner still expects a few rows and visits them through the route column's index,
- * at twice the cost of reading the table through (400,000 rows not yet committed: 0.12–0.20 s
- * against 0.06–0.08 s). Only the plan changes, never the rows summed.
- */
-async function shardSums(dst: pg.ClientBase, table: string, copiedBytes: number, sql: string, index: ReadonlyMap<string, number>): Promise<UnitColumns> {
-  const size = Number((await dst.query<{ n: string }>('SELECT pg_relation_size($1::regclass) AS n', [quoteTable(table)])).rows[0]!.n);
-  const whole = copiedBytes * 2 >= size;
-  if (whole) await dst.query('SET LOCAL enable_bitmapscan = off; SET LOCAL enable_indexscan = off');
-  const r = await readUnitColumns(dst, sql, index);
-  if (whole) await dst.query('RESET enable_bitmapscan; RESET enable_indexscan');
-  return r;
-}
 
 /** Puts `sums`, a second source connection, into the batch's snapshot (`snapshot`, else one `src` exports). */
 async function beginSums(src: pg.ClientBase, sums: pg.ClientBase, snapshot: string | undefined, units: number): Promise<void> {
