@@ -1,7 +1,8 @@
-import { isPair, isScalar, isSeq, parseDocument, visit, type Document } from 'yaml';
+import { isPair, isScalar, isSeq, visit, type Document } from 'yaml';
 import { exactJson } from './json-text.js';
 import { formatPath } from './key-path.js';
 import { foldMappingLines, unfoldMappingLines } from './mapping-lines.js';
+import { parseUniqueKeys } from './unique-keys.js';
 
 /**
  * Config text (YAML or JSON) → plain data, or the syntax problems as `file: message` lines.
@@ -17,7 +18,7 @@ export function readConfigText(text: string, file: string): { data: unknown } | 
   if (json) return json;
   const folded = foldMappingLines(text);
   if (folded) {
-    const doc = parseDocument(folded.text, { uniqueKeys: true });
+    const doc = parseUniqueKeys(folded.text);
     if (doc.errors.length === 0) {
       const data = unfoldMappingLines(doc.toJS(), folded);
       if (data !== undefined) return { data };
@@ -28,7 +29,7 @@ export function readConfigText(text: string, file: string): { data: unknown } | 
 
 /** The full parser on the original text: its data, or its errors with line and column. */
 function readSlowly(text: string, file: string): { data: unknown } | { errors: string[] } {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const doc = parseUniqueKeys(text, { prettyErrors: true });
   if (doc.errors.length === 0) return { data: doc.toJS() };
   return {
     errors: doc.errors.map((e) => {
