@@ -2,6 +2,7 @@ import { isPair, isScalar, isSeq, visit, type Document } from 'yaml';
 import { exactJson } from './json-text.js';
 import { formatPath } from './key-path.js';
 import { foldMappingLines, unfoldMappingLines } from './mapping-lines.js';
+import { foldPinLines, unfoldPinLines } from './pin-lines.js';
 import { parseUniqueKeys } from './unique-keys.js';
 
 /**
@@ -9,23 +10,33 @@ import { parseUniqueKeys } from './unique-keys.js';
  *
  * The `yaml` parser needs seconds for tens of thousands of mapping entries, so the formats users have
  * take a fast path first: JSON through `JSON.parse` (json-text.ts), YAML with its one-line mapping
- * entries read by a regular expression (mapping-lines.ts). A fast path returns data only when it can
- * prove it equals what the full parser gives; whenever it cannot (or something is wrong), the text is
+ * entries or pins read by regular expressions (mapping-lines.ts, pin-lines.ts). A fast path returns
+ * data only when it can prove it equals what the full parser gives; whenever it cannot (or something is wrong), the text is
  * read again by the full parser, whose errors carry line numbers. The result is the same either way.
  */
 export function readConfigText(text: string, file: string): { data: unknown } | { errors: string[] } {
   const json = exactJson(text);
   if (json) return json;
-  const folded = foldMappingLines(text);
-  if (folded) {
+  for (const fold of [foldMapping, foldPins]) {
+    const folded = fold(text);
+    if (!folded) continue;
     const doc = parseUniqueKeys(folded.text);
-    if (doc.errors.length === 0) {
-      const data = unfoldMappingLines(doc.toJS(), folded);
-      if (data !== undefined) return { data };
-    }
+    const data = doc.errors.length === 0 ? folded.unfold(doc.toJS()) : undefined;
+    if (data !== undefined) return { data };
   }
   return readSlowly(text, file);
 }
+
+/** A fast path: the text with its runs of entry lines folded, and the way back from its data. */
+type Fold = (text: string) => { text: string; unfold: (data: unknown) => unknown | undefined } | undefined;
+const foldMapping: Fold = (text) => {
+  const f = foldMappingLines(text);
+  return f && { text: f.text, unfold: (data) => unfoldMappingLines(data, f) };
+};
+const foldPins: Fold = (text) => {
+  const f = foldPinLines(text);
+  return f && { text: f.text, unfold: (data) => unfoldPinLines(data, f) };
+};
 
 /** The full parser on the original text: its data, or its errors with line and column. */
 function readSlowly(text: string, file: string): { data: unknown } | { errors: string[] } {

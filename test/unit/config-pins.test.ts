@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Document, parseDocument } from 'yaml';
+import { Document, parse, parseDocument } from 'yaml';
 import { parseConfig } from '../../src/config/load.js';
+import { foldPinLines, unfoldPinLines } from '../../src/config/pin-lines.js';
 import { readConfigText } from '../../src/config/read-text.js';
 import { parseUniqueKeys } from '../../src/config/unique-keys.js';
 import { UserError } from '../../src/index.js';
@@ -88,6 +89,57 @@ describe('the linear duplicate-key check means what yaml`s own check means', () 
       );
       if (oracle.errors.length === 0) assert.deepEqual(got.toJS(), oracle.toJS());
       assert.deepEqual(readConfigText(text, 'f'), oracle.errors.length ? readConfigText(text, 'f') : { data: oracle.toJS() });
+    });
+  }
+});
+
+describe('the pin-lines fast path means what the full YAML parser means', () => {
+  const pins = Array.from({ length: 40 }, (_, i) => `    tenant-${i}: s${i % 2}`);
+  const head = 'source: postgres://a@b/c\nstrategy:\n  kind: jump\n  key: tenant_id\n';
+  const withKeys = (keys: string[]) => `${head}  pins:\n${pins.slice(0, 20).join('\n')}\n${keys.map((k) => `    ${k}: s1`).join('\n')}\n${pins.slice(20).join('\n')}\n`;
+  const cases: Record<string, string> = {
+    'plain runs, comments, a quoted key, a flow pair and a ? key between': `${head}  pins:\n${pins.slice(0, 20).join('\n')}\n    # a comment\n${pins.slice(20, 30).join('\n')} # trailing\n    "quoted": s1\n    ? explicit\n    : s0\n    flow: { a: b }\n${pins.slice(30).join('\n')}\n`,
+    'keys YAML reads as numbers, booleans or null': withKeys(['007', '1e3', '0x1F', '0o17', '1.5', '12', 'true', 'False', 'null', '9tenant', '1e3x', '1_000', 'a.b-c', '_x']),
+    'values YAML reads as booleans or null': `${head}  pins:\n${pins.map((p, i) => (i % 7 ? p : p.replace(/s\d$/, i % 2 ? 'true' : 'Null'))).join('\n')}\n`,
+    '007 and 7 in the same map': withKeys(['007', '7']),
+    'a key repeated inside a run': withKeys(['tenant-3']),
+    'a key repeated in two runs': `${head}  pins:\n${pins.join('\n')}\n    "q": s1\n${pins.slice(0, 20).join('\n')}\n`,
+    'a run key repeated by a quoted key': withKeys(['"tenant-5"']),
+    '__proto__ in a run and quoted': withKeys(['__proto__', '"__proto__"', 'toString', 'constructor']),
+    'CRLF line ends': `${head}  pins:\n${pins.join('\n')}\n`.replace(/\n/g, '\r\n'),
+    'a BOM': `\uFEFF${head}  pins:\n${pins.join('\n')}\n`,
+    'tabs after the colon': `${head}  pins:\n${pins.map((p) => p.replace(': ', ':\t')).join('\n')}\n`,
+    'pin lines inside a block scalar are text': `${head}  note: |\n${pins.join('\n')}\n  pins: {}\n`,
+    'pin lines in another map': `${head}  pins: {}\nother:\n${pins.join('\n')}\n`,
+    'pin lines under an alias': `${head}  pins: &p\n${pins.join('\n')}\nagain: *p\n`,
+    'a pin line continued by a more indented line': `${head}  pins:\n${pins.join('\n')}\n        continued\n`,
+    'a %YAML 1.1 directive': `%YAML 1.1\n---\n${head}  pins:\n${pins.join('\n')}\n`,
+    'two indentations': `${head}  pins:\n${pins.slice(0, 20).join('\n')}\n${pins.slice(20).map((p) => p.slice(2)).join('\n')}\n`,
+    'a quoted multi-line string over pin lines': `${head}  note: "a\n${pins.join('\n')}\n    b"\n  pins: {}\n`,
+  };
+  it('the fast path is taken for the shapes shardctl and yaml write', () => {
+    for (const name of ['plain runs, comments, a quoted key, a flow pair and a ? key between', 'CRLF line ends', 'keys YAML reads as numbers, booleans or null']) {
+      const folded = foldPinLines(cases[name]!);
+      assert.ok(folded && folded.runs.flat().length >= 20, `${name}: folded`);
+      assert.deepEqual(unfoldPinLines(parse(folded.text), folded), parse(cases[name]!), name);
+    }
+  });
+  for (const [name, text] of Object.entries(cases)) {
+    it(name, () => {
+      let oracle: unknown;
+      let oracleFails = false;
+      try {
+        oracle = parse(text, { uniqueKeys: true });
+      } catch {
+        oracleFails = true;
+      }
+      const got = readConfigText(text, 'f');
+      if (oracleFails) assert.ok('errors' in got, 'the full parser refuses it: so must we');
+      else {
+        assert.deepEqual(got, { data: oracle });
+        const pins = (got as { data: { strategy: { pins: object } } }).data.strategy.pins;
+        assert.deepEqual(Object.getOwnPropertyNames(pins), Object.getOwnPropertyNames((oracle as typeof got & { strategy: { pins: object } }).strategy.pins));
+      }
     });
   }
 });
