@@ -1,6 +1,7 @@
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { isMap, isSeq, parseDocument, type Document } from 'yaml';
-import { parseConfig } from './load.js';
+import { configFromData, parseConfig } from './load.js';
+import { editLines, type LineChange } from './line-edits.js';
 import type { Config } from './types.js';
 import { usageError } from '../errors.js';
 import type { CapacityStatus } from './capacity.js';
@@ -11,8 +12,8 @@ import type { CapacityStatus } from './capacity.js';
  * (temp file + rename), so a failed edit leaves the file as it was.
  */
 export function editConfigFile(file: string, edit: (doc: Document) => void): Config {
-  const text = editedText(file, readFileSync(file, 'utf8'), edit);
-  const config = parseConfig(text, file);
+  const { text, data } = editedText(file, readFileSync(file, 'utf8'), edit);
+  const config = data === undefined ? parseConfig(text, file) : configFromData(data, file);
   const tmp = `${file}.shardctl-${process.pid}.tmp`;
   writeFileSync(tmp, text, { mode: statSync(file).mode & 0o777 });
   renameSync(tmp, file);
@@ -24,16 +25,24 @@ export const appendShard = (shard: { id: string; primary: string; replicas: read
   doc.addIn(['shards'], node);
 };
 
-export const setPin = (tenant: string, shard: string) => (doc: Document) => {
-  if (doc.getIn(['strategy', 'kind']) !== 'jump') throw usageError('pins belong to the jump strategy; move an H3 cell with `shardctl mapping set`');
-  if (!isMap(doc.getIn(['strategy', 'pins'], true))) doc.setIn(['strategy', 'pins'], doc.createNode({}));
-  doc.setIn(['strategy', 'pins', tenant], shard);
-};
+export const setPin = (tenant: string, shard: string): ConfigEdit =>
+  Object.assign(
+    (doc: Document) => {
+      if (doc.getIn(['strategy', 'kind']) !== 'jump') throw usageError('pins belong to the jump strategy; move an H3 cell with `shardctl mapping set`');
+      if (!isMap(doc.getIn(['strategy', 'pins'], true))) doc.setIn(['strategy', 'pins'], doc.createNode({}));
+      doc.setIn(['strategy', 'pins', tenant], shard);
+    },
+    { lines: [{ pin: tenant, shard }] },
+  );
 
-export const removePin = (tenant: string) => (doc: Document) => {
-  if (!doc.hasIn(['strategy', 'pins', tenant])) throw usageError(`tenant ${tenant} is not pinned`);
-  doc.deleteIn(['strategy', 'pins', tenant]);
-};
+export const removePin = (tenant: string): ConfigEdit =>
+  Object.assign(
+    (doc: Document) => {
+      if (!doc.hasIn(['strategy', 'pins', tenant])) throw usageError(`tenant ${tenant} is not pinned`);
+      doc.deleteIn(['strategy', 'pins', tenant]);
+    },
+    { lines: [{ unpin: tenant }] },
+  );
 
 /** One cell's entry as `mapping set` writes it. */
 interface MappingChange {
@@ -43,12 +52,15 @@ interface MappingChange {
   status?: CapacityStatus;
 }
 
-/** An edit of the file's Document; a `setMapping` edit carries its change so `allEdits` can batch it. */
-export type ConfigEdit = ((doc: Document) => void) & { mapping?: MappingChange };
+/**
+ * An edit of the file's Document; a `setMapping` edit carries its change so `allEdits` can batch it,
+ * and a pin or mapping edit its change of the file's lines (line-edits.ts), tried first.
+ */
+export type ConfigEdit = ((doc: Document) => void) & { mapping?: MappingChange; lines?: readonly LineChange[] };
 
 export const setMapping = (cell: string, shard: string, region?: string, status?: CapacityStatus): ConfigEdit => {
   const change: MappingChange = { cell, shard, ...(region !== undefined ? { region } : {}), ...(status !== undefined ? { status } : {}) };
-  return Object.assign((doc: Document) => setMappings(doc, [change]), { mapping: change });
+  return Object.assign((doc: Document) => setMappings(doc, [change]), { mapping: change, lines: [change] });
 };
 
 /**
@@ -100,7 +112,7 @@ export const promoteReplica = (id: string, index: number) => (doc: Document) => 
 export function previewConfigEdit(file: string, edit: (doc: Document) => void): Config {
   const before = readFileSync(file, 'utf8');
   const after = editedText(file, before, edit);
-  const config = parseConfig(after, file);
+  const config = after.data === undefined ? parseConfig(after.text, file) : configFromData(after.data, file);
   lastPreview = { file, before, edit, after };
   return config;
 }
@@ -110,24 +122,33 @@ export function previewConfigEdit(file: string, edit: (doc: Document) => void): 
  * and serialise a large file a second time. Used only if the file's text is still exactly what was
  * previewed and the edit is the same function: the edits here depend on the document alone.
  */
-let lastPreview: { file: string; before: string; edit: (doc: Document) => void; after: string } | undefined;
+let lastPreview: { file: string; before: string; edit: (doc: Document) => void; after: Edited } | undefined;
 
-function editedText(file: string, before: string, edit: (doc: Document) => void): string {
+/** The edited text, and its data when the line edit has read it already (it is then validated from that). */
+type Edited = { text: string; data?: unknown };
+
+function editedText(file: string, before: string, edit: ConfigEdit): Edited {
   const p = lastPreview;
   if (p && p.file === file && p.edit === edit && p.before === before) return p.after;
+  const byLines = edit.lines && editLines(before, edit.lines);
+  if (byLines) return byLines;
   const doc = parseDocument(before, { uniqueKeys: false }); // yaml's check is quadratic; the edited text is validated after
   edit(doc);
-  return doc.toString({ flowCollectionPadding: true });
+  return { text: doc.toString({ flowCollectionPadding: true }) };
 }
 
 /** Several edits as one (one validation, one atomic write); consecutive `setMapping`s in one pass. */
-export const allEdits = (...edits: ConfigEdit[]) => (doc: Document) => {
-  for (let i = 0; i < edits.length; ) {
-    const run: MappingChange[] = [];
-    for (let m = edits[i]!.mapping; m; m = edits[++i]?.mapping) run.push(m);
-    if (run.length) setMappings(doc, run);
-    else edits[i++]!(doc);
-  }
+export const allEdits = (...edits: ConfigEdit[]): ConfigEdit => {
+  const all = (doc: Document) => {
+    for (let i = 0; i < edits.length; ) {
+      const run: MappingChange[] = [];
+      for (let m = edits[i]!.mapping; m; m = edits[++i]?.mapping) run.push(m);
+      if (run.length) setMappings(doc, run);
+      else edits[i++]!(doc);
+    }
+  };
+  // the line changes of all of them, in order, when every one has its own
+  return edits.every((e) => e.lines) ? Object.assign(all, { lines: edits.flatMap((e) => e.lines!) }) : all;
 };
 
 /** Drops a shard from `shards:` (the caller has made sure it holds nothing and nothing routes to it). */

@@ -27,7 +27,7 @@ export interface FoldedMapping {
 //   - cell: 831f8dfffffffff
 //     shard: s1
 const FLOW_ENTRY =
-  /^( *)- \{ *cell: +([0-9A-Fa-f]+) *, *shard: +([\w-]+) *(?:, *region: +([\w-]+) *)?(?:, *capacity_status: +([\w-]+) *)?\} *(?: #.*)?$/;
+  /^( *)- \{ *cell: +([0-9A-Fa-f]+) *, *shard: +([\w-]+) *(?:, *region: +([\w-]+) *)?(?:, *capacity_status: +([\w-]+) *)?\} *(?: (#.*))?$/;
 const BLOCK_CELL = /^( *)- cell: +([0-9A-Fa-f]+) *(?: #.*)?$/;
 const BLOCK_KEY = /^( *)(shard|region|capacity_status): +([\w-]+) *(?: #.*)?$/;
 const ID = /^[A-Za-z][A-Za-z0-9_-]*$/;
@@ -74,11 +74,9 @@ export function foldMappingLines(text: string): FoldedMapping | undefined {
 /** The entry starting at line i, in either shape, and the line after it. */
 function entryAt(lines: readonly string[], i: number): { indent: string; entry: Record<string, string>; next: number } | undefined {
   const line = (k: number) => (lines[k] ?? '').replace(/\r$/, '');
-  const flow = FLOW_ENTRY.exec(line(i));
-  if (flow) {
-    const [, indent, cell, shard, region, status] = flow;
-    const entry = entryOf(cell!, shard!, region, status);
-    return entry && { indent: indent!, entry, next: i + 1 };
+  if (FLOW_ENTRY.test(line(i))) {
+    const flow = flowEntryLine(line(i));
+    return flow && { indent: flow.indent, entry: flow.entry, next: i + 1 };
   }
   const head = BLOCK_CELL.exec(line(i));
   const shard = head && BLOCK_KEY.exec(line(i + 1));
@@ -94,6 +92,15 @@ function entryAt(lines: readonly string[], i: number): { indent: string; entry: 
   }
   const entry = entryOf(head[2]!, shard[3]!, more.region, more.capacity_status);
   return entry && { indent: head[1]!, entry, next };
+}
+
+/** The entry a one-line flow entry means (its `\r` stripped), with its indentation and comment. */
+export function flowEntryLine(text: string): { indent: string; entry: Record<string, string>; comment?: string } | undefined {
+  const flow = FLOW_ENTRY.exec(text);
+  if (!flow) return undefined;
+  const [, indent, cell, shard, region, status, comment] = flow;
+  const entry = entryOf(cell!, shard!, region, status);
+  return entry && { indent: indent!, entry, ...(comment !== undefined ? { comment } : {}) };
 }
 
 function entryOf(cell: string, shard: string, region?: string, status?: string): Record<string, string> | undefined {

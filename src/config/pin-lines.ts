@@ -20,20 +20,20 @@ export interface FoldedPins {
 }
 
 // `    tenant-7: s1`, an optional comment (a space before its #; a plain scalar may hold ` #` no other way)
-const PIN_LINE = /^( +)([A-Za-z0-9_][\w.-]*): +([A-Za-z][\w-]*) *(?: #.*)?\r?$/;
+const PIN_LINE = /^( +)([A-Za-z0-9_][\w.-]*): +([A-Za-z][\w-]*) *(?: (#.*?))?\r?$/;
 // Plain scalars YAML's core schema reads as something other than a string (yaml's own tests):
 // booleans, null, and the numbers a key of the characters above can spell.
 const NOT_A_STRING = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE|[Nn]ull|NULL)$/;
 const NUMBER = /^(?:[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|(?:[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+|[0-9]+\.[0-9]*)$/;
 const MIN_RUN = 16;
 
-/** The pair a line means, if it is a pin line the fast path may read: its indentation, key and value. */
-export function pinLine(line: string): { indent: string; key: string; value: string } | undefined {
+/** The pair a line means, if it is a pin line the fast path may read: its indentation, key, value and comment. */
+export function pinLine(line: string): { indent: string; key: string; value: string; comment?: string } | undefined {
   const m = PIN_LINE.exec(line);
   if (!m) return undefined;
-  const [, indent, key, value] = m;
+  const [, indent, key, value, comment] = m;
   if (NOT_A_STRING.test(key!) || NUMBER.test(key!) || key === '__proto__' || NOT_A_STRING.test(value!)) return undefined;
-  return { indent: indent!, key: key!, value: value! };
+  return { indent: indent!, key: key!, value: value!, ...(comment !== undefined ? { comment } : {}) };
 }
 
 export function foldPinLines(text: string): FoldedPins | undefined {

@@ -6,29 +6,14 @@ import { foldPinLines, unfoldPinLines } from '../../src/config/pin-lines.js';
 import { readConfigText } from '../../src/config/read-text.js';
 import { parseUniqueKeys } from '../../src/config/unique-keys.js';
 import { UserError } from '../../src/index.js';
+import { pinsObject, pinsYaml } from '../helpers/pins.js';
 
 /**
  * A jump config with tens of thousands of `pins` loads in linear time (yaml's own duplicate-key check
  * compares each key with every key before it). Oracle: the object the text was written from, and
  * yaml's own parse with its own check (`uniqueKeys: true`): the same data, the same errors.
  */
-export function pinsObject(n: number) {
-  return {
-    source: 'postgres://app:${PW}@mono:5432/app',
-    strategy: { kind: 'jump', key: 'tenant_id', pins: Object.fromEntries(Array.from({ length: n }, (_, i) => [`tenant-${i}`, `s${i % 3}`])) },
-    shards: [0, 1, 2].map((i) => ({ id: `s${i}`, primary: `postgres://app:\${PW}@shard${i}:5432/app` })),
-    tables: [{ name: 'accounts', key: 'tenant_id' }],
-  };
-}
 const env = { PW: 'hunter2-pw' };
-
-/** The text yaml writes for `pinsObject(n)` (Document.toString is itself seconds for 100,000 pins). */
-export function pinsYaml(n: number): string {
-  const obj = pinsObject(n);
-  const pins = Object.entries(obj.strategy.pins).map(([t, s]) => `    ${t}: ${s}\n`).join('');
-  const small = new Document({ ...obj, strategy: { ...obj.strategy, pins: { PINS: 'x' } } }).toString();
-  return small.replace('    PINS: x\n', pins);
-}
 
 function refusal(text: string, file = 'big.yaml'): string[] {
   try {
