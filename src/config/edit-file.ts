@@ -1,6 +1,7 @@
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { isMap, isSeq, parseDocument, type Document } from 'yaml';
 import { configFromData, parseConfig } from './load.js';
+import { editFolded } from './fold-edits.js';
 import { editLines, type LineChange } from './line-edits.js';
 import type { Config } from './types.js';
 import { usageError } from '../errors.js';
@@ -54,13 +55,14 @@ interface MappingChange {
 
 /**
  * An edit of the file's Document; a `setMapping` edit carries its change so `allEdits` can batch it,
- * and a pin or mapping edit its change of the file's lines (line-edits.ts), tried first.
+ * and a pin or mapping edit its change of the file's lines (line-edits.ts), tried first. Any other
+ * edit is tried on the file with its entry lines folded away (fold-edits.ts) before the whole Document.
  */
-export type ConfigEdit = ((doc: Document) => void) & { mapping?: MappingChange; lines?: readonly LineChange[] };
+export type ConfigEdit = ((doc: Document) => void) & { mapping?: MappingChange; lines?: readonly LineChange[]; setsMapping?: boolean };
 
 export const setMapping = (cell: string, shard: string, region?: string, status?: CapacityStatus): ConfigEdit => {
   const change: MappingChange = { cell, shard, ...(region !== undefined ? { region } : {}), ...(status !== undefined ? { status } : {}) };
-  return Object.assign((doc: Document) => setMappings(doc, [change]), { mapping: change, lines: [change] });
+  return Object.assign((doc: Document) => setMappings(doc, [change]), { mapping: change, lines: [change], setsMapping: true });
 };
 
 /**
@@ -132,6 +134,9 @@ function editedText(file: string, before: string, edit: ConfigEdit): Edited {
   if (p && p.file === file && p.edit === edit && p.before === before) return p.after;
   const byLines = edit.lines && editLines(before, edit.lines);
   if (byLines) return byLines;
+  // a mapping edit finds its cell by position, which folding changes: it takes the whole Document
+  const byFolding = edit.setsMapping ? undefined : editFolded(before, edit);
+  if (byFolding) return byFolding;
   const doc = parseDocument(before, { uniqueKeys: false }); // yaml's check is quadratic; the edited text is validated after
   edit(doc);
   return { text: doc.toString({ flowCollectionPadding: true }) };
@@ -148,7 +153,8 @@ export const allEdits = (...edits: ConfigEdit[]): ConfigEdit => {
     }
   };
   // the line changes of all of them, in order, when every one has its own
-  return edits.every((e) => e.lines) ? Object.assign(all, { lines: edits.flatMap((e) => e.lines!) }) : all;
+  const lines = edits.every((e) => e.lines) ? { lines: edits.flatMap((e) => e.lines!) } : {};
+  return Object.assign(all, lines, { setsMapping: edits.some((e) => e.setsMapping) });
 };
 
 /** Drops a shard from `shards:` (the caller has made sure it holds nothing and nothing routes to it). */

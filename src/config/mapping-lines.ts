@@ -18,6 +18,8 @@ export interface FoldedMapping {
   text: string;
   /** the entries of each run, in order; run i's placeholder is `${token}${i}` */
   runs: Record<string, string>[][];
+  /** the lines of each run as the text has them */
+  runLines: string[][];
   token: string;
 }
 
@@ -46,6 +48,7 @@ export function foldMappingLines(text: string): FoldedMapping | undefined {
   while (text.includes(token)) token += 'x';
   const lines = text.split('\n');
   const out: string[] = [];
+  const runLines: string[][] = [];
   const runs: Record<string, string>[][] = [];
   let i = 0;
   while (i < lines.length) {
@@ -65,10 +68,11 @@ export function foldMappingLines(text: string): FoldedMapping | undefined {
     } else {
       out.push(`${first.indent}- ${token}${runs.length}`);
       runs.push(run);
+      runLines.push(lines.slice(i, j));
     }
     i = j;
   }
-  return runs.length ? { text: out.join('\n'), runs, token } : undefined;
+  return runs.length ? { text: out.join('\n'), runs, runLines, token } : undefined;
 }
 
 /** The entry starting at line i, in either shape, and the line after it. */

@@ -16,6 +16,8 @@ export interface FoldedPins {
   text: string;
   /** the pairs of each run, in order; run i's placeholder key is `${token}${i}` */
   runs: [string, string][][];
+  /** the lines of each run as the text has them */
+  runLines: string[][];
   token: string;
 }
 
@@ -43,6 +45,7 @@ export function foldPinLines(text: string): FoldedPins | undefined {
   while (text.includes(token)) token += 'x';
   const lines = text.split('\n');
   const out: string[] = [];
+  const runLines: string[][] = [];
   const runs: [string, string][][] = [];
   let i = 0;
   while (i < lines.length) {
@@ -61,10 +64,11 @@ export function foldPinLines(text: string): FoldedPins | undefined {
     else {
       out.push(`${first.indent}${token}${runs.length}: run`);
       runs.push(run);
+      runLines.push(lines.slice(i, j));
     }
     i = j;
   }
-  return runs.length ? { text: out.join('\n'), runs, token } : undefined;
+  return runs.length ? { text: out.join('\n'), runs, runLines, token } : undefined;
 }
 
 /**

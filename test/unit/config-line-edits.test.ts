@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { cellToChildren, getRes0Cells } from 'h3-js';
 import { parse, parseDocument, type Document as Doc } from 'yaml';
-import { allEdits, dropShard, editConfigFile, previewConfigEdit, removePin, setMapping, setPin, type ConfigEdit } from '../../src/config/edit-file.js';
+import { allEdits, appendShard, dropShard, editConfigFile, previewConfigEdit, promoteReplica, removePin, setMapping, setPin, type ConfigEdit } from '../../src/config/edit-file.js';
+import { editFolded } from '../../src/config/fold-edits.js';
 import { editLines } from '../../src/config/line-edits.js';
 import { parseConfig } from '../../src/config/load.js';
 import { pinsObject, pinsYaml } from '../helpers/pins.js';
@@ -206,5 +207,41 @@ describe('a 50,000-pin file: preview and apply edit one line', () => {
       assert.equal(readFileSync(file, 'utf8'), want);
       for (const c of [preview, applied, parseConfig(want, file, { env })]) assert.deepEqual(c.strategy.kind === 'jump' ? c.strategy.pins : {}, pins);
     }
+  });
+});
+
+describe('other edits of a large file: its short rest edited, its entry lines put back', () => {
+  const shards = 'shards:\n  - id: s0\n    primary: postgres://a@b/c\n  - id: s1\n    primary: postgres://a@b/c\n    replicas:\n      - postgres://r@b/c\n  - id: s2\n    primary: postgres://a@b/c\n';
+  const jump = `${jumpHead}  pins:\n${pinLines.slice(0, 20).join('\n')}\n    "quoted": s1\n${pinLines.slice(20).join('\n')}\n${shards}tables:\n  - name: t\n    key: tenant_id\n`;
+  const h3 = `${h3Head}  mapping:\n${entryLines.join('\n')}\n${shards}tables:\n  - name: t\n    lat: lat\n    lng: lng\n`;
+  const folded: [string, ConfigEdit][] = [
+    ['jump', appendShard({ id: 's3', primary: 'postgres://x@y/z', replicas: [] })],
+    ['jump', promoteReplica('s1', 0)],
+    ['jump', allEdits(dropShard('s2'), removePin('quoted'))],
+    ['h3', appendShard({ id: 's3', primary: 'postgres://x@y/z', replicas: ['postgres://x@w/z'] })],
+    ['h3', dropShard('s2')],
+  ];
+  for (const [kind, e] of folded) {
+    const text = kind === 'jump' ? jump : h3;
+    it(`${kind}: ${e.toString().slice(0, 40)}…: byte for byte`, () => {
+      assert.equal(docPath(text, () => {}), text, 'the file as yaml writes it');
+      const got = editFolded(text, e);
+      assert.ok(got !== undefined, 'edited folded');
+      assert.equal(got.text, docPath(text, e));
+    });
+  }
+  it('an edit that needs a folded entry is not made folded (the whole Document makes it)', () => {
+    const added = allEdits(setPin('tenant-new', 's0'), dropShard('s2'));
+    assert.equal(editFolded(jump, added)?.text, docPath(jump, added), 'a new tenant is not folded: edited folded');
+    assert.equal(editFolded(jump, allEdits(dropShard('s2'), removePin('tenant-5'))), undefined);
+    assert.equal(editFolded(jump, allEdits(setPin('tenant-3', 's0'), dropShard('s2'))), undefined);
+    assert.throws(() => editedFile(jump, dropShard('s9')), /shard s9 is not in the config/);
+  });
+  it('hand-written entry lines are put back as they were', () => {
+    const hand = jump.replace('    tenant-3: s0', '    tenant-3:   s0   # odd').replace(/\n/g, '\r\n');
+    const got = editFolded(hand, dropShard('s2'))!;
+    assert.ok(got !== undefined);
+    assert.match(got.text, /\n {4}tenant-3: {3}s0 {3}# odd\n/);
+    assert.deepEqual(parse(got.text), parse(docPath(hand, dropShard('s2'))));
   });
 });
