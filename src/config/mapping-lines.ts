@@ -1,3 +1,5 @@
+import { foldRuns, type FoldedRuns } from './fold-runs.js';
+
 /**
  * The fast path for the bulk of an h3 config: the `strategy.mapping` entries written one per line as
  * `plan --propose-mapping` and `mapping set` write them, `- { cell: 831f8dfffffffff, shard: s1 }`.
@@ -13,15 +15,7 @@
  * (`- cell: …` then `  shard: …`) are read the same way; anything else (quoted values, other keys
  * or key orders, tabs) is simply left to the YAML parser.
  */
-export interface FoldedMapping {
-  /** the text with each run of entry lines replaced by one placeholder item */
-  text: string;
-  /** the entries of each run, in order; run i's placeholder is `${token}${i}` */
-  runs: Record<string, string>[][];
-  /** the lines of each run as the text has them */
-  runLines: string[][];
-  token: string;
-}
+export type FoldedMapping = FoldedRuns<Record<string, string>>;
 
 // One entry on one line: cell, shard, then optionally region and capacity_status, plain values, an
 // optional comment (a space after each colon: in a flow mapping `cell:8…` is one plain scalar).
@@ -38,41 +32,9 @@ const STATUS = /^(?:active|full|read-only)$/;
 const NOT_A_STRING = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE|[Nn]ull|NULL)$/;
 // A hex cell is a string in YAML only if it cannot be read as an integer or a float (digits and e/E).
 const HEX_LETTER = /[A-Da-dFf]/;
-// Fewer entries than this are not worth a placeholder.
-const MIN_RUN = 16;
 
 export function foldMappingLines(text: string): FoldedMapping | undefined {
-  // %YAML 1.1 changes how plain scalars are read (yes/no, 0b…, 1_000): no fast path under a directive.
-  if (/^%/m.test(text)) return undefined;
-  let token = 'shardctl-mapping-run-';
-  while (text.includes(token)) token += 'x';
-  const lines = text.split('\n');
-  const out: string[] = [];
-  const runLines: string[][] = [];
-  const runs: Record<string, string>[][] = [];
-  let i = 0;
-  while (i < lines.length) {
-    const first = entryAt(lines, i);
-    if (!first) {
-      out.push(lines[i++]!);
-      continue;
-    }
-    const run = [first.entry];
-    let j = first.next;
-    for (let e = entryAt(lines, j); e && e.indent === first.indent; e = entryAt(lines, j)) {
-      run.push(e.entry);
-      j = e.next;
-    }
-    if (run.length < MIN_RUN) {
-      out.push(...lines.slice(i, j));
-    } else {
-      out.push(`${first.indent}- ${token}${runs.length}`);
-      runs.push(run);
-      runLines.push(lines.slice(i, j));
-    }
-    i = j;
-  }
-  return runs.length ? { text: out.join('\n'), runs, runLines, token } : undefined;
+  return foldRuns(text, 'shardctl-mapping-run-', entryAt, (indent, name) => `${indent}- ${name}`);
 }
 
 /** The entry starting at line i, in either shape, and the line after it. */

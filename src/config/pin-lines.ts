@@ -1,3 +1,5 @@
+import { foldRuns, type FoldedRuns } from './fold-runs.js';
+
 /**
  * The fast path for the bulk of a jump config: its `strategy.pins`, one `tenant: shard` per line as
  * `pin` and yaml write them. The YAML parser takes about a second over 50,000 of them; such a line,
@@ -12,14 +14,7 @@
  * original text the slow way, which says where the problem is. Anything else (quoted keys or values,
  * flow style, a key YAML reads as a number or a boolean, tabs) is left to the YAML parser.
  */
-export interface FoldedPins {
-  text: string;
-  /** the pairs of each run, in order; run i's placeholder key is `${token}${i}` */
-  runs: [string, string][][];
-  /** the lines of each run as the text has them */
-  runLines: string[][];
-  token: string;
-}
+export type FoldedPins = FoldedRuns<[string, string]>;
 
 // `    tenant-7: s1`, an optional comment (a space before its #; a plain scalar may hold ` #` no other way)
 const PIN_LINE = /^( +)([A-Za-z0-9_][\w.-]*): +([A-Za-z][\w-]*) *(?: (#.*?))?\r?$/;
@@ -27,7 +22,6 @@ const PIN_LINE = /^( +)([A-Za-z0-9_][\w.-]*): +([A-Za-z][\w-]*) *(?: (#.*?))?\r?
 // booleans, null, and the numbers a key of the characters above can spell.
 const NOT_A_STRING = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE|[Nn]ull|NULL)$/;
 const NUMBER = /^(?:[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|(?:[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+|[0-9]+\.[0-9]*)$/;
-const MIN_RUN = 16;
 
 /** The pair a line means, if it is a pin line the fast path may read: its indentation, key, value and comment. */
 export function pinLine(line: string): { indent: string; key: string; value: string; comment?: string } | undefined {
@@ -39,36 +33,11 @@ export function pinLine(line: string): { indent: string; key: string; value: str
 }
 
 export function foldPinLines(text: string): FoldedPins | undefined {
-  // %YAML 1.1 reads more plain scalars as non-strings (yes, no, 1_000): no fast path under a directive
-  if (/^%/m.test(text)) return undefined;
-  let token = 'shardctl-pins-run-';
-  while (text.includes(token)) token += 'x';
-  const lines = text.split('\n');
-  const out: string[] = [];
-  const runLines: string[][] = [];
-  const runs: [string, string][][] = [];
-  let i = 0;
-  while (i < lines.length) {
-    const first = pinLine(lines[i]!);
-    if (!first) {
-      out.push(lines[i++]!);
-      continue;
-    }
-    const run: [string, string][] = [[first.key, first.value]];
-    let j = i + 1;
-    for (let p = pinLine(lines[j] ?? ''); p && p.indent === first.indent; p = pinLine(lines[j] ?? '')) {
-      run.push([p.key, p.value]);
-      j++;
-    }
-    if (run.length < MIN_RUN) out.push(...lines.slice(i, j));
-    else {
-      out.push(`${first.indent}${token}${runs.length}: run`);
-      runs.push(run);
-      runLines.push(lines.slice(i, j));
-    }
-    i = j;
-  }
-  return runs.length ? { text: out.join('\n'), runs, runLines, token } : undefined;
+  const entryAt = (lines: readonly string[], i: number) => {
+    const p = pinLine(lines[i] ?? '');
+    return p && { indent: p.indent, entry: [p.key, p.value] as [string, string], next: i + 1 };
+  };
+  return foldRuns(text, 'shardctl-pins-run-', entryAt, (indent, name) => `${indent}${name}: run`);
 }
 
 /**
