@@ -21,10 +21,14 @@ export function editConfigFile(file: string, edit: (doc: Document) => void): Con
   return config;
 }
 
-export const appendShard = (shard: { id: string; primary: string; replicas: readonly string[] }) => (doc: Document) => {
-  const node = doc.createNode(shard.replicas.length ? { ...shard, replicas: [...shard.replicas] } : { id: shard.id, primary: shard.primary });
-  doc.addIn(['shards'], node);
-};
+export const appendShard = (shard: { id: string; primary: string; replicas: readonly string[] }): ConfigEdit =>
+  shardsOnly((doc: Document) => {
+    const node = doc.createNode(shard.replicas.length ? { ...shard, replicas: [...shard.replicas] } : { id: shard.id, primary: shard.primary });
+    doc.addIn(['shards'], node);
+  });
+
+/** An edit that reads and writes `shards:` alone: it commutes with pin and mapping line changes. */
+const shardsOnly = (edit: (doc: Document) => void): ConfigEdit => Object.assign(edit, { shardsOnly: true });
 
 export const setPin = (tenant: string, shard: string): ConfigEdit =>
   Object.assign(
@@ -58,7 +62,14 @@ interface MappingChange {
  * and a pin or mapping edit its change of the file's lines (line-edits.ts), tried first. Any other
  * edit is tried on the file with its entry lines folded away (fold-edits.ts) before the whole Document.
  */
-export type ConfigEdit = ((doc: Document) => void) & { mapping?: MappingChange; lines?: readonly LineChange[]; setsMapping?: boolean };
+export type ConfigEdit = ((doc: Document) => void) & {
+  mapping?: MappingChange;
+  lines?: readonly LineChange[];
+  setsMapping?: boolean;
+  shardsOnly?: boolean;
+  /** allEdits: the edits it is made of */
+  parts?: readonly ConfigEdit[];
+};
 
 export const setMapping = (cell: string, shard: string, region?: string, status?: CapacityStatus): ConfigEdit => {
   const change: MappingChange = { cell, shard, ...(region !== undefined ? { region } : {}), ...(status !== undefined ? { status } : {}) };
@@ -100,15 +111,16 @@ function setMappings(doc: Document, changes: readonly MappingChange[]): void {
  * Makes replica `index` of shard `id` its primary, as written in the file (a `${VAR}` stays a
  * reference), and drops the old primary: it needs rebuilding as a replica before it rejoins.
  */
-export const promoteReplica = (id: string, index: number) => (doc: Document) => {
-  const shards = doc.getIn(['shards'], true);
-  const i = isSeq(shards) ? shards.items.findIndex((s) => isMap(s) && String(s.get('id')) === id) : -1;
-  if (i < 0) throw usageError(`shard ${id} is not in the config`);
-  const raw = doc.getIn(['shards', i, 'replicas', index]);
-  if (typeof raw !== 'string') throw usageError(`shard ${id} has no replica ${index + 1} in the config`);
-  doc.setIn(['shards', i, 'primary'], raw);
-  doc.deleteIn(['shards', i, 'replicas', index]);
-};
+export const promoteReplica = (id: string, index: number): ConfigEdit =>
+  shardsOnly((doc: Document) => {
+    const shards = doc.getIn(['shards'], true);
+    const i = isSeq(shards) ? shards.items.findIndex((s) => isMap(s) && String(s.get('id')) === id) : -1;
+    if (i < 0) throw usageError(`shard ${id} is not in the config`);
+    const raw = doc.getIn(['shards', i, 'replicas', index]);
+    if (typeof raw !== 'string') throw usageError(`shard ${id} has no replica ${index + 1} in the config`);
+    doc.setIn(['shards', i, 'primary'], raw);
+    doc.deleteIn(['shards', i, 'replicas', index]);
+  });
 
 /** The config an edit would give, validated, without writing anything (plans show it). */
 export function previewConfigEdit(file: string, edit: (doc: Document) => void): Config {
@@ -137,9 +149,25 @@ function editedText(file: string, before: string, edit: ConfigEdit): Edited {
   // a mapping edit finds its cell by position, which folding changes: it takes the whole Document
   const byFolding = edit.setsMapping ? undefined : editFolded(before, edit);
   if (byFolding) return byFolding;
+  const byBoth = linesThenFolded(before, edit);
+  if (byBoth) return byBoth;
   const doc = parseDocument(before, { uniqueKeys: false }); // yaml's check is quadratic; the edited text is validated after
   edit(doc);
   return { text: doc.toString({ flowCollectionPadding: true }) };
+}
+
+/**
+ * remove-shard's last edit (drop the shard, unpin the tenants whose pin is now redundant): its pin
+ * changes made on the lines, then its `shards:` edits on the folded text. The two touch different
+ * keys and neither reads the other's, so their order does not matter; each step is proven as it is
+ * made (line-edits.ts, fold-edits.ts).
+ */
+function linesThenFolded(before: string, edit: ConfigEdit): Edited | undefined {
+  const parts = edit.parts;
+  if (!parts || !parts.every((p) => p.lines || p.shardsOnly) || !parts.some((p) => p.lines)) return undefined;
+  const pinned = editLines(before, parts.flatMap((p) => p.lines ?? []));
+  const rest = parts.filter((p) => !p.lines);
+  return pinned && editFolded(pinned.text, (doc) => rest.forEach((p) => p(doc)));
 }
 
 /** Several edits as one (one validation, one atomic write); consecutive `setMapping`s in one pass. */
@@ -154,13 +182,14 @@ export const allEdits = (...edits: ConfigEdit[]): ConfigEdit => {
   };
   // the line changes of all of them, in order, when every one has its own
   const lines = edits.every((e) => e.lines) ? { lines: edits.flatMap((e) => e.lines!) } : {};
-  return Object.assign(all, lines, { setsMapping: edits.some((e) => e.setsMapping) });
+  return Object.assign(all, lines, { setsMapping: edits.some((e) => e.setsMapping), parts: edits });
 };
 
 /** Drops a shard from `shards:` (the caller has made sure it holds nothing and nothing routes to it). */
-export const dropShard = (id: string) => (doc: Document) => {
-  const shards = doc.getIn(['shards'], true);
-  const i = isSeq(shards) ? shards.items.findIndex((s) => isMap(s) && String(s.get('id')) === id) : -1;
-  if (i < 0) throw usageError(`shard ${id} is not in the config`);
-  doc.deleteIn(['shards', i]);
-};
+export const dropShard = (id: string): ConfigEdit =>
+  shardsOnly((doc: Document) => {
+    const shards = doc.getIn(['shards'], true);
+    const i = isSeq(shards) ? shards.items.findIndex((s) => isMap(s) && String(s.get('id')) === id) : -1;
+    if (i < 0) throw usageError(`shard ${id} is not in the config`);
+    doc.deleteIn(['shards', i]);
+  });

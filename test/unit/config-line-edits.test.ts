@@ -245,3 +245,17 @@ describe('other edits of a large file: its short rest edited, its entry lines pu
     assert.deepEqual(parse(got.text), parse(docPath(hand, dropShard('s2'))));
   });
 });
+
+describe("remove-shard's last edit: the unpins on the lines, the dropped shard on the folded rest", () => {
+  const shards = 'shards:\n  - id: s0\n    primary: postgres://a@b/c\n  - id: s1\n    primary: postgres://a@b/c\n  - id: s2\n    primary: postgres://a@b/c\n';
+  const pins = Array.from({ length: 40 }, (_, i) => `    tenant-${i}: s${i % 2}`);
+  const jump = `${jumpHead}  pins:\n${pins.join('\n')}\n${shards}tables:\n  - name: t\n    key: tenant_id\n`;
+  it('the same file as the Document edit, each step made the fast way', () => {
+    const last = allEdits(dropShard('s2'), removePin('tenant-5'), removePin('tenant-8'));
+    const unpinned = editLines(jump, [{ unpin: 'tenant-5' }, { unpin: 'tenant-8' }]);
+    assert.ok(unpinned !== undefined && editFolded(unpinned.text, dropShard('s2')) !== undefined, 'both steps the fast way');
+    assert.equal(editedFile(jump, last), docPath(jump, last));
+    const added = allEdits(appendShard({ id: 's3', primary: 'postgres://x@y/z', replicas: [] }), setPin('tenant-3', 's2'), removePin('tenant-9'));
+    assert.equal(editedFile(jump, added), docPath(jump, added));
+  });
+});
