@@ -42,30 +42,36 @@ const foldPins: Fold = (text) => {
 function readSlowly(text: string, file: string): { data: unknown } | { errors: string[] } {
   const doc = parseUniqueKeys(text, { prettyErrors: true });
   if (doc.errors.length === 0) return { data: doc.toJS() };
+  const repeated = duplicateKeyPaths(doc, new Set(doc.errors.flatMap((e) => (e.code === 'DUPLICATE_KEY' ? [e.pos[0]] : []))));
   return {
     errors: doc.errors.map((e) => {
       const message = firstLine(e.message);
       if (e.code !== 'DUPLICATE_KEY') return `${file}: ${message}`;
-      const key = duplicateKeyPath(doc, e.pos[0]);
+      const key = repeated.get(e.pos[0]);
       return key ? `${file}: ${key}: key appears twice (${message.replace(/^Map keys must be unique at /, '')})` : `${file}: ${message}`;
     }),
   };
 }
 
-/** `strategy.pins.t1`: the key path of the repeated key that starts at `offset`. */
-function duplicateKeyPath(doc: Document, offset: number): string | undefined {
-  let found: string | undefined;
+/**
+ * `strategy.pins.t1`: the key path of each repeated key, by the offset it starts at. One walk for
+ * all of them: a file can repeat thousands of its 100,000 pins.
+ */
+function duplicateKeyPaths(doc: Document, offsets: ReadonlySet<number>): Map<number, string> {
+  const found = new Map<number, string>();
+  if (offsets.size === 0) return found;
   visit(doc, {
     Pair(_, pair, ancestors) {
-      if (!isScalar(pair.key) || pair.key.range?.[0] !== offset) return undefined;
+      const at = isScalar(pair.key) ? pair.key.range?.[0] : undefined;
+      if (at === undefined || !offsets.has(at)) return undefined;
       const path: (string | number)[] = [];
       const chain = [...ancestors, pair];
       chain.forEach((node, i) => {
         if (isPair(node) && isScalar(node.key)) path.push(String(node.key.value));
         else if (isSeq(node)) path.push(node.items.indexOf(chain[i + 1] as never));
       });
-      found = formatPath(path);
-      return visit.BREAK;
+      found.set(at, formatPath(path));
+      return found.size === offsets.size ? visit.BREAK : undefined;
     },
   });
   return found;

@@ -35,6 +35,21 @@ describe('a jump config with 100,000 pins loads in linear time', () => {
   });
 });
 
+describe('thousands of repeated pins', () => {
+  it('each refused with its key path and line, in one walk of the document', { timeout: 60_000 }, () => {
+    const lines = pinsYaml(50_000).split('\n');
+    const at = lines.indexOf('    tenant-49999: s1');
+    assert.ok(at > 0);
+    const again = Array.from({ length: 5_000 }, (_, i) => `    tenant-${i * 10}: s1`);
+    lines.splice(at + 1, 0, ...again);
+    const got = refusal(lines.join('\n'));
+    assert.equal(got[0], 'big.yaml: 5000 problems in the configuration');
+    assert.equal(got.length, 5_001);
+    assert.equal(got[1], `big.yaml: strategy.pins.tenant-0: key appears twice (line ${at + 2}, column 5)`);
+    assert.equal(got[5_000], `big.yaml: strategy.pins.tenant-49990: key appears twice (line ${at + 5_001}, column 5)`);
+  });
+});
+
 describe('the linear duplicate-key check means what yaml`s own check means', () => {
   const cases: Record<string, string> = {
     'plain keys': 'a: 1\nb: 2\na: 3\n',
