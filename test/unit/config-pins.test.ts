@@ -124,6 +124,22 @@ describe('the pin-lines fast path means what the full YAML parser means', () => 
       assert.deepEqual(unfoldPinLines(parse(folded.text), folded), parse(cases[name]!), name);
     }
   });
+  it('generated keys of digits, e, x, o, dots, signs and letters: 200 files of 60 pins', () => {
+    let seed = 26;
+    const next = (n: number) => Math.floor(((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * n);
+    const chars = '0123456789eExXoO._-+abfAF';
+    let folded = 0;
+    for (let f = 0; f < 200; f++) {
+      // mostly plain tenants (runs to fold), a generated key now and then, in or between runs
+      const keys = Array.from({ length: 60 }, (_, i) => (next(8) ? `t${i}` : Array.from({ length: 1 + next(5) }, () => chars[next(chars.length)]).join('')));
+      const special = ['true', 'Null', 'e1', 'x-y', '007'];
+      const text = `${head}  pins:\n${keys.map((k) => `    ${k}: ${next(12) ? `s${next(3)}` : special[next(special.length)]}`).join('\n')}\n`;
+      if (foldPinLines(text)) folded++;
+      assertReadsAsYaml(text);
+    }
+    assert.ok(folded > 50, `${folded} of 200 were folded`);
+  });
+
   for (const [name, text] of Object.entries(cases)) {
     it(name, () => {
       const oracle = assertReadsAsYaml(text) as { strategy: { pins: object } } | undefined;
