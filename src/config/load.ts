@@ -37,9 +37,14 @@ export function loadConfig(path: string, opts: LoadOptions = {}): Config {
 export function parseConfig(text: string, file = '<inline>', opts: LoadOptions = {}): Config {
   const read = readConfigText(text, file);
   if ('errors' in read) throw configError(file, read.errors);
+  return configFromData(read.data, file, opts);
+}
+
+/** Validates the data of config text as `readConfigText` read it (an edit that has read it already). */
+export function configFromData(raw: unknown, file: string, opts: LoadOptions = {}): Config {
   const env = opts.env ?? process.env;
   const missing: InterpolationProblem[] = [];
-  const data = interpolate(read.data, env, missing);
+  const data = interpolate(raw, env, missing);
   const secrets = () => collectPasswords(data); // only an error needs them: a message must never echo one
   const lines = missing.map((m) => line(file, m.path, `environment variable ${m.variable} is not set`));
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {

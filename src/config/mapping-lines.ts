@@ -1,3 +1,5 @@
+import { foldRuns, type FoldedRuns } from './fold-runs.js';
+
 /**
  * The fast path for the bulk of an h3 config: the `strategy.mapping` entries written one per line as
  * `plan --propose-mapping` and `mapping set` write them, `- { cell: 831f8dfffffffff, shard: s1 }`.
@@ -13,13 +15,7 @@
  * (`- cell: …` then `  shard: …`) are read the same way; anything else (quoted values, other keys
  * or key orders, tabs) is simply left to the YAML parser.
  */
-export interface FoldedMapping {
-  /** the text with each run of entry lines replaced by one placeholder item */
-  text: string;
-  /** the entries of each run, in order; run i's placeholder is `${token}${i}` */
-  runs: Record<string, string>[][];
-  token: string;
-}
+export type FoldedMapping = FoldedRuns<Record<string, string>>;
 
 // One entry on one line: cell, shard, then optionally region and capacity_status, plain values, an
 // optional comment (a space after each colon: in a flow mapping `cell:8…` is one plain scalar).
@@ -27,7 +23,7 @@ export interface FoldedMapping {
 //   - cell: 831f8dfffffffff
 //     shard: s1
 const FLOW_ENTRY =
-  /^( *)- \{ *cell: +([0-9A-Fa-f]+) *, *shard: +([\w-]+) *(?:, *region: +([\w-]+) *)?(?:, *capacity_status: +([\w-]+) *)?\} *(?: #.*)?$/;
+  /^( *)- \{ *cell: +([0-9A-Fa-f]+) *, *shard: +([\w-]+) *(?:, *region: +([\w-]+) *)?(?:, *capacity_status: +([\w-]+) *)?\} *(?: (#.*))?$/;
 const BLOCK_CELL = /^( *)- cell: +([0-9A-Fa-f]+) *(?: #.*)?$/;
 const BLOCK_KEY = /^( *)(shard|region|capacity_status): +([\w-]+) *(?: #.*)?$/;
 const ID = /^[A-Za-z][A-Za-z0-9_-]*$/;
@@ -36,49 +32,17 @@ const STATUS = /^(?:active|full|read-only)$/;
 const NOT_A_STRING = /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE|[Nn]ull|NULL)$/;
 // A hex cell is a string in YAML only if it cannot be read as an integer or a float (digits and e/E).
 const HEX_LETTER = /[A-Da-dFf]/;
-// Fewer entries than this are not worth a placeholder.
-const MIN_RUN = 16;
 
 export function foldMappingLines(text: string): FoldedMapping | undefined {
-  // %YAML 1.1 changes how plain scalars are read (yes/no, 0b…, 1_000): no fast path under a directive.
-  if (/^%/m.test(text)) return undefined;
-  let token = 'shardctl-mapping-run-';
-  while (text.includes(token)) token += 'x';
-  const lines = text.split('\n');
-  const out: string[] = [];
-  const runs: Record<string, string>[][] = [];
-  let i = 0;
-  while (i < lines.length) {
-    const first = entryAt(lines, i);
-    if (!first) {
-      out.push(lines[i++]!);
-      continue;
-    }
-    const run = [first.entry];
-    let j = first.next;
-    for (let e = entryAt(lines, j); e && e.indent === first.indent; e = entryAt(lines, j)) {
-      run.push(e.entry);
-      j = e.next;
-    }
-    if (run.length < MIN_RUN) {
-      out.push(...lines.slice(i, j));
-    } else {
-      out.push(`${first.indent}- ${token}${runs.length}`);
-      runs.push(run);
-    }
-    i = j;
-  }
-  return runs.length ? { text: out.join('\n'), runs, token } : undefined;
+  return foldRuns(text, 'shardctl-mapping-run-', entryAt, (indent, name) => `${indent}- ${name}`);
 }
 
 /** The entry starting at line i, in either shape, and the line after it. */
 function entryAt(lines: readonly string[], i: number): { indent: string; entry: Record<string, string>; next: number } | undefined {
   const line = (k: number) => (lines[k] ?? '').replace(/\r$/, '');
-  const flow = FLOW_ENTRY.exec(line(i));
-  if (flow) {
-    const [, indent, cell, shard, region, status] = flow;
-    const entry = entryOf(cell!, shard!, region, status);
-    return entry && { indent: indent!, entry, next: i + 1 };
+  if (FLOW_ENTRY.test(line(i))) {
+    const flow = flowEntryLine(line(i));
+    return flow && { indent: flow.indent, entry: flow.entry, next: i + 1 };
   }
   const head = BLOCK_CELL.exec(line(i));
   const shard = head && BLOCK_KEY.exec(line(i + 1));
@@ -94,6 +58,15 @@ function entryAt(lines: readonly string[], i: number): { indent: string; entry: 
   }
   const entry = entryOf(head[2]!, shard[3]!, more.region, more.capacity_status);
   return entry && { indent: head[1]!, entry, next };
+}
+
+/** The entry a one-line flow entry means (its `\r` stripped), with its indentation and comment. */
+export function flowEntryLine(text: string): { indent: string; entry: Record<string, string>; comment?: string } | undefined {
+  const flow = FLOW_ENTRY.exec(text);
+  if (!flow) return undefined;
+  const [, indent, cell, shard, region, status, comment] = flow;
+  const entry = entryOf(cell!, shard!, region, status);
+  return entry && { indent: indent!, entry, ...(comment !== undefined ? { comment } : {}) };
 }
 
 function entryOf(cell: string, shard: string, region?: string, status?: string): Record<string, string> | undefined {
