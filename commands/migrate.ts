@@ -37,7 +37,7 @@ export function register(program: Command): void {
       .command('migrate')
       .description('copy every unit from the source to its shard (streaming COPY, resumable, verified)')
       .option('--plan <file>', 'migrate exactly the units of a reviewed plan (shardctl plan --out)')
-      .option('--concurrency <n>', 'batches in flight at once (default $SHARDCTL_CONCURRENCY or 2)', positiveInt('--concurrency'))
+      .option('--concurrency <n>', 'batches in flight at once (default 2)', positiveInt('--concurrency'))
       .option('--units <ids>', 'only these units (comma-separated; repeatable)', commaList)
       .option('--tables <names>', 'only these tables (comma-separated; repeatable)', commaList)
       .option('--dry-run', 'show what would be copied and change nothing')
