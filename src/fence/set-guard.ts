@@ -1,6 +1,6 @@
 import type { Model, TableModel } from '../tables/model.js';
 import type { TableConfig } from '../config/types.js';
-import { dollarQuote, quoteIdent, quoteLiteral, quoteTable } from '../db/ident.js';
+import { dollarQuote, quoteIdent, quoteLiteral, quoteTable, textArrayLiteral } from '../db/ident.js';
 import { parentCellSql, qualifiedName } from '../tables/scope.js';
 
 /**
@@ -181,16 +181,22 @@ export const SKIP_NO_ROWS = `IF TG_OP = 'DELETE' THEN
           END IF;`;
 
 /**
- * The triggers of `table` calling `fn`, chosen on the shard by its kind: a partitioned table gets the
- * row trigger (cloned onto every partition, attached later too), any other the statement triggers.
- * Whatever guard triggers it had (an older guard's row trigger included) are replaced, never doubled;
- * all are ENABLE ALWAYS (a session with session_replication_role = replica fires them too).
+ * The triggers of `table` calling `fn`, chosen on the shard: the row trigger for a partitioned table
+ * (cloned onto every partition, attached later too) and for a table with a foreign key to a sharded
+ * table (`sharded`), the statement triggers for any other. A foreign key's check runs before any
+ * AFTER statement trigger: a child row written for a unit being moved or gone (its parent not, or no
+ * longer, on the shard) would fail as a foreign-key violation (23503) instead of the guard's "being
+ * moved" / "has moved to shard …; write to it there", the refusal a router retries or re-routes on;
+ * a BEFORE row trigger speaks first. A key to a reference table cannot fail that way (its rows are on
+ * every shard). Whatever guard triggers the table had are replaced, never doubled; all are ENABLE
+ * ALWAYS (a session with session_replication_role = replica fires them too).
  */
-export function guardTriggersSql(table: string, fn: string): string {
+export function guardTriggersSql(table: string, fn: string, sharded: readonly string[]): string {
   const t = quoteTable(table);
   const all = [ROW_TRIGGER, ...Object.values(STATEMENT_TRIGGERS)];
   const drop = all.map((n) => `DROP TRIGGER IF EXISTS ${quoteIdent(n)} ON ${t};`).join('\n    ');
   const always = (n: string) => `ALTER TABLE ${t} ENABLE ALWAYS TRIGGER ${quoteIdent(n)};`;
+  const parents = textArrayLiteral(sharded.map(quoteTable));
   const statement = (Object.entries(STATEMENT_TRIGGERS) as [keyof typeof STATEMENT_TRIGGERS, string][]).map(([event, n]) => {
     const referencing = event === 'INSERT' ? `NEW TABLE AS ${NEW_ROWS}` : event === 'UPDATE' ? `OLD TABLE AS ${OLD_ROWS} NEW TABLE AS ${NEW_ROWS}` : `OLD TABLE AS ${OLD_ROWS}`;
     return `CREATE TRIGGER ${quoteIdent(n)} AFTER ${event} ON ${t} REFERENCING ${referencing} FOR EACH STATEMENT
@@ -199,7 +205,10 @@ export function guardTriggersSql(table: string, fn: string): string {
   });
   const body = `BEGIN
   ${drop}
-  IF (SELECT c.relkind FROM pg_class c WHERE c.oid = ${quoteLiteral(t)}::regclass) = 'p' THEN
+  IF (SELECT c.relkind FROM pg_class c WHERE c.oid = ${quoteLiteral(t)}::regclass) = 'p'
+     OR EXISTS (SELECT 1 FROM pg_constraint k
+                 WHERE k.conrelid = ${quoteLiteral(t)}::regclass AND k.contype = 'f'
+                   AND coalesce(pg_partition_root(k.confrelid), k.confrelid) IN (SELECT to_regclass(x) FROM unnest(${parents}::text[]) x)) THEN
     -- the WHEN spares shardctl's own apply sessions a function call per row
     CREATE TRIGGER ${quoteIdent(ROW_TRIGGER)} BEFORE INSERT OR UPDATE OR DELETE ON ${t} FOR EACH ROW
       WHEN (${NOT_BYPASSED}) EXECUTE FUNCTION ${fn}();

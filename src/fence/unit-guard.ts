@@ -197,7 +197,7 @@ export function guardSql(model: Model): string[] {
         RETURN COALESCE(NEW, OLD);
       END`;
     out.push(`CREATE OR REPLACE FUNCTION ${trig}() RETURNS trigger LANGUAGE plpgsql AS ${dollarQuote(trigBody)}`);
-    out.push(guardTriggersSql(t.name, trig));
+    out.push(guardTriggersSql(t.name, trig, model.sharded.map((x) => x.name)));
   }
   return out;
 }
