@@ -98,6 +98,8 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     seconds[name] += (now - lap) / 1000;
     lap = now;
   };
+  // the source sums' session readied (snapshot and staged cells) while the copy streams
+  let sumsReady: Promise<void> | undefined;
   try {
     o.signal?.throwIfAborted();
     const needsCells = o.model.cellSpecs.length > 0;
@@ -123,9 +125,12 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
         await loadStagedCells(session, reader, o.model, run.staged, batch.units);
         await reader.end(); // not held for the rest of the batch (ending it again at the end is a no-op)
       };
+      // Only the copy's session must have its cells before the copy: the sums' session loads its
+      // own while the copy streams (its queries wait for it), off the batch's critical path.
+      sumsReady = sums && beginSums(src, sums, run.snapshot, batch.units.length).then(() => staged(sums));
+      sumsReady?.catch(() => undefined); // observed here, rethrown where the sums await it
       await Promise.all([
         staged(src),
-        sums && beginSums(src, sums, run.snapshot, batch.units.length).then(() => staged(sums)),
         // A shard that may hold rows of these units computes its own cells, to delete them. A fresh
         // one joins its cells only in the per-unit sums (when the whole-table total differs), the
         // foreign-key check of a table under a lat/lng table and the undo of failed units: it loads
@@ -152,7 +157,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     // The source side of the checksums runs on a second connection sharing the snapshot, while the
     // copy streams: it costs the source a scan, not the batch wall time.
     const index = unitIndex(batch.units);
-    const sourceSums = sums ? await startSourceSums(src, sums, run?.snapshot, o, scope, index, Boolean(run && needsCells)) : undefined;
+    const sourceSums = sums ? await startSourceSums(src, sums, run?.snapshot, o, scope, index, sumsReady) : undefined;
     await dst.query('BEGIN');
     if (o.verify) await raiseWorkMem(dst, groupsMemory(batch.units.length));
     // With the staged cells on the shard, the delete of a lat/lng table's rows (and its children's)
@@ -245,6 +250,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     throw e;
   } finally {
     o.signal?.removeEventListener('abort', abort);
+    await sumsReady?.catch(() => undefined); // a reader it opened is among the clients ended here
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
   }
 }
@@ -265,7 +271,7 @@ async function beginSums(src: pg.ClientBase, sums: pg.ClientBase, snapshot: stri
 
 /**
  * Starts the per-unit sums of every table on `sums`, a second source connection in the batch's
- * snapshot with `src`'s cell tables (`ready`: both already set up, from the run's staging; else
+ * snapshot with `src`'s cell tables (`ready`: both being set up, from the run's staging; else
  * done here, copying `src`'s). The promise is awaited after the copy; a failure is held until then
  * (and the batch's error path destroys both).
  */
@@ -276,7 +282,7 @@ async function startSourceSums(
   o: BatchOptions,
   scope: (t: TableModel) => Scope,
   index: ReadonlyMap<string, number>,
-  ready: boolean,
+  ready: Promise<void> | undefined,
 ): Promise<{ pending: Promise<Map<string, UnitColumns>> }> {
   if (!ready) {
     await beginSums(src, sums, snapshot, index.size);
@@ -287,6 +293,7 @@ async function startSourceSums(
     }
   }
   const pending = (async () => {
+    await ready;
     const out = new Map<string, UnitColumns>();
     for (const t of o.tables) out.set(t.name, await readUnitColumns(sums, unitChecksumSql(scope(t), t.columns, { hash: o.formats?.get(t.name)?.hash }), index));
     return out;
