@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cellToParent, latLngToCell } from 'h3-js';
 import { startFleet, type Fleet } from '../harness/fleet/index.js';
 import { loadConfig } from '../src/config/load.js';
 import { migrate } from '../src/migrate/index.js';
 import { sql } from './helpers/fleet.js';
+import { writeSpotsConfig } from './helpers/spots-config.js';
 
 /*
  * A fresh shard loads a lat/lng batch's staged cells only when a query there joins them (issue 26):
@@ -42,17 +41,7 @@ describe('migrate: a fresh shard whose lat/lng table is not the batch rows alone
     );
     await fleet.source.query('INSERT INTO visits SELECT id, id, id % 5 FROM spots');
     const cells = [...new Set(rows.map((r) => r.cell))].sort();
-    const shards = fleet.shards.map((s) => ({ id: s.id, primary: s.primary.url() }));
-    const mapping = cells.map((cell, i) => ({ cell, shard: shards[i % 2]!.id }));
-    const mapped = new Map(mapping.map((m) => [m.cell, m.shard]));
-    shardOf = (cell) => mapped.get(cell) ?? shards[0]!.id;
-    cfg = join(fleet.dir, 'spots.yaml');
-    writeFileSync(cfg, JSON.stringify({
-      source: fleet.source.url(),
-      strategy: { kind: 'h3', defaultShard: shards[0]!.id, mapping },
-      shards,
-      tables: [{ name: 'spots', lat: 'lat', lng: 'lng' }, { name: 'visits', via: 'spot_id -> spots.id' }],
-    }), { mode: 0o600 });
+    ({ cfg, shardOf } = writeSpotsConfig(fleet, cells));
   });
   after(() => fleet?.stop());
 
