@@ -104,7 +104,13 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     o.signal?.throwIfAborted();
     const needsCells = o.model.cellSpecs.length > 0;
     // the source sums' session is opened with the other two: one connection wait per batch, not two
-    const [src, dst, sums] = await Promise.all([open(o.source), open(o.target), o.verify ? open(o.source) : undefined]);
+    // (and the reader of the copy session's staged cells: its set-up is not waited for on its own)
+    const [src, dst, sums, srcReader] = await Promise.all([
+      open(o.source),
+      open(o.target),
+      o.verify ? open(o.source) : undefined,
+      needsCells && o.runCells ? open(o.source) : undefined,
+    ]);
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     const cells = new Set(batch.units);
     const run = o.runCells;
@@ -120,8 +126,8 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       // batch's (pk, cell) from the staging at once, in parallel, on a reader of its own (copying
       // them from session to session afterwards cost three COPYs in a row per batch).
       stagedOnShard = !batch.units.some(run.shardMayHold);
-      const staged = async (session: pg.ClientBase) => {
-        const reader = await open(o.source);
+      const staged = async (session: pg.ClientBase, opened?: pg.Client) => {
+        const reader = opened ?? (await open(o.source));
         await loadStagedCells(session, reader, o.model, run.staged, batch.units);
         await reader.end(); // not held for the rest of the batch (ending it again at the end is a no-op)
       };
@@ -130,7 +136,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       sumsReady = sums && beginSums(src, sums, run.snapshot, batch.units.length).then(() => staged(sums));
       sumsReady?.catch(() => undefined); // observed here, rethrown where the sums await it
       await Promise.all([
-        staged(src),
+        staged(src, srcReader),
         // A shard that may hold rows of these units computes its own cells, to delete them. A fresh
         // one joins its cells only in the per-unit sums (when the whole-table total differs), the
         // foreign-key check of a table under a lat/lng table and the undo of failed units: it loads
