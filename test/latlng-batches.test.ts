@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cellToBoundary, cellToChildren, cellToParent, getRes0Cells, latLngToCell } from 'h3-js';
 import { startFleet, type Fleet } from '../harness/fleet/index.js';
@@ -8,6 +6,7 @@ import { loadConfig } from '../src/config/load.js';
 import { migrate } from '../src/migrate/index.js';
 import { assertExact } from './helpers/exact.js';
 import { sql } from './helpers/fleet.js';
+import { writeSpotsConfig } from './helpers/spots-config.js';
 
 /*
  * lat/lng tables at the cost of their cells (issue 26): every batch's sessions (the copy, the
@@ -51,17 +50,7 @@ describe('migrate: lat/lng batches fetch their staged cells', () => {
     await fleet.source.query('INSERT INTO visits SELECT id, id, id % 7 FROM spots WHERE id % 2 = 0');
     const cells = [...new Set(rows.map((r) => r.cell))].sort();
     assert.ok(cells.length > 300, `${cells.length} cells`);
-    const shards = fleet.shards.map((s) => ({ id: s.id, primary: s.primary.url() }));
-    const mapping = cells.map((cell, i) => ({ cell, shard: shards[i % 2]!.id }));
-    const mapped = new Map(mapping.map((m) => [m.cell, m.shard]));
-    shardOf = (cell) => mapped.get(cell) ?? shards[0]!.id;
-    cfg = join(fleet.dir, 'spots.yaml');
-    writeFileSync(cfg, JSON.stringify({
-      source: fleet.source.url(),
-      strategy: { kind: 'h3', defaultShard: shards[0]!.id, mapping },
-      shards,
-      tables: [{ name: 'spots', lat: 'lat', lng: 'lng' }, { name: 'visits', via: 'spot_id -> spots.id' }],
-    }), { mode: 0o600 });
+    ({ cfg, shardOf } = writeSpotsConfig(fleet, cells));
   });
   after(() => fleet?.stop());
 

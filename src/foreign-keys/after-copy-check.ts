@@ -23,11 +23,19 @@ export async function mayBypassTriggers(c: pg.ClientBase): Promise<boolean> {
  * Fails (exit 3 for the batch) if any copied row has no parent for one of the shard's foreign keys
  * (those declared on partitions only included), except the accepted crossing keys.
  */
-export async function checkForeignKeys(c: pg.ClientBase, tables: readonly TableModel[], scopeOf: (t: TableModel) => Scope, where: string): Promise<void> {
+export async function checkForeignKeys(
+  c: pg.ClientBase,
+  tables: readonly TableModel[],
+  scopeOf: (t: TableModel) => Scope,
+  where: string,
+  /** readies what `t`'s scope joins on `c` (a fresh shard's staged cells), before its first check */
+  before?: (t: TableModel) => Promise<void> | undefined,
+): Promise<void> {
   const keys = await foreignKeys(c, tables.map((t) => t.name));
   for (const fk of keys) {
     const t = tables.find((x) => x.name === fk.table)!;
     if (t.config.crossingKeys.includes(fk.name)) continue; // refused by the preflight anyway
+    await before?.(t);
     const s = scopeOf(t);
     const notNull = fk.cols.map((col) => `t0.${quoteIdent(col)} IS NOT NULL`).join(' AND ');
     const match = fk.cols.map((col, i) => `r.${quoteIdent(fk.refCols[i]!)} = t0.${quoteIdent(col)}`).join(' AND ');

@@ -3,7 +3,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import type { Config } from '../config/types.js';
 import { connect, withClient, type Endpoint } from '../db/connect.js';
 import { loadModel, type Model } from '../tables/model.js';
-import { dropStagedCells, stageCells, stagedCounts, type StagedCells } from '../tables/staged-cells.js';
+import { dropStagedCells, stageCells, type StagedCells } from '../tables/staged-cells.js';
 import { captureDefinitions, storeDefinitions, tableDefinitions } from '../tables/definitions.js';
 import { addCounts, countUnits, prepareCells, rootTables } from '../unit-copy/inventory.js';
 import type { EventSink } from './events.js';
@@ -57,16 +57,15 @@ export async function readSource(
     // foreign keys that would break on the shards stop the run before anything is written
     await checkCrossingKeysOn(source, model);
     await captureDefinitions(recordTo.client, c, model);
-    // The staging is written and counted outside the snapshot: its rows are invisible inside, and
+    // The staging is written outside the snapshot (and counted as it is written): its rows are invisible inside, and
     // the snapshot's session must take no lock on it, or dropping it at the end would wait forever.
-    const counted = await withClient(source, async (w) => {
-      staged = await stageCells(w, c, model, (table, rows, seconds) => emit({ type: 'cells', table, rows, seconds }));
-      const roots = rootTables(model).filter((t) => staged?.tables.has(t.name));
-      return Promise.all(roots.map(async (t) => ({ table: t.name, rows: await stagedCounts(w, staged!, t.name) })));
-    });
+    staged = await withClient(source, (w) => stageCells(w, c, model, (table, rows, seconds) => emit({ type: 'cells', table, rows, seconds })));
     if (!staged) return { ...(await inventory(c, source, model)), close };
     const units = await countUnits(c, model, rootTables(model).filter((t) => !staged!.tables.has(t.name)));
-    for (const x of counted) addCounts(units, x.rows);
+    for (const t of rootTables(model)) {
+      const perCell = staged.counts.get(t.name);
+      if (perCell) addCounts(units, [...perCell].map(([cell, n]) => [cell, String(n), '0'] as const));
+    }
     return { model, units, cells: { snapshot: snap.snapshot, staged }, close };
   } catch (e) {
     await close();

@@ -34,8 +34,15 @@ export async function emptyCellTemp(session: pg.ClientBase, spec: CellTableSpec)
 /**
  * (pk, cell) COPY lines of the rows `reader` streams as (pk, lat, lng), each point's cell computed
  * once (cell-memo.ts); each item holds the lines of one chunk of the stream (copyRowChunks).
+ * `counts`, if given, gets the lines of each cell.
  */
-export async function* cellLines(reader: pg.ClientBase, spec: CellTableSpec, strategy: H3Strategy, cells?: ReadonlySet<string>): AsyncGenerator<string> {
+export async function* cellLines(
+  reader: pg.ClientBase,
+  spec: CellTableSpec,
+  strategy: H3Strategy,
+  cells?: ReadonlySet<string>,
+  counts?: Map<string, number>,
+): AsyncGenerator<string> {
   const select = `SELECT ${quoteIdent(spec.pk)}, ${quoteIdent(spec.lat)}, ${quoteIdent(spec.lng)} FROM ${quoteTable(spec.table)}`;
   const memo = new CellMemo({ indexResolution: strategy.indexResolution, shardResolution: strategy.shardResolution });
   for await (const chunk of copyRowChunks(reader, select)) {
@@ -43,7 +50,9 @@ export async function* cellLines(reader: pg.ClientBase, spec: CellTableSpec, str
     for (const [pk, lat, lng] of chunk) {
       if (lat === '\\N' || lng === '\\N') throw new Error(`${spec.table}: a row has a NULL ${spec.lat}/${spec.lng}`);
       const cell = memo.cell(lat!, lng!);
-      if (!cells || cells.has(cell)) lines += `${pk}\t${cell}\n`;
+      if (cells && !cells.has(cell)) continue;
+      lines += `${pk}\t${cell}\n`;
+      if (counts) counts.set(cell, (counts.get(cell) ?? 0) + 1);
     }
     if (lines) yield lines;
   }

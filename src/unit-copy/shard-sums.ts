@@ -26,11 +26,20 @@ import { readUnitColumns } from './unit-sums.js';
 export async function shardSums(
   dst: pg.ClientBase,
   t: TableModel,
-  o: { scope: Scope; hash?: RowHash; copiedBytes: number; wanted: UnitColumns; index: ReadonlyMap<string, number> },
+  o: {
+    scope: Scope;
+    hash?: RowHash;
+    copiedBytes: number;
+    wanted: UnitColumns;
+    index: ReadonlyMap<string, number>;
+    /** readies what the grouped query's scope joins (a fresh shard's staged cells), only when it runs */
+    grouping?: () => Promise<void>;
+  },
 ): Promise<UnitColumns> {
   const size = Number((await dst.query<{ n: string }>(SIZE_SQL, [quoteTable(t.name)])).rows[0]!.n);
   const whole = o.copiedBytes * 2 >= size;
   if (whole && !t.config.routes && (await wholeTableAgrees(dst, t, o.hash, o.wanted))) return o.wanted;
+  await o.grouping?.();
   // The shard's statistics predate the rows this transaction copied: where those rows are most of
   // the table, the planner still expects a few rows and visits them through the route column's
   // index, at twice the cost of reading the table through (400,000 rows not yet committed:
