@@ -120,9 +120,9 @@ export async function endSides(sides: Pick<ProofSides, 'source' | 'shards' | 're
 
 /**
  * The tables whose records the prover proves: those with a primary key. A keyless table's records
- * stay for the fence: a write to one of its rows on the followed side by anyone but the follower is
- * not recorded (stream/foreign-writes.ts), so the fence's count of every value the follower wrote is
- * what finds a row tampered after the follower's last write of it.
+ * stay for the fence, which counts each recorded value on both sides (row-proof/keyless.ts): a row
+ * tampered after its value was proven, its old value recorded again by the foreign-writes trigger
+ * (stream/foreign-writes.ts), is found by that count and not by a keyed lookup.
  */
 export function provedTables(model: Model): string[] {
   return model.tables.filter((t) => t.info.primaryKey.length > 0).map((t) => t.name);
