@@ -14,7 +14,9 @@ import { sourceEndpoint, shardEndpoint } from '../src/db/endpoints.js';
 import type { TableModel } from '../src/tables/model.js';
 import { assertExact } from './helpers/exact.js';
 import { resetShards, sql } from './helpers/fleet.js';
-import { FEW_BATCHES } from '../src/migrate/indexes-after.js';
+import { buildDeferredIndexes, FEW_BATCHES } from '../src/migrate/indexes-after.js';
+import pg from 'pg';
+import pLimit from 'p-limit';
 
 const types = (major: number, cols: Record<string, [number, string]>, encoding = 'UTF8'): ServerTypes => ({
   major,
@@ -223,5 +225,57 @@ describe('migrate: binary COPY and secondary indexes built after the initial loa
     assert.equal(k.ok, true, JSON.stringify(k.errors));
     assert.equal(kept.filter((e) => e.type === 'indexes-deferred' || e.type === 'indexes').length, 0);
     await assertExact(config);
+  });
+
+  it('the catalog forgets built indexes one statement at a time on its session (pg queues concurrent queries, pg 9 refuses them)', async () => {
+    const config = stage.config;
+    await resetShards(config);
+    // a run stopped after its data, before the builds: every shard lists its deferred indexes
+    const ac = new AbortController();
+    let expected = Infinity;
+    let batches = 0;
+    await assert.rejects(
+      migrate(config, {
+        concurrency: 1,
+        signal: ac.signal,
+        onEvent: (e) => {
+          if (e.type === 'start') expected = e.shards.filter((s) => s.units > 0).length;
+          if (e.type === 'batch' && ++batches === expected) ac.abort();
+        },
+      }),
+      /interrupted/,
+    );
+    const listed = (await sql(config.catalog, 'SELECT count(*)::int AS n FROM shardctl.deferred_indexes'))[0].n as number;
+    assert.ok(listed >= 4, `${listed} deferred indexes listed`);
+    // the catalog session, watched: how many of its queries are in flight at once (each held 30 ms
+    // longer, so overlapping ones would show)
+    const client = new pg.Client({ connectionString: config.catalog });
+    await client.connect();
+    let inFlight = 0;
+    let most = 0;
+    const watched = new Proxy(client, {
+      get(target, prop, receiver) {
+        if (prop !== 'query') return Reflect.get(target, prop, receiver);
+        return async (...args: unknown[]) => {
+          most = Math.max(most, ++inFlight);
+          try {
+            const r = await (target.query as (...a: unknown[]) => Promise<unknown>)(...args);
+            await new Promise((ok) => setTimeout(ok, 30));
+            return r;
+          } finally {
+            inFlight--;
+          }
+        };
+      },
+    });
+    try {
+      const problems = await buildDeferredIndexes(config, watched, pLimit(2), () => undefined);
+      assert.deepEqual(problems, []);
+    } finally {
+      await client.end();
+    }
+    assert.equal(most, 1, 'at most one catalog query at a time');
+    assert.equal((await sql(config.catalog, 'SELECT count(*)::int AS n FROM shardctl.deferred_indexes'))[0].n, 0);
+    for (const s of config.shards) assert.deepEqual(await indexesOn(s.primary), ['pgbench_accounts_bid', 'pgbench_history_aid']);
   });
 });

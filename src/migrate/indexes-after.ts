@@ -95,7 +95,9 @@ function selectedBy(t: TableModel): readonly string[] | 'all' {
  */
 export async function buildDeferredIndexes(config: Config, catalog: pg.ClientBase, limit: LimitFunction, emit: EventSink): Promise<string[]> {
   const pending = await deferredIndexes(catalog);
-  const journal: Promise<void>[] = [];
+  // the catalog forgets each built index while the next one builds, one statement at a time on its
+  // session (a pg client queues concurrent queries, and pg 9 will refuse them)
+  let journal: Promise<void> = Promise.resolve();
   const problems: string[] = [];
   const shards = [...new Set(pending.map((d) => d.shard))];
   await Promise.all(
@@ -112,7 +114,8 @@ export async function buildDeferredIndexes(config: Config, catalog: pg.ClientBas
             for (const d of mine) {
               // IF NOT EXISTS: a run may have died after the build and before the catalog forgot it
               await c.query(d.ddl.replace(/^CREATE INDEX /, 'CREATE INDEX IF NOT EXISTS '));
-              journal.push(forgetDeferredIndex(catalog, d));
+              journal = journal.then(() => forgetDeferredIndex(catalog, d));
+              journal.catch(() => undefined); // awaited below; observed here so a failure waits for it
             }
           });
           emit({ type: 'indexes', shard, indexes: mine.length, seconds: (performance.now() - t0) / 1000 });
@@ -122,6 +125,6 @@ export async function buildDeferredIndexes(config: Config, catalog: pg.ClientBas
       }),
     ),
   );
-  await Promise.all(journal);
+  await journal;
   return problems;
 }
