@@ -17,6 +17,7 @@ import { resetShards, sql } from './helpers/fleet.js';
 import { buildDeferredIndexes, FEW_BATCHES } from '../src/migrate/indexes-after.js';
 import pg from 'pg';
 import pLimit from 'p-limit';
+import { runSessions } from '../src/db/sessions.js';
 
 const types = (major: number, cols: Record<string, [number, string]>, encoding = 'UTF8'): ServerTypes => ({
   major,
@@ -277,5 +278,58 @@ describe('migrate: binary COPY and secondary indexes built after the initial loa
     assert.equal(most, 1, 'at most one catalog query at a time');
     assert.equal((await sql(config.catalog, 'SELECT count(*)::int AS n FROM shardctl.deferred_indexes'))[0].n, 0);
     for (const s of config.shards) assert.deepEqual(await indexesOn(s.primary), ['pgbench_accounts_bid', 'pgbench_history_aid']);
+  });
+
+  it('a run opens one session per shard for its checks, index DDL and guards, besides one per batch', async () => {
+    const config = stage.config;
+    await resetShards(config);
+    // pg_stat_database counts each session as it ends; the session that reads the count ends after
+    const sessions = async (url: string) => Number((await sql(url, 'SELECT sum(sessions) AS n FROM pg_stat_database'))[0].n);
+    const before = await Promise.all(config.shards.map((s) => sessions(s.primary)));
+    const events: MigrateEvent[] = [];
+    const r = await migrate(config, { onEvent: (e) => events.push(e) });
+    assert.equal(r.ok, true, JSON.stringify(r.errors));
+    assert.ok(events.some((e) => e.type === 'indexes'), 'indexes deferred and built');
+    const after = await Promise.all(config.shards.map((s) => sessions(s.primary)));
+    config.shards.forEach((s, i) => {
+      const batches = events.filter((e) => e.type === 'batch' && e.shard === s.id).length;
+      assert.equal(after[i]! - before[i]! - 1, 1 + batches, `${s.id}: sessions opened by a run of ${batches} batches`);
+    });
+    await assertExact(config);
+  });
+
+  it('run sessions: one session per server, uses one at a time in call order; a failed use closes it and names the server', async () => {
+    const ep = shardEndpoint(stage.config, stage.config.shards[0]!.id);
+    const sessions = runSessions();
+    try {
+      const pid = (c: pg.Client) => c.query('SELECT pg_backend_pid() AS p').then((r) => r.rows[0].p as number);
+      const order: string[] = [];
+      const slow = (name: string) => async (c: pg.Client) => {
+        order.push(`${name} start`);
+        await c.query('SELECT pg_sleep(0.05)');
+        order.push(`${name} end`);
+        return pid(c);
+      };
+      const [a, b] = await Promise.all([sessions.use(ep, slow('a')), sessions.use(ep, slow('b'))]);
+      assert.equal(a, b, 'the same session');
+      assert.deepEqual(order, ['a start', 'a end', 'b start', 'b end']);
+      await assert.rejects(
+        sessions.use(ep, async (c) => {
+          await c.query('BEGIN');
+          await c.query('SELECT 1 / 0');
+        }),
+        (e: Error) => e.message.includes(ep.label) && e.message.includes('division by zero'),
+      );
+      const fresh = await sessions.use(ep, async (c) => {
+        // a new session, not the one left in an aborted transaction
+        await c.query('SELECT 1');
+        return pid(c);
+      });
+      assert.notEqual(fresh, a);
+      const gone = await sql(stage.config.shards[0]!.primary, 'SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1', [a]);
+      assert.equal(gone[0].n, 0, 'the failed session was closed');
+    } finally {
+      await sessions.close();
+    }
   });
 });

@@ -1,5 +1,6 @@
 import type { Config } from '../config/types.js';
-import { withClient, type Endpoint } from '../db/connect.js';
+import type { Endpoint } from '../db/connect.js';
+import { freshSessions, type Sessions } from '../db/sessions.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { copyFormat, serverTypes, type CopyFormat } from '../tables/copy-format.js';
 import { rowHashFor, type RowHash } from '../tables/row-hash.js';
@@ -17,13 +18,13 @@ export interface ShardFormat {
  * the row hash as row-hash.ts proves it for the pair (whatever the COPY format). `text: true`
  * (MigrateOptions.copyFormat 'text') keeps every table's COPY in text.
  */
-export async function copyFormats(config: Config, source: Endpoint, tables: readonly TableModel[], text = false): Promise<Map<string, Map<string, ShardFormat>>> {
+export async function copyFormats(config: Config, source: Endpoint, tables: readonly TableModel[], text = false, sessions: Sessions = freshSessions): Promise<Map<string, Map<string, ShardFormat>>> {
   const out = new Map<string, Map<string, ShardFormat>>();
   if (!tables.length) return out;
   const names = tables.map((t) => t.name);
   const [src, ...shards] = await Promise.all([
-    withClient(source, (c) => serverTypes(c, names)),
-    ...config.shards.map((s) => withClient(shardEndpoint(config, s.id), (c) => serverTypes(c, names))),
+    sessions.use(source, (c) => serverTypes(c, names)),
+    ...config.shards.map((s) => sessions.use(shardEndpoint(config, s.id), (c) => serverTypes(c, names))),
   ]);
   config.shards.forEach((s, i) =>
     out.set(s.id, new Map(tables.map((t) => {

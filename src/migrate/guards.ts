@@ -1,5 +1,5 @@
 import type { Config } from '../config/types.js';
-import { withClient } from '../db/connect.js';
+import { freshSessions, type Sessions } from '../db/sessions.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { failureText } from '../db/pg-error.js';
 import type { Model } from '../tables/model.js';
@@ -13,7 +13,7 @@ import type { MigrateResult } from './types.js';
  * copy does not fire its triggers. A shard that fails is an error of the run (it is not exact to
  * report a shard ready whose first move could lose writes); one already unreachable is not retried.
  */
-export async function installGuards(config: Config, model: Model, result: MigrateResult): Promise<void> {
+export async function installGuards(config: Config, model: Model, result: MigrateResult, sessions: Sessions = freshSessions): Promise<void> {
   const unreachable = new Set(result.errors.filter((e) => e.unreachable).map((e) => e.shard));
   await Promise.all(
     config.shards
@@ -21,7 +21,7 @@ export async function installGuards(config: Config, model: Model, result: Migrat
       .map(async (s) => {
         const e = shardEndpoint(config, s.id);
         try {
-          await withClient(e, (c) => installGuard(c, e, model));
+          await sessions.use(e, (c) => installGuard(c, e, model));
         } catch (err) {
           result.errors.push({ shard: s.id, units: [], error: failureText(err, `shard ${s.id}, installing the write fence`), unreachable: false });
         }

@@ -8,6 +8,7 @@ import { refuseInOnlineWindow } from '../stream/window.js';
 import { withRun, type RunScope } from '../catalog/run.js';
 import { readSource } from './read-source.js';
 import { withClient, type Endpoint } from '../db/connect.js';
+import { runSessions, type Sessions } from '../db/sessions.js';
 import { installGuards } from './guards.js';
 import { UserError } from '../errors.js';
 import type { Model, TableModel } from '../tables/model.js';
@@ -53,6 +54,15 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     outcome: (r: MigrateResult) => ({ status: r.ok ? ('ok' as const) : ('failed' as const), summary: summary(r, started) }),
   };
   const body = async (scope: RunScope) => {
+    // the shards' checks, index DDL and guards share one session per shard for the run
+    const sessions = runSessions();
+    try {
+      return await steps(scope, sessions);
+    } finally {
+      await sessions.close();
+    }
+  };
+  const steps = async (scope: RunScope, sessions: Sessions) => {
     const { catalog, run } = scope;
     if (!opts.held && !opts.dryRun) await refuseInOnlineWindow(catalog.client, opts.resync ? 'migrate --resync' : 'migrate'); // held: migrate --follow's own copy
     const source = sourceEndpoint(config);
@@ -67,7 +77,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
     const checkFleet = (model: Model) => {
       shardCheck = (async () => {
         const sharded = selectTables(model, opts.tables).filter((t) => t.config.route.kind !== 'reference');
-        return Promise.all([checkShards(config, model, belongs, (u, shard) => placements.get(u) === shard), copyFormats(config, source, sharded, opts.copyFormat === 'text')]);
+        return Promise.all([checkShards(config, model, belongs, (u, shard) => placements.get(u) === shard, sessions), copyFormats(config, source, sharded, opts.copyFormat === 'text', sessions)]);
       })();
       shardCheck.catch(() => undefined); // awaited below; observed here so an early source failure leaves no unhandled rejection
     };
@@ -127,7 +137,7 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
         const perShard = new Map<string, number>();
         for (const b of batches) perShard.set(b.shard, (perShard.get(b.shard) ?? 0) + 1);
         const many = new Set([...perShard].filter(([, n]) => n > FEW_BATCHES).map(([s]) => s));
-        const deferred = await deferIndexes(config, catalog.client, run?.id, sharded, many);
+        const deferred = await deferIndexes(config, catalog.client, run?.id, sharded, many, sessions);
         for (const s of config.shards) {
           const n = deferred.filter((d) => d.shard === s.id).length;
           if (n) emit({ type: 'indexes-deferred', shard: s.id, indexes: n });
@@ -144,11 +154,11 @@ export async function migrate(config: Config, opts: MigrateOptions = {}): Promis
           hint: 'run the same command again to continue',
         });
       }
-      for (const p of await buildDeferredIndexes(config, catalog.client, copy.limit, emit)) result.errors.push({ shard: '*', units: [], error: p, unreachable: false });
+      for (const p of await buildDeferredIndexes(config, catalog.client, copy.limit, emit, sessions)) result.errors.push({ shard: '*', units: [], error: p, unreachable: false });
       step('indexes');
       await alignIds(config, source, tables, result, emit);
       step('sequences');
-      await installGuards(config, model, result);
+      await installGuards(config, model, result, sessions);
       step('guards');
       await recordCrossShard(config, model, catalog.client, routeOf, result);
       step('cross-shard');

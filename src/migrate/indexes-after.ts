@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { LimitFunction } from 'p-limit';
 import type { Config } from '../config/types.js';
 import { deferredIndexes, forgetDeferredIndex, recordDeferredIndexes, type DeferredIndex } from '../catalog/deferred-indexes.js';
-import { withClient } from '../db/connect.js';
+import { freshSessions, type Sessions } from '../db/sessions.js';
 import { shardEndpoint } from '../db/endpoints.js';
 import { quoteTable } from '../db/ident.js';
 import { failureText, pgFailure } from '../db/pg-error.js';
@@ -42,10 +42,10 @@ export const FEW_BATCHES = 8;
  * in more than FEW_BATCHES batches, whose tables keep the index leading with the column batches
  * select by.
  */
-export async function deferIndexes(config: Config, catalog: pg.ClientBase, runId: number | undefined, tables: readonly TableModel[], manyBatches: ReadonlySet<string>): Promise<DeferredIndex[]> {
+export async function deferIndexes(config: Config, catalog: pg.ClientBase, runId: number | undefined, tables: readonly TableModel[], manyBatches: ReadonlySet<string>, sessions: Sessions = freshSessions): Promise<DeferredIndex[]> {
   const perShard = await Promise.all(
     config.shards.map((s) =>
-      withClient(shardEndpoint(config, s.id), async (c) => {
+      sessions.use(shardEndpoint(config, s.id), async (c) => {
         const found: DeferredIndex[] = [];
         for (const t of tables) {
           const empty = (await c.query(`SELECT NOT EXISTS (SELECT 1 FROM ${quoteTable(t.name)}) AS empty`)).rows[0].empty as boolean;
@@ -69,7 +69,7 @@ export async function deferIndexes(config: Config, catalog: pg.ClientBase, runId
     config.shards.map((s) => {
       const mine = all.filter((d) => d.shard === s.id);
       if (!mine.length) return undefined;
-      return withClient(shardEndpoint(config, s.id), async (c) => {
+      return sessions.use(shardEndpoint(config, s.id), async (c) => {
         await c.query('BEGIN');
         for (const d of mine) await c.query(`DROP INDEX IF EXISTS ${d.index}`);
         await c.query('COMMIT');
@@ -93,7 +93,7 @@ function selectedBy(t: TableModel): readonly string[] | 'all' {
  * `limit` at a time, and forgets each once it exists. Returns the problems (the index stays listed,
  * and the next run tries again).
  */
-export async function buildDeferredIndexes(config: Config, catalog: pg.ClientBase, limit: LimitFunction, emit: EventSink): Promise<string[]> {
+export async function buildDeferredIndexes(config: Config, catalog: pg.ClientBase, limit: LimitFunction, emit: EventSink, sessions: Sessions = freshSessions): Promise<string[]> {
   const pending = await deferredIndexes(catalog);
   // the catalog forgets each built index while the next one builds, one statement at a time on its
   // session (a pg client queues concurrent queries, and pg 9 will refuse them)
@@ -110,7 +110,7 @@ export async function buildDeferredIndexes(config: Config, catalog: pg.ClientBas
           return;
         }
         try {
-          await withClient(shardEndpoint(config, shard), async (c) => {
+          await sessions.use(shardEndpoint(config, shard), async (c) => {
             for (const d of mine) {
               // IF NOT EXISTS: a run may have died after the build and before the catalog forgot it
               await c.query(d.ddl.replace(/^CREATE INDEX /, 'CREATE INDEX IF NOT EXISTS '));

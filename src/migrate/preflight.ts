@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { connect, withClient, type Endpoint } from '../db/connect.js';
+import { freshSessions, type Sessions } from '../db/sessions.js';
 import { prepareCells } from '../unit-copy/inventory.js';
 import { foreignRows } from './foreign-rows.js';
 import { shardEndpoint } from '../db/endpoints.js';
@@ -134,6 +135,7 @@ export async function checkShards(
   model: Model,
   belongs: (unit: string, shard: string) => boolean,
   placedHere: (unit: string, shard: string) => boolean = () => false,
+  sessions: Sessions = freshSessions,
 ): Promise<Map<string, Set<string>>> {
   // per shard, the units it holds rows of without a placement there (none on a first migration)
   const present = new Map(config.shards.map((s) => [s.id, new Set<string>()]));
@@ -141,10 +143,10 @@ export async function checkShards(
     await Promise.all(
       config.shards.map(async (s) => {
         const ep = shardEndpoint(config, s.id);
-        const schema = await withClient(ep, (c) => checkShardSchema(s.id, c, model));
+        const schema = await sessions.use(ep, (c) => checkShardSchema(s.id, c, model));
         if (schema.length) return schema;
         const strays = present.get(s.id)!;
-        return foreignRows(model, s.id, ep, (u) => belongs(u, s.id), (u) => void (placedHere(u, s.id) || strays.add(u)));
+        return foreignRows(model, s.id, ep, (u) => belongs(u, s.id), (u) => void (placedHere(u, s.id) || strays.add(u)), sessions);
       }),
     )
   ).flat();
