@@ -5,7 +5,7 @@ import { startFleet, type Fleet } from '../harness/fleet/index.js';
 import { loadConfig } from '../src/config/load.js';
 import { migrate } from '../src/migrate/index.js';
 import { assertExact } from './helpers/exact.js';
-import { sql } from './helpers/fleet.js';
+import { resetShards, sql } from './helpers/fleet.js';
 import { writeSpotsConfig } from './helpers/spots-config.js';
 
 /*
@@ -93,5 +93,28 @@ describe('migrate: lat/lng batches fetch their staged cells', () => {
     } finally {
       await sql(config.source, 'UPDATE spots SET lat = $1, lng = $2 WHERE id = $3', [moved.lat, moved.lng, moved.id]);
     }
+  });
+
+  it('a batch copies exactly the rows the run staged for its cells, or nothing (a staging it cannot see stops it)', async () => {
+    const config = loadConfig(cfg);
+    await resetShards(config);
+    // Between the staging and the first batch the staging is emptied by TRUNCATE, which (unlike a
+    // DELETE) older snapshots see too: the run's snapshot then sees no cell at all, as if the
+    // staging were invisible to it. The source sums would agree with the empty copy (they join the
+    // same staging): only the staged counts tell.
+    let tampering: Promise<unknown> | undefined;
+    const throttle = { wait: async () => void (await (tampering ??= sql(config.source, 'TRUNCATE shardctl.migrate_cells_public_spots'))) };
+    let batches = 0;
+    const r = await migrate(config, { throttle, onEvent: (e) => void (e.type === 'batch' && batches++) });
+    assert.equal(r.ok, false);
+    assert.equal(batches, 0, 'no batch finished');
+    assert.ok(r.errors.length >= 2, JSON.stringify([r.errors, r.failures.slice(0, 3)]));
+    for (const e of r.errors) assert.match(e.error, /table public\.spots: the batch copied 0 rows of its \d+ cells, the run staged [1-9]\d* from the same snapshot; nothing of the batch was kept/);
+    assert.deepEqual(await sql(config.catalog, 'SELECT count(*)::int AS n FROM shardctl.placements'), [{ n: 0 }]);
+    for (const s of fleet.shards) assert.deepEqual(await sql(s.primary.url(), 'SELECT count(*)::int AS n FROM visits'), [{ n: 0 }], `nothing on ${s.id}`);
+    // the next run stages afresh and copies the rest
+    const again = await migrate(config, {});
+    assert.equal(again.ok, true, JSON.stringify(again.errors));
+    await assertExact(config);
   });
 });

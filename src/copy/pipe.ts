@@ -38,9 +38,12 @@ export async function pipeCopy(
   return { rows: into.rowCount, bytes };
 }
 
-/** Runs a COPY … FROM STDIN fed by an async iterable of text lines (each ending in \n). */
-export async function copyLinesInto(dst: pg.ClientBase, target: string, lines: AsyncIterable<string> | Iterable<string>): Promise<number> {
-  const into = dst.query(copyFrom(`COPY ${target} FROM STDIN`));
+/**
+ * Runs a COPY … FROM STDIN fed by an async iterable of text lines (each ending in \n). `FREEZE`:
+ * the rows are written frozen (the table must have been created or emptied by this transaction).
+ */
+export async function copyLinesInto(dst: pg.ClientBase, target: string, lines: AsyncIterable<string> | Iterable<string>, option?: 'FREEZE'): Promise<number> {
+  const into = dst.query(copyFrom(`COPY ${target} FROM STDIN${option ? ` (${option})` : ''}`));
   // lines gathered into chunks of about 64 KiB: one stream write per line cost more than the lines
   // (the (pk, cell) lines of a lat/lng table are ~25 bytes each)
   await pipeline(async function* () {

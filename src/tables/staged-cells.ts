@@ -6,15 +6,20 @@ import { h3Strategy, type Model } from './model.js';
 
 /**
  * The cells of a run's lat/lng tables, computed ONCE per run into UNLOGGED tables on the source
- * (schema `shardctl`, indexed by cell), so each batch fetches only its own rows' (pk, cell) instead
+ * (schema `shardctl`, indexed by cell), so each batch reads only its own rows' (pk, cell) instead
  * of streaming the whole table through Node again: the cost is linear in the table, not
  * batches × rows.
  *
  * Exactness rests on one snapshot: the staging is computed from the run's exported snapshot, and
  * every batch reads the source through that very snapshot (SET TRANSACTION SNAPSHOT), so a row's
- * staged cell is the cell of the row the batch copies. The staging's own rows are committed after
- * that snapshot and so invisible to it: a batch reads them on a second, fresh connection into its
- * session's temp table (cells.ts), which the scopes join as before.
+ * staged cell is the cell of the row the batch copies. The staging is written after that snapshot,
+ * by COPY FREEZE into the table its own transaction created: frozen rows are visible to every
+ * snapshot, the run's too, so a batch's source sessions join the staging where it is (through a
+ * temporary view named as the scopes expect, linkStagedCells), with no copy of their own. A shard
+ * session fetches its batch's rows into a temporary table on a fresh source connection
+ * (loadStagedCells). Each batch also counts the rows it copies of a lat/lng table against the
+ * staged counts of its cells (the copy stops on any difference), so a staging the batch could not
+ * see would fail the batch, never copy it empty.
  */
 export interface StagedCells {
   /** schema.table of a lat/lng table → its staging table (quoted) */
@@ -55,20 +60,32 @@ export async function stageCells(
   const counts = new Map<string, Map<string, number>>();
   for (const spec of model.cellSpecs) {
     const name = stagingName(spec.table);
-    await writer.query(`DROP TABLE IF EXISTS ${name}`);
+    const t0 = performance.now();
+    const perCell = new Map<string, number>();
+    await writer.query('BEGIN');
+    let rows: number;
     try {
-      await writer.query(`CREATE UNLOGGED TABLE ${name} (pk ${spec.pkType} NOT NULL, cell text NOT NULL)`);
+      await writer.query(`DROP TABLE IF EXISTS ${name}`);
+      try {
+        await writer.query(`CREATE UNLOGGED TABLE ${name} (pk ${spec.pkType} NOT NULL, cell text NOT NULL)`);
+      } catch (e) {
+        if (mayNot(e)) {
+          await writer.query('ROLLBACK');
+          return undefined;
+        }
+        throw e;
+      }
+      // FREEZE (the table is this transaction's own): visible to the run snapshot, which predates it
+      // (the COPY is all or nothing: the lines counted are the staged rows, without a GROUP BY over them)
+      rows = await copyLinesInto(writer, `${name} (pk, cell)`, cellLines(reader, spec, h3Strategy(model.config), undefined, perCell), 'FREEZE');
+      await writer.query('COMMIT');
     } catch (e) {
-      if (mayNot(e)) return undefined;
+      await writer.query('ROLLBACK').catch(() => undefined);
       throw e;
     }
     tables.set(spec.table, name);
-    const t0 = performance.now();
-    const perCell = new Map<string, number>();
-    // (the COPY is all or nothing: the lines counted are the staged rows, without a GROUP BY over them)
-    const rows = await copyLinesInto(writer, `${name} (pk, cell)`, cellLines(reader, spec, h3Strategy(model.config), undefined, perCell));
     counts.set(spec.table, perCell);
-    // (cell) INCLUDE (pk) and a vacuumed visibility map: a batch's fetch is an index-only scan
+    // (cell) INCLUDE (pk) and a vacuumed visibility map: a batch's read is an index-only scan
     await writer.query(`CREATE INDEX ON ${name} (cell) INCLUDE (pk)`);
     await writer.query(`VACUUM (ANALYZE) ${name}`);
     onTable?.(spec.table, rows, (performance.now() - t0) / 1000);
@@ -77,8 +94,8 @@ export async function stageCells(
 }
 
 /**
- * Loads the session's temp cell tables with the staged (pk, cell) of `cells` (every cell when
- * undefined), read on `reader`, a connection outside the session's snapshot that sees the staging.
+ * Loads a shard session's temp cell tables with the staged (pk, cell) of `cells` (every cell when
+ * undefined), read on `reader`, a source connection.
  */
 export async function loadStagedCells(session: pg.ClientBase, reader: pg.ClientBase, model: Model, staged: StagedCells, cells?: readonly string[]): Promise<void> {
   for (const spec of model.cellSpecs) {
@@ -94,6 +111,26 @@ export async function loadStagedCells(session: pg.ClientBase, reader: pg.ClientB
     // session (three sessions a batch; EXPLAIN ANALYZE on the cities bench).
     await session.query(`ALTER TABLE ${temp} ADD PRIMARY KEY (pk)`);
   }
+}
+
+/**
+ * A source session in the run snapshot reads the staging itself (its rows are frozen): each lat/lng
+ * table's cell "table" of the scopes becomes a temporary view of the staging. The scopes' filter
+ * on the batch's cells selects its rows by the staging's index.
+ */
+export async function linkStagedCells(session: pg.ClientBase, model: Model, staged: StagedCells): Promise<void> {
+  for (const spec of model.cellSpecs) {
+    await session.query(`CREATE OR REPLACE TEMP VIEW ${cellTempName(spec.table)} AS SELECT pk, cell FROM ${staged.tables.get(spec.table)!}`);
+  }
+}
+
+/** How many rows the staging holds in `cells` of `table` (the rows a batch of those cells copies). */
+export function stagedRows(staged: StagedCells, table: string, cells: readonly string[]): number | undefined {
+  const perCell = staged.counts.get(table);
+  if (!perCell) return undefined;
+  let n = 0;
+  for (const c of cells) n += perCell.get(c) ?? 0;
+  return n;
 }
 
 export async function dropStagedCells(c: pg.ClientBase, staged: StagedCells): Promise<void> {

@@ -4,7 +4,7 @@ import { quoteIdent, quoteLiteral, quoteTable } from '../db/ident.js';
 import { pipeCopy } from '../copy/pipe.js';
 import { prepareCells } from './inventory.js';
 import { cellTempName, emptyCellTemp } from '../tables/cells.js';
-import { loadStagedCells, type StagedCells } from '../tables/staged-cells.js';
+import { linkStagedCells, loadStagedCells, stagedRows, type StagedCells } from '../tables/staged-cells.js';
 import { checkForeignKeys, mayBypassTriggers } from '../foreign-keys/after-copy-check.js';
 import { unitChecksumSql } from '../tables/checksum.js';
 import { readUnitColumns, unitIndex } from './unit-sums.js';
@@ -104,13 +104,7 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     o.signal?.throwIfAborted();
     const needsCells = o.model.cellSpecs.length > 0;
     // the source sums' session is opened with the other two: one connection wait per batch, not two
-    // (and the reader of the copy session's staged cells: its set-up is not waited for on its own)
-    const [src, dst, sums, srcReader] = await Promise.all([
-      open(o.source),
-      open(o.target),
-      o.verify ? open(o.source) : undefined,
-      needsCells && o.runCells ? open(o.source) : undefined,
-    ]);
+    const [src, dst, sums] = await Promise.all([open(o.source), open(o.target), o.verify ? open(o.source) : undefined]);
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
     const cells = new Set(batch.units);
     const run = o.runCells;
@@ -122,21 +116,14 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
     // loads the shard session's staged cells, once, when a query there first joins them
     let shardCells = async (): Promise<void> => undefined;
     if (needsCells && run) {
-      // The run staged every row's cell once, from this very snapshot: each session fetches this
-      // batch's (pk, cell) from the staging at once, in parallel, on a reader of its own (copying
-      // them from session to session afterwards cost three COPYs in a row per batch).
+      // The run staged every row's cell once, from this very snapshot, frozen: the source sessions
+      // read the staging where it is (staged-cells.ts); the sums' session links it once it is in
+      // the snapshot, while the copy streams.
       stagedOnShard = !batch.units.some(run.shardMayHold);
-      const staged = async (session: pg.ClientBase, opened?: pg.Client) => {
-        const reader = opened ?? (await open(o.source));
-        await loadStagedCells(session, reader, o.model, run.staged, batch.units);
-        await reader.end(); // not held for the rest of the batch (ending it again at the end is a no-op)
-      };
-      // Only the copy's session must have its cells before the copy: the sums' session loads its
-      // own while the copy streams (its queries wait for it), off the batch's critical path.
-      sumsReady = sums && beginSums(src, sums, run.snapshot, batch.units.length).then(() => staged(sums));
+      sumsReady = sums && beginSums(src, sums, run.snapshot, batch.units.length).then(() => linkStagedCells(sums, o.model, run.staged));
       sumsReady?.catch(() => undefined); // observed here, rethrown where the sums await it
       await Promise.all([
-        staged(src, srcReader),
+        linkStagedCells(src, o.model, run.staged),
         // A shard that may hold rows of these units computes its own cells, to delete them. A fresh
         // one joins its cells only in the per-unit sums (when the whole-table total differs), the
         // foreign-key check of a table under a lat/lng table and the undo of failed units: it loads
@@ -145,7 +132,11 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       ]);
       if (stagedOnShard) {
         let loading: Promise<void> | undefined;
-        shardCells = () => (loading ??= staged(dst));
+        shardCells = () =>
+          (loading ??= open(o.source).then(async (reader) => {
+            await loadStagedCells(dst, reader, o.model, run.staged, batch.units);
+            await reader.end(); // not held for the rest of the batch (ending it again at the end is a no-op)
+          }));
       }
     } else if (needsCells) {
       // lat/lng tables: the cell of every row is computed in Node, reading the very same snapshot.
@@ -183,6 +174,10 @@ export async function copyBatch(batch: Batch, o: BatchOptions): Promise<BatchRes
       const target = `${quoteTable(t.name)} (${t.columns.map(quoteIdent).join(', ')})`;
       const format = o.formats?.get(t.name)?.copy ?? 'text';
       const r = await pipeCopy(src, dst, selectSql(scope(t), t.columns), target, o.onBytes, format);
+      const staged = run && stagedRows(run.staged, t.name, batch.units);
+      if (staged !== undefined && r.rows !== staged) {
+        throw new Error(`table ${t.name}: the batch copied ${r.rows} rows of its ${batch.units.length} cells, the run staged ${staged} from the same snapshot; nothing of the batch was kept`);
+      }
       copied.set(t.name, r.bytes);
       rows += r.rows;
       bytes += r.bytes;
