@@ -117,4 +117,24 @@ describe('migrate: lat/lng batches fetch their staged cells', () => {
     assert.equal(again.ok, true, JSON.stringify(again.errors));
     await assertExact(config);
   });
+
+  it('a shard holding a lat/lng row of a cell routed elsewhere is refused before anything is written', async () => {
+    const config = loadConfig(cfg);
+    const [s0, s1] = fleet.shards;
+    const stray = rows.find((x) => shardOf(x.cell) === s1!.id)!;
+    await sql(s0!.primary.url(), 'INSERT INTO spots (id, lat, lng, note) VALUES ($1, $2, $3, $4)', [10_000_000, stray.lat, stray.lng, 'stray']);
+    try {
+      const before = await sql(config.catalog, 'SELECT count(*)::int AS n FROM shardctl.placements');
+      await assert.rejects(migrate(config, {}), (e: Error) => {
+        assert.match(e.message + JSON.stringify((e as { details?: unknown }).details ?? ''), new RegExp(`shard ${s0!.id}: table public\\.spots already holds rows of 1 unit\\(s\\) that route to other shards \\(${stray.cell}\\)`));
+        return true;
+      });
+      assert.deepEqual(await sql(config.catalog, 'SELECT count(*)::int AS n FROM shardctl.placements'), before, 'nothing journaled');
+    } finally {
+      await sql(s0!.primary.url(), 'DELETE FROM spots WHERE id = 10000000');
+    }
+    const r = await migrate(config, {});
+    assert.equal(r.ok, true, JSON.stringify(r.errors));
+    await assertExact(config);
+  });
 });

@@ -2,14 +2,18 @@ import type pg from 'pg';
 import { connect, type Endpoint } from '../db/connect.js';
 import { freshSessions, type Sessions } from '../db/sessions.js';
 import { prepareCells, rootTables } from '../unit-copy/inventory.js';
-import type { Model } from '../tables/model.js';
+import type { Model, TableModel } from '../tables/model.js';
+import { cellTempName } from '../tables/cells.js';
+import { quoteTable } from '../db/ident.js';
 import { scopeOf } from '../tables/scope.js';
 
 /**
  * Units whose rows a shard holds although they neither route there nor are placed there: copying
  * next to them would leave a unit on two shards. Returns one message per table at fault, and when
  * `present` is given, calls it with every unit found on the shard. The scan runs on a session of
- * `sessions`; with lat/lng tables on connections of its own (their cells go into temporary tables).
+ * `sessions`. A lat/lng table's units are its rows' cells, computed through a reader of the shard
+ * into temporary tables of that session (dropped afterwards); an empty lat/lng table (a first
+ * migration) holds no unit and needs neither.
  */
 export async function foreignRows(
   model: Model,
@@ -19,21 +23,38 @@ export async function foreignRows(
   present?: (unit: string) => void,
   sessions: Sessions = freshSessions,
 ): Promise<string[]> {
-  if (!model.cellSpecs.length) return sessions.use(target, (session) => scan(session, model, shard, belongsHere, present));
-  const session = await connect(target);
-  let reader: pg.Client | undefined;
-  try {
-    reader = await connect(target);
-    await prepareCells(session, reader, model);
-    return await scan(session, model, shard, belongsHere, present);
-  } finally {
-    await Promise.all([session.end().catch(() => undefined), reader?.end().catch(() => undefined)]);
-  }
+  return sessions.use(target, async (session) => {
+    if (!model.cellSpecs.length) return scan(session, model, shard, belongsHere, present);
+    const simple = !model.sharded.some((t) => t.config.routes);
+    if (simple && (await allEmpty(session, model.cellSpecs.map((c) => c.table)))) {
+      return scan(session, model, shard, belongsHere, present, (t) => t.config.route.kind !== 'latlng');
+    }
+    const reader = await connect(target);
+    try {
+      await prepareCells(session, reader, model);
+      return await scan(session, model, shard, belongsHere, present);
+    } finally {
+      await reader.end().catch(() => undefined);
+      for (const c of model.cellSpecs) await session.query(`DROP TABLE IF EXISTS ${cellTempName(c.table)}`);
+    }
+  });
 }
 
-async function scan(session: pg.ClientBase, model: Model, shard: string, belongsHere: (unit: string) => boolean, present?: (unit: string) => void): Promise<string[]> {
+async function allEmpty(session: pg.ClientBase, tables: readonly string[]): Promise<boolean> {
+  const r = await session.query<{ any: boolean }>(`SELECT ${tables.map((t) => `EXISTS (SELECT 1 FROM ${quoteTable(t)})`).join(' OR ')} AS any`);
+  return !r.rows[0]!.any;
+}
+
+async function scan(
+  session: pg.ClientBase,
+  model: Model,
+  shard: string,
+  belongsHere: (unit: string) => boolean,
+  present?: (unit: string) => void,
+  only: (t: TableModel) => boolean = () => true,
+): Promise<string[]> {
   const out: string[] = [];
-  for (const t of rootTables(model)) {
+  for (const t of rootTables(model).filter(only)) {
     const s = scopeOf(model.ctx, t.config);
     const r = await session.query<{ unit: string }>(`SELECT DISTINCT ${s.unit} AS unit FROM ${s.from} WHERE ${s.filter}`);
     if (present) for (const x of r.rows) present(x.unit);

@@ -7,6 +7,7 @@ import { dropStagedCells, stageCells, type StagedCells } from '../tables/staged-
 import { captureDefinitions, storeDefinitions, tableDefinitions } from '../tables/definitions.js';
 import { addCounts, countUnits, prepareCells, rootTables } from '../unit-copy/inventory.js';
 import type { EventSink } from './events.js';
+import { pgFailure } from '../db/pg-error.js';
 import { checkCrossingKeys, checkCrossingKeysOn, checkSourceRows } from './preflight.js';
 import { openRunSnapshot, type RunSnapshot } from './run-snapshot.js';
 import { beginSnapshot } from '../db/snapshot.js';
@@ -47,7 +48,10 @@ export async function readSource(
   let staged: StagedCells | undefined;
   const close = async () => {
     await snap.client.end().catch(() => undefined);
-    if (staged) await withClient(source, (w) => dropStagedCells(w, staged!)).catch(() => undefined);
+    if (staged) {
+      await staged.indexed.catch(() => undefined);
+      await withClient(source, (w) => dropStagedCells(w, staged!)).catch(() => undefined);
+    }
   };
   try {
     const c = snap.client;
@@ -59,7 +63,15 @@ export async function readSource(
     await captureDefinitions(recordTo.client, c, model);
     // The staging is written outside the snapshot (and counted as it is written): its rows are invisible inside, and
     // the snapshot's session must take no lock on it, or dropping it at the end would wait forever.
-    staged = await withClient(source, (w) => stageCells(w, c, model, (table, rows, seconds) => emit({ type: 'cells', table, rows, seconds })));
+    // The writer builds the staging's indexes while the run goes on (StagedCells.indexed), then ends.
+    const writer = await connect(source);
+    try {
+      staged = await stageCells(writer, c, model, (table, rows, seconds) => emit({ type: 'cells', table, rows, seconds }));
+    } catch (e) {
+      await writer.end().catch(() => undefined);
+      throw pgFailure(e, source.label);
+    }
+    void (staged ? staged.indexed.catch(() => undefined) : Promise.resolve()).finally(() => writer.end().catch(() => undefined));
     if (!staged) return { ...(await inventory(c, source, model)), close };
     const units = await countUnits(c, model, rootTables(model).filter((t) => !staged!.tables.has(t.name)));
     for (const t of rootTables(model)) {
