@@ -32,11 +32,13 @@ export async function foreignRows(
     const reader = await connect(target);
     try {
       await prepareCells(session, reader, model);
-      return await scan(session, model, shard, belongsHere, present);
     } finally {
       await reader.end().catch(() => undefined);
-      for (const c of model.cellSpecs) await session.query(`DROP TABLE IF EXISTS ${cellTempName(c.table)}`);
     }
+    const found = await scan(session, model, shard, belongsHere, present);
+    // (a failure above closes the session with its temporary tables: see Sessions.use)
+    for (const c of model.cellSpecs) await session.query(`DROP TABLE IF EXISTS ${cellTempName(c.table)}`);
+    return found;
   });
 }
 

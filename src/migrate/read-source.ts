@@ -61,9 +61,10 @@ export async function readSource(
     // foreign keys that would break on the shards stop the run before anything is written
     await checkCrossingKeysOn(source, model);
     await captureDefinitions(recordTo.client, c, model);
-    // The staging is written outside the snapshot (and counted as it is written): its rows are invisible inside, and
-    // the snapshot's session must take no lock on it, or dropping it at the end would wait forever.
-    // The writer builds the staging's indexes while the run goes on (StagedCells.indexed), then ends.
+    // The staging is written on a session of its own (and counted as it is written), frozen so the
+    // snapshot sees it; the snapshot's session must take no lock on it, or dropping it at the end
+    // would wait forever. The writer builds the staging's indexes while the run goes on
+    // (StagedCells.indexed), then ends.
     const writer = await connect(source);
     try {
       staged = await stageCells(writer, c, model, (table, rows, seconds) => emit({ type: 'cells', table, rows, seconds }));
@@ -71,7 +72,7 @@ export async function readSource(
       await writer.end().catch(() => undefined);
       throw pgFailure(e, source.label);
     }
-    void (staged ? staged.indexed.catch(() => undefined) : Promise.resolve()).finally(() => writer.end().catch(() => undefined));
+    void (staged?.indexed ?? Promise.resolve()).catch(() => undefined).finally(() => writer.end().catch(() => undefined));
     if (!staged) return { ...(await inventory(c, source, model)), close };
     const units = await countUnits(c, model, rootTables(model).filter((t) => !staged!.tables.has(t.name)));
     for (const t of rootTables(model)) {
