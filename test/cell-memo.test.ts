@@ -55,4 +55,16 @@ describe('CellMemo', () => {
       assert.throws(() => memo.cell(lat, lng), RangeError, `${lat}, ${lng} again`);
     }
   });
+
+  it('cellOfPoint: a COPY line\'s "lat<tab>lng" gives the cell of the two fields; a NULL throws the caller\'s error every time', () => {
+    const memo = new CellMemo({}, 97);
+    const pts = hardPoints();
+    for (let round = 0; round < 2; round++) {
+      for (const [lat, lng] of pts) assert.equal(memo.cellOfPoint(`${lat}\t${lng}`, () => new Error('no NULL here')), oracle(Number(lat), Number(lng)), `${lat}, ${lng} (round ${round})`);
+    }
+    for (const point of ['\\N\t1', '1\t\\N', '\\N\t\\N']) {
+      for (let i = 0; i < 2; i++) assert.throws(() => memo.cellOfPoint(point, () => new Error('a NULL point')), /a NULL point/, point);
+    }
+    assert.throws(() => memo.cellOfPoint('91\t0', () => new Error('a NULL point')), RangeError);
+  });
 });

@@ -19,12 +19,28 @@ export class CellMemo {
   /** shardCell(Number(lat), Number(lng)); throws as it does (NULL text, NaN, out of range), remembering nothing then. */
   cell(lat: string, lng: string): string {
     const key = `${lat},${lng}`;
-    let cell = this.#cells.get(key);
-    if (cell === undefined) {
-      cell = shardCell(Number(lat), Number(lng), this.opts);
-      if (this.#cells.size >= this.max) this.#cells.clear();
-      this.#cells.set(key, cell);
-    }
+    return this.#cells.get(key) ?? this.#remember(key, lat, lng);
+  }
+
+  /**
+   * The cell of `point`, two COPY text fields and the tab between them ("lat\tlng"), as cell() of
+   * the two: a row's point is looked up as the one slice of its line it already is. A NULL (`\N`)
+   * throws `onNull()`'s error (never remembered: every NULL is looked at).
+   */
+  cellOfPoint(point: string, onNull: () => Error): string {
+    const known = this.#cells.get(point);
+    if (known !== undefined) return known;
+    const tab = point.indexOf('\t');
+    const lat = point.slice(0, tab);
+    const lng = point.slice(tab + 1);
+    if (lat === '\\N' || lng === '\\N') throw onNull();
+    return this.#remember(point, lat, lng);
+  }
+
+  #remember(key: string, lat: string, lng: string): string {
+    const cell = shardCell(Number(lat), Number(lng), this.opts);
+    if (this.#cells.size >= this.max) this.#cells.clear();
+    this.#cells.set(key, cell);
     return cell;
   }
 }

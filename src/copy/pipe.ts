@@ -67,6 +67,15 @@ export async function copyLinesInto(dst: pg.ClientBase, target: string, lines: A
  * microtask queue each) cost a batch's checksums of 200,000 tenants more than reading the rows.
  */
 export async function* copyRowChunks(src: pg.ClientBase, select: string): AsyncGenerator<string[][]> {
+  for await (const text of copyLineChunks(src, select)) yield text.split('\n').map((line) => line.split('\t'));
+}
+
+/**
+ * The text of `COPY (select) TO STDOUT` a network chunk at a time: each item the complete lines
+ * that chunk finished, without the last line's newline (for callers that read the fields in place,
+ * without an array per row).
+ */
+export async function* copyLineChunks(src: pg.ClientBase, select: string): AsyncGenerator<string> {
   const out = src.query(copyTo(`COPY (${select}) TO STDOUT`));
   // Chunks end anywhere, also inside a multi-byte character: decode as one stream, never per chunk.
   const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -79,10 +88,10 @@ export async function* copyRowChunks(src: pg.ClientBase, select: string): AsyncG
       continue;
     }
     rest = text.slice(end + 1);
-    yield text.slice(0, end).split('\n').map((line) => line.split('\t'));
+    yield text.slice(0, end);
   }
   rest += utf8.decode();
-  if (rest) yield [rest.split('\t')];
+  if (rest) yield rest;
 }
 
 /** The rows of `COPY (select) TO STDOUT` one by one (copyRowChunks, where a row's own step is worth its cost). */

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { H3Strategy } from '../config/types.js';
-import { copyLinesInto, copyRowChunks } from '../copy/pipe.js';
+import { copyLineChunks, copyLinesInto } from '../copy/pipe.js';
 import { quoteIdent, quoteTable } from '../db/ident.js';
 import { CellMemo } from '../cells/cell-memo.js';
 
@@ -33,26 +33,33 @@ export async function emptyCellTemp(session: pg.ClientBase, spec: CellTableSpec)
 
 /**
  * (pk, cell) COPY lines of the rows `reader` streams as (pk, lat, lng), each point's cell computed
- * once (cell-memo.ts); each item holds the lines of one chunk of the stream (copyRowChunks).
- * `counts`, if given, gets the lines of each cell.
+ * once (cell-memo.ts); each item holds the lines of one chunk of the stream. `counts`, if given,
+ * gets the lines of each cell. The fields are read in place, with no array per row: COPY's text
+ * format escapes tabs and newlines inside a value, so the first tab ends the key.
  */
 export async function* cellLines(
   reader: pg.ClientBase,
   spec: CellTableSpec,
   strategy: H3Strategy,
-  cells?: ReadonlySet<string>,
-  counts?: Map<string, number>,
+  o: { cells?: ReadonlySet<string>; counts?: Map<string, number> } = {},
 ): AsyncGenerator<string> {
-  const select = `SELECT ${quoteIdent(spec.pk)}, ${quoteIdent(spec.lat)}, ${quoteIdent(spec.lng)} FROM ${quoteTable(spec.table)}`;
+  const { cells, counts } = o;
+  const select = `SELECT ${[spec.pk, spec.lat, spec.lng].map(quoteIdent).join(', ')} FROM ${quoteTable(spec.table)}`;
   const memo = new CellMemo({ indexResolution: strategy.indexResolution, shardResolution: strategy.shardResolution });
-  for await (const chunk of copyRowChunks(reader, select)) {
+  const onNull = () => new Error(`${spec.table}: a row has a NULL ${spec.lat}/${spec.lng}`);
+  for await (const text of copyLineChunks(reader, select)) {
     let lines = '';
-    for (const [pk, lat, lng] of chunk) {
-      if (lat === '\\N' || lng === '\\N') throw new Error(`${spec.table}: a row has a NULL ${spec.lat}/${spec.lng}`);
-      const cell = memo.cell(lat!, lng!);
-      if (cells && !cells.has(cell)) continue;
-      lines += `${pk}\t${cell}\n`;
-      if (counts) counts.set(cell, (counts.get(cell) ?? 0) + 1);
+    for (let start = 0; start < text.length; ) {
+      let end = text.indexOf('\n', start);
+      if (end < 0) end = text.length;
+      // the key ends at the first tab, the point follows
+      const keyEnd = text.indexOf('\t', start);
+      const cell = memo.cellOfPoint(text.slice(keyEnd + 1, end), onNull);
+      if (!cells || cells.has(cell)) {
+        lines += `${text.slice(start, keyEnd + 1)}${cell}\n`;
+        if (counts) counts.set(cell, (counts.get(cell) ?? 0) + 1);
+      }
+      start = end + 1;
     }
     if (lines) yield lines;
   }
@@ -71,7 +78,7 @@ export async function materializeCells(
   cells?: ReadonlySet<string>,
 ): Promise<number> {
   const temp = await emptyCellTemp(session, spec);
-  const n = await copyLinesInto(session, `${temp} (pk, cell)`, cellLines(reader, spec, strategy, cells));
+  const n = await copyLinesInto(session, `${temp} (pk, cell)`, cellLines(reader, spec, strategy, { cells }));
   await session.query(`ANALYZE ${temp}`);
   return n;
 }

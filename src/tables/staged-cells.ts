@@ -83,7 +83,7 @@ export async function stageCells(
       }
       // FREEZE (the table is this transaction's own): visible to the run snapshot, which predates it
       // (the COPY is all or nothing: the lines counted are the staged rows, without a GROUP BY over them)
-      rows = await copyLinesInto(writer, `${name} (pk, cell)`, cellLines(reader, spec, h3Strategy(model.config), undefined, perCell), 'FREEZE');
+      rows = await copyLinesInto(writer, `${name} (pk, cell)`, cellLines(reader, spec, h3Strategy(model.config), { counts: perCell }), 'FREEZE');
       await writer.query('COMMIT');
     } catch (e) {
       await writer.query('ROLLBACK').catch(() => undefined);
