@@ -11,6 +11,9 @@ import { CellMemo } from '../src/cells/cell-memo.js';
  */
 const oracle = (lat: number, lng: number) => cellToParent(latLngToCell(lat, lng, 12), 3);
 
+/** The memo's cell of two COPY text fields, as cellLines asks it (the point as "lat<tab>lng"). */
+const cellOf = (memo: CellMemo, lat: string, lng: string) => memo.cellOfPoint(`${lat}\t${lng}`, () => new Error('no NULL here'));
+
 /** Points as COPY prints float8 (the shortest text that reads back to the double). */
 function hardPoints(): [string, string][] {
   const pts: [number, number][] = [
@@ -28,7 +31,7 @@ describe('CellMemo', () => {
     const memo = new CellMemo({});
     const pts = hardPoints();
     assert.ok(pts.length > 1000, `${pts.length} points`);
-    for (let round = 0; round < 2; round++) for (const [lat, lng] of pts) assert.equal(memo.cell(lat, lng), oracle(Number(lat), Number(lng)), `${lat}, ${lng} (round ${round})`);
+    for (let round = 0; round < 2; round++) for (const [lat, lng] of pts) assert.equal(cellOf(memo, lat, lng), oracle(Number(lat), Number(lng)), `${lat}, ${lng} (round ${round})`);
   });
 
   it('stays exact when it is emptied (a small memo) and when texts of one double differ', () => {
@@ -36,32 +39,28 @@ describe('CellMemo', () => {
     const pts = hardPoints();
     for (let i = 0; i < pts.length; i++) {
       const [lat, lng] = pts[(i * 37) % pts.length]!;
-      assert.equal(memo.cell(lat, lng), oracle(Number(lat), Number(lng)), `${lat}, ${lng}`);
+      assert.equal(cellOf(memo, lat, lng), oracle(Number(lat), Number(lng)), `${lat}, ${lng}`);
     }
-    assert.equal(memo.cell('1', '2'), oracle(1, 2));
-    assert.equal(memo.cell('1.0', '2.00'), oracle(1, 2));
-    assert.equal(memo.cell('1e0', '0.2e1'), oracle(1, 2));
+    assert.equal(cellOf(memo, '1', '2'), oracle(1, 2));
+    assert.equal(cellOf(memo, '1.0', '2.00'), oracle(1, 2));
+    assert.equal(cellOf(memo, '1e0', '0.2e1'), oracle(1, 2));
   });
 
   it('honours other resolutions', () => {
     const memo = new CellMemo({ indexResolution: 9, shardResolution: 2 });
-    for (const [lat, lng] of hardPoints().slice(0, 200)) assert.equal(memo.cell(lat, lng), cellToParent(latLngToCell(Number(lat), Number(lng), 9), 2));
+    for (const [lat, lng] of hardPoints().slice(0, 200)) assert.equal(cellOf(memo, lat, lng), cellToParent(latLngToCell(Number(lat), Number(lng), 9), 2));
   });
 
   it('refuses what shardCell refuses, and remembers nothing of it', () => {
     const memo = new CellMemo({});
     for (const [lat, lng] of [['NaN', '0'], ['0', 'Infinity'], ['90.5', '0'], ['0', '-180.1'], ['abc', '1']] as const) {
-      assert.throws(() => memo.cell(lat, lng), RangeError, `${lat}, ${lng}`);
-      assert.throws(() => memo.cell(lat, lng), RangeError, `${lat}, ${lng} again`);
+      assert.throws(() => cellOf(memo, lat, lng), RangeError, `${lat}, ${lng}`);
+      assert.throws(() => cellOf(memo, lat, lng), RangeError, `${lat}, ${lng} again`);
     }
   });
 
-  it('cellOfPoint: a COPY line\'s "lat<tab>lng" gives the cell of the two fields; a NULL throws the caller\'s error every time', () => {
+  it('a NULL coordinate throws the caller\'s error, every time', () => {
     const memo = new CellMemo({}, 97);
-    const pts = hardPoints();
-    for (let round = 0; round < 2; round++) {
-      for (const [lat, lng] of pts) assert.equal(memo.cellOfPoint(`${lat}\t${lng}`, () => new Error('no NULL here')), oracle(Number(lat), Number(lng)), `${lat}, ${lng} (round ${round})`);
-    }
     for (const point of ['\\N\t1', '1\t\\N', '\\N\t\\N']) {
       for (let i = 0; i < 2; i++) assert.throws(() => memo.cellOfPoint(point, () => new Error('a NULL point')), /a NULL point/, point);
     }

@@ -16,16 +16,11 @@ export class CellMemo {
     private readonly max = 65_536,
   ) {}
 
-  /** shardCell(Number(lat), Number(lng)); throws as it does (NULL text, NaN, out of range), remembering nothing then. */
-  cell(lat: string, lng: string): string {
-    const key = `${lat},${lng}`;
-    return this.#cells.get(key) ?? this.#remember(key, lat, lng);
-  }
-
   /**
-   * The cell of `point`, two COPY text fields and the tab between them ("lat\tlng"), as cell() of
-   * the two: a row's point is looked up as the one slice of its line it already is. A NULL (`\N`)
-   * throws `onNull()`'s error (never remembered: every NULL is looked at).
+   * The cell of `point`, two COPY text fields and the tab between them ("lat\tlng"), as
+   * shardCell(Number(lat), Number(lng)) gives it: a row's point is looked up as the one slice of its
+   * line it already is. Throws as shardCell does (NaN, out of range), and a NULL (`\N`) throws
+   * `onNull()`'s error; nothing is remembered then, so every such point is looked at.
    */
   cellOfPoint(point: string, onNull: () => Error): string {
     const known = this.#cells.get(point);
