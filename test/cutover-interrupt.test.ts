@@ -3,9 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { runCliAsync, watchCli } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
-import { startFollower, type Follower } from './helpers/follower.js';
-import pg from 'pg';
-import { PROVE_LOCK } from '../src/online/prover.js';
+import { startFollower, stopBetweenRounds, type Follower } from './helpers/follower.js';
 
 /**
  * Cutover never leaves the monolith fenced behind it: it refuses to fence a follower that lags
@@ -21,22 +19,7 @@ describe('cutover: lag gate and Ctrl-C inside the fence', { timeout: 300_000 }, 
   const fenceTriggers = async () => (await sql(stage.config.source, `SELECT tgrelid::regclass::text AS t FROM pg_trigger WHERE tgname = 'shardctl_cutover_fence'`)).map((r) => r.t);
   const onlineState = async () => (await sql(stage.config.catalog, `SELECT state FROM shardctl.online`))[0]?.state;
 
-  /**
-   * Stops the follower (SIGSTOP) between two rounds of its prover, never inside one: a prover frozen
-   * holding its lock would make cutover wait for it (up to --timeout) before it fences, not inside the
-   * fence. The test holds the prover's lock itself while it stops the process.
-   */
-  const stopFollower = async () => {
-    const c = new pg.Client({ connectionString: stage.config.source });
-    await c.connect();
-    try {
-      await c.query('SELECT pg_advisory_lock($1)', [String(PROVE_LOCK)]);
-      follower.child.kill('SIGSTOP');
-      await c.query('SELECT pg_advisory_unlock($1)', [String(PROVE_LOCK)]);
-    } finally {
-      await c.end();
-    }
-  };
+  const stopFollower = () => stopBetweenRounds(stage.config.source, follower.child);
 
   before(async () => {
     stage = await stageFleet({ kind: 'pos', shards: 2, scale: 0.01, fleet: { serverSettings: { source: { wal_level: 'logical' } } } });

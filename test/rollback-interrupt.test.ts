@@ -4,6 +4,7 @@ import { stageFleet, type Stage } from '../harness/demo/stage.js';
 import { runCliAsync, watchCli } from './helpers/cli.js';
 import { startWatched } from './helpers/watched.js';
 import { sql } from './helpers/fleet.js';
+import { stopBetweenRounds } from './helpers/follower.js';
 
 /**
  * Ctrl-C while rollback holds the shard fence (the reverse follower stopped, so the monolith cannot
@@ -32,7 +33,7 @@ describe('rollback: Ctrl-C inside the shard fence', { timeout: 300_000 }, () => 
   it('lifts the shard fence on SIGINT (exit 130); after the follower resumes, rollback succeeds', async () => {
     const back = startWatched(['rollback', '--follow', '--config', cfg], 'reverse-start', stage.config.shards.length);
     const child = await back.started();
-    child.kill('SIGSTOP'); // the monolith cannot catch up: rollback waits inside the shard fence
+    await stopBetweenRounds(stage.config.source, child); // the monolith cannot catch up: rollback waits inside the shard fence
     let fencedSeen = false;
     try {
       const r = await watchCli(['rollback', '--json', '--timeout', '600', '--config', cfg], (e, c) => {

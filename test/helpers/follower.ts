@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import pg from 'pg';
+import { PROVE_LOCK } from '../../src/online/prover.js';
 import { runCli, type CliResult } from './cli.js';
 import { sql } from './fleet.js';
 import { startFollower as startStreaming, type WatchedEvent } from './watched.js';
@@ -26,6 +28,40 @@ export async function stopFollower(follower: Follower | undefined, cfg: string):
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Stops `child`, a follower (`migrate --follow` or `rollback --follow`), with SIGSTOP between two
+ * rounds of its prover, never inside one: a process frozen holding the prover's lock on the
+ * monolith makes cutover and rollback wait for it (up to --timeout) before they fence, not inside
+ * the fence. The test holds the lock exclusively while it stops the process. A try for the lock the
+ * prover sent just before the stop is still run by its server session, whenever that session gets
+ * to it, possibly after the test lets go; so the test waits a moment before it lets go, checks
+ * afterwards that no session holds the lock, and if one does, lets the process finish that round
+ * and stops it again.
+ */
+export async function stopBetweenRounds(monolith: string, child: ChildProcess): Promise<void> {
+  const c = new pg.Client({ connectionString: monolith });
+  await c.connect();
+  try {
+    for (let tries = 0; ; tries++) {
+      await c.query('SELECT pg_advisory_lock($1)', [String(PROVE_LOCK)]);
+      child.kill('SIGSTOP');
+      await sleep(200);
+      await c.query('SELECT pg_advisory_unlock($1)', [String(PROVE_LOCK)]);
+      // a bigint advisory key is (classid, objid) = its high and low 32 bits, objsubid 1
+      const held = await c.query(
+        `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted AND classid::bigint = $1 AND objid::bigint = $2`,
+        [String(PROVE_LOCK >> 32n), String(PROVE_LOCK & 0xffff_ffffn)],
+      );
+      if (held.rows[0].n === 0) return;
+      child.kill('SIGCONT');
+      if (tries >= 20) assert.fail('the follower was stopped inside a proving round 20 times');
+      await sleep(300);
+    }
+  } finally {
+    await c.end();
+  }
+}
 
 /**
  * Waits until every shard has committed the forward stream (slot shardctl_migrate) past the
