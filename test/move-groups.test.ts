@@ -5,7 +5,7 @@ import { parse, stringify } from 'yaml';
 import { migrate } from '../src/index.js';
 import type { MovePoint } from '../src/rebalance/journal.js';
 import { groupStreamNames } from '../src/rebalance/online.js';
-import { runCliAsync, runCliKilledAtAsync, watchCli } from './helpers/cli.js';
+import { runCliAsync, runCliKilledAtAsync, watchCli, type CliResult } from './helpers/cli.js';
 import { sql } from './helpers/fleet.js';
 import { fenceHold, session } from './helpers/fence-hold.js';
 import type { LedgerWriter } from './helpers/ledger.js';
@@ -125,13 +125,17 @@ describe('online moves of several units between two shards share one stream', { 
       }
     }, { SHARDCTL_MOVE_TIMEOUT: '3s' });
     const fenced = async () => (await sql(urls.get(from)!, 'SELECT unit FROM shardctl.fenced_units WHERE unit = ANY($1::text[])', [group.map(String)])).length;
+    // a move that ends before its fence shows says why (it failed once under load, unexplained)
+    let ended: CliResult | undefined;
+    void run.then((r) => (ended = r));
     try {
+      await position.query('BEGIN'); // no lock yet: the fence below waits with a 3 s bound
       await hold.fenceWaiting();
-      await position.query('BEGIN');
       await position.query('SELECT * FROM shardctl.follow_position WHERE slot = $1 FOR UPDATE', [slot]);
       await hold.letIn();
-      for (let i = 0; i < 200 && (await fenced()) < group.length; i++) await sleep(50);
-      assert.equal(await fenced(), group.length, 'one fence over every unit of the group on the old shard');
+      for (let i = 0; i < 200 && !ended && (await fenced()) < group.length; i++) await sleep(50);
+      const endedWhy = ended ? `; the move ended first (exit ${ended.status}): ${(ended.stdout + ended.stderr).slice(-1500)}` : '';
+      assert.equal(await fenced(), group.length, `one fence over every unit of the group on the old shard${endedWhy}`);
       let lifted = false;
       for (let i = 0; i < 600 && !lifted; i++) {
         lifted = (await fenced()) === 0;
